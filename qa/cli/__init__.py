@@ -1,0 +1,25 @@
+"""The ``qa`` command line: one module per command, each a thin typer wrapper over a library function."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+from rich.logging import RichHandler
+
+from qa.cli import metrics
+
+app = typer.Typer(help="Grade Chinese e-commerce customer-service chats.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+app.command("metrics")(metrics.metrics_cli)
+
+
+@app.callback()
+def _root() -> None:
+    """qa: timing KPIs, rule checks and rubric grades for customer-service chats."""
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(message)s",
+                        handlers=[RichHandler(show_time=False, show_path=False)])
+    app()

@@ -1,0 +1,62 @@
+"""The DialEval / NTCIR STC-3 JSON format: a list of dialogues with ``turns`` and optional ``annotations``.
+
+Each turn (several utterances by one sender) becomes one message; ``customer`` → customer,
+``helpdesk`` → agent. Every annotator's ``quality`` grades become one review in ``labels.reviews`` and
+their per-turn ``nugget`` labels go with it. The dialogues carry no times.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from qa.io.build import Reject, build
+from qa.schema import Conversation
+
+SENDER_ROLE = {"customer": "customer", "helpdesk": "agent"}
+
+
+def looks_like_dialeval(path: Path) -> bool:
+    with open(path, encoding="utf-8-sig") as f:
+        head = f.read(4096).lstrip()
+    return head.startswith("[") and '"turns"' in head
+
+
+def to_record(d: dict[str, Any]) -> dict[str, Any]:
+    """One DialEval dialogue → a canonical record (raises KeyError/TypeError on a malformed one)."""
+    messages = []
+    for t in d["turns"]:
+        role = SENDER_ROLE.get(t["sender"], t["sender"])
+        messages.append({"role": role, "type": "text", "text": "\n".join(t["utterances"])})
+    rec: dict[str, Any] = {"id": str(d["id"]), "platform": "other", "messages": messages}
+    anns = d.get("annotations") or []
+    if anns:
+        rec["labels"] = {"reviews": [
+            {"reviewer": f"annotator-{i + 1}", "grades": dict(a["quality"]), "nuggets": list(a.get("nugget", []))}
+            for i, a in enumerate(anns)
+        ]}
+    return rec
+
+
+def read_dialeval(path: Path, *, tz: str) -> Iterator[Conversation | Reject]:
+    name = str(path)
+    with open(path, encoding="utf-8-sig") as f:
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError as e:
+            yield Reject(name, e.lineno, f"bad JSON: {e.msg} (column {e.colno})")
+            return
+    if not isinstance(data, list):
+        yield Reject(name, 1, "a DialEval file is a JSON list of dialogues")
+        return
+    for i, d in enumerate(data, 1):  # "line" is the record number for a JSON list
+        try:
+            rec = to_record(d)
+        except (KeyError, TypeError, AttributeError) as e:
+            yield Reject(name, i, f"malformed DialEval dialogue ({type(e).__name__}: {e})",
+                         field=str(e.args[0]) if isinstance(e, KeyError) else None,
+                         id=str(d.get("id")) if isinstance(d, dict) and d.get("id") is not None else None)
+            continue
+        yield build(rec, file=name, line=i, tz=tz)

@@ -1,0 +1,195 @@
+"""CSV and XLSX exports with one message per row, grouped into conversations by the session column.
+
+CSV may be UTF-8, UTF-8 with BOM, UTF-16 (with BOM) or GB18030/GBK (what Chinese Excel writes); the
+encoding is detected. Rows are grouped in memory per file (exports are per shop and day); a conversation's
+rows need not be contiguous. A row that cannot be read rejects its whole conversation, naming the line
+and the column.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import logging
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from qa.io.build import Reject, build
+from qa.io.profiles import Profile, resolve_profile
+from qa.schema import MESSAGE_TYPES, ROLES, Conversation
+
+log = logging.getLogger(__name__)
+Row = tuple[int, dict[str, Any]]  # (line number, header → cell)
+
+
+def detect_encoding(path: Path) -> str:
+    """utf-8-sig / utf-16 by BOM, else utf-8 if the whole file decodes, else gb18030 (a superset of GBK)."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+        if head.startswith(codecs.BOM_UTF8):
+            return "utf-8-sig"
+        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return "utf-16"
+        f.seek(0)
+        dec = codecs.getincrementaldecoder("utf-8")()
+        try:
+            while chunk := f.read(1 << 20):
+                dec.decode(chunk)
+            dec.decode(b"", final=True)
+            return "utf-8"
+        except UnicodeDecodeError:
+            return "gb18030"
+
+
+def _csv_rows(path: Path) -> tuple[list[str], Iterator[Row]]:
+    enc = detect_encoding(path)
+    f = open(path, encoding=enc, newline="")
+    sample = f.read(8192)
+    f.seek(0)
+    delim = "\t" if path.suffix.lower() == ".tsv" or sample.split("\n", 1)[0].count("\t") > \
+        sample.split("\n", 1)[0].count(",") else ","
+    reader = csv.reader(f, delimiter=delim)
+    header = [h.strip() for h in next(reader, [])]
+
+    def rows() -> Iterator[Row]:
+        with f:
+            for cells in reader:
+                if any(c.strip() for c in cells):
+                    yield reader.line_num, dict(zip(header, cells))
+    return header, rows()
+
+
+def _xlsx_rows(path: Path, sheet: str | None) -> tuple[list[str], Iterator[Row]]:
+    import openpyxl
+
+    wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    ws = wb[sheet] if sheet and sheet in wb.sheetnames else wb.worksheets[0]
+    it = ws.iter_rows(values_only=True)
+    first = next(it, None) or ()
+    header = ["" if h is None else str(h).strip() for h in first]
+
+    def rows() -> Iterator[Row]:
+        try:
+            for n, cells in enumerate(it, 2):
+                if any(c not in (None, "") for c in cells):
+                    yield n, dict(zip(header, cells))
+        finally:
+            wb.close()
+    return header, rows()
+
+
+def _cell(row: dict[str, Any], profile: Profile, field: str) -> Any:
+    col = profile.columns.get(field)
+    v = row.get(col) if col else None
+    if isinstance(v, str):
+        v = v.strip()
+        return v or None
+    return v
+
+
+def _message(line: int, row: dict[str, Any], p: Profile) -> dict[str, Any]:
+    role_raw = _cell(row, p, "role")
+    role = p.roles.get(str(role_raw), str(role_raw).lower() if role_raw is not None else None)
+    if role not in ROLES:
+        raise _RowError(line, p.columns["role"], f"unknown role {role_raw!r} (profile {p.name} knows "
+                        f"{', '.join(p.roles) or '|'.join(ROLES)})")
+    type_raw = _cell(row, p, "type")
+    mtype = "text" if type_raw is None else p.types.get(str(type_raw), str(type_raw).lower())
+    if mtype not in MESSAGE_TYPES:
+        raise _RowError(line, p.columns["type"], f"unknown message type {type_raw!r}")
+    text = _cell(row, p, "text")
+    msg: dict[str, Any] = {"role": role, "type": mtype, "text": None if text is None else str(text),
+                           "ts": _cell(row, p, "ts"), "sender": _cell(row, p, "sender")}
+    event = _cell(row, p, "event") or (text if mtype == "event" else None)
+    if event is not None:
+        msg["event"] = p.events.get(str(event), str(event))
+    return {k: v for k, v in msg.items() if v is not None}
+
+
+class _RowError(Exception):
+    def __init__(self, line: int, column: str, reason: str):
+        self.line, self.column, self.reason = line, column, reason
+
+
+def _conversation(cid: str, rows: list[Row], p: Profile) -> dict[str, Any]:
+    rec: dict[str, Any] = {"id": cid, "platform": p.platform, "messages": [_message(n, r, p) for n, r in rows]}
+    for field in ("shop", "agent", "customer", "platform"):
+        v = next((c for _, r in rows if (c := _cell(r, p, field)) is not None), None)
+        if v is not None:
+            rec[field] = str(v)
+    stars = next((c for _, r in rows if (c := _cell(r, p, "stars")) is not None), None)
+    label = next((c for _, r in rows if (c := _cell(r, p, "rating_label")) is not None), None)
+    if stars is not None or label is not None:
+        rating: dict[str, Any] = {}
+        if stars is not None:
+            try:
+                rating["stars"] = int(float(stars))
+            except ValueError:
+                line = next(n for n, r in rows if _cell(r, p, "stars") is not None)
+                raise _RowError(line, p.columns["stars"], f"stars {stars!r} is not a number") from None
+        if label is not None:
+            rating["label"] = str(label)
+        rec["rating"] = rating
+    return rec
+
+
+def read_table(path: Path, *, tz: str | None = None, columns: str | Path | None = None
+               ) -> Iterator[Conversation | Reject]:
+    name = str(path)
+    if path.stat().st_size == 0:
+        log.warning("%s: empty file, no conversations", name)
+        return
+    header, rows = _xlsx_rows(path, None) if path.suffix.lower() in (".xlsx", ".xlsm") else _csv_rows(path)
+    if not any(header):
+        log.warning("%s: no header row, no conversations", name)
+        return
+    profile = resolve_profile(columns, header, name)
+    missing = profile.missing_columns(header)
+    if missing:
+        yield Reject(name, 1, f"missing column(s) {missing} required by profile {profile.name!r}",
+                     field=missing[0])
+        return
+    tz = tz or profile.timezone
+    yield from _grouped(name, _group(name, rows, profile), profile, tz)
+
+
+def _group(name: str, rows: Iterable[Row], p: Profile) -> Iterator[Reject | tuple[str, list[Row]]]:
+    groups: dict[str, list[Row]] = {}
+    col = p.columns["conversation_id"]
+    for line, row in rows:
+        cid = _cell(row, p, "conversation_id")
+        if cid is None:
+            yield Reject(name, line, "row has no conversation id", field=col)
+            continue
+        groups.setdefault(str(cid), []).append((line, row))
+    yield from groups.items()
+
+
+def _grouped(name: str, items: Iterable[Reject | tuple[str, list[Row]]], p: Profile, tz: str
+             ) -> Iterator[Conversation | Reject]:
+    for item in items:
+        if isinstance(item, Reject):
+            yield item
+            continue
+        cid, rows = item
+        try:
+            rec = _conversation(cid, rows, p)
+        except _RowError as e:
+            yield Reject(name, e.line, e.reason, field=e.column, id=cid)
+            continue
+        conv = build(rec, file=name, line=rows[0][0], tz=tz)
+        if isinstance(conv, Reject) and conv.field and conv.field.startswith("messages."):
+            conv = _locate(conv, [n for n, _ in rows], p)
+        yield conv
+
+
+def _locate(rej: Reject, lines: list[int], p: Profile) -> Reject:
+    """Point a message-level reject at the row's line and the export's column name."""
+    parts = rej.field.split(".")
+    try:
+        line = lines[int(parts[1])]
+    except (IndexError, ValueError):
+        return rej
+    column = p.columns.get(parts[2], parts[2]) if len(parts) > 2 else None
+    return Reject(rej.file, line, rej.reason, field=column, id=rej.id)

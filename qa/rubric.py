@@ -1,0 +1,238 @@
+"""Rubrics: YAML files of dimensions and levels, rules and their effects, timing settings, platform profiles.
+
+``load_rubric(path)`` validates the file and raises ``RubricError`` naming the file and the key path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from qa.errors import RubricError
+
+ROOT = Path(__file__).resolve().parents[1]
+RUBRIC_DIR = ROOT / "rubrics"
+DEFAULT_RUBRIC = RUBRIC_DIR / "default.yaml"
+KPIS = ("first_response_rate_2min", "reply_rate_3min", "avg_reply_s", "response_rate_24h",
+        "satisfaction_rate", "dissatisfaction_rate", "good_review_rate")
+TIMING_METRICS = ("avg_reply_s", "first_response_s", "handle_s")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Dimension(_Model):
+    name: str
+    source: Literal["model", "timing", "rules"] = "model"
+    levels: dict[int, str]
+    metric: str | None = None
+    bands: list[tuple[float | None, int]] | None = None
+
+    @model_validator(mode="after")
+    def _timing(self) -> "Dimension":
+        if self.source == "timing":
+            if self.metric not in TIMING_METRICS:
+                raise ValueError(f"a timing dimension needs metric: one of {', '.join(TIMING_METRICS)}")
+            if not self.bands or self.bands[-1][0] is not None:
+                raise ValueError("a timing dimension needs bands ending in [null, LEVEL]")
+        return self
+
+    def band_level(self, seconds: float | None) -> int | None:
+        """The level of a timing value: the first band whose upper bound it does not exceed."""
+        if seconds is None or not self.bands:
+            return None
+        return next(lvl for bound, lvl in self.bands if bound is None or seconds <= bound)
+
+
+class Effect(_Model):
+    dimension: str
+    cap: int | None = None
+    deduct: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _one(self) -> "Effect":
+        if (self.cap is None) == (self.deduct is None):
+            raise ValueError("an effect has exactly one of cap or deduct")
+        return self
+
+
+class Rule(_Model):
+    name: str
+    severity: Literal["red_line", "major", "minor"]
+    effects: list[Effect] = []
+    check: str | None = None          # the registered check; defaults to the rule id
+    params: dict[str, Any] = {}
+
+
+class Hours(_Model):
+    start: dt.time = dt.time(8)
+    end: dt.time = dt.time(23)
+    tz: str = "Asia/Shanghai"
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _time(cls, v: Any) -> Any:
+        if isinstance(v, int):  # YAML reads 08:00 unquoted as sexagesimal minutes
+            return dt.time(v // 60 % 24, v % 60)
+        return v
+
+    @field_validator("tz")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(v)
+        except Exception:
+            raise ValueError(f"unknown time zone {v!r}") from None
+        return v
+
+
+class Timing(_Model):
+    first_response_s: float = 120
+    reply_s: float = 180
+    response_window_s: float = 86400
+    service_hours: Hours = Hours()
+    shop_hours: dict[str, Hours] = {}
+
+    def hours_for(self, shop: str | None) -> Hours:
+        return self.shop_hours.get(shop or "", self.service_hours)
+
+
+class Threshold(_Model):
+    min: float | None = None
+    max: float | None = None
+
+    def passes(self, value: float | None) -> bool | None:
+        if value is None:
+            return None
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+    def __str__(self) -> str:
+        return " ".join(p for p in (f"≥ {self.min:g}" if self.min is not None else "",
+                                    f"≤ {self.max:g}" if self.max is not None else "") if p)
+
+
+class Profile(_Model):
+    name: str
+    kpis: dict[str, Threshold] = {}
+    weights: dict[str, float] = {}
+
+    @field_validator("kpis")
+    @classmethod
+    def _kpis(cls, v: dict[str, Threshold]) -> dict[str, Threshold]:
+        unknown = set(v) - set(KPIS)
+        if unknown:
+            raise ValueError(f"unknown KPI(s) {sorted(unknown)} (known: {', '.join(KPIS)})")
+        return v
+
+
+class Rubric(_Model):
+    name: str
+    version: int = 1
+    scale: list[int] = Field(min_length=2)
+    lexicon: str | None = None
+    dimensions: dict[str, Dimension]
+    timing: Timing = Timing()
+    rules: dict[str, Rule] = {}
+    profiles: dict[str, Profile] = {}
+    path: Path | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Rubric":
+        scale = set(self.scale)
+        for name, d in self.dimensions.items():
+            if set(d.levels) != scale:
+                raise _KeyError(f"dimensions.{name}.levels", f"levels {sorted(d.levels)} must be the scale {self.scale}")
+            for _, lvl in d.bands or ():
+                if lvl not in scale:
+                    raise _KeyError(f"dimensions.{name}.bands", f"level {lvl} is not on the scale {self.scale}")
+        for rid, r in self.rules.items():
+            for i, e in enumerate(r.effects):
+                if e.dimension not in self.dimensions:
+                    raise _KeyError(f"rules.{rid}.effects.{i}.dimension", f"unknown dimension {e.dimension!r}")
+                if e.cap is not None and e.cap not in scale:
+                    raise _KeyError(f"rules.{rid}.effects.{i}.cap", f"cap {e.cap} is not on the scale {self.scale}")
+        for pid, p in self.profiles.items():
+            for d in p.weights:
+                if d not in self.dimensions:
+                    raise _KeyError(f"profiles.{pid}.weights.{d}", "unknown dimension")
+        return self
+
+    @property
+    def model_dimensions(self) -> list[str]:
+        """Dimensions the classifier grades, in file order."""
+        return [n for n, d in self.dimensions.items() if d.source == "model"]
+
+    @property
+    def best(self) -> int:
+        return self.scale[0]
+
+    @property
+    def worst(self) -> int:
+        return self.scale[-1]
+
+    def lower(self, level: int, by: int) -> int:
+        """``level`` moved ``by`` steps down the scale (never past the worst)."""
+        i = self.scale.index(level)
+        return self.scale[min(i + by, len(self.scale) - 1)]
+
+    def profile(self, name: str) -> Profile:
+        try:
+            return self.profiles[name]
+        except KeyError:
+            raise RubricError(f"unknown profile {name!r} (this rubric has: {', '.join(self.profiles) or 'none'})",
+                              file=str(self.path), key="profiles") from None
+
+    def lexicon_data(self) -> dict[str, Any]:
+        if not self.lexicon:
+            return {}
+        return _load_yaml(((self.path.parent if self.path else RUBRIC_DIR) / self.lexicon).resolve())
+
+
+class _KeyError(ValueError):
+    def __init__(self, key: str, message: str):
+        self.key, self.message = key, message
+        super().__init__(message)
+
+
+def _load_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise RubricError(f"cannot read: {e.strerror}", file=str(path)) from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise RubricError(f"not valid YAML{where}: {getattr(e, 'problem', e)}", file=str(path)) from None
+
+
+def load_rubric(path: str | Path | None = None) -> Rubric:
+    """Load and validate a rubric; the default one when ``path`` is None."""
+    p = Path(path) if path is not None else DEFAULT_RUBRIC
+    return _load_cached(p.resolve())
+
+
+@functools.lru_cache(maxsize=16)
+def _load_cached(path: Path) -> Rubric:
+    data = _load_yaml(path)
+    if not isinstance(data, dict):
+        raise RubricError("a rubric is a YAML mapping", file=str(path))
+    try:
+        rubric = Rubric.model_validate({**data, "path": path})
+    except ValidationError as e:
+        err = e.errors()[0]
+        ctx = (err.get("ctx") or {}).get("error")
+        if isinstance(ctx, _KeyError):
+            raise RubricError(ctx.message, file=str(path), key=ctx.key.replace(".", " -> ")) from None
+        key = " -> ".join(str(p) for p in err["loc"])
+        raise RubricError(err["msg"].removeprefix("Value error, "), file=str(path), key=key or None) from None
+    if rubric.lexicon:
+        rubric.lexicon_data()  # fail now, not in the middle of a run
+    return rubric

@@ -1,0 +1,202 @@
+"""The canonical conversation schema (see docs/schema.md).
+
+Readers build these models; everything downstream takes them. Unknown extra fields are kept
+(``extra="allow"``) and written back out unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from qa.text import normalize
+
+Role = Literal["customer", "agent", "bot", "system"]
+MessageType = Literal["text", "image", "video", "emoji", "product_card", "order_card", "event"]
+Platform = Literal["douyin", "kuaishou", "tiktok", "taobao", "other"]
+
+ROLES: tuple[str, ...] = Role.__args__
+MESSAGE_TYPES: tuple[str, ...] = MessageType.__args__
+PLATFORMS: tuple[str, ...] = Platform.__args__
+DEFAULT_TZ = "Asia/Shanghai"
+PLATFORM_ALIASES = {
+    "抖音": "douyin", "抖店": "douyin", "飞鸽": "douyin", "抖音小店": "douyin",
+    "快手": "kuaishou", "快手小店": "kuaishou", "tiktok shop": "tiktok", "tiktokshop": "tiktok",
+    "淘宝": "taobao", "天猫": "taobao", "千牛": "taobao", "tmall": "taobao",
+}
+_EPOCH_MS_FROM = 100_000_000_000  # numbers above this are epoch milliseconds (after 1973 in ms)
+
+
+@__import__("functools").lru_cache(maxsize=32)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def parse_ts(value: Any, tz: str = DEFAULT_TZ) -> dt.datetime | None:
+    """ISO-8601 (with offset, or naive in ``tz``), epoch seconds or epoch ms → aware datetime.
+
+    ``None`` and empty strings give ``None``; anything else that is not a time raises ``ValueError``.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=_zone(tz))
+    if isinstance(value, bool):
+        raise ValueError(f"not a time: {value!r}")
+    if isinstance(value, str):
+        s = value.strip()
+        if s.lstrip("-").replace(".", "", 1).isdigit():
+            value = float(s)
+        else:
+            try:
+                t = dt.datetime.fromisoformat(s.replace("/", "-"))
+            except ValueError:
+                raise ValueError(f"unparseable time {value!r}") from None
+            return t if t.tzinfo else t.replace(tzinfo=_zone(tz))
+    if isinstance(value, (int, float)):
+        secs = value / 1000 if abs(value) >= _EPOCH_MS_FROM else value
+        try:
+            return dt.datetime.fromtimestamp(secs, tz=_zone(tz))
+        except (OverflowError, OSError, ValueError):
+            raise ValueError(f"time out of range {value!r}") from None
+    raise ValueError(f"unparseable time {value!r}")
+
+
+class Message(BaseModel):
+    """One message of a chat. ``norm`` is the text normalised for analysis (same length as ``text``)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    role: Role
+    type: MessageType = "text"
+    text: str | None = None
+    ts: dt.datetime | None = None
+    event: str | None = None
+    sender: str | None = None
+    _norm: str = PrivateAttr(default="")
+
+    @field_validator("ts", mode="before")
+    @classmethod
+    def _parse_ts(cls, v: Any, info) -> dt.datetime | None:
+        tz = (info.context or {}).get("tz", DEFAULT_TZ)
+        return parse_ts(v, tz)
+
+    @field_validator("text", mode="before")
+    @classmethod
+    def _text(cls, v: Any) -> str | None:
+        if v is None or isinstance(v, str):
+            return v
+        if isinstance(v, (int, float)):
+            return str(v)
+        raise ValueError("text must be a string")
+
+    def model_post_init(self, __context: Any) -> None:
+        self._norm = normalize(self.text or "")
+
+    @property
+    def norm(self) -> str:
+        return self._norm
+
+    @property
+    def has_text(self) -> bool:
+        return bool(self.text and self.text.strip())
+
+
+class Rating(BaseModel):
+    """The customer's rating: stars 1–5 and/or a label 满意 | 一般 | 失望."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    stars: int | None = Field(default=None, ge=1, le=5)
+    label: Literal["满意", "一般", "失望"] | None = None
+
+    @property
+    def satisfied(self) -> bool | None:
+        if self.stars is not None:
+            return self.stars >= 4
+        return None if self.label is None else self.label == "满意"
+
+    @property
+    def dissatisfied(self) -> bool | None:
+        if self.stars is not None:
+            return self.stars <= 2
+        return None if self.label is None else self.label == "失望"
+
+    @property
+    def review_label(self) -> str | None:
+        """The Kuaishou-style label; stars map 4–5 → 满意, 3 → 一般, 1–2 → 失望."""
+        if self.label is not None:
+            return self.label
+        if self.stars is None:
+            return None
+        return "满意" if self.stars >= 4 else "一般" if self.stars == 3 else "失望"
+
+
+class Conversation(BaseModel):
+    """One chat. ``warnings`` lists message-level oddities that were repaired or flagged on read."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    id: str = Field(min_length=1)
+    platform: Platform = "other"
+    shop: str | None = None
+    agent: str | None = None
+    customer: str | None = None
+    messages: tuple[Message, ...] = Field(min_length=1)
+    rating: Rating | None = None
+    labels: dict[str, Any] | None = None
+    warnings: tuple[str, ...] = ()
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _platform(cls, data: Any) -> Any:
+        """Map platform aliases (抖音, 千牛, TikTok Shop…) to their id; an unknown one becomes ``other``."""
+        if isinstance(data, dict):
+            raw = data.get("platform")
+            key = "" if raw is None else str(raw).strip().lower()
+            platform = PLATFORM_ALIASES.get(key, key if key in PLATFORMS else "other")
+            if key and platform == "other" and key != "other":
+                data = {**data, "warnings": (*data.get("warnings", ()), f"unknown_platform:{raw}")}
+            data = {**data, "platform": platform}
+        return data
+
+    @model_validator(mode="after")
+    def _repair(self) -> "Conversation":
+        """Flag empty texts and missing times; put out-of-order messages back in time order (stable)."""
+        warnings = list(self.warnings)
+        msgs = list(self.messages)
+        keys, last = [], None
+        for m in msgs:  # a message without a time keeps its place after the one before it
+            last = m.ts or last
+            keys.append(last)
+        if any(a and b and b < a for a, b in zip(keys, keys[1:])):
+            first = next(k for k in keys if k)
+            msgs = [msgs[i] for i in sorted(range(len(msgs)), key=lambda i: keys[i] or first)]
+            warnings.append("out_of_order_ts")
+            object.__setattr__(self, "messages", tuple(msgs))
+        for i, m in enumerate(msgs):
+            if m.type == "text" and not m.has_text:
+                warnings.append(f"empty_text:{i}")
+            if m.ts is None:
+                warnings.append(f"missing_ts:{i}")
+        object.__setattr__(self, "warnings", tuple(warnings))
+        return self
+
+    @property
+    def agent_name(self) -> str | None:
+        """The conversation's agent, else the sender of its first human-agent message."""
+        if self.agent:
+            return self.agent
+        return next((m.sender for m in self.messages if m.role == "agent" and m.sender), None)
+
+    def to_record(self) -> dict[str, Any]:
+        """A JSON-ready dict in the canonical schema, extra fields included."""
+        return self.model_dump(mode="json", exclude_none=True, exclude_defaults=False)

@@ -1,0 +1,164 @@
+"""Timing metrics of one conversation (definitions in docs/metrics.md). Pure functions, no I/O.
+
+- Human service starts at the ``transfer_to_human`` event, else at the first customer message.
+- First response: the first human-agent message after that start; its delay counts service hours only.
+- Replies: every run of consecutive customer messages from the start of human service (bot and system
+  messages do not break a run) is answered by the next human-agent message; each delay counts service
+  hours only.
+- 24-hour response: a human-agent message within 24 h (wall clock) of the first customer message, or a
+  bot answer in that time after which the customer wrote nothing more.
+- Handling time: wall clock from the first customer message to the last reply (agent, or the bot in a
+  bot-only chat); the reply-speed and chat-time levels come from the rubric's bands.
+Messages without a time are left out of every timing figure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from qa.rubric import Hours, Rubric
+from qa.schema import Conversation, Message
+
+
+def service_seconds(start: dt.datetime, end: dt.datetime, hours: Hours) -> float:
+    """Seconds of [start, end] that fall inside the daily service window (it may wrap past midnight)."""
+    if end <= start:
+        return 0.0
+    if hours.start == hours.end:
+        return (end - start).total_seconds()
+    zone = ZoneInfo(hours.tz)
+    a, b = start.astimezone(zone), end.astimezone(zone)
+    total = 0.0
+    day = a.date() - dt.timedelta(days=1)
+    while day <= b.date():
+        w0 = dt.datetime.combine(day, hours.start, tzinfo=zone)
+        w1 = dt.datetime.combine(day + dt.timedelta(days=hours.end <= hours.start), hours.end, tzinfo=zone)
+        lo, hi = max(a, w0), min(b, w1)
+        if hi > lo:
+            total += (hi - lo).total_seconds()
+        day += dt.timedelta(days=1)
+    return total
+
+
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    """Flat timing figures of one conversation; ``None`` where a figure does not apply."""
+
+    human_start: dt.datetime | None
+    human_start_source: str | None          # "transfer" | "first_customer" | None
+    human_service: bool                     # the chat reached (or needed) a human agent
+    first_response_s: float | None          # service-hours seconds
+    first_response_wall_s: float | None
+    first_response_ok: bool | None          # within the rubric's first_response_s (2 min)
+    reply_runs: int                         # customer runs in human service
+    replies_ok: int                         # runs answered within reply_s (3 min)
+    unanswered_runs: int
+    reply_delays_s: tuple[float, ...]       # service-hours seconds of each answered run
+    avg_reply_s: float | None
+    responded_24h: bool | None
+    handle_s: float | None
+    reply_speed_level: int | None
+    chat_time_level: int | None
+    bot_only: bool
+    night_messages: int                     # customer messages outside service hours
+
+    def as_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["human_start"] = self.human_start.isoformat() if self.human_start else None
+        d["reply_delays_s"] = list(self.reply_delays_s)
+        return d
+
+
+def _in_hours(t: dt.datetime, hours: Hours) -> bool:
+    if hours.start == hours.end:
+        return True
+    local = t.astimezone(ZoneInfo(hours.tz)).time()
+    if hours.start < hours.end:
+        return hours.start <= local < hours.end
+    return local >= hours.start or local < hours.end
+
+
+def compute_timing(conv: Conversation, rubric: Rubric) -> Timing:
+    cfg = rubric.timing
+    hours = cfg.hours_for(conv.shop)
+    msgs: list[Message] = [m for m in conv.messages if m.ts is not None]
+    customer = [i for i, m in enumerate(msgs) if m.role == "customer"]
+    has_agent = any(m.role == "agent" for m in msgs)
+    has_bot = any(m.role == "bot" for m in msgs)
+
+    transfer = next((i for i, m in enumerate(msgs) if m.type == "event" and m.event == "transfer_to_human"), None)
+    if transfer is not None:
+        start_i, source = transfer, "transfer"
+    elif customer:
+        start_i, source = customer[0], "first_customer"
+    else:
+        start_i, source = None, None
+    bot_only = not has_agent and has_bot and transfer is None
+    human_service = start_i is not None and not bot_only
+    human_start = msgs[start_i].ts if start_i is not None else None
+
+    first_s = first_wall = None
+    first_ok = None
+    if human_service:
+        first_agent = next((m for m in msgs[start_i:] if m.role == "agent"), None)
+        first_ok = False
+        if first_agent is not None:
+            first_s = service_seconds(human_start, first_agent.ts, hours)
+            first_wall = (first_agent.ts - human_start).total_seconds()
+            first_ok = first_s <= cfg.first_response_s
+
+    delays: list[float] = []
+    runs = unanswered = 0
+    if human_service:
+        i, n = start_i, len(msgs)
+        while i < n:
+            if msgs[i].role != "customer":
+                i += 1
+                continue
+            runs += 1
+            run_start = msgs[i].ts
+            j = i + 1
+            while j < n and msgs[j].role != "agent":
+                j += 1
+            if j < n:
+                delays.append(service_seconds(run_start, msgs[j].ts, hours))
+            else:
+                unanswered += 1
+            i = j + 1
+    avg = sum(delays) / len(delays) if delays else None
+
+    responded = handle = None
+    if customer:
+        t0 = msgs[customer[0]].ts
+        deadline = t0 + dt.timedelta(seconds=cfg.response_window_s)
+        last_customer = msgs[customer[-1]].ts
+        agent_ts = [m.ts for m in msgs[customer[0]:] if m.role == "agent"]
+        bot_final = [m.ts for m in msgs[customer[0]:] if m.role == "bot" and m.ts >= last_customer]
+        responded = any(t <= deadline for t in agent_ts) or any(t <= deadline for t in bot_final)
+        replies = agent_ts or (bot_final if bot_only else [])
+        handle = (replies[-1] - t0).total_seconds() if replies else None
+
+    dims = rubric.dimensions
+    speed_dim, time_dim = dims.get("reply_speed"), dims.get("chat_time")
+    speed_level = time_level = None
+    if customer:
+        worst = rubric.worst
+        if speed_dim is not None:
+            value = {"avg_reply_s": avg, "first_response_s": first_s, "handle_s": handle}[speed_dim.metric]
+            if bot_only and responded:
+                value = 0.0  # a bot answer the customer accepted is an instant reply
+            speed_level = speed_dim.band_level(value) if value is not None else worst
+        if time_dim is not None:
+            value = {"avg_reply_s": avg, "first_response_s": first_s, "handle_s": handle}[time_dim.metric]
+            time_level = time_dim.band_level(value) if value is not None else worst
+
+    return Timing(
+        human_start=human_start, human_start_source=source, human_service=human_service,
+        first_response_s=first_s, first_response_wall_s=first_wall, first_response_ok=first_ok,
+        reply_runs=runs, replies_ok=sum(d <= cfg.reply_s for d in delays), unanswered_runs=unanswered,
+        reply_delays_s=tuple(delays), avg_reply_s=avg, responded_24h=responded, handle_s=handle,
+        reply_speed_level=speed_level, chat_time_level=time_level, bot_only=bot_only,
+        night_messages=sum(not _in_hours(msgs[i].ts, hours) for i in customer),
+    )

@@ -1,0 +1,104 @@
+"""Check hand-labelled JSONL files against the label format (stdlib only).
+
+Usage: python scripts/check_labelled.py FILE.jsonl [...]
+Prints per-file counts and the level distribution; exits 1 on any problem.
+"""
+import collections
+import datetime as dt
+import json
+import sys
+
+DIMS = ("attitude", "etiquette", "professionalism", "clarity")
+RULES = {
+    "uncivil_language", "off_platform_diversion", "privacy_leak", "no_proactive_confirmation",
+    "vague_reply", "mechanical_repetition", "unanswered_question", "missing_greeting",
+    "missing_closing", "slow_first_response", "negative_emotion_unsoothed", "overpromise",
+}
+ROLES = {"customer", "agent", "bot", "system"}
+TYPES = {"text", "image", "video", "emoji", "product_card", "order_card", "event"}
+PLATFORMS = {"douyin", "kuaishou", "tiktok", "taobao", "other"}
+
+
+def check_line(obj):
+    errs = []
+    if not isinstance(obj.get("id"), str) or not obj["id"]:
+        errs.append("id missing")
+    if obj.get("platform") not in PLATFORMS:
+        errs.append(f"platform {obj.get('platform')!r}")
+    msgs = obj.get("messages")
+    if not isinstance(msgs, list) or len(msgs) < 2:
+        errs.append("messages missing or too short")
+        msgs = []
+    last = None
+    for i, m in enumerate(msgs):
+        if m.get("role") not in ROLES:
+            errs.append(f"messages[{i}].role {m.get('role')!r}")
+        if m.get("type", "text") not in TYPES:
+            errs.append(f"messages[{i}].type {m.get('type')!r}")
+        if m.get("type", "text") == "text" and not (m.get("text") or "").strip():
+            errs.append(f"messages[{i}].text empty")
+        if m.get("type") == "event" and not m.get("event"):
+            errs.append(f"messages[{i}].event missing")
+        try:
+            t = dt.datetime.fromisoformat(m["ts"])
+            if t.tzinfo is None:
+                errs.append(f"messages[{i}].ts has no offset")
+            if last and t < last:
+                errs.append(f"messages[{i}].ts goes back in time")
+            last = t
+        except Exception:
+            errs.append(f"messages[{i}].ts {m.get('ts')!r}")
+    revs = (obj.get("labels") or {}).get("reviews")
+    if not isinstance(revs, list) or not revs:
+        errs.append("labels.reviews missing")
+        revs = []
+    for j, r in enumerate(revs):
+        g = r.get("grades") or {}
+        for d in DIMS:
+            if g.get(d) not in (2, 3, 4, 5):
+                errs.append(f"labels.reviews[{j}].grades.{d} {g.get(d)!r}")
+        bad = set(r.get("rules", [])) - RULES
+        if bad:
+            errs.append(f"labels.reviews[{j}].rules unknown {sorted(bad)}")
+        if not (r.get("reason") or "").strip():
+            errs.append(f"labels.reviews[{j}].reason empty")
+        if not r.get("reviewer"):
+            errs.append(f"labels.reviews[{j}].reviewer empty")
+    return errs
+
+
+def main(paths):
+    ok = True
+    ids = set()
+    for path in paths:
+        dist = {d: collections.Counter() for d in DIMS}
+        rules = collections.Counter()
+        n = 0
+        with open(path, encoding="utf-8") as f:
+            for ln, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as e:
+                    print(f"{path}:{ln}: bad JSON: {e}"); ok = False; continue
+                errs = check_line(obj)
+                if obj.get("id") in ids:
+                    errs.append(f"duplicate id {obj.get('id')}")
+                ids.add(obj.get("id"))
+                for e in errs:
+                    print(f"{path}:{ln}: {e}"); ok = False
+                n += 1
+                for r in (obj.get("labels") or {}).get("reviews", [])[:1]:
+                    for d in DIMS:
+                        dist[d][(r.get("grades") or {}).get(d)] += 1
+                    rules.update(r.get("rules", []))
+        print(f"{path}: {n} conversations")
+        for d in DIMS:
+            print(f"  {d:16s}", {k: dist[d][k] for k in (5, 4, 3, 2)})
+        print("  rules", dict(rules))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,35 @@
+"""Shared fixtures: build conversations from compact tuples."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from qa.rubric import load_rubric
+from qa.schema import Conversation
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "data" / "samples"
+STC3 = ROOT.parent / "shared" / "data" / "stc3" / "dch1_train_cn_3000.json"
+T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+
+
+def make_conv(*msgs, start: dt.datetime = T0, cid: str = "c1", **fields) -> Conversation:
+    """Messages as (role, text, seconds_from_start[, type[, event]]); type defaults to text."""
+    out = []
+    for m in msgs:
+        role, text, sec = m[0], m[1], m[2]
+        mtype = m[3] if len(m) > 3 else ("event" if role == "system" else "text")
+        msg = {"role": role, "type": mtype, "text": text,
+               "ts": None if sec is None else (start + dt.timedelta(seconds=sec)).isoformat()}
+        if mtype == "event":
+            msg["event"] = m[4] if len(m) > 4 else text
+        out.append(msg)
+    return Conversation.model_validate({"id": cid, "platform": "douyin", "messages": out, **fields})
+
+
+@pytest.fixture(scope="session")
+def rubric():
+    return load_rubric()

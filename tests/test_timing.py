@@ -1,0 +1,146 @@
+import datetime as dt
+
+import pytest
+
+from qa.rubric import Hours
+from qa.timing import compute_timing, service_seconds
+from tests.conftest import make_conv
+
+CST = dt.timezone(dt.timedelta(hours=8))
+
+
+def at(h, m=0, day=2, s=0):
+    return dt.datetime(2026, 3, day, h, m, s, tzinfo=CST)
+
+
+@pytest.mark.parametrize("a,b,expected", [
+    (at(10), at(10, 5), 300),                     # inside hours
+    (at(22, 58), at(23, 3), 120),                 # closes at 23:00: only 2 min count
+    (at(7, 55), at(8, 5), 300),                   # opens at 08:00: 5 min count
+    (at(23, 30), at(7, 50, day=3), 0),            # night wait entirely outside hours
+    (at(22, 0), at(9, 0, day=3), 7200),           # 22–23 and 08–09
+    (at(10), at(10, day=4), 2 * 15 * 3600),       # two full service days
+    (at(10, 5), at(10), 0),                       # reversed
+])
+def test_timing_service_seconds_edges(a, b, expected):
+    assert service_seconds(a, b, Hours()) == expected
+
+
+def test_timing_service_seconds_window_wrapping_midnight():
+    night = Hours(start=dt.time(20), end=dt.time(2))
+    assert service_seconds(at(19), at(3, day=3), night) == 6 * 3600
+    assert service_seconds(at(1), at(1, 30), night) == 1800
+
+
+def test_timing_service_seconds_all_day_when_start_equals_end():
+    assert service_seconds(at(23, 30), at(0, 30, day=3), Hours(start=dt.time(0), end=dt.time(0))) == 3600
+
+
+def test_timing_first_response_from_first_customer_message(rubric):
+    c = make_conv(("customer", "在吗", 0), ("customer", "这个有货吗", 20), ("agent", "亲在的", 90),
+                  ("customer", "好的", 100), ("agent", "有货哦", 400))
+    t = compute_timing(c, rubric)
+    assert t.human_start_source == "first_customer"
+    assert t.first_response_s == 90 and t.first_response_ok
+    assert t.reply_runs == 2 and t.reply_delays_s == (90, 300)
+    assert t.replies_ok == 1 and t.avg_reply_s == 195
+    assert t.responded_24h and t.handle_s == 400
+    assert t.reply_speed_level == 5 and t.chat_time_level == 5
+
+
+def test_timing_transfer_to_human_starts_human_service(rubric):
+    c = make_conv(("customer", "退货", 0), ("bot", "您好，我是智能助手", 2),
+                  ("system", "transfer_to_human", 600), ("agent", "您好亲", 780))
+    t = compute_timing(c, rubric)
+    assert t.human_start_source == "transfer"
+    assert t.first_response_s == 180 and t.first_response_ok is False
+    assert t.reply_runs == 0  # the run before the transfer belongs to the bot
+
+
+def test_timing_first_response_exactly_two_minutes_passes(rubric):
+    c = make_conv(("customer", "在吗", 0), ("agent", "在的", 120))
+    assert compute_timing(c, rubric).first_response_ok is True
+    c = make_conv(("customer", "在吗", 0), ("agent", "在的", 121))
+    assert compute_timing(c, rubric).first_response_ok is False
+
+
+def test_timing_night_wait_not_counted(rubric):
+    start = dt.datetime(2026, 3, 2, 23, 50, tzinfo=CST)
+    c = make_conv(("customer", "在吗", 0), ("agent", "早上好亲", 8 * 3600 + 11 * 60), start=start)
+    t = compute_timing(c, rubric)
+    assert t.first_response_s == 60 and t.first_response_ok  # 23:50 → 08:01: only 08:00–08:01 counts
+    assert t.first_response_wall_s == 8 * 3600 + 11 * 60
+    assert t.night_messages == 1
+
+
+def test_timing_chat_spanning_midnight(rubric):
+    start = dt.datetime(2026, 3, 2, 22, 58, tzinfo=CST)
+    c = make_conv(("customer", "还在吗", 0), ("agent", "在的亲", 60), ("customer", "发货没", 90),
+                  ("agent", "明天发", 300), start=start)
+    t = compute_timing(c, rubric)
+    assert t.reply_delays_s == (60, 30)  # second run: 22:59:30 → 23:00 counted, 23:00 → 23:03 not
+    assert t.first_response_ok
+
+
+def test_timing_bot_only_chat_counts_as_responded(rubric):
+    c = make_conv(("customer", "几天发货", 0), ("bot", "48小时内发货哦", 3))
+    t = compute_timing(c, rubric)
+    assert t.bot_only and not t.human_service
+    assert t.first_response_ok is None and t.reply_runs == 0
+    assert t.responded_24h is True and t.reply_speed_level == 5
+
+
+def test_timing_bot_answer_with_follow_up_is_not_a_response(rubric):
+    c = make_conv(("customer", "几天发货", 0), ("bot", "48小时内发货哦", 3), ("customer", "能今天发吗", 30))
+    assert compute_timing(c, rubric).responded_24h is False
+
+
+def test_timing_customer_only_chat(rubric):
+    c = make_conv(("customer", "在吗", 0), ("customer", "有人吗", 600))
+    t = compute_timing(c, rubric)
+    assert t.human_service and t.first_response_ok is False
+    assert t.reply_runs == 1 and t.unanswered_runs == 1 and t.avg_reply_s is None
+    assert t.responded_24h is False and t.reply_speed_level == 2 and t.chat_time_level == 2
+
+
+def test_timing_agent_only_chat_has_no_customer_figures(rubric):
+    c = make_conv(("agent", "亲，您的订单已发货", 0))
+    t = compute_timing(c, rubric)
+    assert t.human_start is None and t.first_response_ok is None and t.responded_24h is None
+    assert t.reply_speed_level is None
+
+
+def test_timing_response_after_24_hours(rubric):
+    c = make_conv(("customer", "在吗", 0), ("agent", "在的", 25 * 3600))
+    t = compute_timing(c, rubric)
+    assert t.responded_24h is False
+    assert t.chat_time_level == 4  # handled in 24–48 h
+
+
+def test_timing_missing_timestamps_are_left_out(rubric):
+    c = make_conv(("customer", "在吗", 0), ("agent", "在的", None), ("agent", "请问有什么可以帮您", 50))
+    assert "missing_ts:1" in c.warnings
+    t = compute_timing(c, rubric)
+    assert t.first_response_s == 50
+
+
+def test_timing_out_of_order_messages_are_sorted(rubric):
+    c = make_conv(("agent", "在的亲", 30), ("customer", "在吗", 0))
+    assert "out_of_order_ts" in c.warnings
+    assert [m.role for m in c.messages] == ["customer", "agent"]
+    assert compute_timing(c, rubric).first_response_s == 30
+
+
+@pytest.mark.parametrize("delay,level", [(600, 5), (601, 4), (1800, 4), (3600, 3), (3601, 2)])
+def test_timing_reply_speed_levels(rubric, delay, level):
+    c = make_conv(("customer", "在吗", 0), ("agent", "在的", delay))
+    assert compute_timing(c, rubric).reply_speed_level == level
+
+
+def test_timing_per_shop_service_hours(rubric):
+    custom = rubric.model_copy(update={"timing": rubric.timing.model_copy(
+        update={"shop_hours": {"夜猫店": Hours(start=dt.time(0), end=dt.time(0))}})})
+    start = dt.datetime(2026, 3, 2, 23, 50, tzinfo=CST)
+    c = make_conv(("customer", "在吗", 0), ("agent", "在的", 600), start=start, shop="夜猫店")
+    assert compute_timing(c, custom).first_response_s == 600
+    assert compute_timing(c, rubric).first_response_s == 0
