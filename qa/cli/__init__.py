@@ -7,11 +7,13 @@ import logging
 import typer
 from rich.logging import RichHandler
 
-from qa.cli import metrics
+from qa.cli import check, metrics, rubric
 
 app = typer.Typer(help="Grade Chinese e-commerce customer-service chats.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
 app.command("metrics")(metrics.metrics_cli)
+app.command("check")(check.check_cli)
+app.add_typer(rubric.app, name="rubric")
 
 
 @app.callback()

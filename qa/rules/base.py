@@ -1,0 +1,97 @@
+"""Findings, the per-conversation context checks read, and the registry of versioned checks."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from qa.rules.lexicon import Hit
+from qa.schema import Conversation, Message
+from qa.timing import Timing
+
+AGENT_SIDE = ("agent", "bot")
+_FILLER = re.compile(r"\[[^\]]{1,6}\]|[\s\W_]|[哦呢哈啊呀吧嘛啦哟噢嗯亲的了~]")
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """One rule finding with its evidence: the message, the character span in its original text."""
+
+    rule: str
+    severity: str
+    name: str
+    explanation: str
+    message: int | None = None
+    span: tuple[int, int] | None = None
+    evidence: str | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["span"] = list(self.span) if self.span else None
+        return d
+
+
+@dataclasses.dataclass(frozen=True)
+class Draft:
+    """What a check returns: where and why. The engine adds the rule's id, name and severity."""
+
+    explanation: str
+    message: int | None = None
+    span: tuple[int, int] | None = None
+
+
+@dataclasses.dataclass
+class Context:
+    """Everything a check may read about one conversation; built once, shared by all checks."""
+
+    conv: Conversation
+    timing: Timing
+    hits: dict[str, list[Hit]]
+    first_response_s: float
+
+    def __post_init__(self) -> None:
+        self.msgs: tuple[Message, ...] = self.conv.messages
+        self._by_msg: dict[tuple[str, int], list[Hit]] = {}
+        for cat, hs in self.hits.items():
+            for h in hs:
+                self._by_msg.setdefault((cat, h.message), []).append(h)
+
+    def hits_in(self, category: str, i: int) -> list[Hit]:
+        return self._by_msg.get((category, i), [])
+
+    def has(self, category: str, i: int) -> bool:
+        return (category, i) in self._by_msg
+
+    def side(self, roles: Iterable[str]) -> list[int]:
+        roles = tuple(roles)
+        return [i for i, m in enumerate(self.msgs) if m.role in roles]
+
+    def texts(self, roles: Iterable[str]) -> list[int]:
+        roles = tuple(roles)
+        return [i for i, m in enumerate(self.msgs) if m.role in roles and m.type == "text" and m.has_text]
+
+    def content_len(self, i: int, *strip: str) -> int:
+        """Characters of message i left after removing the given categories' hits, punctuation and particles."""
+        text = list(self.msgs[i].norm)
+        for cat in strip:
+            for h in self.hits_in(cat, i):
+                text[h.start:h.end] = [" "] * (h.end - h.start)
+        return len(_FILLER.sub("", "".join(text)))
+
+
+Check = Callable[[Context, dict[str, Any]], Iterable[Draft]]
+REGISTRY: dict[str, Check] = {}
+
+
+def register(name: str) -> Callable[[Check], Check]:
+    """Register a check under a versioned id, e.g. ``off_platform_diversion.v1``."""
+    def deco(fn: Check) -> Check:
+        REGISTRY[name] = fn
+        return fn
+    return deco
+
+
+def hit_draft(h: Hit, explanation: str) -> Draft:
+    return Draft(f"{explanation}：「{h.text}」", h.message, (h.start, h.end))

@@ -1,0 +1,229 @@
+"""The default checks, registered under versioned ids the rubric's rules refer to.
+
+Each check reads the shared ``Context`` and yields ``Draft`` findings; thresholds come from the rule's
+``params`` in the rubric (defaults below), phrases from the rubric's lexicon.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from qa.rules.base import AGENT_SIDE, Context, Draft, hit_draft, register
+
+NON_TEXT = ("image", "video", "emoji", "product_card", "order_card")
+_PUNCT = re.compile(r"\[[^\]]{1,6}\]|[\s\W_]")
+
+
+@register("uncivil_language.v1")
+def uncivil_language(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
+    for i in ctx.texts(AGENT_SIDE):
+        for h in ctx.hits_in("insult", i):
+            yield hit_draft(h, "客服对顾客使用不文明/嘲讽用语")
+
+
+@register("off_platform_diversion.v1")
+def off_platform_diversion(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
+    for i in ctx.texts(AGENT_SIDE):
+        hotline = ctx.hits_in("hotline", i)
+        for h in ctx.hits_in("contact_app", i) + ctx.hits_in("offsite_pay", i):
+            yield hit_draft(h, "客服引导顾客到站外联系或交易")
+        for h in ctx.hits_in("contact_number", i):
+            if not any(x.start <= h.start < x.end for x in hotline):
+                yield hit_draft(h, "客服发送私人联系方式（含变体写法）")
+    # the customer asks for WeChat/phone and the agent agrees
+    yes = params.get("agree", ["可以", "好的", "行", "加吧", "好", "ok", "嗯", "没问题", "当然"])
+    for i, m in enumerate(ctx.msgs):
+        if m.role != "customer" or not ctx.has("contact_app", i):
+            continue
+        nxt = next((j for j in range(i + 1, len(ctx.msgs)) if ctx.msgs[j].role in AGENT_SIDE), None)
+        if nxt is None or not ctx.msgs[nxt].has_text:
+            continue
+        head = ctx.msgs[nxt].norm.lstrip("亲宝子您好，, ")[:4]
+        if any(head.startswith(y) for y in yes) and not ctx.has("negators", nxt):
+            yield Draft("顾客要求站外联系，客服同意", nxt, (0, len(ctx.msgs[nxt].text or "")))
+
+
+@register("privacy_leak.v1")
+def privacy_leak(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
+    needed = any(ctx.hits.get("privacy_need", ()))
+    for i in ctx.texts(AGENT_SIDE):
+        if not needed:
+            for h in ctx.hits_in("privacy_ask", i):
+                yield hit_draft(h, "客服索要非必要的敏感信息")
+        for h in ctx.hits_in("privacy_reveal", i):
+            yield hit_draft(h, "客服泄露他人或敏感信息")
+        other = any(h.category == "privacy_reveal" for h in ctx.hits_in("privacy_reveal", i))
+        if other:
+            for h in ctx.hits_in("address", i) + ctx.hits_in("contact_number", i):
+                yield hit_draft(h, "客服泄露他人的电话或地址")
+
+
+def _runs(ctx: Context) -> list[tuple[list[int], int | None]]:
+    """Customer runs (consecutive customer messages, bot/system ignored) and the next agent message."""
+    out, i, n = [], 0, len(ctx.msgs)
+    while i < n:
+        if ctx.msgs[i].role != "customer":
+            i += 1
+            continue
+        run = []
+        j = i
+        while j < n and ctx.msgs[j].role != "agent":
+            if ctx.msgs[j].role == "customer":
+                run.append(j)
+            j += 1
+        out.append((run, j if j < n else None))
+        i = j + 1
+    return out
+
+
+@register("no_proactive_confirmation.v1")
+def no_proactive_confirmation(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
+    if not ctx.side(("agent",)):
+        return
+    for run, reply in _runs(ctx):
+        kinds = [ctx.msgs[k].type for k in run]
+        if not kinds or any(t not in NON_TEXT for t in kinds):
+            continue
+        before = [k for k in range(run[0]) if ctx.msgs[k].role in AGENT_SIDE]
+        if before and ctx.has("request_media", before[-1]):
+            continue  # the agent asked for this photo/order
+        if reply is None:
+            yield Draft("顾客只发了图片/表情/卡片，客服未回应", run[-1])
+            continue
+        window = [k for k in range(reply, min(reply + 2, len(ctx.msgs))) if ctx.msgs[k].role == "agent"]
+        if not any(ctx.has("confirm_ask", k) for k in window):
+            yield Draft("顾客只发了图片/表情/卡片，客服未主动询问或确认需求", reply)
+
+
+@register("vague_reply.v1")
+def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
+    min_fact = int(params.get("min_fact_chars", 8))
+    runs = _runs(ctx)
+    for n, (run, reply) in enumerate(runs):
+        if reply is None or not any(ctx.has("question", k) for k in run):
+            continue
+        nxt_customer = next((k for k in range(reply, len(ctx.msgs)) if ctx.msgs[k].role == "customer"), len(ctx.msgs))
+        answer = [k for k in range(reply, nxt_customer) if ctx.msgs[k].role == "agent" and ctx.msgs[k].has_text]
+        pushed = n + 1 < len(runs) and any(ctx.has("ignored", k) for k in runs[n + 1][0])
+        if answer and pushed:  # the customer says the reply did not answer them
+            yield Draft("回复没有回答顾客的问题，顾客随即追问", answer[-1], (0, len(ctx.msgs[answer[-1]].text or "")))
+            continue
+        for k in answer:
+            for h in ctx.hits_in("nonanswer", k):
+                if ctx.content_len(k, "nonanswer", "greeting", "apology") < min_fact:
+                    yield hit_draft(h, "对具体问题给出敷衍的非回答")
+                    break
+        holding = [k for k in answer if ctx.has("holding", k)]
+        if holding:
+            later = [k for k in range(holding[-1] + 1, len(ctx.msgs)) if ctx.msgs[k].role == "agent"
+                     and ctx.msgs[k].has_text and ctx.content_len(k, "holding", "greeting", "apology", "closing") >= min_fact]
+            rest = [k for k in answer if k != holding[-1] and ctx.content_len(k, "holding", "greeting", "apology") >= min_fact]
+            if not later and not rest and ctx.content_len(holding[-1], "holding", "greeting", "apology") < min_fact:
+                yield hit_draft(ctx.hits_in("holding", holding[-1])[0], "说了“帮您看看”之后再无下文")
+
+
+@register("mechanical_repetition.v1")
+def mechanical_repetition(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
+    min_len, sim = int(params.get("min_chars", 6)), float(params.get("similarity", 0.8))
+    seen: list[tuple[int, str, set[str], str]] = []  # (index, text, bigrams, customer text it answered)
+    flagged: set[int] = set()
+    last_customer = ""
+    for i, m in enumerate(ctx.msgs):
+        if m.role == "customer":
+            last_customer = m.norm or m.type
+            continue
+        if m.role not in AGENT_SIDE or not m.has_text:
+            continue
+        t = _PUNCT.sub("", m.norm)
+        if len(t) < min_len:
+            continue
+        grams = {t[j:j + 2] for j in range(len(t) - 1)}
+        for j, (k, other, og, asked) in enumerate(seen):
+            if j in flagged or asked == last_customer:
+                continue
+            if other == t or len(grams & og) / max(1, len(grams | og)) >= sim:
+                flagged.add(j)
+                yield Draft(f"同一段话术重复发送（第 {k} 条与第 {i} 条）", i, (0, len(m.text or "")))
+                break
+        seen.append((i, t, grams, last_customer))
+
+
+@register("unanswered_question.v1")
+def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
+    """A question run counts as answered by the first reply segment with a fact in it that the customer
+    does not then push back on (我问的是…, 还没回答…)."""
+    min_fact = int(params.get("min_fact_chars", 4))
+    responders = ("agent",) if ctx.side(("agent",)) else AGENT_SIDE
+    runs = _runs(ctx)
+    for n, (run, _) in enumerate(runs):
+        q = [k for k in run if ctx.has("question", k)]
+        if not q:
+            continue
+        answered = False
+        for m in range(n, len(runs)):
+            end = runs[m + 1][0][0] if m + 1 < len(runs) else len(ctx.msgs)
+            seg = [k for k in range(runs[m][0][-1] + 1, end) if ctx.msgs[k].role in responders and ctx.msgs[k].has_text]
+            has_fact = any(ctx.content_len(k, "holding", "greeting", "closing", "apology", "nonanswer") >= min_fact
+                           for k in seg)
+            pushed = m + 1 < len(runs) and any(ctx.has("ignored", k) for k in runs[m + 1][0])
+            if has_fact and not pushed:
+                answered = True
+                break
+        if not answered:
+            yield Draft("顾客的问题到最后都没有得到回答", q[0], (0, len(ctx.msgs[q[0]].text or "")))
+
+
+@register("missing_greeting.v1")
+def missing_greeting(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
+    agent = ctx.texts(("agent",))
+    if not agent:
+        return
+    first = agent[: int(params.get("first_messages", 2))]
+    if not any(ctx.has("greeting", k) for k in first):
+        yield Draft("人工客服接待开始时没有问候语", first[0])
+
+
+@register("missing_closing.v1")
+def missing_closing(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
+    agent = ctx.texts(("agent",))
+    if not agent:
+        return
+    last_customer = max((i for i, m in enumerate(ctx.msgs) if m.role == "customer"), default=-1)
+    tail = [k for k in agent if k > last_customer] or agent[-1:]
+    tail = sorted(set(tail) | set(agent[-int(params.get("last_messages", 2)):]))
+    if not any(ctx.has("closing", k) for k in tail):
+        yield Draft("人工客服结束时没有礼貌结束语", agent[-1])
+
+
+@register("slow_first_response.v1")
+def slow_first_response(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
+    t = ctx.timing
+    if not t.human_service or t.first_response_ok is not False:
+        return
+    limit = params.get("seconds", ctx.first_response_s)
+    if t.first_response_s is None:
+        yield Draft("人工客服一直未回复")
+        return
+    if t.first_response_s > limit:
+        first_agent = next(i for i, m in enumerate(ctx.msgs) if m.role == "agent" and m.ts and m.ts >= t.human_start)
+        yield Draft(f"人工客服首次响应用了 {t.first_response_s:.0f} 秒（服务时间内），超过 {limit:.0f} 秒", first_agent)
+
+
+@register("negative_emotion_unsoothed.v1")
+def negative_emotion_unsoothed(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
+    upset = [h for h in ctx.hits.get("upset", ()) if ctx.msgs[h.message].role == "customer"]
+    if not upset:
+        return
+    first = upset[0]
+    soothed = any(ctx.has("apology", k) for k in ctx.texts(AGENT_SIDE) if k > first.message)
+    if not soothed:
+        yield hit_draft(first, "顾客情绪不满，客服没有道歉或安抚")
+
+
+@register("overpromise.v1")
+def overpromise(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
+    for i in ctx.texts(AGENT_SIDE):
+        for h in ctx.hits_in("overpromise", i):
+            yield hit_draft(h, "客服使用绝对化承诺或极限用语")

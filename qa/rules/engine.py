@@ -1,0 +1,49 @@
+"""The rule engine: compiled once from a rubric, then ``check(conversation, timing)`` → findings."""
+
+from __future__ import annotations
+
+from qa.errors import RubricError
+from qa.rubric import Rubric
+from qa.rules import checks as _checks  # noqa: F401  (registers the default checks)
+from qa.rules.base import REGISTRY, Context, Finding
+from qa.rules.lexicon import Lexicon
+from qa.schema import Conversation
+from qa.timing import Timing, compute_timing
+
+
+class RuleEngine:
+    """Runs every rule of a rubric; each finding names its rule, severity, message and span."""
+
+    def __init__(self, rubric: Rubric, *, max_per_rule: int = 5):
+        self.rubric, self.max_per_rule = rubric, max_per_rule
+        self.lexicon = Lexicon(rubric.lexicon_data(), source=str(rubric.lexicon))
+        self.checks = []
+        for rid, rule in rubric.rules.items():
+            name = rule.check or f"{rid}.v1"
+            if name not in REGISTRY:
+                raise RubricError(f"unknown check {name!r} (registered: {', '.join(sorted(REGISTRY))})",
+                                  file=str(rubric.path), key=f"rules -> {rid} -> check")
+            self.checks.append((rid, rule, REGISTRY[name]))
+
+    def context(self, conv: Conversation, timing: Timing | None = None) -> Context:
+        texts = [m.norm if m.type == "text" else None for m in conv.messages]
+        return Context(conv, timing or compute_timing(conv, self.rubric), self.lexicon.scan(texts),
+                       self.rubric.timing.first_response_s)
+
+    def check(self, conv: Conversation, timing: Timing | None = None) -> list[Finding]:
+        ctx = self.context(conv, timing)
+        out: list[Finding] = []
+        for rid, rule, fn in self.checks:
+            seen: set[int | None] = set()
+            for d in fn(ctx, rule.params):
+                if d.message in seen:  # one finding per message and rule is evidence enough
+                    continue
+                seen.add(d.message)
+                if len(seen) > self.max_per_rule:
+                    break
+                evidence = None
+                if d.message is not None:
+                    text = conv.messages[d.message].text or ""
+                    evidence = text[d.span[0]:d.span[1]] if d.span else text
+                out.append(Finding(rid, rule.severity, rule.name, d.explanation, d.message, d.span, evidence))
+        return out
