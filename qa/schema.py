@@ -7,10 +7,11 @@ Readers build these models; everything downstream takes them. Unknown extra fiel
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from qa.text import normalize
 
@@ -30,7 +31,7 @@ PLATFORM_ALIASES = {
 _EPOCH_MS_FROM = 100_000_000_000  # numbers above this are epoch milliseconds (after 1973 in ms)
 
 
-@__import__("functools").lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=32)
 def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
@@ -76,7 +77,6 @@ class Message(BaseModel):
     ts: dt.datetime | None = None
     event: str | None = None
     sender: str | None = None
-    _norm: str = PrivateAttr(default="")
 
     @field_validator("ts", mode="before")
     @classmethod
@@ -93,12 +93,9 @@ class Message(BaseModel):
             return str(v)
         raise ValueError("text must be a string")
 
-    def model_post_init(self, __context: Any) -> None:
-        self._norm = normalize(self.text or "")
-
-    @property
+    @functools.cached_property
     def norm(self) -> str:
-        return self._norm
+        return normalize(self.text or "")
 
     @property
     def has_text(self) -> bool:

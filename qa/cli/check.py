@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from qa.cli.common import COLUMNS, INPUTS, RUBRIC, TZ, check_inputs, cli_errors, console, print_stats
@@ -52,11 +53,13 @@ def check(inputs: list[Path], out: Path, *, rubric: Path | None = None, columns:
 def _print(conv: Conversation, findings: list[Finding]) -> None:
     if not findings:
         return
-    console.print(f"[bold]{conv.id}[/] [dim]{conv.platform} {conv.shop or ''} {conv.agent_name or ''}[/]")
+    who = escape(" ".join(x for x in (conv.platform, conv.shop, conv.agent_name) if x))
+    console.print(f"[bold]{escape(conv.id)}[/] [dim]{who}[/]")
     for f in findings:
         where = f"#{f.message}" if f.message is not None else "  "
         ev = f" 「{f.evidence[:40]}」" if f.evidence and f.span else ""
-        console.print(f"  [{SEVERITY_STYLE[f.severity]}]{f.severity:8s}[/] {f.rule:28s} {where:>4s} {f.explanation}{ev}",
+        console.print(f"  [{SEVERITY_STYLE[f.severity]}]{f.severity:8s}[/] {f.rule:28s} {where:>4s} "
+                      f"{escape(f.explanation + ev)}",
                       highlight=False)
 
 

@@ -60,11 +60,11 @@ def _cell(row: dict[str, Any], kpi: str, kind: str) -> str:
     v = row[kpi]
     if v is None:
         return "[dim]–[/]"
-    text = f"{v:.1%}" if kind == "pct" else f"{v:.0f}s"
+    text = f"{v:.0%}" if kind == "pct" else f"{v:.0f}s"
     ok = row.get(f"{kpi}_pass")
     if ok is None:
         return text
-    return f"[green]{text} ✓[/]" if ok else f"[red]{text} ✗[/]"
+    return f"[green]{text}✓[/]" if ok else f"[red]{text}✗[/]"
 
 
 def render(rows: list[dict[str, Any]], level: str) -> Table:

@@ -53,6 +53,9 @@ class Context:
 
     def __post_init__(self) -> None:
         self.msgs: tuple[Message, ...] = self.conv.messages
+        self.norms: list[str] = [m.norm for m in self.msgs]
+        self.roles: list[str] = [m.role for m in self.msgs]
+        self.is_text: list[bool] = [m.type == "text" and bool(n.strip()) for m, n in zip(self.msgs, self.norms)]
         self._by_msg: dict[tuple[str, int], list[Hit]] = {}
         for cat, hs in self.hits.items():
             for h in hs:
@@ -66,15 +69,15 @@ class Context:
 
     def side(self, roles: Iterable[str]) -> list[int]:
         roles = tuple(roles)
-        return [i for i, m in enumerate(self.msgs) if m.role in roles]
+        return [i for i, r in enumerate(self.roles) if r in roles]
 
     def texts(self, roles: Iterable[str]) -> list[int]:
         roles = tuple(roles)
-        return [i for i, m in enumerate(self.msgs) if m.role in roles and m.type == "text" and m.has_text]
+        return [i for i, r in enumerate(self.roles) if r in roles and self.is_text[i]]
 
     def content_len(self, i: int, *strip: str) -> int:
         """Characters of message i left after removing the given categories' hits, punctuation and particles."""
-        text = list(self.msgs[i].norm)
+        text = list(self.norms[i])
         for cat in strip:
             for h in self.hits_in(cat, i):
                 text[h.start:h.end] = [" "] * (h.end - h.start)

@@ -20,7 +20,14 @@ _PUNCT = re.compile(r"\[[^\]]{1,6}\]|[\s\W_]")
 def uncivil_language(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     for i in ctx.texts(AGENT_SIDE):
         for h in ctx.hits_in("insult", i):
+            if _quoted(ctx.norms[i], h.start) and ctx.has("apology", i):
+                continue  # quoting someone else's words to apologise for them
             yield hit_draft(h, "客服对顾客使用不文明/嘲讽用语")
+
+
+def _quoted(text: str, pos: int) -> bool:
+    before = text[:pos]
+    return any(before.count(o) > before.count(c) for o, c in (("“", "”"), ("「", "」"))) or before.count('"') % 2 == 1
 
 
 @register("off_platform_diversion.v1")
@@ -54,7 +61,8 @@ def privacy_leak(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
                 yield hit_draft(h, "客服索要非必要的敏感信息")
         for h in ctx.hits_in("privacy_reveal", i):
             yield hit_draft(h, "客服泄露他人或敏感信息")
-        other = any(h.category == "privacy_reveal" for h in ctx.hits_in("privacy_reveal", i))
+        other = ctx.has("privacy_reveal", i) or any(
+            ctx.has("third_party", k) for k in range(i) if ctx.roles[k] == "customer")
         if other:
             for h in ctx.hits_in("address", i) + ctx.hits_in("contact_number", i):
                 yield hit_draft(h, "客服泄露他人的电话或地址")
@@ -132,22 +140,31 @@ def mechanical_repetition(ctx: Context, params: dict[str, Any]) -> Iterator[Draf
     last_customer = ""
     for i, m in enumerate(ctx.msgs):
         if m.role == "customer":
-            last_customer = m.norm or m.type
+            last_customer = ctx.norms[i] or m.type
             continue
-        if m.role not in AGENT_SIDE or not m.has_text:
+        if m.role not in AGENT_SIDE or not ctx.is_text[i]:
             continue
-        t = _PUNCT.sub("", m.norm)
+        t = _PUNCT.sub("", ctx.norms[i])
         if len(t) < min_len:
             continue
         grams = {t[j:j + 2] for j in range(len(t) - 1)}
         for j, (k, other, og, asked) in enumerate(seen):
-            if j in flagged or asked == last_customer:
+            if j in flagged or _same_question(asked, last_customer):
                 continue
             if other == t or len(grams & og) / max(1, len(grams | og)) >= sim:
                 flagged.add(j)
                 yield Draft(f"同一段话术重复发送（第 {k} 条与第 {i} 条）", i, (0, len(m.text or "")))
                 break
         seen.append((i, t, grams, last_customer))
+
+
+def _same_question(a: str, b: str) -> bool:
+    """The customer asked the same thing again (so repeating the same fact is right)."""
+    a, b = _PUNCT.sub("", a), _PUNCT.sub("", b)
+    if a == b or (a and b and (a in b or b in a)):
+        return True
+    ga, gb = {a[j:j + 2] for j in range(len(a) - 1)}, {b[j:j + 2] for j in range(len(b) - 1)}
+    return bool(ga and gb) and len(ga & gb) / len(ga | gb) >= 0.3
 
 
 @register("unanswered_question.v1")
@@ -192,7 +209,6 @@ def missing_closing(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
         return
     last_customer = max((i for i, m in enumerate(ctx.msgs) if m.role == "customer"), default=-1)
     tail = [k for k in agent if k > last_customer] or agent[-1:]
-    tail = sorted(set(tail) | set(agent[-int(params.get("last_messages", 2)):]))
     if not any(ctx.has("closing", k) for k in tail):
         yield Draft("人工客服结束时没有礼貌结束语", agent[-1])
 

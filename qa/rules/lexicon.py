@@ -17,6 +17,7 @@ from spacy.tokens import Doc
 from qa.errors import RubricError
 
 _CLAUSE_END = re.compile(r"[，,。.!！?？;；~\n]")
+_NON_SPACE = re.compile(r"[^ \t\r\f\v\u3000]+")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +48,7 @@ class Lexicon:
             if not isinstance(spec, dict):
                 raise RubricError("a lexicon category is a mapping", file=source, key=name)
             try:
-                regexes = tuple(re.compile(r) for r in spec.get("regex", []))
+                regexes = tuple(re.compile(r, re.M) for r in spec.get("regex", []))
             except re.error as e:
                 raise RubricError(f"bad regex: {e}", file=source, key=f"{name} -> regex") from None
             neg = spec.get("negated_by")
@@ -61,7 +62,7 @@ class Lexicon:
 
     def _doc(self, text: str) -> Doc:
         # one token per character: much faster than the tokenizer and the same as the zh char segmenter
-        return Doc(self.nlp.vocab, words=list(text), spaces=[False] * len(text))
+        return Doc(self.nlp.vocab, words=list(text))
 
     def scan(self, texts: list[str | None]) -> dict[str, list[Hit]]:
         """Hits per category; ``texts[i]`` is message i's normalised text (None: not scanned)."""
@@ -73,9 +74,12 @@ class Lexicon:
         joined = "\n".join(parts)
         raw: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
         # phrases match across spaces ("退 啥 退", "加 我"): tokens are the non-space characters
-        pos = [k for k, ch in enumerate(joined) if not ch.isspace() or ch == "\n"]
-        if pos:
-            doc = self._doc("".join(joined[k] for k in pos))
+        chunks = _NON_SPACE.findall(joined)
+        if chunks:
+            pos: list[int] = []
+            for m in _NON_SPACE.finditer(joined):
+                pos.extend(range(m.start(), m.end()))
+            doc = self._doc("".join(chunks))
             strings = self.nlp.vocab.strings
             for match_id, s, e in self.matcher(doc):
                 s, e = pos[s], pos[e - 1] + 1
@@ -83,9 +87,10 @@ class Lexicon:
                 raw[strings[match_id]].append((i, s - starts[i], e - starts[i]))
         for name, cat in self.categories.items():
             for rx in cat.regexes:
-                for i, t in enumerate(parts):
-                    if t:
-                        raw[name].extend((i, m.start(), m.end()) for m in rx.finditer(t))
+                for m in rx.finditer(joined):
+                    i = bisect.bisect_right(starts, m.start()) - 1
+                    if m.end() <= starts[i] + len(parts[i]):  # within one message
+                        raw[name].append((i, m.start() - starts[i], m.end() - starts[i]))
         hits: dict[str, list[Hit]] = {}
         for name, cat in self.categories.items():
             found = raw.get(name)
