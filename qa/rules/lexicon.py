@@ -92,15 +92,15 @@ class Lexicon:
                     if m.end() <= starts[i] + len(parts[i]):  # within one message
                         raw[name].append((i, m.start() - starts[i], m.end() - starts[i]))
         hits: dict[str, list[Hit]] = {}
-        for name, cat in self.categories.items():
-            found = raw.get(name)
-            if not found:
+        for name, found in raw.items():
+            cat = self.categories.get(name)
+            if cat is None:  # an "!exclude" list
                 continue
-            excl = raw.get(name + "!exclude", [])
-            neg = raw.get(cat.negated_by, []) if cat.negated_by else []
+            excl = raw.get(name + "!exclude")
+            neg = raw.get(cat.negated_by) if cat.negated_by else None
             kept = []
             for i, s, e in sorted(set(found)):
-                if any(j == i and xs <= s and e <= xe for j, xs, xe in excl):
+                if excl and any(j == i and xs <= s and e <= xe for j, xs, xe in excl):
                     continue
                 if neg and self._negated(parts[i], s, [(ns, ne) for j, ns, ne in neg if j == i], cat.window):
                     continue
