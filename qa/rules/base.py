@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -60,6 +61,23 @@ class Context:
         for cat, hs in self.hits.items():
             for h in hs:
                 self._by_msg.setdefault((cat, h.message), []).append(h)
+
+    @functools.cached_property
+    def runs(self) -> list[tuple[list[int], int | None]]:
+        """Customer runs (consecutive customer messages, bot/system ignored) and the next agent message."""
+        out, i, n = [], 0, len(self.msgs)
+        while i < n:
+            if self.roles[i] != "customer":
+                i += 1
+                continue
+            run, j = [], i
+            while j < n and self.roles[j] != "agent":
+                if self.roles[j] == "customer":
+                    run.append(j)
+                j += 1
+            out.append((run, j if j < n else None))
+            i = j + 1
+        return out
 
     def hits_in(self, category: str, i: int) -> list[Hit]:
         return self._by_msg.get((category, i), [])

@@ -69,21 +69,7 @@ def privacy_leak(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
 
 
 def _runs(ctx: Context) -> list[tuple[list[int], int | None]]:
-    """Customer runs (consecutive customer messages, bot/system ignored) and the next agent message."""
-    out, i, n = [], 0, len(ctx.msgs)
-    while i < n:
-        if ctx.msgs[i].role != "customer":
-            i += 1
-            continue
-        run = []
-        j = i
-        while j < n and ctx.msgs[j].role != "agent":
-            if ctx.msgs[j].role == "customer":
-                run.append(j)
-            j += 1
-        out.append((run, j if j < n else None))
-        i = j + 1
-    return out
+    return ctx.runs
 
 
 @register("no_proactive_confirmation.v1")
