@@ -1,0 +1,53 @@
+"""``qa eval``: a model on held-out labelled chats, beside the majority and char n-gram baselines."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from qa.cli.common import check_inputs, cli_errors, console
+
+
+def eval_cli(
+    model: Path = typer.Argument(..., help="Model directory"),
+    data: list[Path] = typer.Argument(..., help="Labelled chat files to evaluate on"),
+    train: list[Path] = typer.Option(None, "--train", help="Training files for the baselines (default: the "
+                                     "model's own training split, from its training_args.json)"),
+    out: Path = typer.Option(None, "--out", "-o", help="Write the full report (with confusion matrices) as JSON"),
+    card: bool = typer.Option(False, "--card", help="Also save the report as MODEL/eval.json and refresh "
+                              "MODEL_CARD.md"),
+    no_baselines: bool = typer.Option(False, "--no-baselines"),
+) -> None:
+    """Exact and within-one accuracy, macro-F1, quadratic weighted kappa and confusion, per dimension."""
+    from qa.model.card import write_card
+    from qa.model.evaluate import evaluate
+    check_inputs(list(data))
+    with cli_errors():
+        report = evaluate(model, [str(p) for p in data], train_paths=[str(p) for p in train] if train else None,
+                          baselines=not no_baselines)
+    report["command"] = "qa eval " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    levels = report["levels"]
+    for d in report["dimensions"]:
+        t = Table(title=f"{d} (n={report['systems']['model'][d]['n']})", title_justify="left", header_style="bold")
+        for c in ("system", "QWK", "accuracy", "within one", "macro-F1"):
+            t.add_column(c, justify="left" if c == "system" else "right")
+        for name, by_dim in report["systems"].items():
+            m = by_dim[d]
+            t.add_row(name, f"{m['qwk']:.3f}", f"{m['accuracy']:.3f}", f"{m['within_one']:.3f}", f"{m['macro_f1']:.3f}")
+        console.print(t)
+        cm = report["systems"]["model"][d]["confusion"]
+        console.print("  confusion (rows = reference, cols = model; " + "/".join(map(str, levels[d])) + "): "
+                      + " | ".join(" ".join(f"{x:3d}" for x in row) for row in cm), highlight=False)
+    text = json.dumps(report, ensure_ascii=False, indent=1)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    if card:
+        (Path(model) / "eval.json").write_text(text, encoding="utf-8")
+        write_card(model)
+        console.print(f"updated {Path(model) / 'MODEL_CARD.md'}", highlight=False)

@@ -1,0 +1,71 @@
+"""``qa grade``: bulk grading — every conversation scored 0–100 and explained, in JSONL or Parquet."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from qa.cli.common import COLUMNS, INPUTS, RUBRIC, TZ, check_inputs, cli_errors, console, print_stats, progress
+
+
+def _count_lines(paths: list[Path]) -> int | None:
+    """Conversations to expect (for the ETA) when every input is JSONL; None otherwise."""
+    if not all(p.suffix == ".jsonl" for p in paths):
+        return None
+    n = 0
+    for p in paths:
+        with open(p, "rb") as f:
+            n += sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+    return n
+
+
+def grade_cli(
+    inputs: list[Path] = INPUTS,
+    out: Path = typer.Option(Path("qa_out/results.jsonl"), "--out", "-o", help="results.jsonl or results.parquet"),
+    profile: str = typer.Option(None, "--profile", "-p", help="Platform profile: douyin, kuaishou, tiktok, taobao "
+                                "(default: each conversation's own platform)"),
+    model: str = typer.Option(None, "--model", "-m", help="Model directory (default: models/default); "
+                              "'none' grades without the classifier"),
+    rubric: Path = RUBRIC,
+    workers: int = typer.Option(min(2, os.cpu_count() or 1), help="Worker processes"),
+    batch_size: int = typer.Option(64, help="Conversations per model batch"),
+    resume: bool = typer.Option(False, "--resume", help="Continue a killed run: keep what it wrote, grade the rest"),
+    columns: str = COLUMNS, tz: str = TZ,
+) -> None:
+    """Grade every conversation: model dimensions, rule findings and timing → score, band and deductions."""
+    from qa.batch import GradeSettings, grade_files
+    from qa.rubric import load_rubric
+    check_inputs(inputs)
+    with cli_errors():
+        rub = load_rubric(rubric)                       # fail fast on a broken rubric or profile
+        if profile:
+            rub.profile(profile)
+        if model not in (None, "none"):
+            from qa.model.predict import Classifier
+            Classifier(model)                           # fail fast on a broken model
+        settings = GradeSettings(rubric=str(rubric) if rubric else None, profile=profile, model=model,
+                                 batch_size=batch_size)
+        total = _count_lines(inputs)
+        with progress(total) as bar:
+            task = bar.add_task("grade", total=total, rate="")
+
+            def advance(n: int) -> None:
+                bar.advance(task, n)
+                t = bar.tasks[0]
+                if t.elapsed:
+                    bar.update(task, rate=f"{t.completed / t.elapsed:,.0f}/s")
+            run = grade_files(inputs, out, settings, workers=workers, resume=resume, columns=columns, tz=tz,
+                              on_batch=advance)
+    print_stats(run.stats, run.rejects)
+    t = Table(title="Time per stage (seconds, summed over workers)", title_justify="left", header_style="bold")
+    for k in run.timing:
+        t.add_column(k, justify="right")
+    t.add_row(*(f"{v:.1f}" for v in run.timing.values()))
+    console.print(t)
+    rate = run.graded / run.seconds if run.seconds else 0
+    console.print(f"graded {run.graded} conversations in {run.seconds:.1f} s ({rate:,.0f}/s)"
+                  + (f", {run.resumed} kept from the earlier run" if run.resumed else "")
+                  + f"; wrote {run.out}", highlight=False)

@@ -1,0 +1,26 @@
+"""Pieces shared by the model commands: a rich progress bar for training loops."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+    TimeRemainingColumn
+
+from qa.cli.common import err_console
+
+
+@contextlib.contextmanager
+def step_progress(description: str) -> Iterator:
+    """Yields ``update(done, total, loss, label="")`` that drives a bar with rate, ETA and the last loss."""
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                   console=err_console, transient=False, disable=not err_console.is_terminal)
+    with bar:
+        task = bar.add_task(description, total=None, loss=float("nan"))
+
+        def update(done: int, total: int, loss: float, label: str = "") -> None:
+            bar.update(task, completed=done, total=total, loss=loss,
+                       description=f"{description} {label}".strip())
+        yield update

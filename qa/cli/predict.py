@@ -1,0 +1,77 @@
+"""``qa predict``: the classifier's level distributions and expected grades per conversation."""
+
+from __future__ import annotations
+
+import json
+from itertools import islice
+from pathlib import Path
+
+import typer
+
+from qa.cli.common import COLUMNS, INPUTS, TZ, check_inputs, cli_errors, console, print_stats, progress
+from qa.io import ReadStats, Reject, read_many
+from qa.io.write import JsonlWriter
+
+FORMATS = ("jsonl", "dialeval")
+
+
+def _chunks(items, n):
+    it = iter(items)
+    while chunk := list(islice(it, n)):
+        yield chunk
+
+
+def predict(inputs: list[Path], out: Path, *, model: Path | None = None, fmt: str = "jsonl", columns=None,
+            tz=None, batch_size: int = 64, on_batch=None) -> tuple[ReadStats, Path]:
+    """Stream the inputs through the model; JSONL (one line per conversation) or a DialEval submission."""
+    from qa.model.predict import Classifier
+    clf = Classifier(model)
+    stats = ReadStats()
+    rejects_path = out.with_name(out.stem + ".rejects.jsonl")
+    dialeval: list[dict] = []
+    with JsonlWriter(rejects_path) as rej, (JsonlWriter(out) if fmt == "jsonl" else _Null()) as w:
+        for chunk in _chunks(read_many(inputs, stats, columns=columns, tz=tz), batch_size):
+            convs = [c for c in chunk if not isinstance(c, Reject)]
+            for r in chunk:
+                if isinstance(r, Reject):
+                    rej.write(r.to_record())
+            for conv, pred in zip(convs, clf.predict(convs, batch_size=batch_size)):
+                if fmt == "dialeval":
+                    dialeval.append({"id": conv.id, "quality": {d: {str(k): round(v, 6) for k, v in p.probs.items()}
+                                                                for d, p in pred.items()}})
+                else:
+                    w.write({"id": conv.id, "model": clf.path.name,
+                             "dimensions": {d: p.to_record() for d, p in pred.items()}})
+            if on_batch:
+                on_batch(len(chunk))
+    if fmt == "dialeval":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(dialeval, ensure_ascii=False), encoding="utf-8")
+    return stats, rejects_path
+
+
+class _Null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def predict_cli(
+    inputs: list[Path] = INPUTS,
+    out: Path = typer.Option(..., "--out", "-o", help="Predictions: JSONL, or DialEval JSON with --format dialeval"),
+    model: Path = typer.Option(None, "--model", "-m", help="Model directory (default: models/default)"),
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl | dialeval (the STC-3 submission format)"),
+    batch_size: int = typer.Option(64), columns: str = COLUMNS, tz: str = TZ,
+) -> None:
+    """Per conversation and dimension: the level distribution, the expected grade and the evidence turns."""
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
+    check_inputs(inputs)
+    with cli_errors(), progress() as bar:
+        task = bar.add_task("predict", total=None, rate="")
+        stats, rejects = predict(inputs, out, model=model, fmt=fmt, columns=columns, tz=tz, batch_size=batch_size,
+                                 on_batch=lambda n: bar.advance(task, n))
+    print_stats(stats, rejects)
+    console.print(f"wrote {out}", highlight=False)

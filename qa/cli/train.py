@@ -1,0 +1,55 @@
+"""``qa train``: fine-tune the rubric classifier on labelled chats and write a model directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from qa.cli.common import RUBRIC, check_inputs, cli_errors, console
+from qa.cli.model_common import step_progress
+
+
+def train_cli(
+    data: list[Path] = typer.Argument(..., help="Labelled chat files (.jsonl with labels.reviews, DialEval .json)"),
+    out: Path = typer.Option(..., "--out", "-o", help="Model directory to write"),
+    rubric: Path = RUBRIC,
+    base_model: str = typer.Option("models/base", help="Encoder to fine-tune: a local directory or a hub id "
+                                   "(e.g. hfl/rbt3); 'none' = a small encoder from scratch"),
+    dev: list[Path] = typer.Option(None, help="Dev files (default: a seeded split of the data)"),
+    dev_fraction: float = typer.Option(0.1), epochs: int = typer.Option(8), batch_size: int = typer.Option(16),
+    lr: float = typer.Option(3e-4), encoder_lr: float = typer.Option(1e-4), patience: int = typer.Option(2),
+    seed: int = typer.Option(13),
+    no_encoder: bool = typer.Option(False, "--no-encoder", help="Ablation: n-grams and features only"),
+    no_ngrams: bool = typer.Option(False, "--no-ngrams", help="Ablation: no char n-gram channel"),
+    no_features: bool = typer.Option(False, "--no-features", help="Ablation: no rule/timing features"),
+    max_steps: int = typer.Option(None, help="Stop after this many steps (smoke runs)"),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint"),
+    threads: int = typer.Option(None, help="Torch CPU threads"),
+) -> None:
+    """Fine-tune: seeded, early stopping on a dev split, calibrated, resumable; writes weights, tokenizer,
+    label map, metrics and MODEL_CARD.md."""
+    from qa.model.train import TrainArgs, train
+    check_inputs(list(data) + list(dev or []))
+    with cli_errors():
+        try:
+            args = TrainArgs(data=[str(p) for p in data], out=str(out), rubric=str(rubric) if rubric else None,
+                             base_model=base_model, dev=[str(p) for p in dev] if dev else None,
+                             dev_fraction=dev_fraction, epochs=epochs, batch_size=batch_size, lr=lr,
+                             encoder_lr=encoder_lr, patience=patience, seed=seed, use_encoder=not no_encoder,
+                             use_ngrams=not no_ngrams, use_features=not no_features, max_steps=max_steps,
+                             resume=resume, threads=threads)
+        except ValueError as e:
+            raise typer.BadParameter(str(e)) from None
+        with step_progress("train") as update:
+            metrics = train(args, progress=lambda ep, s, n, loss: update(s, n, loss, f"epoch {ep + 1}"))
+    t = Table(title="Dev split", title_justify="left", header_style="bold")
+    for c in ("dimension", "QWK", "accuracy", "within one", "macro-F1"):
+        t.add_column(c, justify="left" if c == "dimension" else "right")
+    for d, m in (metrics.get("dev") or {}).items():
+        t.add_row(d, f"{m['qwk']:.3f}", f"{m['accuracy']:.3f}", f"{m['within_one']:.3f}", f"{m['macro_f1']:.3f}")
+    console.print(t)
+    console.print(f"{metrics['train_examples']} train / {metrics['dev_examples']} dev conversations, "
+                  f"{metrics['rejected']} without usable labels; {metrics['seconds']} s; wrote {out}",
+                  highlight=False)

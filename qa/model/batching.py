@@ -1,0 +1,75 @@
+"""Conversations → one batch of tensors for ``RubricModel`` (messages deduplicated across the batch)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from qa.model.features import feature_vector
+from qa.model.inputs import ROLE_TOKENS, Turn, flat_text, turns
+from qa.model.modeling import ROLE_IDS, RubricConfig
+from qa.rubric import Rubric
+from qa.rules.base import Finding
+from qa.schema import Conversation
+from qa.timing import Timing
+
+
+class Batcher:
+    """Builds model inputs; rule findings and timing are computed here unless the caller passes them."""
+
+    def __init__(self, config: RubricConfig, tokenizer=None, ngrams=None, rubric: Rubric | None = None):
+        self.config, self.tokenizer, self.ngrams, self.rubric = config, tokenizer, ngrams, rubric
+        self._engine = None
+
+    def _rules(self):
+        if self._engine is None:
+            from qa.rules.engine import RuleEngine
+            self._engine = RuleEngine(self.rubric)
+        return self._engine
+
+    def __call__(self, convs: Sequence[Conversation], *, findings: Sequence[list[Finding]] | None = None,
+                 timings: Sequence[Timing | None] | None = None,
+                 targets: Sequence[dict[str, list[float]]] | None = None) -> tuple[dict, list[list[Turn]]]:
+        cfg = self.config
+        batch: dict = {}
+        all_turns = [turns(c, cfg.max_messages) for c in convs]
+        if cfg.use_encoder:
+            texts: dict[str, int] = {}
+            width = max((len(t) for t in all_turns), default=1) or 1
+            tmap = np.full((len(convs), width), -1, dtype=np.int64)
+            roles = np.zeros((len(convs), width), dtype=np.int64)
+            for b, ts in enumerate(all_turns):
+                for j, t in enumerate(ts):
+                    tmap[b, j] = texts.setdefault(ROLE_TOKENS[t.role] + t.text, len(texts))
+                    roles[b, j] = ROLE_IDS[t.role]
+            enc = self.tokenizer(list(texts) or ["[PAD]"], truncation=True, max_length=cfg.max_tokens,
+                                 padding=True, return_tensors="pt")
+            batch.update(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                         turn_map=torch.from_numpy(tmap), turn_roles=torch.from_numpy(roles))
+        if cfg.feature_names:
+            from qa.timing import compute_timing
+            rows = []
+            for i, c in enumerate(convs):
+                t = timings[i] if timings is not None else compute_timing(c, self.rubric)
+                f = findings[i] if findings is not None else self._rules().check(c, t)
+                rows.append(feature_vector(cfg.feature_names, self.rubric, f, t))
+            batch["features"] = torch.tensor(rows, dtype=torch.float)
+        if self.ngrams is not None:
+            m = self.ngrams.transform([flat_text(c) for c in convs]).tocoo()
+            idx = torch.from_numpy(np.vstack([m.row, m.col]).astype(np.int64))
+            batch["ngrams"] = torch.sparse_coo_tensor(idx, torch.from_numpy(m.data), m.shape,
+                                                      check_invariants=False).coalesce()
+        if targets is not None:
+            dims = list(cfg.dimensions)
+            k = max(len(v) for v in cfg.dimensions.values())
+            lab = torch.zeros(len(convs), len(dims), k)
+            mask = torch.zeros(len(convs), len(dims), dtype=torch.bool)
+            for b, t in enumerate(targets):
+                for i, d in enumerate(dims):
+                    if d in t:
+                        lab[b, i, :len(t[d])] = torch.tensor(t[d])
+                        mask[b, i] = True
+            batch.update(labels=lab, label_mask=mask)
+        return batch, all_turns

@@ -1,0 +1,71 @@
+"""MODEL_CARD.md: what the model grades, how it was trained, and how it did (from the files beside it)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def _read(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def eval_table(report: dict) -> list[str]:
+    """Markdown rows: per dimension, QWK / accuracy / within-one / macro-F1 of the model and each baseline."""
+    systems = list(report.get("systems", {}))
+    lines = ["| dimension | " + " | ".join(f"{s} QWK" for s in systems) + " | model acc | model ±1 | model F1 |",
+             "|---|" + "---:|" * (len(systems) + 3)]
+    model = report["systems"].get("model", {})
+    for d in report.get("dimensions", []):
+        cells = [f"{report['systems'][s][d]['qwk']:.3f}" for s in systems]
+        m = model.get(d, {})
+        lines.append(f"| {d} | " + " | ".join(cells) +
+                     f" | {m.get('accuracy', 0):.3f} | {m.get('within_one', 0):.3f} | {m.get('macro_f1', 0):.3f} |")
+    return lines
+
+
+def write_card(model_dir: str | Path) -> Path:
+    d = Path(model_dir)
+    cfg, metrics, args = _read(d / "config.json"), _read(d / "metrics.json"), _read(d / "training_args.json")
+    enc = cfg.get("encoder") or {}
+    lines = [f"# Model card: {d.name}", "",
+             f"Rubric classifier for the `{cfg.get('rubric')}` rubric: grades "
+             + ", ".join(f"`{k}` ({'/'.join(map(str, v))})" for k, v in cfg.get("dimensions", {}).items())
+             + " from the whole chat.", "",
+             "## Architecture",
+             f"- Encoder: {enc.get('model_type', 'none')} — hidden {enc.get('hidden_size', '-')}, "
+             f"{enc.get('num_hidden_layers', '-')} layers, vocab {enc.get('vocab_size', '-')}; "
+             f"each message read on its own (≤ {cfg.get('max_tokens')} tokens, ≤ {cfg.get('max_messages')} "
+             "messages: first and last halves of longer chats), then one message-level transformer layer, then "
+             "per-dimension attention over agent turns (the attention gives each grade's evidence turns)."
+             if cfg.get("use_encoder") else "- Encoder: not used.",
+             f"- Char n-gram channel: {cfg.get('n_ngrams', 0)} TF-IDF 1–3-grams, linear into every head."
+             if cfg.get("n_ngrams") else "- Char n-gram channel: not used.",
+             f"- Non-text features: {', '.join(cfg.get('feature_names', [])) or 'none'}.",
+             f"- Output: calibrated level probabilities (temperature per dimension on the dev split: "
+             f"{cfg.get('temperatures')}), the expected grade, and the level by `{cfg.get('decision')}` "
+             "(chosen on the dev split).", "",
+             "## Training",
+             f"- Data: {', '.join(args.get('data', []))}",
+             f"- Base model: `{args.get('base_model')}`; epochs ≤ {args.get('epochs')}, batch {args.get('batch_size')}, "
+             f"lr {args.get('lr')} (encoder {args.get('encoder_lr')}), seed {args.get('seed')}, early stopping "
+             f"(patience {args.get('patience')}) on a {args.get('dev_fraction')} dev split.",
+             f"- {metrics.get('train_examples')} training / {metrics.get('dev_examples')} dev conversations; "
+             f"{metrics.get('seconds')} s.", ""]
+    if metrics.get("dev"):
+        lines += ["Dev split (used for early stopping and calibration, so optimistic):", "",
+                  "| dimension | QWK | accuracy | within one | macro-F1 |", "|---|---:|---:|---:|---:|"]
+        lines += [f"| {k} | {v['qwk']:.3f} | {v['accuracy']:.3f} | {v['within_one']:.3f} | {v['macro_f1']:.3f} |"
+                  for k, v in metrics["dev"].items()]
+        lines.append("")
+    report = _read(d / "eval.json")
+    if report:
+        lines += ["## Held-out evaluation", "", f"Data: {', '.join(report.get('data', []))} "
+                  f"({report.get('n')} conversations). Command: `{report.get('command', '')}`", ""]
+        lines += eval_table(report) + [""]
+    extra = d / "CARD_NOTES.md"
+    if extra.is_file():
+        lines += [extra.read_text(encoding="utf-8").strip(), ""]
+    path = d / "MODEL_CARD.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path

@@ -1,0 +1,82 @@
+"""Labelled conversations → training examples: one target distribution per graded dimension.
+
+Labels live in ``labels.reviews = [{reviewer, grades: {dimension: level}}, ...]``; several reviewers give a
+distribution (soft label), one reviewer a one-hot. A dimension nobody graded is masked out of the loss.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Iterable, Sequence
+
+from qa.errors import InputError
+from qa.io.build import Reject
+from qa.io.read import ReadStats, read_many
+from qa.schema import Conversation
+
+
+@dataclasses.dataclass
+class Example:
+    conv: Conversation
+    targets: dict[str, list[float]]      # dimension → distribution over its levels (best first)
+
+    def majority(self, dim: str, levels: Sequence) -> object | None:
+        """The most likely level (ties → the middle of the tied levels, rounding toward better)."""
+        dist = self.targets.get(dim)
+        if dist is None:
+            return None
+        top = max(dist)
+        tied = [i for i, p in enumerate(dist) if p == top]
+        return levels[tied[(len(tied) - 1) // 2]]
+
+
+def _level_key(v, levels):
+    for lv in levels:
+        if str(lv) == str(v).strip():
+            return lv
+    return None
+
+
+def targets(conv: Conversation, dimensions: dict[str, list]) -> dict[str, list[float]]:
+    reviews = (conv.labels or {}).get("reviews") or []
+    out = {}
+    for dim, levels in dimensions.items():
+        counts = [0.0] * len(levels)
+        for r in reviews:
+            lv = _level_key((r.get("grades") or {}).get(dim), levels) if isinstance(r, dict) else None
+            if lv is not None:
+                counts[levels.index(lv)] += 1
+        if sum(counts):
+            out[dim] = [c / sum(counts) for c in counts]
+    return out
+
+
+def load_examples(paths: Iterable[str], dimensions: dict[str, list], *, stats: ReadStats | None = None,
+                  rejects: list[Reject] | None = None) -> list[Example]:
+    """Every labelled conversation in ``paths``; unlabelled ones and read rejects are counted in ``rejects``."""
+    out = []
+    for item in read_many(paths, stats):
+        if isinstance(item, Reject):
+            if rejects is not None:
+                rejects.append(item)
+            continue
+        t = targets(item, dimensions)
+        if t:
+            out.append(Example(item, t))
+        elif rejects is not None:
+            rejects.append(Reject("", None, f"conversation {item.id}: no grades for {', '.join(dimensions)}",
+                                  field="labels.reviews", id=item.id))
+    if not out:
+        raise InputError(f"no labelled conversations with grades for {', '.join(dimensions)}",
+                         file=", ".join(map(str, paths)), field="labels.reviews")
+    return out
+
+
+def split(examples: list[Example], dev_fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
+    """A seeded random train/dev split (dev gets at least one example when there are two or more)."""
+    idx = list(range(len(examples)))
+    random.Random(seed).shuffle(idx)
+    n_dev = min(max(1, round(len(idx) * dev_fraction)), len(idx) - 1) if len(idx) > 1 and dev_fraction > 0 else 0
+    dev = set(idx[:n_dev])
+    return [e for i, e in enumerate(examples) if i not in dev], [examples[i] for i in sorted(dev)]

@@ -1,0 +1,89 @@
+"""``evaluate``: a model against held-out labelled chats, beside two baselines trained on the model's own
+training split — the majority class and char n-gram TF-IDF + logistic regression."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from qa.errors import ModelError
+from qa.model.data import Example, load_examples, split
+from qa.model.inputs import flat_text
+from qa.model.metrics import grade_metrics
+
+
+def _majority(train: list[Example], dim: str, levels: list):
+    counts = {lv: 0 for lv in levels}
+    for e in train:
+        lv = e.majority(dim, levels)
+        if lv is not None:
+            counts[lv] += 1
+    return max(levels, key=lambda lv: counts[lv])
+
+
+def ngram_baseline(train: list[Example], test: list[Example], dims: dict[str, list], seed: int = 0) -> dict:
+    """Per dimension, levels predicted by TF-IDF char 1–3-grams + logistic regression (C by 3-fold CV)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+
+    from qa.model.ngrams import vectorizer
+    vec = vectorizer(max_features=None)
+    x_train = vec.fit_transform([flat_text(e.conv) for e in train])
+    x_test = vec.transform([flat_text(e.conv) for e in test])
+    out = {}
+    for d, levels in dims.items():
+        rows = [i for i, e in enumerate(train) if d in e.targets]
+        y = [levels.index(train[i].majority(d, levels)) for i in rows]
+        if len(set(y)) < 2:
+            out[d] = [levels[y[0]] if y else levels[0]] * len(test)
+            continue
+        grid = GridSearchCV(LogisticRegression(max_iter=3000), {"C": [1, 3, 10, 30]},
+                            cv=min(3, min(np.bincount(y)[np.bincount(y) > 0])) if len(y) > 6 else 2,
+                            scoring="accuracy") if len(y) >= 12 else None
+        clf = (grid.fit(x_train[rows], y).best_estimator_ if grid else
+               LogisticRegression(C=10, max_iter=3000).fit(x_train[rows], y))
+        out[d] = [levels[int(k)] for k in clf.predict(x_test)]
+    return out
+
+
+def training_split(model_dir: Path, dims: dict[str, list], train_paths: Sequence[str] | None) -> list[Example]:
+    """The examples the model was trained on (same files, same seeded split) unless ``train_paths`` is given."""
+    args_file = model_dir / "training_args.json"
+    if train_paths:
+        return load_examples(train_paths, dims)
+    if not args_file.is_file():
+        raise ModelError(f"{model_dir} has no training_args.json: pass --train FILES for the baselines")
+    args = json.loads(args_file.read_text(encoding="utf-8"))
+    missing = [p for p in args["data"] if not Path(p).is_file()]
+    if missing:
+        raise ModelError(f"training data of {model_dir} not found ({', '.join(missing)}): pass --train FILES")
+    examples = load_examples(args["data"], dims)
+    return examples if args.get("dev") else split(examples, args["dev_fraction"], args["seed"])[0]
+
+
+def evaluate(model_dir: str | Path | None, data: Sequence[str], *, train_paths: Sequence[str] | None = None,
+             baselines: bool = True, batch_size: int = 32) -> dict:
+    """Per dimension: accuracy, within-one, macro-F1, QWK and confusion for the model and the baselines."""
+    from qa.model.predict import Classifier
+    clf = Classifier(model_dir)
+    dims = clf.dimensions
+    test = load_examples(data, dims)
+    preds = clf.predict([e.conv for e in test], batch_size=batch_size)
+    systems: dict[str, dict[str, list]] = {"model": {d: [p[d].level for p in preds] for d in dims}}
+    if baselines:
+        train = training_split(clf.path, dims, train_paths)
+        systems["majority"] = {d: [_majority(train, d, lv)] * len(test) for d, lv in dims.items()}
+        systems["ngram_lr"] = ngram_baseline(train, test, dims)
+    report = {"model": str(clf.path), "data": [str(p) for p in data], "n": len(test), "dimensions": list(dims),
+              "levels": dims, "systems": {}}
+    for name, by_dim in systems.items():
+        report["systems"][name] = {}
+        for d, levels in dims.items():
+            rows = [i for i, e in enumerate(test) if d in e.targets]
+            report["systems"][name][d] = grade_metrics(
+                references=[test[i].majority(d, levels) for i in rows],
+                predictions=[by_dim[d][i] for i in rows], levels=levels)
+    return report

@@ -1,0 +1,111 @@
+"""Load a model directory and grade conversations in batches: level distribution, expected grade, evidence."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from qa.errors import ModelError
+from qa.rubric import ROOT, load_rubric
+from qa.schema import Conversation
+
+DEFAULT_MODEL = ROOT / "models" / "default"
+
+
+@dataclasses.dataclass(frozen=True)
+class DimensionPrediction:
+    probs: dict            # level → probability (calibrated), best level first
+    level: object          # decided level (argmax or rounded expectation, as the model card says)
+    expected: float        # Σ p · level
+    confidence: float      # probability of ``level``
+    evidence: list[int]    # message indexes of the agent turns that weighed most
+
+    def to_record(self) -> dict:
+        return {"probs": {str(k): round(v, 4) for k, v in self.probs.items()}, "level": self.level,
+                "expected": round(self.expected, 3), "confidence": round(self.confidence, 4),
+                "evidence": self.evidence}
+
+
+class Classifier:
+    """A trained rubric classifier on the CPU (or ``device``)."""
+
+    def __init__(self, model_dir: str | Path | None = None, *, device: str = "cpu"):
+        import torch  # noqa: F401  (fail here, clearly, when the model extra is not installed)
+        from transformers import AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+
+        from qa.model.batching import Batcher
+        from qa.model.modeling import RubricModel
+        from qa.model.ngrams import Ngrams
+
+        self.path = Path(model_dir) if model_dir else DEFAULT_MODEL
+        if not (self.path / "config.json").is_file():
+            raise ModelError(f"not a model directory (no config.json): {self.path}")
+        try:
+            self.model = RubricModel.from_pretrained(self.path).to(device).eval()
+        except Exception as e:  # noqa: BLE001 — any load failure is the model's fault, said plainly
+            raise ModelError(f"cannot load model from {self.path}: {e}") from e
+        self.config = self.model.config
+        tok = AutoTokenizer.from_pretrained(self.path) if self.config.use_encoder else None
+        rubric_file = self.path / "rubric.yaml"
+        self.rubric = load_rubric(rubric_file if rubric_file.is_file() else None)
+        self.batcher = Batcher(self.config, tok, Ngrams.load(self.path), self.rubric)
+        self.device = device
+
+    @property
+    def dimensions(self) -> dict[str, list]:
+        return self.config.dimensions
+
+    def predict(self, convs: Sequence[Conversation], *, findings=None, timings=None,
+                batch_size: int = 32) -> list[dict[str, DimensionPrediction]]:
+        out = []
+        for s in range(0, len(convs), batch_size):
+            sl = slice(s, s + batch_size)
+            out += self._predict(convs[sl], findings[sl] if findings is not None else None,
+                                 timings[sl] if timings is not None else None)
+        return out
+
+    def _predict(self, convs, findings, timings):
+        import torch
+
+        batch, all_turns = self.batcher(convs, findings=findings, timings=timings)
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        with torch.inference_mode():
+            res = self.model(**batch)
+        out = [{} for _ in convs]
+        for i, (dim, levels) in enumerate(self.config.dimensions.items()):
+            t = float(self.config.temperatures.get(dim, 1.0))
+            probs = (res["logits"][dim] / t).softmax(-1).cpu().numpy()
+            attn = res["attention"][:, i].cpu().numpy() if res["attention"] is not None else None
+            for b, p in enumerate(probs):
+                out[b][dim] = self._decide(levels, p, all_turns[b], attn[b] if attn is not None else None)
+        return out
+
+    def _decide(self, levels, p, turns, attn) -> DimensionPrediction:
+        numeric = all(isinstance(v, (int, float)) for v in levels)
+        expected = float(sum(float(v) * float(q) for v, q in zip(levels, p))) if numeric else float("nan")
+        k = int(p.argmax())
+        if self.config.decision == "expected" and numeric:
+            k = min(range(len(levels)), key=lambda j: abs(float(levels[j]) - expected))
+        evidence = []
+        if attn is not None:
+            ranked = sorted(range(len(turns)), key=lambda j: -attn[j])
+            evidence = sorted(turns[j].index for j in ranked[:2] if attn[j] > 0 and turns[j].role != "customer")
+        return DimensionPrediction({lv: float(q) for lv, q in zip(levels, p)}, levels[k], expected,
+                                   float(p[k]), evidence)
+
+
+def predict_distributions(model_dir, conversations) -> list[dict[str, dict[str, float]]]:
+    """Per conversation, per dimension, the level distribution (string level → probability)."""
+    clf = Classifier(model_dir)
+    return [{d: {str(k): v for k, v in p.probs.items()} for d, p in row.items()}
+            for row in clf.predict(list(conversations))]
+
+
+def read_labels(model_dir: str | Path) -> dict:
+    return json.loads((Path(model_dir) / "labels.json").read_text(encoding="utf-8"))

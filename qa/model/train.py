@@ -1,0 +1,330 @@
+"""Fine-tuning: ``train(args)`` trains a rubric classifier on labelled chats and writes a model directory.
+
+Seeded; a dev split for early stopping, temperature calibration and the decision rule; a checkpoint after every
+epoch (``--resume`` continues from it); the best epoch's weights are what gets saved.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import random
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from qa.errors import ModelError
+from qa.rubric import load_rubric
+
+log = logging.getLogger(__name__)
+DEFAULT_BASE = "models/base"
+
+
+@dataclasses.dataclass
+class TrainArgs:
+    data: list[str]
+    out: str
+    rubric: str | None = None
+    base_model: str | None = DEFAULT_BASE   # local dir or hub id; None → a small encoder from scratch
+    epochs: int = 8
+    batch_size: int = 16
+    lr: float = 3e-4                          # head, context layer and n-gram channel
+    encoder_lr: float = 1e-4
+    weight_decay: float = 0.01
+    ngram_l2: float = 1e-4                   # extra L2 on the n-gram weights (wide part overfits fastest)
+    dev_fraction: float = 0.1
+    dev: list[str] | None = None             # explicit dev files instead of a random split
+    patience: int = 2
+    seed: int = 13
+    use_encoder: bool = True
+    use_ngrams: bool = True
+    use_features: bool = True
+    max_ngrams: int = 30000
+    max_tokens: int = 64
+    max_messages: int = 40
+    max_steps: int | None = None             # stop early (tests, smoke runs)
+    resume: bool = False
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.data:
+            raise ValueError("no training data given")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be ≥ 1")
+        if not 0 <= self.dev_fraction < 1:
+            raise ValueError("dev_fraction must be in [0, 1)")
+        if not (self.use_encoder or self.use_ngrams or self.use_features):
+            raise ValueError("at least one of encoder, n-grams and features must be used")
+
+
+def _seed(seed: int) -> None:
+    import torch
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _load_base(args: TrainArgs):
+    """(tokenizer, encoder) from ``base_model``, or a fresh tiny BERT over a char vocab from the train texts."""
+    from transformers import AutoTokenizer
+
+    from qa.model.modeling import auto_encoder
+    from qa.model.vocab import ensure_role_tokens
+    base = args.base_model
+    if base and Path(base).exists() or base and "/" in base and not Path(base).is_absolute():
+        try:
+            tok = AutoTokenizer.from_pretrained(base)
+            enc = auto_encoder(path=base)
+        except OSError as e:
+            raise ModelError(f"cannot load base model {base!r}: {e}") from e
+        if ensure_role_tokens(tok):
+            enc.resize_token_embeddings(len(tok))
+        return tok, enc
+    raise ModelError(f"base model {base!r} not found (a local directory or a hub id such as hfl/rbt3); "
+                     "run `qa pretrain` to build the default one")
+
+
+def scratch_encoder(texts, hidden: int = 128, layers: int = 2):
+    """A small char-level BERT with random weights (for tests and ``--base-model none``)."""
+    from transformers import BertConfig, BertModel
+
+    from qa.model.vocab import char_vocab, make_tokenizer
+    tok = make_tokenizer(char_vocab(texts, min_count=1))
+    cfg = BertConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers,
+                     num_attention_heads=max(1, hidden // 32), intermediate_size=hidden * 2,
+                     max_position_embeddings=128)
+    return tok, BertModel(cfg, add_pooling_layer=False)
+
+
+def _predict_logits(model, batcher, examples, feats, batch_size=64):
+    import torch
+    model.eval()
+    out = {d: [] for d in model.config.dimensions}
+    with torch.inference_mode():
+        for s in range(0, len(examples), batch_size):
+            chunk = examples[s:s + batch_size]
+            batch, _ = batcher([e.conv for e in chunk], findings=feats[0][s:s + batch_size],
+                               timings=feats[1][s:s + batch_size])
+            res = model(**batch)
+            for d in out:
+                out[d].append(res["logits"][d])
+    return {d: torch.cat(v).numpy() for d, v in out.items()}
+
+
+def dev_scores(logits, examples, dims, temperatures=None, decision="argmax") -> dict:
+    """Per-dimension metrics of ``logits`` against the examples' majority grades."""
+    from qa.model.metrics import grade_metrics
+    out = {}
+    for d, levels in dims.items():
+        rows = [i for i, e in enumerate(examples) if d in e.targets]
+        if not rows:
+            continue
+        z = logits[d][rows] / (temperatures or {}).get(d, 1.0)
+        p = np.exp(z - z.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        if decision == "expected":
+            exp = p @ np.arange(len(levels))
+            pred = [levels[int(round(x))] for x in exp]
+        else:
+            pred = [levels[int(k)] for k in p.argmax(1)]
+        out[d] = grade_metrics(references=[examples[i].majority(d, levels) for i in rows], predictions=pred,
+                               levels=levels)
+    return out
+
+
+def fit_temperature(logits: np.ndarray, target_idx: np.ndarray) -> float:
+    """The temperature that minimises dev negative log-likelihood (grid search: robust on small dev sets)."""
+    best, best_t = None, 1.0
+    for t in np.exp(np.linspace(np.log(0.25), np.log(4.0), 61)):
+        z = logits / t
+        z = z - z.max(1, keepdims=True)
+        nll = -(z[np.arange(len(z)), target_idx] - np.log(np.exp(z).sum(1))).mean()
+        if best is None or nll < best:
+            best, best_t = nll, float(t)
+    return best_t
+
+
+def train(args: TrainArgs, progress: Callable | None = None) -> dict:
+    """Train, calibrate, save; returns the metrics written to ``metrics.json``."""
+    import torch
+
+    from qa.model.batching import Batcher
+    from qa.model.data import load_examples, split
+    from qa.model.features import feature_names
+    from qa.model.inputs import flat_text
+    from qa.model.modeling import RubricConfig, RubricModel
+    from qa.model.ngrams import Ngrams
+    from qa.rules.engine import RuleEngine
+    from qa.timing import compute_timing
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    _seed(args.seed)
+    started = time.time()
+    rubric = load_rubric(args.rubric)
+    dims = {d: list(rubric.scale) for d in rubric.model_dimensions}
+    if not dims:
+        raise ModelError(f"rubric {rubric.name!r} has no model dimensions to train")
+    rejects: list = []
+    examples = load_examples(args.data, dims, rejects=rejects)
+    if args.dev:
+        train_ex, dev_ex = examples, load_examples(args.dev, dims)
+    else:
+        train_ex, dev_ex = split(examples, args.dev_fraction, args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    engine = RuleEngine(rubric) if args.use_features and rubric.rules else None
+
+    def feats(exs):
+        ts = [compute_timing(e.conv, rubric) for e in exs]
+        fs = [engine.check(e.conv, t) if engine else [] for e, t in zip(exs, ts)]
+        return fs, ts
+
+    train_feats, dev_feats = feats(train_ex), feats(dev_ex)
+    tok = encoder = None
+    if args.use_encoder:
+        if args.base_model in (None, "", "none"):
+            tok, encoder = scratch_encoder([flat_text(e.conv) for e in train_ex])
+        else:
+            tok, encoder = _load_base(args)
+    ngrams = Ngrams.fit([flat_text(e.conv) for e in train_ex], args.max_ngrams) if args.use_ngrams else None
+    config = RubricConfig(encoder=encoder.config.to_dict() if encoder is not None else {}, dimensions=dims,
+                          feature_names=feature_names(rubric) if args.use_features else [],
+                          n_ngrams=ngrams.size if ngrams else 0, use_encoder=args.use_encoder,
+                          max_messages=args.max_messages, max_tokens=args.max_tokens, rubric=rubric.name)
+    model = RubricModel(config, encoder=encoder)
+    batcher = Batcher(config, tok, ngrams, rubric)
+
+    enc_params = list(model.encoder.parameters()) if args.use_encoder else []
+    enc_ids = {id(p) for p in enc_params}
+    ngram_params = list(model.ngram.parameters()) if model.ngram is not None else []
+    ngram_ids = {id(p) for p in ngram_params}
+    rest = [p for p in model.parameters() if id(p) not in enc_ids | ngram_ids]
+    groups = [{"params": rest, "lr": args.lr, "weight_decay": args.weight_decay}]
+    if enc_params:
+        groups.append({"params": enc_params, "lr": args.encoder_lr, "weight_decay": args.weight_decay})
+    if ngram_params:
+        groups.append({"params": ngram_params, "lr": args.lr * 10, "weight_decay": 0.0})
+    opt = torch.optim.AdamW(groups)
+    steps_per_epoch = (len(train_ex) + args.batch_size - 1) // args.batch_size
+    total = steps_per_epoch * args.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / max(1, total // 20)) * max(0.05, 1 - s / max(1, total)))
+
+    ckpt = out / "checkpoint"
+    state = {"epoch": 0, "step": 0, "best": None, "bad": 0, "history": []}
+    best_state = None
+    if args.resume and (ckpt / "state.pt").is_file():
+        saved = torch.load(ckpt / "state.pt", weights_only=False)
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        sched.load_state_dict(saved["scheduler"])
+        best_state = saved["best_state"]
+        state = saved["state"]
+        random.setstate(saved["rng"]["python"])
+        np.random.set_state(saved["rng"]["numpy"])
+        torch.set_rng_state(saved["rng"]["torch"])
+        log.info("resumed from epoch %d", state["epoch"])
+
+    def step_batch(idx):
+        chunk = [train_ex[i] for i in idx]
+        batch, _ = batcher([e.conv for e in chunk], findings=[train_feats[0][i] for i in idx],
+                           timings=[train_feats[1][i] for i in idx], targets=[e.targets for e in chunk])
+        res = model(**batch)
+        loss = res["loss"]
+        if model.ngram is not None and args.ngram_l2:
+            loss = loss + args.ngram_l2 * model.ngram.weight.pow(2).sum()
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        return float(res["loss"].detach())
+
+    stop = False
+    for epoch in range(state["epoch"], args.epochs):
+        model.train()
+        order = list(range(len(train_ex)))
+        random.Random(args.seed + epoch).shuffle(order)
+        losses = []
+        for s in range(0, len(order), args.batch_size):
+            losses.append(step_batch(order[s:s + args.batch_size]))
+            state["step"] += 1
+            if progress:
+                progress(epoch, state["step"], steps_per_epoch * (epoch + 1), losses[-1])
+            if args.max_steps and state["step"] >= args.max_steps:
+                stop = True
+                break
+        record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else None}
+        if dev_ex:
+            scores = dev_scores(_predict_logits(model, batcher, dev_ex, dev_feats), dev_ex, dims)
+            record["dev_qwk"] = {d: round(m["qwk"], 4) for d, m in scores.items()}
+            score = float(np.mean(list(record["dev_qwk"].values())))
+            record["dev_mean_qwk"] = round(score, 4)
+        else:
+            score = -record["train_loss"] if losses else 0.0
+        state["history"].append(record)
+        log.info("epoch %s", record)
+        if state["best"] is None or score > state["best"]:
+            state["best"], state["bad"] = score, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            state["bad"] += 1
+        state["epoch"] = epoch + 1
+        ckpt.mkdir(exist_ok=True)
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                    "best_state": best_state, "state": state,
+                    "rng": {"python": random.getstate(), "numpy": np.random.get_state(),
+                            "torch": torch.get_rng_state()}}, ckpt / "state.pt")
+        if stop or state["bad"] >= args.patience:
+            break
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    metrics = {"train_examples": len(train_ex), "dev_examples": len(dev_ex), "rejected": len(rejects),
+               "history": state["history"], "seconds": round(time.time() - started, 1)}
+    if dev_ex:
+        logits = _predict_logits(model, batcher, dev_ex, dev_feats)
+        temps = {}
+        for d, levels in dims.items():
+            rows = [i for i, e in enumerate(dev_ex) if d in e.targets]
+            if rows:
+                temps[d] = fit_temperature(logits[d][rows],
+                                           np.array([levels.index(dev_ex[i].majority(d, levels)) for i in rows]))
+        config.temperatures = temps
+        by_rule = {r: dev_scores(logits, dev_ex, dims, temps, r) for r in ("argmax", "expected")}
+        mean = {r: np.mean([m["qwk"] for m in s.values()]) for r, s in by_rule.items()}
+        config.decision = max(mean, key=mean.get)
+        metrics["dev"] = {d: {k: v for k, v in m.items() if k != "confusion"}
+                          for d, m in by_rule[config.decision].items()}
+        metrics["decision"], metrics["temperatures"] = config.decision, temps
+    save(model, tok, ngrams, rubric, out, metrics, args)
+    shutil.rmtree(ckpt, ignore_errors=True)
+    return metrics
+
+
+def save(model, tokenizer, ngrams, rubric, out: Path, metrics: dict, args: TrainArgs) -> None:
+    """The model directory: config + safetensors, tokenizer, n-grams, rubric copy, label map, metrics, card."""
+    from qa.model.card import write_card
+    model.save_pretrained(out, safe_serialization=True)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(out)
+    if ngrams is not None:
+        ngrams.save(out)
+    if rubric.path:
+        shutil.copy(rubric.path, out / "rubric.yaml")
+        if rubric.lexicon:
+            lex = out / rubric.lexicon
+            lex.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy((rubric.path.parent / rubric.lexicon).resolve(), lex)
+    (out / "labels.json").write_text(json.dumps(model.config.dimensions, ensure_ascii=False, indent=1),
+                                     encoding="utf-8")
+    (out / "training_args.json").write_text(json.dumps(dataclasses.asdict(args), ensure_ascii=False, indent=1),
+                                            encoding="utf-8")
+    (out / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=1), encoding="utf-8")
+    write_card(out)
