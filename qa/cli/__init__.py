@@ -7,12 +7,22 @@ import logging
 import typer
 from rich.logging import RichHandler
 
-from qa.cli import check, metrics, rubric
+from qa.cli import check, metrics, report, rubric
+from qa.cli import evaluate, grade, predict, pretrain, review, train
 
 app = typer.Typer(help="Grade Chinese e-commerce customer-service chats.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
+app.command("grade")(grade.grade_cli)
 app.command("metrics")(metrics.metrics_cli)
 app.command("check")(check.check_cli)
+app.command("sample")(review.sample_cli)
+app.command("export-review")(review.export_cli)
+app.command("import-review")(review.import_cli)
+app.command("report")(report.report_cli)
+app.command("pretrain")(pretrain.pretrain_cli)
+app.command("train")(train.train_cli)
+app.command("eval")(evaluate.eval_cli)
+app.command("predict")(predict.predict_cli)
 app.add_typer(rubric.app, name="rubric")
 
 

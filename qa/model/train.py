@@ -88,7 +88,7 @@ def _load_base(args: TrainArgs):
                      "run `qa pretrain` to build the default one")
 
 
-def scratch_encoder(texts, hidden: int = 128, layers: int = 2):
+def scratch_encoder(texts, hidden: int = 64, layers: int = 1):
     """A small char-level BERT with random weights (for tests and ``--base-model none``)."""
     from transformers import BertConfig, BertModel
 

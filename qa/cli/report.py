@@ -1,0 +1,67 @@
+"""``qa report``: graded results → report.html (inline SVG charts) and kpis/agents/warnings CSV."""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from qa.cli.common import RUBRIC, cli_errors, console
+from qa.report import Report, build_report
+from qa.report.html import KIND_LABELS, KPI_LABELS, fmt
+from qa.rubric import KPIS
+
+RESULTS = typer.Argument(..., help="Graded results from `qa grade`: .jsonl and/or .parquet")
+
+
+def _cell(row: dict[str, Any], kpi: str) -> str:
+    if row[kpi] is None:
+        return "[dim]–[/]"
+    ok = row[f"{kpi}_pass"]
+    text = fmt(kpi, row[kpi])
+    return text if ok is None else f"[green]{text}✓[/]" if ok else f"[red]{text}✗[/]"
+
+
+def summary(rep: Report) -> Table:
+    """All shops and each shop: conversations, mean score, red lines, warnings, KPIs beside thresholds."""
+    rows = [r for r in rep.kpis if r["level"] in ("all", "shop")]
+    shown = [k for k in KPIS if any(r[k] is not None for r in rows)]
+    warned = collections.Counter(w["shop"] for w in rep.warnings)
+    t = Table(title="qa report", title_justify="left", header_style="bold")
+    for col in ("shop", "会话", "均分", "红线", "待跟进", *(KPI_LABELS[k] for k in shown)):
+        t.add_column(col, justify="left" if col == "shop" else "right")
+    for r in rows:
+        name = "[bold]全部[/]" if r["level"] == "all" else escape(r["shop"])
+        n_warn = len(rep.warnings) if r["level"] == "all" else warned[r["shop"]]
+        t.add_row(name, str(r["conversations"]), f"{r['mean_score']:.1f}", str(r["failed"]), str(n_warn),
+                  *(_cell(r, k) for k in shown))
+    return t
+
+
+def report_cli(
+    results: list[Path] = RESULTS,
+    out: Path = typer.Option(Path("qa_out/report"), "--out", "-o", help="Output folder"),
+    profile: str = typer.Option(None, "--profile", "-p", help="Judge every group by this platform profile "
+                                "(default: the records' own profile)"),
+    rubric: Path = RUBRIC,
+) -> None:
+    """Report per shop, agent and day: KPIs against thresholds, score charts, weakest dimensions, follow-ups."""
+    with cli_errors():
+        rep = build_report(results, out, rubric=rubric, profile=profile)
+    console.print(summary(rep))
+    kinds = collections.Counter(k for w in rep.warnings for k in w["kinds"].split(";"))
+    if kinds:
+        console.print("待跟进: " + " · ".join(f"{KIND_LABELS[k]} {kinds[k]}" for k in KIND_LABELS if kinds[k]),
+                      highlight=False)
+    weakest = sorted((a for a in rep.agents if a["mean_score"] is not None), key=lambda a: a["mean_score"])[:3]
+    if weakest:
+        console.print("最低均分: " + escape(" · ".join(f"{a['agent']} {a['mean_score']:.1f}"
+                                                        + (f" ({a['weakest']})" if a["weakest"] else "")
+                                                        for a in weakest)), highlight=False)
+    for note in rep.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+    console.print(f"wrote {', '.join(str(p) for p in rep.files.values())}", highlight=False)

@@ -1,0 +1,129 @@
+"""``qa sample``, ``qa export-review``, ``qa import-review``: the human review loop over graded results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from qa.cli.common import RUBRIC, check_inputs, cli_errors, console, err_console
+from qa.io.write import JsonlWriter, write_json
+from qa.review import (Exported, Imported, Sample, SampleSpec, agreement_report, export_review, import_reviews,
+                       read_results, sample)
+from qa.review.sample import REASON_ZH, TARGETED
+from qa.rubric import load_rubric
+
+RESULTS = typer.Argument(..., help="Graded results from `qa grade`: .jsonl or .parquet")
+
+
+def sample_results(inputs: list[Path], out: Path, spec: SampleSpec, *, rubric: Path | None = None) -> Sample:
+    """Sample the result records of ``inputs`` and write the picks (full record + pick fields) as JSONL."""
+    s = sample(read_results(inputs), load_rubric(rubric), spec)
+    with JsonlWriter(out) as w:
+        for rec in s.records:
+            w.write(rec)
+    return s
+
+
+def sample_cli(
+    inputs: list[Path] = RESULTS,
+    n: int = typer.Option(200, "--n", min=1, help="How many conversations to pick"),
+    seed: int = typer.Option(0, "--seed", help="Same seed and input → same sample"),
+    per_agent: int = typer.Option(None, "--per-agent", min=1, help="At most this many picks per (shop, agent)"),
+    confidence_below: float = typer.Option(0.5, "--confidence-below", min=0, max=1,
+                                           help="Model confidence under which a conversation is a low-confidence pick"),
+    out: Path = typer.Option(Path("qa_out/sample.jsonl"), "--out", "-o", help="Sample JSONL"),
+    rubric: Path = RUBRIC,
+) -> None:
+    """Pick conversations for review: random control, red lines, model/rule disagreement, low confidence,
+    then stratified by shop, agent and score band. Each pick says why (pick_reason, pick_detail)."""
+    check_inputs(inputs)
+    with cli_errors():
+        s = sample_results(inputs, out, SampleSpec(n=n, seed=seed, per_agent=per_agent,
+                                                   confidence_below=confidence_below), rubric=rubric)
+    t = Table(title=f"Sample of {len(s.records)} from {s.population} conversations", title_justify="left",
+              header_style="bold")
+    for c in ("pick_reason", "picked", "candidates"):
+        t.add_column(c, justify="left" if c == "pick_reason" else "right")
+    for reason in ("control", *TARGETED, "stratified"):
+        t.add_row(f"{reason} {REASON_ZH[reason]}", str(s.by_reason[reason]), str(s.candidates.get(reason, "")))
+    console.print(t)
+    agents = {(r.get("shop"), r.get("agent")) for r in s.records}
+    msg = f"{len(agents)} agents"
+    if s.duplicates:
+        msg += f" · {s.duplicates} duplicate ids skipped"
+    if len(s.records) < n:
+        msg += f" · {n - len(s.records)} fewer than asked (population or --per-agent cap)"
+    err_console.print(msg, highlight=False)
+    console.print(f"wrote {out}", highlight=False)
+
+
+def export_cli(
+    inputs: list[Path] = typer.Argument(..., help="Sample from `qa sample` (or any graded results)"),
+    fmt: str = typer.Option(None, "--format", "-f", help="xlsx | csv | html (default: from --out)"),
+    out: Path = typer.Option(..., "--out", "-o", help="Review file to write"),
+    blind: bool = typer.Option(False, "--blind", help="Leave out the model's grades, findings and pick reasons"),
+    rubric: Path = RUBRIC,
+) -> None:
+    """A review sheet: XLSX with drop-downs for reviewers, CSV, or an HTML view. Personal data is masked."""
+    check_inputs(inputs)
+    with cli_errors():
+        res: Exported = export_review(list(read_results(inputs)), out, load_rubric(rubric), fmt=fmt, blind=blind)
+    extra = f" and {res.sidecar} (the conversations, for import-review)" if res.sidecar else ""
+    console.print(f"wrote {res.out}{extra}: {res.conversations} conversations", highlight=False)
+
+
+def import_to_files(files: list[Path], out: Path, report: Path, *, records: list[Path] = (),
+                    rubric: Path | None = None, top: int = 20) -> tuple[Imported, dict[str, Any]]:
+    """Import reviews, write the labelled JSONL (`qa train` input) and the agreement report JSON."""
+    imp = import_reviews(files, load_rubric(rubric), records=records)
+    with JsonlWriter(out) as w:
+        for rec in imp.labelled():
+            w.write(rec)
+    rep = agreement_report(imp, top=top)
+    write_json(report, rep)
+    return imp, rep
+
+
+def _fmt(x: Any) -> str:
+    return "–" if x is None else f"{x:.2f}" if isinstance(x, float) else str(x)
+
+
+def import_cli(
+    files: list[Path] = typer.Argument(..., help="Filled-in review files (.xlsx / .csv); one per reviewer or a "
+                                                 "评审人 column"),
+    out: Path = typer.Option(Path("qa_out/labelled.jsonl"), "--out", "-o", help="Labelled JSONL for `qa train`"),
+    report: Path = typer.Option(Path("qa_out/agreement.json"), "--report", help="Agreement report JSON"),
+    records: list[Path] = typer.Option(None, "--records", help="Where the conversations are when a CSV has lost "
+                                                             "its .records.json: the sidecar, the exported XLSX "
+                                                             "or the sample JSONL"),
+    top: int = typer.Option(20, "--top", min=1, help="Conversations to list for calibration"),
+    rubric: Path = RUBRIC,
+) -> None:
+    """Read reviews back: validate every row, report agreement, write labelled data."""
+    check_inputs([*files, *(records or [])])
+    with cli_errors():
+        imp, rep = import_to_files(files, out, report, records=records or [], rubric=rubric, top=top)
+    t = Table(title=f"Agreement · {len(rep['reviewers'])} reviewers · {rep['conversations']} conversations",
+              title_justify="left", header_style="bold")
+    for c in ("dimension", "n", "model exact", "within 1", "QWK", "pairs κ", "Fleiss κ", "α ordinal"):
+        t.add_column(c, justify="left" if c == "dimension" else "right")
+    for dim, d in rep["dimensions"].items():
+        m, rv = d["model_vs_reviewers"]["level"], d["reviewers"]
+        kappas = [p["kappa"] for p in rv["pairs"] if p["kappa"] is not None]
+        t.add_row(dim, str(m["n"]), _fmt(m["exact"]), _fmt(m["within_one"]), _fmt(m["qwk"]),
+                  _fmt(sum(kappas) / len(kappas) if kappas else None), _fmt(rv["fleiss_kappa"]),
+                  _fmt(rv["krippendorff_alpha_ordinal"]))
+    console.print(t)
+    for p in imp.problems[:20]:
+        err_console.print(f"[yellow]{escape(p.code)}[/] {escape(str(p))}", highlight=False)
+    if len(imp.problems) > 20:
+        err_console.print(f"… {len(imp.problems) - 20} more problems in {report}", highlight=False)
+    for w in imp.warnings:
+        err_console.print(f"[dim]{escape(w)}[/]", highlight=False)
+    err_console.print(f"rows read {imp.read} · accepted {imp.accepted} · rejected {imp.rejected}", highlight=False)
+    console.print(f"wrote {out} and {report}", highlight=False)
+

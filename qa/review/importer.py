@@ -1,0 +1,294 @@
+"""Read filled-in review sheets (XLSX/CSV) back, row by row, into reviews and labelled conversations.
+
+Each row is accepted or rejected (``rows read = accepted + rejected``; wholly empty rows are not rows);
+every problem names file, row, column and a code: ``missing_column``, ``missing_id``,
+``unknown_conversation``, ``not_reviewed``, ``blank_grade``, ``bad_grade``, ``unknown_rule``,
+``duplicate_review``. The reviewer is the 评审人 cell, else the file's name. The conversations come from the
+export itself (hidden ``_qa`` sheet, or ``<csv>.records.json``) or from ``records`` (a sidecar, an exported
+XLSX, or results JSONL/Parquet); they are masked whatever the source.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import re
+import unicodedata
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from qa.errors import InputError
+from qa.review.export import META_SHEET, REVIEW_SHEET, columns, review_meta
+from qa.review.mask import mask_record, unsafe_cell
+from qa.review.records import read_results
+from qa.rubric import Rubric
+
+_SPLIT = re.compile(r"[,，、;；\s]+")
+LABEL_FIELDS = ("id", "platform", "shop", "agent", "messages", "rating")
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    file: str
+    row: int
+    column: str | None
+    code: str
+    message: str
+    id: str | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+    def __str__(self) -> str:
+        col = f" {self.column}" if self.column else ""
+        return f"{self.file}:{self.row}{col}: {self.message}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Review:
+    id: str
+    reviewer: str
+    grades: dict[str, int]
+    rules: list[str]
+    reason: str
+    file: str
+    row: int
+
+    def to_label(self) -> dict[str, Any]:
+        return {"reviewer": self.reviewer, "grades": self.grades, "rules": self.rules, "reason": self.reason}
+
+
+@dataclasses.dataclass
+class Imported:
+    reviews: list[Review]
+    problems: list[Problem]
+    records: dict[str, dict[str, Any]]
+    meta: dict[str, Any]
+    read: int = 0
+    rejected: int = 0
+    warnings: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def accepted(self) -> int:
+        return len(self.reviews)
+
+    def labelled(self) -> Iterator[dict[str, Any]]:
+        """One conversation record per reviewed conversation, ``labels.reviews`` one per reviewer."""
+        by_id: dict[str, list[Review]] = {}
+        for r in self.reviews:
+            by_id.setdefault(r.id, []).append(r)
+        for cid, reviews in by_id.items():
+            rec = self.records[cid]
+            out = {k: rec[k] for k in LABEL_FIELDS if rec.get(k) is not None}
+            out["meta"] = {"source": "qa import-review", "files": sorted({r.file for r in reviews})}
+            out["labels"] = {"reviews": [r.to_label() for r in reviews]}
+            yield out
+
+
+# -- where the conversations come from -------------------------------------------------------------
+
+def _xlsx_records(path: Path) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]:
+    from openpyxl import load_workbook
+
+    wb = load_workbook(path, read_only=True, data_only=True)
+    try:
+        if META_SHEET not in wb.sheetnames:
+            return None, {}
+        rows = wb[META_SHEET].iter_rows(values_only=True)
+        meta = json.loads(next(rows)[0])
+        recs = [json.loads("".join(c for c in row[1:] if c)) for row in rows if row and row[0] is not None]
+        return meta, {str(r["id"]): r for r in recs}
+    except (StopIteration, TypeError, json.JSONDecodeError, KeyError) as e:
+        raise InputError(f"the hidden {META_SHEET} sheet is damaged ({e})", file=str(path)) from None
+    finally:
+        wb.close()
+
+
+def _sidecar(path: Path) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return {k: v for k, v in data.items() if k != "records"}, {str(r["id"]): r for r in data["records"]}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise InputError(f"not a review sidecar ({e})", file=str(path)) from None
+
+
+def load_records(path: Path) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]:
+    """Meta (or None) and records by id from a sidecar, an exported XLSX, or results JSONL/Parquet."""
+    suffix = path.suffix.lower()
+    if suffix == ".xlsx":
+        return _xlsx_records(path)
+    if suffix == ".json":
+        return _sidecar(path)
+    return None, {r["id"]: r for r in read_results([path])}
+
+
+# -- reading the sheets ------------------------------------------------------------------------------
+
+def _xlsx_rows(path: Path) -> list[tuple[Any, ...]]:
+    from openpyxl import load_workbook
+
+    wb = load_workbook(path, read_only=True, data_only=False)   # a typed "=…" comes back as its text
+    try:
+        ws = wb[REVIEW_SHEET] if REVIEW_SHEET in wb.sheetnames else wb.worksheets[0]
+        return [tuple(getattr(v, "text", v) for v in r) for r in ws.iter_rows(values_only=True)]
+    finally:
+        wb.close()
+
+
+def _csv_rows(path: Path) -> list[tuple[Any, ...]]:
+    raw = path.read_bytes()
+    for enc in ("utf-8-sig", "gb18030"):   # Excel on Chinese Windows saves CSV as GB18030/GBK
+        try:
+            text = raw.decode(enc)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:
+        raise InputError("neither UTF-8 nor GB18030 text", file=str(path))
+    return [tuple(r) for r in csv.reader(io.StringIO(text, newline=""))]
+
+
+def sheet_rows(path: Path) -> list[tuple[Any, ...]]:
+    if not path.is_file():
+        raise InputError("no such file", file=str(path))
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        return _xlsx_rows(path)
+    if path.suffix.lower() in (".csv", ".txt"):
+        return _csv_rows(path)
+    raise InputError(f"unknown review file type {path.suffix!r}: use .xlsx or .csv", file=str(path))
+
+
+def _blank(v: Any) -> bool:
+    return v is None or (isinstance(v, str) and not v.strip())
+
+
+def parse_grade(value: Any, scale: Sequence[int]) -> int | str:
+    """A level on the scale, or the problem code (``blank_grade`` / ``bad_grade``)."""
+    if _blank(value):
+        return "blank_grade"
+    if isinstance(value, bool):
+        return "bad_grade"
+    if isinstance(value, (int, float)):
+        level = int(value) if float(value).is_integer() else None
+    else:
+        s = unicodedata.normalize("NFKC", str(value)).strip()
+        level = int(float(s)) if re.fullmatch(r"\d+(\.0+)?", s) else None
+    return level if level in scale else "bad_grade"
+
+
+class _Sheet:
+    """One file: its header checked against the export's columns, then each row validated."""
+
+    def __init__(self, path: Path, meta: dict[str, Any], known: set[str], imp: Imported, seen: dict):
+        self.path, self.meta, self.imp, self.seen = path, meta, imp, seen
+        self.name = str(path)
+        rows = sheet_rows(path)
+        self.header = [("" if h is None else str(h).strip()) for h in (rows[0] if rows else ())]
+        self.rows = rows[1:]
+        self.col = {h: j for j, h in enumerate(self.header) if h}
+        required = [meta["id"], *meta["grades"], meta["reviewer"], meta["comment"]]
+        self.missing = [h for h in required if h not in self.col]
+        self.unexpected = [(j, h) for j, h in enumerate(self.header) if h and h not in known]
+
+    def letter(self, header: str) -> str:
+        from openpyxl.utils import get_column_letter
+
+        j = self.col.get(header)
+        return f"{get_column_letter(j + 1)} {header}" if j is not None else header
+
+    def read(self) -> None:
+        for h in self.missing:
+            hint = "; found instead: " + ", ".join(h2 for _, h2 in self.unexpected) if self.unexpected else ""
+            self.imp.problems.append(Problem(self.name, 1, h, "missing_column",
+                                             f"column {h!r} is missing or renamed{hint}"))
+        if self.unexpected and not self.missing:
+            self.imp.warnings.append(f"{self.name}: columns not read: " + ", ".join(h for _, h in self.unexpected))
+        for r, row in enumerate(self.rows, 2):
+            if all(_blank(v) for v in row):
+                continue
+            self.imp.read += 1
+            problems, review = self._row(r, row)
+            if problems:
+                self.imp.rejected += 1
+                self.imp.problems += problems
+            else:
+                self.imp.reviews.append(review)
+                self.seen[(review.id, review.reviewer)] = (self.name, r)
+
+    def _cell(self, row: tuple[Any, ...], header: str) -> Any:
+        j = self.col.get(header)
+        return unsafe_cell(row[j]) if j is not None and j < len(row) else None
+
+    def _row(self, r: int, row: tuple[Any, ...]) -> tuple[list[Problem], Review | None]:
+        meta, name = self.meta, self.name
+        raw_id = self._cell(row, meta["id"])
+        cid = None if _blank(raw_id) else str(raw_id).strip()
+        out: list[Problem] = []
+
+        def problem(column: str | None, code: str, message: str) -> None:
+            out.append(Problem(name, r, self.letter(column) if column else None, code, message, cid))
+
+        if self.missing:
+            problem(None, "missing_column", "row not read: column(s) missing: " + ", ".join(self.missing))
+            return out, None
+        if cid is None:
+            problem(meta["id"], "missing_id", "no conversation id")
+            return out, None
+        if cid not in self.imp.records:
+            problem(meta["id"], "unknown_conversation", f"conversation {cid!r} is not in the export")
+        values = {h: self._cell(row, h) for h in meta["grades"]}
+        reviewer_cell, comment = self._cell(row, meta["reviewer"]), self._cell(row, meta["comment"])
+        if all(_blank(v) for v in values.values()) and _blank(reviewer_cell) and _blank(comment):
+            problem(None, "not_reviewed", "no grades, reviewer or comment: not reviewed")
+            return out, None
+        grades: dict[str, int] = {}
+        for h, v in values.items():
+            g = parse_grade(v, meta["scale"])
+            if isinstance(g, str):
+                levels = "/".join(map(str, meta["scale"]))
+                problem(h, g, "grade is blank" if g == "blank_grade" else f"grade {v!r} is not a level ({levels})")
+            else:
+                grades[meta["grades"][h]] = g
+        rules = []
+        for tok in _SPLIT.split(str(self._cell(row, meta["rules"]) or "").strip()):
+            rid = meta["rule_ids"].get(tok, tok if tok in meta["rule_ids"].values() else None)
+            if tok and rid is None:
+                problem(meta["rules"], "unknown_rule", f"unknown rule {tok!r}")
+            elif rid:
+                rules.append(rid)
+        reviewer = self.path.stem if _blank(reviewer_cell) else str(reviewer_cell).strip()
+        if (cid, reviewer) in self.seen:
+            f, rr = self.seen[(cid, reviewer)]
+            problem(meta["reviewer"], "duplicate_review", f"{reviewer} already reviewed {cid} ({f}:{rr})")
+        if out:
+            return out, None
+        return [], Review(cid, reviewer, grades, rules, "" if _blank(comment) else str(comment).strip(), name, r)
+
+
+def import_reviews(files: Sequence[Path], rubric: Rubric, *, records: Sequence[Path] = ()) -> Imported:
+    """Read every review file; ``records`` adds sources of conversations (needed for a CSV without sidecar)."""
+    meta: dict[str, Any] | None = None
+    recs: dict[str, dict[str, Any]] = {}
+    sources = [*records]
+    for f in files:
+        side = f.with_name(f.name + ".records.json")
+        sources.append(f if f.suffix.lower() == ".xlsx" else side if side.is_file() else None)
+    for src in filter(None, sources):
+        m, rs = load_records(Path(src))
+        meta = meta or m
+        for cid, rec in rs.items():
+            recs.setdefault(cid, mask_record(rec))
+    if not recs:
+        raise InputError("no conversations: an XLSX export carries them in a hidden sheet; for a CSV keep its "
+                         "<file>.records.json beside it or pass --records", file=", ".join(map(str, files)))
+    meta = meta or review_meta(rubric)
+    known = {c.header for c in columns(rubric)} | set(meta["grades"]) | {meta["id"], meta["reviewer"],
+                                                                         meta["comment"], meta["rules"]}
+    imp = Imported([], [], recs, meta)
+    seen: dict[tuple[str, str], tuple[str, int]] = {}
+    for f in files:
+        _Sheet(Path(f), meta, known, imp, seen).read()
+    return imp

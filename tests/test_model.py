@@ -1,0 +1,157 @@
+"""The classifier: a tiny model trained for a few steps, save/load, custom-rubric label maps, eval metrics."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from qa.model.data import Example, targets  # noqa: E402
+from qa.model.metrics import grade_metrics  # noqa: E402
+
+HAND = ROOT / "data" / "labelled" / "hand" / "train_hand-a.jsonl"
+
+
+def _subset(tmp_path, n=24, src=HAND):
+    lines = src.read_text(encoding="utf-8").splitlines()[:n]
+    p = tmp_path / "train.jsonl"
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return p
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    from qa.model.train import TrainArgs, train
+    d = tmp_path_factory.mktemp("tiny")
+    data = _subset(d)
+    metrics = train(TrainArgs(data=[str(data)], out=str(d / "model"), base_model="none", epochs=2, batch_size=4,
+                              max_steps=4, dev_fraction=0.25, seed=1))
+    return d / "model", metrics
+
+
+def test_model_train_writes_a_complete_directory(tiny_model):
+    path, metrics = tiny_model
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "ngrams.json", "labels.json",
+                 "metrics.json", "training_args.json", "MODEL_CARD.md", "rubric.yaml"):
+        assert (path / name).is_file(), name
+    assert not (path / "checkpoint").exists()
+    assert json.loads((path / "labels.json").read_text()) == {d: [5, 4, 3, 2] for d in
+                                                              ("attitude", "etiquette", "professionalism", "clarity")}
+    assert metrics["train_examples"] == 18 and metrics["dev_examples"] == 6
+    assert metrics["decision"] in ("argmax", "expected")
+    assert "attitude" in (path / "MODEL_CARD.md").read_text(encoding="utf-8")
+
+
+def test_model_predictions_are_distributions_with_agent_evidence(tiny_model):
+    from qa.io.read import read_path
+    from qa.model.predict import Classifier
+    clf = Classifier(tiny_model[0])
+    convs = [c for c in read_path(ROOT / "data" / "samples" / "samples.jsonl")][:5]
+    preds = clf.predict(convs, batch_size=2)
+    assert len(preds) == 5
+    for conv, p in zip(convs, preds):
+        assert list(p) == ["attitude", "etiquette", "professionalism", "clarity"]
+        for d in p.values():
+            assert abs(sum(d.probs.values()) - 1) < 1e-5
+            assert d.level in (5, 4, 3, 2) and 2 <= d.expected <= 5
+            assert d.confidence == pytest.approx(d.probs[d.level])
+            assert d.evidence and all(conv.messages[i].role != "customer" for i in d.evidence)
+
+
+def test_model_save_load_round_trip_gives_identical_outputs(tiny_model, tmp_path):
+    from qa.io.read import read_path
+    from qa.model.predict import Classifier
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_model[0], copy)
+    convs = [c for c in read_path(ROOT / "data" / "samples" / "samples.jsonl")][:4]
+    a = Classifier(tiny_model[0]).predict(convs)
+    b = Classifier(copy).predict(convs)
+    for x, y in zip(a, b):
+        for d in x:
+            assert x[d].probs == pytest.approx(y[d].probs, abs=1e-6)
+            assert x[d].evidence == y[d].evidence
+
+
+def test_model_resume_continues_from_checkpoint(tmp_path):
+    from qa.model.train import TrainArgs, train
+    data = _subset(tmp_path, 12)
+    args = dict(data=[str(data)], out=str(tmp_path / "m"), base_model="none", batch_size=4, dev_fraction=0.25,
+                patience=5, seed=3)
+    first = train(TrainArgs(epochs=1, **args))
+    assert len(first["history"]) == 1
+    # a run killed after epoch 1 leaves its checkpoint; fake that by training one epoch and keeping it
+    import torch  # noqa: F401
+    (tmp_path / "m" / "checkpoint").mkdir()
+    from qa.model import train as train_mod
+    saved = {}
+    orig = train_mod.shutil.rmtree
+    train_mod.shutil.rmtree = lambda p, **k: saved.setdefault("kept", p)
+    try:
+        train(TrainArgs(epochs=1, **args))
+    finally:
+        train_mod.shutil.rmtree = orig
+    resumed = train(TrainArgs(epochs=2, resume=True, **args))
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2]
+
+
+def test_model_label_map_follows_a_custom_rubric(tmp_path):
+    from qa.model.train import TrainArgs, train
+    rubric = tmp_path / "mini.yaml"
+    rubric.write_text(
+        "name: mini\nscale: [3, 2, 1]\n"
+        "dimensions:\n"
+        "  warmth: {name: 温度, source: model, levels: {3: 热情, 2: 一般, 1: 冷淡}}\n"
+        "  speed: {name: 速度, source: rules, levels: {3: 快, 2: 中, 1: 慢}}\n", encoding="utf-8")
+    rows = []
+    for i, (text, grade) in enumerate([("亲亲在的呢~很高兴为您服务", 3), ("有", 1), ("您好 请稍等", 2)] * 4):
+        rows.append({"id": f"m{i}", "messages": [{"role": "customer", "text": "在吗"}, {"role": "agent", "text": text}],
+                     "labels": {"reviews": [{"reviewer": "r1", "grades": {"warmth": grade}}]}})
+    data = tmp_path / "mini.jsonl"
+    data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    train(TrainArgs(data=[str(data)], out=str(tmp_path / "m"), rubric=str(rubric), base_model="none", epochs=1,
+                    batch_size=4, use_features=False))
+    assert json.loads((tmp_path / "m" / "labels.json").read_text()) == {"warmth": [3, 2, 1]}
+    from qa.model.predict import Classifier
+    from qa.io.read import read_path
+    p = Classifier(tmp_path / "m").predict([c for c in read_path(data)][:2])
+    assert set(p[0]) == {"warmth"} and set(p[0]["warmth"].probs) == {3, 2, 1}
+
+
+def test_eval_metrics_match_a_hand_computed_case():
+    # ref 5 4 3 2 5, pred 5 4 2 2 4 → indexes ref [0,1,2,3,0], pred [0,1,3,3,1]
+    # observed weighted disagreement: two off-by-one cells, weight 1/9 each → (2/9)/5 = 10/225
+    # expected: Σ (i−j)² r_i c_j = 74 (r = 2,1,1,1; c = 1,2,0,2) → 74/9/25 = 74/225 ⇒ QWK = 1 − 10/74
+    m = grade_metrics(references=[5, 4, 3, 2, 5], predictions=[5, 4, 2, 2, 4], levels=[5, 4, 3, 2])
+    assert m["accuracy"] == pytest.approx(0.6)
+    assert m["within_one"] == pytest.approx(1.0)
+    assert m["qwk"] == pytest.approx(1 - 10 / 74)
+    assert m["macro_f1"] == pytest.approx((2 / 3 * 3 + 0) / 4)   # classes 5, 4, 2: F1 2/3; class 3: 0
+    assert m["confusion"] == [[1, 1, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 0, 1]]
+
+
+def test_soft_targets_from_several_reviewers(tmp_path):
+    from tests.conftest import make_conv
+    conv = make_conv(("customer", "在吗", 0), ("agent", "在的", 5),
+                     labels={"reviews": [{"reviewer": "a", "grades": {"attitude": 5}},
+                                         {"reviewer": "b", "grades": {"attitude": 4, "clarity": 3}},
+                                         {"reviewer": "c", "grades": {"attitude": "4"}}]})
+    t = targets(conv, {"attitude": [5, 4, 3, 2], "clarity": [5, 4, 3, 2], "etiquette": [5, 4, 3, 2]})
+    assert t["attitude"] == pytest.approx([1 / 3, 2 / 3, 0, 0])
+    assert t["clarity"] == [0, 0, 1, 0] and "etiquette" not in t
+    assert Example(conv, t).majority("attitude", [5, 4, 3, 2]) == 4
+
+
+def test_ngram_channel_round_trips(tmp_path):
+    from qa.model.ngrams import Ngrams
+    n = Ngrams.fit(["客:在吗 服:亲亲在的", "客:发货了吗 服:已经发货了哦", "客:在吗 服:在"] * 2)
+    n.save(tmp_path)
+    m = Ngrams.load(tmp_path)
+    a, b = n.transform(["服:亲亲已经发货"]), m.transform(["服:亲亲已经发货"])
+    assert np.abs((a - b).toarray()).max() < 1e-5 and a.nnz > 0
