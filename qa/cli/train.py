@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import typer
@@ -32,6 +33,7 @@ def train_cli(
     label map, metrics and MODEL_CARD.md."""
     from qa.model.train import TrainArgs, train
     check_inputs(list(data) + list(dev or []))
+    logging.getLogger("qa.model").setLevel(logging.INFO)   # one line per epoch / 25 steps
     with cli_errors():
         try:
             args = TrainArgs(data=[str(p) for p in data], out=str(out), rubric=str(rubric) if rubric else None,
