@@ -61,6 +61,7 @@ class Context:
         for cat, hs in self.hits.items():
             for h in hs:
                 self._by_msg.setdefault((cat, h.message), []).append(h)
+        self._memo: dict[tuple, Any] = {}  # side/texts/content_len results: several checks ask the same
 
     @functools.cached_property
     def runs(self) -> list[tuple[list[int], int | None]]:
@@ -87,19 +88,28 @@ class Context:
 
     def side(self, roles: Iterable[str]) -> list[int]:
         roles = tuple(roles)
-        return [i for i, r in enumerate(self.roles) if r in roles]
+        key = ("side", roles)
+        if key not in self._memo:
+            self._memo[key] = [i for i, r in enumerate(self.roles) if r in roles]
+        return self._memo[key]
 
     def texts(self, roles: Iterable[str]) -> list[int]:
         roles = tuple(roles)
-        return [i for i, r in enumerate(self.roles) if r in roles and self.is_text[i]]
+        key = ("texts", roles)
+        if key not in self._memo:
+            self._memo[key] = [i for i, r in enumerate(self.roles) if r in roles and self.is_text[i]]
+        return self._memo[key]
 
     def content_len(self, i: int, *strip: str) -> int:
         """Characters of message i left after removing the given categories' hits, punctuation and particles."""
-        text = list(self.norms[i])
-        for cat in strip:
-            for h in self.hits_in(cat, i):
-                text[h.start:h.end] = [" "] * (h.end - h.start)
-        return len(_FILLER.sub("", "".join(text)))
+        key = (i, strip)
+        if key not in self._memo:
+            text = list(self.norms[i])
+            for cat in strip:
+                for h in self.hits_in(cat, i):
+                    text[h.start:h.end] = [" "] * (h.end - h.start)
+            self._memo[key] = len(_FILLER.sub("", "".join(text)))
+        return self._memo[key]
 
 
 Check = Callable[[Context, dict[str, Any]], Iterable[Draft]]

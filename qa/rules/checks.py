@@ -55,15 +55,16 @@ def off_platform_diversion(ctx: Context, params: dict[str, Any]) -> Iterator[Dra
 @register("privacy_leak.v1")
 def privacy_leak(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     needed = any(ctx.hits.get("privacy_need", ()))
+    # the first customer message asking about someone else's order
+    told = min((h.message for h in ctx.hits.get("third_party", ()) if ctx.roles[h.message] == "customer"),
+               default=len(ctx.msgs))
     for i in ctx.texts(AGENT_SIDE):
         if not needed:
             for h in ctx.hits_in("privacy_ask", i):
                 yield hit_draft(h, "客服索要非必要的敏感信息")
         for h in ctx.hits_in("privacy_reveal", i):
             yield hit_draft(h, "客服泄露他人或敏感信息")
-        other = ctx.has("privacy_reveal", i) or any(
-            ctx.has("third_party", k) for k in range(i) if ctx.roles[k] == "customer")
-        if other:
+        if ctx.has("privacy_reveal", i) or told < i:
             for h in ctx.hits_in("address", i) + ctx.hits_in("contact_number", i):
                 yield hit_draft(h, "客服泄露他人的电话或地址")
 
@@ -133,15 +134,27 @@ def mechanical_repetition(ctx: Context, params: dict[str, Any]) -> Iterator[Draf
         t = _PUNCT.sub("", ctx.norms[i])
         if len(t) < min_len:
             continue
-        grams = {t[j:j + 2] for j in range(len(t) - 1)}
+        grams = _bigrams(t)
         for j, (k, other, og, asked) in enumerate(seen):
-            if j in flagged or _same_question(asked, last_customer):
+            if j in flagged or not (other == t or _jaccard(grams, og) >= sim):
                 continue
-            if other == t or len(grams & og) / max(1, len(grams | og)) >= sim:
-                flagged.add(j)
-                yield Draft(f"同一段话术重复发送（第 {k} 条与第 {i} 条）", i, (0, len(m.text or "")))
-                break
+            if _same_question(asked, last_customer):  # tested second: it is the costlier test
+                continue
+            flagged.add(j)
+            yield Draft(f"同一段话术重复发送（第 {k} 条与第 {i} 条）", i, (0, len(m.text or "")))
+            break
         seen.append((i, t, grams, last_customer))
+
+
+def _bigrams(t: str) -> set[str]:
+    """The text's character bigrams."""
+    return {t[j:j + 2] for j in range(len(t) - 1)}
+
+
+def _jaccard(a: set[str], b: set[str]) -> float:
+    """|a ∩ b| / |a ∪ b| (0 for two empty sets), without building the union."""
+    both = len(a & b)
+    return both / max(1, len(a) + len(b) - both)
 
 
 def _same_question(a: str, b: str) -> bool:
@@ -149,8 +162,8 @@ def _same_question(a: str, b: str) -> bool:
     a, b = _PUNCT.sub("", a), _PUNCT.sub("", b)
     if a == b or (a and b and (a in b or b in a)):
         return True
-    ga, gb = {a[j:j + 2] for j in range(len(a) - 1)}, {b[j:j + 2] for j in range(len(b) - 1)}
-    return bool(ga and gb) and len(ga & gb) / len(ga | gb) >= 0.3
+    ga, gb = _bigrams(a), _bigrams(b)
+    return bool(ga and gb) and _jaccard(ga, gb) >= 0.3
 
 
 @register("unanswered_question.v1")

@@ -1,5 +1,8 @@
 """Lexicon scanning: every category of phrases (spaCy PhraseMatcher over char tokens) and regexes, run
 once per conversation over all its text messages, with exclusions and negation windows applied.
+
+Speed (the engine's main cost): the Doc is built from cached per-character orth ids, and a regex is skipped
+when the text lacks every character one of its required items must start with (``_needed_chars``).
 """
 
 from __future__ import annotations
@@ -8,20 +11,28 @@ import bisect
 import dataclasses
 import re
 from collections import defaultdict
-from typing import Any
+from typing import Any, NamedTuple
 
 import spacy
 from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc
+from spacy.vocab import Vocab
 
 from qa.errors import RubricError
+
+try:
+    from re import _constants as _sre, _parser as _sre_parse  # Python ≥ 3.11
+except ImportError:  # Python 3.10
+    import sre_constants as _sre
+    import sre_parse as _sre_parse
 
 _CLAUSE_END = re.compile(r"[，,。.!！?？;；~\n]")
 _NON_SPACE = re.compile(r"[^ \t\r\f\v\u3000]+")
 
 
-@dataclasses.dataclass(frozen=True)
-class Hit:
+class Hit(NamedTuple):
+    """One phrase or regex match (a tuple: cheap to build, a few dozen per conversation)."""
+
     category: str
     message: int       # index into conversation.messages
     start: int         # char span in that message's text
@@ -32,9 +43,21 @@ class Hit:
 @dataclasses.dataclass(frozen=True)
 class _Category:
     name: str
-    regexes: tuple[re.Pattern, ...]
+    regexes: tuple[tuple[re.Pattern, str], ...]  # each with its _needed_chars
     negated_by: str | None
     window: int
+
+
+class _Orths(dict):
+    """char → orth id of its lexeme, added to the vocab on first sight."""
+
+    def __init__(self, vocab: Vocab):
+        super().__init__()
+        self.vocab = vocab
+
+    def __missing__(self, char: str) -> int:
+        self[char] = orth = self.vocab[char].orth
+        return orth
 
 
 class Lexicon:
@@ -42,51 +65,62 @@ class Lexicon:
 
     def __init__(self, data: dict[str, Any], *, source: str = "<lexicon>"):
         self.nlp = spacy.blank("zh")
-        self.matcher = PhraseMatcher(self.nlp.vocab)
+        self.vocab = self.nlp.vocab
+        self._orths = _Orths(self.vocab)
+        self.matcher = PhraseMatcher(self.vocab)
         self.categories: dict[str, _Category] = {}
+        self._labels: dict[int, str] = {}  # match id → matcher key (no StringStore lookup per match)
         for name, spec in (data or {}).items():
             if not isinstance(spec, dict):
                 raise RubricError("a lexicon category is a mapping", file=source, key=name)
             try:
-                regexes = tuple(re.compile(r, re.M) for r in spec.get("regex", []))
+                regexes = [re.compile(r, re.M) for r in spec.get("regex", [])]
             except re.error as e:
                 raise RubricError(f"bad regex: {e}", file=source, key=f"{name} -> regex") from None
             neg = spec.get("negated_by")
             if neg is not None and neg not in data:
                 raise RubricError(f"unknown category {neg!r}", file=source, key=f"{name} -> negated_by")
-            self.categories[name] = _Category(name, regexes, neg, int(spec.get("window", 6)))
-            if spec.get("phrases"):
-                self.matcher.add(name, [self._doc(str(p).lower()) for p in spec["phrases"]])
-            if spec.get("exclude"):
-                self.matcher.add(name + "!exclude", [self._doc(str(p).lower()) for p in spec["exclude"]])
+            self.categories[name] = _Category(name, tuple((rx, _needed_chars(rx)) for rx in regexes), neg,
+                                              int(spec.get("window", 6)))
+            for key, phrases in ((name, spec.get("phrases")), (name + "!exclude", spec.get("exclude"))):
+                if phrases:
+                    self.matcher.add(key, [self._doc(str(p).lower()) for p in phrases])
+                    self._labels[self.vocab.strings[key]] = key
 
     def _doc(self, text: str) -> Doc:
-        # one token per character: much faster than the tokenizer and the same as the zh char segmenter
-        return Doc(self.nlp.vocab, words=list(text))
+        """One token per character, built from cached orth ids: no tokenizer and no string hashing per char
+        (the same tokens as the zh char segmenter)."""
+        return Doc(self.vocab, words=list(map(self._orths.__getitem__, text)))
 
     def scan(self, texts: list[str | None]) -> dict[str, list[Hit]]:
         """Hits per category; ``texts[i]`` is message i's normalised text (None: not scanned)."""
-        starts, parts, pos = [], [], 0
-        for t in texts:
+        parts = [t or "" for t in texts]
+        starts, pos = [], 0
+        for t in parts:
             starts.append(pos)
-            parts.append(t or "")
-            pos += len(t or "") + 1
+            pos += len(t) + 1
         joined = "\n".join(parts)
         raw: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
-        # phrases match across spaces ("退 啥 退", "加 我"): tokens are the non-space characters
-        chunks = _NON_SPACE.findall(joined)
-        if chunks:
-            pos: list[int] = []
-            for m in _NON_SPACE.finditer(joined):
-                pos.extend(range(m.start(), m.end()))
-            doc = self._doc("".join(chunks))
-            strings = self.nlp.vocab.strings
-            for match_id, s, e in self.matcher(doc):
-                s, e = pos[s], pos[e - 1] + 1
+        # phrases match across spaces ("退 啥 退", "加 我"): tokens are the non-space characters; a space-free
+        # run of tokens starting at token tok_at[c] starts at character char_at[c]
+        tok_at, char_at, chunks, n = [], [], [], 0
+        for m in _NON_SPACE.finditer(joined):
+            tok_at.append(n)
+            char_at.append(m.start())
+            chunks.append(m.group())
+            n += m.end() - m.start()
+        if n:
+            for match_id, s, e in self.matcher(self._doc("".join(chunks))):
+                c = bisect.bisect_right(tok_at, s) - 1
+                s = char_at[c] + s - tok_at[c]
+                c = bisect.bisect_right(tok_at, e - 1) - 1
+                e = char_at[c] + e - tok_at[c]
                 i = bisect.bisect_right(starts, s) - 1
-                raw[strings[match_id]].append((i, s - starts[i], e - starts[i]))
+                raw[self._labels[match_id]].append((i, s - starts[i], e - starts[i]))
         for name, cat in self.categories.items():
-            for rx in cat.regexes:
+            for rx, needs in cat.regexes:
+                if needs and not any(map(joined.__contains__, needs)):
+                    continue  # none of the characters every match needs: skip the (slower) regex
                 for m in rx.finditer(joined):
                     i = bisect.bisect_right(starts, m.start()) - 1
                     if m.end() <= starts[i] + len(parts[i]):  # within one message
@@ -115,3 +149,34 @@ class Lexicon:
         for m in _CLAUSE_END.finditer(text, lo, start):
             lo = m.end()
         return any(lo <= ns and ne <= start for ns, ne in negs)
+
+
+def _needed_chars(rx: re.Pattern) -> str:
+    """A cheap pre-test for a regex: characters one of which every match contains ("" when unknown). Taken
+    from the top-level item with the fewest such characters among those that must match and can only start
+    with known ones (a literal, a class of literals, alternatives that each start with one)."""
+    try:
+        parsed = _sre_parse.parse(rx.pattern, rx.flags)
+    except Exception:  # a private module: without it, no pre-test
+        return ""
+    if parsed.state.flags & re.IGNORECASE:
+        return ""
+    found = ["".join(dict.fromkeys(c)) for c in map(_first_chars, parsed) if c]
+    return min(found, key=len, default="")
+
+
+def _first_chars(item: tuple[Any, Any]) -> str:
+    """The characters a required regex item can start with; "" when optional or not only literals."""
+    op, av = item
+    if op == _sre.LITERAL:
+        return chr(av)
+    if op == _sre.IN:
+        return "".join(chr(v) for o, v in av) if all(o == _sre.LITERAL for o, _ in av) else ""
+    if op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT) and av[0] >= 1 and av[2]:
+        return _first_chars(av[2][0])
+    if op == _sre.SUBPATTERN and av[3] and not av[1] & re.IGNORECASE:
+        return _first_chars(av[3][0])
+    if op == _sre.BRANCH:
+        alts = [_first_chars(alt[0]) if alt else "" for alt in av[1]]
+        return "".join(alts) if all(alts) else ""
+    return ""
