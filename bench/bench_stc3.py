@@ -1,11 +1,13 @@
 """STC-3 / DialEval dialogue quality (A, S, E) and nugget baselines on the DCH-1 Chinese training set.
 
-    python bench/bench_stc3.py [--data FILE] [--model DIR] [--seed 0]
+    python bench/bench_stc3.py [--data FILE] [--train-model DIR | --model DIR] [--seed 0]
 
 A fixed seeded split (2,500 train / 500 test) of the 3,000 dialogues. DQ: NMD and RSNOD per dimension for
 a uniform and a popularity baseline, char n-gram TF-IDF + logistic regression fitted on the 19 annotators'
-soft labels (C chosen by 5-fold CV on the training part), and, with ``--model``, the transformer classifier
-through ``qa.model.predict.predict_distributions``. ND: JSD and RNSS of the uniform and popularity baselines.
+soft labels (C chosen by 5-fold CV on the training part), and the transformer classifier: ``--train-model DIR``
+trains it on the 2,500 training dialogues with ``qa train``'s own code and rubrics/stc3.yaml (timed), ``--model
+DIR`` reuses one trained that way. ND: JSD and RNSS of the uniform and popularity baselines and of the
+classifier's nugget head.
 The data stays in ../shared (research use only); without it the script says so and exits 0.
 """
 
@@ -100,26 +102,46 @@ def tfidf_lr(train, test, golds_train: dict[str, np.ndarray], seed: int) -> tupl
     return dict(zip(QUALITY_DIMS, final)), chosen
 
 
-def model_preds(model_dir: str, test) -> dict[str, np.ndarray] | None:
-    """The classifier's test-set distributions, or None (with the reason printed) when it cannot give them."""
-    try:
-        from qa.model.predict import predict_distributions
-    except ImportError as e:
-        print(f"model row skipped: cannot import qa.model.predict.predict_distributions ({e})")
-        return None
+def train_model(data: Path, train_ids: list[str], out: str, threads: int | None) -> float:
+    """Train the classifier on the training split (a DialEval file of those dialogues in a temporary
+    directory, never in the repo) with rubrics/stc3.yaml; returns the seconds it took."""
+    import json
+    import tempfile
+
+    from qa.model.train import TrainArgs, train
+    keep = set(train_ids)
+    dialogues = [d for d in json.loads(data.read_text(encoding="utf-8")) if str(d["id"]) in keep]
+    with tempfile.TemporaryDirectory() as tmp:
+        part = Path(tmp) / "stc3_train_split.json"
+        part.write_text(json.dumps(dialogues, ensure_ascii=False), encoding="utf-8")
+        t0 = time.perf_counter()
+        train(TrainArgs(data=[str(part)], out=out, rubric=str(ROOT / "rubrics" / "stc3.yaml"), epochs=6,
+                        batch_size=32, patience=1, threads=threads))
+        return time.perf_counter() - t0
+
+
+def model_preds(model_dir: str, test) -> tuple[dict[str, np.ndarray], list | None] | None:
+    """The classifier's test-set quality distributions and nugget distributions (None without a nugget head),
+    or None (with the reason printed) when it cannot give them."""
     from qa.errors import QAError
+    from qa.model.predict import Classifier
 
     try:
-        out = predict_distributions(model_dir, test)
+        clf = Classifier(model_dir)
+        out = clf.predict_full(test)
     except QAError as e:
         print(f"model row skipped: {e}")
         return None
-    missing = [d for d in QUALITY_DIMS if any(d not in row for row in out)]
-    if missing:
-        print(f"model row skipped: {model_dir} does not grade {', '.join(missing)} (train it on rubrics/stc3.yaml)")
+    if any(d not in clf.dimensions for d in QUALITY_DIMS):
+        print(f"model row skipped: {model_dir} does not grade A, S, E (train it on rubrics/stc3.yaml)")
         return None
-    return {dim: np.array([[float(row[dim].get(str(lvl), 0.0)) for lvl in QUALITY_SCALE] for row in out])
-            for dim in QUALITY_DIMS}
+    quality = {dim: np.array([[float(row[dim].probs.get(lvl, 0.0)) for lvl in QUALITY_SCALE] for row, _ in out])
+               for dim in QUALITY_DIMS}
+    nuggets = None
+    if clf.nuggets:
+        nuggets = [[np.array([n[t] for t in _types(m.role)]) if n else np.full(len(_types(m.role)), 1 / len(_types(m.role)))
+                    for n, m in zip(nug, c.messages)] for (_, nug), c in zip(out, test)]
+    return quality, nuggets
 
 
 # --- nuggets --------------------------------------------------------------------------------------------
@@ -133,7 +155,7 @@ def _key(conv, i: int, by_position: bool) -> tuple:
     return (role, i, i == len(conv.messages) - 1) if by_position else (role,)
 
 
-def nugget_rows(train, test) -> list[tuple[str, float, float]]:
+def nugget_rows(train, test, extra: list | None = None) -> list[tuple[str, float, float]]:
     roles = [[m.role for m in c.messages] for c in test]
     golds = [[nugget_labels(c.labels["reviews"], i, _types(m.role)) for i, m in enumerate(c.messages)] for c in test]
     rows = [("uniform", [[np.full(len(_types(r)), 1 / len(_types(r))) for r in rs] for rs in roles])]
@@ -147,13 +169,16 @@ def nugget_rows(train, test) -> list[tuple[str, float, float]]:
         pred = [[np.mean(acc[_key(c, i, by_pos)], axis=0) if acc.get(_key(c, i, by_pos)) else role_mean[m.role]
                  for i, m in enumerate(c.messages)] for c in test]
         rows.append((name, pred))
+    rows += extra or []
     return [(name, nugget_score(jsd, p, golds, roles), nugget_score(rnss, p, golds, roles)) for name, p in rows]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=DATA)
-    ap.add_argument("--model", help="model directory for the classifier row")
+    ap.add_argument("--model", help="model directory for the classifier row (trained on this split)")
+    ap.add_argument("--train-model", metavar="DIR", help="train the classifier on the split into DIR first")
+    ap.add_argument("--threads", type=int, help="torch threads for training")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-lr", action="store_true", help="skip the TF-IDF + LR row (the slow one)")
     a = ap.parse_args()
@@ -174,10 +199,17 @@ def main() -> None:
         cs = ", ".join(f"{d} {c:g}" for d, c in chosen.items())
         runs.append((f"char 1–3-gram TF-IDF + soft-label LR (C {cs})", preds))
         print(f"TF-IDF + LR: {time.perf_counter() - t0:.0f} s including the C search")
+    nugget_extra = []
+    if a.train_model:
+        secs = train_model(a.data, tr_ids, a.train_model, a.threads)
+        print(f"classifier trained on {len(train)} dialogues in {secs / 60:.1f} min → {a.train_model}")
+        a.model = a.train_model
     if a.model:
         mp = model_preds(a.model, test)
         if mp is not None:
-            runs.append((f"model {Path(a.model).name}", mp))
+            runs.append((f"classifier ({Path(a.model).name})", mp[0]))
+            if mp[1] is not None:
+                nugget_extra.append((f"classifier nugget head ({Path(a.model).name})", mp[1]))
     print("\nDialogue quality (mean over test dialogues; lower is better)\n")
     print("| run | NMD A | NMD S | NMD E | RSNOD A | RSNOD S | RSNOD E |\n|---|---|---|---|---|---|---|")
     for name, p in runs:
@@ -186,7 +218,7 @@ def main() -> None:
         print(f"| {name} | " + " | ".join(f"{v:.4f}" for v in nm + rs) + " |")
     print("\nNugget detection (α = 0.5 customer/helpdesk; lower is better)\n")
     print("| run | JSD | RNSS |\n|---|---|---|")
-    for name, j, r in nugget_rows(train, test):
+    for name, j, r in nugget_rows(train, test, nugget_extra):
         print(f"| {name} | {j:.4f} | {r:.4f} |")
 
 

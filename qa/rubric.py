@@ -142,6 +142,7 @@ class Rubric(_Model):
     timing: Timing = Timing()
     rules: dict[str, Rule] = {}
     profiles: dict[str, Profile] = {}
+    nuggets: dict[str, list[str]] = {}   # optional per-turn labels by role (customer, agent), e.g. STC-3's
     path: Path | None = None
 
     @model_validator(mode="after")
@@ -159,6 +160,11 @@ class Rubric(_Model):
                     raise _KeyError(f"rules.{rid}.effects.{i}.dimension", f"unknown dimension {e.dimension!r}")
                 if e.cap is not None and e.cap not in scale:
                     raise _KeyError(f"rules.{rid}.effects.{i}.cap", f"cap {e.cap} is not on the scale {self.scale}")
+        for role, types in self.nuggets.items():
+            if role not in ("customer", "agent"):
+                raise _KeyError(f"nuggets.{role}", "nugget labels are given per role: customer or agent")
+            if len(types) < 2 or len(set(types)) != len(types):
+                raise _KeyError(f"nuggets.{role}", "needs two or more distinct labels")
         for pid, p in self.profiles.items():
             for d in p.weights:
                 if d not in self.dimensions:

@@ -155,3 +155,88 @@ def test_ngram_channel_round_trips(tmp_path):
     m = Ngrams.load(tmp_path)
     a, b = n.transform(["服:亲亲已经发货"]), m.transform(["服:亲亲已经发货"])
     assert np.abs((a - b).toarray()).max() < 1e-5 and a.nnz > 0
+
+
+def test_evaluate_reports_model_and_both_baselines(tiny_model, tmp_path):
+    from qa.model.evaluate import evaluate
+    held_out = tmp_path / "held.jsonl"
+    held_out.write_text("\n".join(HAND.read_text(encoding="utf-8").splitlines()[30:42]) + "\n", encoding="utf-8")
+    report = evaluate(tiny_model[0], [str(held_out)])
+    assert report["n"] == 12 and set(report["systems"]) == {"model", "majority", "ngram_lr"}
+    for system in report["systems"].values():
+        for d in ("attitude", "etiquette", "professionalism", "clarity"):
+            m = system[d]
+            assert m["n"] == 12 and 0 <= m["accuracy"] <= m["within_one"] <= 1
+            assert sum(map(sum, m["confusion"])) == 12
+    # the majority baseline predicts one level everywhere: one non-empty confusion column
+    cm = report["systems"]["majority"]["attitude"]["confusion"]
+    assert sum(1 for j in range(4) if any(row[j] for row in cm)) == 1
+
+
+def _dialeval_file(path, n=12):
+    """Made-up helpdesk dialogues in the DialEval layout, three annotators each (not STC-3 data)."""
+    talks = [(["快递三天没动了", "帮我查一下"], ["您好，已为您催促快递，预计明天到"], "CNUG*", "HNUG*", 2),
+             (["退款怎么还没到"], ["请耐心等待"], "CNUG0", "HNaN", -1),
+             (["你好"], ["您好，请问有什么可以帮您？"], "CNaN", "HNUG", 0)]
+    dialogues = []
+    for i in range(n):
+        cus, agt, cn, hn, q = talks[i % 3]
+        turns = [{"sender": "customer", "utterances": cus}, {"sender": "helpdesk", "utterances": agt},
+                 {"sender": "customer", "utterances": ["好的谢谢"]}]
+        anns = [{"quality": {"A": q, "S": q, "E": q}, "nugget": [cn, hn, "CNaN" if k else "CNUG"]} for k in range(3)]
+        dialogues.append({"id": f"d{i}", "turns": turns, "annotations": anns})
+    path.write_text(json.dumps(dialogues, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def test_nugget_head_trains_and_writes_dialeval_submission(tmp_path):
+    from typer.testing import CliRunner
+
+    from qa.cli import app
+    from qa.model.train import TrainArgs, train
+    data = _dialeval_file(tmp_path / "dch.json")
+    rubric = str(ROOT / "rubrics" / "stc3.yaml")
+    train(TrainArgs(data=[str(data)], out=str(tmp_path / "m"), rubric=rubric, base_model="none", epochs=1,
+                    batch_size=4, use_features=False, use_ngrams=False, dev_fraction=0.25))
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert cfg["nuggets"] == {"customer": ["CNUG0", "CNUG", "CNUG*", "CNaN"], "agent": ["HNUG", "HNUG*", "HNaN"]}
+    # the submission is made for input that carries no annotations
+    bare = json.loads(data.read_text())
+    for d in bare:
+        del d["annotations"]
+    (tmp_path / "bare.json").write_text(json.dumps(bare, ensure_ascii=False), encoding="utf-8")
+    r = CliRunner().invoke(app, ["predict", str(tmp_path / "bare.json"), "--model", str(tmp_path / "m"),
+                                 "--format", "dialeval", "--out", str(tmp_path / "sub.json")])
+    assert r.exit_code == 0, r.output
+    sub = json.loads((tmp_path / "sub.json").read_text())
+    assert [s["id"] for s in sub] == [d["id"] for d in bare]
+    for s in sub:
+        assert set(s["quality"]) == {"A", "S", "E"}
+        assert set(s["quality"]["A"]) == {"2", "1", "0", "-1", "-2"}
+        assert len(s["nugget"]) == 3
+        assert set(s["nugget"][0]) == {"CNUG0", "CNUG", "CNUG*", "CNaN"}
+        assert set(s["nugget"][1]) == {"HNUG", "HNUG*", "HNaN"}
+        for dist in [*s["quality"].values(), *s["nugget"]]:
+            assert sum(dist.values()) == pytest.approx(1, abs=1e-4)
+
+
+def test_nugget_targets_from_reviewers():
+    from qa.model.data import nugget_targets
+    from tests.conftest import make_conv
+    conv = make_conv(("customer", "退款呢", 0), ("agent", "马上处理", 5),
+                     labels={"reviews": [{"grades": {}, "nuggets": ["CNUG0", "HNUG"]},
+                                         {"grades": {}, "nuggets": ["CNUG*", "HNUG"]}]})
+    t = nugget_targets(conv, {"customer": ["CNUG0", "CNUG", "CNUG*", "CNaN"], "agent": ["HNUG", "HNUG*", "HNaN"]})
+    assert t == {0: [0.5, 0, 0.5, 0], 1: [1.0, 0, 0]}
+
+
+def test_file_weights_follow_glob_patterns_and_keep_order(tmp_path):
+    from qa.model.data import file_weight, load_examples
+    a, b = _subset(tmp_path, 5), tmp_path / "gen.jsonl"
+    b.write_text("\n".join(HAND.read_text(encoding="utf-8").splitlines()[5:8]) + "\n", encoding="utf-8")
+    assert file_weight(str(b), {"*/gen.jsonl": 0.3}) == 0.3 and file_weight(str(a), {"*/gen.jsonl": 0.3}) == 1.0
+    dims = {"attitude": [5, 4, 3, 2]}
+    plain = load_examples([str(a), str(b)], dims)
+    weighted = load_examples([str(a), str(b)], dims, weights={"gen.jsonl": 0.3})
+    assert [e.conv.id for e in weighted] == [e.conv.id for e in plain]
+    assert [e.weight for e in weighted] == [1.0] * 5 + [0.3] * 3

@@ -35,19 +35,33 @@ def predict(inputs: list[Path], out: Path, *, model: Path | None = None, fmt: st
             for r in chunk:
                 if isinstance(r, Reject):
                     rej.write(r.to_record())
-            for conv, pred in zip(convs, clf.predict(convs, batch_size=batch_size)):
+            for conv, (pred, nug) in zip(convs, clf.predict_full(convs, batch_size=batch_size)):
                 if fmt == "dialeval":
-                    dialeval.append({"id": conv.id, "quality": {d: {str(k): round(v, 6) for k, v in p.probs.items()}
-                                                                for d, p in pred.items()}})
+                    rec = {"id": conv.id, "quality": {d: {str(k): round(v, 6) for k, v in p.probs.items()}
+                                                      for d, p in pred.items()}}
+                    if clf.nuggets:
+                        rec["nugget"] = [_nugget_or_uniform(n, m.role, clf.nuggets) for n, m in zip(nug, conv.messages)]
+                    dialeval.append(rec)
                 else:
-                    w.write({"id": conv.id, "model": clf.path.name,
-                             "dimensions": {d: p.to_record() for d, p in pred.items()}})
+                    rec = {"id": conv.id, "model": clf.path.name,
+                           "dimensions": {d: p.to_record() for d, p in pred.items()}}
+                    if clf.nuggets:
+                        rec["nuggets"] = [{k: round(v, 4) for k, v in n.items()} if n else None for n in nug]
+                    w.write(rec)
             if on_batch:
                 on_batch(len(chunk))
     if fmt == "dialeval":
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(dialeval, ensure_ascii=False), encoding="utf-8")
     return stats, rejects_path
+
+
+def _nugget_or_uniform(dist, role, nuggets) -> dict:
+    """A turn's nugget distribution; uniform for a turn the model did not read (cut from a long chat)."""
+    if dist:
+        return {k: round(v, 6) for k, v in dist.items()}
+    types = nuggets.get("customer" if role == "customer" else "agent", [])
+    return {t: round(1 / len(types), 6) for t in types}
 
 
 class _Null:

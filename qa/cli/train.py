@@ -25,6 +25,10 @@ def train_cli(
     no_encoder: bool = typer.Option(False, "--no-encoder", help="Ablation: n-grams and features only"),
     no_ngrams: bool = typer.Option(False, "--no-ngrams", help="Ablation: no char n-gram channel"),
     no_features: bool = typer.Option(False, "--no-features", help="Ablation: no rule/timing features"),
+    weight: list[str] = typer.Option(None, help="PATTERN=W: chats from training files matching the glob count W "
+                                     "in the loss (e.g. 'data/labelled/gen/*=0.3'); repeatable"),
+    ngram_init: str = typer.Option("lr", help="lr: fit the n-gram channel as a logistic regression first and "
+                                   "keep it fixed; joint: learn it with the rest"),
     max_steps: int = typer.Option(None, help="Stop after this many steps (smoke runs)"),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint"),
     threads: int = typer.Option(None, help="Torch CPU threads"),
@@ -41,7 +45,7 @@ def train_cli(
                              dev_fraction=dev_fraction, epochs=epochs, batch_size=batch_size, lr=lr,
                              encoder_lr=encoder_lr, patience=patience, seed=seed, use_encoder=not no_encoder,
                              use_ngrams=not no_ngrams, use_features=not no_features, max_steps=max_steps,
-                             resume=resume, threads=threads)
+                             ngram_init=ngram_init, resume=resume, threads=threads, weights=_weights(weight))
         except ValueError as e:
             raise typer.BadParameter(str(e)) from None
         with step_progress("train") as update:
@@ -55,3 +59,18 @@ def train_cli(
     console.print(f"{metrics['train_examples']} train / {metrics['dev_examples']} dev conversations, "
                   f"{metrics['rejected']} without usable labels; {metrics['seconds']} s; wrote {out}",
                   highlight=False)
+
+
+def _weights(items: list[str] | None) -> dict[str, float] | None:
+    if not items:
+        return None
+    out = {}
+    for item in items:
+        pattern, sep, value = item.rpartition("=")
+        try:
+            out[pattern] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not pattern or out[pattern] < 0:
+            raise typer.BadParameter(f"--weight {item!r}: expected PATTERN=W with W ≥ 0", param_hint="--weight")
+    return out

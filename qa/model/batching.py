@@ -31,7 +31,8 @@ class Batcher:
 
     def __call__(self, convs: Sequence[Conversation], *, findings: Sequence[list[Finding]] | None = None,
                  timings: Sequence[Timing | None] | None = None,
-                 targets: Sequence[dict[str, list[float]]] | None = None) -> tuple[dict, list[list[Turn]]]:
+                 targets: Sequence[dict[str, list[float]]] | None = None,
+                 nuggets: Sequence[dict[int, list[float]]] | None = None) -> tuple[dict, list[list[Turn]]]:
         cfg = self.config
         batch: dict = {}
         all_turns = [turns(c, cfg.max_messages) for c in convs]
@@ -72,4 +73,15 @@ class Batcher:
                         lab[b, i, :len(t[d])] = torch.tensor(t[d])
                         mask[b, i] = True
             batch.update(labels=lab, label_mask=mask)
+        if nuggets is not None and cfg.nuggets and cfg.use_encoder and any(nuggets):
+            width = batch["turn_map"].shape[1]
+            k = max(len(v) for v in cfg.nuggets.values())
+            lab = torch.zeros(len(convs), width, k)
+            mask = torch.zeros(len(convs), width, dtype=torch.bool)
+            for b, (ts, nug) in enumerate(zip(all_turns, nuggets)):
+                for j, t in enumerate(ts):
+                    if t.index in nug:
+                        lab[b, j, :len(nug[t.index])] = torch.tensor(nug[t.index])
+                        mask[b, j] = True
+            batch.update(nugget_labels=lab, nugget_mask=mask)
         return batch, all_turns

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 from qa.errors import InputError
 from qa.io.build import Reject
@@ -20,6 +21,8 @@ from qa.schema import Conversation
 class Example:
     conv: Conversation
     targets: dict[str, list[float]]      # dimension → distribution over its levels (best first)
+    nuggets: dict[int, list[float]] = dataclasses.field(default_factory=dict)  # message → nugget distribution
+    weight: float = 1.0                  # in the loss (e.g. generated chats count less than reviewed ones)
 
     def majority(self, dim: str, levels: Sequence) -> object | None:
         """The most likely level (ties → the middle of the tied levels, rounding toward better)."""
@@ -52,9 +55,46 @@ def targets(conv: Conversation, dimensions: dict[str, list]) -> dict[str, list[f
     return out
 
 
+def nugget_targets(conv: Conversation, nuggets: dict[str, list[str]]) -> dict[int, list[float]]:
+    """Message index → the reviewers' distribution over that role's nugget labels (``reviews[].nuggets[i]``
+    labels message ``i``); messages nobody labelled are left out."""
+    reviews = [r for r in (conv.labels or {}).get("reviews") or [] if isinstance(r, dict) and r.get("nuggets")]
+    out = {}
+    for i, m in enumerate(conv.messages if reviews else ()):
+        types = nuggets.get("customer" if m.role == "customer" else "agent")
+        if not types:
+            continue
+        counts = [0.0] * len(types)
+        for r in reviews:
+            if i < len(r["nuggets"]) and r["nuggets"][i] in types:
+                counts[types.index(r["nuggets"][i])] += 1
+        if sum(counts):
+            out[i] = [c / sum(counts) for c in counts]
+    return out
+
+
+def file_weight(path: str, weights: dict[str, float] | None) -> float:
+    """The weight of a training file: the last glob pattern in ``weights`` that matches its path, else 1."""
+    from fnmatch import fnmatch
+    w = 1.0
+    for pattern, value in (weights or {}).items():
+        if fnmatch(str(path), pattern) or fnmatch(Path(path).name, pattern):
+            w = value
+    return w
+
+
 def load_examples(paths: Iterable[str], dimensions: dict[str, list], *, stats: ReadStats | None = None,
-                  rejects: list[Reject] | None = None) -> list[Example]:
+                  rejects: list[Reject] | None = None, nuggets: dict[str, list[str]] | None = None,
+                  weights: dict[str, float] | None = None) -> list[Example]:
     """Every labelled conversation in ``paths``; unlabelled ones and read rejects are counted in ``rejects``."""
+    paths = list(paths)
+    if weights:  # file by file, so each example knows its file's weight (same order as one pass)
+        out = []
+        for p in paths:
+            for e in load_examples([p], dimensions, stats=stats, rejects=rejects, nuggets=nuggets):
+                e.weight = file_weight(p, weights)
+                out.append(e)
+        return out
     out = []
     for item in read_many(paths, stats):
         if isinstance(item, Reject):
@@ -63,7 +103,7 @@ def load_examples(paths: Iterable[str], dimensions: dict[str, list], *, stats: R
             continue
         t = targets(item, dimensions)
         if t:
-            out.append(Example(item, t))
+            out.append(Example(item, t, nugget_targets(item, nuggets) if nuggets else {}))
         elif rejects is not None:
             rejects.append(Reject("", None, f"conversation {item.id}: no grades for {', '.join(dimensions)}",
                                   field="labels.reviews", id=item.id))

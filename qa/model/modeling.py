@@ -24,7 +24,8 @@ class RubricConfig(PretrainedConfig):
                  feature_names: list[str] | None = None, n_ngrams: int = 0, use_encoder: bool = True,
                  context_layers: int = 1, head_hidden: int = 64, dropout: float = 0.1, max_messages: int = 40,
                  max_tokens: int = 64, temperatures: dict[str, float] | None = None,
-                 decision: str = "argmax", rubric: str | None = None, **kwargs):
+                 decision: str = "argmax", rubric: str | None = None,
+                 nuggets: dict[str, list[str]] | None = None, **kwargs):
         super().__init__(**kwargs)
         self.encoder = encoder or {}
         pairs = dimension_list if dimension_list is not None else list((dimensions or {}).items())
@@ -35,6 +36,7 @@ class RubricConfig(PretrainedConfig):
         self.max_messages, self.max_tokens = max_messages, max_tokens
         self.temperatures = dict(temperatures or {})
         self.decision, self.rubric = decision, rubric
+        self.nuggets = dict(nuggets or {})     # role (customer | agent) → per-turn labels; needs the encoder
 
 
     @property
@@ -83,6 +85,11 @@ class RubricModel(PreTrainedModel):
                              nn.Linear(config.head_hidden, len(levels)))
             for d, levels in dims.items()} if width else {})
         self.ngram = nn.Linear(config.n_ngrams, sum(len(v) for v in dims.values())) if config.n_ngrams else None
+        if config.nuggets and config.use_encoder:
+            self.nugget_heads = nn.ModuleDict({
+                role: nn.Sequential(nn.Linear(h, config.head_hidden), nn.GELU(), nn.Dropout(config.dropout),
+                                    nn.Linear(config.head_hidden, len(types)))
+                for role, types in config.nuggets.items()})
         self.post_init()
 
     def _init_weights(self, module):  # the encoder brings its own initialisation
@@ -107,14 +114,18 @@ class RubricModel(PreTrainedModel):
         return out
 
     def forward(self, input_ids=None, attention_mask=None, turn_map=None, turn_roles=None, features=None,
-                ngrams=None, labels=None, label_mask=None, **_):
+                ngrams=None, ngram_logits=None, labels=None, label_mask=None, nugget_labels=None,
+                nugget_mask=None, sample_weight=None, **_):
         """Logits per dimension (a dict), attention over turns [B, dims, M] and, given labels, the loss.
 
         ``turn_map`` [B, M]: index of each turn's message vector (−1 = padding); ``turn_roles`` [B, M].
         ``labels`` [B, dims, max_levels]: target distributions; ``label_mask`` [B, dims]: graded or not.
+        ``nugget_labels`` [B, M, max_types] / ``nugget_mask`` [B, M]: per-turn nugget targets, when the rubric
+        has nuggets; the result then also has ``nuggets``: role → logits [B, M, types].
+        ``ngram_logits`` [B, Σ levels] replaces the n-gram channel's output (out-of-fold logits in training).
         """
-        parts, attn = [], None
-        b = (turn_map if turn_map is not None else features if features is not None else ngrams).shape[0]
+        parts, attn, nug = [], None, None
+        b = next(t for t in (turn_map, features, ngrams, ngram_logits) if t is not None).shape[0]
         if self.config.use_encoder:
             vecs = self.encode_messages(input_ids, attention_mask)
             pad = turn_map < 0
@@ -130,12 +141,14 @@ class RubricModel(PreTrainedModel):
             pooled = torch.einsum("bdm,bmh->bdh", attn, x)
             mean = (x * (~pad)[..., None]).sum(1) / (~pad).sum(1, keepdim=True).clamp(min=1)
             parts = [pooled, mean[:, None, :].expand(-1, pooled.shape[1], -1)]
+            if hasattr(self, "nugget_heads"):
+                nug = {role: head(x) for role, head in self.nugget_heads.items()}
         if features is not None and self.config.feature_names:
             parts.append(features[:, None, :].expand(-1, len(self.config.dimensions), -1))
         logits = {}
         z = self.drop(torch.cat(parts, -1)) if parts else None
-        extra = None
-        if self.ngram is not None:
+        extra = ngram_logits
+        if extra is None and self.ngram is not None:
             extra = (torch.sparse.mm(ngrams, self.ngram.weight.t()) + self.ngram.bias if ngrams.is_sparse
                      else self.ngram(ngrams))
         start = 0
@@ -146,12 +159,29 @@ class RubricModel(PreTrainedModel):
             start += len(levels)
             logits[d] = out
         result = {"logits": logits, "attention": attn}
+        if nug is not None:
+            result["nuggets"] = nug
         if labels is not None:
-            result["loss"] = self.loss(logits, labels, label_mask)
+            result["loss"] = self.loss(logits, labels, label_mask, sample_weight)
+            if nug is not None and nugget_labels is not None:
+                result["loss"] = result["loss"] + self.nugget_loss(nug, turn_roles, nugget_labels, nugget_mask)
         return result
 
-    def loss(self, logits, labels, label_mask, ordinal: float = 0.5):
-        """Soft-label cross-entropy plus a squared error on the expected level (grades are ordinal)."""
+    @staticmethod
+    def nugget_loss(nug, turn_roles, labels, mask):
+        """Soft-label cross-entropy per labelled turn, each role's turns scored by that role's head."""
+        total, n = 0.0, 0
+        for role, logits in nug.items():
+            sel = mask & ((turn_roles == ROLE_IDS["customer"]) == (role == "customer"))
+            if sel.any():
+                k = logits.shape[-1]
+                total = total - (labels[sel][:, :k] * logits[sel].log_softmax(-1)).sum(-1).sum()
+                n += int(sel.sum())
+        return total / max(n, 1)
+
+    def loss(self, logits, labels, label_mask, sample_weight=None, ordinal: float = 0.5):
+        """Soft-label cross-entropy plus a squared error on the expected level (grades are ordinal), averaged
+        over the graded conversations with their ``sample_weight`` [B]."""
         total, n = 0.0, 0
         for i, (d, levels) in enumerate(self.config.dimensions.items()):
             mask = label_mask[:, i]
@@ -160,8 +190,10 @@ class RubricModel(PreTrainedModel):
             k = len(levels)
             target = labels[mask, i, :k]
             logp = logits[d][mask].log_softmax(-1)
-            ce = -(target * logp).sum(-1).mean()
+            w = sample_weight[mask] if sample_weight is not None else torch.ones_like(logp[:, 0])
+            w = w / w.sum()
+            ce = -((target * logp).sum(-1) * w).sum()
             pos = torch.arange(k, dtype=logp.dtype, device=logp.device)
-            mse = ((logp.exp() @ pos - target @ pos) ** 2).mean()
+            mse = (((logp.exp() @ pos - target @ pos) ** 2) * w).sum()
             total, n = total + ce + ordinal * mse, n + 1
         return total / max(n, 1)

@@ -51,3 +51,75 @@ class Ngrams:
         vec.fit(["x"])  # sets up the fixed vocabulary; idf is replaced below
         vec.idf_ = np.asarray(data["idf"], dtype=np.float32)
         return cls(vec)
+
+
+def fit_soft_lr(x, targets: np.ndarray, c_grid: Sequence[float] = (3.0, 10.0, 30.0), seed: int = 0, folds: int = 0,
+                weights: np.ndarray | None = None):
+    """Multinomial logistic regression on soft labels (each row repeated per level, weighted by its
+    probability); C picked by log-loss on a seeded 20 % hold-out. Returns (coef [k, n], intercept [k], C,
+    out-of-fold logits [rows, k] from ``folds``-fold cross-fitting, or None when ``folds`` < 2). ``weights``:
+    one per row (its share of the loss)."""
+    from sklearn.linear_model import LogisticRegression
+
+    k = targets.shape[1]
+
+    def expand(rows):
+        idx, ys, ws = [], [], []
+        for i in rows:
+            for lv in range(k):
+                if targets[i, lv] > 0:
+                    idx.append(i), ys.append(lv), ws.append(targets[i, lv] * (1.0 if weights is None else weights[i]))
+        return x[idx], np.array(ys), np.array(ws)
+
+    def fit(rows, c):
+        xs, ys, ws = expand(rows)
+        clf = LogisticRegression(C=c, max_iter=2000)
+        clf.fit(xs, ys, sample_weight=ws)
+        return clf
+
+    rows = np.arange(x.shape[0])
+    seen = np.flatnonzero(targets.sum(0) > 0)
+    if len(seen) < 2:  # one level only: a constant prediction
+        inter = np.full(k, -10.0, dtype=np.float32)
+        inter[seen] = 0.0
+        return np.zeros((k, x.shape[1]), dtype=np.float32), inter, None, (np.tile(inter, (x.shape[0], 1))
+                                                                          if folds >= 2 else None)
+    best = c_grid[len(c_grid) // 2]
+    if len(rows) >= 50 and len(c_grid) > 1:
+        rng = np.random.default_rng(seed)
+        perm = rng.permutation(rows)
+        cut = len(rows) // 5
+        held, rest = perm[:cut], perm[cut:]
+        losses = {}
+        for c in c_grid:
+            clf = fit(rest, c)
+            p = np.full((len(held), k), 1e-9)
+            p[:, clf.classes_] = np.clip(clf.predict_proba(x[held]), 1e-9, None)
+            w = np.ones(len(held)) if weights is None else weights[held]
+            losses[c] = float((-(targets[held] * np.log(p)).sum(1) * w).sum() / w.sum())
+        best = min(losses, key=losses.get)
+    coef, inter = _weights(fit(rows, best), k, x.shape[1])
+    oof = None
+    if folds >= 2 and len(rows) >= 2 * folds:
+        oof = np.zeros((len(rows), k), dtype=np.float32)
+        perm = np.random.default_rng(seed + 1).permutation(rows)
+        for f in range(folds):
+            held = perm[f::folds]
+            w, b = _weights(fit(np.setdiff1d(rows, held), best), k, x.shape[1])
+            oof[held] = x[held] @ w.T + b
+    elif folds >= 2:
+        oof = x @ coef.T + inter
+    return coef, inter, best, oof
+
+
+def _weights(clf, k: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(coef [k, n], intercept [k]) of a fitted sklearn LR over level indexes 0..k-1."""
+    coef = np.zeros((k, n), dtype=np.float32)
+    inter = np.full(k, -10.0, dtype=np.float32)  # a level never seen in training stays improbable
+    if len(clf.classes_) == 2:  # sklearn keeps one row for two classes
+        a, b = clf.classes_
+        coef[b], inter[b] = clf.coef_[0] / 2, clf.intercept_[0] / 2
+        coef[a], inter[a] = -clf.coef_[0] / 2, -clf.intercept_[0] / 2
+    else:
+        coef[clf.classes_], inter[clf.classes_] = clf.coef_, clf.intercept_
+    return coef, inter

@@ -61,8 +61,20 @@ class Classifier:
     def dimensions(self) -> dict[str, list]:
         return self.config.dimensions
 
+    @property
+    def nuggets(self) -> dict[str, list[str]]:
+        """Per-turn labels by role when the model has a nugget head (else empty)."""
+        return self.config.nuggets if self.config.use_encoder else {}
+
     def predict(self, convs: Sequence[Conversation], *, findings=None, timings=None,
                 batch_size: int = 32) -> list[dict[str, DimensionPrediction]]:
+        return [grades for grades, _ in self.predict_full(convs, findings=findings, timings=timings,
+                                                          batch_size=batch_size)]
+
+    def predict_full(self, convs: Sequence[Conversation], *, findings=None, timings=None, batch_size: int = 32
+                     ) -> list[tuple[dict[str, DimensionPrediction], list[dict[str, float] | None]]]:
+        """Grades per dimension and, per message, its nugget distribution (None for messages the model did not
+        read, and for every message when the model has no nugget head)."""
         out = []
         for s in range(0, len(convs), batch_size):
             sl = slice(s, s + batch_size)
@@ -84,7 +96,15 @@ class Classifier:
             attn = res["attention"][:, i].cpu().numpy() if res["attention"] is not None else None
             for b, p in enumerate(probs):
                 out[b][dim] = self._decide(levels, p, all_turns[b], attn[b] if attn is not None else None)
-        return out
+        nuggets = [[None] * len(c.messages) for c in convs]
+        if res.get("nuggets"):
+            probs = {role: v.softmax(-1).cpu().numpy() for role, v in res["nuggets"].items()}
+            for b, ts in enumerate(all_turns):
+                for j, turn in enumerate(ts):
+                    role = "customer" if turn.role == "customer" else "agent"
+                    if role in probs:
+                        nuggets[b][turn.index] = {n: float(q) for n, q in zip(self.nuggets[role], probs[role][b, j])}
+        return list(zip(out, nuggets))
 
     def _decide(self, levels, p, turns, attn) -> DimensionPrediction:
         numeric = all(isinstance(v, (int, float)) for v in levels)

@@ -35,9 +35,12 @@ class TrainArgs:
     lr: float = 3e-4                          # head, context layer and n-gram channel
     encoder_lr: float = 1e-4
     weight_decay: float = 0.01
-    ngram_l2: float = 1e-4                   # extra L2 on the n-gram weights (wide part overfits fastest)
+    ngram_l2: float = 1e-4                   # extra L2 on the n-gram weights when trained jointly
+    ngram_init: str = "lr"                   # "lr": fit the n-gram channel as a soft-label logistic
+                                             # regression first and keep it fixed; "joint": learn it with the rest
     dev_fraction: float = 0.1
     dev: list[str] | None = None             # explicit dev files instead of a random split
+    weights: dict[str, float] | None = None  # glob pattern of training files → weight of their chats in the loss
     patience: int = 2
     seed: int = 13
     use_encoder: bool = True
@@ -57,6 +60,8 @@ class TrainArgs:
             raise ValueError("epochs and batch_size must be ≥ 1")
         if not 0 <= self.dev_fraction < 1:
             raise ValueError("dev_fraction must be in [0, 1)")
+        if self.ngram_init not in ("lr", "joint"):
+            raise ValueError("ngram_init must be 'lr' or 'joint'")
         if not (self.use_encoder or self.use_ngrams or self.use_features):
             raise ValueError("at least one of encoder, n-grams and features must be used")
 
@@ -170,9 +175,9 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
     if not dims:
         raise ModelError(f"rubric {rubric.name!r} has no model dimensions to train")
     rejects: list = []
-    examples = load_examples(args.data, dims, rejects=rejects)
+    examples = load_examples(args.data, dims, rejects=rejects, nuggets=rubric.nuggets, weights=args.weights)
     if args.dev:
-        train_ex, dev_ex = examples, load_examples(args.dev, dims)
+        train_ex, dev_ex = examples, load_examples(args.dev, dims, nuggets=rubric.nuggets)
     else:
         train_ex, dev_ex = split(examples, args.dev_fraction, args.seed)
     out = Path(args.out)
@@ -196,13 +201,18 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
     config = RubricConfig(encoder=encoder.config.to_dict() if encoder is not None else {}, dimensions=dims,
                           feature_names=feature_names(rubric) if args.use_features else [],
                           n_ngrams=ngrams.size if ngrams else 0, use_encoder=args.use_encoder,
-                          max_messages=args.max_messages, max_tokens=args.max_tokens, rubric=rubric.name)
+                          max_messages=args.max_messages, max_tokens=args.max_tokens, rubric=rubric.name,
+                          nuggets=rubric.nuggets if args.use_encoder and any(e.nuggets for e in train_ex) else None)
     model = RubricModel(config, encoder=encoder)
     batcher = Batcher(config, tok, ngrams, rubric)
 
+    oof = None   # out-of-fold n-gram logits: what the rest of the model learns to correct
+    if model.ngram is not None and args.ngram_init == "lr":
+        chosen, oof = _fit_ngram_channel(model, ngrams, train_ex, dims, args.seed)
+        log.info("n-gram channel fitted as logistic regression (C per dimension: %s)", chosen)
     enc_params = list(model.encoder.parameters()) if args.use_encoder else []
     enc_ids = {id(p) for p in enc_params}
-    ngram_params = list(model.ngram.parameters()) if model.ngram is not None else []
+    ngram_params = [p for p in model.ngram.parameters() if p.requires_grad] if model.ngram is not None else []
     ngram_ids = {id(p) for p in ngram_params}
     rest = [p for p in model.parameters() if id(p) not in enc_ids | ngram_ids]
     groups = [{"params": rest, "lr": args.lr, "weight_decay": args.weight_decay}]
@@ -210,7 +220,8 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
         groups.append({"params": enc_params, "lr": args.encoder_lr, "weight_decay": args.weight_decay})
     if ngram_params:
         groups.append({"params": ngram_params, "lr": args.lr * 10, "weight_decay": 0.0})
-    opt = torch.optim.AdamW(groups)
+    groups = [g for g in groups if g["params"]]
+    opt = torch.optim.AdamW(groups or [{"params": [torch.nn.Parameter(torch.zeros(1))]}])
     steps_per_epoch = (len(train_ex) + args.batch_size - 1) // args.batch_size
     total = steps_per_epoch * args.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -234,10 +245,14 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
     def step_batch(idx):
         chunk = [train_ex[i] for i in idx]
         batch, _ = batcher([e.conv for e in chunk], findings=[train_feats[0][i] for i in idx],
-                           timings=[train_feats[1][i] for i in idx], targets=[e.targets for e in chunk])
+                           timings=[train_feats[1][i] for i in idx], targets=[e.targets for e in chunk],
+                           nuggets=[e.nuggets for e in chunk])
+        batch["sample_weight"] = torch.tensor([e.weight for e in chunk], dtype=torch.float)
+        if oof is not None:
+            batch["ngram_logits"] = torch.from_numpy(oof[idx])
         res = model(**batch)
         loss = res["loss"]
-        if model.ngram is not None and args.ngram_l2:
+        if model.ngram is not None and args.ngram_l2 and model.ngram.weight.requires_grad:
             loss = loss + args.ngram_l2 * model.ngram.weight.pow(2).sum()
         opt.zero_grad()
         loss.backward()
@@ -247,7 +262,8 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
         return float(res["loss"].detach())
 
     stop = False
-    for epoch in range(state["epoch"], args.epochs):
+    trainable = any(p.requires_grad for p in model.parameters())
+    for epoch in range(state["epoch"], args.epochs if trainable else 0):
         model.train()
         order = list(range(len(train_ex)))
         random.Random(args.seed + epoch).shuffle(order)
@@ -306,6 +322,35 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
     save(model, tok, ngrams, rubric, out, metrics, args)
     shutil.rmtree(ckpt, ignore_errors=True)
     return metrics
+
+
+def _fit_ngram_channel(model, ngrams, train_ex, dims, seed: int) -> dict:
+    """Fit the n-gram channel per dimension as a soft-label logistic regression, then freeze it. Returns the
+    chosen C per dimension and 5-fold out-of-fold logits [train, Σ levels]: training the rest of the model on
+    those (not on the in-sample fit, which is overconfident) teaches it what the n-grams miss on unseen chats."""
+    import torch
+
+    from qa.model.inputs import flat_text
+    from qa.model.ngrams import fit_soft_lr
+    x = ngrams.transform([flat_text(e.conv) for e in train_ex])
+    chosen, start = {}, 0
+    oof = np.zeros((len(train_ex), sum(len(v) for v in dims.values())), dtype=np.float32)
+    for d, levels in dims.items():
+        rows = [i for i, e in enumerate(train_ex) if d in e.targets]
+        k = len(levels)
+        if rows:
+            coef, inter, c, fold_logits = fit_soft_lr(x[rows], np.array([train_ex[i].targets[d] for i in rows]),
+                                                      seed=seed, folds=5,
+                                                      weights=np.array([train_ex[i].weight for i in rows]))
+            with torch.no_grad():
+                model.ngram.weight[start:start + k] = torch.from_numpy(coef)
+                model.ngram.bias[start:start + k] = torch.from_numpy(inter)
+            oof[rows, start:start + k] = fold_logits
+            chosen[d] = c
+        start += k
+    for p in model.ngram.parameters():
+        p.requires_grad_(False)
+    return chosen, oof
 
 
 def save(model, tokenizer, ngrams, rubric, out: Path, metrics: dict, args: TrainArgs) -> None:
