@@ -177,3 +177,26 @@ def test_grade_cli_exits_2_on_broken_rubric_and_model(tmp_path):
     assert r.exit_code == 2 and "model" in r.output
     r = CliRunner().invoke(app, ["grade", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "o.jsonl")])
     assert r.exit_code == 2
+
+
+def test_grade_samples_with_the_shipped_default_model(tmp_path):
+    """The README's main job: every sample chat graded by models/default, offline, with model evidence."""
+    pytest.importorskip("torch")
+    from typer.testing import CliRunner
+
+    from qa.cli import app
+    out = tmp_path / "results.jsonl"
+    r = CliRunner().invoke(app, ["grade", str(ROOT / "data" / "samples" / "samples.jsonl"), "--out", str(out),
+                                 "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 64 and all(row["model"] == "default" for row in rows)
+    for row in rows:
+        assert 0 <= row["score"] <= 100
+        for d in MODEL_DIMS:
+            dim = row["dimensions"][d]
+            assert dim["level"] in (5, 4, 3, 2) and sum(dim["probs"].values()) == pytest.approx(1, abs=1e-3)
+    # the shipped model tells a warm, complete chat from one that failed the customer
+    by_id = {row["id"]: row for row in rows}
+    assert by_id["dy-0001"]["dimensions"]["attitude"]["level"] == 5
+    assert min(row["dimensions"]["professionalism"]["level"] for row in rows) <= 3

@@ -24,13 +24,31 @@ def eval_table(report: dict) -> list[str]:
     return lines
 
 
+def _command(args: dict) -> str:
+    """The ``qa train`` call that reproduces the model from its training_args.json."""
+    defaults = {"epochs": 8, "batch_size": 16, "lr": 3e-4, "encoder_lr": 1e-4, "patience": 2, "seed": 13,
+                "dev_fraction": 0.1, "base_model": "models/base"}
+    parts = ["qa train", *args.get("data", []), "--out", args.get("out", "OUT")]
+    if args.get("rubric"):
+        parts += ["--rubric", args["rubric"]]
+    for k, default in defaults.items():
+        if args.get(k, default) != default:
+            parts += [f"--{k.replace('_', '-')}", str(args[k])]
+    for pattern, w in (args.get("weights") or {}).items():
+        parts += ["--weight", f"'{pattern}={w:g}'"]
+    for flag, key in (("--no-encoder", "use_encoder"), ("--no-ngrams", "use_ngrams"), ("--no-features", "use_features")):
+        if args.get(key) is False:
+            parts.append(flag)
+    return " ".join(parts)
+
+
 def write_card(model_dir: str | Path) -> Path:
     d = Path(model_dir)
     cfg, metrics, args = _read(d / "config.json"), _read(d / "metrics.json"), _read(d / "training_args.json")
     enc = cfg.get("encoder") or {}
     lines = [f"# Model card: {d.name}", "",
              f"Rubric classifier for the `{cfg.get('rubric')}` rubric: grades "
-             + ", ".join(f"`{k}` ({'/'.join(map(str, v))})" for k, v in cfg.get("dimensions", {}).items())
+             + ", ".join(f"`{k}` ({'/'.join(map(str, v))})" for k, v in cfg.get("dimension_list", []))
              + " from the whole chat.", "",
              "## Architecture",
              f"- Encoder: {enc.get('model_type', 'none')} — hidden {enc.get('hidden_size', '-')}, "
@@ -39,14 +57,20 @@ def write_card(model_dir: str | Path) -> Path:
              "messages: first and last halves of longer chats), then one message-level transformer layer, then "
              "per-dimension attention over agent turns (the attention gives each grade's evidence turns)."
              if cfg.get("use_encoder") else "- Encoder: not used.",
-             f"- Char n-gram channel: {cfg.get('n_ngrams', 0)} TF-IDF 1–3-grams, linear into every head."
+             f"- Char n-gram channel: {cfg.get('n_ngrams', 0)} TF-IDF 1–3-grams, linear into every head"
+             + (" (fitted first as a soft-label logistic regression and kept fixed; the rest of the network "
+                "learned from its 5-fold out-of-fold logits)." if args.get("ngram_init", "lr") == "lr"
+                else " (learned jointly).")
              if cfg.get("n_ngrams") else "- Char n-gram channel: not used.",
+             f"- Nugget head (per turn): {cfg.get('nuggets')}." if cfg.get("nuggets") else None,
              f"- Non-text features: {', '.join(cfg.get('feature_names', [])) or 'none'}.",
              f"- Output: calibrated level probabilities (temperature per dimension on the dev split: "
              f"{cfg.get('temperatures')}), the expected grade, and the level by `{cfg.get('decision')}` "
              "(chosen on the dev split).", "",
              "## Training",
-             f"- Data: {', '.join(args.get('data', []))}",
+             f"- Data: {', '.join(args.get('data', []))}"
+             + (f"; file weights in the loss: {args['weights']}" if args.get("weights") else ""),
+             f"- Command: `{_command(args)}`",
              f"- Base model: `{args.get('base_model')}`; epochs ≤ {args.get('epochs')}, batch {args.get('batch_size')}, "
              f"lr {args.get('lr')} (encoder {args.get('encoder_lr')}), seed {args.get('seed')}, early stopping "
              f"(patience {args.get('patience')}) on a {args.get('dev_fraction')} dev split.",
@@ -67,5 +91,5 @@ def write_card(model_dir: str | Path) -> Path:
     if extra.is_file():
         lines += [extra.read_text(encoding="utf-8").strip(), ""]
     path = d / "MODEL_CARD.md"
-    path.write_text("\n".join(lines), encoding="utf-8")
+    path.write_text("\n".join(x for x in lines if x is not None), encoding="utf-8")
     return path

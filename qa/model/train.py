@@ -76,9 +76,11 @@ def _seed(seed: int) -> None:
 def _load_base(args: TrainArgs):
     """(tokenizer, encoder) from ``base_model``, or a fresh tiny BERT over a char vocab from the train texts."""
     from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     from qa.model.modeling import auto_encoder
     from qa.model.vocab import ensure_role_tokens
+    hf_logging.set_verbosity_error()   # the MLM head we drop is expected, not news
     base = args.base_model
     if base and Path(base).exists() or base and "/" in base and not Path(base).is_absolute():
         try:
