@@ -478,3 +478,40 @@ def test_review_cli_sample_export_import(tmp_path):
     assert len(list(read_path(tmp_path / "l.jsonl"))) == 8
     r = runner.invoke(app, ["export-review", str(tmp_path / "s.jsonl"), "--out", str(tmp_path / "x.pdf")])
     assert r.exit_code == 2
+
+
+def test_review_round_trip_grade_sample_export_fill_import_train(tmp_path):
+    """The loop closed on the sample chats: qa grade (shipped model) → qa sample → XLSX → two reviewers fill it
+    with openpyxl → qa import-review (agreement) → qa train accepts the labelled output."""
+    pytest.importorskip("torch")
+    from tests.conftest import ROOT
+    runner = CliRunner()
+    results = tmp_path / "results.jsonl"
+    r = runner.invoke(app, ["grade", str(ROOT / "data" / "samples" / "samples.jsonl"), "--out", str(results),
+                            "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["sample", str(results), "--n", "12", "--seed", "3", "--out", str(tmp_path / "s.jsonl")])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["export-review", str(tmp_path / "s.jsonl"), "--out", str(tmp_path / "review.xlsx")])
+    assert r.exit_code == 0, r.output
+    a = {"attitude": [5, 4, 3, 2] * 3, "etiquette": [5] * 12, "professionalism": [4] * 12, "clarity": [5, 4] * 6}
+    b = {**a, "attitude": [5, 4, 3, 3] * 3}            # the reviewers differ on 3 of 12 attitude grades
+    _fill(tmp_path / "review.xlsx", tmp_path / "a.xlsx", a, reviewer="甲")
+    _fill(tmp_path / "review.xlsx", tmp_path / "b.xlsx", b, reviewer="乙")
+    r = runner.invoke(app, ["import-review", str(tmp_path / "a.xlsx"), str(tmp_path / "b.xlsx"),
+                            "--out", str(tmp_path / "labelled.jsonl"), "--report", str(tmp_path / "agree.json")])
+    assert r.exit_code == 0, r.output
+    report = json.loads((tmp_path / "agree.json").read_text("utf-8"))
+    assert report["rows"] == {"read": 24, "accepted": 24, "rejected": 0}
+    # attitude, 甲 vs 乙: 9 of 12 agree; marginals 甲 3/3/3/3, 乙 3/3/6/0 over 5/4/3/2 → p_e = 36/144
+    # Cohen κ = (0.75 − 0.25) / 0.75 = 2/3; Fleiss: p_j = 6, 6, 9, 3 of 24 → P_e = 162/576, κ = (0.75 − P_e)/(1 − P_e)
+    pair = report["dimensions"]["attitude"]["reviewers"]
+    assert pair["pairs"][0]["kappa"] == pytest.approx(2 / 3)
+    assert pair["fleiss_kappa"] == pytest.approx((0.75 - 162 / 576) / (1 - 162 / 576))
+    assert report["dimensions"]["attitude"]["model_vs_reviewers"]["level"]["n"] == 24
+    labelled = [c for c in read_path(tmp_path / "labelled.jsonl")]
+    assert len(labelled) == 12 and all(len(c.labels["reviews"]) == 2 for c in labelled)
+    r = runner.invoke(app, ["train", str(tmp_path / "labelled.jsonl"), "--out", str(tmp_path / "m"),
+                            "--base-model", "none", "--epochs", "1", "--batch-size", "4", "--no-features"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "m" / "model.safetensors").is_file()
