@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import multiprocessing as mp
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
@@ -150,15 +151,28 @@ def grade_files(inputs: list[Path], out: Path, settings: GradeSettings, *, worke
     if not resume and journal.exists():
         journal.unlink()
     pool = None
+    # Pool.imap reads its input as fast as it can: without a bound the whole file would queue up in memory.
+    # A batch may only be handed out while fewer than 4 per worker are in flight.
+    slots, stop = threading.BoundedSemaphore(max(1, workers) * 4), threading.Event()
+
+    def throttled(batches):
+        for b in batches:
+            while not slots.acquire(timeout=0.1):
+                if stop.is_set():
+                    return
+            yield b
+
     if workers > 1:
         pool = mp.get_context("spawn").Pool(workers, initializer=_init, initargs=(settings,))
-        results = pool.imap(_work, _batches(accepted(), settings.batch_size), chunksize=1)
+        results = pool.imap(_work, throttled(_batches(accepted(), settings.batch_size)), chunksize=1)
     else:
         _init(settings)
         results = map(_work, _batches(accepted(), settings.batch_size))
     try:
         with JsonlWriter(journal, append=True) as w:
             for lines, st in results:
+                if pool is not None:
+                    slots.release()
                 t = time.perf_counter()
                 for line in lines:
                     w._f.write(line + "\n")
@@ -170,6 +184,7 @@ def grade_files(inputs: list[Path], out: Path, settings: GradeSettings, *, worke
                 if on_batch:
                     on_batch(len(lines))
     finally:
+        stop.set()
         if pool is not None:
             pool.terminate()
     if out.suffix == ".parquet":

@@ -143,13 +143,30 @@ def dev_scores(logits, examples, dims, temperatures=None, decision="argmax") -> 
     return out
 
 
-def fit_temperature(logits: np.ndarray, target_idx: np.ndarray) -> float:
-    """The temperature that minimises dev negative log-likelihood (grid search: robust on small dev sets)."""
+def dev_nmd(logits, examples, dims) -> dict[str, float]:
+    """Per dimension, mean normalised match distance between predicted and reviewers' distributions."""
+    from qa.model.dist_metrics import nmd
+    out = {}
+    for d in dims:
+        rows = [i for i, e in enumerate(examples) if d in e.targets]
+        if rows:
+            z = logits[d][rows]
+            p = np.exp(z - z.max(1, keepdims=True))
+            p /= p.sum(1, keepdims=True)
+            out[d] = float(np.mean([nmd(p[j], examples[i].targets[d]) for j, i in enumerate(rows)]))
+    return out
+
+
+def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
+    """The temperature that minimises dev cross-entropy against the reviewers' grade distributions (one-hot
+    for a single reviewer, so then plain NLL); a grid search, robust on small dev sets."""
+    if targets.ndim == 1:  # level indexes
+        targets = np.eye(logits.shape[1])[targets]
     best, best_t = None, 1.0
     for t in np.exp(np.linspace(np.log(0.25), np.log(4.0), 61)):
         z = logits / t
         z = z - z.max(1, keepdims=True)
-        nll = -(z[np.arange(len(z)), target_idx] - np.log(np.exp(z).sum(1))).mean()
+        nll = -(targets * (z - np.log(np.exp(z).sum(1, keepdims=True)))).sum(1).mean()
         if best is None or nll < best:
             best, best_t = nll, float(t)
     return best_t
@@ -263,6 +280,9 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
         sched.step()
         return float(res["loss"].detach())
 
+    # early stopping: mean QWK against the majority grade, or — when most dev labels are distributions
+    # (several reviewers who disagree, as in STC-3) — mean NMD against the distribution
+    soft_dev = sum(any(max(t) < 1 for t in e.targets.values()) for e in dev_ex) > len(dev_ex) / 2
     stop = False
     trainable = any(p.requires_grad for p in model.parameters())
     for epoch in range(state["epoch"], args.epochs if trainable else 0):
@@ -280,10 +300,15 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
                 break
         record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else None}
         if dev_ex:
-            scores = dev_scores(_predict_logits(model, batcher, dev_ex, dev_feats), dev_ex, dims)
+            dev_logits = _predict_logits(model, batcher, dev_ex, dev_feats)
+            scores = dev_scores(dev_logits, dev_ex, dims)
             record["dev_qwk"] = {d: round(m["qwk"], 4) for d, m in scores.items()}
-            score = float(np.mean(list(record["dev_qwk"].values())))
-            record["dev_mean_qwk"] = round(score, 4)
+            record["dev_mean_qwk"] = round(float(np.mean(list(record["dev_qwk"].values()))), 4)
+            if soft_dev:   # several reviewers: select on how well the grade distributions match (NMD)
+                record["dev_nmd"] = {d: round(v, 4) for d, v in dev_nmd(dev_logits, dev_ex, dims).items()}
+                score = -float(np.mean(list(record["dev_nmd"].values())))
+            else:
+                score = record["dev_mean_qwk"]
         else:
             score = -record["train_loss"] if losses else 0.0
         state["history"].append(record)
@@ -312,8 +337,7 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
         for d, levels in dims.items():
             rows = [i for i, e in enumerate(dev_ex) if d in e.targets]
             if rows:
-                temps[d] = fit_temperature(logits[d][rows],
-                                           np.array([levels.index(dev_ex[i].majority(d, levels)) for i in rows]))
+                temps[d] = fit_temperature(logits[d][rows], np.array([dev_ex[i].targets[d] for i in rows]))
         config.temperatures = temps
         by_rule = {r: dev_scores(logits, dev_ex, dims, temps, r) for r in ("argmax", "expected")}
         mean = {r: np.mean([m["qwk"] for m in s.values()]) for r, s in by_rule.items()}
