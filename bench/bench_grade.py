@@ -1,7 +1,7 @@
 """End-to-end `qa grade` throughput and peak memory on a generated file of 20-message chats, with the time
 split between reading, metrics, rules, model, scoring and writing.
 
-    python bench/bench_grade.py [--n 100000] [--workers 2] [--model models/default] [--out /tmp/bench_results.jsonl]
+    python bench/bench_grade.py [--n 100000] [--workers 2] [--threads 1] [--model models/default] [--out F.jsonl]
 
 Peak memory is the largest total resident size of the grading process and its workers, sampled every 0.2 s.
 """
@@ -40,6 +40,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per worker (workers 1 × threads 2 "
+                    "is the threaded alternative to 2 processes)")
     ap.add_argument("--model", default=None)
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
@@ -58,12 +60,13 @@ def main() -> None:
                 time.sleep(0.2)
         th = threading.Thread(target=watch, daemon=True)
         th.start()
-        run = grade_files([src], out, GradeSettings(model=a.model, batch_size=64), workers=a.workers)
+        settings = GradeSettings(model=a.model, batch_size=64, threads=a.threads)
+        run = grade_files([src], out, settings, workers=a.workers)
         stop.set()
         th.join()
     q = len(samples) // 4 or 1
     print(f"{run.graded} conversations (20 messages) in {run.seconds:.1f} s: {run.graded / run.seconds:,.0f} conv/s "
-          f"with {a.workers} worker(s)")
+          f"with {a.workers} worker process(es) × {a.threads} torch thread(s)")
     print(f"peak RSS (all processes) {peak[0] / 2**20:,.0f} MiB; mean RSS by quarter of the run: "
           + ", ".join(f"{sum(samples[i:i + q]) / len(samples[i:i + q]) / 2**20:,.0f}" for i in range(0, len(samples), q)))
     total = sum(run.timing.values())
