@@ -63,13 +63,11 @@ def fit_soft_lr(x, targets: np.ndarray, c_grid: Sequence[float] = (3.0, 10.0, 30
 
     k = targets.shape[1]
 
-    def expand(rows):
-        idx, ys, ws = [], [], []
-        for i in rows:
-            for lv in range(k):
-                if targets[i, lv] > 0:
-                    idx.append(i), ys.append(lv), ws.append(targets[i, lv] * (1.0 if weights is None else weights[i]))
-        return x[idx], np.array(ys), np.array(ws)
+    def expand(rows):  # one row per (chat, level it got), weighted by that level's share × the chat's weight
+        i, ys = np.nonzero(targets[rows] > 0)
+        idx = np.asarray(rows)[i]
+        ws = targets[idx, ys] * (1.0 if weights is None else weights[idx])
+        return x[idx], ys, ws
 
     def fit(rows, c):
         xs, ys, ws = expand(rows)
