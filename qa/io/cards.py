@@ -1,0 +1,95 @@
+"""Recognise chat messages that are really a product card or an order card.
+
+Exports of real chats often flatten cards to text: a customer "sends" an item by pasting its link or
+its item id, or an order by pasting its order number. ``card_type`` tells such a message apart from
+ordinary text so that readers can set ``type`` to ``product_card`` / ``order_card`` (keeping the text).
+
+Only a message that is *nothing but* the link / number (optionally with a short label such as
+``商品ID:`` or ``订单号：`` and surrounding brackets) counts; a sentence that mentions a number does not.
+Pure function, no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["card_type"]
+
+# Hosts whose links are item (product) pages: Taobao/Tmall (incl. short links), JD, Douyin shop.
+_ITEM_HOSTS = (
+    r"(?:[\w-]+\.)*(?:taobao\.com|tmall\.com|tmall\.hk|tb\.cn|jd\.com|jd\.hk|3\.cn|"
+    r"jinritemai\.com|v\.douyin\.com|douyin\.com|kwaixiaodian\.com|tiktok\.com)"
+)
+_URL = re.compile(rf"^(?:https?://)?{_ITEM_HOSTS}(?::\d+)?(?:[/?#]\S*)?$", re.I)
+# Order pages: a link of those hosts whose path or query names an order.
+_ORDER_IN_URL = re.compile(r"(?:biz_?order_?id|order_?id|orderid|/order/|trade_?item_?detail|order\.jd\.com|"
+                           r"details\.jd\.com)", re.I)
+# A product link that is a shop/search page, not an item, is still sent as a link card by most
+# platforms; we only claim product_card for URLs that look like an item page or a share short-link.
+_ITEM_IN_URL = re.compile(
+    r"(?:item\.htm|[?&]id=\d|item\.(?:m\.)?jd\.(?:com|hk)/\d|/product/|/detail|/goods|"
+    r"^(?:https?://)?(?:m\.tb\.cn|tb\.cn|s\.tb\.cn|e\.tb\.cn|u\.jd\.com|3\.cn|v\.douyin\.com)/|"
+    r"item\.taobao\.com|detail\.tmall\.(?:com|hk)|chaoshi\.detail\.tmall\.com|haohuo\.jinritemai\.com)",
+    re.I,
+)
+
+_LABEL_ITEM = r"(?:商品|宝贝|产品|货品)\s*(?:id|编号|编码|号|链接|sku)|item\s*id|itemid|sku(?:\s*id)?"
+_LABEL_ORDER = r"(?:订单|order)\s*(?:号码|编号|号|id|no\.?|number)?"
+_SEP = r"\s*[:：#]?\s*"
+
+_ITEM_LABELLED = re.compile(rf"^(?:{_LABEL_ITEM}){_SEP}(\d{{5,20}})$", re.I)
+_ORDER_LABELLED = re.compile(rf"^(?:{_LABEL_ORDER}){_SEP}(\d{{8,25}})$", re.I)
+_ORDER_NUMBER = re.compile(r"^\d{15,20}$")
+_ITEM_NUMBER = re.compile(r"^\d{10,13}$")
+_MOBILE = re.compile(r"^1[3-9]\d{9}$")
+
+# Masked placeholders of de-identified corpora (JDDC): an order number, a link, and JD's order card
+# "[订单编号:…，订单金额:…，下单时间:…]".
+_MASKED_ORDER = re.compile(r"^\[订单x\]$")
+_MASKED_LINK = re.compile(r"^\[链接x\]$")
+_JD_ORDER_CARD = re.compile(r"^\[?订单编号[:：].{1,40}[,，]\s*订单金额[:：].{1,40}[,，]\s*下单时间[:：].{1,60}\]?$")
+
+_STRIP = " \t\r\n\u3000[]【】()（）<>《》「」\"'“”‘’"
+
+
+def card_type(text: str | None) -> str | None:
+    """``"product_card"``, ``"order_card"`` or ``None`` for a message text.
+
+    Recognised:
+
+    - a Taobao/Tmall/JD/Douyin (and Kuaishou/TikTok shop) item link alone → product_card; such a link
+      to an order page (``bizOrderId=``, ``order.jd.com`` …) → order_card;
+    - an item id alone: ``商品ID: 123…``, ``宝贝ID 123…``, ``item id 123…``, ``SKU:123…``, or a bare
+      10–13 digit number that is not a mainland mobile number → product_card;
+    - an order number alone: ``订单号：…``, ``订单编号 …`` or a bare 15–20 digit number → order_card;
+    - the masked placeholders ``[订单x]`` (order_card) and ``[链接x]`` (product_card), and the JD order
+      card ``[订单编号:…，订单金额:…，下单时间:…]`` (order_card).
+    """
+    if not text:
+        return None
+    raw = text.strip()
+    if not raw:
+        return None
+    if _JD_ORDER_CARD.match(raw) or _MASKED_ORDER.match(raw):
+        return "order_card"
+    if _MASKED_LINK.match(raw):
+        return "product_card"
+    s = raw.strip(_STRIP)
+    if not s:
+        return None
+    if " " not in s and _URL.match(s):
+        if _ORDER_IN_URL.search(s):
+            return "order_card"
+        if _ITEM_IN_URL.search(s):
+            return "product_card"
+        return None
+    if _ORDER_NUMBER.match(s):
+        return "order_card"
+    if _ITEM_NUMBER.match(s) and not _MOBILE.match(s):
+        return "product_card"
+    if _ORDER_LABELLED.match(s):
+        return "order_card"
+    m = _ITEM_LABELLED.match(s)
+    if m and not _MOBILE.match(m.group(1)):
+        return "product_card"
+    return None
