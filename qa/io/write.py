@@ -1,8 +1,8 @@
-"""Writers: JSONL (one object per line), CSV of flat rows (UTF-8 with BOM, so Excel reads Chinese)."""
+"""Writers: JSONL (one object per line, internal: raw text), CSV of flat rows for people (UTF-8 with BOM, so
+Excel reads Chinese; masked and neutralised by ``qa.safety``)."""
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -37,18 +37,11 @@ class JsonlWriter:
         self.close()
 
 
-def write_csv(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
-    rows = list(rows)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fields: list[str] = []
-    for r in rows:
-        fields += [k for k in r if k not in fields]
-    with open(path, "w", encoding="utf-8-sig", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: "" if v is None else v for k, v in r.items()})
+def write_csv(path: str | Path, rows: Iterable[dict[str, Any]], **kw: Any) -> None:
+    """Flat rows as CSV for people: masked, formula-neutralised and clipped cell by cell (``qa.safety``)."""
+    from qa.safety import write_csv as _write
+
+    _write(path, rows, **kw)
 
 
 def write_json(path: str | Path, obj: Any) -> None:

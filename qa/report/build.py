@@ -16,6 +16,7 @@ from qa.report import queries
 from qa.report.html import render_html
 from qa.report.load import load_results
 from qa.rubric import KPIS, Rubric, load_rubric
+from qa.safety import mask_value
 
 log = logging.getLogger(__name__)
 SEVERITY_RANK = {"red_line": 0, "major": 1, "minor": 2}
@@ -54,13 +55,20 @@ def build_report(inputs: list[Path], out: Path, *, rubric: Path | None = None,
             raise InputError("no graded results in the input files", file=", ".join(map(str, inputs)))
         queries.prepare(con)
         notes: list[str] = []
+        dupes = queries.duplicate_count(con)
+        if dupes:
+            n -= dupes
+            notes.append(f"{dupes} records repeat a conversation id already read (same id in two files or twice in "
+                         "one): each id is counted once, its first record kept (docs/ingest.md)")
         kpis = _judge(queries.kpi_rows(con), rub, profile, notes)
         dim_rows = queries.dimension_rows(con)
         dims = _dimension_names(dim_rows, rub)
         agents = _agents(queries.agent_rows(con), dim_rows, queries.finding_rows(con), dims, rub)
+        # everything a person reads is masked once, here: the HTML, the CSVs and the console (docs/security.md)
         report = Report(inputs=[Path(p) for p in inputs], conversations=n, profile=profile, rubric=rub,
-                        kpis=kpis, agents=agents, dimensions=dims, histogram=queries.histogram(con),
-                        warnings=_warnings(queries.warning_rows(con), rub), notes=notes,
+                        kpis=mask_value(kpis), agents=mask_value(agents), dimensions=dims,
+                        histogram=queries.histogram(con), warnings=mask_value(_warnings(queries.warning_rows(con), rub)),
+                        notes=notes,
                         generated=dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M"))
     finally:
         con.close()
@@ -70,10 +78,7 @@ def build_report(inputs: list[Path], out: Path, *, rubric: Path | None = None,
                     "warnings": out / "warnings.csv"}
     write_csv(report.files["kpis"], report.kpis)
     write_csv(report.files["agents"], report.agents)
-    if report.warnings:
-        write_csv(report.files["warnings"], report.warnings)
-    else:  # the header alone, so the file still opens with its columns
-        report.files["warnings"].write_text(",".join(WARNING_COLUMNS) + "\n", encoding="utf-8-sig")
+    write_csv(report.files["warnings"], report.warnings, columns=WARNING_COLUMNS)  # header even when empty
     report.files["html"].write_text(render_html(report), encoding="utf-8")
     return report
 

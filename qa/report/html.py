@@ -1,4 +1,7 @@
-"""The self-contained report page: inline CSS and inline SVG charts, every text escaped, nothing fetched."""
+"""The self-contained report page: inline CSS and inline SVG charts, every text escaped, nothing fetched.
+
+The rows it shows are masked by ``build_report``; table cells are also formula-neutralised (docs/security.md).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from qa.report import charts
 from qa.rubric import KPIS
+from qa.safety import neutralise_cell
 
 if TYPE_CHECKING:
     from qa.report.build import Report
@@ -79,6 +83,8 @@ def _table(head: list[str], rows: list[str]) -> str:
 
 
 def _td(v: Any, cls: str = "") -> str:
+    """A table cell: escaped, and neutralised like a spreadsheet cell (a table is often pasted into Excel)."""
+    v = neutralise_cell(v)
     return f'<td class="{cls}">{e(v)}</td>' if cls else f"<td>{e(v)}</td>"
 
 

@@ -1,7 +1,8 @@
 """SQL over the ``results`` table: KPIs by group, score histogram, agents' dimensions and findings, warnings.
 
 KPIs follow qa/kpis.py (docs/metrics.md) exactly, recomputed from each record's ``timing`` and ``rating``.
-Missing shop/agent read ``-`` and a missing day ``unknown``, as in ``qa metrics``.
+Missing shop/agent read ``-`` and a missing day ``unknown``, as in ``qa metrics``. A conversation id read twice
+(in two files, or twice in one) counts once: its first record is kept (docs/ingest.md).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ WITH base AS (
          coalesce(TRY_CAST(timing->'reply_delays_s' AS DOUBLE[]), []) AS delays,
          TRY_CAST(timing->>'responded_24h' AS BOOLEAN) AS responded,
          TRY_CAST(rating->>'stars' AS INTEGER) AS stars, rating->>'label' AS label
-  FROM results)
+  FROM results QUALIFY row_number() OVER (PARTITION BY id ORDER BY rowid) = 1)
 SELECT *,
   CASE WHEN stars IS NOT NULL THEN stars >= 4 WHEN label IS NOT NULL THEN label = '满意' END AS satisfied,
   CASE WHEN stars IS NOT NULL THEN stars <= 2 WHEN label IS NOT NULL THEN label = '失望' END AS dissatisfied,
@@ -96,6 +97,11 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
 def prepare(con: duckdb.DuckDBPyConnection) -> None:
     """Define the ``conv`` view: one row per record with the flat figures the queries use."""
     con.execute(_CONV)
+
+
+def duplicate_count(con: duckdb.DuckDBPyConnection) -> int:
+    """Records left out because their id was already read."""
+    return con.execute("SELECT count(*) - count(DISTINCT id) FROM results").fetchone()[0]
 
 
 def kpi_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:

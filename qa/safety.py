@@ -1,0 +1,157 @@
+"""One policy for every file written for people: personal data masked, formulas neutralised, cells clipped.
+
+Use these for any new human-facing artefact (docs/security.md):
+
+- ``mask_text`` / ``mask_value`` — personal data replaced by ``*``, keeping the text's length so finding spans
+  still point at the same characters: mobile numbers (digits, with spaces or dashes, after +86, in Chinese
+  numerals 一三八… or with 幺 for 1), 18-digit ID numbers, 16–19 digit bank-card-like numbers (order numbers of
+  that length too, on purpose), e-mail addresses, WeChat and QQ ids (after 微信/vx/wx/QQ/扣扣, and bare
+  ``wxid_…``), and the detail of a street address after its district / county / town.
+- ``neutralise_cell`` — a text value that a spreadsheet would run as a formula (it begins with ``=``, ``+``,
+  ``-``, ``@``, tab or CR) gets a leading ``'`` (numbers are written as numbers, so only text is touched).
+  ``unneutralise_cell`` undoes it exactly (a value that already began with ``'`` before such a character
+  gets one more ``'``, so the round trip is lossless).
+- ``clip_cell`` — text longer than Excel's cell limit (32,767 characters) is cut with a note.
+- ``safe_row`` / ``write_csv`` — all three over a flat row, and a CSV writer (UTF-8 with BOM) that applies them.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+# -- masking -----------------------------------------------------------------------------------------
+
+_SEP = r"[ \-－]?"
+_PHONE = re.compile(r"(?:(?<=86)|(?<=86[ \-])|(?<!\d)(?<!\d )(?<!\d-))(?P<p>1" + _SEP + "[3-9]" + (_SEP + r"\d") * 9
+                    + r")(?![ \-－]?\d)")
+_ID = re.compile(r"(?<![0-9A-Za-z])\d{6}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx]"
+                 r"(?![0-9A-Za-z])")
+_CARD = re.compile(r"(?<!\d)\d{4}(?:[ \-－]?\d){12,15}(?![ \-－]?\d)")
+# Chinese numerals (幺 and 两 as spoken in phone numbers) and full-width digits, one character for one
+_NUMERALS = str.maketrans("零〇○一幺二两三四五六七八九０１２３４５６７８９", "000112234567890123456789")
+_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+\-])(?P<user>[A-Za-z0-9._%+\-*]{1,64})@(?P<domain>[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+)")
+_IM = re.compile(r"(?i)(?:微信号?|威信|薇信|v信|vx|wx|weixin|wechat|qq号?|扣扣|企鹅号?)\s*(?:号码|号)?\s*[:：]?\s*(?:是|为)?\s*"
+                 r"(?P<id>[A-Za-z0-9_\-]{5,30})")
+_WXID = re.compile(r"(?i)(?<![A-Za-z0-9])wxid_[A-Za-z0-9_\-]{4,30}")
+_HAN = r"\u4e00-\u9fff"
+_ADDRESS = re.compile(
+    rf"(?:[{_HAN}]{{2,6}}(?:省|自治区))?(?:[{_HAN}]{{1,7}}(?:市|州|盟))?[{_HAN}]{{1,7}}?(?:区|县|镇|街道)"
+    rf"(?P<detail> ?[{_HAN}A-Za-z0-9#＃\-－()（）]{{2,60}})")
+_DETAIL_MARK = re.compile(r"\d|路|街|巷|弄|村|号|栋|幢|单元|室|小区|苑|大厦|公寓|花园|广场|社区|楼")
+_ADMIN_PREFIX = re.compile(r"省|自治区|市|州|盟")
+NO_MASK = frozenset({"id", "ts", "day", "review_key"})  # keys whose values are identifiers or times
+
+
+def _hide(chars: list[str], norm: list[str], start: int, end: int, head: int, tail: int) -> None:
+    """Within [start, end) every digit (``X`` of an ID too) becomes ``*`` except the first ``head`` and last
+    ``tail``; separators stay. ``norm`` (the numeral-normalised copy) is kept in step."""
+    idx = [i for i in range(start, end) if norm[i].isdigit() or norm[i] in "Xx"]
+    for i in idx[head:len(idx) - tail]:
+        chars[i] = norm[i] = "*"
+
+
+def _address(m: re.Match) -> str:
+    detail = m.group("detail")
+    prefix = m.group(0)[: m.start("detail") - m.start(0)]
+    strong = _ADMIN_PREFIX.search(prefix[:-1]) is not None
+    if not _DETAIL_MARK.search(detail) or not (strong or re.search(r"\d", detail)):
+        return m.group(0)
+    return prefix + "".join(ch if ch == " " else "*" for ch in detail)
+
+
+def _stars(s: str, keep: int = 1) -> str:
+    return s[:keep] + "*" * (len(s) - keep)
+
+
+def mask_text(text: str | None) -> str | None:
+    """``text`` with personal data replaced by ``*``; same length as the input."""
+    if not text or not isinstance(text, str):
+        return text
+    chars, norm = list(text), list(text.translate(_NUMERALS))
+    for rx, group, head, tail in ((_ID, 0, 3, 4), (_PHONE, "p", 3, 4), (_CARD, 0, 4, 4)):
+        for m in list(rx.finditer("".join(norm))):
+            _hide(chars, norm, *m.span(group), head, tail)
+    text = "".join(chars)
+    text = _EMAIL.sub(lambda m: _stars(m.group("user")) + "@" + m.group("domain"), text)
+    text = _WXID.sub(lambda m: _stars(m.group(0), 2), text)
+    text = _IM.sub(lambda m: m.group(0)[: m.start("id") - m.start(0)] + _stars(m.group("id")), text)
+    return _ADDRESS.sub(_address, text)
+
+
+def mask_value(value: Any, keep: Iterable[str] = NO_MASK) -> Any:
+    """Every string inside ``value`` (dicts, lists) masked, except under the keys in ``keep``."""
+    keep = keep if isinstance(keep, frozenset) else frozenset(keep)
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, dict):
+        return {k: v if k in keep else mask_value(v, keep) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [mask_value(v, keep) for v in value]
+    return value
+
+
+# -- spreadsheet cells -------------------------------------------------------------------------------
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+MAX_CELL = 32_000                     # Excel holds at most 32,767 characters in a cell
+CLIPPED = "…（内容过长，已截断）"
+
+
+def is_formula_like(value: Any) -> bool:
+    """True for text a spreadsheet could read as a formula."""
+    return isinstance(value, str) and value.startswith(FORMULA_START)
+
+
+def neutralise_cell(value: Any) -> Any:
+    """A value that cannot run as a formula: formula-like text gets a leading ``'`` (see module doc)."""
+    if isinstance(value, str) and (is_formula_like(value) or (value.startswith("'")
+                                                               and is_formula_like(value.lstrip("'")))):
+        return "'" + value
+    return value
+
+
+def unneutralise_cell(value: Any) -> Any:
+    """Undo ``neutralise_cell`` on a value read back."""
+    if isinstance(value, str) and value.startswith("'") and is_formula_like(value.lstrip("'")):
+        return value[1:]
+    return value
+
+
+def clip_cell(value: Any, limit: int = MAX_CELL, note: str = CLIPPED) -> Any:
+    if isinstance(value, str) and len(value) > limit:
+        return value[: limit - len(note)] + note
+    return value
+
+
+def safe_row(row: dict[str, Any], *, mask: bool = True, keep: Iterable[str] = NO_MASK) -> dict[str, Any]:
+    """A flat row ready for a CSV or a sheet: masked (except ``keep`` keys), neutralised, clipped."""
+    keep = frozenset(keep)
+    out = {}
+    for k, v in row.items():
+        if mask and k not in keep:
+            v = mask_value(v, keep)
+        if isinstance(v, (list, tuple)):
+            v = "; ".join("" if x is None else str(x) for x in v)
+        out[k] = clip_cell(neutralise_cell(v))
+    return out
+
+
+def write_csv(path: str | Path, rows: Iterable[dict[str, Any]], *, mask: bool = True,
+              keep: Iterable[str] = NO_MASK, columns: Iterable[str] = ()) -> None:
+    """Rows as CSV (UTF-8 with BOM, so Excel reads Chinese): masked, neutralised and clipped cell by cell.
+    ``columns`` fixes the header (and its order) even when there are no rows."""
+    rows = [safe_row(r, mask=mask, keep=keep) for r in rows]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fields: list[str] = list(columns)
+    for r in rows:
+        fields += [k for k in r if k not in fields]
+    with open(path, "w", encoding="utf-8-sig", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: "" if v is None else v for k, v in r.items()})
