@@ -190,6 +190,10 @@ def test_sha256_mismatch_is_an_error(monkeypatch):
     ("1234567890123456", "order_card"),
     ("[订单x]", "order_card"),
     ("[链接x]", "product_card"),
+    ("订单号: [订单x]", "order_card"),
+    ("订单号：；[订单x]", "order_card"),
+    ("商品编号[数字x]", "product_card"),
+    ("[数字x]", None),
     ("[订单编号:[订单x]，订单金额:[金额x]，下单时间:[日期x] [时间x]]", "order_card"),
     ("13812345678", None),               # a mobile number, not an item id
     ("https://www.taobao.com", None),    # a site, not an item

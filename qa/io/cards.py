@@ -47,6 +47,9 @@ _MOBILE = re.compile(r"^1[3-9]\d{9}$")
 # "[订单编号:…，订单金额:…，下单时间:…]".
 _MASKED_ORDER = re.compile(r"^\[订单x\]$")
 _MASKED_LINK = re.compile(r"^\[链接x\]$")
+_MASKED_SEP = r"[\s:：#;；]*"
+_MASKED_ORDER_LABELLED = re.compile(rf"^(?:{_LABEL_ORDER}){_MASKED_SEP}\[订单x\]$", re.I)
+_MASKED_ITEM_LABELLED = re.compile(rf"^(?:{_LABEL_ITEM}){_MASKED_SEP}\[(?:数字|链接)x\]$", re.I)
 _JD_ORDER_CARD = re.compile(r"^\[?订单编号[:：].{1,40}[,，]\s*订单金额[:：].{1,40}[,，]\s*下单时间[:：].{1,60}\]?$")
 
 _STRIP = " \t\r\n\u3000[]【】()（）<>《》「」\"'“”‘’"
@@ -62,17 +65,18 @@ def card_type(text: str | None) -> str | None:
     - an item id alone: ``商品ID: 123…``, ``宝贝ID 123…``, ``item id 123…``, ``SKU:123…``, or a bare
       10–13 digit number that is not a mainland mobile number → product_card;
     - an order number alone: ``订单号：…``, ``订单编号 …`` or a bare 15–20 digit number → order_card;
-    - the masked placeholders ``[订单x]`` (order_card) and ``[链接x]`` (product_card), and the JD order
-      card ``[订单编号:…，订单金额:…，下单时间:…]`` (order_card).
+    - the masked placeholders of de-identified corpora: ``[订单x]`` or ``订单号:[订单x]`` (order_card),
+      ``[链接x]`` or ``商品编号:[数字x]`` (product_card), and the JD order card
+      ``[订单编号:…，订单金额:…，下单时间:…]`` (order_card).
     """
     if not text:
         return None
     raw = text.strip()
     if not raw:
         return None
-    if _JD_ORDER_CARD.match(raw) or _MASKED_ORDER.match(raw):
+    if _JD_ORDER_CARD.match(raw) or _MASKED_ORDER.match(raw) or _MASKED_ORDER_LABELLED.match(raw):
         return "order_card"
-    if _MASKED_LINK.match(raw):
+    if _MASKED_LINK.match(raw) or _MASKED_ITEM_LABELLED.match(raw):
         return "product_card"
     s = raw.strip(_STRIP)
     if not s:
