@@ -34,4 +34,27 @@ def _root() -> None:
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(message)s",
                         handlers=[RichHandler(show_time=False, show_path=False)])
-    app()
+    import sys
+
+    usage_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+    click_exception = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+    try:
+        rc = app(standalone_mode=False)
+    except usage_error as e:  # a bad option value or argument: one line, exit 2 (qa.cli.common.fail)
+        if type(e).__name__ == "NoArgsIsHelpError":
+            e.show()
+            sys.exit(e.exit_code)
+        from rich.markup import escape
+
+        from qa.cli.common import err_console
+
+        cmd = e.ctx.command_path if e.ctx else "qa"
+        err_console.print(f"[bold red]error:[/] {escape(' '.join(e.format_message().split()))} "
+                          f"(see {escape(cmd)} --help)", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except click_exception as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    sys.exit(rc if isinstance(rc, int) else 0)

@@ -1,10 +1,15 @@
-"""Shared CLI pieces: consoles, error handling, progress, read-stats printing."""
+"""Shared CLI pieces: consoles, error handling, option validation, progress, read-stats printing.
+
+Every problem a user can cause — a bad option value, a missing or unreadable input, an output that cannot be
+written — ends as one line on stderr (``error: …``) and exit code 2, never a traceback.
+"""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -25,21 +30,100 @@ TZ = typer.Option(None, "--tz", help="Time zone of naive times (default: Asia/Sh
 RUBRIC = typer.Option(None, "--rubric", help="Rubric YAML (default: rubrics/default.yaml)")
 
 
+def fail(message: str) -> NoReturn:
+    """One line on stderr, exit code 2."""
+    err_console.print(f"[bold red]error:[/] {escape(' '.join(message.split()))}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def os_error_message(e: OSError) -> str:
+    what = e.filename if e.filename is not None else ""
+    why = e.strerror or type(e).__name__
+    if isinstance(e, (NotADirectoryError, FileExistsError)) and what:
+        why += " (a parent of this path is a file, not a folder)" if isinstance(e, NotADirectoryError) else ""
+    return f"{what}: {why}" if what else f"{why}: {e}"
+
+
 @contextlib.contextmanager
 def cli_errors() -> Iterator[None]:
-    """Turn qa's typed errors into a one-line message and exit code 2."""
+    """Turn qa's typed errors and any OSError (a read-only or missing output folder, a full disk…) into a
+    one-line message and exit code 2."""
     try:
         yield
     except QAError as e:
-        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
-        raise typer.Exit(2) from None
+        fail(str(e))
+    except OSError as e:
+        fail(os_error_message(e))
 
 
-def check_inputs(paths: list[Path]) -> None:
+def check_inputs(paths: list[Path], *, chats: bool = False, columns: str | None = None, tz: str | None = None
+                 ) -> None:
+    """Inputs exist and are files (and, for chat inputs, have a readable format); ``--columns`` and ``--tz``
+    name something real. Exit 2 with one line otherwise, before anything is written."""
+    dirs = [str(p) for p in paths if p.is_dir()]
+    if dirs:
+        fail(f"input is a directory, not a file: {', '.join(dirs)} (pass the files in it, e.g. {dirs[0]}/*.jsonl)")
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
-        err_console.print(f"[bold red]error:[/] no such input file: {', '.join(missing)}", highlight=False)
-        raise typer.Exit(2)
+        fail(f"no such input file: {', '.join(missing)}")
+    if chats:
+        from qa.io.read import input_format
+
+        with cli_errors():
+            for p in paths:
+                try:
+                    input_format(p)
+                except (UnicodeError, OSError):
+                    pass  # read as a reject with its reason; the run goes on
+    if columns is not None:
+        check_columns(columns)
+    if tz is not None:
+        check_tz(tz)
+
+
+def check_columns(columns: str) -> None:
+    from qa.io.profiles import load_profile, shipped_profiles
+
+    with cli_errors():
+        if Path(columns).suffix.lower() in (".yaml", ".yml"):
+            if not Path(columns).is_file():
+                fail(f"--columns {columns}: no such column-profile file")
+            load_profile(Path(columns))
+        elif columns not in shipped_profiles():
+            fail(f"--columns {columns!r}: not a shipped column profile ({', '.join(shipped_profiles())}) "
+                 "nor a .yaml file")
+
+
+def check_tz(tz: str) -> None:
+    from zoneinfo import ZoneInfo
+
+    try:
+        ZoneInfo(tz)
+    except (ValueError, KeyError, OSError):
+        fail(f"--tz {tz!r}: unknown time zone (use an IANA name such as Asia/Shanghai or UTC)")
+
+
+def at_least(option: str, value: int | float | None, low: int | float) -> None:
+    """``option``'s value is ``low`` or more (None: not given)."""
+    if value is not None and value < low:
+        fail(f"{option} {value}: must be at least {low}")
+
+
+def one_of(option: str, value: str | None, choices: tuple[str, ...]) -> None:
+    if value is not None and value not in choices:
+        fail(f"{option} {value!r}: choose {', '.join(choices)}")
+
+
+def check_out(out: Path, *, folder: bool = False) -> None:
+    """The output path can be written: no parent is a file, ``out`` itself is not a folder (or not a file when
+    ``folder``). Permission problems surface when writing, through ``cli_errors``."""
+    for parent in [out, *out.parents] if folder else out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                fail(f"cannot write {out}: {parent} is a file, not a folder")
+            break
+    if not folder and out.is_dir():
+        fail(f"cannot write {out}: it is a folder (give a file name)")
 
 
 def progress(total: int | None = None) -> Progress:

@@ -19,7 +19,7 @@ SENDER_ROLE = {"customer": "customer", "helpdesk": "agent"}
 
 
 def looks_like_dialeval(path: Path) -> bool:
-    with open(path, encoding="utf-8-sig") as f:
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
         head = f.read(4096).lstrip()
     return head.startswith("[") and '"turns"' in head
 
@@ -47,6 +47,9 @@ def read_dialeval(path: Path, *, tz: str) -> Iterator[Conversation | Reject]:
             data = json.load(f)
         except json.JSONDecodeError as e:
             yield Reject(name, e.lineno, f"bad JSON: {e.msg} (column {e.colno})")
+            return
+        except UnicodeDecodeError as e:
+            yield Reject(name, None, f"not UTF-8 text ({e.reason} at byte {e.start})")
             return
     if not isinstance(data, list):
         yield Reject(name, 1, "a DialEval file is a JSON list of dialogues")

@@ -30,4 +30,7 @@ def read_jsonl(path: Path, *, tz: str) -> Iterator[Conversation | Reject]:
             except json.JSONDecodeError as e:
                 yield Reject(name, ln, f"bad JSON: {e.msg} (column {e.colno})", raw=line[:500].rstrip())
                 continue
+            except RecursionError:
+                yield Reject(name, ln, "bad JSON: nested too deeply", raw=line[:500].rstrip())
+                continue
             yield build(obj, file=name, line=ln, tz=tz)

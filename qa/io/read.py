@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -50,28 +51,65 @@ def input_format(path: Path) -> str:
                      ".csv, .tsv or .xlsx", file=str(path))
 
 
+def unreadable(exc: BaseException, path: Path) -> str:
+    """Why a whole file cannot be read, in words (a corrupt workbook, undecodable bytes, …)."""
+    if isinstance(exc, zipfile.BadZipFile) or type(exc).__name__ == "InvalidFileException":
+        return f"cannot read this file: not a valid {path.suffix.lower() or ''} workbook (truncated or corrupt: {exc})"
+    if isinstance(exc, UnicodeError):
+        return f"cannot read this file: not text in UTF-8, UTF-16 or GB18030 ({exc})"
+    if isinstance(exc, OSError):
+        return f"cannot read this file: {exc.strerror or exc}"
+    if isinstance(exc, RecursionError):
+        return "cannot read this file: nested too deeply"
+    return f"cannot read this file: {type(exc).__name__}: {exc}"
+
+
 def read_path(path: str | Path, *, tz: str | None = None, columns: str | Path | None = None
               ) -> Iterator[Conversation | Reject]:
-    """Conversations and rejects from one file. Raises ``InputError`` only for a missing/unknown file."""
+    """Conversations and rejects from one file. Raises ``InputError`` only for a missing/unknown file; a file
+    that is corrupt or cannot be decoded becomes one reject saying why (after whatever was read before)."""
     path = Path(path)
     if not path.is_file():
-        raise InputError("no such file", file=str(path))
-    fmt = input_format(path)
-    if fmt == "table":
-        try:
-            yield from read_table(path, tz=tz, columns=columns)
-        except InputError as e:  # the file as a whole cannot be mapped: one reject says why
-            yield Reject(str(path), e.line, e.message, field=e.field)
-    elif fmt == "dialeval":
-        yield from read_dialeval(path, tz=tz or DEFAULT_TZ)
-    else:
-        yield from read_jsonl(path, tz=tz or DEFAULT_TZ)
+        raise InputError("is a directory, not a file" if path.is_dir() else "no such file", file=str(path))
+    try:
+        fmt = input_format(path)
+    except (UnicodeError, OSError) as e:
+        yield Reject(str(path), None, unreadable(e, path))
+        return
+    try:
+        if fmt == "table":
+            try:
+                yield from read_table(path, tz=tz, columns=columns)
+            except InputError as e:  # the file as a whole cannot be mapped: one reject says why
+                yield Reject(str(path), e.line, e.message, field=e.field)
+        elif fmt == "dialeval":
+            yield from read_dialeval(path, tz=tz or DEFAULT_TZ)
+        else:
+            yield from read_jsonl(path, tz=tz or DEFAULT_TZ)
+    except Exception as e:  # noqa: BLE001 — any failure of a reader on hostile bytes is a reject, not a crash
+        yield Reject(str(path), None, unreadable(e, path))
 
 
-def read_many(paths: Iterable[str | Path], stats: ReadStats | None = None, **kw) -> Iterator[Conversation | Reject]:
-    """Every file in turn; ``stats`` (if given) is updated as items are yielded."""
+def read_many(paths: Iterable[str | Path], stats: ReadStats | None = None, *, unique_ids: bool = False,
+              **kw) -> Iterator[Conversation | Reject]:
+    """Every file in turn; ``stats`` (if given) is updated as items are yielded.
+
+    With ``unique_ids`` (what the commands that grade or count use) a conversation whose id was already read in
+    this call — in the same file or an earlier one — becomes a reject (``field: id``) naming where it was first
+    read; the first one is kept (docs/ingest.md). Without it (training data) repeats are kept."""
+    seen: dict[str, int] = {}
+    names: list[str] = []
     for p in paths:
+        names.append(str(p))
         for item in read_path(p, **kw):
+            if unique_ids and not isinstance(item, Reject):
+                first = seen.get(item.id)
+                if first is None:
+                    seen[item.id] = len(names) - 1
+                else:
+                    where = "earlier in this file" if first == len(names) - 1 else f"first read in {names[first]}"
+                    item = Reject(str(p), None, f"duplicate conversation id {item.id!r} ({where}); the first one is "
+                                  "kept", field="id", id=item.id)
             if stats is not None:
                 stats.count(item)
             yield item
