@@ -23,6 +23,8 @@ class Example:
     targets: dict[str, list[float]]      # dimension → distribution over its levels (best first)
     nuggets: dict[int, list[float]] = dataclasses.field(default_factory=dict)  # message → nugget distribution
     weight: float = 1.0                  # in the loss (e.g. generated chats count less than reviewed ones)
+    flags: dict[str, float] = dataclasses.field(default_factory=dict)   # rule flag → share of reviewers
+    turns: dict[int, dict[str, float]] = dataclasses.field(default_factory=dict)  # message → turn labels
 
     def majority(self, dim: str, levels: Sequence) -> object | None:
         """The most likely level (ties → the middle of the tied levels, rounding toward better)."""

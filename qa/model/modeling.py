@@ -25,7 +25,9 @@ class RubricConfig(PretrainedConfig):
                  context_layers: int = 1, head_hidden: int = 64, dropout: float = 0.1, max_messages: int = 40,
                  max_tokens: int = 64, temperatures: dict[str, float] | None = None,
                  decision: str = "argmax", rubric: str | None = None,
-                 nuggets: dict[str, list[str]] | None = None, **kwargs):
+                 nuggets: dict[str, list[str]] | None = None, flags: list[str] | None = None,
+                 flag_thresholds: dict[str, float] | None = None, flag_turns: dict[str, str | None] | None = None,
+                 turn_labels: dict[str, list[str]] | None = None, **kwargs):
         super().__init__(**kwargs)
         self.encoder = encoder or {}
         pairs = dimension_list if dimension_list is not None else list((dimensions or {}).items())
@@ -37,6 +39,10 @@ class RubricConfig(PretrainedConfig):
         self.temperatures = dict(temperatures or {})
         self.decision, self.rubric = decision, rubric
         self.nuggets = dict(nuggets or {})     # role (customer | agent) → per-turn labels; needs the encoder
+        self.flags = list(flags or [])         # rule flags predicted per conversation (binary)
+        self.flag_thresholds = dict(flag_thresholds or {})   # flag → probability at which it is raised
+        self.flag_turns = dict(flag_turns or {})             # flag → "role.label" giving its evidence turn
+        self.turn_labels = dict(turn_labels or {})           # role → binary per-turn labels; needs the encoder
 
 
     @property
@@ -84,7 +90,20 @@ class RubricModel(PreTrainedModel):
             d: nn.Sequential(nn.Linear(width, config.head_hidden), nn.GELU(), nn.Dropout(config.dropout),
                              nn.Linear(config.head_hidden, len(levels)))
             for d, levels in dims.items()} if width else {})
-        self.ngram = nn.Linear(config.n_ngrams, sum(len(v) for v in dims.values())) if config.n_ngrams else None
+        n_flags = len(config.flags)
+        if n_flags:
+            if config.use_encoder:
+                self.flag_queries = nn.Parameter(torch.randn(n_flags, h) * 0.02)
+            self.flag_heads = nn.ModuleDict({
+                f: nn.Sequential(nn.Linear(width, config.head_hidden), nn.GELU(), nn.Dropout(config.dropout),
+                                 nn.Linear(config.head_hidden, 1)) for f in config.flags} if width else {})
+        if config.turn_labels and config.use_encoder:
+            self.turn_heads = nn.ModuleDict({
+                role: nn.Sequential(nn.Linear(h, config.head_hidden), nn.GELU(), nn.Dropout(config.dropout),
+                                    nn.Linear(config.head_hidden, len(labels)))
+                for role, labels in config.turn_labels.items()})
+        self.ngram = (nn.Linear(config.n_ngrams, sum(len(v) for v in dims.values()) + n_flags)
+                      if config.n_ngrams else None)
         if config.nuggets and config.use_encoder:
             self.nugget_heads = nn.ModuleDict({
                 role: nn.Sequential(nn.Linear(h, config.head_hidden), nn.GELU(), nn.Dropout(config.dropout),
@@ -115,16 +134,20 @@ class RubricModel(PreTrainedModel):
 
     def forward(self, input_ids=None, attention_mask=None, turn_map=None, turn_roles=None, features=None,
                 ngrams=None, ngram_logits=None, labels=None, label_mask=None, nugget_labels=None,
-                nugget_mask=None, sample_weight=None, **_):
+                nugget_mask=None, sample_weight=None, flag_labels=None, flag_mask=None, turn_targets=None,
+                turn_mask=None, **_):
         """Logits per dimension (a dict), attention over turns [B, dims, M] and, given labels, the loss.
 
         ``turn_map`` [B, M]: index of each turn's message vector (−1 = padding); ``turn_roles`` [B, M].
         ``labels`` [B, dims, max_levels]: target distributions; ``label_mask`` [B, dims]: graded or not.
         ``nugget_labels`` [B, M, max_types] / ``nugget_mask`` [B, M]: per-turn nugget targets, when the rubric
         has nuggets; the result then also has ``nuggets``: role → logits [B, M, types].
-        ``ngram_logits`` [B, Σ levels] replaces the n-gram channel's output (out-of-fold logits in training).
+        ``ngram_logits`` [B, Σ levels + flags] replaces the n-gram channel's output (out-of-fold logits in
+        training). With ``flags`` in the config the result has ``flags`` [B, F] logits and ``flag_attention``
+        [B, F, M]; with ``turn_labels``, ``turns``: role → logits [B, M, labels]. Their targets:
+        ``flag_labels``/``flag_mask`` [B, F] and ``turn_targets``/``turn_mask`` [B, M, K].
         """
-        parts, attn, nug = [], None, None
+        parts, attn, nug, fparts, fattn, turn_logits = [], None, None, [], None, None
         b = next(t for t in (turn_map, features, ngrams, ngram_logits) if t is not None).shape[0]
         if self.config.use_encoder:
             vecs = self.encode_messages(input_ids, attention_mask)
@@ -143,8 +166,16 @@ class RubricModel(PreTrainedModel):
             parts = [pooled, mean[:, None, :].expand(-1, pooled.shape[1], -1)]
             if hasattr(self, "nugget_heads"):
                 nug = {role: head(x) for role, head in self.nugget_heads.items()}
+            if hasattr(self, "turn_heads"):
+                turn_logits = {role: head(x) for role, head in self.turn_heads.items()}
+            if hasattr(self, "flag_queries"):
+                fs = torch.einsum("bmh,fh->bfm", x, self.flag_queries) / x.shape[-1] ** 0.5
+                fattn = fs.masked_fill(pad[:, None, :], float("-inf")).softmax(-1)
+                fparts = [torch.einsum("bfm,bmh->bfh", fattn, x), mean[:, None, :].expand(-1, fattn.shape[1], -1)]
         if features is not None and self.config.feature_names:
             parts.append(features[:, None, :].expand(-1, len(self.config.dimensions), -1))
+            if fparts or (self.config.flags and not self.config.use_encoder):
+                fparts.append(features[:, None, :].expand(-1, len(self.config.flags), -1))
         logits = {}
         z = self.drop(torch.cat(parts, -1)) if parts else None
         extra = ngram_logits
@@ -159,13 +190,49 @@ class RubricModel(PreTrainedModel):
             start += len(levels)
             logits[d] = out
         result = {"logits": logits, "attention": attn}
+        if self.config.flags:
+            zf = self.drop(torch.cat(fparts, -1)) if fparts else None
+            cols = []
+            for j, f in enumerate(self.config.flags):
+                col = self.flag_heads[f](zf[:, j])[:, 0] if zf is not None else torch.zeros(b, device=extra.device)
+                if extra is not None:
+                    col = col + extra[:, start + j]
+                cols.append(col)
+            result["flags"], result["flag_attention"] = torch.stack(cols, 1), fattn
         if nug is not None:
             result["nuggets"] = nug
+        if turn_logits is not None:
+            result["turns"] = turn_logits
         if labels is not None:
             result["loss"] = self.loss(logits, labels, label_mask, sample_weight)
             if nug is not None and nugget_labels is not None:
                 result["loss"] = result["loss"] + self.nugget_loss(nug, turn_roles, nugget_labels, nugget_mask)
+            if flag_labels is not None and "flags" in result:
+                result["loss"] = result["loss"] + self.flag_loss(result["flags"], flag_labels, flag_mask, sample_weight)
+            if turn_logits is not None and turn_targets is not None:
+                result["loss"] = result["loss"] + self.turn_loss(turn_logits, turn_roles, turn_targets, turn_mask)
         return result
+
+    @staticmethod
+    def flag_loss(logits, targets, mask, sample_weight=None):
+        """Binary cross-entropy on the reviewers' share per flag, over the flags that were reviewed."""
+        if not mask.any():
+            return logits.sum() * 0
+        w = mask.float() * (sample_weight[:, None] if sample_weight is not None else 1.0)
+        bce = nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+        return (bce * w).sum() / w.sum().clamp(min=1e-6)
+
+    def turn_loss(self, turn_logits, turn_roles, targets, mask):
+        """Binary cross-entropy per labelled turn and label, each role's turns scored by that role's head."""
+        total, n = 0.0, 0
+        for role, logits in turn_logits.items():
+            k = logits.shape[-1]
+            sel = ((turn_roles == ROLE_IDS["customer"]) == (role == "customer"))[..., None] & mask[..., :k]
+            if sel.any():
+                bce = nn.functional.binary_cross_entropy_with_logits(logits, targets[..., :k], reduction="none")
+                total = total + bce[sel].sum()
+                n += int(sel.sum())
+        return total / max(n, 1)
 
     @staticmethod
     def nugget_loss(nug, turn_roles, labels, mask):

@@ -107,10 +107,12 @@ def scratch_encoder(texts, hidden: int = 64, layers: int = 1):
     return tok, BertModel(cfg, add_pooling_layer=False)
 
 
-def _predict_logits(model, batcher, examples, feats, batch_size=64):
+def _predict_logits(model, batcher, examples, feats, batch_size=64, with_flags: bool = False):
+    """Per dimension the logits [N, levels]; with ``with_flags`` also the flag logits [N, F] (or None)."""
     import torch
     model.eval()
     out = {d: [] for d in model.config.dimensions}
+    flags = []
     with torch.inference_mode():
         for s in range(0, len(examples), batch_size):
             chunk = examples[s:s + batch_size]
@@ -119,7 +121,12 @@ def _predict_logits(model, batcher, examples, feats, batch_size=64):
             res = model(**batch)
             for d in out:
                 out[d].append(res["logits"][d])
-    return {d: torch.cat(v).numpy() for d, v in out.items()}
+            if "flags" in res:
+                flags.append(res["flags"])
+    logits = {d: torch.cat(v).numpy() for d, v in out.items()}
+    if with_flags:
+        return logits, (torch.cat(flags).numpy() if flags else None)
+    return logits
 
 
 def dev_scores(logits, examples, dims, temperatures=None, decision="argmax") -> dict:
@@ -179,6 +186,7 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
     from qa.model.batching import Batcher
     from qa.model.data import load_examples, split
     from qa.model.features import feature_names
+    from qa.model.flags import flag_targets, flag_tensors, turn_targets, turn_tensors
     from qa.model.inputs import flat_text
     from qa.model.modeling import RubricConfig, RubricModel
     from qa.model.ngrams import Ngrams
@@ -210,6 +218,13 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
         return fs, ts
 
     train_feats, dev_feats = feats(train_ex), feats(dev_ex)
+    flags = list(rubric.model_flags)
+    for e in train_ex + dev_ex:
+        e.flags = flag_targets(e.conv, flags)
+        e.turns = turn_targets(e.conv, rubric.turn_labels) if args.use_encoder else {}
+    if not any(e.flags for e in train_ex):
+        flags = []
+    turn_labels = rubric.turn_labels if args.use_encoder and any(e.turns for e in train_ex) else {}
     tok = encoder = None
     if args.use_encoder:
         if args.base_model in (None, "", "none"):
@@ -221,13 +236,15 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
                           feature_names=feature_names(rubric) if args.use_features else [],
                           n_ngrams=ngrams.size if ngrams else 0, use_encoder=args.use_encoder,
                           max_messages=args.max_messages, max_tokens=args.max_tokens, rubric=rubric.name,
-                          nuggets=rubric.nuggets if args.use_encoder and any(e.nuggets for e in train_ex) else None)
+                          nuggets=rubric.nuggets if args.use_encoder and any(e.nuggets for e in train_ex) else None,
+                          flags=flags, flag_turns={f: rubric.model_flags[f].turn for f in flags},
+                          turn_labels=turn_labels)
     model = RubricModel(config, encoder=encoder)
     batcher = Batcher(config, tok, ngrams, rubric)
 
     oof = None   # out-of-fold n-gram logits: what the rest of the model learns to correct
     if model.ngram is not None and args.ngram_init == "lr":
-        chosen, oof = _fit_ngram_channel(model, ngrams, train_ex, dims, args.seed)
+        chosen, oof = _fit_ngram_channel(model, ngrams, train_ex, dims, args.seed, flags)
         log.info("n-gram channel fitted as logistic regression (C per dimension: %s)", chosen)
     enc_params = list(model.encoder.parameters()) if args.use_encoder else []
     enc_ids = {id(p) for p in enc_params}
@@ -263,10 +280,14 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
 
     def step_batch(idx):
         chunk = [train_ex[i] for i in idx]
-        batch, _ = batcher([e.conv for e in chunk], findings=[train_feats[0][i] for i in idx],
+        batch, all_turns = batcher([e.conv for e in chunk], findings=[train_feats[0][i] for i in idx],
                            timings=[train_feats[1][i] for i in idx], targets=[e.targets for e in chunk],
                            nuggets=[e.nuggets for e in chunk])
         batch["sample_weight"] = torch.tensor([e.weight for e in chunk], dtype=torch.float)
+        if flags:
+            batch["flag_labels"], batch["flag_mask"] = flag_tensors([e.flags for e in chunk], flags)
+        if turn_labels:
+            batch["turn_targets"], batch["turn_mask"] = turn_tensors(all_turns, [e.turns for e in chunk], turn_labels)
         if oof is not None:
             batch["ngram_logits"] = torch.from_numpy(oof[idx])
         res = model(**batch)
@@ -332,7 +353,10 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
     metrics = {"train_examples": len(train_ex), "dev_examples": len(dev_ex), "rejected": len(rejects),
                "history": state["history"], "seconds": round(time.time() - started, 1)}
     if dev_ex:
-        logits = _predict_logits(model, batcher, dev_ex, dev_feats)
+        logits, flag_logits = _predict_logits(model, batcher, dev_ex, dev_feats, with_flags=True)
+        if flags and flag_logits is not None:
+            fired = [{x.rule for x in fs} for fs in dev_feats[0]]
+            config.flag_thresholds, metrics["dev_flags"] = choose_flag_thresholds(flag_logits, dev_ex, flags, fired)
         temps = {}
         for d, levels in dims.items():
             rows = [i for i, e in enumerate(dev_ex) if d in e.targets]
@@ -350,7 +374,26 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
     return metrics
 
 
-def _fit_ngram_channel(model, ngrams, train_ex, dims, seed: int) -> dict:
+def choose_flag_thresholds(flag_logits: np.ndarray, dev_ex, flags: list[str], fired=None) -> tuple[dict, dict]:
+    """Per flag, the probability threshold at which rules-or-model has the best dev F1 (gold: most reviewers
+    flagged it); ``fired``: per dev example, the rules that fired."""
+    from qa.model.flags import best_threshold
+    probs = 1 / (1 + np.exp(-flag_logits))
+    thresholds, report = {}, {}
+    for j, f in enumerate(flags):
+        rows = [i for i, e in enumerate(dev_ex) if f in e.flags]
+        if not rows:
+            continue
+        gold = np.array([dev_ex[i].flags[f] >= 0.5 for i in rows])
+        base = np.array([f in fired[i] for i in rows]) if fired is not None else None
+        t, f1 = best_threshold(probs[rows, j], gold, base)
+        thresholds[f] = round(t, 3)
+        report[f] = {"threshold": round(t, 3), "f1": None if np.isnan(f1) else round(float(f1), 4),
+                     "positives": int(gold.sum()), "n": len(rows)}
+    return thresholds, report
+
+
+def _fit_ngram_channel(model, ngrams, train_ex, dims, seed: int, flags: list[str] | None = None) -> dict:
     """Fit the n-gram channel per dimension as a soft-label logistic regression, then freeze it. Returns the
     chosen C per dimension and 5-fold out-of-fold logits [train, Σ levels]: training the rest of the model on
     those (not on the in-sample fit, which is overconfident) teaches it what the n-grams miss on unseen chats."""
@@ -360,7 +403,7 @@ def _fit_ngram_channel(model, ngrams, train_ex, dims, seed: int) -> dict:
     from qa.model.ngrams import fit_soft_lr
     x = ngrams.transform([flat_text(e.conv) for e in train_ex])
     chosen, start = {}, 0
-    oof = np.zeros((len(train_ex), sum(len(v) for v in dims.values())), dtype=np.float32)
+    oof = np.zeros((len(train_ex), sum(len(v) for v in dims.values()) + len(flags or [])), dtype=np.float32)
     for d, levels in dims.items():
         rows = [i for i, e in enumerate(train_ex) if d in e.targets]
         k = len(levels)
@@ -374,6 +417,19 @@ def _fit_ngram_channel(model, ngrams, train_ex, dims, seed: int) -> dict:
             oof[rows, start:start + k] = fold_logits
             chosen[d] = c
         start += k
+    for j, f in enumerate(flags or []):   # binary: the logit is the difference of the two classes'
+        rows = [i for i, e in enumerate(train_ex) if f in e.flags]
+        pos = sum(train_ex[i].flags[f] > 0 for i in rows)
+        if pos < 3 or pos == len(rows):
+            continue
+        tgt = np.array([[1 - train_ex[i].flags[f], train_ex[i].flags[f]] for i in rows])
+        coef, inter, c, fold_logits = fit_soft_lr(x[rows], tgt, seed=seed, folds=5,
+                                                  weights=np.array([train_ex[i].weight for i in rows]))
+        with torch.no_grad():
+            model.ngram.weight[start + j] = torch.from_numpy(coef[1] - coef[0])
+            model.ngram.bias[start + j] = float(inter[1] - inter[0])
+        oof[rows, start + j] = fold_logits[:, 1] - fold_logits[:, 0]
+        chosen[f] = c
     for p in model.ngram.parameters():
         p.requires_grad_(False)
     return chosen, oof

@@ -27,6 +27,7 @@ class Finding:
     message: int | None = None
     span: tuple[int, int] | None = None
     evidence: str | None = None
+    source: str = "rule"          # rule | model | both: who found it (the classifier adds recall, qa.rules.combine)
 
     def to_record(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -1,0 +1,106 @@
+"""Rule flags and turn labels the classifier learns: targets from reviews, tensors for a batch, thresholds.
+
+A conversation's flag target is the share of its reviewers who flagged it (reviews without a ``rules`` list
+don't count). Turn labels come from ``labels.turns`` (``data/labelled/real/FORMAT.md``): per customer message
+``request`` and ``unanswered`` (a request that no message answers), per agent/bot message ``vague``,
+``uncivil`` and ``pii``; several reviewers' turn labels are averaged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from qa.schema import Conversation
+
+
+def flag_targets(conv: Conversation, flags: Sequence[str]) -> dict[str, float]:
+    """Flag → share of reviewers who raised it; empty when no review lists its rules."""
+    reviews = [r for r in (conv.labels or {}).get("reviews") or []
+               if isinstance(r, dict) and isinstance(r.get("rules"), list)]
+    if not reviews:
+        return {}
+    return {f: sum(f in r["rules"] for r in reviews) / len(reviews) for f in flags}
+
+
+def _turn_sets(conv: Conversation) -> list[dict]:
+    labels = conv.labels or {}
+    sets = [labels["turns"]] if isinstance(labels.get("turns"), dict) else []
+    sets += [r["turns"] for r in labels.get("reviews") or [] if isinstance(r, dict) and isinstance(r.get("turns"), dict)]
+    return sets
+
+
+def turn_targets(conv: Conversation, turn_labels: dict[str, list[str]]) -> dict[int, dict[str, float]]:
+    """Message index → {label: share of reviewers}; only messages some reviewer labelled."""
+    acc: dict[int, dict[str, list[float]]] = {}
+    for ts in _turn_sets(conv):
+        for row in ts.get("customer") or []:
+            i = row.get("i")
+            if not isinstance(i, int) or not 0 <= i < len(conv.messages):
+                continue
+            req = bool(row.get("request"))
+            vals = {"request": float(req), "unanswered": float(req and row.get("answered_by") is None)}
+            for k in turn_labels.get("customer", []):
+                if k in vals:
+                    acc.setdefault(i, {}).setdefault(k, []).append(vals[k])
+        for row in ts.get("agent") or []:
+            i = row.get("i")
+            if not isinstance(i, int) or not 0 <= i < len(conv.messages):
+                continue
+            for k in turn_labels.get("agent", []):
+                if k in row:
+                    acc.setdefault(i, {}).setdefault(k, []).append(float(bool(row[k])))
+    return {i: {k: float(np.mean(v)) for k, v in d.items()} for i, d in acc.items()}
+
+
+def flag_tensors(targets: Sequence[dict[str, float]], flags: Sequence[str]):
+    """[B, F] targets and mask."""
+    import torch
+    lab = torch.zeros(len(targets), len(flags))
+    mask = torch.zeros(len(targets), len(flags), dtype=torch.bool)
+    for b, t in enumerate(targets):
+        for j, f in enumerate(flags):
+            if f in t:
+                lab[b, j], mask[b, j] = t[f], True
+    return lab, mask
+
+
+def turn_tensors(all_turns, targets: Sequence[dict[int, dict[str, float]]], turn_labels: dict[str, list[str]]):
+    """[B, M, K] targets and mask over the model's turns; K = the longest role's label list (each role's
+    turns use that role's labels in order)."""
+    import torch
+    width = max((len(t) for t in all_turns), default=1) or 1
+    k = max(len(v) for v in turn_labels.values())
+    lab = torch.zeros(len(all_turns), width, k)
+    mask = torch.zeros(len(all_turns), width, k, dtype=torch.bool)
+    for b, (ts, tgt) in enumerate(zip(all_turns, targets)):
+        for j, t in enumerate(ts):
+            row = tgt.get(t.index)
+            if not row:
+                continue
+            names = turn_labels.get("customer" if t.role == "customer" else "agent", [])
+            for c, name in enumerate(names):
+                if name in row:
+                    lab[b, j, c], mask[b, j, c] = row[name], True
+    return lab, mask
+
+
+def best_threshold(probs: np.ndarray, gold: np.ndarray, base: np.ndarray | None = None,
+                   grid: Sequence[float] | None = None) -> tuple[float, float]:
+    """The threshold on ``probs`` with the best F1 against ``gold`` (booleans) of ``base | probs ≥ t``
+    (``base``: what the rule checks already found), and that F1. The grid ends above 1 — "the model adds
+    nothing" — and ties go to the higher threshold (fewer false alarms). No positive in ``gold``: never fire."""
+    gold = np.asarray(gold, dtype=bool)
+    base = np.zeros_like(gold) if base is None else np.asarray(base, dtype=bool)
+    if not gold.any():
+        return 1.01, float("nan")
+    grid = list(np.linspace(0.05, 0.95, 19)) + [1.01] if grid is None else grid
+    best_t, best_f = 1.01, -1.0
+    for t in grid:
+        pred = base | (probs >= t)
+        tp = float((pred & gold).sum())
+        f1 = 2 * tp / max(1.0, pred.sum() + gold.sum())
+        if f1 >= best_f:
+            best_t, best_f = float(t), f1
+    return best_t, best_f
