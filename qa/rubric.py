@@ -132,6 +132,18 @@ class Profile(_Model):
             raise ValueError(f"unknown KPI(s) {sorted(unknown)} (known: {', '.join(KPIS)})")
         return v
 
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, v: dict[str, float]) -> dict[str, float]:
+        """Weights are points out of 100: each ≥ 0 and together 100, so a score stays within 0–100."""
+        negative = [k for k, w in v.items() if w < 0]
+        if negative:
+            raise ValueError(f"weight of {negative[0]} is negative ({v[negative[0]]:g})")
+        total = sum(v.values())
+        if v and abs(total - 100) > 0.01:
+            raise ValueError(f"weights must sum to 100 (points out of 100), not {total:g}")
+        return v
+
 
 class Rubric(_Model):
     name: str

@@ -11,11 +11,12 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from qa.cli.common import COLUMNS, INPUTS, RUBRIC, TZ, check_inputs, cli_errors, console, print_stats
+from qa.cli.common import COLUMNS, INPUTS, RUBRIC, TZ, check_inputs, check_out, cli_errors, console, print_stats
 from qa.io import ReadStats, Reject, read_many
 from qa.io.write import JsonlWriter
 from qa.rubric import load_rubric
 from qa.rules import Finding, RuleEngine
+from qa.safety import mask_text
 from qa.schema import Conversation
 
 SEVERITY_STYLE = {"red_line": "bold red", "major": "yellow", "minor": "cyan"}
@@ -37,7 +38,7 @@ def check(inputs: list[Path], out: Path, *, rubric: Path | None = None, columns:
     rejects_path = out.with_name(out.stem + ".rejects.jsonl")
     stats, by_rule = ReadStats(), collections.Counter()
     with JsonlWriter(out) as w, JsonlWriter(rejects_path) as rej:
-        for item in read_many(inputs, stats, columns=columns, tz=tz):
+        for item in read_many(inputs, stats, columns=columns, tz=tz, unique_ids=True):
             if isinstance(item, Reject):
                 rej.write(item.to_record())
                 continue
@@ -53,13 +54,13 @@ def check(inputs: list[Path], out: Path, *, rubric: Path | None = None, columns:
 def _print(conv: Conversation, findings: list[Finding]) -> None:
     if not findings:
         return
-    who = escape(" ".join(x for x in (conv.platform, conv.shop, conv.agent_name) if x))
+    who = escape(mask_text(" ".join(x for x in (conv.platform, conv.shop, conv.agent_name) if x)))  # masked for people
     console.print(f"[bold]{escape(conv.id)}[/] [dim]{who}[/]")
     for f in findings:
         where = f"#{f.message}" if f.message is not None else "  "
         ev = f" 「{f.evidence[:40]}」" if f.evidence and f.span else ""
         console.print(f"  [{SEVERITY_STYLE[f.severity]}]{f.severity:8s}[/] {f.rule:28s} {where:>4s} "
-                      f"{escape(f.explanation + ev)}",
+                      f"{escape(mask_text(f.explanation + ev))}",
                       highlight=False)
 
 
@@ -70,7 +71,8 @@ def check_cli(
     rubric: Path = RUBRIC, columns: str = COLUMNS, tz: str = TZ,
 ) -> None:
     """Rule checks (red lines, etiquette, vague replies…) with evidence: message index and text span."""
-    check_inputs(inputs)
+    check_inputs(inputs, chats=True, columns=columns, tz=tz)
+    check_out(out)
     with cli_errors():
         res = check(inputs, out, rubric=rubric, columns=columns, tz=tz, on_conversation=None if quiet else _print)
     t = Table(title="Conversations with each finding", title_justify="left", header_style="bold")

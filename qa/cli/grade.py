@@ -8,7 +8,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from qa.cli.common import COLUMNS, INPUTS, RUBRIC, TZ, check_inputs, cli_errors, console, print_stats, progress
+from qa.cli.common import COLUMNS, INPUTS, RUBRIC, TZ, at_least, check_inputs, check_out, cli_errors, console, \
+    print_stats, progress
 
 
 def _count_lines(paths: list[Path]) -> int | None:
@@ -38,7 +39,10 @@ def grade_cli(
     """Grade every conversation: model dimensions, rule findings and timing → score, band and deductions."""
     from qa.batch import GradeSettings, grade_files
     from qa.rubric import load_rubric
-    check_inputs(inputs)
+    check_inputs(inputs, chats=True, columns=columns, tz=tz)
+    at_least("--workers", workers, 1)
+    at_least("--batch-size", batch_size, 1)
+    check_out(out)
     with cli_errors():
         rub = load_rubric(rubric)                       # fail fast on a broken rubric or profile
         if profile:

@@ -9,11 +9,13 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from qa.cli.common import COLUMNS, INPUTS, RUBRIC, TZ, check_inputs, cli_errors, console, print_stats
+from qa.cli.common import COLUMNS, INPUTS, RUBRIC, TZ, check_inputs, check_out, cli_errors, console, one_of, \
+    print_stats
 from qa.io import ReadStats, Reject, read_many
 from qa.io.write import JsonlWriter, write_csv, write_json
 from qa.kpis import KpiTable
 from qa.rubric import load_rubric
+from qa.safety import mask_value
 from qa.timing import compute_timing
 
 
@@ -35,7 +37,7 @@ def metrics(inputs: list[Path], out: Path, *, rubric: Path | None = None, profil
              "timing": out / "timing.jsonl", "rejects": out / "rejects.jsonl"}
     stats, table = ReadStats(), KpiTable(rub, profile)
     with JsonlWriter(files["timing"]) as timing_out, JsonlWriter(files["rejects"]) as rejects:
-        for item in read_many(inputs, stats, columns=columns, tz=tz):
+        for item in read_many(inputs, stats, columns=columns, tz=tz, unique_ids=True):
             if isinstance(item, Reject):
                 rejects.write(item.to_record())
                 continue
@@ -43,7 +45,7 @@ def metrics(inputs: list[Path], out: Path, *, rubric: Path | None = None, profil
             table.add(item, t)
             timing_out.write({"id": item.id, "platform": item.platform, "shop": item.shop,
                               "agent": item.agent_name, "warnings": list(item.warnings), **t.as_dict()})
-    rows = table.rows()
+    rows = mask_value(table.rows())   # shop and agent names are for people: masked (docs/security.md)
     write_json(files["json"], {"counts": stats.as_dict(), "profile": profile, "rubric": str(rub.path),
                                "groups": rows})
     write_csv(files["csv"], rows)
@@ -90,12 +92,13 @@ def metrics_cli(
     rubric: Path = RUBRIC, columns: str = COLUMNS, tz: str = TZ,
 ) -> None:
     """Timing and rating KPIs (2-minute first response, 3-minute reply, 24-hour response, satisfaction…)."""
-    check_inputs(inputs)
+    check_inputs(inputs, chats=True, columns=columns, tz=tz)
+    for level in by:
+        one_of("--by", level, ("platform", "shop", "agent", "day"))
+    check_out(out, folder=True)
     with cli_errors():
         res = metrics(inputs, out, rubric=rubric, profile=profile, columns=columns, tz=tz)
     for level in by:
-        if level not in ("platform", "shop", "agent", "day"):
-            raise typer.BadParameter(f"--by {level!r}: choose platform, shop, agent or day")
         console.print(render(res.rows, level))
     print_stats(res.stats, res.files["rejects"])
     console.print(f"wrote {res.files['json']}, {res.files['csv']}, {res.files['timing']}", highlight=False)

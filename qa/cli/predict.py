@@ -8,7 +8,8 @@ from pathlib import Path
 
 import typer
 
-from qa.cli.common import COLUMNS, INPUTS, TZ, check_inputs, cli_errors, console, print_stats, progress
+from qa.cli.common import COLUMNS, INPUTS, TZ, at_least, check_inputs, check_out, cli_errors, console, one_of, \
+    print_stats, progress
 from qa.io import ReadStats, Reject, read_many
 from qa.io.write import JsonlWriter
 
@@ -30,7 +31,7 @@ def predict(inputs: list[Path], out: Path, *, model: Path | None = None, fmt: st
     rejects_path = out.with_name(out.stem + ".rejects.jsonl")
     dialeval: list[dict] = []
     with JsonlWriter(rejects_path) as rej, (JsonlWriter(out) if fmt == "jsonl" else _Null()) as w:
-        for chunk in _chunks(read_many(inputs, stats, columns=columns, tz=tz), batch_size):
+        for chunk in _chunks(read_many(inputs, stats, columns=columns, tz=tz, unique_ids=True), batch_size):
             convs = [c for c in chunk if not isinstance(c, Reject)]
             for r in chunk:
                 if isinstance(r, Reject):
@@ -80,9 +81,10 @@ def predict_cli(
     batch_size: int = typer.Option(64), columns: str = COLUMNS, tz: str = TZ,
 ) -> None:
     """Per conversation and dimension: the level distribution, the expected grade and the evidence turns."""
-    if fmt not in FORMATS:
-        raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
-    check_inputs(inputs)
+    one_of("--format", fmt, FORMATS)
+    at_least("--batch-size", batch_size, 1)
+    check_inputs(inputs, chats=True, columns=columns, tz=tz)
+    check_out(out)
     with cli_errors(), progress() as bar:
         task = bar.add_task("predict", total=None, rate="")
         stats, rejects = predict(inputs, out, model=model, fmt=fmt, columns=columns, tz=tz, batch_size=batch_size,

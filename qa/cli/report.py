@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from qa.cli.common import RUBRIC, cli_errors, console
+from qa.cli.common import RUBRIC, check_inputs, check_out, cli_errors, console
 from qa.report import Report, build_report
 from qa.report.html import KIND_LABELS, KPI_LABELS, fmt
 from qa.rubric import KPIS
@@ -50,6 +50,8 @@ def report_cli(
     rubric: Path = RUBRIC,
 ) -> None:
     """Report per shop, agent and day: KPIs against thresholds, score charts, weakest dimensions, follow-ups."""
+    check_inputs(results)
+    check_out(out, folder=True)
     with cli_errors():
         rep = build_report(results, out, rubric=rubric, profile=profile)
     console.print(summary(rep))

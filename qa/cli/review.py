@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from qa.cli.common import RUBRIC, check_inputs, cli_errors, console, err_console
+from qa.cli.common import RUBRIC, check_inputs, check_out, cli_errors, console, err_console
 from qa.io.write import JsonlWriter, write_json
 from qa.review import (Exported, Imported, Sample, SampleSpec, agreement_report, export_review, import_reviews,
                        read_results, sample)
@@ -41,6 +41,7 @@ def sample_cli(
     """Pick conversations for review: random control, red lines, model/rule disagreement, low confidence,
     then stratified by shop, agent and score band. Each pick says why (pick_reason, pick_detail)."""
     check_inputs(inputs)
+    check_out(out)
     with cli_errors():
         s = sample_results(inputs, out, SampleSpec(n=n, seed=seed, per_agent=per_agent,
                                                    confidence_below=confidence_below), rubric=rubric)
@@ -70,6 +71,7 @@ def export_cli(
 ) -> None:
     """A review sheet: XLSX with drop-downs for reviewers, CSV, or an HTML view. Personal data is masked."""
     check_inputs(inputs)
+    check_out(out)
     with cli_errors():
         res: Exported = export_review(list(read_results(inputs)), out, load_rubric(rubric), fmt=fmt, blind=blind)
     extra = f" and {res.sidecar} (the conversations, for import-review)" if res.sidecar else ""
@@ -105,6 +107,8 @@ def import_cli(
 ) -> None:
     """Read reviews back: validate every row, report agreement, write labelled data."""
     check_inputs([*files, *(records or [])])
+    check_out(out)
+    check_out(report)
     with cli_errors():
         imp, rep = import_to_files(files, out, report, records=records or [], rubric=rubric, top=top)
     t = Table(title=f"Agreement · {len(rep['reviewers'])} reviewers · {rep['conversations']} conversations",
