@@ -1,4 +1,5 @@
-"""A self-contained, read-only HTML view of (masked) records: one card per conversation, no scripts."""
+"""A self-contained, read-only HTML view of (masked) records: one card per conversation, no scripts.
+Ids, shops and agents are formula-neutralised as in the spreadsheets (docs/security.md)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from qa.review.mask import safe_cell
 from qa.review.render import findings_text, message_lines, model_text, pick_text
 from qa.rubric import Rubric
 
@@ -22,9 +24,9 @@ mark{background:#ffd6d6;color:#c00000;font-weight:bold} pre{white-space:pre-wrap
 
 
 def _card(rec: dict[str, Any], index: int, blind: bool) -> str:
-    who = " · ".join(escape(str(x)) for x in (rec.get("platform"), rec.get("shop"), rec.get("agent"),
-                                               rec.get("day")) if x)
-    head = f"<h2 id=\"c{index}\">{index}. {escape(rec['id'])}</h2><div class=meta>{who}"
+    who = " · ".join(escape(str(safe_cell(x))) for x in (rec.get("platform"), rec.get("shop"), rec.get("agent"),
+                                                          rec.get("day")) if x)
+    head = f"<h2 id=\"c{index}\">{index}. {escape(safe_cell(rec['id']))}</h2><div class=meta>{who}"
     if not blind:
         red = " <span class=red>红线</span>" if rec.get("failed") else ""
         head += f" · {rec.get('score', '')} 分 {escape(str(rec.get('band') or ''))}{red}"

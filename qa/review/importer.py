@@ -2,8 +2,13 @@
 
 Each row is accepted or rejected (``rows read = accepted + rejected``; wholly empty rows are not rows);
 every problem names file, row, column and a code: ``missing_column``, ``missing_id``,
-``unknown_conversation``, ``not_reviewed``, ``blank_grade``, ``bad_grade``, ``unknown_rule``,
-``duplicate_review``. The reviewer is the 评审人 cell, else the file's name. The conversations come from the
+``unknown_conversation``, ``id_mismatch``, ``ambiguous_id``, ``not_reviewed``, ``blank_grade``, ``bad_grade``,
+``unknown_rule``, ``duplicate_review``.
+
+A row finds its conversation by its 复核键 (review key, see ``qa.review.export``) and must carry that
+conversation's id (else ``id_mismatch``); a row without a key (an older export, a deleted column) is found by
+its id only when exactly one conversation has that id (else ``ambiguous_id``). So a review never lands on
+another chat that shares the id. The reviewer is the 评审人 cell, else the file's name. The conversations come from the
 export itself (hidden ``_qa`` sheet, or ``<csv>.records.json``) or from ``records`` (a sidecar, an exported
 XLSX, or results JSONL/Parquet); they are masked whatever the source.
 """
@@ -16,12 +21,13 @@ import io
 import json
 import re
 import unicodedata
+import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from qa.errors import InputError
-from qa.review.export import META_SHEET, REVIEW_SHEET, columns, review_meta
+from qa.review.export import META_SHEET, REVIEW_SHEET, columns, review_key, review_meta
 from qa.review.mask import mask_record, unsafe_cell
 from qa.review.records import read_results
 from qa.rubric import Rubric
@@ -56,6 +62,7 @@ class Review:
     reason: str
     file: str
     row: int
+    key: str = ""          # the conversation's review key: what ``Imported.records`` is keyed by
 
     def to_label(self) -> dict[str, Any]:
         return {"reviewer": self.reviewer, "grades": self.grades, "rules": self.rules, "reason": self.reason}
@@ -65,11 +72,12 @@ class Review:
 class Imported:
     reviews: list[Review]
     problems: list[Problem]
-    records: dict[str, dict[str, Any]]
+    records: dict[str, dict[str, Any]]      # review key → masked record
     meta: dict[str, Any]
     read: int = 0
     rejected: int = 0
     warnings: list[str] = dataclasses.field(default_factory=list)
+    by_id: dict[str, list[str]] = dataclasses.field(default_factory=dict)   # conversation id → review keys
 
     @property
     def accepted(self) -> int:
@@ -77,11 +85,11 @@ class Imported:
 
     def labelled(self) -> Iterator[dict[str, Any]]:
         """One conversation record per reviewed conversation, ``labels.reviews`` one per reviewer."""
-        by_id: dict[str, list[Review]] = {}
+        by_key: dict[str, list[Review]] = {}
         for r in self.reviews:
-            by_id.setdefault(r.id, []).append(r)
-        for cid, reviews in by_id.items():
-            rec = self.records[cid]
+            by_key.setdefault(r.key, []).append(r)
+        for key, reviews in by_key.items():
+            rec = self.records[key]
             out = {k: rec[k] for k in LABEL_FIELDS if rec.get(k) is not None}
             out["meta"] = {"source": "qa import-review", "files": sorted({r.file for r in reviews})}
             out["labels"] = {"reviews": [r.to_label() for r in reviews]}
@@ -90,39 +98,44 @@ class Imported:
 
 # -- where the conversations come from -------------------------------------------------------------
 
-def _xlsx_records(path: Path) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]:
+def _xlsx_records(path: Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     from openpyxl import load_workbook
 
     wb = load_workbook(path, read_only=True, data_only=True)
     try:
         if META_SHEET not in wb.sheetnames:
-            return None, {}
+            return None, []
         rows = wb[META_SHEET].iter_rows(values_only=True)
         meta = json.loads(next(rows)[0])
         recs = [json.loads("".join(c for c in row[1:] if c)) for row in rows if row and row[0] is not None]
-        return meta, {str(r["id"]): r for r in recs}
+        for r in recs:
+            r["id"] = str(r["id"])
+        return meta, recs
     except (StopIteration, TypeError, json.JSONDecodeError, KeyError) as e:
         raise InputError(f"the hidden {META_SHEET} sheet is damaged ({e})", file=str(path)) from None
     finally:
         wb.close()
 
 
-def _sidecar(path: Path) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]:
+def _sidecar(path: Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return {k: v for k, v in data.items() if k != "records"}, {str(r["id"]): r for r in data["records"]}
+        return {k: v for k, v in data.items() if k != "records"}, [{**r, "id": str(r["id"])} for r in data["records"]]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise InputError(f"not a review sidecar ({e})", file=str(path)) from None
 
 
-def load_records(path: Path) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]:
-    """Meta (or None) and records by id from a sidecar, an exported XLSX, or results JSONL/Parquet."""
+def load_records(path: Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """Meta (or None) and the records of a sidecar, an exported XLSX, or results JSONL/Parquet."""
     suffix = path.suffix.lower()
-    if suffix == ".xlsx":
-        return _xlsx_records(path)
-    if suffix == ".json":
-        return _sidecar(path)
-    return None, {r["id"]: r for r in read_results([path])}
+    try:
+        if suffix == ".xlsx":
+            return _xlsx_records(path)
+        if suffix == ".json":
+            return _sidecar(path)
+    except (zipfile.BadZipFile, OSError, KeyError, ValueError) as e:
+        raise InputError(f"cannot read this file ({type(e).__name__}: {e})", file=str(path)) from None
+    return None, list(read_results([path]))
 
 
 # -- reading the sheets ------------------------------------------------------------------------------
@@ -155,7 +168,10 @@ def sheet_rows(path: Path) -> list[tuple[Any, ...]]:
     if not path.is_file():
         raise InputError("no such file", file=str(path))
     if path.suffix.lower() in (".xlsx", ".xlsm"):
-        return _xlsx_rows(path)
+        try:
+            return _xlsx_rows(path)
+        except (zipfile.BadZipFile, OSError, KeyError, ValueError) as e:
+            raise InputError(f"not a readable workbook ({type(e).__name__}: {e})", file=str(path)) from None
     if path.suffix.lower() in (".csv", ".txt"):
         return _csv_rows(path)
     raise InputError(f"unknown review file type {path.suffix!r}: use .xlsx or .csv", file=str(path))
@@ -216,7 +232,7 @@ class _Sheet:
                 self.imp.problems += problems
             else:
                 self.imp.reviews.append(review)
-                self.seen[(review.id, review.reviewer)] = (self.name, r)
+                self.seen[(review.key, review.reviewer)] = (self.name, r)
 
     def _cell(self, row: tuple[Any, ...], header: str) -> Any:
         j = self.col.get(header)
@@ -237,8 +253,7 @@ class _Sheet:
         if cid is None:
             problem(meta["id"], "missing_id", "no conversation id")
             return out, None
-        if cid not in self.imp.records:
-            problem(meta["id"], "unknown_conversation", f"conversation {cid!r} is not in the export")
+        key = self._key(row, cid, problem)
         values = {h: self._cell(row, h) for h in meta["grades"]}
         reviewer_cell, comment = self._cell(row, meta["reviewer"]), self._cell(row, meta["comment"])
         if all(_blank(v) for v in values.values()) and _blank(reviewer_cell) and _blank(comment):
@@ -260,18 +275,48 @@ class _Sheet:
             elif rid:
                 rules.append(rid)
         reviewer = self.path.stem if _blank(reviewer_cell) else str(reviewer_cell).strip()
-        if (cid, reviewer) in self.seen:
-            f, rr = self.seen[(cid, reviewer)]
+        if key is not None and (key, reviewer) in self.seen:
+            f, rr = self.seen[(key, reviewer)]
             problem(meta["reviewer"], "duplicate_review", f"{reviewer} already reviewed {cid} ({f}:{rr})")
         if out:
             return out, None
-        return [], Review(cid, reviewer, grades, rules, "" if _blank(comment) else str(comment).strip(), name, r)
+        return [], Review(cid, reviewer, grades, rules, "" if _blank(comment) else str(comment).strip(), name, r,
+                          key=key)
+
+    def _key(self, row: tuple[Any, ...], cid: str, problem) -> str | None:
+        """The review key of the row's conversation (None after reporting why there is none)."""
+        header = self.meta.get("key")
+        raw = self._cell(row, header) if header else None
+        if not _blank(raw):
+            key = str(raw).strip()
+            rec = self.imp.records.get(key)
+            if rec is None:
+                problem(header, "unknown_conversation", f"review key {key!r} is not in the export")
+                return None
+            if cid not in self.imp.by_id:
+                problem(self.meta["id"], "unknown_conversation", f"conversation {cid!r} is not in the export")
+                return None
+            if str(rec["id"]) != cid:
+                problem(self.meta["id"], "id_mismatch", f"the row says conversation {cid!r} but its {header} "
+                        f"{key!r} belongs to {rec['id']!r}: the row was edited or moved")
+                return None
+            return key
+        keys = self.imp.by_id.get(cid, [])
+        if not keys:
+            problem(self.meta["id"], "unknown_conversation", f"conversation {cid!r} is not in the export")
+            return None
+        if len(keys) > 1:
+            problem(self.meta["id"], "ambiguous_id", f"{len(keys)} conversations have id {cid!r}; the row needs "
+                    f"its {header or '复核键'} to say which")
+            return None
+        return keys[0]
 
 
 def import_reviews(files: Sequence[Path], rubric: Rubric, *, records: Sequence[Path] = ()) -> Imported:
     """Read every review file; ``records`` adds sources of conversations (needed for a CSV without sidecar)."""
     meta: dict[str, Any] | None = None
     recs: dict[str, dict[str, Any]] = {}
+    by_id: dict[str, list[str]] = {}
     sources = [*records]
     for f in files:
         side = f.with_name(f.name + ".records.json")
@@ -279,15 +324,19 @@ def import_reviews(files: Sequence[Path], rubric: Rubric, *, records: Sequence[P
     for src in filter(None, sources):
         m, rs = load_records(Path(src))
         meta = meta or m
-        for cid, rec in rs.items():
-            recs.setdefault(cid, mask_record(rec))
+        for rec in rs:
+            masked = mask_record(rec)
+            key = review_key(masked)
+            if key not in recs:
+                recs[key] = {**masked, "review_key": key}
+                by_id.setdefault(str(masked["id"]), []).append(key)
     if not recs:
         raise InputError("no conversations: an XLSX export carries them in a hidden sheet; for a CSV keep its "
                          "<file>.records.json beside it or pass --records", file=", ".join(map(str, files)))
     meta = meta or review_meta(rubric)
     known = {c.header for c in columns(rubric)} | set(meta["grades"]) | {meta["id"], meta["reviewer"],
                                                                          meta["comment"], meta["rules"]}
-    imp = Imported([], [], recs, meta)
+    imp = Imported([], [], recs, meta, by_id=by_id)
     seen: dict[tuple[str, str], tuple[str, int]] = {}
     for f in files:
         _Sheet(Path(f), meta, known, imp, seen).read()

@@ -14,16 +14,16 @@ MODEL_FIELDS = {"level": "final level after rules (what `qa grade` reports)", "b
 
 
 def _grades(imp: Imported) -> dict[str, dict[str, dict[str, int]]]:
-    """dim → conversation → reviewer → grade."""
+    """dim → conversation (review key) → reviewer → grade."""
     out: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
     for r in imp.reviews:
         for dim, g in r.grades.items():
-            out[dim][r.id][r.reviewer] = g
+            out[dim][r.key][r.reviewer] = g
     return out
 
 
-def _model(imp: Imported, cid: str, dim: str, field: str = "level") -> int | None:
-    v = (model_dimensions(imp.records.get(cid, {})).get(dim) or {}).get(field)
+def _model(imp: Imported, key: str, dim: str, field: str = "level") -> int | None:
+    v = (model_dimensions(imp.records.get(key, {})).get(dim) or {}).get(field)
     return v if v in imp.meta["scale"] else None
 
 
@@ -63,21 +63,21 @@ def calibration(imp: Imported, grades: dict[str, dict[str, dict[str, int]]], top
     """Conversations with the widest disagreement: reviewer spread (max − min) summed over dimensions, then
     the model's distance from the reviewers' mean."""
     rows = []
-    for cid in dict.fromkeys(r.id for r in imp.reviews):
+    for key in dict.fromkeys(r.key for r in imp.reviews):
         dims, spread, gap = {}, 0, 0.0
         for dim, by_conv in grades.items():
-            rs = by_conv.get(cid)
+            rs = by_conv.get(key)
             if not rs:
                 continue
-            m = _model(imp, cid, dim)
+            m = _model(imp, key, dim)
             spread += max(rs.values()) - min(rs.values())
             if m is not None:
                 gap += abs(m - sum(rs.values()) / len(rs))
             dims[dim] = {"model": m, "reviewers": rs}
         if spread or gap:
-            rec = imp.records.get(cid, {})
-            reasons = {r.reviewer: r.reason for r in imp.reviews if r.id == cid and r.reason}
-            rows.append({"id": cid, "shop": rec.get("shop"), "agent": rec.get("agent"), "reviewer_spread": spread,
+            rec = imp.records.get(key, {})
+            reasons = {r.reviewer: r.reason for r in imp.reviews if r.key == key and r.reason}
+            rows.append({"id": rec.get("id"), "review_key": key, "shop": rec.get("shop"), "agent": rec.get("agent"), "reviewer_spread": spread,
                          "model_gap": round(gap, 3), "dimensions": dims, "comments": reasons})
     rows.sort(key=lambda x: (-x["reviewer_spread"], -x["model_gap"], x["id"]))
     return rows[:top]
@@ -89,7 +89,7 @@ def agreement_report(imp: Imported, *, top: int = 20) -> dict[str, Any]:
     return {
         "rows": {"read": imp.read, "accepted": imp.accepted, "rejected": imp.rejected},
         "reviewers": sorted({r.reviewer for r in imp.reviews}),
-        "conversations": len({r.id for r in imp.reviews}),
+        "conversations": len({r.key for r in imp.reviews}),
         "scale": imp.meta["scale"],
         "model_fields": MODEL_FIELDS,
         "dimensions": {d: dimension_report(imp, d, grades.get(d, {})) for d in dims},

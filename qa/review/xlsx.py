@@ -14,7 +14,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from qa.review.export import META_SHEET, REVIEW_SHEET, Column, record_chunks, row_values
-from qa.review.mask import safe_cell
+from qa.review.mask import clip_cell, safe_cell
 from qa.review.render import MARK_CLOSE, MARK_OPEN, POINTER, Segment, chat_segments, message_lines
 from qa.rubric import Rubric
 
@@ -62,7 +62,7 @@ def write_xlsx(out: Path, masked: list[dict[str, Any]], cols: list[Column], meta
         for j, c in enumerate(cols, 1):
             value = row.get(c.header)
             cell = ws.cell(r, j)
-            cell.value = rich(chat_segments(rec)) if c.kind == "chat" else safe_cell(value)
+            cell.value = rich(chat_segments(rec)) if c.kind == "chat" else clip_cell(safe_cell(value))
             cell.alignment = CENTER if c.width < 10 and c.kind != "info" else WRAP
             if c.kind in FILLS:
                 cell.fill = FILLS[c.kind]
@@ -79,8 +79,9 @@ def write_xlsx(out: Path, masked: list[dict[str, Any]], cols: list[Column], meta
     hidden = wb.create_sheet(META_SHEET)
     hidden.sheet_state = "hidden"
     hidden.append([json.dumps(meta, ensure_ascii=False)])
-    for rec in masked:
-        hidden.append([rec["id"], *record_chunks(rec)])
+    for rec in masked:   # column A is for people looking; import reads the JSON cells (they never start a formula)
+        hidden.append([safe_cell(rec["id"]), *record_chunks(rec)])
+    wb.calculation.fullCalcOnLoad = False   # nothing in the workbook is a formula; nothing to recalculate on open
     wb.save(out)
 
 
@@ -109,7 +110,7 @@ def _messages(ws, masked: list[dict[str, Any]]) -> None:
         c.font, c.fill = Font(bold=True), FILLS["header"]
     for rec in masked:
         for head, body in message_lines(rec):
-            ws.append([safe_cell(rec["id"]), rich([head, *body])])
+            ws.append([clip_cell(safe_cell(rec["id"])), rich([head, *body])])
             ws.cell(ws.max_row, 2).alignment = WRAP
     ws.freeze_panes = "A2"
     _one_page_wide(ws)
@@ -128,7 +129,7 @@ def _guide(ws, rubric: Rubric, meta: dict[str, Any]) -> None:
     rows.append(("", ""))
     rows += [(f"{r.name}", f"{rid} · {r.severity}") for rid, r in rubric.rules.items()]
     for a, b in rows:
-        ws.append([safe_cell(a), safe_cell(b)])
+        ws.append([clip_cell(safe_cell(a)), clip_cell(safe_cell(b))])
         ws.cell(ws.max_row, 1).font = Font(bold=True)
         ws.cell(ws.max_row, 1).alignment = ws.cell(ws.max_row, 2).alignment = WRAP
         ws.row_dimensions[ws.max_row].height = _lines(b, 90) * LINE_PT + 4
