@@ -1,8 +1,11 @@
-"""Bulk grading: stream any number of input files through ``Grader.grade_batch`` in worker processes.
+"""Bulk grading, the local runner: stream any number of input files through ``qa.grader.Grader.grade_batch``
+in worker processes (each holds one ``Worker``) and write the records.
 
 Order is kept (results come out in input order), so a killed run is resumed by counting the complete lines of
-its journal: the first N accepted conversations are skipped, after checking their ids match. Parquet output is
-written from the journal once the run is complete, so a kill never leaves a broken Parquet file.
+its journal: the first N accepted conversations are skipped, after checking their ids match and that the
+journal's stamp (rubric hash, model hash, profile) is this run's. Parquet output is written from the journal
+once the run is complete, so a kill never leaves a broken Parquet file. A worker that cannot build its
+grader fails the run on the first batch with its error (typed errors keep their fields across processes).
 """
 
 from __future__ import annotations
@@ -16,21 +19,13 @@ from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 
-from qa.errors import InputError
+from qa.errors import InputError, ModelError
+from qa.grade import NESTED, arrow_schema
+from qa.grader import GradeSettings, Grader
 from qa.io import ReadStats, Reject, read_many
 from qa.io.write import JsonlWriter, dumps
 
-PLATFORM_PROFILE = {"douyin": "douyin", "kuaishou": "kuaishou", "tiktok": "tiktok", "taobao": "taobao"}
-NESTED = ("dimensions", "findings", "deductions", "timing", "rating", "messages", "warnings")
-
-
-@dataclasses.dataclass
-class GradeSettings:
-    rubric: str | None = None
-    profile: str | None = None          # None: each conversation under its platform's profile (douyin otherwise)
-    model: str | None = None            # None: the shipped default; "none": no model dimensions
-    batch_size: int = 64
-    threads: int = 1                    # torch threads per worker
+__all__ = ["GradeRun", "GradeSettings", "Worker", "grade_files", "journal_path", "jsonl_to_parquet", "run_stamp"]
 
 
 @dataclasses.dataclass
@@ -44,70 +39,73 @@ class GradeRun:
     timing: dict[str, float]             # seconds per stage, summed over workers
 
 
-_GRADER = None
+class Worker:
+    """One process's grading state: its ``Grader`` (built once), the batches it has done and the heap trimmer.
+    A ``Grader`` that cannot be built (no torch, a broken model) is kept as the error, raised on the first
+    batch, so the run ends with it instead of the pool respawning the worker for ever."""
 
+    current: Worker | None = None       # the process's worker (set by the pool initializer)
 
-def _release_freed_memory(every: int = 4) -> None:
-    """Every ``every`` batches, give freed heap pages back to the system (glibc ``malloc_trim``). Tensors of
-    ever-new shapes otherwise fragment the heap: measured over 3,000 chats, a worker's RSS grew from 0.7 to
-    1.07 GB without it and stayed at 0.74 GB trimming after every batch — which cost 10–20 % of the speed, as
-    the freed pages must be faulted in again; every 4th batch keeps most of both. A no-op off glibc."""
-    global _TRIM, _BATCHES
-    _BATCHES += 1
-    if _BATCHES % every:
-        return
-    if _TRIM is None:
-        import ctypes
-        import ctypes.util
+    def __init__(self, settings: GradeSettings, *, trim_every: int = 4):
+        self.grader: Grader | None = None
+        self.error: BaseException | None = None
         try:
-            _TRIM = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _TRIM = False
-    if _TRIM:
-        _TRIM(0)
+            self.grader = Grader.from_settings(settings)
+        except Exception as e:  # noqa: BLE001 — handed to the parent as it is on the first batch
+            self.error = e
+        self.batches, self.trim_every, self._trim = 0, trim_every, None
+
+    @classmethod
+    def start(cls, settings: GradeSettings) -> None:
+        cls.current = cls(settings)
+
+    @classmethod
+    def run(cls, convs) -> tuple[list[str], dict[str, float]]:
+        return cls.current(convs)
+
+    def __call__(self, convs) -> tuple[list[str], dict[str, float]]:
+        """Grade one batch; the records come back as JSON lines (cheaper to pass than dicts)."""
+        if self.grader is None:
+            raise self.error if isinstance(self.error, Exception) else ModelError(f"worker failed: {self.error}")
+        stages: dict[str, float] = {}
+        grades = self.grader.grade_batch(convs, stages=stages)
+        t = time.perf_counter()
+        lines = [dumps(g.to_record()) for g in grades]
+        del grades
+        self._release_freed_memory()
+        stages["serialise"] = stages.get("serialise", 0) + time.perf_counter() - t
+        return lines, stages
+
+    def _release_freed_memory(self) -> None:
+        """Every ``trim_every`` batches, give freed heap pages back to the system (glibc ``malloc_trim``).
+        Tensors of ever-new shapes otherwise fragment the heap: measured over 3,000 chats, a worker's RSS grew
+        from 0.7 to 1.07 GB without it and stayed at 0.74 GB trimming after every batch — which cost 10–20 %
+        of the speed, as the freed pages must be faulted in again; every 4th batch keeps most of both. A no-op
+        off glibc."""
+        self.batches += 1
+        if self.batches % self.trim_every:
+            return
+        if self._trim is None:
+            import ctypes
+            import ctypes.util
+            try:
+                self._trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+            except (OSError, AttributeError):
+                self._trim = False
+        if self._trim:
+            self._trim(0)
 
 
-_TRIM, _BATCHES = None, 0
-
-
-def _grader(settings: GradeSettings):
+def run_stamp(settings: GradeSettings) -> dict:
+    """The stamp records graded under ``settings`` carry, computed without loading the model."""
+    from qa.grader import model_hash, rubric_hash
+    from qa.resources import default_model_dir
     from qa.rubric import load_rubric
-    from qa.rules.engine import RuleEngine
-    from qa.score import Grader
     rubric = load_rubric(settings.rubric)
-    clf = None
+    model = None
     if settings.model != "none" and rubric.model_dimensions:
-        import torch
-
-        from qa.model.predict import Classifier
-        torch.set_num_threads(settings.threads)
-        clf = Classifier(settings.model)
-    return Grader(rubric, settings.profile, RuleEngine(rubric) if rubric.rules else None, clf, settings.batch_size)
-
-
-def _init(settings: GradeSettings) -> None:
-    global _GRADER
-    _GRADER = _grader(settings)
-
-
-def _work(convs) -> tuple[list[str], dict[str, float]]:
-    """Grade one batch in a worker; the records come back as JSON lines (cheaper to pass than dicts)."""
-    g = _GRADER
-    by_profile: dict[str | None, list] = {}
-    for c in convs:
-        p = g.profile or PLATFORM_PROFILE.get(c.platform, "douyin" if g.rubric.profiles else None)
-        by_profile.setdefault(p, []).append(c)
-    stages: dict[str, float] = {}
-    out = {}
-    for p, group in by_profile.items():
-        records = g.grade_batch(group, profile=p, stages=stages)
-        out.update({id(c): r for c, r in zip(group, records)})
-    t = time.perf_counter()
-    lines = [dumps(out[id(c)]) for c in convs]
-    del out, by_profile
-    _release_freed_memory()
-    stages["serialise"] = stages.get("serialise", 0) + time.perf_counter() - t
-    return lines, stages
+        model = model_hash((Path(settings.model) if settings.model else default_model_dir()).resolve())
+    return {"rubric": rubric_hash(rubric), "model": model, "profile": settings.profile}
 
 
 def _batches(items: Iterable, n: int) -> Iterator[list]:
@@ -120,23 +118,36 @@ def journal_path(out: Path) -> Path:
     return out if out.suffix == ".jsonl" else out.with_name(out.name + ".partial.jsonl")
 
 
-def _done_ids(journal: Path) -> list[str]:
-    """Ids of the complete lines of a journal; a torn last line (the kill) is cut off."""
+def _done(journal: Path) -> tuple[list[str], dict | None]:
+    """Ids of the complete lines of a journal and the stamp of its first record; a torn last line (the
+    kill) is cut off."""
     if not journal.is_file():
-        return []
-    ids, good = [], 0
+        return [], None
+    ids, good, stamp = [], 0, None
     with open(journal, "rb") as f:
         for raw in f:
             if not raw.endswith(b"\n"):
                 break
             try:
-                ids.append(json.loads(raw)["id"])
-            except (ValueError, KeyError):
+                rec = json.loads(raw)
+                ids.append(rec["id"])
+            except (ValueError, KeyError, TypeError):
                 break
+            if len(ids) == 1:
+                stamp = rec.get("stamp")
             good += len(raw)
     with open(journal, "r+b") as f:
         f.truncate(good)
-    return ids
+    return ids, stamp
+
+
+def _check_stamp(journal: Path, old: dict | None, new: dict) -> None:
+    if old == new:
+        return
+    what = [k for k in ("rubric", "model", "profile") if (old or {}).get(k) != new.get(k)]
+    raise InputError(f"cannot resume: the results so far were graded under a different {' and '.join(what) or 'setup'}"
+                     f" (stamp {old} vs {new}); grade again without --resume, or with the same "
+                     "--rubric/--model/--profile", file=str(journal))
 
 
 def grade_files(inputs: list[Path], out: Path, settings: GradeSettings, *, workers: int = 2, resume: bool = False,
@@ -147,7 +158,9 @@ def grade_files(inputs: list[Path], out: Path, settings: GradeSettings, *, worke
         raise InputError("output must end in .jsonl or .parquet", file=str(out))
     started = time.perf_counter()
     journal = journal_path(out)
-    done = _done_ids(journal) if resume else []
+    done, old_stamp = _done(journal) if resume else ([], None)
+    if done:
+        _check_stamp(journal, old_stamp, run_stamp(settings))
     stem = out.name[: -len(out.suffix)]
     rejects_path = out.with_name(stem + ".rejects.jsonl")
     stats = ReadStats()
@@ -188,11 +201,13 @@ def grade_files(inputs: list[Path], out: Path, settings: GradeSettings, *, worke
             yield b
 
     if workers > 1:
-        pool = mp.get_context("spawn").Pool(workers, initializer=_init, initargs=(settings,))
-        results = pool.imap(_work, throttled(_batches(accepted(), settings.batch_size)), chunksize=1)
+        pool = mp.get_context("spawn").Pool(workers, initializer=Worker.start, initargs=(settings,))
+        results = pool.imap(Worker.run, throttled(_batches(accepted(), settings.batch_size)), chunksize=1)
     else:
-        _init(settings)
-        results = map(_work, _batches(accepted(), settings.batch_size))
+        worker = Worker(settings)
+        if worker.error is not None:
+            raise worker.error
+        results = map(worker, _batches(accepted(), settings.batch_size))
     try:
         with JsonlWriter(journal, append=True) as w:
             for lines, st in results:
@@ -224,21 +239,18 @@ def grade_files(inputs: list[Path], out: Path, settings: GradeSettings, *, worke
 
 
 def jsonl_to_parquet(src: Path, dst: Path, rows_per_group: int = 5000) -> None:
-    """Graded JSONL → Parquet; nested fields become JSON strings (docs/results.md), streamed in row groups."""
+    """Graded JSONL → Parquet with the schema derived from ``qa.grade.Grade``: nested fields become JSON
+    strings (docs/results.md), streamed in row groups."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-    schema = pa.schema([("id", pa.string()), ("platform", pa.string()), ("shop", pa.string()),
-                        ("agent", pa.string()), ("customer", pa.string()), ("day", pa.string()),
-                        ("profile", pa.string()), ("rubric", pa.string()), ("model", pa.string()),
-                        ("score", pa.float64()), ("band", pa.string()), ("failed", pa.bool_())]
-                       + [(k, pa.string()) for k in NESTED])
+    schema = arrow_schema()
     writer = pq.ParquetWriter(dst, schema)
     try:
         with open(src, encoding="utf-8") as f:
             for chunk in _batches(f, rows_per_group):
                 recs = [json.loads(line) for line in chunk]
                 cols = {name: [r.get(name) for r in recs] for name in schema.names if name not in NESTED}
-                cols.update({k: [dumps(r.get(k)) for r in recs] for k in NESTED})
+                cols.update({k: [dumps(r.get(k)) if r.get(k) is not None else None for r in recs] for k in NESTED})
                 writer.write_table(pa.Table.from_pydict(cols, schema=schema))
     finally:
         writer.close()

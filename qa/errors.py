@@ -17,6 +17,9 @@ class InputError(QAError):
         prefix = f"{where}: " if where else ""
         super().__init__(f"{prefix}{field + ': ' if field else ''}{message}")
 
+    def __reduce__(self):  # keep the fields when the error crosses a process boundary
+        return _rebuild, (type(self), self.message, {"file": self.file, "line": self.line, "field": self.field})
+
 
 class RubricError(QAError):
     """A rubric YAML file that does not validate: names the file and the key path."""
@@ -25,6 +28,13 @@ class RubricError(QAError):
         self.message, self.file, self.key = message, file, key
         super().__init__(f"{file or '<rubric>'}: {('[' + key + '] ') if key else ''}{message}")
 
+    def __reduce__(self):
+        return _rebuild, (type(self), self.message, {"file": self.file, "key": self.key})
+
 
 class ModelError(QAError):
     """A model directory that is missing, incomplete or does not match the rubric."""
+
+
+def _rebuild(cls, message, fields):
+    return cls(message, **fields)

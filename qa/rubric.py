@@ -15,9 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from qa.errors import RubricError
 
-ROOT = Path(__file__).resolve().parents[1]
-RUBRIC_DIR = ROOT / "rubrics"
-DEFAULT_RUBRIC = RUBRIC_DIR / "default.yaml"
+from qa.resources import CHECKOUT as ROOT, default_rubric, rubric_dir  # package data, or the checkout
+
+RUBRIC_DIR = rubric_dir()
+DEFAULT_RUBRIC = default_rubric()
 KPIS = ("first_response_rate_2min", "reply_rate_3min", "avg_reply_s", "response_rate_24h",
         "satisfaction_rate", "dissatisfaction_rate", "good_review_rate")
 TIMING_METRICS = ("avg_reply_s", "first_response_s", "handle_s")
@@ -154,6 +155,8 @@ class Rubric(_Model):
     timing: Timing = Timing()
     rules: dict[str, Rule] = {}
     profiles: dict[str, Profile] = {}
+    # the profile of a conversation whose platform has no profile of the same name (qa.grader.profile_for)
+    default_profile: str | None = None
     nuggets: dict[str, list[str]] = {}   # optional per-turn labels by role (customer, agent), e.g. STC-3's
     path: Path | None = None
 
@@ -181,6 +184,9 @@ class Rubric(_Model):
             for d in p.weights:
                 if d not in self.dimensions:
                     raise _KeyError(f"profiles.{pid}.weights.{d}", "unknown dimension")
+        if self.default_profile is not None and self.default_profile not in self.profiles:
+            raise _KeyError("default_profile", f"{self.default_profile!r} is not one of the profiles "
+                            f"({', '.join(self.profiles) or 'none'})")
         return self
 
     @property

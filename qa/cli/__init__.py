@@ -1,29 +1,98 @@
-"""The ``qa`` command line: one module per command, each a thin typer wrapper over a library function."""
+"""The ``qa`` command line: one module per command, each a thin typer wrapper over a library function.
+
+Commands load lazily: ``qa --help`` lists them from their modules' source (their docstrings, read with
+``ast``) and imports none of them; ``qa CMD ...`` (and ``qa CMD --help``) imports only that command's module,
+and the heavy libraries (torch, transformers, spaCy, DuckDB) are imported inside the functions that use them.
+"""
 
 from __future__ import annotations
 
+import ast
+import functools
+import importlib
+import importlib.util
 import logging
 
+import click
 import typer
-from rich.logging import RichHandler
+from typer.core import TyperGroup
 
-from qa.cli import check, metrics, report, rubric
-from qa.cli import evaluate, grade, predict, pretrain, review, train
+# command → (module, attribute: a command function or a typer app)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "grade": ("qa.cli.grade", "grade_cli"),
+    "metrics": ("qa.cli.metrics", "metrics_cli"),
+    "check": ("qa.cli.check", "check_cli"),
+    "sample": ("qa.cli.review", "sample_cli"),
+    "export-review": ("qa.cli.review", "export_cli"),
+    "import-review": ("qa.cli.review", "import_cli"),
+    "report": ("qa.cli.report", "report_cli"),
+    "pretrain": ("qa.cli.pretrain", "pretrain_cli"),
+    "train": ("qa.cli.train", "train_cli"),
+    "eval": ("qa.cli.evaluate", "eval_cli"),
+    "predict": ("qa.cli.predict", "predict_cli"),
+    "rubric": ("qa.cli.rubric", "app"),
+}
 
-app = typer.Typer(help="Grade Chinese e-commerce customer-service chats.", no_args_is_help=True,
+
+@functools.lru_cache(maxsize=None)
+def command_help(name: str) -> str:
+    """A command's help as its module declares it (function docstring or ``typer.Typer(help=...)``), read from
+    the source without importing the module."""
+    mod, attr = COMMANDS[name]
+    spec = importlib.util.find_spec(mod)
+    tree = ast.parse(open(spec.origin, encoding="utf-8").read())
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == attr:
+            return ast.get_docstring(node) or ""
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == attr for t in node.targets):
+            for kw in getattr(node.value, "keywords", []):
+                if kw.arg == "help" and isinstance(kw.value, ast.Constant):
+                    return kw.value.value
+    return ""
+
+
+@functools.lru_cache(maxsize=None)
+def load_command(name: str) -> click.Command:
+    """The click command of ``name``, importing its module."""
+    mod, attr = COMMANDS[name]
+    obj = getattr(importlib.import_module(mod), attr)
+    if isinstance(obj, typer.Typer):
+        cmd = typer.main.get_command(obj)
+        cmd.name = name
+        return cmd
+    one = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    one.command(name)(obj)
+    cmd = typer.main.get_command(one)
+    cmd.name = name
+    return cmd
+
+
+class LazyGroup(TyperGroup):
+    """A group whose commands are imported only when one runs; the listing in ``--help`` uses stubs."""
+
+    _listing = False
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        if self._listing:
+            text = command_help(name)
+            return click.Command(name, help=text, short_help=" ".join(text.split("\n\n")[0].split()))
+        return load_command(name)
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
+
+app = typer.Typer(cls=LazyGroup, help="Grade Chinese e-commerce customer-service chats.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
-app.command("grade")(grade.grade_cli)
-app.command("metrics")(metrics.metrics_cli)
-app.command("check")(check.check_cli)
-app.command("sample")(review.sample_cli)
-app.command("export-review")(review.export_cli)
-app.command("import-review")(review.import_cli)
-app.command("report")(report.report_cli)
-app.command("pretrain")(pretrain.pretrain_cli)
-app.command("train")(train.train_cli)
-app.command("eval")(evaluate.eval_cli)
-app.command("predict")(predict.predict_cli)
-app.add_typer(rubric.app, name="rubric")
 
 
 @app.callback()
@@ -32,29 +101,7 @@ def _root() -> None:
 
 
 def main() -> None:
+    from rich.logging import RichHandler
     logging.basicConfig(level=logging.WARNING, format="%(message)s",
                         handlers=[RichHandler(show_time=False, show_path=False)])
-    import sys
-
-    usage_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
-    click_exception = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
-    try:
-        rc = app(standalone_mode=False)
-    except usage_error as e:  # a bad option value or argument: one line, exit 2 (qa.cli.common.fail)
-        if type(e).__name__ == "NoArgsIsHelpError":
-            e.show()
-            sys.exit(e.exit_code)
-        from rich.markup import escape
-
-        from qa.cli.common import err_console
-
-        cmd = e.ctx.command_path if e.ctx else "qa"
-        err_console.print(f"[bold red]error:[/] {escape(' '.join(e.format_message().split()))} "
-                          f"(see {escape(cmd)} --help)", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except click_exception as e:
-        e.show()
-        sys.exit(e.exit_code)
-    except typer.Abort:
-        sys.exit(130)
-    sys.exit(rc if isinstance(rc, int) else 0)
+    app()

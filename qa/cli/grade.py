@@ -6,10 +6,8 @@ import os
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from qa.cli.common import COLUMNS, INPUTS, RUBRIC, TZ, at_least, check_inputs, check_out, cli_errors, console, \
-    print_stats, progress
+from qa.cli.common import COLUMNS, INPUTS, RUBRIC, TZ, check_inputs, cli_errors, console, print_stats, progress
 
 
 def _count_lines(paths: list[Path]) -> int | None:
@@ -23,35 +21,50 @@ def _count_lines(paths: list[Path]) -> int | None:
     return n
 
 
+def preflight(settings) -> None:
+    """Everything that can be checked before workers start, cheaply: the rubric, the profile, and that the
+    model's dimensions and levels are the rubric's (from its config, without loading torch)."""
+    from qa.grader import check_model_dir
+    from qa.rubric import load_rubric
+    rub = load_rubric(settings.rubric)
+    if settings.profile:
+        rub.profile(settings.profile)
+    if settings.model != "none" and rub.model_dimensions:
+        check_model_dir(settings.model, rub)
+
+
 def grade_cli(
     inputs: list[Path] = INPUTS,
     out: Path = typer.Option(Path("qa_out/results.jsonl"), "--out", "-o", help="results.jsonl or results.parquet"),
-    profile: str = typer.Option(None, "--profile", "-p", help="Platform profile: douyin, kuaishou, tiktok, taobao "
-                                "(default: each conversation's own platform)"),
-    model: str = typer.Option(None, "--model", "-m", help="Model directory (default: models/default); "
+    profile: str = typer.Option(None, "--profile", "-p", help="Profile of the rubric for every conversation, e.g. "
+                                "douyin, kuaishou, tiktok, taobao (default: each conversation's platform's profile, "
+                                "else the rubric's default_profile)"),
+    model: str = typer.Option(None, "--model", "-m", help="Model directory (default: the shipped default model); "
                               "'none' grades without the classifier"),
     rubric: Path = RUBRIC,
     workers: int = typer.Option(min(2, os.cpu_count() or 1), help="Worker processes"),
     batch_size: int = typer.Option(64, help="Conversations per model batch"),
-    resume: bool = typer.Option(False, "--resume", help="Continue a killed run: keep what it wrote, grade the rest"),
+    resume: bool = typer.Option(False, "--resume", help="Continue a killed run: keep what it wrote, grade the rest "
+                                "(refused when the rubric, model or profile differ)"),
+    messages: bool = typer.Option(True, "--messages/--no-messages", help="Keep each conversation's messages in "
+                                  "its record (needed by sample/export-review; --no-messages keeps results small)"),
     columns: str = COLUMNS, tz: str = TZ,
 ) -> None:
     """Grade every conversation: model dimensions, rule findings and timing → score, band and deductions."""
-    from qa.batch import GradeSettings, grade_files
-    from qa.rubric import load_rubric
-    check_inputs(inputs, chats=True, columns=columns, tz=tz)
-    at_least("--workers", workers, 1)
-    at_least("--batch-size", batch_size, 1)
-    check_out(out)
+    from rich.table import Table
+
+    from qa.batch import grade_files
+    from qa.grader import GradeSettings
+    check_inputs(inputs)
     with cli_errors():
-        rub = load_rubric(rubric)                       # fail fast on a broken rubric or profile
-        if profile:
-            rub.profile(profile)
-        if model not in (None, "none"):
-            from qa.model.predict import Classifier
-            Classifier(model)                           # fail fast on a broken model
-        settings = GradeSettings(rubric=str(rubric) if rubric else None, profile=profile, model=model,
-                                 batch_size=batch_size)
+        if workers < 1:
+            raise typer.BadParameter("must be ≥ 1", param_hint="--workers")
+        try:
+            settings = GradeSettings(rubric=str(rubric) if rubric else None, profile=profile, model=model,
+                                     batch_size=batch_size, messages=messages)
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint="--batch-size") from None
+        preflight(settings)
         total = _count_lines(inputs)
         with progress(total) as bar:
             task = bar.add_task("grade", total=total, rate="")

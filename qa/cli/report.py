@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import collections
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from qa.cli.common import RUBRIC, check_inputs, check_out, cli_errors, console
-from qa.report import Report, build_report
-from qa.report.html import KIND_LABELS, KPI_LABELS, fmt
 from qa.rubric import KPIS
+
+if TYPE_CHECKING:
+    from qa.report import Report
 
 RESULTS = typer.Argument(..., help="Graded results from `qa grade`: .jsonl and/or .parquet")
 
 
 def _cell(row: dict[str, Any], kpi: str) -> str:
+    from qa.report.html import fmt
     if row[kpi] is None:
         return "[dim]–[/]"
     ok = row[f"{kpi}_pass"]
@@ -28,6 +30,7 @@ def _cell(row: dict[str, Any], kpi: str) -> str:
 
 def summary(rep: Report) -> Table:
     """All shops and each shop: conversations, mean score, red lines, warnings, KPIs beside thresholds."""
+    from qa.report.html import KPI_LABELS
     rows = [r for r in rep.kpis if r["level"] in ("all", "shop")]
     shown = [k for k in KPIS if any(r[k] is not None for r in rows)]
     warned = collections.Counter(w["shop"] for w in rep.warnings)
@@ -50,6 +53,8 @@ def report_cli(
     rubric: Path = RUBRIC,
 ) -> None:
     """Report per shop, agent and day: KPIs against thresholds, score charts, weakest dimensions, follow-ups."""
+    from qa.report import build_report            # DuckDB: loaded when the command runs, not for --help
+    from qa.report.html import KIND_LABELS
     check_inputs(results)
     check_out(out, folder=True)
     with cli_errors():

@@ -1,4 +1,8 @@
-"""Conversations → one batch of tensors for ``RubricModel`` (messages deduplicated across the batch)."""
+"""Conversations → one batch of tensors for ``RubricModel`` (messages deduplicated across the batch).
+
+Rule and timing features come from ``qa.analysis.Analysis`` objects the caller computed (``analyse``): the
+model package runs no rule engine of its own.
+"""
 
 from __future__ import annotations
 
@@ -7,30 +11,33 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from qa.analysis import Analysis, timing_level
 from qa.model.features import feature_vector
 from qa.model.inputs import ROLE_TOKENS, Turn, flat_text, turns
 from qa.model.modeling import ROLE_IDS, RubricConfig
 from qa.rubric import Rubric
-from qa.rules.base import Finding
 from qa.schema import Conversation
-from qa.timing import Timing
 
 
 class Batcher:
-    """Builds model inputs; rule findings and timing are computed here unless the caller passes them."""
+    """Builds model inputs. When the model reads rule/timing features, pass ``analyses`` (one per
+    conversation); ``findings`` + ``timings`` are still taken, and turned into analyses here."""
 
     def __init__(self, config: RubricConfig, tokenizer=None, ngrams=None, rubric: Rubric | None = None):
         self.config, self.tokenizer, self.ngrams, self.rubric = config, tokenizer, ngrams, rubric
-        self._engine = None
+        self.analyser = None    # convs → analyses, for callers that pass none (set by the Classifier)
 
-    def _rules(self):
-        if self._engine is None:
-            from qa.rules.engine import RuleEngine
-            self._engine = RuleEngine(self.rubric)
-        return self._engine
+    def _from_parts(self, convs, findings, timings) -> list[Analysis]:
+        if timings is None:
+            if self.analyser is None:
+                raise ValueError("the model reads rule and timing features: pass analyses (qa.analysis.analyse)")
+            return self.analyser(convs)
+        dims = {n: d for n, d in self.rubric.dimensions.items() if d.source == "timing"}
+        return [Analysis(t, tuple(f or ()), {n: timing_level(self.rubric, d, t) for n, d in dims.items()})
+                for f, t in zip(findings if findings is not None else [()] * len(timings), timings)]
 
-    def __call__(self, convs: Sequence[Conversation], *, findings: Sequence[list[Finding]] | None = None,
-                 timings: Sequence[Timing | None] | None = None,
+    def __call__(self, convs: Sequence[Conversation], *, analyses: Sequence[Analysis] | None = None,
+                 findings=None, timings=None,
                  targets: Sequence[dict[str, list[float]]] | None = None,
                  nuggets: Sequence[dict[int, list[float]]] | None = None) -> tuple[dict, list[list[Turn]]]:
         cfg = self.config
@@ -50,12 +57,9 @@ class Batcher:
             batch.update(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
                          turn_map=torch.from_numpy(tmap), turn_roles=torch.from_numpy(roles))
         if cfg.feature_names:
-            from qa.timing import compute_timing
-            rows = []
-            for i, c in enumerate(convs):
-                t = timings[i] if timings is not None else compute_timing(c, self.rubric)
-                f = findings[i] if findings is not None else self._rules().check(c, t)
-                rows.append(feature_vector(cfg.feature_names, self.rubric, f, t))
+            if analyses is None:
+                analyses = self._from_parts(convs, findings, timings)
+            rows = [feature_vector(cfg.feature_names, self.rubric, a) for a in analyses]
             batch["features"] = torch.tensor(rows, dtype=torch.float)
         if self.ngrams is not None:
             m = self.ngrams.transform([flat_text(c) for c in convs]).tocoo()

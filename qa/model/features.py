@@ -1,10 +1,13 @@
-"""Non-text features for the head: which rules fired and the timing levels (names saved in the config)."""
+"""Non-text features for the head: which rules fired and the timing levels (names saved in the config).
+
+The values come from one ``qa.analysis.Analysis`` per conversation, the same one the graded record is made
+from, so the model reads the timing levels the record carries.
+"""
 
 from __future__ import annotations
 
+from qa.analysis import Analysis
 from qa.rubric import Rubric
-from qa.rules.base import Finding
-from qa.timing import Timing
 
 
 def feature_names(rubric: Rubric) -> list[str]:
@@ -12,9 +15,11 @@ def feature_names(rubric: Rubric) -> list[str]:
                                                   "timing.reply_speed", "timing.chat_time", "timing.bot_only"]
 
 
-def feature_vector(names: list[str], rubric: Rubric, findings: list[Finding], timing: Timing | None) -> list[float]:
-    """Values in [0, 1] in the order of ``names``; timing levels as their position on the scale (best = 1)."""
-    fired = {f.rule for f in findings}
+def feature_vector(names: list[str], rubric: Rubric, analysis: Analysis) -> list[float]:
+    """Values in [0, 1] in the order of ``names``; timing levels as their position on the scale (best = 1).
+    ``timing.<dimension>`` is the level of that timing dimension of the rubric."""
+    fired = analysis.fired
+    timing = analysis.timing
     span = max(len(rubric.scale) - 1, 1)
 
     def level(v):
@@ -24,7 +29,6 @@ def feature_vector(names: list[str], rubric: Rubric, findings: list[Finding], ti
     values = {"timing.known": float(known)}
     if known:
         values.update({"timing.first_response_ok": float(bool(timing.first_response_ok)),
-                       "timing.reply_speed": level(timing.reply_speed_level),
-                       "timing.chat_time": level(timing.chat_time_level),
                        "timing.bot_only": float(timing.bot_only)})
+        values.update({f"timing.{d}": level(v) for d, v in analysis.timing_levels.items()})
     return [1.0 if n.startswith("rule.") and n[5:] in fired else values.get(n, 0.0) for n in names]

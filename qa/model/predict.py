@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from qa.errors import ModelError
-from qa.rubric import ROOT, load_rubric
+from qa.resources import default_model_dir
+from qa.rubric import load_rubric
 from qa.schema import Conversation
 
-DEFAULT_MODEL = ROOT / "models" / "default"
+DEFAULT_MODEL = default_model_dir()      # package data in a wheel, models/default in a checkout
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +32,9 @@ class DimensionPrediction:
 class Classifier:
     """A trained rubric classifier on the CPU (or ``device``)."""
 
-    def __init__(self, model_dir: str | Path | None = None, *, device: str = "cpu"):
+    def __init__(self, model_dir: str | Path | None = None, *, rubric=None, device: str = "cpu"):
+        """``rubric``: the rubric the caller grades with (its rules and timing bands make the features); by
+        default the ``rubric.yaml`` saved beside the model."""
         import torch  # noqa: F401  (fail here, clearly, when the model extra is not installed)
         from transformers import AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -52,10 +55,22 @@ class Classifier:
             raise ModelError(f"cannot load model from {self.path}: {e}") from e
         self.config = self.model.config
         tok = AutoTokenizer.from_pretrained(self.path) if self.config.use_encoder else None
-        rubric_file = self.path / "rubric.yaml"
-        self.rubric = load_rubric(rubric_file if rubric_file.is_file() else None)
+        if rubric is None:
+            rubric_file = self.path / "rubric.yaml"
+            rubric = load_rubric(rubric_file if rubric_file.is_file() else None)
+        self.rubric = rubric
         self.batcher = Batcher(self.config, tok, Ngrams.load(self.path), self.rubric)
+        self.batcher.analyser = self.analyse
         self.device = device
+        self._engine = None
+
+    def analyse(self, convs: Sequence[Conversation]) -> list:
+        """Rule/timing analyses for the features when the caller passed none (``qa predict``): the shared
+        ``qa.analysis`` step, with the rubric's rule engine built once."""
+        from qa.analysis import analyse, default_engine
+        if self._engine is None:
+            self._engine = default_engine(self.rubric) or False
+        return [analyse(c, self.rubric, self._engine or None) for c in convs]
 
     @property
     def dimensions(self) -> dict[str, list]:

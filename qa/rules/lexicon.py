@@ -13,11 +13,6 @@ import re
 from collections import defaultdict
 from typing import Any, NamedTuple
 
-import spacy
-from spacy.matcher import PhraseMatcher
-from spacy.tokens import Doc
-from spacy.vocab import Vocab
-
 from qa.errors import RubricError
 
 try:
@@ -51,7 +46,7 @@ class _Category:
 class _Orths(dict):
     """char → orth id of its lexeme, added to the vocab on first sight."""
 
-    def __init__(self, vocab: Vocab):
+    def __init__(self, vocab):
         super().__init__()
         self.vocab = vocab
 
@@ -64,6 +59,11 @@ class Lexicon:
     """Compiled phrase lists; ``scan`` finds every category's hits in a list of texts."""
 
     def __init__(self, data: dict[str, Any], *, source: str = "<lexicon>"):
+        import spacy  # here, not at import time: spaCy (and the torch thinc pulls in) loads in seconds
+        from spacy.matcher import PhraseMatcher
+        from spacy.tokens import Doc
+
+        self._Doc = Doc
         self.nlp = spacy.blank("zh")
         self.vocab = self.nlp.vocab
         self._orths = _Orths(self.vocab)
@@ -87,10 +87,10 @@ class Lexicon:
                     self.matcher.add(key, [self._doc(str(p).lower()) for p in phrases])
                     self._labels[self.vocab.strings[key]] = key
 
-    def _doc(self, text: str) -> Doc:
+    def _doc(self, text: str):
         """One token per character, built from cached orth ids: no tokenizer and no string hashing per char
         (the same tokens as the zh char segmenter)."""
-        return Doc(self.vocab, words=list(map(self._orths.__getitem__, text)))
+        return self._Doc(self.vocab, words=list(map(self._orths.__getitem__, text)))
 
     def scan(self, texts: list[str | None]) -> dict[str, list[Hit]]:
         """Hits per category; ``texts[i]`` is message i's normalised text (None: not scanned)."""
