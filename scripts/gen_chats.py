@@ -602,7 +602,9 @@ class Generator:
             flags = read_flags(self, plan, chat, facts)
             problems = consistency_problems(self.cfg, plan.targets, flags, chat.msgs)
             if not problems:
-                return self.record(idx, plan, chat, flags, rng)
+                rec = self.record(idx, plan, chat, flags, rng)
+                rec["labels"]["turns"] = realiser.turn_labels()
+                return rec
             last_problems = problems
         raise GenError(f"chat {idx}: could not realise a consistent chat in {self.cfg['max_attempts']} "
                        f"attempts (last: {last_problems})")
@@ -655,6 +657,14 @@ class Realiser:
         self.pending_first = True   # the next agent turn opens human service
         self.upset_turn = False     # the customer's last turn was upset
         self.used: set[tuple[str, str]] = set()
+        # turn labels (no random draws here: the chats stay byte-identical): customer requests and the agent
+        # message that answers each, and which agent messages are vague, uncivil or about personal data
+        self.asking = False          # customer messages added now are requests
+        self.vague_turn = False      # agent messages added now are a non-answer
+        self.pending: list[int] = []
+        self.answered_by: dict[int, int | None] = {}
+        self.vague_msgs: set[int] = set()
+        self.uncivil_lines: list[str] = []
 
     # ------------------------------------------------------------ helpers
     def pick(self, key: str) -> str:
@@ -687,6 +697,9 @@ class Realiser:
         for i, piece in enumerate(p.strip() for p in text.split("||") if p.strip()):
             kind = MEDIA_PIECES.get(piece, "text")
             self.chat.add("customer", piece, self.gap(gap if i == 0 else "same_sender"), type=kind)
+            if self.asking and kind == "text":
+                self.answered_by[len(self.chat.msgs) - 1] = None
+                self.pending.append(len(self.chat.msgs) - 1)
         upset = upset or self.g.cues.has("upset", text)
         if upset and self.facts.customer_upset_at is None:
             self.facts.customer_upset_at = len(self.chat.msgs) - 1
@@ -696,12 +709,35 @@ class Realiser:
     def say(self, pieces: list[str], *, first_gap: str = "agent") -> None:
         """Emit agent messages (already styled) with realistic gaps."""
         gaps = "fragment" if "fragment" in self.p.clarity_tricks or self.t.clarity == 2 else "same_sender"
+        start = len(self.chat.msgs)
         for i, text in enumerate(p for p in pieces if p and p.strip()):
             if i == 0 and first_gap == "first":
                 self.chat.add("agent", text, self._first_reply_gap())
             else:
                 self.chat.add("agent", text, self.gap(first_gap if i == 0 else gaps))
         self.agent_turns += 1
+        new = list(range(start, len(self.chat.msgs)))
+        if self.vague_turn:
+            hit = [i for i in new if self.g.cues.hits("vague", self.chat.msgs[i].get("text", ""))]
+            self.vague_msgs.update(hit or new[-1:])
+        elif self.pending and new:
+            for q in self.pending:
+                self.answered_by[q] = new[0]
+            self.pending = []
+
+    def turn_labels(self) -> dict[str, list[dict[str, Any]]]:
+        """Per-turn labels in the real-chat label format (data/labelled/real/FORMAT.md)."""
+        cues, msgs = self.g.cues, self.chat.msgs
+        out: dict[str, list[dict[str, Any]]] = {"customer": [], "agent": []}
+        for i, m in enumerate(msgs):
+            if m["role"] == "customer":
+                out["customer"].append({"i": i, "request": i in self.answered_by, "answered_by": self.answered_by.get(i)})
+            elif m["role"] in ("agent", "bot") and m.get("type") != "event":
+                text = m.get("text", "")
+                uncivil = cues.has("insult", text) or any(line[:6] in text for line in self.uncivil_lines)
+                out["agent"].append({"i": i, "vague": i in self.vague_msgs, "uncivil": bool(uncivil),
+                                     "pii": cues.has("privacy", text)})
+        return out
 
     def _first_reply_gap(self) -> float:
         tc = self.g.cfg["timing"]
@@ -720,6 +756,13 @@ class Realiser:
         return self.chat, self.facts
 
     def ask(self, ex: Exchange, *, upset: bool) -> None:
+        self.pending, self.asking = [], True    # an earlier question still pending was never answered
+        try:
+            self._ask(ex, upset=upset)
+        finally:
+            self.asking = False
+
+    def _ask(self, ex: Exchange, *, upset: bool) -> None:
         if upset and ex.upset_customer:
             self.customer(self.pick_text(ex.upset_customer), upset=True)
         elif upset:
@@ -820,7 +863,9 @@ class Realiser:
         pre = self.pre_parts()
         body = [fill(x, self.values) for x in content.split("||") if x.strip()]
         post = self.post_parts(level, tags)
+        self.vague_turn = "vague" in tags
         self.agent_turn(pre, body, post)
+        self.vague_turn = False
         self.after_answer(ex, level, content, tags)
 
     def choose_answer(self, ex: Exchange, level: int) -> str:
@@ -895,7 +940,9 @@ class Realiser:
         self.rude_lines += 1
         if self.p.uncivil:
             self.facts.uncivil = True
-            return self.pick("attitude.2.uncivil_to_angry" if to_angry else "attitude.2.uncivil")
+            line = self.pick("attitude.2.uncivil_to_angry" if to_angry else "attitude.2.uncivil")
+            self.uncivil_lines.append(line.replace("您", "你"))
+            return line
         return self.pick("attitude.2.blame_to_angry" if to_angry else "attitude.2.blame")
 
     def agent_turn(self, pre: list[str], body: list[str], post: list[str], *, apply_clarity: bool = True) -> None:
@@ -1116,11 +1163,15 @@ class Realiser:
             self.customer(self.pick("customer.after_diversion"))
             self.agent_turn([], [self.pick("answers.insist")], self.maybe_rude())
         elif level <= 3 and r() < 0.35:
+            self.asking = True
             self.customer(self.pick("customer.doubt"))
+            self.asking = False
             self.agent_turn([], [self.pick("answers.doubt_reply")] if level == 3 else [self.pick("answers.insist")],
                             self.maybe_rude())
         elif level >= 4 and r() < 0.3:
+            self.asking = True
             self.customer(self.pick("customer.ack_confirm"))
+            self.asking = False
             self.confirm_reply()
         if a <= 3 and not self.customer_upset and r() < self.g.cfg["attitude"]["angry_reaction"][a]:
             self.customer(self.pick("customer.angry_at_agent"), upset=True)
@@ -1152,8 +1203,11 @@ class Realiser:
         cfg = self.g.cfg["professionalism"]["after_vague"]
         if self.rng.random() >= cfg["push"]:
             self.facts.unanswered += 1
+            self.pending = []
             return
+        self.asking = True
         self.customer(self.pick("customer.push"))
+        self.asking = False
         options = {"resolve": cfg["resolve"][level], "stall": cfg["stall"]}
         if self.t.clarity <= 3:
             options["repeat"] = cfg["repeat"]
@@ -1178,14 +1232,18 @@ class Realiser:
                 self.agent_turn(pre, body, [])
                 return
         self.facts.unanswered += 1
+        self.vague_turn = True
         if choice == "repeat":
             self.facts.repeated = True
             self.agent_turn([], [content], [], apply_clarity=False)
         else:
             self.agent_turn(pre, [self.pick("answers.stall")], [], apply_clarity=False)
+        self.vague_turn = False
+        self.pending = []
 
     # ------------------------------------------------------------ ending
     def end(self) -> None:
+        self.pending = []
         t, r = self.t, self.rng.random
         mood = self.mood()
         customer_last = r() < 0.85

@@ -1,0 +1,114 @@
+"""Make written chats look like real ones, keeping their grades: the training-time counterweight to chats
+whose authors wrote every good reply long and polished.
+
+Real transcripts (``docs/real-chats.md``) differ from written ones in ways a reviewer does not grade: agents
+answer in a short clause (「一组2包的」), split a reply over several messages, drop punctuation, slip on the
+pinyin keyboard; customers paste an item link or number instead of a card. ``realistic(conv, rng)`` applies
+some of these to one chat and returns a copy with the same labels. Chats with turn labels are left alone
+(their message indexes must not move).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+from qa.schema import Conversation
+
+# Clauses that carry no fact: pleasantries and fillers a short real reply leaves out. A clause is kept when
+# it has a digit, a Latin letter or none of these patterns covers most of it.
+_FLUFF = re.compile(r"^(?:亲亲?|您好呀?|你好|好的呢?|嗯嗯?|哈+|呢|哦+|哈|呀|是的呢?|在的呢?|感谢您的耐心等待|"
+                    r"这边给您说明一下哈?|关于您说的这个问题呢?|是这样的哈?|我这边跟您说明一下|好的亲|"
+                    r"这个的话呢?|针对您刚刚问的这个问题|然后的话|就是说呢?|这边给您解释一下)$")
+_CLAUSE = re.compile(r"[^，,。!！?？~～；;\n]+[，,。!！?？~～；;\n]*")
+_PUNCT = re.compile(r"[，,。!！~～；;、]+")
+_EMOJI = re.compile(r"\[[^\]\s]{1,6}\]")
+TYPOS = [("现在", "现再"), ("在的", "再的"), ("已经", "以经"), ("时候", "时后"), ("稍等", "梢等"), ("应该", "因该"),
+         ("的话", "得话"), ("这边", "这变"), ("收到", "手到"), ("适合", "试合"), ("可以", "可已"), ("发货", "发或"),
+         ("什么", "神马"), ("没有", "木有"), ("快递", "快地"), ("尺码", "尺马")]
+
+
+def _terse(text: str, rng: random.Random) -> str:
+    """The clauses of ``text`` that carry content, in order; at times only the first of them and the first
+    that states a number (real replies often stop after the fact)."""
+    clauses = [c for c in _CLAUSE.findall(text) if c.strip()]
+    content = [c for c in clauses if not _FLUFF.match(_PUNCT.sub("", c).strip("~～ "))]
+    if len(clauses) < 2 or not content:
+        return text
+    if len(content) > 2 and rng.random() < 0.5:
+        facts = [c for c in content[1:] if re.search(r"\d|[A-Za-z]", c)]
+        content = content[:1] + facts[:1]
+    out = "".join(content).strip()
+    return re.sub(r"[，,；;]$", "", out) or text
+
+
+def _split(text: str, rng: random.Random) -> list[str]:
+    clauses = [c for c in _CLAUSE.findall(text) if c.strip()]
+    if len(clauses) < 2 or len(text) < 16:
+        return [text]
+    cut = rng.randint(1, len(clauses) - 1)
+    return ["".join(clauses[:cut]).strip(), "".join(clauses[cut:]).strip()]
+
+
+def _typo(text: str, rng: random.Random) -> str:
+    pairs = [p for p in TYPOS if p[0] in text]
+    if not pairs:
+        return text
+    right, wrong = rng.choice(pairs)
+    return text.replace(right, wrong, 1)
+
+
+def _card_as_text(m: dict, rng: random.Random) -> dict:
+    """A product/order card as a pasted link or number (the reader's ``card_type`` makes it a card again)."""
+    if m.get("type") == "product_card":
+        n = "".join(str(rng.randint(0, 9)) for _ in range(11))
+        text = rng.choice([f"https://item.taobao.com/item.htm?id=6{n}", f"https://item.jd.com/1{n[:10]}.html",
+                           f"商品ID:6{n}", f"6{n}"])
+    else:
+        text = "".join(str(rng.randint(0, 9)) for _ in range(18))
+        text = rng.choice([text, f"订单号：{text}"])
+    return {**m, "text": text}
+
+
+def realistic(conv: Conversation, rng: random.Random, *, p_terse: float = 0.6, p_punct: float = 0.5,
+              p_split: float = 0.25, p_typo: float = 0.08, p_card: float = 0.7) -> Conversation | None:
+    """A real-looking copy of ``conv`` with the same labels, or None when it has turn labels or nothing
+    changed. The first and last agent messages keep their wording (greeting and closing live there)."""
+    labels = conv.labels or {}
+    if labels.get("turns") or any(isinstance(r, dict) and r.get("turns") for r in labels.get("reviews") or []):
+        return None
+    reviews = [r for r in labels.get("reviews") or [] if isinstance(r, dict)]
+    # shortening is safe only where the content was good and nothing hinges on the wording's length
+    safe = bool(reviews) and all((r.get("grades") or {}).get("professionalism", 0) in (4, 5)
+                                 and not set(r.get("rules") or ()) & {"vague_reply", "mechanical_repetition",
+                                                                      "unanswered_question"} for r in reviews)
+    rec = conv.to_record()
+    msgs = rec["messages"]
+    agent = [i for i, m in enumerate(msgs) if m["role"] == "agent" and m.get("type", "text") == "text" and m.get("text")]
+    inner = set(agent[1:-1])
+    strip = rng.random() < p_punct
+    out, changed = [], False
+    for i, m in enumerate(msgs):
+        if m["role"] == "customer" and m.get("type") in ("product_card", "order_card") and rng.random() < p_card:
+            m = _card_as_text(m, rng)
+            m["type"] = "text"
+            changed = True
+        text = m.get("text")
+        if m.get("type", "text") != "text" or not text or m["role"] == "system":
+            out.append(m)
+            continue
+        new = text
+        if safe and i in inner and rng.random() < p_terse:
+            new = _terse(new, rng)
+        if strip:
+            new = _PUNCT.sub(" ", _EMOJI.sub("", new) if m["role"] == "agent" else new).strip() or new
+        if rng.random() < p_typo:
+            new = _typo(new, rng)
+        pieces = _split(new, rng) if i in inner and rng.random() < p_split else [new]
+        changed |= pieces != [text]
+        out += [{**m, "text": p} for p in pieces if p]
+    if not changed:
+        return None
+    rec["messages"] = out
+    rec["id"] = f"{conv.id}~real"
+    return Conversation.model_validate(rec)
