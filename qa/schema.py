@@ -179,6 +179,13 @@ class Conversation(BaseModel):
             msgs = [msgs[i] for i in sorted(range(len(msgs)), key=lambda i: keys[i] or first)]
             warnings.append("out_of_order_ts")
             object.__setattr__(self, "messages", tuple(msgs))
+        from qa.io.cards import card_type
+        for i, m in enumerate(msgs):   # a pasted item link / number or order number alone is a card
+            kind = card_type(m.text) if m.role == "customer" and m.type == "text" and m.text else None
+            if kind:
+                msgs[i] = m.model_copy(update={"type": kind})
+                warnings.append(f"card_from_text:{i}")
+                object.__setattr__(self, "messages", tuple(msgs))
         for i, m in enumerate(msgs):
             if m.type == "text" and not m.has_text:
                 warnings.append(f"empty_text:{i}")

@@ -29,6 +29,8 @@ def train_cli(
                                      "in the loss (e.g. 'data/labelled/gen/*=0.3'); repeatable"),
     ngram_init: str = typer.Option("lr", help="lr: fit the n-gram channel as a logistic regression first and "
                                    "keep it fixed; joint: learn it with the rest"),
+    augment: float = typer.Option(0.0, help="Share of training chats that also train as a real-looking copy "
+                                  "(short replies, split messages, no punctuation, pasted links; same labels)"),
     max_steps: int = typer.Option(None, help="Stop after this many steps (smoke runs)"),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint"),
     threads: int = typer.Option(None, help="Torch CPU threads"),
@@ -45,7 +47,8 @@ def train_cli(
                              dev_fraction=dev_fraction, epochs=epochs, batch_size=batch_size, lr=lr,
                              encoder_lr=encoder_lr, patience=patience, seed=seed, use_encoder=not no_encoder,
                              use_ngrams=not no_ngrams, use_features=not no_features, max_steps=max_steps,
-                             ngram_init=ngram_init, resume=resume, threads=threads, weights=_weights(weight))
+                             ngram_init=ngram_init, resume=resume, threads=threads, weights=_weights(weight),
+                             augment=augment)
         except ValueError as e:
             raise typer.BadParameter(str(e)) from None
         with step_progress("train") as update:
