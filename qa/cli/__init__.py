@@ -104,4 +104,28 @@ def main() -> None:
     from rich.logging import RichHandler
     logging.basicConfig(level=logging.WARNING, format="%(message)s",
                         handlers=[RichHandler(show_time=False, show_path=False)])
-    app()
+    import sys
+
+    # click's usage errors (a bad option value, an unknown command) as one line and exit 2, not a box
+    usage_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+    click_exception = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+    try:
+        rc = app(standalone_mode=False)
+    except usage_error as e:
+        if type(e).__name__ == "NoArgsIsHelpError":
+            e.show()
+            sys.exit(e.exit_code)
+        from rich.markup import escape
+
+        from qa.cli.common import err_console
+
+        cmd = e.ctx.command_path if e.ctx else "qa"
+        err_console.print(f"[bold red]error:[/] {escape(' '.join(e.format_message().split()))} "
+                          f"(see {escape(cmd)} --help)", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except click_exception as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    sys.exit(rc if isinstance(rc, int) else 0)

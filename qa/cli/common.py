@@ -137,4 +137,4 @@ def print_stats(stats: ReadStats, rejects: Path | None) -> None:
            f" · repaired {stats.repaired}")
     if stats.rejected and rejects:
         msg += f"  (reasons in {rejects})"
-    err_console.print(msg, highlight=False)
+    err_console.print(msg, highlight=False, soft_wrap=True)

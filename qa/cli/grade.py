@@ -7,7 +7,8 @@ from pathlib import Path
 
 import typer
 
-from qa.cli.common import COLUMNS, INPUTS, RUBRIC, TZ, check_inputs, cli_errors, console, print_stats, progress
+from qa.cli.common import COLUMNS, INPUTS, RUBRIC, TZ, check_inputs, check_out, cli_errors, console, print_stats, \
+    progress
 
 
 def _count_lines(paths: list[Path]) -> int | None:
@@ -55,7 +56,8 @@ def grade_cli(
 
     from qa.batch import grade_files
     from qa.grader import GradeSettings
-    check_inputs(inputs)
+    check_inputs(inputs, chats=True, columns=columns, tz=tz)   # exit 2, one line (qa.cli.common)
+    check_out(out)
     with cli_errors():
         if workers < 1:
             raise typer.BadParameter("must be ≥ 1", param_hint="--workers")
