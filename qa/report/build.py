@@ -40,11 +40,15 @@ class Report:
     notes: list[str]
     files: dict[str, Path] = dataclasses.field(default_factory=dict)
     generated: str = ""
+    views: Any = None                   # qa.report.shop_views.ShopViews: alerts, topics, shop score, staffing
 
 
 def build_report(inputs: list[Path], out: Path, *, rubric: Path | None = None,
-                 profile: str | None = None) -> Report:
-    """Read the results files, aggregate with DuckDB, and write the report files under ``out``."""
+                 profile: str | None = None, topics: bool = False, topics_backend: str = "auto",
+                 shop_stats: Path | None = None) -> Report:
+    """Read the results files, aggregate with DuckDB, and write the report files under ``out``.
+
+    ``topics`` adds the question types (qa.topics), ``shop_stats`` (a shop-day CSV) the 服务体验分."""
     rub = load_rubric(rubric)
     if profile:
         rub.profile(profile)
@@ -72,6 +76,12 @@ def build_report(inputs: list[Path], out: Path, *, rubric: Path | None = None,
                         generated=dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M"))
     finally:
         con.close()
+    from qa.report import shop_views
+
+    total = next((r for r in kpis if r["level"] == "all"), {})
+    report.views = shop_views.collect(report.inputs, rub, profile=profile, topics=topics,
+                                      topics_backend=topics_backend, shop_stats=shop_stats,
+                                      records_profile=total.get("profile"))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     report.files = {"html": out / "report.html", "kpis": out / "kpis.csv", "agents": out / "agents.csv",
@@ -79,6 +89,7 @@ def build_report(inputs: list[Path], out: Path, *, rubric: Path | None = None,
     write_csv(report.files["kpis"], report.kpis)
     write_csv(report.files["agents"], report.agents)
     write_csv(report.files["warnings"], report.warnings, columns=WARNING_COLUMNS)  # header even when empty
+    report.files.update(shop_views.write_csvs(report.views, out))
     report.files["html"].write_text(render_html(report), encoding="utf-8")
     return report
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from qa.report import charts
+from qa.report import charts, shop_views
 from qa.rubric import KPIS
 from qa.safety import neutralise_cell
 
@@ -195,6 +195,7 @@ def render_html(rep: Report) -> str:
         "<h2>按天</h2>", _kpi_table(rep, by["day"], [("shop", "店铺"), ("day", "日期")]),
         "<h2>客服分数与最弱维度</h2>", _agents_table(rep),
         f"<h2>待跟进 ({len(rep.warnings)})</h2>", _warnings_table(rep),
+        shop_views.render(rep.views),
         '<p class="meta">KPI 定义见 docs/metrics.md；✓/✗ 为对照平台阈值的达标情况。'
         "CSV: kpis.csv, agents.csv, warnings.csv。</p>",
     ]

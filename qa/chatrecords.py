@@ -1,0 +1,177 @@
+"""Light chat records for the shop-level views (topics, alerts, staffing): read from graded results
+(docs/results.md, which carry the messages) or from raw chat inputs (graded for timing on the fly).
+
+A ``Chat`` keeps only what those views use: ids, shop/agent/day, score and rating, the timing flags
+(service-hours figures from ``qa.timing``), and the messages as ``(role, type, text, ts)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from qa.errors import InputError
+
+RESULT_SUFFIXES = (".parquet", ".pq")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Msg:
+    role: str
+    type: str
+    text: str
+    ts: dt.datetime | None
+
+
+@dataclasses.dataclass(slots=True)
+class Chat:
+    id: str
+    shop: str
+    agent: str
+    day: str
+    messages: list[Msg]
+    score: float | None = None          # None for raw inputs (not graded)
+    failed: bool = False
+    stars: int | None = None
+    label: str | None = None
+    human_service: bool = False
+    first_response_ok: bool | None = None
+    first_response_s: float | None = None
+    slow_replies: int = 0               # answered reply runs over the rubric's reply_s
+    unanswered_runs: int = 0
+    file: str = ""
+
+    @property
+    def review(self) -> str | None:
+        """满意 / 一般 / 失望: the label first, else the stars (4–5 → 满意, 3 → 一般, 1–2 → 失望)."""
+        if self.label is not None:
+            return self.label
+        if self.stars is None:
+            return None
+        return "满意" if self.stars >= 4 else "一般" if self.stars == 3 else "失望"
+
+    @property
+    def satisfied(self) -> bool | None:
+        """Stars first (≥ 4), else the label 满意 — as ``satisfaction_rate`` in docs/metrics.md."""
+        if self.stars is not None:
+            return self.stars >= 4
+        return None if self.label is None else self.label == "满意"
+
+    @property
+    def dissatisfied(self) -> bool:
+        return (self.stars is not None and self.stars <= 2) or (self.stars is None and self.label == "失望")
+
+    @property
+    def last_ts(self) -> dt.datetime | None:
+        return next((m.ts for m in reversed(self.messages) if m.ts is not None), None)
+
+
+def _ts(v: Any) -> dt.datetime | None:
+    if v is None or v == "":
+        return None
+    if isinstance(v, dt.datetime):
+        return v
+    try:
+        return dt.datetime.fromisoformat(str(v))
+    except ValueError:
+        return None
+
+
+def chat_from_result(r: dict[str, Any], file: str = "") -> Chat:
+    """One graded-result record (dict, nested fields already decoded) → ``Chat``."""
+    t = r.get("timing") or {}
+    rating = r.get("rating") or {}
+    msgs = [Msg(m.get("role") or "", m.get("type") or "text", m.get("text") or "", _ts(m.get("ts")))
+            for m in r.get("messages") or []]
+    delays = t.get("reply_delays_s") or []
+    return Chat(id=str(r["id"]), shop=r.get("shop") or "-", agent=r.get("agent") or "-",
+                day=r.get("day") or "unknown", messages=msgs, score=r.get("score"), failed=bool(r.get("failed")),
+                stars=rating.get("stars"), label=rating.get("label"), human_service=bool(t.get("human_service")),
+                first_response_ok=t.get("first_response_ok"), first_response_s=t.get("first_response_s"),
+                slow_replies=max(0, len(delays) - int(t.get("replies_ok") or 0)),
+                unanswered_runs=int(t.get("unanswered_runs") or 0), file=file)
+
+
+def chat_from_conversation(conv: Any, rubric: Any, file: str = "") -> Chat:
+    """A raw ``Conversation`` → ``Chat``, with its timing computed by ``qa.timing`` under ``rubric``."""
+    from qa.timing import compute_timing
+
+    t = compute_timing(conv, rubric)
+    msgs = [Msg(m.role, m.type, m.text or "", m.ts) for m in conv.messages]
+    first = next((m.ts for m in conv.messages if m.ts is not None), None)
+    r = conv.rating
+    return Chat(id=conv.id, shop=conv.shop or "-", agent=conv.agent_name or "-",
+                day=first.date().isoformat() if first else "unknown", messages=msgs,
+                stars=r.stars if r else None, label=r.label if r else None, human_service=t.human_service,
+                first_response_ok=t.first_response_ok, first_response_s=t.first_response_s,
+                slow_replies=len(t.reply_delays_s) - t.replies_ok, unanswered_runs=t.unanswered_runs, file=file)
+
+
+def is_results_file(path: Path) -> bool:
+    """Parquet files are graded results; a JSONL file is when its first record has score, band and messages."""
+    if path.suffix.lower() in RESULT_SUFFIXES:
+        return True
+    if path.suffix.lower() not in (".jsonl", ".ndjson", ".jl"):
+        return False
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.strip():
+                try:
+                    first = json.loads(line)
+                except ValueError:
+                    return False
+                return isinstance(first, dict) and {"score", "band", "messages"} <= first.keys()
+    return False
+
+
+def _read_results(path: Path) -> Iterator[Chat]:
+    if path.suffix.lower() in RESULT_SUFFIXES:
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        cols = [c for c in ("id", "shop", "agent", "day", "score", "failed", "timing", "rating", "messages")
+                if c in table.column_names]
+        for batch in table.select(cols).to_batches(10_000):
+            for r in batch.to_pylist():
+                for k in ("timing", "rating", "messages"):
+                    if isinstance(r.get(k), str):
+                        r[k] = json.loads(r[k])
+                yield chat_from_result(r, str(path))
+        return
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                yield chat_from_result(json.loads(line), str(path))
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
+                raise InputError(f"not a graded-result record ({type(e).__name__}: {e})", file=str(path),
+                                 line=n) from None
+
+
+def load_chats(paths: Iterable[str | Path], *, rubric: Any = None, tz: str | None = None,
+               columns: str | Path | None = None) -> tuple[list[Chat], int]:
+    """Every chat of the files (results or raw inputs, mixed); returns (chats, rejected raw conversations)."""
+    from qa.rubric import load_rubric
+
+    rub = rubric if rubric is not None and not isinstance(rubric, (str, Path)) else load_rubric(rubric)
+    chats: list[Chat] = []
+    rejected = 0
+    for p in map(Path, paths):
+        if not p.is_file():
+            raise InputError("no such file", file=str(p))
+        if is_results_file(p):
+            chats.extend(_read_results(p))
+            continue
+        from qa.io import Reject, read_path
+
+        for item in read_path(p, tz=tz, columns=columns):
+            if isinstance(item, Reject):
+                rejected += 1
+            else:
+                chats.append(chat_from_conversation(item, rub, str(p)))
+    return chats, rejected

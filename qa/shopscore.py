@@ -1,0 +1,97 @@
+"""服务体验分 (Douyin's service-experience score) per shop and day from a CSV of shop-day statistics.
+
+Input columns (docs/metrics.md, "服务体验分"): ``shop``, ``day``, ``orders``, ``reviews_5`` … ``reviews_1``
+(reviews by stars), ``complaints``, ``refunds``. Components, each 0–100:
+
+- reviews: mean stars mapped linearly, 1★ → 0 and 5★ → 100: ``(mean − 1) / 4 × 100``;
+- complaints: complaint rate = complaints / orders, ``100 × max(0, 1 − rate / complaint_cap)``;
+- refunds: refund rate = refunds / orders, ``100 × max(0, 1 − rate / refund_cap)``.
+
+Total = 50 % reviews + 30 % complaints + 20 % refunds. A component without data (no reviews, no orders) is
+left empty and the total is the weighted mean of the others (weights renormalised). A ``shop`` row per shop
+(day ``all``) sums the counts over its days first.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from qa.errors import InputError
+
+WEIGHTS = {"reviews": 0.5, "complaints": 0.3, "refunds": 0.2}
+COMPLAINT_CAP = 0.02      # a complaint rate of 2 % of orders or more scores 0
+REFUND_CAP = 0.20         # a refund rate of 20 % of orders or more scores 0
+STAR_COLUMNS = ("reviews_5", "reviews_4", "reviews_3", "reviews_2", "reviews_1")
+COUNT_COLUMNS = ("orders", *STAR_COLUMNS, "complaints", "refunds")
+COLUMNS = ("shop", "day", *COUNT_COLUMNS)
+ALIASES = {"店铺": "shop", "日期": "day", "订单数": "orders", "投诉数": "complaints", "退款数": "refunds",
+           "5星": "reviews_5", "4星": "reviews_4", "3星": "reviews_3", "2星": "reviews_2", "1星": "reviews_1"}
+
+
+def read_stats(path: str | Path) -> list[dict[str, Any]]:
+    """The CSV rows with counts as ints; a missing column or a bad count raises ``InputError``."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no such file", file=str(path))
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.DictReader(f)
+        header = {h: ALIASES.get((h or "").strip(), (h or "").strip()) for h in reader.fieldnames or []}
+        missing = [c for c in COLUMNS if c not in header.values()]
+        if missing:
+            raise InputError(f"column missing (a shop-stats CSV has {', '.join(COLUMNS)})", file=str(path),
+                             field=missing[0])
+        rows = []
+        for n, raw in enumerate(reader, 2):
+            r = {header[k]: (v or "").strip() for k, v in raw.items() if k in header}
+            row: dict[str, Any] = {"shop": r["shop"] or "-", "day": r["day"] or "unknown"}
+            for c in COUNT_COLUMNS:
+                try:
+                    v = int(float(r[c] or 0))
+                except ValueError:
+                    raise InputError(f"not a count: {r[c]!r}", file=str(path), line=n, field=c) from None
+                if v < 0:
+                    raise InputError(f"negative count {v}", file=str(path), line=n, field=c)
+                row[c] = v
+            rows.append(row)
+    return rows
+
+
+def _linear(rate: float, cap: float) -> float:
+    return 100.0 * max(0.0, 1.0 - rate / cap)
+
+
+def score_row(r: dict[str, Any], *, complaint_cap: float = COMPLAINT_CAP,
+              refund_cap: float = REFUND_CAP) -> dict[str, Any]:
+    """One shop-day (or shop) row of counts → its rates, three component scores and weighted total."""
+    n_rev = sum(r[c] for c in STAR_COLUMNS)
+    mean = sum(int(c[-1]) * r[c] for c in STAR_COLUMNS) / n_rev if n_rev else None
+    orders = r["orders"]
+    comp = {"reviews": None if mean is None else (mean - 1) / 4 * 100,
+            "complaints": _linear(r["complaints"] / orders, complaint_cap) if orders else None,
+            "refunds": _linear(r["refunds"] / orders, refund_cap) if orders else None}
+    present = {k: v for k, v in comp.items() if v is not None}
+    wsum = sum(WEIGHTS[k] for k in present)
+    total = sum(WEIGHTS[k] * v for k, v in present.items()) / wsum if wsum else None
+    return {"shop": r["shop"], "day": r["day"], "orders": orders, "reviews": n_rev,
+            "mean_stars": None if mean is None else round(mean, 4),
+            "complaint_rate": round(r["complaints"] / orders, 6) if orders else None,
+            "refund_rate": round(r["refunds"] / orders, 6) if orders else None,
+            "review_score": _round(comp["reviews"]), "complaint_score": _round(comp["complaints"]),
+            "refund_score": _round(comp["refunds"]), "total": _round(total)}
+
+
+def _round(v: float | None) -> float | None:
+    return None if v is None else round(v, 2)
+
+
+def shop_scores(rows: list[dict[str, Any]], **caps: float) -> list[dict[str, Any]]:
+    """Per shop and day, then one ``day = all`` row per shop over all its days; shops and days in order."""
+    out = []
+    for shop in sorted({r["shop"] for r in rows}):
+        mine = sorted((r for r in rows if r["shop"] == shop), key=lambda r: r["day"])
+        days = [{"level": "day", **score_row(r, **caps)} for r in mine]
+        total = {"shop": shop, "day": "all", **{c: sum(r[c] for r in mine) for c in COUNT_COLUMNS}}
+        out += [{"level": "shop", **score_row(total, **caps)}, *days]
+    return out
