@@ -1,0 +1,408 @@
+"""Every command over hostile input (tests/data/hostile/, docs/security.md): formula-looking ids, shops and
+agents; HTML and script text; every form of personal data; corrupt XLSX/CSV/JSON; duplicate ids.
+
+What a person opens (report HTML and CSVs, metrics.csv, review XLSX/CSV/HTML and sidecars, the console) is
+scanned cell by cell: nothing starts a formula and no personal data is left unmasked.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import re
+import sys
+from pathlib import Path
+
+import openpyxl
+import pytest
+from typer.testing import CliRunner
+
+from qa.cli import app, main
+from qa.safety import FORMULA_START, MAX_CELL, mask_text, neutralise_cell, unneutralise_cell
+
+ROOT = Path(__file__).resolve().parents[1]
+HOSTILE = ROOT / "tests" / "data" / "hostile"
+CHATS = HOSTILE / "chats.jsonl"
+CORRUPT = [HOSTILE / "truncated.xlsx", HOSTILE / "random.csv", HOSTILE / "random.json", HOSTILE / "deep.jsonl"]
+UNIQUE_IDS = 5              # chats.jsonl has 6 conversations, two share the id "@dup"; dup.jsonl repeats "+cmd"
+# personal data written in the fixtures, every form; none may reach a file or console made for people
+RAW_PII = ["13812345678", "138-1234-5679", "139 1234 5678", "一三八一二三四五六七八", "幺三九幺二三四五六七八",
+           "幺三八幺二三四五六七八", "110101199003071234", "6222020200001234567", "建国路88号", "zhangsan@",
+           "wxid_abc12345", "lily_2020", "987654321", "123456789", "13900001111"]
+
+
+def cli(*args: str):
+    r = CliRunner().invoke(app, [str(a) for a in args])
+    if r.exception and not isinstance(r.exception, SystemExit):
+        raise r.exception
+    return r
+
+
+def run_main(capsys, *args: str) -> tuple[int, str, str]:
+    """The installed ``qa`` entry point, in process: (exit code, stdout, stderr)."""
+    old = sys.argv
+    sys.argv = ["qa", *map(str, args)]
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    finally:
+        sys.argv = old
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def assert_one_line_error(code: int, err: str) -> None:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in err, err
+
+
+# -- scanning artefacts ----------------------------------------------------------------------------------
+
+def cells(path: Path):
+    """(where, value) for every cell of a human-facing file: every sheet of a workbook (hidden ones too),
+    every CSV field, every HTML table cell and heading."""
+    if path.suffix == ".xlsx":
+        wb = openpyxl.load_workbook(path)
+        for ws in wb.worksheets:
+            for row in ws.iter_rows():
+                for c in row:
+                    assert c.data_type != "f", f"{path.name}:{ws.title}!{c.coordinate} is a formula"
+                    yield f"{path.name}:{ws.title}!{c.coordinate}", c.value
+    elif path.suffix == ".csv":
+        rows = list(csv.reader(path.read_text("utf-8-sig").splitlines(keepends=True)))
+        for i, row in enumerate(rows, 1):
+            for j, v in enumerate(row):
+                yield f"{path.name}:{i}:{j}", v
+    elif path.suffix == ".html":
+        page = path.read_text("utf-8")
+        for m in re.finditer(r"<(td|th|h2)\b[^>]*>(.*?)</\1>", page, re.S):
+            yield f"{path.name}:<{m.group(1)}>", html.unescape(re.sub(r"<[^>]+>", "", m.group(2)))
+
+
+def assert_safe(paths: list[Path], consoles: list[str] = ()) -> int:
+    """No cell starts a formula or is over Excel's limit; no raw personal data anywhere. Returns cells seen."""
+    n = 0
+    for p in paths:
+        for where, v in cells(p):
+            n += 1
+            if isinstance(v, str):
+                assert not v.startswith(FORMULA_START), f"{where}: {v[:40]!r}"
+                assert len(v) <= 32_767, f"{where}: {len(v)} characters"
+        text = p.read_text("utf-8", errors="replace") if p.suffix != ".xlsx" else "\n".join(
+            str(v) for _, v in cells(p))
+        for pii in RAW_PII:
+            assert pii not in text, f"{p.name} shows {pii}"
+    for out in consoles:
+        for pii in RAW_PII:
+            assert pii not in out, f"console shows {pii}"
+    return n
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    """grade → report → sample → export (xlsx, csv, html); metrics; check — all over the hostile chats."""
+    d = tmp_path_factory.mktemp("hostile")
+    r = cli("grade", CHATS, HOSTILE / "dup.jsonl", "--model", "none", "--workers", "1", "--out", d / "results.jsonl")
+    assert r.exit_code == 0, r.output
+    consoles = [r.output]
+    r = cli("report", d / "results.jsonl", "--out", d / "report")
+    assert r.exit_code == 0, r.output
+    consoles.append(r.output)
+    r = cli("sample", d / "results.jsonl", "--n", "10", "--out", d / "sample.jsonl")
+    assert r.exit_code == 0, r.output
+    for fmt in ("xlsx", "csv", "html"):
+        r = cli("export-review", d / "sample.jsonl", "--out", d / f"review.{fmt}")
+        assert r.exit_code == 0, r.output
+    r = cli("metrics", CHATS, HOSTILE / "dup.jsonl", "--out", d / "metrics", "--by", "agent")
+    assert r.exit_code == 0, r.output
+    consoles.append(r.output)
+    r = cli("check", CHATS, "--out", d / "findings.jsonl")
+    assert r.exit_code == 0, r.output
+    consoles.append(r.output)
+    return d, consoles
+
+
+def test_hostile_every_cell_of_every_artefact_is_neutralised_and_masked(pipeline):
+    d, consoles = pipeline
+    report = [d / "report" / "report.html", d / "report" / "kpis.csv", d / "report" / "agents.csv",
+              d / "report" / "warnings.csv"]
+    assert all(p.is_file() for p in report)
+    files = [*report, *(p for p in sorted((d / "report").glob("*.csv")) if p not in report),   # every report CSV
+             d / "metrics" / "metrics.csv", d / "review.xlsx", d / "review.csv", d / "review.html"]
+    assert assert_safe(files, consoles) > 500
+    for side in (d / "review.csv.records.json", d / "review.html.records.json", d / "metrics" / "metrics.json"):
+        text = side.read_text("utf-8")
+        assert not [pii for pii in RAW_PII if pii in text], side.name
+    # the formula-looking values are there, neutralised, not dropped
+    hidden = openpyxl.load_workbook(d / "review.xlsx")["_qa"]
+    ids = [c.value for c in hidden["A"][1:]]
+    assert "'=HYPERLINK(\"http://x\",\"y\")" in ids and "'+cmd" in ids
+    kpis = (d / "report" / "kpis.csv").read_text("utf-8-sig")
+    assert "'=1+1" in kpis and "'@SUM(A1:A9)" in kpis
+    warnings = (d / "report" / "warnings.csv").read_text("utf-8-sig")
+    assert "'=HYPERLINK" in warnings and "110***********1234" in warnings    # the red line's evidence, masked
+    page = (d / "report" / "report.html").read_text("utf-8")
+    assert "<script>" not in page and "客服-138****5678" in page
+
+
+def test_hostile_xlsx_workbook_does_not_recalculate_and_import_reads_formula_ids(pipeline, tmp_path):
+    d, _ = pipeline
+    wb = openpyxl.load_workbook(d / "review.xlsx")
+    assert not wb.calculation.fullCalcOnLoad
+    ws = wb["复核"]
+    col = {c.value: c.column for c in ws[1]}
+    for r in range(2, ws.max_row + 1):
+        for h in col:
+            if h.startswith("复核·") and h != "复核·违规规则":
+                ws.cell(r, col[h]).value = 4
+        ws.cell(r, col["评审人"]).value = "=甲"
+    wb.save(tmp_path / "done.xlsx")
+    r = cli("import-review", tmp_path / "done.xlsx", "--out", tmp_path / "l.jsonl", "--report", tmp_path / "a.json")
+    assert r.exit_code == 0, r.output
+    rep = json.loads((tmp_path / "a.json").read_text("utf-8"))
+    assert rep["rows"]["rejected"] == 0 and rep["rows"]["accepted"] == ws.max_row - 1
+    ids = {json.loads(x)["id"] for x in (tmp_path / "l.jsonl").read_text("utf-8").splitlines()}
+    assert "=HYPERLINK(\"http://x\",\"y\")" in ids and "+cmd" in ids      # the real ids, not the neutralised text
+    assert rep["reviewers"] == ["=甲"]
+    text = (tmp_path / "l.jsonl").read_text("utf-8")
+    assert not [pii for pii in RAW_PII if pii in text]
+
+
+# -- personal data ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text,kept", [
+    ("客服-13812345678", "客服-138****5678"),
+    ("电话 138-1234-5678", "电话 138-****-5678"),
+    ("+86 139 1234 5678", "+86 139 **** 5678"),
+    ("+8613912345678", "+86139****5678"),
+    ("一三八一二三四五六七八", "一三八****五六七八"),
+    ("幺三八幺二三四五六七八", "幺三八****五六七八"),
+    ("１３８１２３４５６７８", "１３８****５６７８"),
+    ("身份证110101199003071234", "身份证110***********1234"),
+    ("卡号6222020200001234567", "卡号6222***********4567"),
+    ("北京市朝阳区建国路88号院3号楼", "北京市朝阳区**********"),
+    ("邮箱zhangsan@example.com", "邮箱z*******@example.com"),
+    ("微信号 wxid_abc12345", "微信号 wx***********"),
+    ("加我vx：lily_2020", "加我vx：l********"),
+    ("QQ 123456789", "QQ 1********"),
+    ("扣扣987654321", "扣扣9********"),
+    ("订单 2 件，共 129 元", "订单 2 件，共 129 元"),
+])
+def test_hostile_mask_covers_every_form_and_keeps_length(text, kept):
+    assert mask_text(text) == kept and len(kept) == len(text)
+
+
+@pytest.mark.parametrize("value", ["=1+1", "+86", "-2", "@x", "\t=x", "\r=x", "'=x", "''@x", "'plain", "ok"])
+def test_hostile_neutralise_round_trips(value):
+    safe = neutralise_cell(value)
+    assert not safe.startswith(FORMULA_START) and unneutralise_cell(safe) == value
+
+
+# -- corrupt files ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("command", ["check", "metrics", "grade", "predict"])
+def test_hostile_corrupt_files_become_rejects_and_the_summary_prints(command, tmp_path):
+    if command == "predict":
+        pytest.importorskip("torch")
+    extra = {"grade": ["--model", "none", "--workers", "1", "--out", tmp_path / "r.jsonl"],
+             "predict": ["--out", tmp_path / "p.jsonl"], "check": ["--out", tmp_path / "f.jsonl"],
+             "metrics": ["--out", tmp_path / "m"]}[command]
+    r = cli(command, CHATS, *CORRUPT, *extra)
+    assert r.exit_code == 0, r.output
+    m = re.search(r"read (\d+) · accepted (\d+) · rejected (\d+)", r.stderr)
+    assert m, r.stderr
+    read, accepted, rejected = map(int, m.groups())
+    assert read == accepted + rejected and rejected >= len(CORRUPT)
+    rejects = next(tmp_path.rglob("*rejects.jsonl")).read_text("utf-8")
+    for p in CORRUPT:
+        assert str(p) in rejects
+    assert "not a valid .xlsx workbook" in rejects and "nested too deeply" in rejects
+
+
+# -- duplicate ids ---------------------------------------------------------------------------------------
+
+def test_hostile_metrics_count_each_conversation_id_once(tmp_path):
+    r = cli("metrics", CHATS, HOSTILE / "dup.jsonl", "--out", tmp_path)
+    assert r.exit_code == 0, r.output
+    rows = json.loads((tmp_path / "metrics.json").read_text("utf-8"))["groups"]
+    assert sum(x["conversations"] for x in rows if x["level"] == "platform") == UNIQUE_IDS
+    rejects = [json.loads(x) for x in (tmp_path / "rejects.jsonl").read_text("utf-8").splitlines()]
+    assert {(x["id"], x["field"]) for x in rejects} == {("@dup", "id"), ("+cmd", "id")}
+
+
+def test_hostile_report_counts_each_conversation_id_once(pipeline, tmp_path):
+    d, _ = pipeline
+    r = cli("report", d / "results.jsonl", d / "results.jsonl", "--out", tmp_path)
+    assert r.exit_code == 0, r.output
+    n = len({json.loads(x)["id"] for x in (d / "results.jsonl").read_text("utf-8").splitlines()})
+    total = next(x for x in csv.DictReader((tmp_path / "kpis.csv").read_text("utf-8-sig").splitlines())
+                 if x["level"] == "all")
+    assert int(total["conversations"]) == n and "note" in r.output
+
+
+@pytest.mark.xfail(reason="qa/batch.py (grading-assembly owner) must pass unique_ids=True to read_many",
+                   strict=False)
+def test_hostile_grade_rejects_a_repeated_id(pipeline):
+    d, _ = pipeline
+    ids = [json.loads(x)["id"] for x in (d / "results.jsonl").read_text("utf-8").splitlines()]
+    assert len(ids) == len(set(ids)) == UNIQUE_IDS
+
+
+def _two_chats_one_id(pipeline) -> list[dict]:
+    d, _ = pipeline
+    recs = [json.loads(x) for x in (d / "results.jsonl").read_text("utf-8").splitlines()]
+    base = next(r for r in recs if r["id"] == "-2+3")
+    other = {**base, "messages": [{**m, "text": "另一个会话：" + (m["text"] or "")} for m in base["messages"]]}
+    return [base, other, next(r for r in recs if r["id"] == "+cmd")]
+
+
+def test_hostile_review_of_two_chats_with_one_id_lands_on_each_chat(pipeline, tmp_path, rubric):
+    from qa.review import export_review, import_reviews
+
+    export_review(_two_chats_one_id(pipeline), tmp_path / "e.xlsx", rubric)
+    wb = openpyxl.load_workbook(tmp_path / "e.xlsx")
+    ws = wb["复核"]
+    col = {c.value: c.column for c in ws[1]}
+    grade = {2: 5, 3: 2, 4: 4}                       # row → attitude grade
+    for r, g in grade.items():
+        for h in col:
+            if h.startswith("复核·") and h != "复核·违规规则":
+                ws.cell(r, col[h]).value = g
+        ws.cell(r, col["评审人"]).value = "甲"
+    rows = [[c.value for c in ws[r]] for r in (2, 3, 4)]
+    for r, values in zip((2, 3, 4), reversed(rows)):  # the reviewer sorted the sheet
+        for j, v in enumerate(values, 1):
+            ws.cell(r, j).value = v
+    wb.save(tmp_path / "done.xlsx")
+    imp = import_reviews([tmp_path / "done.xlsx"], rubric)
+    assert (imp.accepted, imp.rejected) == (3, 0), imp.problems
+    by_text = {rec["messages"][0]["text"]: rec["labels"]["reviews"][0]["grades"]["attitude"]
+               for rec in imp.labelled()}
+    first = [t for t in by_text if not t.startswith("另一个会话")]
+    assert sorted(by_text.values()) == [2, 4, 5]
+    assert {by_text[t] for t in first} == {5, 4} and [v for t, v in by_text.items() if t.startswith("另一个")] == [2]
+
+    # without the review key column the shared id is ambiguous: those rows are refused, not guessed
+    ws.delete_cols(col["复核键"])
+    wb.save(tmp_path / "nokey.xlsx")
+    imp = import_reviews([tmp_path / "nokey.xlsx"], rubric)
+    assert (imp.accepted, imp.rejected) == (1, 2) and {p.code for p in imp.problems} == {"ambiguous_id"}
+
+
+def test_hostile_review_row_moved_to_another_id_is_refused(pipeline, tmp_path, rubric):
+    from qa.review import export_review, import_reviews
+
+    export_review(_two_chats_one_id(pipeline), tmp_path / "e.csv", rubric)
+    rows = list(csv.reader((tmp_path / "e.csv").read_text("utf-8-sig").splitlines(keepends=True)))
+    h = {name: j for j, name in enumerate(rows[0])}
+    for row in rows[1:]:
+        for name, j in h.items():
+            if name.startswith("复核·") and name != "复核·违规规则":
+                row[j] = "4"
+    rows[3][h["会话ID"]] = rows[1][h["会话ID"]]            # the id of another chat typed over a row
+    with open(tmp_path / "e.csv", "w", encoding="utf-8-sig", newline="") as f:
+        csv.writer(f).writerows(rows)
+    imp = import_reviews([tmp_path / "e.csv"], rubric)
+    assert imp.accepted == 2 and [p.code for p in imp.problems] == ["id_mismatch"]
+
+
+# -- size limits -----------------------------------------------------------------------------------------
+
+def test_hostile_review_cells_stay_under_excels_limit(pipeline, tmp_path, rubric):
+    from qa.review import export_review
+
+    rec = _two_chats_one_id(pipeline)[0]
+    long = {**rec, "messages": [{**rec["messages"][0], "text": "很长的消息" * 9000}, *rec["messages"][1:]]}
+    for fmt in ("csv", "xlsx"):
+        export_review([long], tmp_path / f"long.{fmt}", rubric)
+        seen = [v for _, v in cells(tmp_path / f"long.{fmt}") if isinstance(v, str)]
+        assert max(map(len, seen)) <= 32_767 and MAX_CELL < 32_767
+
+
+# -- option values and outputs ---------------------------------------------------------------------------
+
+def _bad_options(tmp_path: Path) -> list[list]:
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    (tmp_path / "notes.txt").write_text("x")
+    return [
+        ["grade", CHATS, "--batch-size", "0", "--model", "none"],
+        ["grade", CHATS, "--batch-size", "-3", "--model", "none"],
+        ["grade", CHATS, "--workers", "0", "--model", "none"],
+        ["grade", CHATS, "--batch-size", "many"],
+        ["grade", CHATS, "--tz", "Mars/Olympus", "--model", "none"],
+        ["check", CHATS, "--columns", "nosuch"],
+        ["metrics", CHATS, "--columns", "nosuch.yaml"],
+        ["metrics", CHATS, "--by", "week"],
+        ["check", HOSTILE],
+        ["check", tmp_path / "notes.txt"],
+        ["predict", CHATS, "--out", tmp_path / "p.jsonl", "--format", "csv"],
+        ["predict", CHATS, "--out", tmp_path / "p.jsonl", "--batch-size", "0"],
+        ["sample", CHATS, "--n", "0"],
+        ["grade", CHATS, "--model", "none", "--out", a_file / "results.jsonl"],
+        ["metrics", CHATS, "--out", a_file / "m"],
+        ["check", CHATS, "--out", a_file / "f.jsonl"],
+        ["report", HOSTILE / "dup.jsonl", "--out", a_file / "r"],
+        ["report", HOSTILE],
+        ["export-review", CHATS, "--out", a_file / "x.xlsx"],
+        ["nosuch-command"],
+    ]
+
+
+def test_hostile_every_bad_option_value_is_one_line_and_exit_2(tmp_path, capsys):
+    for args in _bad_options(tmp_path):
+        code, _, err = run_main(capsys, *args)
+        try:
+            assert_one_line_error(code, err)
+        except AssertionError as e:
+            raise AssertionError(f"qa {' '.join(map(str, args))}: {e}") from None
+
+
+def test_hostile_unwritable_output_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+    import qa.io.write
+
+    def refuse(self, path, **kw):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(qa.io.write.JsonlWriter, "__init__", refuse)
+    code, _, err = run_main(capsys, "metrics", CHATS, "--out", tmp_path / "ro")
+    assert_one_line_error(code, err)
+    assert "Permission denied" in err and str(tmp_path / "ro") in err
+
+
+# -- rubric ---------------------------------------------------------------------------------------------
+
+def test_hostile_rubric_weights_must_sum_to_100(tmp_path, capsys):
+    from qa.errors import RubricError
+    from qa.rubric import DEFAULT_RUBRIC, load_rubric
+
+    text = DEFAULT_RUBRIC.read_text("utf-8").replace("lexicon: lexicon/zh.yaml",
+                                                     f"lexicon: {DEFAULT_RUBRIC.parent / 'lexicon' / 'zh.yaml'}")
+    bad = re.sub(r"weights: \{attitude: 20,", "weights: {attitude: 210,", text, count=1)   # 290 in all
+    (tmp_path / "bad.yaml").write_text(bad, encoding="utf-8")
+    with pytest.raises(RubricError, match="sum to 100"):
+        load_rubric(tmp_path / "bad.yaml")
+    code, _, err = run_main(capsys, "rubric", "validate", tmp_path / "bad.yaml")
+    assert_one_line_error(code, err)
+    for p in sorted((ROOT / "rubrics").glob("*.yaml")):
+        for prof in load_rubric(p).profiles.values():
+            assert sum(prof.weights.values()) == pytest.approx(100)
+
+
+def test_hostile_scores_stay_within_0_and_100(pipeline):
+    d, _ = pipeline
+    scores = [json.loads(x)["score"] for x in (d / "results.jsonl").read_text("utf-8").splitlines()]
+    assert scores and all(0 <= s <= 100 for s in scores)
+
+
+def test_hostile_rubric_docs_pointers_exist():
+    for p in sorted((ROOT / "rubrics").glob("*.yaml")):
+        for line in p.read_text("utf-8").splitlines():
+            if not line.lstrip().startswith("#"):
+                continue
+            for ref in re.findall(r"[\w./-]+\.md\b", line):
+                assert (ROOT / ref).is_file() or (p.parent / ref).resolve().is_file(), f"{p.name}: {ref}"
