@@ -56,16 +56,16 @@ def cli_errors() -> Iterator[None]:
         fail(os_error_message(e))
 
 
-def check_inputs(paths: list[Path], *, chats: bool = False, columns: str | None = None, tz: str | None = None
-                 ) -> None:
+def check_inputs(paths: list[Path], *, chats: bool = False, columns: str | None = None, tz: str | None = None,
+                 noun: str = "input file") -> None:
     """Inputs exist and are files (and, for chat inputs, have a readable format); ``--columns`` and ``--tz``
     name something real. Exit 2 with one line otherwise, before anything is written."""
     dirs = [str(p) for p in paths if p.is_dir()]
     if dirs:
-        fail(f"input is a directory, not a file: {', '.join(dirs)} (pass the files in it, e.g. {dirs[0]}/*.jsonl)")
+        fail(f"{noun} is a directory: {', '.join(dirs)} (pass the files in it, e.g. {dirs[0]}/*.jsonl)")
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
-        fail(f"no such input file: {', '.join(missing)}")
+        fail(f"no such {noun}: {', '.join(missing)}")
     if chats:
         from qa.io.read import input_format
 

@@ -55,7 +55,7 @@ def report_cli(
     """Report per shop, agent and day: KPIs against thresholds, score charts, weakest dimensions, follow-ups."""
     from qa.report import build_report            # DuckDB: loaded when the command runs, not for --help
     from qa.report.html import KIND_LABELS
-    check_inputs(results)
+    check_inputs(results, noun="results file")
     check_out(out, folder=True)
     with cli_errors():
         rep = build_report(results, out, rubric=rubric, profile=profile)
