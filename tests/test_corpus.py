@@ -1,0 +1,144 @@
+"""The pretraining corpus: build script (parsing, cleaning, dedupe, held-out split) on a small self-written
+fixture, the ``datasets`` loading with whole-word ids, and a few pretraining steps with checkpoint/resume."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT / "tests" / "data" / "corpus_fixture"
+
+
+@pytest.fixture(scope="module")
+def bc():
+    spec = importlib.util.spec_from_file_location("build_corpus", ROOT / "scripts" / "build_corpus.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["build_corpus"] = mod          # dataclasses look their module up while the class is built
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def fixture_sources(bc):
+    S = bc.Source
+    return [
+        S("reviews", "github", "example/reviews", "0" * 40, ("reviews.csv",), "csv", "CC0", "ecommerce", 2.0,
+          options=(("column", "review"),)),
+        S("qa", "github", "example/qa", "0" * 40, ("qa.jsonl",), "jsonl", "CC0", "qa", 1.0,
+          options=(("fields", "question,answer"),)),
+        S("news", "pypi", "example-news", "1.0", ("news_tagged.txt",), "tagged", "CC0", "news", 0.5),
+    ]
+
+
+@pytest.fixture(scope="module")
+def built(bc, tmp_path_factory):
+    out = tmp_path_factory.mktemp("corpus")
+    local = {"reviews": [FIXTURE / "reviews.csv"], "qa": [FIXTURE / "qa.jsonl"], "news": [FIXTURE / "news_tagged.txt"]}
+    manifest = bc.build(out, fixture_sources(bc), local=local, heldout_percent=30, log=lambda *a: None)
+    return out, manifest
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+
+
+def test_build_parses_cleans_and_dedupes(built):
+    out, m = built
+    assert not m["failed"]
+    train = {name: [ln for f in s["shards"] for ln in _lines(out / "train" / f)] for name, s in m["sources"].items()}
+    held = _lines(out / "heldout.txt")
+    everything = [ln for v in train.values() for ln in v] + held
+    assert len(everything) == len(set(everything))                      # exact duplicates dropped …
+    assert m["sources"]["reviews"]["duplicates"] == 1                    # … the repeated review once
+    assert m["sources"]["qa"]["duplicates"] == 1                         # … and across sources (first wins)
+    assert "等了五天快递还没到,客服说再等等。" in everything              # traditional → simplified, half-width
+    assert "衣服 质量不错, 面料舒服,尺码标准。" in everything            # whitespace runs → one space
+    assert "ok 收到货了,abc牌子的耳机音质一般般,退货流程还算顺利。" in everything   # full-width → ASCII, lower
+    assert "好" not in everything                                         # too short
+    assert not any("hello world" in ln for ln in everything)             # mostly non-Chinese
+    assert "江浙沪一般两天内送达,其他地区三到五天。" in everything       # list-valued JSON field
+    assert "1998年新年讲话受到广泛关注。" in everything                  # POS tags and token spaces removed
+    for name, s in m["sources"].items():                                 # manifest counts match the files
+        assert s["passages"] == len(train[name])
+        assert s["chars"] == sum(map(len, train[name]))
+    assert m["total"]["heldout_passages"] == len(held)
+    assert m["sources"]["reviews"]["weight"] == 2.0 and m["sources"]["news"]["licence"] == "CC0"
+
+
+def test_heldout_split_is_by_hash(bc, built):
+    out, m = built
+    held = _lines(out / "heldout.txt")
+    train = [ln for f in (out / "train").glob("*.txt") for ln in _lines(f)]
+    assert held and train
+    assert all(bc.is_heldout(t, 30) for t in held)
+    assert not any(bc.is_heldout(t, 30) for t in train)
+    assert bc.is_heldout("物流很快", 1) == bc.is_heldout("物流很快", 1)
+    share = np.mean([bc.is_heldout(f"第{i}条评论,质量不错", 1) for i in range(20_000)])
+    assert 0.007 < share < 0.013                                         # 1 % by default
+
+
+def test_forbidden_splits_are_refused(bc):
+    for bad in ("datasets/bustm/dev_0.json", "x/test.json", "DRCD_dev.json", "data/valid.tsv", "a/test_public.json"):
+        assert bc.forbidden_split(bad)
+    for ok in ("datasets/eprstmt/unlabeled.json", "datasets/book_review/train.tsv", "全唐诗/poet.tang.0.json"):
+        assert not bc.forbidden_split(ok)
+    src = bc.Source("bad", "github", "o/r", "0" * 40, ("data/test.json",), "jsonl", "x", "qa")
+    with pytest.raises(ValueError):
+        list(bc._expand_github_paths(src, None))
+    for s in bc.SOURCES:                                                 # the real table names no such split
+        assert not any(bc.forbidden_split(p) for p in s.paths), s.name
+
+
+def test_split_passage_keeps_sentences(bc):
+    text = "这是第一句话。" * 60
+    pieces = list(bc.split_passage(text, 50))
+    assert "".join(pieces) == text and all(len(p) <= 50 for p in pieces)
+    assert all(p.endswith("。") for p in pieces)
+
+
+def test_whole_word_mask_and_chunks():
+    from qa.model.corpus import chunk_text, whole_word_mask
+    words = np.array([[-1, 0, 0, 1, 2, 2, 2, -1, -1], [-1, 0, 1, 1, -1, -1, -1, -1, -1]])
+    mask = whole_word_mask(words, 0.5, np.random.default_rng(0))
+    assert mask.any(1).all()                                             # every row gets a masked word
+    for row_w, row_m in zip(words, mask):
+        for w in set(row_w[row_w >= 0]):
+            assert len(set(row_m[row_w == w])) == 1                      # a word is masked whole or not at all
+        assert not row_m[row_w < 0].any()                                # never specials or padding
+    assert all(len(p) <= 10 for p in chunk_text("一" * 95, 10)) and len(chunk_text("一" * 95, 10)) == 10
+
+
+def test_pretrain_small_run_loads_like_train(built, tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("datasets")
+    pytest.importorskip("jieba")
+    from transformers import AutoModel, AutoTokenizer
+
+    from qa.model.pretrain import PretrainArgs, pretrain
+    corpus, _ = built
+    out = tmp_path / "base"
+    args = PretrainArgs(out=str(out), corpus=str(corpus), conversations=[str(ROOT / "data" / "samples" / "samples.jsonl")],
+                        vocab_size=400, hidden=32, layers=1, heads=2, max_len=16, batch_size=4, steps=4, eval_every=2,
+                        save_every=2, threads=1, device="cpu")
+    info = pretrain(args)
+    assert info["steps"] == 4
+    assert 0.0 <= info["heldout"]["masked_acc"] <= 1.0 and info["heldout"]["perplexity"] > 1
+    assert [e["step"] for e in info["evals"]] == [2, 4]
+    saved = json.loads((out / "pretrain.json").read_text(encoding="utf-8"))
+    assert saved["model"]["layers"] == 1 and saved["corpus"]["sources"]["reviews"]["weight"] == 2.0
+    card = (out / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert "masked-token accuracy" in card and "qa pretrain" in card
+    tok = AutoTokenizer.from_pretrained(out)                             # the way qa train --base-model loads it
+    enc = AutoModel.from_pretrained(out, add_pooling_layer=False)
+    assert enc.config.hidden_size == 32 and "[CUS]" in tok.get_vocab()
+    hidden = enc(**tok(["客服态度很好"], return_tensors="pt")).last_hidden_state
+    assert hidden.shape[-1] == 32
+    # resume: continues from the checkpoint to the new step count
+    args2 = PretrainArgs(**{**args.__dict__, "steps": 6, "resume": True})
+    info2 = pretrain(args2)
+    assert info2["steps"] == 6 and info2["evals"][0]["step"] == 2
