@@ -1,0 +1,181 @@
+"""Rule-flag and turn-label heads: targets, thresholds, a tiny trained model, rules + model findings,
+real-looking augmentation, generator turn labels, and the real-set join."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from qa.schema import Conversation
+from tests.conftest import ROOT
+
+GEN = ROOT / "data" / "labelled" / "gen" / "gen.jsonl"
+
+
+def _conv(messages, **labels):
+    return Conversation.model_validate({"id": "c1", "messages": messages, "labels": labels})
+
+
+CHAT = [{"role": "customer", "text": "这个有XL吗"}, {"role": "agent", "text": "我帮您看看"},
+        {"role": "customer", "text": "到底有没有"}, {"role": "agent", "text": "有的亲 XL现货"},
+        {"role": "customer", "text": "好的"}]
+
+
+def test_flag_targets_are_the_share_of_reviewers():
+    from qa.model.flags import flag_targets
+    conv = _conv(CHAT, reviews=[{"grades": {}, "rules": ["vague_reply"]}, {"grades": {}, "rules": []},
+                                {"grades": {}}])   # the third review lists no rules: it does not count
+    assert flag_targets(conv, ["vague_reply", "privacy_leak"]) == {"vague_reply": 0.5, "privacy_leak": 0.0}
+    assert flag_targets(_conv(CHAT, reviews=[{"grades": {}}]), ["vague_reply"]) == {}
+
+
+def test_turn_targets_average_reviewers_and_derive_unanswered():
+    from qa.model.flags import turn_targets
+    a = {"customer": [{"i": 0, "request": True, "answered_by": 3}, {"i": 2, "request": True, "answered_by": None}],
+         "agent": [{"i": 1, "vague": True, "uncivil": False, "pii": False}]}
+    b = {"customer": [{"i": 0, "request": True, "answered_by": None}, {"i": 9, "request": True}],   # 9: no such message
+         "agent": [{"i": 1, "vague": False, "uncivil": False, "pii": False}]}
+    conv = _conv(CHAT, reviews=[{"grades": {}, "turns": a}, {"grades": {}, "turns": b}])
+    t = turn_targets(conv, {"customer": ["request", "unanswered"], "agent": ["vague", "uncivil", "pii"]})
+    assert t[0] == {"request": 1.0, "unanswered": 0.5}
+    assert t[2] == {"request": 1.0, "unanswered": 1.0}
+    assert t[1] == {"vague": 0.5, "uncivil": 0.0, "pii": 0.0}
+    assert 9 not in t
+
+
+def test_best_threshold_maximises_f1_of_rules_or_model():
+    from qa.model.flags import best_threshold
+    probs = np.array([0.9, 0.8, 0.3, 0.2, 0.1])
+    gold = np.array([True, True, False, True, False])
+    t, f1 = best_threshold(probs, gold)
+    assert (t, round(f1, 3)) == (0.2, 0.857)          # 0.2 catches all three positives with one false alarm
+    base = np.array([False, False, False, True, False])   # the rule already finds the third positive
+    t, f1 = best_threshold(probs, gold, base)
+    assert t == pytest.approx(0.8) and f1 == 1.0
+    assert best_threshold(probs, np.zeros(5, bool))[0] > 1     # nothing to find: the model never fires
+
+
+def test_combine_marks_source_and_keeps_rule_evidence():
+    from qa.model.predict import FlagPrediction
+    from qa.rubric import load_rubric
+    from qa.rules.base import Finding
+    from qa.rules.combine import combine
+    rubric = load_rubric()
+    conv = _conv(CHAT)
+    rule = Finding("vague_reply", "major", "敷衍回复", "rule text", 1, (0, 5), "我帮您看看")
+    raised = [FlagPrediction("vague_reply", 0.9, 0.5, 1), FlagPrediction("unanswered_question", 0.7, 0.4, 2),
+              FlagPrediction("overpromise", 0.99, 0.5, 3)]       # not a model flag of the rubric: ignored
+    out = {f.rule: f for f in combine([rule], raised, rubric, conv)}
+    assert set(out) == {"vague_reply", "unanswered_question"}
+    assert out["vague_reply"].source == "both" and out["vague_reply"].span == (0, 5)
+    assert out["unanswered_question"].source == "model" and out["unanswered_question"].message == 2
+    assert out["unanswered_question"].evidence == "到底有没有"
+
+
+def test_card_pasted_as_text_is_read_as_a_card():
+    conv = Conversation.model_validate({"id": "x", "messages": [
+        {"role": "customer", "text": "https://item.taobao.com/item.htm?id=612345678901"},
+        {"role": "customer", "text": "订单号：260110553281712345"}, {"role": "customer", "text": "我买了2件"},
+        {"role": "agent", "text": "https://item.taobao.com/item.htm?id=612345678901"}]})
+    assert [m.type for m in conv.messages] == ["product_card", "order_card", "text", "text"]
+    assert "card_from_text:0" in conv.warnings
+
+
+def test_realistic_copy_keeps_labels_and_first_last_agent_wording():
+    from qa.model.augment import realistic
+    rows = [json.loads(line) for line in GEN.read_text(encoding="utf-8").splitlines()[:60]]
+    rng = random.Random(3)
+    made = 0
+    for r in rows:
+        r = {**r, "labels": {"reviews": r["labels"]["reviews"]}}   # turn labels would pin the messages
+        conv = Conversation.model_validate(r)
+        copy = realistic(conv, rng)
+        if copy is None:
+            continue
+        made += 1
+        assert copy.labels == conv.labels and copy.id == conv.id + "~real"
+        agent = [m.text for m in conv.messages if m.role == "agent" and m.type == "text"]
+        new = [m.text for m in copy.messages if m.role == "agent" and m.type == "text"]
+        assert sum(map(len, new)) <= sum(map(len, agent))
+    assert made > 30
+    labelled = Conversation.model_validate(rows[0])          # with turn labels: left alone
+    assert realistic(labelled, rng) is None
+
+
+def test_generated_chats_carry_turn_labels_that_agree_with_their_flags():
+    rows = [json.loads(line) for line in GEN.read_text(encoding="utf-8").splitlines()[:400]]
+    agree = 0
+    for r in rows:
+        t = r["labels"]["turns"]
+        flags = set(r["labels"]["reviews"][0]["rules"])
+        n = len(r["messages"])
+        assert all(0 <= x["i"] < n and r["messages"][x["i"]]["role"] == "customer" for x in t["customer"])
+        assert all(r["messages"][x["i"]]["role"] in ("agent", "bot") for x in t["agent"])
+        assert all(x["answered_by"] is None or x["answered_by"] > x["i"] for x in t["customer"])
+        unanswered = any(x["request"] and x["answered_by"] is None for x in t["customer"])
+        vague = any(x["vague"] for x in t["agent"])
+        agree += (unanswered == ("unanswered_question" in flags)) and (vague == ("vague_reply" in flags))
+    assert agree == len(rows)
+
+
+@pytest.fixture(scope="module")
+def flag_model(tmp_path_factory):
+    pytest.importorskip("torch")
+    from qa.model.train import TrainArgs, train
+    d = tmp_path_factory.mktemp("flags")
+    data = d / "train.jsonl"
+    data.write_text("\n".join(GEN.read_text(encoding="utf-8").splitlines()[:80]) + "\n", encoding="utf-8")
+    metrics = train(TrainArgs(data=[str(data)], out=str(d / "model"), base_model="none", epochs=1, batch_size=8,
+                              max_steps=3, dev_fraction=0.3, seed=2, augment=0.3))
+    return d / "model", metrics
+
+
+def test_flag_model_learns_thresholds_and_predicts_flags_turns_and_evidence(flag_model):
+    from qa.io.read import read_path
+    from qa.model.predict import Classifier
+    path, metrics = flag_model
+    cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    assert cfg["flags"] == ["unanswered_question", "vague_reply", "uncivil_language", "privacy_leak"]
+    assert cfg["turn_labels"] == {"customer": ["request", "unanswered"], "agent": ["vague", "uncivil", "pii"]}
+    assert set(cfg["flag_thresholds"]) <= set(cfg["flags"]) and cfg["flag_thresholds"]
+    assert set(metrics["dev_flags"]) == set(cfg["flag_thresholds"])
+    clf = Classifier(path)
+    convs = list(read_path(ROOT / "data" / "samples" / "samples.jsonl"))[:6]
+    for conv, p in zip(convs, clf.predict_all(convs, batch_size=4)):
+        assert set(p.flags) == set(cfg["flags"]) and all(0 <= v <= 1 for v in p.flags.values())
+        for i, m in enumerate(conv.messages):
+            if p.turns[i] is not None:
+                role = "customer" if m.role == "customer" else "agent"
+                assert set(p.turns[i]) == set(cfg["turn_labels"][role])
+        for r in p.raised:
+            assert r.prob >= r.threshold and r.message is not None
+            want = "customer" if r.rule == "unanswered_question" else "agent"
+            assert (conv.messages[r.message].role == "customer") == (want == "customer")
+
+
+def test_build_real_sets_joins_labels_with_text_and_keeps_eval_apart(tmp_path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("build_real_sets", ROOT / "scripts" / "build_real_sets.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    (labels / "ecom_ids_eval.txt").write_text("e2\n", encoding="utf-8")
+    rows = [{"id": "e1", "source": "ecom", "reviewer": "r1", "grades": {"attitude": 5}, "rules": []},
+            {"id": "e2", "source": "ecom", "reviewer": "r1", "grades": {"attitude": 4}, "rules": ["vague_reply"]},
+            {"id": "e2", "source": "ecom", "reviewer": "r2", "grades": {"attitude": 3}, "rules": []},
+            {"id": "gone", "source": "ecom", "reviewer": "r1", "grades": {"attitude": 3}, "rules": []}]
+    (labels / "labels_ecom_x.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    cache = tmp_path / "cache"
+    (cache / "real").mkdir(parents=True)
+    chats = [{"id": i, "platform": "taobao", "meta": {"source": "jddc"},
+              "messages": [{"role": "customer", "text": "在吗"}, {"role": "agent", "text": "在的"}]} for i in ("e1", "e2")]
+    (cache / "real" / "chats.jsonl").write_text("\n".join(json.dumps(c) for c in chats) + "\n", encoding="utf-8")
+    counts = mod.build(labels, cache, tmp_path / "no-stc3.json")
+    assert counts == {"real_eval_stc3": 0, "real_eval_ecom": 1, "real_train_ecom": 1, "missing_text": 1}
+    ev = json.loads((cache / "real" / "real_eval_ecom.jsonl").read_text(encoding="utf-8"))
+    assert [r["reviewer"] for r in ev["labels"]["reviews"]] == ["r1", "r2"]
+    assert ev["messages"][0]["text"] == "在吗"
