@@ -188,7 +188,9 @@ class Grader:
 
 
 def load_classifier(model: str | Path | None, rubric: Rubric, *, threads: int | None = None):
-    """The classifier for ``rubric`` (the shipped default when ``model`` is None), checked against it."""
+    """The classifier for ``rubric`` (the shipped default when ``model`` is None), checked against it —
+    from its config first, so a wrong or broken folder fails before torch loads."""
+    check_model_dir(model, rubric)
     try:
         import torch
     except ImportError as e:

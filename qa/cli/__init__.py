@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("qa.cli.evaluate", "eval_cli"),
     "predict": ("qa.cli.predict", "predict_cli"),
     "rubric": ("qa.cli.rubric", "app"),
+    "topics": ("qa.cli.topics", "topics_cli"),
+    "shop-score": ("qa.cli.shop_score", "shop_score_cli"),
 }
 
 

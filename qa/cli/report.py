@@ -51,6 +51,9 @@ def report_cli(
     profile: str = typer.Option(None, "--profile", "-p", help="Judge every group by this platform profile "
                                 "(default: the records' own profile)"),
     rubric: Path = RUBRIC,
+    topics: bool = typer.Option(False, "--topics", help="Add the question types (as `qa topics`; docs/topics.md)"),
+    shop_stats: Path = typer.Option(None, "--shop-stats", help="Shop-day statistics CSV: add the 服务体验分 "
+                                    "(as `qa shop-score`)"),
 ) -> None:
     """Report per shop, agent and day: KPIs against thresholds, score charts, weakest dimensions, follow-ups."""
     from qa.report import build_report            # DuckDB: loaded when the command runs, not for --help
@@ -58,7 +61,7 @@ def report_cli(
     check_inputs(results, noun="results file")
     check_out(out, folder=True)
     with cli_errors():
-        rep = build_report(results, out, rubric=rubric, profile=profile)
+        rep = build_report(results, out, rubric=rubric, profile=profile, topics=topics, shop_stats=shop_stats)
     console.print(summary(rep))
     kinds = collections.Counter(k for w in rep.warnings for k in w["kinds"].split(";"))
     if kinds:

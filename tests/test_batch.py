@@ -1,0 +1,135 @@
+"""qa.batch: the local runner — counts, resume (and its stamp), Parquet, --no-messages, the default two-worker
+path, and a worker that cannot start."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from qa.batch import grade_files
+from qa.errors import InputError, ModelError
+from qa.grader import GradeSettings
+from tests.conftest import ROOT
+
+
+def _mixed_input(tmp_path):
+    good = (ROOT / "data" / "samples" / "samples.jsonl").read_text(encoding="utf-8").splitlines()[:20]
+    bad = ['{"id": "broken-1", "messages": "not a list"}', "{this is not json", '{"messages": []}']
+    lines = good[:7] + bad[:1] + good[7:15] + bad[1:] + good[15:]
+    p = tmp_path / "mixed.jsonl"
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return p
+
+
+def _rows(path):
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_batch_counts_add_up_on_mixed_input(tmp_path):
+    src = _mixed_input(tmp_path)
+    out = tmp_path / "results.jsonl"
+    run = grade_files([src], out, GradeSettings(model="none", profile="douyin", batch_size=4), workers=1)
+    results = _rows(out)
+    rejects = out.with_name("results.rejects.jsonl").read_text(encoding="utf-8").splitlines()
+    assert run.stats.read == 23 == len(results) + len(rejects)
+    assert len(results) == 20 and len(rejects) == 3
+    assert all(json.loads(r).get("reason") for r in rejects)
+    assert all(r["stamp"] == {"rubric": results[0]["stamp"]["rubric"], "model": None, "profile": "douyin"}
+               for r in results)
+
+
+def test_batch_resume_after_a_kill_neither_loses_nor_duplicates(tmp_path):
+    src = _mixed_input(tmp_path)
+    settings = GradeSettings(model="none", profile="douyin", batch_size=4)
+    full = tmp_path / "full.jsonl"
+    grade_files([src], full, settings, workers=1)
+    expected = [r["id"] for r in _rows(full)]
+    # a run killed mid-write: 9 complete lines and a torn tenth
+    out = tmp_path / "results.jsonl"
+    lines = full.read_text(encoding="utf-8").splitlines(keepends=True)
+    out.write_text("".join(lines[:9]) + lines[9][: len(lines[9]) // 2], encoding="utf-8")
+    run = grade_files([src], out, settings, workers=1, resume=True)
+    assert [r["id"] for r in _rows(out)] == expected and run.resumed == 9 and run.graded == 11
+
+
+def test_batch_resume_refuses_a_changed_input(tmp_path):
+    src = _mixed_input(tmp_path)
+    out = tmp_path / "results.jsonl"
+    settings = GradeSettings(model="none", profile="douyin")
+    grade_files([src], out, settings, workers=1)
+    first = _rows(out)[0]
+    out.write_text(json.dumps({**first, "id": "someone-else"}) + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match="cannot resume"):
+        grade_files([src], out, settings, workers=1, resume=True)
+
+
+def test_batch_resume_refuses_a_different_stamp(tmp_path):
+    src = _mixed_input(tmp_path)
+    out = tmp_path / "results.jsonl"
+    grade_files([src], out, GradeSettings(model="none", profile="douyin", batch_size=4), workers=1)
+    lines = out.read_text(encoding="utf-8").splitlines(keepends=True)
+    out.write_text("".join(lines[:5]), encoding="utf-8")
+    with pytest.raises(InputError, match="different profile"):
+        grade_files([src], out, GradeSettings(model="none", profile="kuaishou"), workers=1, resume=True)
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 5       # nothing mixed in
+    other = tmp_path / "other.yaml"
+    other.write_text((ROOT / "rubrics" / "default.yaml").read_text(encoding="utf-8")
+                     .replace("lexicon: lexicon/zh.yaml", f"lexicon: {ROOT / 'rubrics' / 'lexicon' / 'zh.yaml'}")
+                     .replace("first_response_s: 120 ", "first_response_s: 60 "), encoding="utf-8")
+    with pytest.raises(InputError, match="different rubric"):
+        grade_files([src], out, GradeSettings(rubric=str(other), model="none", profile="douyin"), workers=1,
+                    resume=True)
+
+
+def test_batch_parquet_output_matches_jsonl(tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    from qa.grade import read_records
+    src = _mixed_input(tmp_path)
+    settings = GradeSettings(model="none", profile="kuaishou", batch_size=8)
+    grade_files([src], tmp_path / "r.jsonl", settings, workers=1)
+    grade_files([src], tmp_path / "r.parquet", settings, workers=1)
+    table = pq.read_table(tmp_path / "r.parquet").to_pylist()
+    js = _rows(tmp_path / "r.jsonl")
+    assert [r["id"] for r in table] == [r["id"] for r in js]
+    assert [r["score"] for r in table] == [r["score"] for r in js]
+    assert json.loads(table[0]["dimensions"]) == js[0]["dimensions"]
+    assert list(read_records([tmp_path / "r.parquet"])) == list(read_records([tmp_path / "r.jsonl"]))
+    assert not (tmp_path / "r.parquet.partial.jsonl").exists()
+
+
+def test_batch_no_messages_keeps_results_small(tmp_path):
+    from qa.review.records import read_results
+    src = _mixed_input(tmp_path)
+    full, small = tmp_path / "full.jsonl", tmp_path / "small.jsonl"
+    grade_files([src], full, GradeSettings(model="none"), workers=1)
+    grade_files([src], small, GradeSettings(model="none", messages=False), workers=1)
+    assert all(r["messages"] is None for r in _rows(small))
+    assert small.stat().st_size < full.stat().st_size * 0.75
+    strip = [{k: v for k, v in r.items() if k != "messages"} for r in _rows(full)]
+    assert strip == [{k: v for k, v in r.items() if k != "messages"} for r in _rows(small)]
+    with pytest.raises(InputError, match="--no-messages"):        # the review needs the chat
+        list(read_results([small]))
+
+
+def test_batch_two_workers_match_one(tmp_path):
+    """The default --workers 2 path (spawned pool) writes what one process writes, in input order."""
+    src = _mixed_input(tmp_path)
+    settings = GradeSettings(model="none", batch_size=3)
+    grade_files([src], tmp_path / "one.jsonl", settings, workers=1)
+    run = grade_files([src], tmp_path / "two.jsonl", settings, workers=2)
+    assert run.graded == 20 and _rows(tmp_path / "two.jsonl") == _rows(tmp_path / "one.jsonl")
+
+
+def test_batch_worker_that_cannot_load_the_model_ends_the_run(tmp_path):
+    """A broken model folder used to make the pool respawn workers for ever; now the worker's error ends the
+    run (the CLI: exit 2 and the message) within seconds."""
+    broken = tmp_path / "model"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json", encoding="utf-8")
+    src = _mixed_input(tmp_path)
+    t = time.perf_counter()
+    with pytest.raises(ModelError, match="model"):
+        grade_files([src], tmp_path / "r.jsonl", GradeSettings(model=str(broken)), workers=2)
+    assert time.perf_counter() - t < 120
