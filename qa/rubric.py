@@ -146,6 +146,13 @@ class Profile(_Model):
         return v
 
 
+class ModelFlag(_Model):
+    """A rule flag the classifier may also raise; ``turn`` (``role.label``) names the turn label whose most
+    likely turn is the evidence message."""
+
+    turn: str | None = None
+
+
 class Rubric(_Model):
     name: str
     version: int = 1
@@ -158,6 +165,8 @@ class Rubric(_Model):
     # the profile of a conversation whose platform has no profile of the same name (qa.grader.profile_for)
     default_profile: str | None = None
     nuggets: dict[str, list[str]] = {}   # optional per-turn labels by role (customer, agent), e.g. STC-3's
+    turn_labels: dict[str, list[str]] = {}   # optional binary per-turn labels by role that a turn head learns
+    model_flags: dict[str, ModelFlag] = {}   # rule flags the classifier may add to the rules' findings
     path: Path | None = None
 
     @model_validator(mode="after")
@@ -180,6 +189,16 @@ class Rubric(_Model):
                 raise _KeyError(f"nuggets.{role}", "nugget labels are given per role: customer or agent")
             if len(types) < 2 or len(set(types)) != len(types):
                 raise _KeyError(f"nuggets.{role}", "needs two or more distinct labels")
+        for role, labels in self.turn_labels.items():
+            if role not in ("customer", "agent") or len(set(labels)) != len(labels) or not labels:
+                raise _KeyError(f"turn_labels.{role}", "distinct labels, given per role: customer or agent")
+        for fid, f in self.model_flags.items():
+            if fid not in self.rules:
+                raise _KeyError(f"model_flags.{fid}", "not a rule of this rubric")
+            if f.turn is not None:
+                role, _, label = f.turn.partition(".")
+                if label not in self.turn_labels.get(role, []):
+                    raise _KeyError(f"model_flags.{fid}.turn", f"{f.turn!r} is not a turn label (role.label)")
         for pid, p in self.profiles.items():
             for d in p.weights:
                 if d not in self.dimensions:

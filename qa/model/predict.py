@@ -29,6 +29,30 @@ class DimensionPrediction:
                 "evidence": self.evidence}
 
 
+@dataclasses.dataclass(frozen=True)
+class FlagPrediction:
+    """A rule flag the model raises: its probability, the threshold it passed, the evidence message."""
+
+    rule: str
+    prob: float
+    threshold: float
+    message: int | None
+
+    def to_record(self) -> dict:
+        return {"rule": self.rule, "prob": round(self.prob, 4), "threshold": self.threshold, "message": self.message}
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    """Everything the model says about one conversation."""
+
+    grades: dict[str, DimensionPrediction]
+    nuggets: list[dict[str, float] | None]        # per message (None where not read / no nugget head)
+    flags: dict[str, float]                       # flag → probability (every flag the model predicts)
+    raised: list[FlagPrediction]                  # the flags at or above their threshold
+    turns: list[dict[str, float] | None]          # per message, its turn-label probabilities
+
+
 class Classifier:
     """A trained rubric classifier on the CPU (or ``device``)."""
 
@@ -90,6 +114,12 @@ class Classifier:
                      ) -> list[tuple[dict[str, DimensionPrediction], list[dict[str, float] | None]]]:
         """Grades per dimension and, per message, its nugget distribution (None for messages the model did not
         read, and for every message when the model has no nugget head)."""
+        return [(p.grades, p.nuggets) for p in self.predict_all(convs, findings=findings, timings=timings,
+                                                                batch_size=batch_size)]
+
+    def predict_all(self, convs: Sequence[Conversation], *, findings=None, timings=None, batch_size: int = 32
+                    ) -> list[Prediction]:
+        """Grades, nuggets, rule flags (with evidence turns) and turn labels, batch by batch."""
         out = []
         for s in range(0, len(convs), batch_size):
             sl = slice(s, s + batch_size)
@@ -111,6 +141,7 @@ class Classifier:
             attn = res["attention"][:, i].cpu().numpy() if res["attention"] is not None else None
             for b, p in enumerate(probs):
                 out[b][dim] = self._decide(levels, p, all_turns[b], attn[b] if attn is not None else None)
+        flags, raised, turn_probs = self._flags(res, convs, all_turns)
         nuggets = [[None] * len(c.messages) for c in convs]
         if res.get("nuggets"):
             probs = {role: v.softmax(-1).cpu().numpy() for role, v in res["nuggets"].items()}
@@ -119,7 +150,46 @@ class Classifier:
                     role = "customer" if turn.role == "customer" else "agent"
                     if role in probs:
                         nuggets[b][turn.index] = {n: float(q) for n, q in zip(self.nuggets[role], probs[role][b, j])}
-        return list(zip(out, nuggets))
+        return [Prediction(*row) for row in zip(out, nuggets, flags, raised, turn_probs)]
+
+    def _flags(self, res, convs, all_turns):
+        """Per conversation: flag probabilities, the raised flags with their evidence, per-message turn labels."""
+        cfg = self.config
+        flags = [{} for _ in convs]
+        raised = [[] for _ in convs]
+        turn_probs = [[None] * len(c.messages) for c in convs]
+        if res.get("turns") is not None:
+            probs = {role: v.sigmoid().cpu().numpy() for role, v in res["turns"].items()}
+            for b, ts in enumerate(all_turns):
+                for j, turn in enumerate(ts):
+                    role = "customer" if turn.role == "customer" else "agent"
+                    if role in probs:
+                        turn_probs[b][turn.index] = {n: float(q) for n, q in zip(cfg.turn_labels[role], probs[role][b, j])}
+        if res.get("flags") is None:
+            return flags, raised, turn_probs
+        p = res["flags"].sigmoid().cpu().numpy()
+        attn = res["flag_attention"].cpu().numpy() if res.get("flag_attention") is not None else None
+        for b, ts in enumerate(all_turns):
+            for j, f in enumerate(cfg.flags):
+                flags[b][f] = float(p[b, j])
+                t = cfg.flag_thresholds.get(f)
+                if t is None or p[b, j] < t or not ts:
+                    continue
+                raised[b].append(FlagPrediction(f, float(p[b, j]), float(t), self._evidence(f, b, j, ts, turn_probs[b], attn)))
+        return flags, raised, turn_probs
+
+    def _evidence(self, flag, b, j, ts, turn_probs, attn) -> int | None:
+        """The message most likely to carry ``flag``: by its turn label when the model has one, else attention."""
+        role, _, label = (self.config.flag_turns.get(flag) or "").partition(".")
+        cands = [t for t in ts if (t.role == "customer") == (role == "customer")] if role else list(ts)
+        scored = [(turn_probs[t.index][label], t.index) for t in cands
+                  if turn_probs[t.index] is not None and label in turn_probs[t.index]]
+        if scored:
+            return max(scored)[1]
+        if attn is not None:
+            k = int(attn[b, j, :len(ts)].argmax())
+            return ts[k].index
+        return None
 
     def _decide(self, levels, p, turns, attn) -> DimensionPrediction:
         numeric = all(isinstance(v, (int, float)) for v in levels)

@@ -49,6 +49,7 @@ class TrainArgs:
     max_ngrams: int = 30000
     max_tokens: int = 64
     max_messages: int = 40
+    augment: float = 0.0                     # share of training chats that also train as a real-looking copy
     max_steps: int | None = None             # stop early (tests, smoke runs)
     resume: bool = False
     threads: int | None = None
@@ -62,6 +63,8 @@ class TrainArgs:
             raise ValueError("dev_fraction must be in [0, 1)")
         if self.ngram_init not in ("lr", "joint"):
             raise ValueError("ngram_init must be 'lr' or 'joint'")
+        if not 0 <= self.augment <= 1:
+            raise ValueError("augment must be in [0, 1]")
         if not (self.use_encoder or self.use_ngrams or self.use_features):
             raise ValueError("at least one of encoder, n-grams and features must be used")
 
@@ -127,6 +130,21 @@ def _predict_logits(model, batcher, examples, feats, batch_size=64, with_flags: 
     if with_flags:
         return logits, (torch.cat(flags).numpy() if flags else None)
     return logits
+
+
+def augmented(examples, share: float, seed: int) -> list:
+    """Real-looking copies (``qa.model.augment.realistic``) of a seeded ``share`` of ``examples``, same labels."""
+    from qa.model.augment import realistic
+    from qa.model.data import Example
+    rng = random.Random(seed * 7919 + 1)
+    out = []
+    for e in examples:
+        if rng.random() < share:
+            conv = realistic(e.conv, rng)
+            if conv is not None:
+                out.append(Example(conv, e.targets, {}, e.weight))
+    log.info("augment: %d real-looking copies of %d training chats", len(out), len(examples))
+    return out
 
 
 def dev_scores(logits, examples, dims, temperatures=None, decision="argmax") -> dict:
@@ -207,6 +225,8 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
         train_ex, dev_ex = examples, load_examples(args.dev, dims, nuggets=rubric.nuggets)
     else:
         train_ex, dev_ex = split(examples, args.dev_fraction, args.seed)
+    if args.augment:
+        train_ex = train_ex + augmented(train_ex, args.augment, args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
