@@ -1,28 +1,40 @@
-"""Agreement metrics for ordinal grades: flat dicts, keyword-only arguments (the ``evaluate`` way)."""
+"""Agreement metrics for ordinal grades: flat dicts, keyword-only arguments (the ``evaluate`` way).
+
+The figures themselves (exact, within-one, quadratic weighted kappa) are computed by ``qa.review.agreement``,
+the one implementation the review loop uses too. Undefined case: a QWK whose expected disagreement is zero
+(every reference and prediction on one level) is ``None`` in ``qa.review.agreement``; ``grade_metrics`` reports
+it as 0.0 — no evidence of agreement beyond chance — with ``qwk_defined: false``, so that model selection
+always has a number to compare.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.metrics import cohen_kappa_score, confusion_matrix, f1_score
+
+from qa.review.agreement import cohen_kappa, exact, within_one
 
 
 def grade_metrics(*, references: Sequence, predictions: Sequence, levels: Sequence) -> dict:
     """Exact accuracy, within-one accuracy (one step on the scale), macro-F1, quadratic weighted kappa and
     the confusion matrix (rows = reference, columns = prediction, both in ``levels`` order)."""
+    from sklearn.metrics import confusion_matrix, f1_score
+
     levels = list(levels)
+    references, predictions = list(references), list(predictions)
+    if not references:
+        raise ValueError("no examples to score")
     ref = np.array([levels.index(r) for r in references])
     pred = np.array([levels.index(p) for p in predictions])
-    if len(ref) == 0:
-        raise ValueError("no examples to score")
-    kappa = cohen_kappa_score(ref, pred, weights="quadratic", labels=list(range(len(levels))))
+    kappa = cohen_kappa(references, predictions, levels, "quadratic")
     return {
         "n": int(len(ref)),
-        "accuracy": float(np.mean(ref == pred)),
-        "within_one": float(np.mean(np.abs(ref - pred) <= 1)),
+        "accuracy": exact(references, predictions),
+        "within_one": within_one(references, predictions, levels),
         "macro_f1": float(f1_score(ref, pred, labels=list(range(len(levels))), average="macro", zero_division=0)),
-        "qwk": 0.0 if np.isnan(kappa) else float(kappa),
+        "qwk": 0.0 if kappa is None else kappa,
+        "qwk_defined": kappa is not None,
         "confusion": confusion_matrix(ref, pred, labels=list(range(len(levels)))).tolist(),
     }
 
