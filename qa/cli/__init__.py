@@ -41,8 +41,11 @@ def command_help(name: str) -> str:
     """A command's help as its module declares it (function docstring or ``typer.Typer(help=...)``), read from
     the source without importing the module."""
     mod, attr = COMMANDS[name]
-    spec = importlib.util.find_spec(mod)
-    tree = ast.parse(open(spec.origin, encoding="utf-8").read())
+    try:
+        spec = importlib.util.find_spec(mod)
+        tree = ast.parse(open(spec.origin, encoding="utf-8").read())
+    except (AttributeError, ImportError, OSError, SyntaxError, TypeError):
+        return ""                                   # listed anyway; running it says what is wrong
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and node.name == attr:
             return ast.get_docstring(node) or ""
