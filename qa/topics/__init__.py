@@ -29,7 +29,7 @@ from qa.topics.terms import ctfidf
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_K = 30
-DEFAULT_MAX_EMBED = 3000
+DEFAULT_MAX_EMBED = 1500
 TOPIC_COLUMNS = ("topic", "label", "key_terms", "examples", "conversations", "share", "distinct_questions",
                  "rated", "good_review_rate", "satisfaction_rate", "mean_score", "unanswered_rate",
                  "faq_question", "faq_answer", "faq_rating", "faq_score", "faq_id")
