@@ -101,8 +101,31 @@ def test_realistic_copy_keeps_labels_and_first_last_agent_wording():
         new = [m.text for m in copy.messages if m.role == "agent" and m.type == "text"]
         assert sum(map(len, new)) <= sum(map(len, agent))
     assert made > 30
-    labelled = Conversation.model_validate(rows[0])          # with turn labels: left alone
-    assert realistic(labelled, rng) is None
+
+
+def test_realistic_copy_moves_turn_labels_with_their_messages():
+    from qa.model.augment import realistic
+    conv = Conversation.model_validate({"id": "t", "messages": [
+        {"role": "customer", "text": "这款有几个颜色，什么时候发货"},
+        {"role": "agent", "text": "您好亲，欢迎光临~"},
+        {"role": "customer", "text": "在吗"},
+        {"role": "agent", "text": "亲亲，这款有黑白灰三个颜色，今天下午4点前拍下当天就能发出哦，快递默认中通"},
+        {"role": "agent", "text": "感谢您的支持，祝您生活愉快~"}],
+        "labels": {"reviews": [{"grades": {"professionalism": 5}, "rules": []}], "turns": {
+            "customer": [{"i": 0, "request": True, "answered_by": 3}, {"i": 2, "request": False, "answered_by": None}],
+            "agent": [{"i": 1, "vague": False}, {"i": 3, "vague": True}, {"i": 4, "vague": False}]}}})
+    seen_split = False
+    for seed in range(40):
+        copy = realistic(conv, random.Random(seed), p_split=1.0, p_terse=0.0)
+        if copy is None:
+            continue
+        t = copy.labels["turns"]
+        answer = t["customer"][0]["answered_by"]
+        assert copy.messages[answer].text.startswith("亲亲")            # still points at the answering message
+        vague = [a["i"] for a in t["agent"] if a["vague"]]
+        assert all(copy.messages[i].role == "agent" for i in vague)
+        seen_split |= len(copy.messages) == 6 and len(vague) == 2       # both pieces of the split reply
+    assert seen_split
 
 
 def test_generated_chats_carry_turn_labels_that_agree_with_their_flags():

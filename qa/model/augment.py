@@ -72,11 +72,9 @@ def _card_as_text(m: dict, rng: random.Random) -> dict:
 
 def realistic(conv: Conversation, rng: random.Random, *, p_terse: float = 0.6, p_punct: float = 0.5,
               p_split: float = 0.25, p_typo: float = 0.08, p_card: float = 0.7) -> Conversation | None:
-    """A real-looking copy of ``conv`` with the same labels, or None when it has turn labels or nothing
-    changed. The first and last agent messages keep their wording (greeting and closing live there)."""
+    """A real-looking copy of ``conv`` with the same labels (turn labels follow their messages), or None when
+    nothing changed. The first and last agent messages keep their wording (greeting and closing live there)."""
     labels = conv.labels or {}
-    if labels.get("turns") or any(isinstance(r, dict) and r.get("turns") for r in labels.get("reviews") or []):
-        return None
     reviews = [r for r in labels.get("reviews") or [] if isinstance(r, dict)]
     # shortening is safe only where the content was good and nothing hinges on the wording's length
     safe = bool(reviews) and all((r.get("grades") or {}).get("professionalism", 0) in (4, 5)
@@ -87,8 +85,9 @@ def realistic(conv: Conversation, rng: random.Random, *, p_terse: float = 0.6, p
     agent = [i for i, m in enumerate(msgs) if m["role"] == "agent" and m.get("type", "text") == "text" and m.get("text")]
     inner = set(agent[1:-1])
     strip = rng.random() < p_punct
-    out, changed = [], False
+    out, changed, where = [], False, {}
     for i, m in enumerate(msgs):
+        where[i] = len(out)
         if m["role"] == "customer" and m.get("type") in ("product_card", "order_card") and rng.random() < p_card:
             m = _card_as_text(m, rng)
             m["type"] = "text"
@@ -111,4 +110,26 @@ def realistic(conv: Conversation, rng: random.Random, *, p_terse: float = 0.6, p
         return None
     rec["messages"] = out
     rec["id"] = f"{conv.id}~real"
+    if labels:
+        rec["labels"] = _move_turns(labels, where, len(out))
     return Conversation.model_validate(rec)
+
+
+def _move_turns(labels: dict, where: dict[int, int], n: int) -> dict:
+    """``labels`` with every turn label's message index moved to its new place; a split agent message's
+    later pieces carry the same labels as its first."""
+    def move(turns: dict) -> dict:
+        starts = sorted(where.values())
+        ends = {s: (starts[k + 1] if k + 1 < len(starts) else n) for k, s in enumerate(starts)}
+        cust = [{**t, "i": where[t["i"]], "answered_by": where.get(t.get("answered_by"))}
+                for t in turns.get("customer") or [] if t.get("i") in where]
+        agent = [{**t, "i": j} for t in turns.get("agent") or [] if t.get("i") in where
+                 for j in range(where[t["i"]], ends[where[t["i"]]])]
+        return {**turns, "customer": cust, "agent": agent}
+    out = dict(labels)
+    if isinstance(labels.get("turns"), dict):
+        out["turns"] = move(labels["turns"])
+    if labels.get("reviews"):
+        out["reviews"] = [{**r, "turns": move(r["turns"])} if isinstance(r, dict) and isinstance(r.get("turns"), dict)
+                          else r for r in labels["reviews"]]
+    return out
