@@ -23,3 +23,12 @@ def test_model_metrics_undefined_qwk_is_zero_and_flagged():
     m = grade_metrics(references=[5, 5], predictions=[5, 5], levels=LEVELS)
     assert cohen_kappa([5, 5], [5, 5], LEVELS, "quadratic") is None
     assert m["qwk"] == 0.0 and m["qwk_defined"] is False and m["accuracy"] == 1.0
+
+
+def test_reviewer_distribution_one_definition_strict_and_lenient():
+    from qa.model.dist_metrics import soft_labels
+    reviews = [{"grades": {"a": 5}}, {"grades": {"a": "4"}}, {"grades": {"a": 4.0}}, {"grades": {"a": 9}}, {}]
+    assert soft_labels(reviews, "a", LEVELS, strict=False).tolist() == pytest.approx([1 / 3, 2 / 3, 0, 0])
+    assert soft_labels(reviews, "b", LEVELS, strict=False) is None
+    with pytest.raises(ValueError, match="not on the scale"):
+        soft_labels(reviews, "a", LEVELS)

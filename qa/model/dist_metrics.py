@@ -109,23 +109,34 @@ def nugget_score(metric: Metric, preds: Sequence[Sequence[Sequence[float]]],
     return float(np.mean(out))
 
 
-def soft_labels(reviews: Iterable[dict[str, Any]], dim: str, scale: Sequence[int] = QUALITY_SCALE) -> np.ndarray:
-    """The distribution over ``scale`` (in its order) of the reviewers' grades for ``dim``.
+def soft_labels(reviews: Iterable[dict[str, Any]], dim: str, scale: Sequence = QUALITY_SCALE, *,
+                strict: bool = True) -> np.ndarray | None:
+    """The distribution over ``scale`` (in its order) of the reviewers' grades for ``dim`` — the one
+    definition of a reviewer label distribution (training targets and STC-3 gold distributions alike).
 
     ``reviews`` are ``labels.reviews`` entries (``{"grades": {dim: level}}``); reviewers without a
-    grade for ``dim`` are left out. Raises ``ValueError`` when none graded it or a grade is off the scale.
+    grade for ``dim`` are left out. Grades match levels by their text (``"5"`` is level 5). ``strict``: raise
+    ``ValueError`` when none graded it or a grade is off the scale; otherwise skip off-scale grades and
+    return None when nothing is left (what training does with hand-made files).
     """
-    index = {int(lvl): i for i, lvl in enumerate(scale)}
+    index = {str(lvl): i for i, lvl in enumerate(scale)}
     counts = np.zeros(len(scale))
     for r in reviews:
-        g = (r.get("grades") or {}).get(dim)
+        g = (r.get("grades") or {}).get(dim) if isinstance(r, dict) else None
         if g is None:
             continue
-        if int(g) not in index:
-            raise ValueError(f"grade {g!r} for {dim} is not on the scale {list(scale)}")
-        counts[index[int(g)]] += 1
+        i = index.get(str(g).strip())
+        if i is None and isinstance(g, float) and g.is_integer():
+            i = index.get(str(int(g)))
+        if i is None:
+            if strict:
+                raise ValueError(f"grade {g!r} for {dim} is not on the scale {list(scale)}")
+            continue
+        counts[i] += 1
     if not counts.sum():
-        raise ValueError(f"no reviewer graded {dim}")
+        if strict:
+            raise ValueError(f"no reviewer graded {dim}")
+        return None
     return counts / counts.sum()
 
 
