@@ -36,14 +36,22 @@ def preflight(settings) -> None:
 
 def grade_cli(
     inputs: list[Path] = INPUTS,
-    out: Path = typer.Option(Path("qa_out/results.jsonl"), "--out", "-o", help="results.jsonl or results.parquet"),
+    out: Path = typer.Option(None, "--out", "-o", help="results.jsonl or results.parquet (--engine ray: a folder "
+                             "of Parquet parts, or one .parquet file) [default: qa_out/results.jsonl; ray: "
+                             "qa_out/results]"),
     profile: str = typer.Option(None, "--profile", "-p", help="Profile of the rubric for every conversation, e.g. "
                                 "douyin, kuaishou, tiktok, taobao (default: each conversation's platform's profile, "
                                 "else the rubric's default_profile)"),
     model: str = typer.Option(None, "--model", "-m", help="Model directory (default: the shipped default model); "
                               "'none' grades without the classifier"),
     rubric: Path = RUBRIC,
-    workers: int = typer.Option(min(2, os.cpu_count() or 1), help="Worker processes"),
+    workers: int = typer.Option(min(2, os.cpu_count() or 1), help="Worker processes (--engine ray: grading actors)"),
+    engine: str = typer.Option("local", "--engine", help="local: worker processes on this machine; ray: Ray Data "
+                               "actors, on this machine or a cluster (needs pip install 'qa[ray]'; docs/scale.md)"),
+    address: str = typer.Option(None, "--address", help="--engine ray: the cluster to join (auto, or "
+                                "ray://HOST:10001); default: start Ray here with --workers CPUs"),
+    object_store_mb: int = typer.Option(None, "--object-store-mb", help="--engine ray without --address: Ray's "
+                                        "object-store memory in MB (default: Ray's, 30 % of RAM)"),
     batch_size: int = typer.Option(64, help="Conversations per model batch"),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run: keep what it wrote, grade the rest "
                                 "(refused when the rubric, model or profile differ)"),
@@ -52,12 +60,17 @@ def grade_cli(
     columns: str = COLUMNS, tz: str = TZ,
 ) -> None:
     """Grade every conversation: model dimensions, rule findings and timing → score, band and deductions."""
-    from rich.table import Table
-
-    from qa.batch import grade_files
     from qa.grader import GradeSettings
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter("must be local or ray", param_hint="--engine")
+    if engine == "local" and (address or object_store_mb):
+        raise typer.BadParameter("only with --engine ray", param_hint="--address" if address else "--object-store-mb")
+    if out is None:
+        out = Path("qa_out/results" if engine == "ray" else "qa_out/results.jsonl")
     check_inputs(inputs, chats=True, columns=columns, tz=tz)   # exit 2, one line (qa.cli.common)
-    check_out(out)
+    if engine == "ray" and out.suffix not in ("", ".parquet"):
+        raise typer.BadParameter("the Ray engine writes Parquet: a folder or a .parquet file", param_hint="--out")
+    check_out(out, folder=engine == "ray" and out.suffix == "")
     with cli_errors():
         if workers < 1:
             raise typer.BadParameter("must be ≥ 1", param_hint="--workers")
@@ -67,17 +80,34 @@ def grade_cli(
         except ValueError as e:
             raise typer.BadParameter(str(e), param_hint="--batch-size") from None
         preflight(settings)
-        total = _count_lines(inputs)
-        with progress(total) as bar:
-            task = bar.add_task("grade", total=total, rate="")
+        if engine == "ray":
+            from qa.ray_engine import grade_files_ray
+            run = grade_files_ray(inputs, out, settings, workers=workers, address=address, resume=resume,
+                                  columns=columns, tz=tz,
+                                  object_store_memory=object_store_mb * 2**20 if object_store_mb else None)
+        else:
+            run = _grade_local(inputs, out, settings, workers, resume, columns, tz)
+    _summary(run)
 
-            def advance(n: int) -> None:
-                bar.advance(task, n)
-                t = bar.tasks[0]
-                if t.elapsed:
-                    bar.update(task, rate=f"{t.completed / t.elapsed:,.0f}/s")
-            run = grade_files(inputs, out, settings, workers=workers, resume=resume, columns=columns, tz=tz,
-                              on_batch=advance)
+
+def _grade_local(inputs, out, settings, workers, resume, columns, tz):
+    from qa.batch import grade_files
+    total = _count_lines(inputs)
+    with progress(total) as bar:
+        task = bar.add_task("grade", total=total, rate="")
+
+        def advance(n: int) -> None:
+            bar.advance(task, n)
+            t = bar.tasks[0]
+            if t.elapsed:
+                bar.update(task, rate=f"{t.completed / t.elapsed:,.0f}/s")
+        return grade_files(inputs, out, settings, workers=workers, resume=resume, columns=columns, tz=tz,
+                           on_batch=advance)
+
+
+def _summary(run) -> None:
+    from rich.table import Table
+
     print_stats(run.stats, run.rejects)
     t = Table(title="Time per stage (seconds, summed over workers)", title_justify="left", header_style="bold")
     for k in run.timing:

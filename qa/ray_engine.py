@@ -1,0 +1,354 @@
+"""Bulk grading on Ray Data (``qa grade --engine ray``): the same ``Grader`` as the local runner, one per actor.
+
+Optional: needs the ``ray`` extra (``pip install 'qa[ray]'``); nothing else in ``qa`` imports this module or
+Ray. The job, in three steps:
+
+1. **Scan** — one Ray task per input file reads it with the project's own readers (``qa.io.read_path``: JSONL,
+   DialEval JSON, CSV/TSV/XLSX exports) and sends back only each item's id (or its reject) and whether it was
+   repaired. The driver counts them (``ReadStats``), rejects repeated ids exactly as ``read_many(unique_ids=True)``
+   does, writes ``<out>.rejects.jsonl`` in input order, and works out which conversations to skip: repeats,
+   and — on ``resume`` — ids already written.
+2. **Grade** — ``ray.data.from_items`` (one block per file) → ``flat_map`` re-reads each file and emits the
+   conversations to grade (pickled, so the actor sees exactly what the reader built) → ``map_batches`` over a
+   pool of ``workers`` actors, each building ``Grader.from_settings`` once and returning Arrow tables in
+   ``qa.grade.arrow_schema()`` → ``write_parquet`` into the parts folder (one file per block or more). Actors
+   reserve a fraction of a CPU each so that read tasks always find one (a pool that reserves every CPU starves
+   the reads and the job hangs, ray-project/ray#44687).
+3. **Finish** — with ``--out DIR`` the parts are the result (any Parquet reader reads the folder); with
+   ``--out FILE.parquet`` they are written into ``FILE.parquet.parts/`` and merged into one file at the end,
+   so a kill never leaves a broken results file.
+
+Resume: ``write_parquet`` appends, so a rerun with ``resume`` first reads the ids (and stamp) of the part files
+already there — a torn file from a kill has no footer and is deleted, its conversations graded again — and
+grades only the rest; a stamp that differs (rubric, model, profile) is refused as in ``qa.batch``. Without
+``resume`` earlier parts are removed first. Records are those of the local engine (same ``Grader``, same
+stamp, same Parquet schema); row order is not kept — key by ``id``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import pickle
+import time
+import warnings
+from pathlib import Path
+
+from qa.errors import InputError, QAError
+from qa.grade import NESTED, arrow_schema, dumps
+from qa.grader import GradeSettings
+from qa.io.read import ReadStats, Reject, read_path
+
+__all__ = ["grade_files_ray", "parts_dir", "rejects_path", "ray_available"]
+
+READ_CPUS = 0.25          # logical CPUs a scan/read task reserves (reading is cheap next to grading)
+LEFT_FOR_READS = 0.5      # logical CPUs the actor pool leaves free on a local Ray
+
+
+def ray_available() -> bool:
+    try:
+        import ray  # noqa: F401
+        import ray.data  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _ray():
+    try:
+        import ray
+        import ray.data
+    except ImportError as e:
+        raise QAError(f"the Ray engine needs the 'ray' extra (pip install 'qa[ray]'): {e}") from None
+    return ray
+
+
+def parts_dir(out: Path) -> Path:
+    """Where the Parquet parts are written: ``out`` itself for a folder, ``FILE.parquet.parts`` for a file."""
+    return out.with_name(out.name + ".parts") if out.suffix == ".parquet" else out
+
+
+def rejects_path(out: Path) -> Path:
+    stem = out.name[: -len(out.suffix)] if out.suffix == ".parquet" else out.name
+    return out.with_name(stem + ".rejects.jsonl")
+
+
+# --- step 1: scan ----------------------------------------------------------------------------------------------
+
+def _scan_file(path: str, tz: str | None, columns: str | None) -> tuple[list[str | None], list[tuple[int, Reject]],
+                                                                       list[int]]:
+    """Per item of one file, in order: its id (None for a reject); the rejects with their positions; the
+    positions of repaired conversations."""
+    ids: list[str | None] = []
+    rejects: list[tuple[int, Reject]] = []
+    repaired: list[int] = []
+    for seq, item in enumerate(read_path(path, tz=tz, columns=columns)):
+        if isinstance(item, Reject):
+            ids.append(None)
+            rejects.append((seq, item))
+        else:
+            ids.append(item.id)
+            if item.warnings:
+                repaired.append(seq)
+    return ids, rejects, repaired
+
+
+# --- step 2: read and grade ------------------------------------------------------------------------------------
+
+def _read_rows(row: dict, *, tz: str | None, columns: str | None):
+    """The conversations of one file to grade (those not in its skip set), pickled."""
+    skip = pickle.loads(row["skip"])
+    for seq, item in enumerate(read_path(row["path"], tz=tz, columns=columns)):
+        if not isinstance(item, Reject) and seq not in skip:
+            yield {"conv": pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)}
+
+
+def records_to_table(recs: list[dict]):
+    """Records → an Arrow table in the results schema (nested fields as JSON strings), as ``jsonl_to_parquet``."""
+    import pyarrow as pa
+    schema = arrow_schema()
+    cols = {name: [r.get(name) for r in recs] for name in schema.names if name not in NESTED}
+    cols.update({k: [dumps(r.get(k)) if r.get(k) is not None else None for r in recs] for k in NESTED})
+    return pa.Table.from_pydict(cols, schema=schema)
+
+
+class GradeActor:
+    """One actor's grading state: a ``qa.batch.Worker`` (its ``Grader`` built once, the heap trimmer)."""
+
+    def __init__(self, settings: GradeSettings):
+        from qa.batch import Worker
+        self.worker = Worker(settings)
+        if self.worker.error is not None:
+            raise self.worker.error
+
+    def __call__(self, batch):
+        convs = [pickle.loads(b) for b in batch["conv"]]
+        grades = self.worker.grader.grade_batch(convs)
+        table = records_to_table([g.to_record() for g in grades])
+        del grades, convs
+        self.worker._release_freed_memory()
+        return table
+
+
+# --- resume ----------------------------------------------------------------------------------------------------
+
+def _written(parts: Path) -> tuple[list[str], dict | None, list[Path]]:
+    """Ids and stamp of the part files already in ``parts``; a file that cannot be read (torn by a kill) is
+    deleted."""
+    import pyarrow.parquet as pq
+    ids: list[str] = []
+    stamp, files = None, []
+    if not parts.is_dir():
+        return ids, stamp, files
+    for p in sorted(parts.glob("*.parquet")):
+        try:
+            t = pq.read_table(p, columns=["id", "stamp"])
+        except Exception:  # noqa: BLE001 — no footer: the write was killed; its rows are graded again
+            p.unlink()
+            continue
+        got = t.column("id").to_pylist()
+        if got and stamp is None:
+            stamp = json.loads(t.column("stamp")[0].as_py() or "null")
+        ids.extend(got)
+        files.append(p)
+    return ids, stamp, files
+
+
+def _check_stamp(where: Path, old: dict | None, new: dict) -> None:
+    if old == new:
+        return
+    what = [k for k in ("rubric", "model", "profile") if (old or {}).get(k) != new.get(k)]
+    raise InputError(f"cannot resume: the results so far were graded under a different {' and '.join(what) or 'setup'}"
+                     f" (stamp {old} vs {new}); grade again without --resume, or with the same "
+                     "--rubric/--model/--profile", file=str(where))
+
+
+def _rows_in(files) -> int:
+    import pyarrow.parquet as pq
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in files)
+
+
+# --- the job ---------------------------------------------------------------------------------------------------
+
+def _init(ray, address: str | None, workers: int, object_store_memory: int | None) -> bool:
+    """Connect to ``address`` or start a local Ray with ``workers`` CPUs; True when this call started it."""
+    if ray.is_initialized():
+        return False
+    kw = dict(include_dashboard=False, logging_level="WARNING", log_to_driver=True)
+    if address:
+        ray.init(address=address, **kw)
+    else:
+        ray.init(num_cpus=workers, object_store_memory=object_store_memory, **kw)
+    return True
+
+
+def _actor_cpus(ray, workers: int) -> float:
+    """Logical CPUs per actor: one each when the cluster has room for the pool and the reads, else an equal
+    share of all but ``LEFT_FOR_READS``."""
+    total = float(ray.cluster_resources().get("CPU", workers))
+    return max(0.01, min(1.0, (total - LEFT_FOR_READS) / workers))
+
+
+def _unwrap(e: BaseException) -> BaseException:
+    """The project's own error inside a Ray task/actor error, if there is one."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, QAError):
+            return e
+        e = getattr(e, "cause", None) or e.__cause__
+    return None
+
+
+def grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, workers: int = 2,
+                    address: str | None = None, resume: bool = False, columns: str | None = None,
+                    tz: str | None = None, object_store_memory: int | None = None,
+                    unique_ids: bool = True):
+    """Grade every conversation of ``inputs`` on Ray into ``out`` (a folder of Parquet parts, or one
+    ``.parquet`` file) and ``<out>.rejects.jsonl``; returns a ``qa.batch.GradeRun``."""
+    from qa.batch import GradeRun, run_stamp
+    from qa.io.write import JsonlWriter
+
+    if out.suffix not in ("", ".parquet"):
+        raise InputError("the Ray engine writes Parquet: give a folder or a .parquet file", file=str(out))
+    if workers < 1:
+        raise ValueError("workers must be ≥ 1")
+    ray = _ray()
+    started = time.perf_counter()
+    names = [str(p) for p in inputs]                    # rejects name the files as given, as qa.batch does
+    inputs = [Path(p).resolve() for p in inputs]       # every node reads the same (shared) paths
+    out = Path(out).resolve()
+    parts = parts_dir(out)
+    stages: dict[str, float] = {}
+
+    # what is there already
+    if resume and out.suffix == ".parquet" and out.is_file() and not any(parts.glob("*.parquet")):
+        parts.mkdir(parents=True, exist_ok=True)
+        out.rename(parts / "earlier.parquet")           # a finished file counts as one part
+    done, old_stamp, old_files = _written(parts) if resume else ([], None, [])
+    if done:
+        _check_stamp(parts, old_stamp, run_stamp(settings))
+    if not resume and parts.is_dir():
+        for p in parts.glob("*.parquet"):
+            p.unlink()
+
+    t = time.perf_counter()
+    ours = _init(ray, address, workers, object_store_memory)
+    stages["ray start"] = time.perf_counter() - t
+    try:
+        from ray.data import DataContext
+        ctx = DataContext.get_current()
+        ctx.enable_progress_bars = False
+        # small blocks, so that one big input file is spread over every actor (an actor takes whole blocks)
+        ctx.target_max_block_size = max(256 << 10, settings.batch_size * (8 << 10))
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+
+        # 1. scan
+        t = time.perf_counter()
+        scan = ray.remote(num_cpus=READ_CPUS)(_scan_file)
+        scanned = ray.get([scan.remote(str(p), tz, columns) for p in inputs])
+        stats = ReadStats()
+        done_set = set(done)
+        seen: dict[str, int] = {}
+        skips: list[set[int]] = []
+        resumed = 0
+        rej_path = rejects_path(out)
+        rej_path.parent.mkdir(parents=True, exist_ok=True)
+        with JsonlWriter(rej_path) as rej:
+            for fi, (path, (ids, rejects, repaired)) in enumerate(zip(inputs, scanned)):
+                reject_at = dict(rejects)
+                repaired_at = set(repaired)
+                skip: set[int] = set()
+                for seq, cid in enumerate(ids):
+                    stats.read += 1
+                    if cid is None:
+                        stats.rejected += 1
+                        r = reject_at[seq]
+                        if r.file == str(path):
+                            r = dataclasses.replace(r, file=names[fi])
+                        rej.write(r.to_record())
+                        continue
+                    if unique_ids:
+                        first = seen.get(cid)
+                        if first is not None:
+                            where = "earlier in this file" if first == fi else f"first read in {names[first]}"
+                            stats.rejected += 1
+                            skip.add(seq)
+                            rej.write(Reject(names[fi], None, f"duplicate conversation id {cid!r} "
+                                             f"({where}); the first one is kept", field="id", id=cid).to_record())
+                            continue
+                        seen[cid] = fi
+                    stats.accepted += 1
+                    stats.repaired += seq in repaired_at
+                    if cid in done_set:
+                        skip.add(seq)
+                        resumed += 1
+                skips.append(skip)
+        del scanned, seen
+        if resumed < len(done_set):
+            raise InputError(f"cannot resume: {len(done_set) - resumed} conversations in the results so far are not "
+                             "in the input; the input changed", file=str(parts))
+        stages["scan"] = time.perf_counter() - t
+
+        # 2. read, grade, write
+        t = time.perf_counter()
+        todo = stats.accepted - resumed
+        parts.mkdir(parents=True, exist_ok=True)
+        before = set(parts.glob("*.parquet"))
+        if todo > 0:
+            rows = [{"path": str(p), "skip": pickle.dumps(s)} for p, s in zip(inputs, skips)]
+            ds = ray.data.from_items(rows, override_num_blocks=len(rows))
+            ds = ds.flat_map(_read_rows, fn_kwargs={"tz": tz, "columns": columns}, num_cpus=READ_CPUS)
+            # settings baked into a subclass rather than passed as constructor arguments (which Ray keeps in the
+            # object store, and warns about on every run)
+            actor = type("GradeActorWith", (GradeActor,), {"__init__": lambda self: GradeActor.__init__(self, settings),
+                                                          "__qualname__": "GradeActorWith"})
+            ds = ds.map_batches(actor, batch_size=settings.batch_size, batch_format="numpy",
+                                compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=_actor_cpus(ray, workers))
+            try:
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message=".*won't fully utilize.*")
+                    ds.write_parquet(str(parts), min_rows_per_file=max(settings.batch_size, 1000))
+            except Exception as e:  # noqa: BLE001 — surface the project's own error (a model that will not load)
+                inner = _unwrap(e)
+                if inner is not None:
+                    raise inner from None
+                raise
+        new_files = set(parts.glob("*.parquet")) - before
+        graded = _rows_in(new_files)
+        stages["grade+write"] = time.perf_counter() - t
+    finally:
+        if ours:
+            ray.shutdown()
+
+    # 3. one file, when asked for one
+    result = parts
+    if out.suffix == ".parquet":
+        t = time.perf_counter()
+        _merge(sorted(parts.glob("*.parquet")), out)
+        for p in parts.glob("*.parquet"):
+            p.unlink()
+        try:
+            parts.rmdir()
+        except OSError:
+            pass
+        result = out
+        stages["merge"] = time.perf_counter() - t
+    return GradeRun(stats, graded, resumed, result, rej_path, time.perf_counter() - started, stages)
+
+
+def _merge(files: list[Path], dst: Path) -> None:
+    """Part files → one Parquet file, streamed by row group."""
+    import pyarrow.parquet as pq
+    tmp = dst.with_name(dst.name + ".tmp")
+    writer = pq.ParquetWriter(tmp, arrow_schema())
+    try:
+        for p in files:
+            pf = pq.ParquetFile(p)
+            for i in range(pf.num_row_groups):
+                writer.write_table(pf.read_row_group(i).select(arrow_schema().names).cast(arrow_schema()))
+    finally:
+        writer.close()
+    os.replace(tmp, dst)
