@@ -15,7 +15,8 @@ local file instead (tests, offline rebuilds).
 
 Output (plain UTF-8 text, one passage per line):
 - ``train/<source>-00000.txt`` … — the training passages of each source, in source order;
-- ``heldout.txt`` — 1 % of all passages, chosen by a hash of the passage text (deterministic, source-independent);
+- ``heldout.txt`` — 1 % of all passages, chosen by a hash of the passage text (deterministic, source-independent),
+  and the same passages by source in ``heldout/<source>.txt``;
 - ``manifest.json`` — per source: passages and characters kept (train / held-out), duplicates dropped, the
   sampling weight, licence, URL and version, plus the totals.
 
@@ -524,6 +525,22 @@ def build(out: Path, sources: list[Source], *, snapshot_root: Path | None = None
           local: dict[str, list[Path]] | None = None, heldout_percent: float = HELDOUT_PERCENT,
           log=print) -> dict:
     local = local or {}
+    out.mkdir(parents=True, exist_ok=True)
+    lock = out / ".build.lock"
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        raise SystemExit(f"another build is writing {out} (remove {lock} if none is)") from None
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    try:
+        return _build(out, sources, snapshot_root, local, heldout_percent, log)
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _build(out: Path, sources: list[Source], snapshot_root: Path | None, local: dict[str, list[Path]],
+           heldout_percent: float, log) -> dict:
     raw_dir = out / "raw"
     train_dir = out / "train"
     train_dir.mkdir(parents=True, exist_ok=True)
@@ -532,8 +549,13 @@ def build(out: Path, sources: list[Source], *, snapshot_root: Path | None = None
     seen: set[bytes] = set()
     manifest = {"built": time.strftime("%Y-%m-%d %H:%M:%S"), "obtained": OBTAINED, "max_passage": MAX_PASSAGE,
                 "heldout_percent": heldout_percent, "sources": {}, "failed": {}}
+    held_dir = out / "heldout"
+    held_dir.mkdir(exist_ok=True)
+    for old in held_dir.glob("*.txt"):
+        old.unlink()
     with open(out / "heldout.txt.part", "w", encoding="utf-8") as held:
         for src in sources:
+            held_src = open(held_dir / f"{src.name}.txt", "w", encoding="utf-8")
             t0 = time.time()
             stats = {"kind": src.kind, "ref": src.ref, "version": src.version, "url": src.url,
                      "licence": src.licence, "domain": src.domain, "weight": src.weight,
@@ -554,6 +576,7 @@ def build(out: Path, sources: list[Source], *, snapshot_root: Path | None = None
                             seen.add(h)
                             if is_heldout(p, heldout_percent):
                                 held.write(p + "\n")
+                                held_src.write(p + "\n")
                                 stats["heldout_passages"] += 1
                                 stats["heldout_chars"] += len(p)
                             else:
@@ -566,13 +589,17 @@ def build(out: Path, sources: list[Source], *, snapshot_root: Path | None = None
                         break
             except Exception as e:  # noqa: BLE001 — a missing source is reported, the rest still build
                 writer.close()
+                held_src.close()
+                (held_dir / f"{src.name}.txt").unlink(missing_ok=True)
                 for f in writer.files:
                     (train_dir / f).unlink(missing_ok=True)
                 manifest["failed"][src.name] = f"{type(e).__name__}: {e}"
                 log(f"{src.name}: FAILED {type(e).__name__}: {e}")
                 continue
             writer.close()
+            held_src.close()
             stats["shards"] = writer.files
+            stats["heldout_file"] = f"heldout/{src.name}.txt"
             stats["seconds"] = round(time.time() - t0, 1)
             manifest["sources"][src.name] = stats
             log(f"{src.name}: {stats['passages']:,} passages, {stats['chars']:,} chars "

@@ -75,6 +75,8 @@ def test_heldout_split_is_by_hash(bc, built):
     held = _lines(out / "heldout.txt")
     train = [ln for f in (out / "train").glob("*.txt") for ln in _lines(f)]
     assert held and train
+    by_source = [ln for s in m["sources"].values() for ln in _lines(out / s["heldout_file"])]
+    assert sorted(by_source) == sorted(held)                             # the same passages, by source
     assert all(bc.is_heldout(t, 30) for t in held)
     assert not any(bc.is_heldout(t, 30) for t in train)
     assert bc.is_heldout("物流很快", 1) == bc.is_heldout("物流很快", 1)

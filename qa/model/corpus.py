@@ -1,8 +1,8 @@
 """The pretraining corpus as memory-mapped Arrow datasets, tokenised for whole-word masking.
 
 ``scripts/build_corpus.py`` writes the corpus folder (default ``$QA_CACHE/corpus``, ``QA_CACHE`` defaulting to
-``~/.cache/qa``): ``train/<source>-NNNNN.txt`` shards, ``heldout.txt`` (1 %) and ``manifest.json`` with each
-source's sampling weight. Here each source's shards are loaded with ``datasets.Dataset.from_text`` (Arrow files
+``~/.cache/qa``): ``train/<source>-NNNNN.txt`` shards, ``heldout/<source>.txt`` (1 %) and ``manifest.json`` with
+each source's sampling weight. Here each source's shards are loaded with ``datasets.Dataset.from_text`` (Arrow files
 cached under ``<corpus>/arrow``), cut into chunks of at most ``max_len - 2`` characters, segmented into words with
 jieba and tokenised with the char tokenizer in ``Dataset.map(batched=True, num_proc=2)``. Each row keeps its
 ``input_ids`` and ``word_ids`` (the jieba word each token belongs to), so masking whole words is a gather at batch
@@ -93,15 +93,11 @@ def chunk_text(text: str, size: int) -> list[str]:
 
 def _word_ids(text: str, offsets, jieba_mod) -> list[int]:
     """For each token (by its character offsets), the index of the jieba word it falls in; -1 for specials."""
-    starts = np.zeros(len(text) + 1, dtype=np.int32)
-    pos = 0
+    cw: list[int] = []
     for i, w in enumerate(jieba_mod.cut(text, HMM=False)):
-        starts[pos:pos + len(w)] = i
-        pos += len(w)
-    out = []
-    for a, b in offsets:
-        out.append(-1 if a == b else int(starts[min(a, len(text) - 1)]))
-    return out
+        cw.extend([i] * len(w))
+    last = len(cw) - 1
+    return [-1 if a == b else cw[min(a, last)] for a, b in offsets]
 
 
 class Tokenise:
@@ -205,13 +201,27 @@ def build_datasets(corpus: str | Path, tokenizer_dir: str, max_len: int, *, voca
     if not parts:
         raise ModelError(f"the corpus at {corpus} has no training shards")
     train = concatenate_datasets(parts)
-    held_path = corpus / "heldout.txt"
-    held = None
-    if held_path.is_file() and held_path.stat().st_size:
-        key = _fingerprint("heldout", manifest.get("built"), manifest["total"].get("heldout_chars"), vocab_key,
-                           max_len)
-        held = tokenise_files([str(held_path)], tokenizer_dir, max_len, cache, key, num_proc)
-    return train, held, rows
+    return train, heldout_dataset(corpus, manifest, tokenizer_dir, max_len, vocab_key, seed, num_proc), rows
+
+
+def heldout_dataset(corpus: Path, manifest: dict, tokenizer_dir: str, max_len: int, vocab_key: str, seed: int,
+                    num_proc: int = NUM_PROC):
+    """The held-out 1 %, each source weighted as in training (so the score reflects what pretraining is for),
+    in a fixed shuffled order; ``None`` when the corpus has none."""
+    from datasets import concatenate_datasets
+    cache = corpus / "arrow"
+    parts = []
+    for name, s in manifest["sources"].items():
+        path = corpus / s.get("heldout_file", "")
+        if not s.get("heldout_file") or not path.is_file() or not path.stat().st_size:
+            continue
+        key = _fingerprint("heldout", name, manifest.get("built"), s.get("heldout_chars"), vocab_key, max_len)
+        ds = tokenise_files([str(path)], tokenizer_dir, max_len, cache, key, num_proc)
+        parts.append(weighted(ds, float(s.get("weight", 1.0)), seed))
+    if not parts:
+        return None
+    held = concatenate_datasets(parts)
+    return held.select(np.random.default_rng([seed, 7]).permutation(len(held)))
 
 
 def pad_batch(rows: dict, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
