@@ -176,11 +176,11 @@ def _init(ray, address: str | None, workers: int, object_store_memory: int | Non
     """Connect to ``address`` or start a local Ray with ``workers`` CPUs; True when this call started it."""
     if ray.is_initialized():
         return False
-    kw = dict(include_dashboard=False, logging_level="WARNING", log_to_driver=True)
-    if address:
-        ray.init(address=address, **kw)
+    if address:                                         # a running cluster, or ray:// through Ray Client
+        ray.init(address=address, logging_level="WARNING")
     else:
-        ray.init(num_cpus=workers, object_store_memory=object_store_memory, **kw)
+        ray.init(num_cpus=workers, object_store_memory=object_store_memory, include_dashboard=False,
+                 logging_level="WARNING")
     return True
 
 
