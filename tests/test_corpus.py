@@ -115,6 +115,25 @@ def test_whole_word_mask_and_chunks():
     assert all(len(p) <= 10 for p in chunk_text("一" * 95, 10)) and len(chunk_text("一" * 95, 10)) == 10
 
 
+def test_tokenise_keeps_whole_words(tmp_path):
+    pytest.importorskip("jieba")
+    import jieba
+
+    from qa.model.corpus import Tokenise, char_word_ids
+    from qa.model.vocab import char_vocab, make_tokenizer
+    texts = ["请问这款手机能退货吗", "快递一般几天能到" * 5]
+    make_tokenizer(char_vocab(texts, min_count=1)).save_pretrained(tmp_path)
+    out = Tokenise(str(tmp_path), 16, prefix_field="role")({"text": texts, "role": ["[CUS]", "[AGT]"]})
+    assert len(out["input_ids"]) == 1 + 4                                # 40 characters in four chunks of ≤ 13
+    for ids, words in zip(out["input_ids"], out["word_ids"]):
+        assert len(ids) == len(words) <= 16 and words[:2] == [-1, -1] and words[-1] == -1
+        inner = words[2:-1]
+        assert inner == sorted(inner)                                    # a word's tokens are contiguous
+    cw = char_word_ids(texts[0], jieba)
+    assert out["word_ids"][0][2:-1] == cw[:len(out["word_ids"][0]) - 3]
+    assert out["input_ids"][1][1] != out["input_ids"][0][1]              # role markers [AGT] / [CUS]
+
+
 def test_pretrain_small_run_loads_like_train(built, tmp_path):
     pytest.importorskip("torch")
     pytest.importorskip("datasets")

@@ -24,6 +24,7 @@ import numpy as np
 from qa.errors import ModelError
 
 NUM_PROC = 2
+TOKENISE_VERSION = 2          # part of the Arrow cache key: bump when the tokenised rows change
 
 
 def cache_root() -> Path:
@@ -81,27 +82,34 @@ def vocab_from_counts(counts: Counter, size: int, min_count: float = 2) -> list[
     return out
 
 
+def chunk_spans(n: int, size: int) -> list[tuple[int, int]]:
+    """(start, end) of even pieces of at most ``size`` characters covering ``n`` characters."""
+    if n <= size:
+        return [(0, n)]
+    k = -(-n // size)                       # even pieces rather than a long one and a stub
+    step = -(-n // k)
+    return [(s, min(n, s + step)) for s in range(0, n, step)]
+
+
 def chunk_text(text: str, size: int) -> list[str]:
     """Pieces of at most ``size`` characters (a chat message or a passage cut where it must be)."""
     text = text.strip()
-    if len(text) <= size:
-        return [text] if len(text) >= 2 else []
-    n = -(-len(text) // size)               # even pieces rather than a long one and a stub
-    step = -(-len(text) // n)
-    return [p for s in range(0, len(text), step) if len(p := text[s:s + step].strip()) >= 2]
+    return [p for a, b in chunk_spans(len(text), size) if len(p := text[a:b].strip()) >= 2]
 
 
-def _word_ids(text: str, offsets, jieba_mod) -> list[int]:
-    """For each token (by its character offsets), the index of the jieba word it falls in; -1 for specials."""
+def char_word_ids(text: str, jieba_mod) -> list[int]:
+    """For each character of ``text``, the index of the jieba word it belongs to (one jieba call per text)."""
     cw: list[int] = []
     for i, w in enumerate(jieba_mod.cut(text, HMM=False)):
         cw.extend([i] * len(w))
-    last = len(cw) - 1
-    return [-1 if a == b else cw[min(a, last)] for a, b in offsets]
+    return cw
 
 
 class Tokenise:
-    """A picklable batched ``map`` function: text → chunks → ``input_ids`` / ``word_ids``."""
+    """A picklable batched ``map`` function: text → chunks → ``input_ids`` / ``word_ids``.
+
+    Each text is segmented by jieba once; its chunks of at most ``max_len - 2`` characters keep the word ids of
+    their characters, so a word cut by a chunk boundary is still one word on each side."""
 
     def __init__(self, tokenizer_dir: str, max_len: int, prefix_field: str | None = None):
         self.tokenizer_dir, self.max_len, self.prefix_field = tokenizer_dir, max_len, prefix_field
@@ -114,19 +122,26 @@ class Tokenise:
             from transformers import AutoTokenizer
             self._tok = AutoTokenizer.from_pretrained(self.tokenizer_dir)
         size = self.max_len - 2
-        pieces, prefixes = [], []
+        pieces, prefixes, words_of = [], [], []
         roles = batch.get(self.prefix_field) if self.prefix_field else None
         for i, text in enumerate(batch["text"]):
+            text = (text or "").strip()
+            if len(text) < 2:
+                continue
             pre = roles[i] if roles else ""
-            for p in chunk_text(text, size - (1 if pre else 0)):
-                pieces.append(p)
-                prefixes.append(pre)
+            cw = char_word_ids(text, jieba)
+            for a, b in chunk_spans(len(text), size - (1 if pre else 0)):
+                if b - a >= 2:
+                    pieces.append(text[a:b])
+                    prefixes.append(pre)
+                    words_of.append(cw[a:b])
         if not pieces:
             return {"input_ids": [], "word_ids": []}
         enc = self._tok(pieces, truncation=True, max_length=self.max_len, return_offsets_mapping=True)
         ids_out, words_out = [], []
-        for p, pre, ids, offs in zip(pieces, prefixes, enc["input_ids"], enc["offset_mapping"]):
-            words = _word_ids(p, offs, jieba)
+        for pre, cw, ids, offs in zip(prefixes, words_of, enc["input_ids"], enc["offset_mapping"]):
+            last = len(cw) - 1
+            words = [-1 if a == b else cw[min(a, last)] for a, b in offs]
             if pre:                                  # the role marker stays unmasked, like [CLS]
                 ids = [ids[0], self._tok.convert_tokens_to_ids(pre)] + ids[1:self.max_len - 1]
                 words = [-1, -1] + words[1:self.max_len - 1]
@@ -136,7 +151,7 @@ class Tokenise:
 
 
 def _fingerprint(*parts) -> str:
-    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return hashlib.sha1(json.dumps([TOKENISE_VERSION, *parts], sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def tokenise_files(files: list[str], tokenizer_dir: str, max_len: int, cache: Path, key: str,
