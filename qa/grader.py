@@ -167,21 +167,31 @@ class Grader:
             analyses = [analyse(c, self.rubric, self.engine) for c in convs]
         with clock("model"):
             preds = self.predict(convs, analyses)
+            analyses = [self.with_model_flags(c, a, p) for c, a, p in zip(convs, analyses, preds)]
         name = self.model_name
         with clock("score"):
-            return [grade(c, self.rubric, a, profile=self.profile_for(c), prediction=p, model=name,
-                          stamp=self.stamp, messages=self.messages)
+            return [grade(c, self.rubric, a, profile=self.profile_for(c), prediction=p.grades if p else None,
+                          model=name, stamp=self.stamp, messages=self.messages)
                     for c, a, p in zip(convs, analyses, preds)]
 
+    def with_model_flags(self, conv: Conversation, analysis, prediction):
+        """``analysis`` with the rule flags the model raised added to its findings (``qa.rules.combine``):
+        they then cap and deduct like any finding, marked ``source: model`` (or ``both``)."""
+        if prediction is None or not prediction.raised:
+            return analysis
+        from qa.rules.combine import combine
+        return dataclasses.replace(analysis, findings=tuple(combine(analysis.findings, prediction.raised,
+                                                                    self.rubric, conv)))
+
     def predict(self, convs: Sequence[Conversation], analyses) -> list:
-        """The classifier's grades per conversation (None for those with no agent or bot turn to grade)."""
+        """The classifier's ``Prediction`` per conversation (None for those with no agent or bot turn)."""
         if self.classifier is None:
             return [None] * len(convs)
         idx = [i for i, a in enumerate(analyses) if a.has_reply]
         out: list = [None] * len(convs)
         if idx:
-            got = self.classifier.predict([convs[i] for i in idx], findings=[analyses[i].findings for i in idx],
-                                          timings=[analyses[i].timing for i in idx], batch_size=self.batch_size)
+            got = self.classifier.predict_all([convs[i] for i in idx], findings=[analyses[i].findings for i in idx],
+                                              timings=[analyses[i].timing for i in idx], batch_size=self.batch_size)
             for i, p in zip(idx, got):
                 out[i] = p
         return out

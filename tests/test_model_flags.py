@@ -202,3 +202,22 @@ def test_build_real_sets_joins_labels_with_text_and_keeps_eval_apart(tmp_path):
     ev = json.loads((cache / "real" / "real_eval_ecom.jsonl").read_text(encoding="utf-8"))
     assert [r["reviewer"] for r in ev["labels"]["reviews"]] == ["r1", "r2"]
     assert ev["messages"][0]["text"] == "在吗"
+
+
+def test_grader_turns_raised_model_flags_into_findings_that_cap_grades(flag_model):
+    from qa.grader import Grader, GradeSettings
+    from qa.io.read import read_path
+    grader = Grader.from_settings(GradeSettings(model=str(flag_model[0])))
+    flags = grader.classifier.config.flags
+    grader.classifier.config.flag_thresholds = {f: 0.0 for f in flags}   # every flag raised: the path is exercised
+    convs = [c for c in read_path(ROOT / "data" / "samples" / "samples.jsonl")][:8]
+    for conv, g in zip(convs, grader.grade_batch(convs)):
+        rec = g.to_record()
+        if not rec["dimensions"].get("attitude"):
+            continue                                     # nobody answered: no model, so no model flags
+        found = {f["rule"]: f for f in rec["findings"]}
+        assert set(flags) <= set(found)
+        for f in flags:
+            assert found[f]["source"] in ("model", "both") and found[f]["message"] is not None
+        assert rec["dimensions"]["attitude"]["level"] <= 2          # uncivil_language caps attitude at 2
+        assert any(d["dimension"] == "attitude" or d.get("rule") == "uncivil_language" for d in rec["deductions"])
