@@ -5,32 +5,39 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 
 import pytest
 
-ray = pytest.importorskip("ray")
-pytest.importorskip("ray.data")
-
-from qa.batch import grade_files  # noqa: E402
-from qa.errors import InputError  # noqa: E402
-from qa.grade import read_records  # noqa: E402
-from qa.grader import GradeSettings  # noqa: E402
-from qa.ray_engine import grade_files_ray, parts_dir  # noqa: E402
-from tests.conftest import ROOT  # noqa: E402
+from qa.batch import grade_files
+from qa.errors import InputError
+from qa.grade import read_records
+from qa.grader import GradeSettings
+from qa.ray_engine import grade_files_ray, parts_dir, ray_available
+from tests.conftest import ROOT
 
 SAMPLES = ROOT / "data" / "samples" / "samples.jsonl"
 NO_MODEL = GradeSettings(model="none", profile="douyin", batch_size=4)
+needs_ray = pytest.mark.skipif(not ray_available(), reason="the Ray engine needs the 'ray' extra (pip install 'qa[ray]')")
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope="module")
 def local_ray():
     """One local Ray (2 CPUs, no dashboard) for the module: ``ray.init`` costs seconds, not per test."""
+    import ray
     started = not ray.is_initialized()
     if started:
         ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", object_store_memory=256 << 20)
     yield
     if started:
         ray.shutdown()
+
+
+def test_nothing_in_the_core_imports_ray():
+    code = ("import sys, qa.batch, qa.grader, qa.grade, qa.ray_engine, qa.cli, qa.cli.grade\n"
+            "sys.exit('ray' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
 
 
 def _mixed_input(tmp_path):
@@ -50,6 +57,8 @@ def _by_id(path):
     return out
 
 
+@needs_ray
+@pytest.mark.usefixtures("local_ray")
 def test_ray_records_equal_the_local_engines_on_the_samples_with_the_model(tmp_path):
     settings = GradeSettings(profile="douyin", batch_size=16)
     local = grade_files([SAMPLES], tmp_path / "local.parquet", settings, workers=1)
@@ -68,6 +77,8 @@ def test_ray_records_equal_the_local_engines_on_the_samples_with_the_model(tmp_p
                {k: v for k, v in rec.items() if k not in ("dimensions", "score", "deductions")}
 
 
+@needs_ray
+@pytest.mark.usefixtures("local_ray")
 def test_ray_counts_and_rejects_equal_the_local_engines_on_broken_input(tmp_path):
     src = _mixed_input(tmp_path)
     local = grade_files([src], tmp_path / "local.parquet", NO_MODEL, workers=1)
@@ -80,6 +91,8 @@ def test_ray_counts_and_rejects_equal_the_local_engines_on_broken_input(tmp_path
     assert _by_id(run.out) == _by_id(local.out)
 
 
+@needs_ray
+@pytest.mark.usefixtures("local_ray")
 def test_ray_resume_after_a_kill_neither_loses_nor_duplicates(tmp_path):
     import pyarrow.parquet as pq
 
@@ -103,6 +116,8 @@ def test_ray_resume_after_a_kill_neither_loses_nor_duplicates(tmp_path):
     assert again.resumed == 20 and again.graded == 0 and _by_id(out) == expected
 
 
+@needs_ray
+@pytest.mark.usefixtures("local_ray")
 def test_ray_resume_into_one_parquet_file_and_refusing_another_stamp(tmp_path):
     src = _mixed_input(tmp_path)
     out = tmp_path / "results.parquet"
@@ -118,6 +133,8 @@ def test_ray_resume_into_one_parquet_file_and_refusing_another_stamp(tmp_path):
     assert run.graded == 20 and _by_id(out) == first
 
 
+@needs_ray
+@pytest.mark.usefixtures("local_ray")
 def test_ray_cli_counts_line_and_a_repeated_id_across_files(tmp_path):
     from typer.testing import CliRunner
 
