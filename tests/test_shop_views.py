@@ -259,3 +259,20 @@ def test_report_shop_sections_render_in_chromium(shop_report, tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and shot.is_file() and shot.stat().st_size > 20_000
     shutil.rmtree(tmp_path / "profile", ignore_errors=True)
+
+
+def test_shop_view_cells_go_through_the_safety_policy(tmp_path):
+    """CSV cells masked (shop and agent names too) and neutralised; HTML table cells neutralised and escaped."""
+    import html as html_lib
+
+    from qa.report.shop_views import _table, write_rows
+
+    path = tmp_path / "alerts.csv"
+    write_rows(path, [{"shop": "=1+1", "agent": "客服-13812345678", "id": "=HYPERLINK(\"x\")",
+                       "time": "2026-03-02T10:00:00+08:00", "hour": 10}], ("shop", "agent", "id", "time", "hour"))
+    with open(path, encoding="utf-8-sig") as f:
+        row = next(csv.DictReader(f))
+    assert row == {"shop": "'=1+1", "agent": "客服-138****5678", "id": "'=HYPERLINK(\"x\")",
+                   "time": "2026-03-02T10:00:00+08:00", "hour": "10"}
+    page = html_lib.unescape(_table(["店铺", "客服"], [[("=1+1", ""), ("@SUM(A1)", "n")]]))
+    assert "<td>'=1+1</td>" in page and "<td class=\"n\">'@SUM(A1)</td>" in page

@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from qa.report.shop_charts import bars, hour_heatmap, rate_color
+from qa.safety import NO_MASK, mask_value, neutralise_cell, write_csv
 
 log = logging.getLogger(__name__)
 MAX_ALERTS = 300
 MAX_TOPICS = 30
-KEEP = ("id", "ts", "day", "time", "shop", "agent", "hour", "file", "topic")   # never masked
+# identifiers, times and numbers, never masked (docs/security.md); shop and agent names and files are masked
+KEEP = NO_MASK | {"time", "newest", "hour", "topic"}
 
 
 @dataclasses.dataclass
@@ -41,39 +43,30 @@ def collect(inputs: Sequence[Path], rubric: Any, *, profile: str | None = None, 
 
     chats, _ = load_chats(inputs, rubric=rubric)
     rows = al.alerts(chats, rubric=rubric)
-    views = ShopViews(alerts=rows, alert_summary=al.summary(rows),
-                      staffing=staffing(chats, rubric=rubric, profile=profile or records_profile))
+    # everything a person reads is masked once, here: the HTML tables and charts and the CSVs (docs/security.md)
+    views = ShopViews(alerts=_masked(rows), alert_summary=_masked(al.summary(rows)),
+                      staffing=_masked(staffing(chats, rubric=rubric, profile=profile or records_profile)))
     if topics:
         from qa.topics import build_topics
 
-        views.topics = build_topics(chats, backend=topics_backend)
+        t = build_topics(chats, backend=topics_backend)
+        views.topics = dataclasses.replace(t, rows=_masked(t.rows), shops=_masked(t.shops),
+                                           assignments=_masked(t.assignments))
     if shop_stats is not None:
         from qa.shopscore import read_stats, shop_scores
 
-        views.shop_score = shop_scores(read_stats(shop_stats))
+        views.shop_score = _masked(shop_scores(read_stats(shop_stats)))
         views.shop_stats = Path(shop_stats)
     return views
 
 
-def write_rows(path: Path, rows: Iterable[dict[str, Any]], columns: Sequence[str] = ()) -> None:
-    """CSV for people through ``qa.safety`` (masked, formulas neutralised); a plain UTF-8-BOM writer if absent."""
-    try:
-        from qa.safety import write_csv
-    except ImportError:  # pragma: no cover — the shared policy module ships with the project
-        import csv
+def _masked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [mask_value(r, KEEP) for r in rows]
 
-        rows = list(rows)
-        fields = list(columns) + [k for r in rows for k in r if k not in columns]
-        fields = list(dict.fromkeys(fields))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", encoding="utf-8-sig", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=fields)
-            w.writeheader()
-            for r in rows:
-                w.writerow({k: "'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r")
-                            else "" if v is None else v for k, v in r.items()})
-        return
-    write_csv(path, rows, keep=frozenset(KEEP) | {"id", "ts", "day"}, columns=columns)
+
+def write_rows(path: Path, rows: Iterable[dict[str, Any]], columns: Sequence[str] = ()) -> None:
+    """CSV for people through ``qa.safety.write_csv``: masked (except ``KEEP``), formulas neutralised, clipped."""
+    write_csv(path, rows, keep=KEEP, columns=columns)
 
 
 def write_csvs(views: ShopViews, out: Path) -> dict[str, Path]:
@@ -109,9 +102,14 @@ def _num(v: float | None, d: int = 1) -> str:
     return "–" if v is None else f"{v:.{d}f}"
 
 
+def _td(v: Any, cls: str = "") -> str:
+    """A table cell: escaped, and neutralised like a spreadsheet cell (a table is often pasted into Excel)."""
+    v = neutralise_cell(v)
+    return f'<td class="{cls}">{_e(v)}</td>' if cls else f"<td>{_e(v)}</td>"
+
+
 def _table(head: list[str], rows: list[list[tuple[Any, str]]], cls: str = "") -> str:
-    body = "".join("<tr>" + "".join(f'<td class="{c}">{_e(v)}</td>' if c else f"<td>{_e(v)}</td>"
-                                    for v, c in r) + "</tr>" for r in rows)
+    body = "".join("<tr>" + "".join(_td(v, c) for v, c in r) + "</tr>" for r in rows)
     return (f'<div class="scroll"><table class="{cls}"><thead><tr>' + "".join(f"<th>{_e(h)}</th>" for h in head)
             + f"</tr></thead><tbody>{body}</tbody></table></div>")
 
