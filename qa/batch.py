@@ -172,7 +172,7 @@ def grade_files(inputs: list[Path], out: Path, settings: GradeSettings, *, worke
         nonlocal skipped
         with JsonlWriter(rejects_path) as rej:
             t = time.perf_counter()
-            for item in read_many(inputs, stats, columns=columns, tz=tz):
+            for item in read_many(inputs, stats, columns=columns, tz=tz, unique_ids=True):
                 if isinstance(item, Reject):
                     rej.write(item.to_record())
                     continue

@@ -244,12 +244,16 @@ def test_hostile_report_counts_each_conversation_id_once(pipeline, tmp_path):
     assert int(total["conversations"]) == n and "note" in r.output
 
 
-@pytest.mark.xfail(reason="qa/batch.py (grading-assembly owner) must pass unique_ids=True to read_many",
-                   strict=False)
 def test_hostile_grade_rejects_a_repeated_id(pipeline):
     d, _ = pipeline
     ids = [json.loads(x)["id"] for x in (d / "results.jsonl").read_text("utf-8").splitlines()]
     assert len(ids) == len(set(ids)) == UNIQUE_IDS
+    rejects = [json.loads(x) for x in (d / "results.rejects.jsonl").read_text("utf-8").splitlines()]
+    dup = [r for r in rejects if r.get("field") == "id"]
+    assert sorted(r["id"] for r in dup) == ["+cmd", "@dup"]
+    assert all("duplicate conversation id" in r["reason"] for r in dup)
+    assert next(r for r in dup if r["id"] == "+cmd")["file"].endswith("dup.jsonl")
+    assert str(CHATS) in next(r for r in dup if r["id"] == "+cmd")["reason"]    # where it was first read
 
 
 def _two_chats_one_id(pipeline) -> list[dict]:
