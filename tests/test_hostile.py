@@ -144,7 +144,8 @@ def test_hostile_every_cell_of_every_artefact_is_neutralised_and_masked(pipeline
     kpis = (d / "report" / "kpis.csv").read_text("utf-8-sig")
     assert "'=1+1" in kpis and "'@SUM(A1:A9)" in kpis
     warnings = (d / "report" / "warnings.csv").read_text("utf-8-sig")
-    assert "'=HYPERLINK" in warnings and "110***********1234" in warnings    # the red line's evidence, masked
+    # the red line's evidence (the first by text: the Chinese-numeral phone number the agent sent), masked
+    assert "'=HYPERLINK" in warnings and "一三八****五六七八" in warnings
     page = (d / "report" / "report.html").read_text("utf-8")
     assert "<script>" not in page and "客服-138****5678" in page
 
