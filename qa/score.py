@@ -7,8 +7,8 @@ cluster actor) maps batches through a ``Grader``.
 Arithmetic: every weighted dimension starts at a base level — the model's level, the timing level of the
 analysis, or the top of the scale for rule-only dimensions — and each rule that fired applies its effects once
 (``cap`` lowers the level to at most the cap, ``deduct`` moves it down the scale). A dimension earns
-``weight × (position on the scale, best = 1, worst = 0)``; the score is the sum, over 100 when every weighted
-dimension applies. Weights of dimensions that do not apply are spread over the rest, and the record says why
+``weight × (position on the scale, best = 1, worst = 0)``, rounded to 0.01; the score is the sum, over 100 when
+every weighted dimension applies, clamped to 0–100 (rounded points can add up to a few hundredths over 100). Weights of dimensions that do not apply are spread over the rest, and the record says why
 in ``not_graded``: ``no_model`` (graded without a classifier), ``no_reply_turn`` (no agent or bot message: the
 model dimensions grade an agent who never spoke, so they are left out and the chat is scored on timing —
 unanswered is the worst level — and rules), ``no_customer`` (no customer message: nothing to time). A red-line
@@ -133,9 +133,10 @@ def grade(conv: Conversation, rubric: Rubric, analysis: Analysis, *, profile: st
         row["points"] = round(row["weight"] * scale_w * _position(rubric, row["level"]), 2)
     red = next((f for f in findings if f.severity == "red_line"), None)
     failed = red is not None
-    score = 0.0 if failed else round(sum(r["points"] for r in dims.values()), 2)
+    # the sum of rounded points can pass 100 by a few hundredths (seven weights of 100/7 give 7 × 14.29): clamp
+    score = 0.0 if failed else min(100.0, max(0.0, round(sum(r["points"] for r in dims.values()), 2)))
     if red is not None:
-        deductions.insert(0, Deduction(None, round(sum(r["points"] for r in dims.values()), 2),
+        deductions.insert(0, Deduction(None, min(100.0, round(sum(r["points"] for r in dims.values()), 2)),
                                        f"红线：{red.name}（{red.explanation}）", "rule", red.rule, red.message,
                                        tuple(red.span) if red.span else None, None))
     timing = analysis.timing

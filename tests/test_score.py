@@ -132,3 +132,16 @@ def test_grade_record_without_messages_and_schema(rubric):
     assert arrow_schema().names == list(rec)
     with pytest.raises(ValueError, match="score"):
         Grade.from_record({**rec, "score": "high"})
+
+
+def test_score_stays_within_100_after_rounding_each_dimension(rubric):
+    """Seven equal weights: each dimension earns 100/7 = 14.2857… → 14.29 points, seven of them 100.03; the score
+    is clamped to 100 (and the band stays 优秀)."""
+    from qa.rubric import Profile
+
+    even = Profile(name="even", weights={d: 100 / 7 for d in rubric.profile("douyin").weights})
+    assert len(even.weights) == 7
+    rub = rubric.model_copy(update={"profiles": {**rubric.profiles, "even": even}})
+    r = _grade(_conv(), rub, "even", prediction=_pred())
+    assert sum(d["points"] for d in r["dimensions"].values()) > 100          # the rounding this test is about
+    assert r["score"] == 100 and r["band"] == "优秀" and not r["failed"]
