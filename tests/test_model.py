@@ -240,3 +240,19 @@ def test_file_weights_follow_glob_patterns_and_keep_order(tmp_path):
     weighted = load_examples([str(a), str(b)], dims, weights={"gen.jsonl": 0.3})
     assert [e.conv.id for e in weighted] == [e.conv.id for e in plain]
     assert [e.weight for e in weighted] == [1.0] * 5 + [0.3] * 3
+
+
+def test_model_resume_with_no_epochs_left_finishes_without_refitting(tmp_path, monkeypatch):
+    from qa.model import train as train_mod
+    from qa.model.train import TrainArgs, train
+    data = _subset(tmp_path, 12)
+    args = dict(data=[str(data)], out=str(tmp_path / "m"), base_model="none", batch_size=4, dev_fraction=0.25,
+                seed=3)
+    monkeypatch.setattr(train_mod.shutil, "rmtree", lambda p, **k: None)   # keep the checkpoint, as a killed run would
+    first = train(TrainArgs(epochs=1, **args))
+    calls = []
+    real = train_mod._fit_ngram_channel
+    monkeypatch.setattr(train_mod, "_fit_ngram_channel", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = train(TrainArgs(epochs=1, resume=True, **args))
+    assert calls == [] and again["history"] == first["history"]
+    assert (tmp_path / "m" / "model.safetensors").is_file()

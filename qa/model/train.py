@@ -263,7 +263,11 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
     batcher = Batcher(config, tok, ngrams, rubric)
 
     oof = None   # out-of-fold n-gram logits: what the rest of the model learns to correct
-    if model.ngram is not None and args.ngram_init == "lr":
+    done = _checkpoint_epoch(out / "checkpoint") if args.resume else 0
+    if done >= args.epochs and model.ngram is not None:   # nothing left to train: the checkpoint has the
+        for p in model.ngram.parameters():                # channel's weights, so skip the (slow) fit
+            p.requires_grad_(False)
+    elif model.ngram is not None and args.ngram_init == "lr":
         chosen, oof = _fit_ngram_channel(model, ngrams, train_ex, dims, args.seed, flags)
         log.info("n-gram channel fitted as logistic regression (C per dimension: %s)", chosen)
     enc_params = list(model.encoder.parameters()) if args.use_encoder else []
@@ -411,6 +415,14 @@ def choose_flag_thresholds(flag_logits: np.ndarray, dev_ex, flags: list[str], fi
         report[f] = {"threshold": round(t, 3), "f1": None if np.isnan(f1) else round(float(f1), 4),
                      "positives": int(gold.sum()), "n": len(rows)}
     return thresholds, report
+
+
+def _checkpoint_epoch(ckpt: Path) -> int:
+    """Epochs a checkpoint holds (0 when there is none)."""
+    import torch
+    if not (ckpt / "state.pt").is_file():
+        return 0
+    return int(torch.load(ckpt / "state.pt", weights_only=False)["state"]["epoch"])
 
 
 def _fit_ngram_channel(model, ngrams, train_ex, dims, seed: int, flags: list[str] | None = None) -> dict:
