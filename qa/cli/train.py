@@ -34,6 +34,7 @@ def train_cli(
     max_steps: int = typer.Option(None, help="Stop after this many steps (smoke runs)"),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint"),
     threads: int = typer.Option(None, help="Torch CPU threads"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda (bf16 autocast on a GPU)"),
 ) -> None:
     """Fine-tune: seeded, early stopping on a dev split, calibrated, resumable; writes weights, tokenizer,
     label map, metrics and MODEL_CARD.md."""
@@ -48,7 +49,7 @@ def train_cli(
                              encoder_lr=encoder_lr, patience=patience, seed=seed, use_encoder=not no_encoder,
                              use_ngrams=not no_ngrams, use_features=not no_features, max_steps=max_steps,
                              ngram_init=ngram_init, resume=resume, threads=threads, weights=_weights(weight),
-                             augment=augment)
+                             augment=augment, device=device)
         except ValueError as e:
             raise typer.BadParameter(str(e)) from None
         with step_progress("train") as update:

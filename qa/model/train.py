@@ -53,6 +53,7 @@ class TrainArgs:
     max_steps: int | None = None             # stop early (tests, smoke runs)
     resume: bool = False
     threads: int | None = None
+    device: str = "auto"                     # auto | cpu | cuda (bf16 autocast on CUDA)
 
     def __post_init__(self) -> None:
         if not self.data:
@@ -63,6 +64,8 @@ class TrainArgs:
             raise ValueError("dev_fraction must be in [0, 1)")
         if self.ngram_init not in ("lr", "joint"):
             raise ValueError("ngram_init must be 'lr' or 'joint'")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError("device must be auto, cpu or cuda")
         if not 0 <= self.augment <= 1:
             raise ValueError("augment must be in [0, 1]")
         if not (self.use_encoder or self.use_ngrams or self.use_features):
@@ -113,6 +116,9 @@ def scratch_encoder(texts, hidden: int = 64, layers: int = 1):
 def _predict_logits(model, batcher, examples, feats, batch_size=64, with_flags: bool = False):
     """Per dimension the logits [N, levels]; with ``with_flags`` also the flag logits [N, F] (or None)."""
     import torch
+
+    from qa.model.pretrain import autocast
+    device = next(model.parameters()).device
     model.eval()
     out = {d: [] for d in model.config.dimensions}
     flags = []
@@ -121,11 +127,12 @@ def _predict_logits(model, batcher, examples, feats, batch_size=64, with_flags: 
             chunk = examples[s:s + batch_size]
             batch, _ = batcher([e.conv for e in chunk], findings=feats[0][s:s + batch_size],
                                timings=feats[1][s:s + batch_size])
-            res = model(**batch)
+            with autocast(device):
+                res = model(**{k: v.to(device) for k, v in batch.items()})
             for d in out:
-                out[d].append(res["logits"][d])
+                out[d].append(res["logits"][d].float().cpu())
             if "flags" in res:
-                flags.append(res["flags"])
+                flags.append(res["flags"].float().cpu())
     logits = {d: torch.cat(v).numpy() for d, v in out.items()}
     if with_flags:
         return logits, (torch.cat(flags).numpy() if flags else None)
@@ -261,6 +268,8 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
                           turn_labels=turn_labels)
     model = RubricModel(config, encoder=encoder)
     batcher = Batcher(config, tok, ngrams, rubric)
+    from qa.model.pretrain import autocast, resolve_device
+    device = resolve_device(args.device)
 
     oof = None   # out-of-fold n-gram logits: what the rest of the model learns to correct
     done = _checkpoint_epoch(out / "checkpoint") if args.resume else 0
@@ -270,6 +279,7 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
     elif model.ngram is not None and args.ngram_init == "lr":
         chosen, oof = _fit_ngram_channel(model, ngrams, train_ex, dims, args.seed, flags)
         log.info("n-gram channel fitted as logistic regression (C per dimension: %s)", chosen)
+    model.to(device)
     enc_params = list(model.encoder.parameters()) if args.use_encoder else []
     enc_ids = {id(p) for p in enc_params}
     ngram_params = [p for p in model.ngram.parameters() if p.requires_grad] if model.ngram is not None else []
@@ -291,7 +301,7 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
     state = {"epoch": 0, "step": 0, "best": None, "bad": 0, "history": []}
     best_state = None
     if args.resume and (ckpt / "state.pt").is_file():
-        saved = torch.load(ckpt / "state.pt", weights_only=False)
+        saved = torch.load(ckpt / "state.pt", weights_only=False, map_location=device)
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optimizer"])
         sched.load_state_dict(saved["scheduler"])
@@ -307,14 +317,15 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
         batch, all_turns = batcher([e.conv for e in chunk], findings=[train_feats[0][i] for i in idx],
                            timings=[train_feats[1][i] for i in idx], targets=[e.targets for e in chunk],
                            nuggets=[e.nuggets for e in chunk])
-        batch["sample_weight"] = torch.tensor([e.weight for e in chunk], dtype=torch.float)
+        batch["sample_weight"] = torch.tensor([e.weight for e in chunk], dtype=torch.float)  # moved with the batch
         if flags:
             batch["flag_labels"], batch["flag_mask"] = flag_tensors([e.flags for e in chunk], flags)
         if turn_labels:
             batch["turn_targets"], batch["turn_mask"] = turn_tensors(all_turns, [e.turns for e in chunk], turn_labels)
         if oof is not None:
             batch["ngram_logits"] = torch.from_numpy(oof[idx])
-        res = model(**batch)
+        with autocast(device):
+            res = model(**{k: v.to(device) for k, v in batch.items()})
         loss = res["loss"]
         if model.ngram is not None and args.ngram_l2 and model.ngram.weight.requires_grad:
             loss = loss + args.ngram_l2 * model.ngram.weight.pow(2).sum()
@@ -393,7 +404,7 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
         metrics["dev"] = {d: {k: v for k, v in m.items() if k != "confusion"}
                           for d, m in by_rule[config.decision].items()}
         metrics["decision"], metrics["temperatures"] = config.decision, temps
-    save(model, tok, ngrams, rubric, out, metrics, args)
+    save(model.cpu(), tok, ngrams, rubric, out, metrics, args)
     shutil.rmtree(ckpt, ignore_errors=True)
     return metrics
 
