@@ -15,11 +15,12 @@ import re
 
 from qa.schema import Conversation
 
-# Clauses that carry no fact: pleasantries and fillers a short real reply leaves out. A clause is kept when
-# it has a digit, a Latin letter or none of these patterns covers most of it.
-_FLUFF = re.compile(r"^(?:亲亲?|您好呀?|你好|好的呢?|嗯嗯?|哈+|呢|哦+|哈|呀|是的呢?|在的呢?|感谢您的耐心等待|"
-                    r"这边给您说明一下哈?|关于您说的这个问题呢?|是这样的哈?|我这边跟您说明一下|好的亲|"
-                    r"这个的话呢?|针对您刚刚问的这个问题|然后的话|就是说呢?|这边给您解释一下)$")
+# Clauses that carry neither a fact nor courtesy: fillers and lead-ins a short real reply leaves out.
+_FLUFF = re.compile(r"^(?:嗯嗯?|哈+|呢|哦+|呀|这边给您说明一下哈?|关于您说的这个问题呢?|是这样的哈?|"
+                    r"我这边跟您说明一下|这个的话呢?|针对您刚刚问的这个问题|然后的话|就是说呢?|这边给您解释一下|"
+                    r"那个|就是|然后)$")
+# Courtesy and warmth (graded under attitude and etiquette): a clause with one of these is never cut.
+_WARM = re.compile(r"亲|您|谢|抱歉|不好意思|理解|放心|辛苦|耐心|请|欢迎|祝|麻烦|别急|久等")
 _CLAUSE = re.compile(r"[^，,。!！?？~～；;\n]+[，,。!！?？~～；;\n]*")
 _PUNCT = re.compile(r"[，,。!！~～；;、]+")
 _EMOJI = re.compile(r"\[[^\]\s]{1,6}\]")
@@ -36,8 +37,8 @@ def _terse(text: str, rng: random.Random) -> str:
     if len(clauses) < 2 or not content:
         return text
     if len(content) > 2 and rng.random() < 0.5:
-        facts = [c for c in content[1:] if re.search(r"\d|[A-Za-z]", c)]
-        content = content[:1] + facts[:1]
+        facts = [c for c in content[1:] if re.search(r"\d|[A-Za-z]", c)][:1]
+        content = [c for k, c in enumerate(content) if k == 0 or c in facts or _WARM.search(c)]
     out = "".join(content).strip()
     return re.sub(r"[，,；;]$", "", out) or text
 

@@ -36,6 +36,8 @@ def _command(args: dict) -> str:
             parts += [f"--{k.replace('_', '-')}", str(args[k])]
     for pattern, w in (args.get("weights") or {}).items():
         parts += ["--weight", f"'{pattern}={w:g}'"]
+    if args.get("augment"):
+        parts += ["--augment", f"{args['augment']:g}"]
     for flag, key in (("--no-encoder", "use_encoder"), ("--no-ngrams", "use_ngrams"), ("--no-features", "use_features")):
         if args.get(key) is False:
             parts.append(flag)

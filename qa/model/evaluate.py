@@ -62,6 +62,7 @@ def training_split(model_dir: Path, dims: dict[str, list], train_paths: Sequence
     if not args_file.is_file():
         raise ModelError(f"{model_dir} has no training_args.json: pass --train FILES for the baselines")
     args = json.loads(args_file.read_text(encoding="utf-8"))
+    args["data"] = [str(Path(p).expanduser()) for p in args["data"]]   # real chats live in ~/.cache/qa
     missing = [p for p in args["data"] if not Path(p).is_file()]
     if missing:
         raise ModelError(f"training data of {model_dir} not found ({', '.join(missing)}): pass --train FILES")
