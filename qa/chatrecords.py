@@ -47,12 +47,9 @@ class Chat:
 
     @property
     def review(self) -> str | None:
-        """满意 / 一般 / 失望: the label first, else the stars (4–5 → 满意, 3 → 一般, 1–2 → 失望)."""
-        if self.label is not None:
-            return self.label
-        if self.stars is None:
-            return None
-        return "满意" if self.stars >= 4 else "一般" if self.stars == 3 else "失望"
+        """满意 / 一般 / 失望: the label first, else the stars (``qa.schema.review_label``)."""
+        from qa.schema import review_label
+        return review_label(self.stars, self.label)
 
     @property
     def satisfied(self) -> bool | None:

@@ -124,12 +124,16 @@ class Rating(BaseModel):
 
     @property
     def review_label(self) -> str | None:
-        """The Kuaishou-style label; stars map 4–5 → 满意, 3 → 一般, 1–2 → 失望."""
-        if self.label is not None:
-            return self.label
-        if self.stars is None:
-            return None
-        return "满意" if self.stars >= 4 else "一般" if self.stars == 3 else "失望"
+        return review_label(self.stars, self.label)
+
+
+def review_label(stars: int | None, label: str | None) -> str | None:
+    """The Kuaishou-style label: the label first, else the stars (4–5 → 满意, 3 → 一般, 1–2 → 失望)."""
+    if label is not None:
+        return label
+    if stars is None:
+        return None
+    return "满意" if stars >= 4 else "一般" if stars == 3 else "失望"
 
 
 class Conversation(BaseModel):
