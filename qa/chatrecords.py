@@ -53,14 +53,13 @@ class Chat:
 
     @property
     def satisfied(self) -> bool | None:
-        """Stars first (≥ 4), else the label 满意 — as ``satisfaction_rate`` in docs/metrics.md."""
-        if self.stars is not None:
-            return self.stars >= 4
-        return None if self.label is None else self.label == "满意"
+        from qa.schema import satisfied
+        return satisfied(self.stars, self.label)
 
     @property
     def dissatisfied(self) -> bool:
-        return (self.stars is not None and self.stars <= 2) or (self.stars is None and self.label == "失望")
+        from qa.schema import dissatisfied
+        return bool(dissatisfied(self.stars, self.label))
 
     @property
     def last_ts(self) -> dt.datetime | None:

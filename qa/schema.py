@@ -112,19 +112,29 @@ class Rating(BaseModel):
 
     @property
     def satisfied(self) -> bool | None:
-        if self.stars is not None:
-            return self.stars >= 4
-        return None if self.label is None else self.label == "满意"
+        return satisfied(self.stars, self.label)
 
     @property
     def dissatisfied(self) -> bool | None:
-        if self.stars is not None:
-            return self.stars <= 2
-        return None if self.label is None else self.label == "失望"
+        return dissatisfied(self.stars, self.label)
 
     @property
     def review_label(self) -> str | None:
         return review_label(self.stars, self.label)
+
+
+def satisfied(stars: int | None, label: str | None) -> bool | None:
+    """Stars first (≥ 4), else the label 满意 — ``satisfaction_rate`` in docs/metrics.md; None when unrated."""
+    if stars is not None:
+        return stars >= 4
+    return None if label is None else label == "满意"
+
+
+def dissatisfied(stars: int | None, label: str | None) -> bool | None:
+    """Stars first (≤ 2), else the label 失望; None when unrated."""
+    if stars is not None:
+        return stars <= 2
+    return None if label is None else label == "失望"
 
 
 def review_label(stars: int | None, label: str | None) -> str | None:
