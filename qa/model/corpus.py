@@ -68,18 +68,9 @@ def char_counts(corpus: str | Path, manifest: dict, extra: Iterable[str] = ()) -
 
 
 def vocab_from_counts(counts: Counter, size: int, min_count: float = 2) -> list[str]:
-    from qa.model.vocab import ASCII, SPECIAL
-    from qa.model.inputs import ROLE_TOKENS
-    fixed = SPECIAL + list(ROLE_TOKENS.values()) + ASCII + ["##" + c for c in ASCII]
-    seen, out = set(fixed), list(fixed)
-    for ch, n in counts.most_common():
-        if len(out) >= size or n < min_count:
-            break
-        if ch.isspace() or ch in seen or (ch.isascii() and ch.isalnum()):
-            continue
-        out.append(ch)
-        seen.add(ch)
-    return out
+    """``qa.model.vocab.vocab_from_counts`` (kept here for the pretraining code that counts the corpus)."""
+    from qa.model.vocab import vocab_from_counts as build
+    return build(counts, size, min_count)
 
 
 def chunk_spans(n: int, size: int) -> list[tuple[int, int]]:

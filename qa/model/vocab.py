@@ -22,9 +22,13 @@ def char_vocab(texts: Iterable[str], *, size: int = 6000, min_count: int = 2) ->
     counts = Counter()
     for t in texts:
         counts.update(t.lower())
+    return vocab_from_counts(counts, size, min_count)
+
+
+def vocab_from_counts(counts: Counter, size: int, min_count: float = 2) -> list[str]:
+    """Special, role and ASCII tokens, then the most frequent other characters of ``counts``."""
     fixed = SPECIAL + list(ROLE_TOKENS.values()) + ASCII + ["##" + c for c in ASCII]
-    seen = set(fixed)
-    out = list(fixed)
+    seen, out = set(fixed), list(fixed)
     for ch, n in counts.most_common():
         if len(out) >= size or n < min_count:
             break
