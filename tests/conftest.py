@@ -30,6 +30,19 @@ def make_conv(*msgs, start: dt.datetime = T0, cid: str = "c1", **fields) -> Conv
     return Conversation.model_validate({"id": cid, "platform": "douyin", "messages": out, **fields})
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _ngram_fit_cache(tmp_path_factory):
+    """Training runs cache their n-gram fits in a per-session folder, not in the user's cache."""
+    import os
+    old = os.environ.get("QA_NGRAM_CACHE")
+    os.environ["QA_NGRAM_CACHE"] = str(tmp_path_factory.mktemp("ngram-fits"))
+    yield
+    if old is None:
+        os.environ.pop("QA_NGRAM_CACHE", None)
+    else:
+        os.environ["QA_NGRAM_CACHE"] = old
+
+
 @pytest.fixture(scope="session")
 def rubric():
     return load_rubric()

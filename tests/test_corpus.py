@@ -163,3 +163,53 @@ def test_pretrain_small_run_loads_like_train(built, tmp_path):
     args2 = PretrainArgs(**{**args.__dict__, "steps": 6, "resume": True})
     info2 = pretrain(args2)
     assert info2["steps"] == 6 and info2["evals"][0]["step"] == 2
+
+
+def test_packed_rows_round_trip(tmp_path):
+    from qa.model.corpus import PackedRows, weighted_index
+    rows = {"input_ids": [[2, 10, 11, 12, 3], [2, 4, 20, 21, 22, 23, 3], [2, 30, 3]],
+            "word_ids": [[-1, 5, 5, 6, -1], [-1, -1, 7, 8, 8, 8, -1], [-1, 40, -1]]}
+
+    class Rows:
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, key):
+            return {k: v[key] for k, v in rows.items()}
+
+    PackedRows.from_rows(Rows(), chunk=2).save(tmp_path / "p.npz")
+    p = PackedRows.load(tmp_path / "p.npz")
+    got = p[[0, 1, 2]]
+    assert got["input_ids"] == rows["input_ids"]
+    # word ids are renumbered from 0 per row: the same tokens share a word, specials stay −1
+    assert got["word_ids"] == [[-1, 0, 0, 1, -1], [-1, -1, 0, 1, 1, 1, -1], [-1, 0, -1]]
+    assert p[1:2]["input_ids"] == [rows["input_ids"][1]] and len(p.select(np.array([2, 2]))) == 2
+    assert list(weighted_index(4, 2.5, 0)[:8]) == [0, 1, 2, 3, 0, 1, 2, 3] and len(weighted_index(4, 2.5, 0)) == 10
+
+
+def test_pretrain_from_pack_matches_corpus_and_continues(built, tmp_path):
+    """``--pack`` writes what ``--from-pack`` trains on (same rows as the Arrow path, weights applied);
+    ``init_from`` continues from a saved base."""
+    pytest.importorskip("torch")
+    pytest.importorskip("datasets")
+    pytest.importorskip("jieba")
+    from qa.model.corpus import read_pack
+    from qa.model.pretrain import PretrainArgs, pretrain
+    corpus, _ = built
+    common = dict(corpus=str(corpus), vocab_size=400, hidden=32, layers=1, heads=2, max_len=16, batch_size=4,
+                  eval_every=0, save_every=100, threads=1, device="cpu")
+    pack = tmp_path / "pack"
+    info = pretrain(PretrainArgs(out=str(tmp_path / "unused"), pack=str(pack), **common))
+    assert info["sources"]["reviews"]["weight"] == 2.0
+    train, held, rows, manifest = read_pack(pack)
+    assert rows["reviews"]["weighted_rows"] == 2 * rows["reviews"]["rows"]          # weight 2: twice
+    assert len(train) == sum(r["weighted_rows"] for r in rows.values()) and held is not None and len(held)
+    assert manifest["sources"].keys() == {"reviews", "qa", "news"}
+    assert train[[0]]["input_ids"][0][0] == 2                                      # [CLS] first
+    first = pretrain(PretrainArgs(out=str(tmp_path / "a"), from_pack=str(pack), steps=3, **common))
+    assert first["steps"] == 3 and first["corpus"]["pack"] == str(pack)
+    second = pretrain(PretrainArgs(out=str(tmp_path / "b"), from_pack=str(pack), steps=2,
+                                   init_from=str(tmp_path / "a"), **common))
+    assert second["init_from"]["steps"] == 3 and second["steps"] == 2
+    with pytest.raises(ValueError):
+        PretrainArgs(out="x", pack="p", from_pack="q")

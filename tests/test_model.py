@@ -256,3 +256,32 @@ def test_model_resume_with_no_epochs_left_finishes_without_refitting(tmp_path, m
     again = train(TrainArgs(epochs=1, resume=True, **args))
     assert calls == [] and again["history"] == first["history"]
     assert (tmp_path / "m" / "model.safetensors").is_file()
+
+
+def test_ngram_fit_is_cached_and_parallel_fits_agree(tmp_path, monkeypatch):
+    """A second run on the same data reuses the cached n-gram fit (same weights, no refit); the fit's result
+    does not depend on how many processes run it."""
+    from qa.model import ngrams as ngrams_mod
+    from qa.model.train import TrainArgs, train
+    monkeypatch.setenv("QA_NGRAM_CACHE", str(tmp_path / "fits"))
+    data = _subset(tmp_path, 16)
+    args = dict(data=[str(data)], base_model="none", batch_size=4, dev_fraction=0.25, seed=5, epochs=1,
+                use_encoder=False)
+    train(TrainArgs(out=str(tmp_path / "a"), **args))
+    assert len(list((tmp_path / "fits").glob("*.npz"))) == 1
+    calls = []
+    real = ngrams_mod.fit_soft_lr
+    monkeypatch.setattr(ngrams_mod, "fit_soft_lr", lambda *a, **k: calls.append(1) or real(*a, **k))
+    train(TrainArgs(out=str(tmp_path / "b"), **args))
+    assert calls == []
+    from safetensors.numpy import load_file
+    wa, wb = (load_file(tmp_path / d / "model.safetensors") for d in "ab")
+    assert np.array_equal(wa["ngram.weight"], wb["ngram.weight"])
+    train(TrainArgs(out=str(tmp_path / "c"), **{**args, "seed": 6}))       # other data split: a new fit
+    assert calls and len(list((tmp_path / "fits").glob("*.npz"))) == 2
+
+    x = np.random.default_rng(0).random((60, 8))
+    t = np.eye(3)[np.random.default_rng(1).integers(0, 3, 60)]
+    one = real(x, t, seed=2, folds=3, jobs=1)
+    two = real(x, t, seed=2, folds=3, jobs=2)
+    assert one[2] == two[2] and np.allclose(one[0], two[0]) and np.allclose(one[3], two[3])

@@ -33,6 +33,10 @@ def pretrain_cli(
     seed: int = typer.Option(13),
     threads: int = typer.Option(None, help="Torch CPU threads"),
     num_proc: int = typer.Option(2, help="Processes for tokenising the corpus"),
+    pack: Path = typer.Option(None, help="Write the tokenised corpus (+ chats) as a compact pack folder and stop "
+                              "(to train elsewhere, e.g. on a GPU machine without datasets/jieba)"),
+    pack_max_rows: int = typer.Option(None, help="At most this many sequences per general source (weight ≤ 1) in the pack"),
+    from_pack: Path = typer.Option(None, help="Train from a pack folder written by --pack"),
 ) -> None:
     """Pretrain the char BERT encoder with whole-word-masked language modelling (corpus + your chats)."""
     from qa.model.pretrain import PretrainArgs, pretrain
@@ -45,7 +49,14 @@ def pretrain_cli(
                             vocab_size=vocab_size, batch_size=batch_size, lr=lr, warmup=warmup, mask_prob=mask_prob,
                             chat_weight=chat_weight, eval_every=eval_every, eval_size=eval_size,
                             save_every=save_every, resume=resume, device=device, seed=seed, threads=threads,
-                            num_proc=num_proc)
+                            num_proc=num_proc, pack=str(pack) if pack else None, pack_max_rows=pack_max_rows,
+                            from_pack=str(from_pack) if from_pack else None)
+        if pack:
+            from qa.model.pretrain import pretrain as run
+            info = run(args)
+            n = sum(s["stored_rows"] for s in info["sources"].values())
+            console.print(f"wrote {pack}: {n:,} sequences from {len(info['sources'])} sources", highlight=False)
+            return
         with step_progress("pretrain") as update:
             info = pretrain(args, progress=lambda s, n, loss: update(s, n, loss))
     h = info.get("heldout") or {}

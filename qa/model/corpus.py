@@ -182,31 +182,40 @@ def weighted(ds, weight: float, seed: int):
     return parts[0] if len(parts) == 1 else concatenate_datasets(parts)
 
 
+def source_datasets(corpus: str | Path, tokenizer_dir: str, max_len: int, *, vocab_key: str,
+                    chats: tuple[list[str], list[str]] | None = None, chat_weight: float = 2.0,
+                    num_proc: int = NUM_PROC) -> dict[str, tuple]:
+    """Per source (and ``chats`` for the chat messages) its tokenised dataset and sampling weight."""
+    corpus = Path(corpus)
+    manifest = load_manifest(corpus)
+    cache = corpus / "arrow"
+    out = {}
+    for name, files in source_files(corpus, manifest).items():
+        key = _fingerprint(name, manifest["sources"][name].get("chars"), manifest.get("built"), vocab_key, max_len)
+        out[name] = (tokenise_files(files, tokenizer_dir, max_len, cache, key, num_proc),
+                     float(manifest["sources"][name].get("weight", 1.0)))
+    if chats and chats[0]:
+        out["chats"] = (tokenise_texts(chats[0], chats[1], tokenizer_dir, max_len), chat_weight)
+    if not out:
+        raise ModelError(f"the corpus at {corpus} has no training shards")
+    return out
+
+
 def build_datasets(corpus: str | Path, tokenizer_dir: str, max_len: int, *, vocab_key: str,
                    chats: tuple[list[str], list[str]] | None = None, chat_weight: float = 2.0,
                    seed: int = 13, num_proc: int = NUM_PROC, log=print) -> tuple:
     """(train dataset, held-out dataset, per-source row counts) for pretraining."""
     from datasets import concatenate_datasets
     corpus = Path(corpus)
-    manifest = load_manifest(corpus)
-    cache = corpus / "arrow"
     parts, rows = [], {}
-    for name, files in source_files(corpus, manifest).items():
-        key = _fingerprint(name, manifest["sources"][name].get("chars"), manifest.get("built"), vocab_key, max_len)
-        ds = tokenise_files(files, tokenizer_dir, max_len, cache, key, num_proc)
-        w = float(manifest["sources"][name].get("weight", 1.0))
+    for name, (ds, w) in source_datasets(corpus, tokenizer_dir, max_len, vocab_key=vocab_key, chats=chats,
+                                         chat_weight=chat_weight, num_proc=num_proc).items():
         wd = weighted(ds, w, seed)
         rows[name] = {"rows": len(ds), "weighted_rows": len(wd), "weight": w}
         parts.append(wd)
         log(f"corpus source {name}: {len(ds):,} sequences × {w} → {len(wd):,}")
-    if chats and chats[0]:
-        cds = tokenise_texts(chats[0], chats[1], tokenizer_dir, max_len)
-        wd = weighted(cds, chat_weight, seed)
-        rows["chats"] = {"rows": len(cds), "weighted_rows": len(wd), "weight": chat_weight}
-        parts.append(wd)
-    if not parts:
-        raise ModelError(f"the corpus at {corpus} has no training shards")
     train = concatenate_datasets(parts)
+    manifest = load_manifest(corpus)
     return train, heldout_dataset(corpus, manifest, tokenizer_dir, max_len, vocab_key, seed, num_proc), rows
 
 
@@ -256,3 +265,132 @@ def whole_word_mask(words: np.ndarray, prob: float, rng: np.random.Generator) ->
         choices = np.unique(words[i][valid[i]])
         mask[i] = words[i] == rng.choice(choices)
     return mask
+
+
+PACK_VERSION = 1
+
+
+class PackedRows:
+    """Tokenised rows in flat numpy arrays — ids as uint16, each token's word as two bits (starts a new word /
+    belongs to none) — a compact stand-in for the Arrow datasets that needs neither ``datasets`` nor jieba.
+
+    ``qa pretrain --pack DIR`` writes one (what travels to a GPU machine); ``--from-pack DIR`` trains from it.
+    ``index`` maps the rows training sees to stored rows (source weights are repeats of stored rows)."""
+
+    def __init__(self, ids: np.ndarray, offsets: np.ndarray, starts: np.ndarray, special: np.ndarray,
+                 index: np.ndarray | None = None):
+        self.ids, self.offsets, self.starts, self.special = ids, offsets, starts, special
+        self.index = np.arange(len(offsets) - 1) if index is None else index
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def row(self, i: int) -> tuple[list[int], list[int]]:
+        a, b = self.offsets[i], self.offsets[i + 1]
+        special = self.special[a:b]
+        words = np.cumsum(self.starts[a:b]) - 1
+        return self.ids[a:b].tolist(), np.where(special, -1, words).tolist()
+
+    def __getitem__(self, key) -> dict:
+        rows = self.index[key] if isinstance(key, slice) else self.index[np.asarray(key, dtype=np.int64)]
+        ids, words = zip(*(self.row(int(i)) for i in rows)) if len(rows) else ((), ())
+        return {"input_ids": list(ids), "word_ids": list(words)}
+
+    def select(self, index: np.ndarray) -> "PackedRows":
+        return PackedRows(self.ids, self.offsets, self.starts, self.special, self.index[index])
+
+    @classmethod
+    def from_rows(cls, ds, chunk: int = 20_000) -> "PackedRows":
+        """From anything with ``len`` and slices giving ``input_ids``/``word_ids`` (a tokenised dataset)."""
+        ids, starts, special, lengths = [], [], [], []
+        for s in range(0, len(ds), chunk):
+            part = ds[s:s + chunk]
+            for x, w in zip(part["input_ids"], part["word_ids"]):
+                w = np.asarray(w, dtype=np.int64)
+                sp = w < 0
+                # a token starts a word when its word differs from the previous word token's
+                last_word = np.maximum.accumulate(np.where(sp, -2, w))
+                prev_word = np.concatenate([[-2], last_word[:-1]])
+                ids.append(np.asarray(x, dtype=np.uint16))
+                starts.append(~sp & (w != prev_word))
+                special.append(sp)
+                lengths.append(len(x))
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        cat = (lambda xs, dt: np.concatenate(xs).astype(dt)) if ids else (lambda xs, dt: np.zeros(0, dt))
+        return cls(cat(ids, np.uint16), offsets, cat(starts, bool), cat(special, bool))
+
+    def save(self, path: str | Path) -> None:
+        np.savez_compressed(path, version=PACK_VERSION, ids=self.ids, offsets=self.offsets,
+                            starts=np.packbits(self.starts), special=np.packbits(self.special), index=self.index)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "PackedRows":
+        z = np.load(path)
+        if int(z["version"]) != PACK_VERSION:
+            raise ModelError(f"{path}: pack version {int(z['version'])}, expected {PACK_VERSION}")
+        n = len(z["ids"])
+        return cls(z["ids"], z["offsets"], np.unpackbits(z["starts"])[:n].astype(bool),
+                   np.unpackbits(z["special"])[:n].astype(bool), z["index"])
+
+
+def weighted_index(n: int, weight: float, seed: int) -> np.ndarray:
+    """The row indexes ``weighted`` keeps: ``floor(weight)`` repeats plus a fixed fraction."""
+    whole, frac = int(weight), weight - int(weight)
+    parts = [np.arange(n)] * whole
+    if frac > 1e-9 and n:
+        parts.append(np.sort(np.random.RandomState(seed).permutation(n)[:max(1, int(round(frac * n)))]))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
+def write_pack(out: str | Path, sources: dict[str, tuple], held, tokenizer, manifest: dict, meta: dict,
+               max_rows: dict[str, int] | None = None, seed: int = 13) -> dict:
+    """A pack folder: per source its stored rows (the fraction a weight < 1 keeps; a general source — weight
+    ≤ 1 — capped at ``max_rows[source]`` rows, a seeded sample) and the weight still to apply, the held-out
+    rows, the tokenizer and the corpus manifest. Returns the pack's ``pack.json``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(out / "tokenizer")
+    info = {"version": PACK_VERSION, "sources": {}, **meta}
+    for name, (ds, weight) in sources.items():
+        keep = weighted_index(len(ds), min(weight, 1.0), seed) if weight < 1 else np.arange(len(ds))
+        cap = (max_rows or {}).get(name) if weight <= 1 else None
+        if cap is not None and len(keep) > cap:
+            keep = np.sort(np.random.default_rng([seed, 3]).permutation(keep)[:cap])
+        packed = PackedRows.from_rows(ds.select(keep) if hasattr(ds, "select") else ds)
+        packed.save(out / f"train-{name}.npz")
+        info["sources"][name] = {"rows": len(ds), "stored_rows": len(keep), "weight": max(1.0, weight)
+                                 if weight >= 1 else 1.0, "tokens": int(len(packed.ids))}
+    if held is not None:
+        PackedRows.from_rows(held).save(out / "heldout.npz")
+    (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+    (out / "pack.json").write_text(json.dumps(info, ensure_ascii=False, indent=1), encoding="utf-8")
+    return info
+
+
+def read_pack(pack: str | Path, seed: int = 13):
+    """(train rows with source weights applied, held-out rows or None, per-source row counts, manifest)."""
+    pack = Path(pack)
+    if not (pack / "pack.json").is_file():
+        raise ModelError(f"{pack} is not a corpus pack (pack.json missing): write one with `qa pretrain --pack`")
+    info = json.loads((pack / "pack.json").read_text(encoding="utf-8"))
+    parts, rows, offset = [], {}, 0
+    arrays = {"ids": [], "offsets": [], "starts": [], "special": []}
+    tok_base = 0
+    for name, s in info["sources"].items():
+        p = PackedRows.load(pack / f"train-{name}.npz")
+        idx = weighted_index(len(p), float(s["weight"]), seed)
+        parts.append(idx + offset)
+        offset += len(p)
+        arrays["ids"].append(p.ids)
+        arrays["starts"].append(p.starts)
+        arrays["special"].append(p.special)
+        arrays["offsets"].append(p.offsets[:-1] + tok_base)
+        tok_base += len(p.ids)
+        rows[name] = {"rows": s["rows"], "weighted_rows": len(idx), "weight": s["weight"],
+                      "stored_rows": s["stored_rows"]}
+    train = PackedRows(np.concatenate(arrays["ids"]), np.concatenate(arrays["offsets"] + [[tok_base]]),
+                       np.concatenate(arrays["starts"]), np.concatenate(arrays["special"]),
+                       np.concatenate(parts))
+    held = PackedRows.load(pack / "heldout.npz") if (pack / "heldout.npz").is_file() else None
+    manifest = json.loads((pack / "manifest.json").read_text(encoding="utf-8"))
+    return train, held, rows, manifest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -53,13 +54,21 @@ class Ngrams:
         return cls(vec)
 
 
+def n_jobs() -> int:
+    """Processes for the n-gram fits: ``$QA_JOBS``, else every core."""
+    return max(1, int(os.environ.get("QA_JOBS") or os.cpu_count() or 1))
+
+
 def fit_soft_lr(x, targets: np.ndarray, c_grid: Sequence[float] = (3.0, 10.0, 30.0), seed: int = 0, folds: int = 0,
-                weights: np.ndarray | None = None):
+                weights: np.ndarray | None = None, jobs: int | None = None):
     """Multinomial logistic regression on soft labels (each row repeated per level, weighted by its
     probability); C picked by log-loss on a seeded 20 % hold-out. Returns (coef [k, n], intercept [k], C,
     out-of-fold logits [rows, k] from ``folds``-fold cross-fitting, or None when ``folds`` < 2). ``weights``:
-    one per row (its share of the loss)."""
+    one per row (its share of the loss). The fits of the C grid, and the final fit with the folds, run in
+    ``jobs`` processes (default ``n_jobs()``); the result does not depend on it."""
+    from joblib import Parallel, delayed
     from sklearn.linear_model import LogisticRegression
+    jobs = jobs or n_jobs()
 
     k = targets.shape[1]
 
@@ -89,23 +98,27 @@ def fit_soft_lr(x, targets: np.ndarray, c_grid: Sequence[float] = (3.0, 10.0, 30
         cut = len(rows) // 5
         held, rest = perm[:cut], perm[cut:]
         losses = {}
-        for c in c_grid:
-            clf = fit(rest, c)
+        fits = Parallel(n_jobs=min(jobs, len(c_grid)))(delayed(fit)(rest, c) for c in c_grid)
+        for c, clf in zip(c_grid, fits):
             p = np.full((len(held), k), 1e-9)
             p[:, clf.classes_] = np.clip(clf.predict_proba(x[held]), 1e-9, None)
             w = np.ones(len(held)) if weights is None else weights[held]
             losses[c] = float((-(targets[held] * np.log(p)).sum(1) * w).sum() / w.sum())
         best = min(losses, key=losses.get)
-    coef, inter = _weights(fit(rows, best), k, x.shape[1])
     oof = None
     if folds >= 2 and len(rows) >= 2 * folds:
-        oof = np.zeros((len(rows), k), dtype=np.float32)
         perm = np.random.default_rng(seed + 1).permutation(rows)
-        for f in range(folds):
-            held = perm[f::folds]
-            w, b = _weights(fit(np.setdiff1d(rows, held), best), k, x.shape[1])
+        helds = [perm[f::folds] for f in range(folds)]
+        fits = Parallel(n_jobs=min(jobs, folds + 1))(
+            delayed(fit)(r, best) for r in [rows] + [np.setdiff1d(rows, h) for h in helds])
+        coef, inter = _weights(fits[0], k, x.shape[1])
+        oof = np.zeros((len(rows), k), dtype=np.float32)
+        for held, clf in zip(helds, fits[1:]):
+            w, b = _weights(clf, k, x.shape[1])
             oof[held] = x[held] @ w.T + b
-    elif folds >= 2:
+        return coef, inter, best, oof
+    coef, inter = _weights(fit(rows, best), k, x.shape[1])
+    if folds >= 2:
         oof = x @ coef.T + inter
     return coef, inter, best, oof
 

@@ -66,8 +66,14 @@ class PretrainArgs:
     seed: int = 13
     threads: int | None = None
     num_proc: int = 2
+    pack: str | None = None               # write the tokenised corpus as a pack folder here and stop
+    pack_max_rows: int | None = None      # at most this many stored rows per general source (weight ≤ 1)
+    from_pack: str | None = None          # train from a pack folder (needs neither datasets nor jieba)
+    init_from: str | None = None          # start from this pretrained model directory's weights (same vocab)
 
     def __post_init__(self) -> None:
+        if self.pack and self.from_pack:
+            raise ValueError("--pack and --from-pack cannot be used together")
         if self.hidden % self.heads:
             raise ValueError("hidden must be a multiple of heads")
         if self.max_len < 8:
@@ -270,7 +276,6 @@ def pretrain(args: PretrainArgs, progress: Callable | None = None) -> dict:
     from transformers import AutoTokenizer
 
     from qa.model import corpus as C
-    from qa.model.vocab import make_tokenizer
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -282,16 +287,27 @@ def pretrain(args: PretrainArgs, progress: Callable | None = None) -> dict:
     torch.manual_seed(args.seed)
     out = Path(args.out)
     ckpt_dir = out / "checkpoint"
-    corpus_dir = Path(args.corpus) if args.corpus else C.default_corpus_dir()
-    manifest = C.load_manifest(corpus_dir)
-    chats = conversation_texts(args.conversations) if args.conversations else ([], [])
+    corpus_dir = Path(args.from_pack or args.corpus or C.default_corpus_dir())
+    pack_info = None
+    if args.from_pack:
+        pack_info = json.loads((corpus_dir / "pack.json").read_text(encoding="utf-8")) \
+            if (corpus_dir / "pack.json").is_file() else None
+        manifest = None
+        chats = ([], [])
+    else:
+        manifest = C.load_manifest(corpus_dir)
+        chats = conversation_texts(args.conversations) if args.conversations else ([], [])
 
     state = None
     if args.resume and (ckpt_dir / "state.pt").is_file():
         state = torch.load(ckpt_dir / "state.pt", map_location="cpu", weights_only=False)  # our own file
         tok = AutoTokenizer.from_pretrained(ckpt_dir / "tokenizer")
         log.info("resuming from step %s", state["step"])
+    elif args.from_pack:
+        tok = AutoTokenizer.from_pretrained(corpus_dir / "tokenizer")
+        tok.save_pretrained(ckpt_dir / "tokenizer")
     else:
+        from qa.model.vocab import make_tokenizer   # (needs qa.schema; a run from a pack does not)
         counts = C.char_counts(corpus_dir, manifest, extra=chats[0])
         tok = make_tokenizer(C.vocab_from_counts(counts, args.vocab_size))
         tok.save_pretrained(ckpt_dir / "tokenizer")
@@ -299,14 +315,38 @@ def pretrain(args: PretrainArgs, progress: Callable | None = None) -> dict:
     tok_dir = str(ckpt_dir / "tokenizer")
     tok_info = {"mask": tok.mask_token_id, "vocab": len(tok),
                 "first_normal": max(tok.all_special_ids) + 1 if max(tok.all_special_ids) < 20 else 5}
-    train_ds, held_ds, rows = C.build_datasets(corpus_dir, tok_dir, args.max_len, vocab_key=_vocab_key(vocab),
-                                               chats=chats, chat_weight=args.chat_weight, seed=args.seed,
-                                               num_proc=args.num_proc, log=log.info)
+    if args.pack:
+        srcs = C.source_datasets(corpus_dir, tok_dir, args.max_len, vocab_key=_vocab_key(vocab), chats=chats,
+                                 chat_weight=args.chat_weight, num_proc=args.num_proc)
+        held = C.heldout_dataset(corpus_dir, manifest, tok_dir, args.max_len, _vocab_key(vocab), args.seed,
+                                 args.num_proc)
+        caps = {n: args.pack_max_rows for n in srcs} if args.pack_max_rows else None
+        return C.write_pack(args.pack, srcs, held, tok, manifest, seed=args.seed, max_rows=caps,
+                            meta={"max_len": args.max_len, "chat_messages": len(chats[0]),
+                                  "chat_chars": sum(map(len, chats[0])), "conversations": args.conversations})
+    if args.from_pack:
+        train_ds, held_ds, rows, manifest = C.read_pack(corpus_dir, args.seed)
+        if pack_info:
+            chats = ([""] * pack_info.get("chat_messages", 0), [])   # counts for the card only
+    else:
+        train_ds, held_ds, rows = C.build_datasets(corpus_dir, tok_dir, args.max_len, vocab_key=_vocab_key(vocab),
+                                                   chats=chats, chat_weight=args.chat_weight, seed=args.seed,
+                                                   num_proc=args.num_proc, log=log.info)
     if len(train_ds) < args.batch_size:
         raise ModelError(f"only {len(train_ds)} training sequences for batch size {args.batch_size}")
     prep_seconds = round(time.time() - started, 1)
 
-    model = make_model(args, len(tok), tok.pad_token_id).to(device)
+    model = make_model(args, len(tok), tok.pad_token_id)
+    before = None
+    if args.init_from and state is None:
+        from transformers import BertForMaskedLM
+        init = BertForMaskedLM.from_pretrained(args.init_from)
+        if init.config.vocab_size != len(tok):
+            raise ModelError(f"--init-from {args.init_from}: vocabulary {init.config.vocab_size} ≠ {len(tok)}")
+        model.load_state_dict(init.state_dict())
+        prev = Path(args.init_from) / "pretrain.json"
+        before = json.loads(prev.read_text(encoding="utf-8")) if prev.is_file() else None
+    model = model.to(device)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embeddings" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embeddings" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
@@ -377,8 +417,11 @@ def pretrain(args: PretrainArgs, progress: Callable | None = None) -> dict:
             masked_seen += int(target.numel())
             win.append(time.time() - t0)
             done = step - start_step
+            if done == 20:
+                t20 = time.time()
             if not sched_state["fixed"] and done in (20, 100):   # fit the decay horizon to the time budget
-                per_step = (time.time() - loop_start) / done
+                # (steps 20–100 once known: the first steps are slow while CUDA warms up)
+                per_step = (time.time() - loop_start) / done if done == 20 else (time.time() - t20) / 80
                 left = args.minutes * 60 - (time.time() - started)
                 sched_state["horizon"] = min(args.steps, step + max(1, int(left / per_step * 0.97)))
                 sched_state["fixed"] = done >= 100
@@ -413,7 +456,9 @@ def pretrain(args: PretrainArgs, progress: Callable | None = None) -> dict:
                    "sources": {k: {"chars": v["chars"], "weight": v["weight"], "domain": v.get("domain"),
                                    "licence": v.get("licence"), "url": v.get("url"), "version": v.get("version")}
                                for k, v in srcs.items()},
-                   "rows": rows, "chat_messages": len(chats[0]), "chat_chars": sum(map(len, chats[0]))},
+                   "rows": rows, "chat_messages": len(chats[0]),
+                   "chat_chars": (pack_info or {}).get("chat_chars", sum(map(len, chats[0]))),
+                   "pack": str(args.from_pack) if args.from_pack else None},
         "model": {"layers": args.layers, "hidden": args.hidden, "heads": args.heads,
                   "intermediate": args.intermediate or 4 * args.hidden, "max_len": args.max_len,
                   "vocab": len(tok), "params": n_params},
@@ -425,6 +470,9 @@ def pretrain(args: PretrainArgs, progress: Callable | None = None) -> dict:
         "seconds": round(time.time() - started, 1),
         "step_ms_median": round(1000 * float(np.median(win)), 1) if win else None,
         "heldout": final, "evals": evals, "history": history, "args": dataclasses.asdict(args),
+        "init_from": ({"dir": args.init_from, "steps": before.get("steps"), "device": before.get("device"),
+                       "train_seconds": before.get("train_seconds"), "heldout": before.get("heldout")}
+                      if before else None),
         "command": command_line(args),
         # the figures older readers look for
         "corpus_chars": manifest["total"]["chars"] + sum(map(len, chats[0])), "vocab": len(tok),

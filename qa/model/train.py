@@ -436,15 +436,46 @@ def _checkpoint_epoch(ckpt: Path) -> int:
     return int(torch.load(ckpt / "state.pt", weights_only=False)["state"]["epoch"])
 
 
+def _fit_key(texts: list[str], train_ex, dims, flags, seed: int, size: int) -> str:
+    """What the n-gram fit depends on: texts, targets, flag targets, weights, seed and vocabulary size."""
+    import hashlib
+    h = hashlib.sha1(json.dumps([2, seed, size, dims, flags or []]).encode())
+    for t, e in zip(texts, train_ex):
+        h.update(t.encode("utf-8"))
+        h.update(json.dumps([{d: np.round(np.asarray(v, dtype=float), 6).tolist() for d, v in e.targets.items()},
+                             {f: round(float(v), 6) for f, v in (e.flags or {}).items()}, e.weight],
+                            sort_keys=True).encode())
+    return h.hexdigest()[:20]
+
+
 def _fit_ngram_channel(model, ngrams, train_ex, dims, seed: int, flags: list[str] | None = None) -> dict:
     """Fit the n-gram channel per dimension as a soft-label logistic regression, then freeze it. Returns the
     chosen C per dimension and 5-fold out-of-fold logits [train, Σ levels]: training the rest of the model on
-    those (not on the in-sample fit, which is overconfident) teaches it what the n-grams miss on unseen chats."""
+    those (not on the in-sample fit, which is overconfident) teaches it what the n-grams miss on unseen chats.
+
+    The fit is the slow part of training and does not depend on the encoder, so it is cached under
+    ``$QA_NGRAM_CACHE`` (default ``$QA_CACHE/ngram-fits/``) by a hash of everything it depends on: a second run
+    on the same data (another base model, an ablation of the encoder) reuses it."""
+    import os
+
     import torch
 
+    from qa.model.corpus import cache_root
     from qa.model.inputs import flat_text
     from qa.model.ngrams import fit_soft_lr
-    x = ngrams.transform([flat_text(e.conv) for e in train_ex])
+    texts = [flat_text(e.conv) for e in train_ex]
+    folder = Path(os.environ.get("QA_NGRAM_CACHE") or cache_root() / "ngram-fits")
+    cache = folder / f"{_fit_key(texts, train_ex, dims, flags, seed, ngrams.size)}.npz"
+    if cache.is_file():
+        z = np.load(cache)
+        with torch.no_grad():
+            model.ngram.weight.copy_(torch.from_numpy(z["weight"]))
+            model.ngram.bias.copy_(torch.from_numpy(z["bias"]))
+        for p in model.ngram.parameters():
+            p.requires_grad_(False)
+        log.info("n-gram channel: reused the fit cached in %s", cache)
+        return json.loads(str(z["chosen"])), z["oof"]
+    x = ngrams.transform(texts)
     chosen, start = {}, 0
     oof = np.zeros((len(train_ex), sum(len(v) for v in dims.values()) + len(flags or [])), dtype=np.float32)
     for d, levels in dims.items():
@@ -475,6 +506,14 @@ def _fit_ngram_channel(model, ngrams, train_ex, dims, seed: int, flags: list[str
         chosen[f] = c
     for p in model.ngram.parameters():
         p.requires_grad_(False)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".part.npz")
+        np.savez(tmp, weight=model.ngram.weight.detach().numpy(), bias=model.ngram.bias.detach().numpy(),
+                 oof=oof, chosen=json.dumps(chosen))
+        tmp.replace(cache)
+    except OSError as e:   # a read-only cache only costs the next run the fit
+        log.warning("n-gram fit not cached (%s)", e)
     return chosen, oof
 
 
