@@ -2,6 +2,10 @@
 split between reading, metrics, rules, model, scoring and writing.
 
     python bench/bench_grade.py [--n 100000] [--workers 2] [--threads 1] [--model models/default] [--out F.jsonl]
+                                [--unique]
+
+``--unique``: every message of every chat is different (an order or item number woven in), so nothing is
+served from a cache: the figure for real traffic, where messages rarely repeat word for word.
 
 Peak memory is the largest total resident size of the grading process and its workers, sampled every 0.2 s.
 """
@@ -44,11 +48,12 @@ def main() -> None:
                     "is the threaded alternative to 2 processes)")
     ap.add_argument("--model", default=None)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--unique", action="store_true", help="every message unique (no cache hits)")
     a = ap.parse_args()
     from qa.batch import GradeSettings, grade_files
     with tempfile.TemporaryDirectory() as d:
         src = Path(d) / "chats.jsonl"
-        generate(src, a.n, 20)
+        generate(src, a.n, 20, unique=a.unique)
         out = Path(a.out) if a.out else Path(d) / "results.jsonl"
         peak, samples, stop = [0], [], threading.Event()
 
@@ -65,7 +70,7 @@ def main() -> None:
         stop.set()
         th.join()
     q = len(samples) // 4 or 1
-    print(f"{run.graded} conversations (20 messages) in {run.seconds:.1f} s: {run.graded / run.seconds:,.0f} conv/s "
+    print(f"{run.graded} conversations (20 {'unique ' if a.unique else ''}messages) in {run.seconds:.1f} s: {run.graded / run.seconds:,.0f} conv/s "
           f"with {a.workers} worker process(es) × {a.threads} torch thread(s)")
     print(f"peak RSS (all processes) {peak[0] / 2**20:,.0f} MiB; mean RSS by quarter of the run: "
           + ", ".join(f"{sum(samples[i:i + q]) / len(samples[i:i + q]) / 2**20:,.0f}" for i in range(0, len(samples), q)))

@@ -14,8 +14,14 @@ from pathlib import Path
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples" / "samples.jsonl"
 
 
-def generate(out: Path, n: int, messages: int, seed: int = 0) -> None:
+TAILS = ("订单尾号{n}", "单号{n}", "编号{n}的那个", "第{n}号", "尺码{m}的", "拍了{m}件", "地址在{m}号楼")
+
+
+def generate(out: Path, n: int, messages: int, seed: int = 0, unique: bool = False) -> None:
+    """``n`` chats of ``messages`` messages drawn from the sample chats' texts; with ``unique`` every message
+    gets its own order/item number, so no two messages are the same (nothing to gain from caching)."""
     rng = random.Random(seed)
+    counter = 0
     convs = [json.loads(line) for line in SAMPLES.read_text(encoding="utf-8").splitlines() if line.strip()]
     by_role: dict[str, list[dict]] = {"customer": [], "agent": []}
     for c in convs:
@@ -32,7 +38,12 @@ def generate(out: Path, n: int, messages: int, seed: int = 0) -> None:
                 role = "customer" if k % 2 == 0 else "agent"
                 m = rng.choice(by_role[role])
                 t += dt.timedelta(seconds=rng.randrange(3, 240))
-                msgs.append({"role": role, "type": "text", "text": m["text"], "ts": t.isoformat()})
+                text = m["text"]
+                if unique:
+                    counter += 1
+                    tail = rng.choice(TAILS).format(n=f"{counter:07d}", m=counter)
+                    text = f"{text}，{tail}" if rng.random() < 0.5 else f"{tail}，{text}"
+                msgs.append({"role": role, "type": "text", "text": text, "ts": t.isoformat()})
             f.write(json.dumps({"id": f"bench-{i}", "platform": base["platform"], "shop": base.get("shop"),
                                 "agent": base.get("agent"), "messages": msgs}, ensure_ascii=False) + "\n")
 
@@ -42,5 +53,6 @@ if __name__ == "__main__":
     ap.add_argument("out", type=Path)
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--messages", type=int, default=20)
+    ap.add_argument("--unique", action="store_true", help="every message unique")
     a = ap.parse_args()
-    generate(a.out, a.n, a.messages)
+    generate(a.out, a.n, a.messages, unique=a.unique)

@@ -499,6 +499,14 @@ def write_card(out: Path, info: dict) -> None:
         f"{len(c['sources'])} sources (held out: {total.get('heldout_chars', 0):,} characters, 1 % by hash), plus "
         f"{c['chat_messages']:,} chat messages ({c['chat_chars']:,} characters, weight "
         f"{info['args']['chat_weight']}).",
+        *([f"- Read from the pack `{c['pack']}` (`qa pretrain --pack`): "
+            f"{sum(r.get('stored_rows', r['rows']) for r in c['rows'].values()):,} stored sequences "
+            f"(general sources capped or sampled: {', '.join(n for n, r in c['rows'].items() if r.get('stored_rows', r['rows']) < r['rows'] and r['weight'] >= 1) or 'none'}), "
+            f"{sum(r['weighted_rows'] for r in c['rows'].values()):,} per epoch after weights."]
+          if c.get("pack") else []),
+        *([f"- Continued from `{info['init_from']['dir']}`: {info['init_from']['steps']:,} earlier steps on "
+           f"{info['init_from']['device']} ({info['init_from']['train_seconds']} s, held-out masked-token accuracy "
+           f"{(info['init_from'].get('heldout') or {}).get('masked_acc')})."] if info.get("init_from") else []),
         f"- Training: {info['steps']:,} steps of batch {info['batch_size']} on {info['device']}, "
         f"{info['train_seconds']:,} s; lr {info['args']['lr']} with warm-up and linear decay over "
         f"{info['horizon']:,} steps.",
