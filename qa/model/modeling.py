@@ -27,7 +27,8 @@ class RubricConfig(PretrainedConfig):
                  decision: str = "argmax", rubric: str | None = None,
                  nuggets: dict[str, list[str]] | None = None, flags: list[str] | None = None,
                  flag_thresholds: dict[str, float] | None = None, flag_turns: dict[str, str | None] | None = None,
-                 turn_labels: dict[str, list[str]] | None = None, **kwargs):
+                 turn_labels: dict[str, list[str]] | None = None, cutpoints: dict[str, list[float]] | None = None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.encoder = encoder or {}
         pairs = dimension_list if dimension_list is not None else list((dimensions or {}).items())
@@ -43,6 +44,8 @@ class RubricConfig(PretrainedConfig):
         self.flag_thresholds = dict(flag_thresholds or {})   # flag → probability at which it is raised
         self.flag_turns = dict(flag_turns or {})             # flag → "role.label" giving its evidence turn
         self.turn_labels = dict(turn_labels or {})           # role → binary per-turn labels; needs the encoder
+        self.cutpoints = dict(cutpoints or {})   # dimension → thresholds on the expected level index (decision
+                                                 # "cutpoints": level = how many thresholds it passes)
 
 
     @property

@@ -140,7 +140,7 @@ class Classifier:
             probs = (res["logits"][dim] / t).softmax(-1).cpu().numpy()
             attn = res["attention"][:, i].cpu().numpy() if res["attention"] is not None else None
             for b, p in enumerate(probs):
-                out[b][dim] = self._decide(levels, p, all_turns[b], attn[b] if attn is not None else None)
+                out[b][dim] = self._decide(levels, p, all_turns[b], attn[b] if attn is not None else None, dim)
         flags, raised, turn_probs = self._flags(res, convs, all_turns)
         nuggets = [[None] * len(c.messages) for c in convs]
         if res.get("nuggets"):
@@ -191,12 +191,11 @@ class Classifier:
             return ts[k].index
         return None
 
-    def _decide(self, levels, p, turns, attn) -> DimensionPrediction:
+    def _decide(self, levels, p, turns, attn, dim=None) -> DimensionPrediction:
+        from qa.model.decision import decide
         numeric = all(isinstance(v, (int, float)) for v in levels)
         expected = float(sum(float(v) * float(q) for v, q in zip(levels, p))) if numeric else float("nan")
-        k = int(p.argmax())
-        if self.config.decision == "expected" and numeric:
-            k = min(range(len(levels)), key=lambda j: abs(float(levels[j]) - expected))
+        k = decide(p, self.config.decision, (getattr(self.config, "cutpoints", None) or {}).get(dim), numeric)
         evidence = []
         if attn is not None:
             ranked = sorted(range(len(turns)), key=lambda j: -attn[j])

@@ -154,8 +154,9 @@ def augmented(examples, share: float, seed: int) -> list:
     return out
 
 
-def dev_scores(logits, examples, dims, temperatures=None, decision="argmax") -> dict:
+def dev_scores(logits, examples, dims, temperatures=None, decision="argmax", cutpoints=None) -> dict:
     """Per-dimension metrics of ``logits`` against the examples' majority grades."""
+    from qa.model.decision import decide_all
     from qa.model.metrics import grade_metrics
     out = {}
     for d, levels in dims.items():
@@ -165,11 +166,7 @@ def dev_scores(logits, examples, dims, temperatures=None, decision="argmax") -> 
         z = logits[d][rows] / (temperatures or {}).get(d, 1.0)
         p = np.exp(z - z.max(1, keepdims=True))
         p /= p.sum(1, keepdims=True)
-        if decision == "expected":
-            exp = p @ np.arange(len(levels))
-            pred = [levels[int(round(x))] for x in exp]
-        else:
-            pred = [levels[int(k)] for k in p.argmax(1)]
+        pred = [levels[int(k)] for k in decide_all(p, decision, (cutpoints or {}).get(d))]
         out[d] = grade_metrics(references=[examples[i].majority(d, levels) for i in rows], predictions=pred,
                                levels=levels)
     return out
@@ -398,15 +395,36 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
             if rows:
                 temps[d] = fit_temperature(logits[d][rows], np.array([dev_ex[i].targets[d] for i in rows]))
         config.temperatures = temps
-        by_rule = {r: dev_scores(logits, dev_ex, dims, temps, r) for r in ("argmax", "expected")}
-        mean = {r: np.mean([m["qwk"] for m in s.values()]) for r, s in by_rule.items()}
-        config.decision = max(mean, key=mean.get)
-        metrics["dev"] = {d: {k: v for k, v in m.items() if k != "confusion"}
-                          for d, m in by_rule[config.decision].items()}
+        config.cutpoints, weighted = choose_decision(logits, dev_ex, dims, temps)
+        config.decision = max(weighted, key=weighted.get)
+        by_rule = dev_scores(logits, dev_ex, dims, temps, config.decision, config.cutpoints)
+        metrics["dev"] = {d: {k: v for k, v in m.items() if k != "confusion"} for d, m in by_rule.items()}
         metrics["decision"], metrics["temperatures"] = config.decision, temps
+        metrics["decision_dev_weighted_qwk"] = {r: round(v, 4) for r, v in weighted.items()}
+        metrics["cutpoints"] = config.cutpoints
     save(model.cpu(), tok, ngrams, rubric, out, metrics, args)
     shutil.rmtree(ckpt, ignore_errors=True)
     return metrics
+
+
+def choose_decision(logits, dev_ex, dims, temps) -> tuple[dict, dict]:
+    """Cutpoints per dimension fitted on the dev split (``qa.model.decision``), and each decision rule's mean
+    dev QWK, every chat counting its training weight (so real and reviewed chats outweigh generated ones)."""
+    from qa.model.decision import decide_all, fit_cutpoints, weighted_qwk
+    cuts, per_rule = {}, {"argmax": [], "expected": [], "cutpoints": []}
+    for d, levels in dims.items():
+        rows = [i for i, e in enumerate(dev_ex) if d in e.targets]
+        if not rows:
+            continue
+        z = logits[d][rows] / temps.get(d, 1.0)
+        p = np.exp(z - z.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        gold = np.array([levels.index(dev_ex[i].majority(d, levels)) for i in rows])
+        w = np.array([dev_ex[i].weight for i in rows])
+        cuts[d] = fit_cutpoints(p @ np.arange(len(levels)), gold, len(levels), w)
+        for r in per_rule:
+            per_rule[r].append(weighted_qwk(gold, decide_all(p, r, cuts[d]), len(levels), w))
+    return cuts, {r: float(np.mean(v)) for r, v in per_rule.items() if v}
 
 
 def choose_flag_thresholds(flag_logits: np.ndarray, dev_ex, flags: list[str], fired=None) -> tuple[dict, dict]:
