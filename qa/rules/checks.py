@@ -208,7 +208,10 @@ def missing_closing(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
         return
     last_customer = max((i for i, m in enumerate(ctx.msgs) if m.role == "customer"), default=-1)
     tail = [k for k in agent if k > last_customer] or agent[-1:]
-    if not any(ctx.has("closing", k) for k in tail):
+    # a closing offer in the agent's last few messages still closes the chat when the customer answers it
+    # with a short word and the agent adds a last fact ("请问还有其他可以帮您的吗" … "没有了" … "好的")
+    window = [k for k in agent[-int(params.get("last_agent_messages", 1)):] if k not in tail]
+    if not any(ctx.has("closing", k) for k in tail) and not any(ctx.has("closing_offer", k) for k in window):
         yield Draft("人工客服结束时没有礼貌结束语", agent[-1])
 
 
