@@ -102,7 +102,8 @@ def tfidf_lr(train, test, golds_train: dict[str, np.ndarray], seed: int) -> tupl
     return dict(zip(QUALITY_DIMS, final)), chosen
 
 
-def train_model(data: Path, train_ids: list[str], out: str, threads: int | None) -> float:
+def train_model(data: Path, train_ids: list[str], out: str, threads: int | None,
+                base_model: str = "models/base") -> float:
     """Train the classifier on the training split (a DialEval file of those dialogues in a temporary
     directory, never in the repo) with rubrics/stc3.yaml; returns the seconds it took."""
     import json
@@ -116,7 +117,7 @@ def train_model(data: Path, train_ids: list[str], out: str, threads: int | None)
         part.write_text(json.dumps(dialogues, ensure_ascii=False), encoding="utf-8")
         t0 = time.perf_counter()
         train(TrainArgs(data=[str(part)], out=out, rubric=str(ROOT / "rubrics" / "stc3.yaml"), epochs=6,
-                        batch_size=32, patience=1, threads=threads))
+                        batch_size=32, patience=1, threads=threads, base_model=base_model))
         return time.perf_counter() - t0
 
 
@@ -179,6 +180,7 @@ def main() -> None:
     ap.add_argument("--model", help="model directory for the classifier row (trained on this split)")
     ap.add_argument("--train-model", metavar="DIR", help="train the classifier on the split into DIR first")
     ap.add_argument("--threads", type=int, help="torch threads for training")
+    ap.add_argument("--base-model", default="models/base", help="encoder the classifier fine-tunes")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-lr", action="store_true", help="skip the TF-IDF + LR row (the slow one)")
     a = ap.parse_args()
@@ -201,7 +203,7 @@ def main() -> None:
         print(f"TF-IDF + LR: {time.perf_counter() - t0:.0f} s including the C search")
     nugget_extra = []
     if a.train_model:
-        secs = train_model(a.data, tr_ids, a.train_model, a.threads)
+        secs = train_model(a.data, tr_ids, a.train_model, a.threads, a.base_model)
         print(f"classifier trained on {len(train)} dialogues in {secs / 60:.1f} min → {a.train_model}")
         a.model = a.train_model
     if a.model:
