@@ -358,7 +358,8 @@ def write_pack(out: str | Path, sources: dict[str, tuple], held, tokenizer, mani
             keep = np.sort(np.random.default_rng([seed, 3]).permutation(keep)[:cap])
         packed = PackedRows.from_rows(ds.select(keep) if hasattr(ds, "select") else ds)
         packed.save(out / f"train-{name}.npz")
-        info["sources"][name] = {"rows": len(ds), "stored_rows": len(keep), "weight": max(1.0, weight), "tokens": int(len(packed.ids))}
+        info["sources"][name] = {"rows": len(ds), "stored_rows": len(keep), "weight": max(1.0, weight),
+                                 "tokens": int(len(packed.ids))}
     if held is not None:
         PackedRows.from_rows(held).save(out / "heldout.npz")
     (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
