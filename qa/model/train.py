@@ -454,10 +454,13 @@ def _checkpoint_epoch(ckpt: Path) -> int:
     return int(torch.load(ckpt / "state.pt", weights_only=False)["state"]["epoch"])
 
 
+NGRAM_FIT_VERSION = 2    # part of the n-gram fit's cache key: bump when the fit itself changes (C grid, folds…)
+
+
 def _fit_key(texts: list[str], train_ex, dims, flags, seed: int, size: int) -> str:
     """What the n-gram fit depends on: texts, targets, flag targets, weights, seed and vocabulary size."""
     import hashlib
-    h = hashlib.sha1(json.dumps([2, seed, size, dims, flags or []]).encode())
+    h = hashlib.sha1(json.dumps([NGRAM_FIT_VERSION, seed, size, dims, flags or []]).encode())
     for t, e in zip(texts, train_ex):
         h.update(t.encode("utf-8"))
         h.update(json.dumps([{d: np.round(np.asarray(v, dtype=float), 6).tolist() for d, v in e.targets.items()},
