@@ -15,18 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def decide(p: np.ndarray, rule: str, cuts: Sequence[float] | None = None, numeric: bool = True) -> int:
-    """Index of the chosen level."""
-    p = np.asarray(p, dtype=float)
-    if rule == "cutpoints" and cuts:
-        return int(np.searchsorted(np.asarray(cuts), float(p @ np.arange(len(p))), side="right"))
-    if rule == "expected" and numeric:
-        return int(min(len(p) - 1, max(0, round(float(p @ np.arange(len(p)))))))
-    return int(p.argmax())
-
-
 def decide_all(probs: np.ndarray, rule: str, cuts: Sequence[float] | None = None) -> np.ndarray:
-    """``decide`` over rows [N, k] (numeric levels)."""
+    """Level index per row of ``probs`` [N, k] (levels ordinal, best first)."""
     idx = probs @ np.arange(probs.shape[1])
     if rule == "cutpoints" and cuts:
         return np.searchsorted(np.asarray(cuts), idx, side="right")
@@ -35,17 +25,17 @@ def decide_all(probs: np.ndarray, rule: str, cuts: Sequence[float] | None = None
     return probs.argmax(1)
 
 
+def decide(p: np.ndarray, rule: str, cuts: Sequence[float] | None = None) -> int:
+    """``decide_all`` for one distribution."""
+    return int(decide_all(np.asarray(p, dtype=float)[None, :], rule, cuts)[0])
+
+
 def weighted_qwk(gold: np.ndarray, pred: np.ndarray, k: int, weights: np.ndarray | None = None) -> float:
-    """Quadratic-weighted kappa over level indexes 0..k-1, each pair counting ``weights``."""
-    w = np.ones(len(gold)) if weights is None else np.asarray(weights, dtype=float)
-    obs = np.zeros((k, k))
-    np.add.at(obs, (gold, pred), w)
-    if obs.sum() == 0:
-        return 0.0
-    exp = np.outer(obs.sum(1), obs.sum(0)) / obs.sum()
-    cost = (np.arange(k)[:, None] - np.arange(k)[None, :]) ** 2
-    den = (cost * exp).sum()
-    return float(1 - (cost * obs).sum() / den) if den > 0 else 0.0
+    """QWK over level indexes 0..k-1, each item counting ``weights`` (``qa.review.agreement.cohen_kappa``;
+    0.0 where it is undefined, as in ``grade_metrics``)."""
+    from qa.review.agreement import cohen_kappa
+    kappa = cohen_kappa(gold, pred, range(k), "quadratic", weights)
+    return 0.0 if kappa is None else kappa
 
 
 def fit_cutpoints(idx: np.ndarray, gold: np.ndarray, k: int, weights: np.ndarray | None = None,

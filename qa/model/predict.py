@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from qa.errors import ModelError
+from qa.model.decision import decide
 from qa.resources import default_model_dir
 from qa.rubric import load_rubric
 from qa.schema import Conversation
@@ -192,10 +193,10 @@ class Classifier:
         return None
 
     def _decide(self, levels, p, turns, attn, dim=None) -> DimensionPrediction:
-        from qa.model.decision import decide
         numeric = all(isinstance(v, (int, float)) for v in levels)
         expected = float(sum(float(v) * float(q) for v, q in zip(levels, p))) if numeric else float("nan")
-        k = decide(p, self.config.decision, (getattr(self.config, "cutpoints", None) or {}).get(dim), numeric)
+        rule = self.config.decision if numeric else "argmax"
+        k = decide(p, rule, (getattr(self.config, "cutpoints", None) or {}).get(dim))
         evidence = []
         if attn is not None:
             ranked = sorted(range(len(turns)), key=lambda j: -attn[j])

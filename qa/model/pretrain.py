@@ -326,8 +326,6 @@ def pretrain(args: PretrainArgs, progress: Callable | None = None) -> dict:
                                   "chat_chars": sum(map(len, chats[0])), "conversations": args.conversations})
     if args.from_pack:
         train_ds, held_ds, rows, manifest = C.read_pack(corpus_dir, args.seed)
-        if pack_info:
-            chats = ([""] * pack_info.get("chat_messages", 0), [])   # counts for the card only
     else:
         train_ds, held_ds, rows = C.build_datasets(corpus_dir, tok_dir, args.max_len, vocab_key=_vocab_key(vocab),
                                                    chats=chats, chat_weight=args.chat_weight, seed=args.seed,
@@ -335,6 +333,9 @@ def pretrain(args: PretrainArgs, progress: Callable | None = None) -> dict:
     if len(train_ds) < args.batch_size:
         raise ModelError(f"only {len(train_ds)} training sequences for batch size {args.batch_size}")
     prep_seconds = round(time.time() - started, 1)
+    # the chat messages in the corpus: counted here, or by the pack that holds them
+    chat_messages, chat_chars = ((pack_info.get("chat_messages", 0), pack_info.get("chat_chars", 0)) if pack_info
+                                 else (len(chats[0]), sum(map(len, chats[0]))))
 
     model = make_model(args, len(tok), tok.pad_token_id)
     before = None
@@ -456,8 +457,7 @@ def pretrain(args: PretrainArgs, progress: Callable | None = None) -> dict:
                    "sources": {k: {"chars": v["chars"], "weight": v["weight"], "domain": v.get("domain"),
                                    "licence": v.get("licence"), "url": v.get("url"), "version": v.get("version")}
                                for k, v in srcs.items()},
-                   "rows": rows, "chat_messages": len(chats[0]),
-                   "chat_chars": (pack_info or {}).get("chat_chars", sum(map(len, chats[0]))),
+                   "rows": rows, "chat_messages": chat_messages, "chat_chars": chat_chars,
                    "pack": str(args.from_pack) if args.from_pack else None},
         "model": {"layers": args.layers, "hidden": args.hidden, "heads": args.heads,
                   "intermediate": args.intermediate or 4 * args.hidden, "max_len": args.max_len,
@@ -475,7 +475,7 @@ def pretrain(args: PretrainArgs, progress: Callable | None = None) -> dict:
                       if before else None),
         "command": command_line(args),
         # the figures older readers look for
-        "corpus_chars": manifest["total"]["chars"] + sum(map(len, chats[0])), "vocab": len(tok),
+        "corpus_chars": manifest["total"]["chars"] + chat_chars, "vocab": len(tok),
     }
     (out / "pretrain.json").write_text(json.dumps(info, ensure_ascii=False, indent=1), encoding="utf-8")
     write_card(out, info)

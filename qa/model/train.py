@@ -154,6 +154,12 @@ def augmented(examples, share: float, seed: int) -> list:
     return out
 
 
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of logits [N, k]."""
+    p = np.exp(z - z.max(1, keepdims=True))
+    return p / p.sum(1, keepdims=True)
+
+
 def dev_scores(logits, examples, dims, temperatures=None, decision="argmax", cutpoints=None) -> dict:
     """Per-dimension metrics of ``logits`` against the examples' majority grades."""
     from qa.model.decision import decide_all
@@ -163,9 +169,7 @@ def dev_scores(logits, examples, dims, temperatures=None, decision="argmax", cut
         rows = [i for i, e in enumerate(examples) if d in e.targets]
         if not rows:
             continue
-        z = logits[d][rows] / (temperatures or {}).get(d, 1.0)
-        p = np.exp(z - z.max(1, keepdims=True))
-        p /= p.sum(1, keepdims=True)
+        p = softmax(logits[d][rows] / (temperatures or {}).get(d, 1.0))
         pred = [levels[int(k)] for k in decide_all(p, decision, (cutpoints or {}).get(d))]
         out[d] = grade_metrics(references=[examples[i].majority(d, levels) for i in rows], predictions=pred,
                                levels=levels)
@@ -179,9 +183,7 @@ def dev_nmd(logits, examples, dims) -> dict[str, float]:
     for d in dims:
         rows = [i for i, e in enumerate(examples) if d in e.targets]
         if rows:
-            z = logits[d][rows]
-            p = np.exp(z - z.max(1, keepdims=True))
-            p /= p.sum(1, keepdims=True)
+            p = softmax(logits[d][rows])
             out[d] = float(np.mean([nmd(p[j], examples[i].targets[d]) for j, i in enumerate(rows)]))
     return out
 
@@ -416,9 +418,7 @@ def choose_decision(logits, dev_ex, dims, temps) -> tuple[dict, dict]:
         rows = [i for i, e in enumerate(dev_ex) if d in e.targets]
         if not rows:
             continue
-        z = logits[d][rows] / temps.get(d, 1.0)
-        p = np.exp(z - z.max(1, keepdims=True))
-        p /= p.sum(1, keepdims=True)
+        p = softmax(logits[d][rows] / temps.get(d, 1.0))
         gold = np.array([levels.index(dev_ex[i].majority(d, levels)) for i in rows])
         w = np.array([dev_ex[i].weight for i in rows])
         cuts[d] = fit_cutpoints(p @ np.arange(len(levels)), gold, len(levels), w)

@@ -44,16 +44,18 @@ def _disagreement(k: int, weights: Weights) -> np.ndarray:
     raise ValueError(f"unknown weights {weights!r}: use None, 'linear' or 'quadratic'")
 
 
-def cohen_kappa(a: Sequence, b: Sequence, labels: Sequence, weights: Weights = None) -> float | None:
+def cohen_kappa(a: Sequence, b: Sequence, labels: Sequence, weights: Weights = None,
+                sample_weight: Sequence[float] | None = None) -> float | None:
     """Cohen's kappa of two raters over the same items: 1 − Σ w·observed / Σ w·expected (chance from the
-    raters' own marginals). ``weights="quadratic"`` gives the quadratic weighted kappa (QWK)."""
+    raters' own marginals). ``weights="quadratic"`` gives the quadratic weighted kappa (QWK);
+    ``sample_weight``: how much each item counts (default 1)."""
     if len(a) != len(b):
         raise ValueError("both raters need the same items")
     if not len(a):
         return None
     k = len(labels)
     obs = np.zeros((k, k))
-    np.add.at(obs, (_index(a, labels), _index(b, labels)), 1)
+    np.add.at(obs, (_index(a, labels), _index(b, labels)), 1 if sample_weight is None else np.asarray(sample_weight))
     exp = np.outer(obs.sum(1), obs.sum(0)) / obs.sum()
     w = _disagreement(k, weights)
     denom = float((w * exp).sum())
