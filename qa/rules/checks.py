@@ -136,8 +136,9 @@ def mechanical_repetition(ctx: Context, params: dict[str, Any]) -> Iterator[Draf
             continue
         grams = _bigrams(t)
         for j, (k, other, og, asked) in enumerate(seen):
-            if j in flagged or not (other == t or _jaccard(grams, og) >= sim):
-                continue
+            if j in flagged or not (other == t or (min(len(grams), len(og)) >= sim * max(len(grams), len(og))
+                                                    and _jaccard(grams, og) >= sim)):
+                continue  # (|a ∩ b| / |a ∪ b| ≥ sim needs the smaller set to be ≥ sim × the larger)
             if _same_question(asked, last_customer):  # tested second: it is the costlier test
                 continue
             flagged.add(j)
@@ -168,8 +169,9 @@ def _same_question(a: str, b: str) -> bool:
 
 @register("unanswered_question.v1")
 def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
-    """A question run counts as answered by the first reply segment with a fact in it that the customer
-    does not then push back on (我问的是…, 还没回答…)."""
+    """A question run counts as answered by a reply segment with a fact in it (or, to a yes/no question, a
+    short yes or no) that the customer does not then push back on (我问的是…, 还没回答…). Only the replies up
+    to the one after the customer's next question count: a fact given later answers something else."""
     min_fact = int(params.get("min_fact_chars", 4))
     responders = ("agent",) if ctx.side(("agent",)) else AGENT_SIDE
     runs = _runs(ctx)
@@ -177,16 +179,19 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
         q = [k for k in run if ctx.has("question", k)]
         if not q:
             continue
+        yes_no = any(ctx.has("yes_no_question", k) for k in q)
         answered = False
         for m in range(n, len(runs)):
             end = runs[m + 1][0][0] if m + 1 < len(runs) else len(ctx.msgs)
             seg = [k for k in range(runs[m][0][-1] + 1, end) if ctx.msgs[k].role in responders and ctx.msgs[k].has_text]
             has_fact = any(ctx.content_len(k, "holding", "greeting", "closing", "apology", "nonanswer") >= min_fact
-                           for k in seg)
+                           or (yes_no and ctx.has("yes_no_answer", k) and not ctx.has("nonanswer", k)) for k in seg)
             pushed = m + 1 < len(runs) and any(ctx.has("ignored", k) for k in runs[m + 1][0])
             if has_fact and not pushed:
                 answered = True
                 break
+            if m > n and any(ctx.has("question", k) for k in runs[m][0]) and not pushed:
+                break  # the customer has moved on to another question
         if not answered:
             yield Draft("顾客的问题到最后都没有得到回答", q[0], (0, len(ctx.msgs[q[0]].text or "")))
 
