@@ -122,7 +122,7 @@ def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
 @register("mechanical_repetition.v1")
 def mechanical_repetition(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     min_len, sim = int(params.get("min_chars", 6)), float(params.get("similarity", 0.8))
-    seen: list[tuple[int, str, set[str], str]] = []  # (index, text, bigrams, customer text it answered)
+    seen: list[list] = []  # [index, text, its characters, its bigrams (built when first needed), customer text]
     flagged: set[int] = set()
     last_customer = ""
     for i, m in enumerate(ctx.msgs):
@@ -134,17 +134,28 @@ def mechanical_repetition(ctx: Context, params: dict[str, Any]) -> Iterator[Draf
         t = _PUNCT.sub("", ctx.norms[i])
         if len(t) < min_len:
             continue
-        grams = _bigrams(t)
-        for j, (k, other, og, asked) in enumerate(seen):
-            if j in flagged or not (other == t or (min(len(grams), len(og)) >= sim * max(len(grams), len(og))
-                                                    and _jaccard(grams, og) >= sim)):
-                continue  # (|a ∩ b| / |a ∪ b| ≥ sim needs the smaller set to be ≥ sim × the larger)
-            if _same_question(asked, last_customer):  # tested second: it is the costlier test
+        mine = [i, t, set(t), None, last_customer]
+        for j, other in enumerate(seen):
+            if j in flagged or not (other[1] == t or _similar(mine, other, sim)):
+                continue
+            if _same_question(other[4], last_customer):  # tested second: it is the costlier test
                 continue
             flagged.add(j)
-            yield Draft(f"同一段话术重复发送（第 {k} 条与第 {i} 条）", i, (0, len(m.text or "")))
+            yield Draft(f"同一段话术重复发送（第 {other[0]} 条与第 {i} 条）", i, (0, len(m.text or "")))
             break
-        seen.append((i, t, grams, last_customer))
+        seen.append(mine)
+
+
+def _similar(a: list, b: list, sim: float) -> bool:
+    """Bigram Jaccard ≥ sim. Cheap exact pre-test first: each character only one text has puts it in a bigram
+    only that text has, so the bigram sets differ in ≥ half those characters, and Jaccard ≥ sim allows at most
+    (1 − sim) × (|A| + |B|) differing bigrams."""
+    if len(a[2] ^ b[2]) > 2 * (1 - sim) * (len(a[1]) + len(b[1]) - 2):
+        return False
+    for x in (a, b):
+        if x[3] is None:
+            x[3] = _bigrams(x[1])
+    return _jaccard(a[3], b[3]) >= sim
 
 
 def _bigrams(t: str) -> set[str]:
