@@ -6,6 +6,7 @@ Each check reads the shared ``Context`` and yields ``Draft`` findings; threshold
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -54,18 +55,22 @@ def off_platform_diversion(ctx: Context, params: dict[str, Any]) -> Iterator[Dra
 
 @register("privacy_leak.v1")
 def privacy_leak(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
-    needed = any(ctx.hits.get("privacy_need", ()))
+    # a need (专票, 清关…) the customer raised, or the agent gave before or with the ask — not a reason
+    # the agent makes up once the customer balks
+    need = [h.message for h in ctx.hits.get("privacy_need", ())]
+    need_c = min((k for k in need if ctx.roles[k] == "customer"), default=len(ctx.msgs))
     # the first customer message asking about someone else's order
     told = min((h.message for h in ctx.hits.get("third_party", ()) if ctx.roles[h.message] == "customer"),
                default=len(ctx.msgs))
     for i in ctx.texts(AGENT_SIDE):
-        if not needed:
+        if need_c >= len(ctx.msgs) and not any(k <= i for k in need):
             for h in ctx.hits_in("privacy_ask", i):
                 yield hit_draft(h, "客服索要非必要的敏感信息")
         for h in ctx.hits_in("privacy_reveal", i):
             yield hit_draft(h, "客服泄露他人或敏感信息")
-        if ctx.has("privacy_reveal", i) or told < i:
-            for h in ctx.hits_in("address", i) + ctx.hits_in("contact_number", i):
+        if ctx.has("privacy_reveal", i) or ctx.has("other_buyer", i) or told < i:
+            others = [h for h in ctx.hits_in("other_buyer", i) if h.text[:1].isdigit()]  # masked numbers
+            for h in ctx.hits_in("address", i) + ctx.hits_in("contact_number", i) + others:
                 yield hit_draft(h, "客服泄露他人的电话或地址")
 
 
@@ -121,8 +126,14 @@ def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
 
 @register("mechanical_repetition.v1")
 def mechanical_repetition(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
+    """The same or nearly the same canned text (character-bigram Jaccard ≥ similarity) sent again to another
+    question. An exact pre-test comes first: each character only one text has puts it in a bigram only that
+    text has, so Jaccard ≥ sim needs |chars(a) ^ chars(b)| ≤ 2 (1 − sim) (|a| + |b| − 2); bigrams are built
+    only for the pairs that pass."""
     min_len, sim = int(params.get("min_chars", 6)), float(params.get("similarity", 0.8))
-    seen: list[list] = []  # [index, text, its characters, its bigrams (built when first needed), customer text]
+    slack = 2 * (1 - sim)
+    seen: list[tuple[int, str, set[str], str]] = []  # (index, text, its characters, customer text it answered)
+    grams: dict[int, set[str]] = {}
     flagged: set[int] = set()
     last_customer = ""
     for i, m in enumerate(ctx.msgs):
@@ -134,28 +145,23 @@ def mechanical_repetition(ctx: Context, params: dict[str, Any]) -> Iterator[Draf
         t = _PUNCT.sub("", ctx.norms[i])
         if len(t) < min_len:
             continue
-        mine = [i, t, set(t), None, last_customer]
-        for j, other in enumerate(seen):
-            if j in flagged or not (other[1] == t or _similar(mine, other, sim)):
+        chars = set(t)
+        for j, (k, other, ochars, asked) in enumerate(seen):
+            if j in flagged:
                 continue
-            if _same_question(other[4], last_customer):  # tested second: it is the costlier test
+            if other != t:
+                if len(chars ^ ochars) > slack * (len(t) + len(other) - 2):
+                    continue
+                a = grams.get(i) or grams.setdefault(i, _bigrams(t))
+                b = grams.get(k) or grams.setdefault(k, _bigrams(other))
+                if _jaccard(a, b) < sim:
+                    continue
+            if _same_question(asked, last_customer):  # tested last: it is the costliest test
                 continue
             flagged.add(j)
-            yield Draft(f"同一段话术重复发送（第 {other[0]} 条与第 {i} 条）", i, (0, len(m.text or "")))
+            yield Draft(f"同一段话术重复发送（第 {k} 条与第 {i} 条）", i, (0, len(m.text or "")))
             break
-        seen.append(mine)
-
-
-def _similar(a: list, b: list, sim: float) -> bool:
-    """Bigram Jaccard ≥ sim. Cheap exact pre-test first: each character only one text has puts it in a bigram
-    only that text has, so the bigram sets differ in ≥ half those characters, and Jaccard ≥ sim allows at most
-    (1 − sim) × (|A| + |B|) differing bigrams."""
-    if len(a[2] ^ b[2]) > 2 * (1 - sim) * (len(a[1]) + len(b[1]) - 2):
-        return False
-    for x in (a, b):
-        if x[3] is None:
-            x[3] = _bigrams(x[1])
-    return _jaccard(a[3], b[3]) >= sim
+        seen.append((i, t, chars, last_customer))
 
 
 def _bigrams(t: str) -> set[str]:
@@ -184,19 +190,22 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
     short yes or no) that the customer does not then push back on (我问的是…, 还没回答…). Only the replies up
     to the one after the customer's next question count: a fact given later answers something else."""
     min_fact = int(params.get("min_fact_chars", 4))
+    yes_no_q = _yes_no_question(tuple(params.get("yes_no_question", ())))
+    yes_no_a = tuple(params.get("yes_no_answer", ()))
     responders = ("agent",) if ctx.side(("agent",)) else AGENT_SIDE
     runs = _runs(ctx)
     for n, (run, _) in enumerate(runs):
         q = [k for k in run if ctx.has("question", k)]
         if not q:
             continue
-        yes_no = any(ctx.has("yes_no_question", k) for k in q)
+        yes_no = yes_no_a and any(yes_no_q.search(ctx.norms[k]) for k in q)
         answered = False
         for m in range(n, len(runs)):
             end = runs[m + 1][0][0] if m + 1 < len(runs) else len(ctx.msgs)
             seg = [k for k in range(runs[m][0][-1] + 1, end) if ctx.msgs[k].role in responders and ctx.msgs[k].has_text]
             has_fact = any(ctx.content_len(k, "holding", "greeting", "closing", "apology", "nonanswer") >= min_fact
-                           or (yes_no and ctx.has("yes_no_answer", k) and not ctx.has("nonanswer", k)) for k in seg)
+                           or (yes_no and not ctx.has("nonanswer", k) and any(map(ctx.norms[k].__contains__, yes_no_a)))
+                           for k in seg)
             pushed = m + 1 < len(runs) and any(ctx.has("ignored", k) for k in runs[m + 1][0])
             if has_fact and not pushed:
                 answered = True
@@ -205,6 +214,12 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
                 break  # the customer has moved on to another question
         if not answered:
             yield Draft("顾客的问题到最后都没有得到回答", q[0], (0, len(ctx.msgs[q[0]].text or "")))
+
+
+@functools.lru_cache(maxsize=16)
+def _yes_no_question(patterns: tuple[str, ...]) -> re.Pattern:
+    """One regex for the rubric's yes/no-question patterns (never matching when there are none)."""
+    return re.compile("|".join(f"(?:{p})" for p in patterns) or r"(?!)")
 
 
 @register("missing_greeting.v1")
