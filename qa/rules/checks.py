@@ -68,9 +68,9 @@ def privacy_leak(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
                 yield hit_draft(h, "客服索要非必要的敏感信息")
         for h in ctx.hits_in("privacy_reveal", i):
             yield hit_draft(h, "客服泄露他人或敏感信息")
-        if ctx.has("privacy_reveal", i) or ctx.has("other_buyer", i) or told < i:
-            others = [h for h in ctx.hits_in("other_buyer", i) if h.text[:1].isdigit()]  # masked numbers
-            for h in ctx.hits_in("address", i) + ctx.hits_in("contact_number", i) + others:
+        masked = [h for h in ctx.hits_in("other_buyer", i) if h.text[:1].isdigit()]  # its regex: masked phones
+        if ctx.has("privacy_reveal", i) or told < i or len(masked) < len(ctx.hits_in("other_buyer", i)):
+            for h in ctx.hits_in("address", i) + ctx.hits_in("contact_number", i) + masked:
                 yield hit_draft(h, "客服泄露他人的电话或地址")
 
 
