@@ -198,14 +198,21 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
         q = [k for k in run if ctx.has("question", k)]
         if not q:
             continue
-        yes_no = yes_no_a and any(yes_no_q.search(ctx.norms[k]) for k in q)
+        yes_no = None  # whether the run asks a yes/no question: looked up only for a short reply
         answered = False
         for m in range(n, len(runs)):
             end = runs[m + 1][0][0] if m + 1 < len(runs) else len(ctx.msgs)
             seg = [k for k in range(runs[m][0][-1] + 1, end) if ctx.msgs[k].role in responders and ctx.msgs[k].has_text]
-            has_fact = any(ctx.content_len(k, "holding", "greeting", "closing", "apology", "nonanswer") >= min_fact
-                           or (yes_no and not ctx.has("nonanswer", k) and any(map(ctx.norms[k].__contains__, yes_no_a)))
-                           for k in seg)
+            has_fact = False
+            for k in seg:
+                if ctx.content_len(k, "holding", "greeting", "closing", "apology", "nonanswer") >= min_fact:
+                    has_fact = True
+                elif yes_no_a and not ctx.has("nonanswer", k) and any(map(ctx.norms[k].__contains__, yes_no_a)):
+                    if yes_no is None:
+                        yes_no = any(yes_no_q.search(ctx.norms[j]) for j in q)
+                    has_fact = yes_no
+                if has_fact:
+                    break
             pushed = m + 1 < len(runs) and any(ctx.has("ignored", k) for k in runs[m + 1][0])
             if has_fact and not pushed:
                 answered = True
