@@ -55,22 +55,19 @@ def off_platform_diversion(ctx: Context, params: dict[str, Any]) -> Iterator[Dra
 
 @register("privacy_leak.v1")
 def privacy_leak(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
-    # a need (专票, 清关…) the customer raised, or the agent gave before or with the ask — not a reason
-    # the agent makes up once the customer balks
-    need = [h.message for h in ctx.hits.get("privacy_need", ())]
-    need_c = min((k for k in need if ctx.roles[k] == "customer"), default=len(ctx.msgs))
+    need = [h.message for h in ctx.hits.get("privacy_need", ())]  # 专票, 清关, 提现 …
     # the first customer message asking about someone else's order
     told = min((h.message for h in ctx.hits.get("third_party", ()) if ctx.roles[h.message] == "customer"),
                default=len(ctx.msgs))
     for i in ctx.texts(AGENT_SIDE):
-        if need_c >= len(ctx.msgs) and not any(k <= i for k in need):
+        # a need the customer raised, or the agent gave before or with the ask — not one made up afterwards
+        if not any(k <= i or ctx.roles[k] == "customer" for k in need):
             for h in ctx.hits_in("privacy_ask", i):
                 yield hit_draft(h, "客服索要非必要的敏感信息")
         for h in ctx.hits_in("privacy_reveal", i):
             yield hit_draft(h, "客服泄露他人或敏感信息")
-        masked = [h for h in ctx.hits_in("other_buyer", i) if h.text[:1].isdigit()]  # its regex: masked phones
-        if ctx.has("privacy_reveal", i) or told < i or len(masked) < len(ctx.hits_in("other_buyer", i)):
-            for h in ctx.hits_in("address", i) + ctx.hits_in("contact_number", i) + masked:
+        if ctx.has("privacy_reveal", i) or ctx.has("other_buyer", i) or told < i:
+            for h in ctx.hits_in("address", i) + ctx.hits_in("contact_number", i) + ctx.hits_in("masked_phone", i):
                 yield hit_draft(h, "客服泄露他人的电话或地址")
 
 

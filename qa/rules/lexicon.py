@@ -23,7 +23,6 @@ except ImportError:  # Python 3.10
 
 _CLAUSE_END = re.compile(r"[，,。.!！?？;；~\n]")
 _NON_SPACE = re.compile(r"[^ \t\r\f\v\u3000]+")
-_SPACE = re.compile(r"[ \t\r\f\v\u3000]")
 
 
 class Hit(NamedTuple):
@@ -104,24 +103,20 @@ class Lexicon:
         raw: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
         # phrases match across spaces ("退 啥 退", "加 我"): tokens are the non-space characters; a space-free
         # run of tokens starting at token tok_at[c] starts at character char_at[c]
-        if _SPACE.search(joined) is None:  # the usual case: tokens are the characters
-            matches = self.matcher(self._doc(joined)) if joined else ()
-        else:
-            tok_at, char_at, chunks, n = [], [], [], 0
-            for m in _NON_SPACE.finditer(joined):
-                tok_at.append(n)
-                char_at.append(m.start())
-                chunks.append(m.group())
-                n += m.end() - m.start()
-            matches = []
-            for match_id, s, e in (self.matcher(self._doc("".join(chunks))) if n else ()):
+        tok_at, char_at, chunks, n = [], [], [], 0
+        for m in _NON_SPACE.finditer(joined):
+            tok_at.append(n)
+            char_at.append(m.start())
+            chunks.append(m.group())
+            n += m.end() - m.start()
+        if n:
+            for match_id, s, e in self.matcher(self._doc("".join(chunks))):
                 c = bisect.bisect_right(tok_at, s) - 1
-                s2 = char_at[c] + s - tok_at[c]
+                s = char_at[c] + s - tok_at[c]
                 c = bisect.bisect_right(tok_at, e - 1) - 1
-                matches.append((match_id, s2, char_at[c] + e - tok_at[c]))
-        for match_id, s, e in matches:
-            i = bisect.bisect_right(starts, s) - 1
-            raw[self._labels[match_id]].append((i, s - starts[i], e - starts[i]))
+                e = char_at[c] + e - tok_at[c]
+                i = bisect.bisect_right(starts, s) - 1
+                raw[self._labels[match_id]].append((i, s - starts[i], e - starts[i]))
         for name, cat in self.categories.items():
             for rx, needs in cat.regexes:
                 if needs and not any(map(joined.__contains__, needs)):
