@@ -43,3 +43,22 @@ def test_model_package_does_not_import_the_rule_engine():
             "print(any(m.startswith('qa.rules') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_shape_features_describe_the_chat(rubric):
+    """``shape.*``: chat length, agent share and lengths, pasted order data, repeats — all in [0, 1]; a
+    feature list without them (an older model's config) gets the same values as before."""
+    names = feature_names(rubric)
+    short = make_conv(("customer", "发什么快递", 0), ("agent", "中通哦亲", 20))
+    long = make_conv(*[("customer", "到底什么时候发货", 10 * i) for i in range(6)],
+                     ("agent", "订单号 2024051812345678 已出库 20240520", 70), ("agent", "亲稍等", 80),
+                     ("agent", "亲稍等", 90), ("system", "会话结束", 100, "event", "end"), cid="c2")
+    a, b = (dict(zip(names, feature_vector(names, rubric, analyse(c, rubric), c))) for c in (short, long))
+    assert all(0.0 <= v <= 1.0 for v in [*a.values(), *b.values()])
+    assert b["shape.messages"] > a["shape.messages"] and a["shape.agent_share"] == 0.5
+    assert b["shape.agent_share"] == 3 / 9                     # events are not messages
+    assert b["shape.customer_repeats"] == 1.0 and b["shape.agent_repeats"] == 1 / 3
+    assert b["shape.agent_digits"] > 0.5 > a["shape.agent_digits"] == 0.0
+    assert a["shape.agent_len"] == 4 / 60
+    old = [n for n in names if not n.startswith("shape.")]
+    assert feature_vector(old, rubric, analyse(long, rubric), long) == feature_vector(old, rubric, analyse(long, rubric))

@@ -213,3 +213,30 @@ def test_pretrain_from_pack_matches_corpus_and_continues(built, tmp_path):
     assert second["init_from"]["steps"] == 3 and second["steps"] == 2
     with pytest.raises(ValueError):
         PretrainArgs(out="x", pack="p", from_pack="q")
+
+
+def test_pretrain_distils_teacher_vectors(built, tmp_path):
+    """``teacher``: the student's pooled message vectors move toward the teacher's (held-out cosine rises
+    over the run), the figures land in pretrain.json and the card, and the saved encoder loads as before."""
+    pytest.importorskip("torch")
+    pytest.importorskip("datasets")
+    pytest.importorskip("jieba")
+    from qa.model.distil import held_out
+    from qa.model.pretrain import PretrainArgs, pretrain
+    corpus, _ = built
+    rng = np.random.default_rng(0)
+    words = ["发货", "退款", "快递", "尺码", "颜色", "优惠", "质量", "客服", "地址", "包装"]
+    texts = sorted({"".join(rng.choice(words, 3)) for _ in range(400)})
+    # a teacher that places a text by which words it holds: learnable from characters
+    vecs = np.stack([[t.count(w) for w in words] + [0.5] * 6 for t in texts]).astype(np.float32)
+    np.savez(tmp_path / "t.npz", texts=np.array(texts), vectors=vecs)
+    assert any(held_out(t) for t in texts) and not all(held_out(t) for t in texts)
+    info = pretrain(PretrainArgs(out=str(tmp_path / "d"), corpus=str(corpus), vocab_size=400, hidden=32, layers=1,
+                                 heads=2, max_len=16, batch_size=16, steps=60, eval_every=5, save_every=1000,
+                                 threads=1, device="cpu", lr=3e-3, teacher=str(tmp_path / "t.npz"),
+                                 teacher_weight=2.0))
+    first, last = info["evals"][0], info["heldout"]
+    assert last["teacher_cosine"] > first["teacher_cosine"] + 0.05 and last["teacher_cosine"] > 0.8
+    assert info["teacher"]["texts"] == len(texts) and info["teacher"]["dim"] == 16
+    assert "distil_loss" in info["history"][-1]
+    assert "teacher" in (tmp_path / "d" / "MODEL_CARD.md").read_text(encoding="utf-8").lower()

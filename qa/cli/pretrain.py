@@ -37,6 +37,10 @@ def pretrain_cli(
                               "(to train elsewhere, e.g. on a GPU machine without datasets/jieba)"),
     pack_max_rows: int = typer.Option(None, help="At most this many sequences per general source (weight ≤ 1) in the pack"),
     from_pack: Path = typer.Option(None, help="Train from a pack folder written by --pack"),
+    init_from: Path = typer.Option(None, help="Start from this pretrained encoder's weights (same vocabulary)"),
+    teacher: Path = typer.Option(None, help="Distil the sentence vectors in this .npz (scripts/build_teacher.py) "
+                                 "beside the MLM loss"),
+    teacher_weight: float = typer.Option(1.0, help="Weight of the distillation loss"),
 ) -> None:
     """Pretrain the char BERT encoder with whole-word-masked language modelling (corpus + your chats)."""
     from qa.model.pretrain import PretrainArgs, pretrain
@@ -50,7 +54,9 @@ def pretrain_cli(
                             chat_weight=chat_weight, eval_every=eval_every, eval_size=eval_size,
                             save_every=save_every, resume=resume, device=device, seed=seed, threads=threads,
                             num_proc=num_proc, pack=str(pack) if pack else None, pack_max_rows=pack_max_rows,
-                            from_pack=str(from_pack) if from_pack else None)
+                            from_pack=str(from_pack) if from_pack else None,
+                            init_from=str(init_from) if init_from else None,
+                            teacher=str(teacher) if teacher else None, teacher_weight=teacher_weight)
         if pack:
             from qa.model.pretrain import pretrain as run
             info = run(args)
@@ -62,4 +68,6 @@ def pretrain_cli(
     h = info.get("heldout") or {}
     console.print(f"{info['steps']} steps in {info['train_seconds']} s on {info['device']} "
                   f"({info['corpus_chars']:,} corpus chars, vocab {info['vocab']}); held-out masked acc "
-                  f"{h.get('masked_acc')}, perplexity {h.get('perplexity')}; wrote {out}", highlight=False)
+                  f"{h.get('masked_acc')}, perplexity {h.get('perplexity')}"
+                  + (f", teacher cosine {h.get('teacher_cosine')}" if info.get("teacher") else "")
+                  + f"; wrote {out}", highlight=False)

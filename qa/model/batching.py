@@ -59,7 +59,7 @@ class Batcher:
         if cfg.feature_names:
             if analyses is None:
                 analyses = self._from_parts(convs, findings, timings)
-            rows = [feature_vector(cfg.feature_names, self.rubric, a) for a in analyses]
+            rows = [feature_vector(cfg.feature_names, self.rubric, a, c) for a, c in zip(analyses, convs)]
             batch["features"] = torch.tensor(rows, dtype=torch.float)
         if self.ngrams is not None:
             m = self.ngrams.transform([flat_text(c) for c in convs]).tocoo()

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.model.distil import distil_loss
+
 from qa.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,8 @@ class PretrainArgs:
     pack_max_rows: int | None = None      # at most this many stored rows per general source (weight ≤ 1)
     from_pack: str | None = None          # train from a pack folder (needs neither datasets nor jieba)
     init_from: str | None = None          # start from this pretrained model directory's weights (same vocab)
+    teacher: str | None = None            # .npz of texts and teacher sentence vectors to distil (qa.model.distil)
+    teacher_weight: float = 1.0           # weight of the distillation loss beside the MLM loss
 
     def __post_init__(self) -> None:
         if self.pack and self.from_pack:
@@ -348,8 +352,15 @@ def pretrain(args: PretrainArgs, progress: Callable | None = None) -> dict:
         prev = Path(args.init_from) / "pretrain.json"
         before = json.loads(prev.read_text(encoding="utf-8")) if prev.is_file() else None
     model = model.to(device)
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embeddings" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embeddings" not in n)]
+    teacher, proj = None, None
+    if args.teacher:
+        from qa.model.distil import Teacher
+        teacher = Teacher(args.teacher, tok, args.max_len, args.seed)
+        proj = torch.nn.Linear(args.hidden, teacher.dim).to(device)
+        log.info("distilling %s teacher vectors (%s held out)", f"{len(teacher):,}", len(teacher.held_ids))
+    params = list(model.named_parameters()) + (list(proj.named_parameters(prefix="proj")) if proj else [])
+    decay = [p for n, p in params if p.ndim >= 2 and "embeddings" not in n]
+    no_decay = [p for n, p in params if not (p.ndim >= 2 and "embeddings" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.98),
                             eps=1e-6, fused=device.type == "cuda")
@@ -365,6 +376,8 @@ def pretrain(args: PretrainArgs, progress: Callable | None = None) -> dict:
     step, epoch, pos, history, evals, trained_s = 0, 0, 0, [], [], 0.0
     if state is not None:
         model.load_state_dict(state["model"])
+        if proj is not None and state.get("proj"):
+            proj.load_state_dict(state["proj"])
         opt.load_state_dict(state["opt"])
         step, epoch, pos = state["step"], state["epoch"], state["pos"]
         history, evals, trained_s = state["history"], state["evals"], state.get("trained_seconds", 0.0)
@@ -389,7 +402,8 @@ def pretrain(args: PretrainArgs, progress: Callable | None = None) -> dict:
         _save_checkpoint(ckpt_dir, model, opt, {
             "step": step, "epoch": epoch, "pos": pos, "history": history, "evals": evals,
             "sched": dict(sched_state), "torch_rng": torch.get_rng_state(), "args": dataclasses.asdict(args),
-            "trained_seconds": trained_s + (time.time() - loop_start)})
+            "trained_seconds": trained_s + (time.time() - loop_start),
+            "proj": proj.state_dict() if proj is not None else None})
 
     model.train()
     start_step = step
@@ -408,9 +422,15 @@ def pretrain(args: PretrainArgs, progress: Callable | None = None) -> dict:
             labels_t = torch.as_tensor(labels, device=device, dtype=torch.long)
             with autocast(device):
                 loss, logits, target = mlm_loss(model, inputs_t, attn_t, labels_t)
+                total = loss
+                if teacher is not None:
+                    t_ids, t_attn, t_vec = teacher.batch(args.batch_size)
+                    d_loss = distil_loss(model.bert, proj, torch.as_tensor(t_ids, device=device),
+                                         torch.as_tensor(t_attn, device=device), torch.as_tensor(t_vec, device=device))
+                    total = loss + args.teacher_weight * d_loss
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            total.backward()
+            torch.nn.utils.clip_grad_norm_([p for _, p in params], 1.0)
             opt.step()
             sched.step()
             step, epoch, pos = step + 1, b_epoch, b_pos
@@ -429,11 +449,13 @@ def pretrain(args: PretrainArgs, progress: Callable | None = None) -> dict:
             if step % 50 == 0 or step == 1:
                 acc = float((logits.argmax(-1) == target).float().mean())
                 history.append({"step": step, "loss": round(float(loss.detach()), 4), "masked_acc": round(acc, 4),
+                                **({"distil_loss": round(float(d_loss.detach()), 4)} if teacher is not None else {}),
                                 "lr": round(sched.get_last_lr()[0], 7),
                                 "step_ms": round(1000 * float(np.median(win[-50:])), 1)})
                 log.info("step %s", history[-1])
             if args.eval_every and step % args.eval_every == 0 and eval_set:
-                evals.append({"step": step, **evaluate(model, eval_set, device)})
+                evals.append({"step": step, **evaluate(model, eval_set, device),
+                              **(teacher.evaluate(model.bert, proj, device) if teacher is not None else {})})
                 log.info("held-out %s", evals[-1])
             if args.save_every and step - last_save >= args.save_every:
                 checkpoint()
@@ -444,6 +466,8 @@ def pretrain(args: PretrainArgs, progress: Callable | None = None) -> dict:
         batches.close()
     train_seconds = time.time() - loop_start
     final = evaluate(model, eval_set, device) if eval_set else {}
+    if teacher is not None:
+        final.update(teacher.evaluate(model.bert, proj, device))
     if final and (not evals or evals[-1]["step"] != step):
         evals.append({"step": step, **final})
     checkpoint()
@@ -474,6 +498,8 @@ def pretrain(args: PretrainArgs, progress: Callable | None = None) -> dict:
                        "train_seconds": before.get("train_seconds"), "heldout": before.get("heldout")}
                       if before else None),
         "command": command_line(args),
+        "teacher": ({"file": args.teacher, "texts": len(teacher) + len(teacher.held_ids), "dim": teacher.dim,
+                     "weight": args.teacher_weight} if teacher is not None else None),
         # the figures older readers look for
         "corpus_chars": manifest["total"]["chars"] + chat_chars, "vocab": len(tok),
     }
@@ -512,6 +538,11 @@ def write_card(out: Path, info: dict) -> None:
         f"{info['horizon']:,} steps.",
         f"- Held-out (fixed masks, {h.get('masked_tokens', 0):,} masked tokens): masked-token accuracy "
         f"**{h.get('masked_acc', float('nan')):.3f}**, perplexity {h.get('perplexity', float('nan'))}.",
+        *([f"- Distilled: the mean-pooled message vectors learn, through a linear map, the sentence vectors of "
+           f"{info['teacher']['texts']:,} texts (`{info['teacher']['file']}`, width {info['teacher']['dim']}, loss "
+           f"1 − cosine × {info['teacher']['weight']}, beside the MLM loss): held-out teacher cosine "
+           f"**{h.get('teacher_cosine')}**, pairwise-similarity Spearman {h.get('teacher_pair_spearman')} on "
+           f"{h.get('teacher_heldout')} held-out texts."] if info.get("teacher") else []),
         f"- Command: `{info['command']}`", "",
         "| source | domain | weight | characters | licence |", "|---|---|---:|---:|---|"]
     for name, s in c["sources"].items():
