@@ -34,9 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.model.distil import distil_loss
-
 from qa.errors import ModelError
+from qa.model.distil import Teacher, distil_loss
 
 log = logging.getLogger(__name__)
 
@@ -354,7 +353,6 @@ def pretrain(args: PretrainArgs, progress: Callable | None = None) -> dict:
     model = model.to(device)
     teacher, proj = None, None
     if args.teacher:
-        from qa.model.distil import Teacher
         teacher = Teacher(args.teacher, tok, args.max_len, args.seed)
         proj = torch.nn.Linear(args.hidden, teacher.dim).to(device)
         log.info("distilling %s teacher vectors (%s held out)", f"{len(teacher):,}", len(teacher.held_ids))
