@@ -35,11 +35,20 @@ def train_cli(
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint"),
     threads: int = typer.Option(None, help="Torch CPU threads"),
     device: str = typer.Option("auto", help="auto | cpu | cuda (bf16 autocast on a GPU)"),
+    from_model: Path = typer.Option(None, help="Keep this trained model's network; fit only the ridge channel, flag "
+                                    "thresholds, temperatures and decision rule on the dev split (same data and "
+                                    "seed as its training keep the dev split unseen)"),
+    ridge_on: list[str] = typer.Option(None, help="GLOB: fit the ridge channel on the chats of the training files "
+                                       "matching it (e.g. your reviewed real chats); repeatable"),
+    teacher: Path = typer.Option(None, help="Teacher sentence vectors (.npz, scripts/build_teacher.py) for the "
+                                 "ridge channel's projection"),
 ) -> None:
     """Fine-tune: seeded, early stopping on a dev split, calibrated, resumable; writes weights, tokenizer,
     label map, metrics and MODEL_CARD.md."""
     from qa.model.train import TrainArgs, train
-    check_inputs(list(data) + list(dev or []))
+    check_inputs(list(data) + list(dev or []) + ([teacher] if teacher else []))
+    if from_model and not (from_model / "config.json").is_file():
+        raise typer.BadParameter(f"{from_model}: not a model directory (no config.json)", param_hint="--from-model")
     logging.getLogger("qa.model").setLevel(logging.INFO)   # one line per epoch / 25 steps
     with cli_errors():
         try:
@@ -49,7 +58,9 @@ def train_cli(
                              encoder_lr=encoder_lr, patience=patience, seed=seed, use_encoder=not no_encoder,
                              use_ngrams=not no_ngrams, use_features=not no_features, max_steps=max_steps,
                              ngram_init=ngram_init, resume=resume, threads=threads, weights=_weights(weight),
-                             augment=augment, device=device)
+                             augment=augment, device=device, ridge_on=list(ridge_on) if ridge_on else None,
+                             teacher=str(teacher) if teacher else None,
+                             from_model=str(from_model) if from_model else None)
         except ValueError as e:
             raise typer.BadParameter(str(e)) from None
         with step_progress("train") as update:

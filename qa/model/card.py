@@ -64,6 +64,7 @@ def write_card(model_dir: str | Path) -> Path:
                 "learned from its 5-fold out-of-fold logits)." if args.get("ngram_init", "lr") == "lr"
                 else " (learned jointly).")
              if cfg.get("n_ngrams") else "- Char n-gram channel: not used.",
+             _ridge_line(metrics.get("ridge")),
              f"- Nugget head (per turn): {cfg.get('nuggets')}." if cfg.get("nuggets") else None,
              f"- Non-text features: {', '.join(cfg.get('feature_names', [])) or 'none'}.",
              f"- Output: calibrated level probabilities (temperature per dimension on the dev split: "
@@ -95,3 +96,17 @@ def write_card(model_dir: str | Path) -> Path:
     path = d / "MODEL_CARD.md"
     path.write_text("\n".join(x for x in lines if x is not None), encoding="utf-8")
     return path
+
+
+def _ridge_line(info: dict | None) -> str | None:
+    """The ridge channel (``qa.model.ridge``), when the model has one."""
+    if not info:
+        return None
+    proj = (f" and on a {info['projection_dims']}-dimensional projection of `{info['teacher']}` sentence vectors "
+            f"({info['projection_ngrams']} n-grams, fitted on {info['teacher_texts']} teacher texts, no dev chat)"
+            if info.get("teacher") else "")
+    return (f"- Ridge channel: ridge regressions on the agent text's char TF-IDF{proj}, fitted on the "
+            f"{info.get('chats')} training chats of files matching {info.get('files')}; their z-scored score tilts "
+            f"each dimension's logits by beta {info.get('beta')} (chosen on the dev split; 0 = off)"
+            + (", times a gate: the probability that a chat looks like those chats rather than the other training "
+               "chats." if info.get("gate") else "."))

@@ -25,6 +25,7 @@ class Example:
     weight: float = 1.0                  # in the loss (e.g. generated chats count less than reviewed ones)
     flags: dict[str, float] = dataclasses.field(default_factory=dict)   # rule flag → share of reviewers
     turns: dict[int, dict[str, float]] = dataclasses.field(default_factory=dict)  # message → turn labels
+    source: str = ""                     # the training file it came from
 
     def majority(self, dim: str, levels: Sequence) -> object | None:
         """The most likely level (ties → the middle of the tied levels, rounding toward better)."""
@@ -88,27 +89,23 @@ def file_weight(path: str, weights: dict[str, float] | None) -> float:
 def load_examples(paths: Iterable[str], dimensions: dict[str, list], *, stats: ReadStats | None = None,
                   rejects: list[Reject] | None = None, nuggets: dict[str, list[str]] | None = None,
                   weights: dict[str, float] | None = None) -> list[Example]:
-    """Every labelled conversation in ``paths``; unlabelled ones and read rejects are counted in ``rejects``."""
+    """Every labelled conversation in ``paths``, each knowing its file (``source``) and that file's weight;
+    unlabelled ones and read rejects are counted in ``rejects``."""
     paths = list(paths)
-    if weights:  # file by file, so each example knows its file's weight (same order as one pass)
-        out = []
-        for p in paths:
-            for e in load_examples([p], dimensions, stats=stats, rejects=rejects, nuggets=nuggets):
-                e.weight = file_weight(p, weights)
-                out.append(e)
-        return out
     out = []
-    for item in read_many(paths, stats):
-        if isinstance(item, Reject):
-            if rejects is not None:
-                rejects.append(item)
-            continue
-        t = targets(item, dimensions)
-        if t:
-            out.append(Example(item, t, nugget_targets(item, nuggets) if nuggets else {}))
-        elif rejects is not None:
-            rejects.append(Reject("", None, f"conversation {item.id}: no grades for {', '.join(dimensions)}",
-                                  field="labels.reviews", id=item.id))
+    for p in paths:
+        for item in read_many([p], stats):
+            if isinstance(item, Reject):
+                if rejects is not None:
+                    rejects.append(item)
+                continue
+            t = targets(item, dimensions)
+            if t:
+                out.append(Example(item, t, nugget_targets(item, nuggets) if nuggets else {},
+                                   weight=file_weight(p, weights), source=str(p)))
+            elif rejects is not None:
+                rejects.append(Reject("", None, f"conversation {item.id}: no grades for {', '.join(dimensions)}",
+                                      field="labels.reviews", id=item.id))
     if not out:
         raise InputError(f"no labelled conversations with grades for {', '.join(dimensions)}",
                          file=", ".join(map(str, paths)), field="labels.reviews")

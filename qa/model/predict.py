@@ -70,6 +70,7 @@ class Classifier:
         from qa.model.batching import Batcher
         from qa.model.modeling import RubricModel
         from qa.model.ngrams import Ngrams
+        from qa.model.ridge import RidgeChannel
 
         self.path = Path(model_dir) if model_dir else DEFAULT_MODEL
         if not (self.path / "config.json").is_file():
@@ -79,6 +80,10 @@ class Classifier:
         except Exception as e:  # noqa: BLE001 — any load failure is the model's fault, said plainly
             raise ModelError(f"cannot load model from {self.path}: {e}") from e
         self.config = self.model.config
+        try:
+            self.ridge = RidgeChannel.load(self.path)   # None when the model has no ridge channel
+        except Exception as e:  # noqa: BLE001
+            raise ModelError(f"cannot load the ridge channel of {self.path}: {e}") from e
         tok = AutoTokenizer.from_pretrained(self.path) if self.config.use_encoder else None
         if rubric is None:
             rubric_file = self.path / "rubric.yaml"
@@ -136,9 +141,13 @@ class Classifier:
         with torch.inference_mode():
             res = self.model(**batch)
         out = [{} for _ in convs]
+        tilts = self.ridge.tilts(convs, {d: len(v) for d, v in self.config.dimensions.items()}) if self.ridge else {}
         for i, (dim, levels) in enumerate(self.config.dimensions.items()):
             t = float(self.config.temperatures.get(dim, 1.0))
-            probs = (res["logits"][dim] / t).softmax(-1).cpu().numpy()
+            logits = res["logits"][dim].float().cpu()
+            if dim in tilts:
+                logits = logits + torch.from_numpy(tilts[dim])
+            probs = (logits / t).softmax(-1).numpy()
             attn = res["attention"][:, i].cpu().numpy() if res["attention"] is not None else None
             for b, p in enumerate(probs):
                 out[b][dim] = self._decide(levels, p, all_turns[b], attn[b] if attn is not None else None, dim)

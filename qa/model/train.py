@@ -54,6 +54,10 @@ class TrainArgs:
     resume: bool = False
     threads: int | None = None
     device: str = "auto"                     # auto | cpu | cuda (bf16 autocast on CUDA)
+    from_model: str | None = None            # a trained model: keep its network, refit the ridge channel,
+                                             # flag thresholds, temperatures and decision on this data's dev split
+    ridge_on: list[str] | None = None        # glob patterns of training files whose chats fit the ridge channel
+    teacher: str | None = None               # teacher vectors (.npz) for the ridge channel's projection
 
     def __post_init__(self) -> None:
         if not self.data:
@@ -70,6 +74,8 @@ class TrainArgs:
             raise ValueError("augment must be in [0, 1]")
         if not (self.use_encoder or self.use_ngrams or self.use_features):
             raise ValueError("at least one of encoder, n-grams and features must be used")
+        if self.teacher and not self.ridge_on:
+            raise ValueError("teacher is used by the ridge channel: give ridge_on too")
 
 
 def _seed(seed: int) -> None:
@@ -231,6 +237,7 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
         train_ex, dev_ex = examples, load_examples(args.dev, dims, nuggets=rubric.nuggets)
     else:
         train_ex, dev_ex = split(examples, args.dev_fraction, args.seed)
+    original_train = train_ex
     if args.augment:
         train_ex = train_ex + augmented(train_ex, args.augment, args.seed)
     out = Path(args.out)
@@ -251,21 +258,25 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
     if not any(e.flags for e in train_ex):
         flags = []
     turn_labels = rubric.turn_labels if args.use_encoder and any(e.turns for e in train_ex) else {}
-    tok = encoder = None
-    if args.use_encoder:
-        if args.base_model in (None, "", "none"):
-            tok, encoder = scratch_encoder([flat_text(e.conv) for e in train_ex])
-        else:
-            tok, encoder = _load_base(args)
-    ngrams = Ngrams.fit([flat_text(e.conv) for e in train_ex], args.max_ngrams) if args.use_ngrams else None
-    config = RubricConfig(encoder=encoder.config.to_dict() if encoder is not None else {}, dimensions=dims,
-                          feature_names=feature_names(rubric) if args.use_features else [],
-                          n_ngrams=ngrams.size if ngrams else 0, use_encoder=args.use_encoder,
-                          max_messages=args.max_messages, max_tokens=args.max_tokens, rubric=rubric.name,
-                          nuggets=rubric.nuggets if args.use_encoder and any(e.nuggets for e in train_ex) else None,
-                          flags=flags, flag_turns={f: rubric.model_flags[f].turn for f in flags},
-                          turn_labels=turn_labels)
-    model = RubricModel(config, encoder=encoder)
+    if args.from_model:   # keep a trained network: fit only what comes after training
+        model, tok, ngrams = _load_trained(args.from_model, dims)
+        config, flags = model.config, list(model.config.flags)
+    else:
+        tok = encoder = None
+        if args.use_encoder:
+            if args.base_model in (None, "", "none"):
+                tok, encoder = scratch_encoder([flat_text(e.conv) for e in train_ex])
+            else:
+                tok, encoder = _load_base(args)
+        ngrams = Ngrams.fit([flat_text(e.conv) for e in train_ex], args.max_ngrams) if args.use_ngrams else None
+        config = RubricConfig(encoder=encoder.config.to_dict() if encoder is not None else {}, dimensions=dims,
+                              feature_names=feature_names(rubric) if args.use_features else [],
+                              n_ngrams=ngrams.size if ngrams else 0, use_encoder=args.use_encoder,
+                              max_messages=args.max_messages, max_tokens=args.max_tokens, rubric=rubric.name,
+                              nuggets=rubric.nuggets if args.use_encoder and any(e.nuggets for e in train_ex) else None,
+                              flags=flags, flag_turns={f: rubric.model_flags[f].turn for f in flags},
+                              turn_labels=turn_labels)
+        model = RubricModel(config, encoder=encoder)
     batcher = Batcher(config, tok, ngrams, rubric)
     from qa.model.pretrain import autocast, resolve_device
     device = resolve_device(args.device)
@@ -275,7 +286,7 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
     if done >= args.epochs and model.ngram is not None:   # nothing left to train: the checkpoint has the
         for p in model.ngram.parameters():                # channel's weights, so skip the (slow) fit
             p.requires_grad_(False)
-    elif model.ngram is not None and args.ngram_init == "lr":
+    elif model.ngram is not None and args.ngram_init == "lr" and not args.from_model:
         chosen, oof = _fit_ngram_channel(model, ngrams, train_ex, dims, args.seed, flags)
         log.info("n-gram channel fitted as logistic regression (C per dimension: %s)", chosen)
     model.to(device)
@@ -339,7 +350,7 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
     # (several reviewers who disagree, as in STC-3) — mean NMD against the distribution
     soft_dev = sum(any(max(t) < 1 for t in e.targets.values()) for e in dev_ex) > len(dev_ex) / 2
     stop = False
-    trainable = any(p.requires_grad for p in model.parameters())
+    trainable = any(p.requires_grad for p in model.parameters()) and not args.from_model
     for epoch in range(state["epoch"], args.epochs if trainable else 0):
         model.train()
         order = list(range(len(train_ex)))
@@ -386,8 +397,11 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
         model.load_state_dict(best_state)
     metrics = {"train_examples": len(train_ex), "dev_examples": len(dev_ex), "rejected": len(rejects),
                "history": state["history"], "seconds": round(time.time() - started, 1)}
+    ridge = fit_ridge(args, original_train, dev_ex, dims) if args.ridge_on else None
     if dev_ex:
         logits, flag_logits = _predict_logits(model, batcher, dev_ex, dev_feats, with_flags=True)
+        if ridge is not None:
+            logits = choose_ridge_beta(ridge, logits, dev_ex, dims)
         if flags and flag_logits is not None:
             fired = [{x.rule for x in fs} for fs in dev_feats[0]]
             config.flag_thresholds, metrics["dev_flags"] = choose_flag_thresholds(flag_logits, dev_ex, flags, fired)
@@ -404,7 +418,11 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
         metrics["decision"], metrics["temperatures"] = config.decision, temps
         metrics["decision_dev_weighted_qwk"] = {r: round(v, 4) for r, v in weighted.items()}
         metrics["cutpoints"] = config.cutpoints
+    if ridge is not None:
+        metrics["ridge"] = {**ridge.info, "beta": ridge.beta}
     save(model.cpu(), tok, ngrams, rubric, out, metrics, args)
+    if ridge is not None:
+        ridge.save(out)
     shutil.rmtree(ckpt, ignore_errors=True)
     return metrics
 
@@ -425,6 +443,86 @@ def choose_decision(logits, dev_ex, dims, temps) -> tuple[dict, dict]:
         for r in per_rule:
             per_rule[r].append(weighted_qwk(gold, decide_all(p, r, cuts[d]), len(levels), w))
     return cuts, {r: float(np.mean(v)) for r, v in per_rule.items() if v}
+
+
+RIDGE_BETAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+
+
+def _load_trained(path: str, dims: dict):
+    """A trained model directory's network, tokenizer and n-grams (``--from-model``)."""
+    from transformers import AutoTokenizer
+
+    from qa.model.modeling import RubricModel
+    from qa.model.ngrams import Ngrams
+    try:
+        model = RubricModel.from_pretrained(path)
+    except Exception as e:  # noqa: BLE001
+        raise ModelError(f"cannot load model from {path}: {e}") from None
+    if {d: list(v) for d, v in model.config.dimensions.items()} != {d: list(v) for d, v in dims.items()}:
+        raise ModelError(f"{path}: its dimensions {list(model.config.dimensions)} are not the rubric's {list(dims)}")
+    tok = AutoTokenizer.from_pretrained(path) if model.config.use_encoder else None
+    return model, tok, Ngrams.load(path)
+
+
+def fit_ridge(args: TrainArgs, train_ex, dev_ex, dims):
+    """The ridge channel (``qa.model.ridge``) on the training chats from files matching ``args.ridge_on``; its
+    projection fitted on the teacher's texts less every dev chat's messages. None when no chat matches."""
+    from fnmatch import fnmatch
+
+    from qa.model.projection import Projection, load_teacher
+    from qa.model.ridge import RidgeChannel, centred
+    chosen = [e for e in train_ex if e.source and any(fnmatch(e.source, p) or fnmatch(Path(e.source).name, p)
+                                                      for p in args.ridge_on)]
+    if len(chosen) < 20:
+        log.warning("ridge channel: only %d training chats match %s; not fitted", len(chosen), args.ridge_on)
+        return None
+    y = np.full((len(chosen), len(dims)), np.nan, dtype=np.float32)
+    for j, (d, levels) in enumerate(dims.items()):
+        for i, e in enumerate(chosen):
+            if d in e.targets:
+                y[i, j] = float(np.asarray(e.targets[d]) @ centred(len(levels)))
+    projection, info = None, {"dimensions": list(dims), "chats": len(chosen), "files": list(args.ridge_on)}
+    if args.teacher:
+        held = {m.text for e in dev_ex for m in e.conv.messages if m.text}
+        texts, vectors = load_teacher(args.teacher, exclude=held)
+        projection = Projection.fit(texts, vectors, seed=args.seed)
+        info.update(teacher=Path(args.teacher).name, teacher_texts=len(texts), projection_dims=projection.dims,
+                    projection_ngrams=len(projection.vec.vocabulary_))
+    log.info("ridge channel: fitting on %d chats%s", len(chosen), " with a projection" if projection else "")
+    channel = RidgeChannel.fit([e.conv for e in chosen], y, projection, seed=args.seed, info=info)
+    own = {id(e) for e in chosen}
+    other = [e.conv for e in train_ex if id(e) not in own]
+    if other:   # every training chat is the channel's own: no gate (it applies to every chat fully)
+        channel.fit_gate([e.conv for e in chosen], other)
+    channel.info["gate"] = channel.gate is not None
+    return channel
+
+
+def choose_ridge_beta(ridge, logits, dev_ex, dims) -> dict:
+    """Per dimension, the tilt strength (``RIDGE_BETAS``) with the best weighted dev QWK under cutpoints fitted
+    for it; sets ``ridge.beta`` and returns the dev logits with the chosen tilts added."""
+    from qa.model.decision import fit_cutpoints, weighted_qwk
+    from qa.model.ridge import centred
+    r = ridge.gated_scores([e.conv for e in dev_ex])
+    out, report = dict(logits), {}
+    for j, (d, levels) in enumerate(dims.items()):
+        rows = [i for i, e in enumerate(dev_ex) if d in e.targets]
+        if not rows or d not in ridge.dims:
+            continue
+        gold = np.array([levels.index(dev_ex[i].majority(d, levels)) for i in rows])
+        w = np.array([dev_ex[i].weight for i in rows])
+        tilt = r[rows, ridge.dims.index(d), None] * centred(len(levels))[None, :]
+        scores = {}
+        for b in RIDGE_BETAS:
+            idx = softmax(logits[d][rows] + b * tilt) @ np.arange(len(levels))
+            cuts = fit_cutpoints(idx, gold, len(levels), w)
+            scores[b] = weighted_qwk(gold, np.searchsorted(np.asarray(cuts), idx, side="right"), len(levels), w)
+        best = max(scores, key=lambda b: (round(scores[b], 4), -b))   # ties → the smaller tilt
+        ridge.beta[d] = best
+        report[d] = {str(b): round(v, 4) for b, v in scores.items()}
+        out[d] = logits[d] + best * r[:, ridge.dims.index(d), None] * centred(len(levels))[None, :]
+    ridge.info["dev_weighted_qwk_by_beta"] = report
+    return out
 
 
 def choose_flag_thresholds(flag_logits: np.ndarray, dev_ex, flags: list[str], fired=None) -> tuple[dict, dict]:

@@ -1,0 +1,254 @@
+"""The ridge channel: a grade score per dimension from ridge regressions fitted on one set of reviewed chats
+(``qa train --ridge-on``: for the default, the real shop chats), added to the level logits as a tilt.
+
+Why: the network and its n-gram channel learn from every training chat, and the written and generated ones
+outnumber the real ones; on real chats their grades rank barely better than a model fitted on the real chats
+alone. Two small regressions fitted only on the chosen chats, one on the char 1–3-gram TF-IDF of the agent's
+text and one on projected sentence vectors (``qa.model.projection``: mean agent and mean customer message
+vector), are z-scored on their out-of-fold predictions and averaged into a score ``r`` (≈ N(0, 1), higher =
+better). Each dimension's logits get ``beta · g · r · c``: ``c`` the centred ordinal position of each level (best
+level highest), ``beta`` chosen on the dev split (0 = off), and ``g`` the **gate**, the probability that the chat
+is like the ones the channel was fitted on rather than like the other training chats (a logistic regression on
+char 1–2-grams, with bracketed masks such as ``[数字x]`` removed, and ten style counts: lengths, punctuation,
+short replies, cards, digits). Fitted on real chats, the regressions rank real chats well and written ones
+badly; the gate keeps them to the chats they know. Cheap: a few sparse products per chat.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from qa.model.projection import Projection
+from qa.schema import Conversation
+
+FILE, TENSORS = "ridge.json", "ridge.safetensors"
+TEXT_ALPHA, SEM_ALPHA = 1.0, 3000.0     # chosen by 5-fold CV on the real training chats (docs/real-chats.md)
+
+
+_END = re.compile(r"[。！？!?.~～]$")
+_PUNCT = re.compile(r"[，,。！？!?；;：:~～、]")
+_MASK = re.compile(r"\[[^\]]{0,12}\]")
+GATE_C, GATE_STYLE = 1.0, 0.3       # LR strength; weight of the standardised style counts beside the n-grams
+
+
+def style_counts(conv: Conversation) -> list[float]:
+    """Ten counts of how a chat is written: messages, agent and customer text lengths, sentence-final and inner
+    punctuation, short agent replies, cards, digits, the agent's share of text messages."""
+    ms = [m for m in conv.messages if m.role in ("agent", "customer") and m.type != "event"]
+    txt = [m for m in ms if m.type == "text" and m.text]
+    ag = [m.text for m in txt if m.role == "agent"]
+    cu = [m.text for m in txt if m.role == "customer"]
+
+    def mean(xs, fn):
+        return float(np.mean([fn(x) for x in xs])) if xs else 0.0
+    return [np.log1p(len(ms)), np.log1p(mean(ag, len)), np.log1p(mean(cu, len)), mean(ag, lambda t: bool(_END.search(t))),
+            mean(cu, lambda t: bool(_END.search(t))), mean(ag, lambda t: bool(_PUNCT.search(t[:-1]))),
+            mean(ag, lambda t: len(t) <= 10), sum(m.type != "text" for m in ms) / max(len(ms), 1),
+            mean([m.text for m in txt], lambda t: any(ch.isdigit() for ch in t)), len(ag) / max(len(txt), 1)]
+
+
+def gate_text(conv: Conversation) -> str:
+    return _MASK.sub(" ", " ".join(m.norm for m in conv.messages if m.type == "text" and m.text))
+
+
+def _gate_vectorizer(vocabulary=None):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    return TfidfVectorizer(analyzer="char", ngram_range=(1, 2), sublinear_tf=True, min_df=5, dtype=np.float32,
+                           vocabulary=vocabulary, max_features=None if vocabulary else 5000)
+
+
+def agent_text(conv: Conversation) -> str:
+    return " ".join(m.norm for m in conv.messages if m.type == "text" and m.role == "agent" and m.text)
+
+
+def centred(k: int) -> np.ndarray:
+    """Ordinal position of each level, best first, centred: k=4 → [1.5, 0.5, −0.5, −1.5]."""
+    return (k - 1) / 2 - np.arange(k, dtype=np.float32)
+
+
+class RidgeChannel:
+    def __init__(self, dims: list[str], text_vec, text_coef, text_bias, projection: Projection | None = None,
+                 sem_mean=None, sem_scale=None, sem_coef=None, sem_bias=None, z_mean=None, z_std=None,
+                 beta: dict[str, float] | None = None, info: dict | None = None, gate: dict | None = None):
+        self.dims, self.text_vec = dims, text_vec
+        self.text_coef, self.text_bias = np.asarray(text_coef, np.float32), np.asarray(text_bias, np.float32)
+        self.projection = projection
+        self.sem_mean, self.sem_scale, self.sem_coef, self.sem_bias = sem_mean, sem_scale, sem_coef, sem_bias
+        self.z_mean, self.z_std = np.asarray(z_mean, np.float32), np.asarray(z_std, np.float32)
+        self.beta = dict(beta or {})
+        self.info = dict(info or {})
+        self.gate = gate   # {"vec", "mean", "scale", "coef", "bias"}, or None: every chat counts fully
+
+    # -- features -------------------------------------------------------------------------------------
+    def _sem(self, convs: Sequence[Conversation]) -> np.ndarray:
+        return sem_features(convs, self.projection)
+
+    def components(self, convs: Sequence[Conversation]) -> np.ndarray:
+        """[n, dims, parts] raw ridge predictions (text, and sentence vectors when there is a projection)."""
+        parts = [np.asarray(self.text_vec.transform([agent_text(c) for c in convs]) @ self.text_coef.T)
+                 + self.text_bias]
+        if self.projection is not None:
+            s = (self._sem(convs) - self.sem_mean) / self.sem_scale
+            parts.append(s @ self.sem_coef.T + self.sem_bias)
+        return np.stack(parts, -1)
+
+    def scores(self, convs: Sequence[Conversation]) -> np.ndarray:
+        """[n, dims] mean of the z-scored components; 0 for a chat with no agent text."""
+        if not convs:
+            return np.zeros((0, len(self.dims)), dtype=np.float32)
+        r = ((self.components(convs) - self.z_mean) / self.z_std).mean(-1).astype(np.float32)
+        r[[not agent_text(c) for c in convs]] = 0.0   # no agent text (bot-only chats): nothing to say
+        return r
+
+    def gated_scores(self, convs: Sequence[Conversation]) -> np.ndarray:
+        """[n, dims]: ``scores`` × the gate's probability."""
+        return self.scores(convs) * self.gate_probs(convs)[:, None]
+
+    def gate_probs(self, convs: Sequence[Conversation]) -> np.ndarray:
+        """[n]: how like the channel's own chats each chat is (1 everywhere without a gate)."""
+        if self.gate is None or not convs:
+            return np.ones(len(convs), dtype=np.float32)
+        g = self.gate
+        x = np.asarray(g["vec"].transform([gate_text(c) for c in convs]) @ g["coef"][:-len(g["mean"])])
+        style = (np.array([style_counts(c) for c in convs]) - g["mean"]) / g["scale"] * GATE_STYLE
+        z = x + style @ g["coef"][-len(g["mean"]):] + g["bias"]
+        return (1 / (1 + np.exp(-z))).astype(np.float32)
+
+    def fit_gate(self, own: Sequence[Conversation], other: Sequence[Conversation]) -> None:
+        """The gate: class-balanced logistic regression, ``own`` chats (the channel's) against ``other`` ones."""
+        from scipy import sparse
+        from sklearn.linear_model import LogisticRegression
+        convs = list(own) + list(other)
+        vec = _gate_vectorizer().fit([gate_text(c) for c in convs])
+        st = np.array([style_counts(c) for c in convs])
+        mean, scale = st.mean(0), st.std(0) + 1e-6
+        x = sparse.hstack([vec.transform([gate_text(c) for c in convs]),
+                           sparse.csr_matrix((st - mean) / scale * GATE_STYLE)]).tocsr()
+        y = np.r_[np.ones(len(own)), np.zeros(len(other))]
+        lr = LogisticRegression(C=GATE_C, class_weight="balanced", max_iter=2000).fit(x, y)
+        self.gate = {"vec": vec, "mean": mean.astype(np.float32), "scale": scale.astype(np.float32),
+                     "coef": lr.coef_[0].astype(np.float32), "bias": np.float32(lr.intercept_[0])}
+
+    def tilts(self, convs: Sequence[Conversation], levels: dict[str, int]) -> dict[str, np.ndarray]:
+        """Per dimension with a non-zero beta: [n, k] to add to its logits."""
+        if not any(self.beta.get(d) for d in self.dims):
+            return {}
+        r = self.gated_scores(convs)
+        return {d: self.beta[d] * r[:, j, None] * centred(levels[d])[None, :]
+                for j, d in enumerate(self.dims) if self.beta.get(d) and d in levels}
+
+    # -- fitting ----------------------------------------------------------------------------------------
+    @classmethod
+    def fit(cls, convs: Sequence[Conversation], y: np.ndarray, projection: Projection | None = None,
+            folds: int = 5, seed: int = 0, info: dict | None = None) -> "RidgeChannel":
+        """``y`` [n, dims]: the reviews' mean ordinal score per dimension (higher = better; NaN = not graded)."""
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import Ridge
+        dims = list(info.get("dimensions")) if info and "dimensions" in info else [str(j) for j in range(y.shape[1])]
+        texts = [agent_text(c) for c in convs]
+        vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=2, dtype=np.float32)
+        xt = vec.fit_transform(texts)
+        xs = sem_features(convs, projection) if projection is not None else None
+        if xs is not None:
+            sem_mean, sem_scale = xs.mean(0), xs.std(0) + 1e-6
+            xs = (xs - sem_mean) / sem_scale
+        n_parts = 1 + (xs is not None)
+        text_coef = np.zeros((len(dims), xt.shape[1]), np.float32)
+        text_bias = np.zeros(len(dims), np.float32)
+        sem_coef = np.zeros((len(dims), xs.shape[1]), np.float32) if xs is not None else None
+        sem_bias = np.zeros(len(dims), np.float32)
+        z_mean = np.zeros((len(dims), n_parts), np.float32)
+        z_std = np.ones((len(dims), n_parts), np.float32)
+        rng = np.random.default_rng(seed)
+        for j in range(len(dims)):
+            rows = np.flatnonzero(~np.isnan(y[:, j]))
+            if len(rows) < 2 * folds:
+                continue
+            xs_j = [xt[rows]] + ([xs[rows]] if xs is not None else [])
+            alphas = [TEXT_ALPHA] + ([SEM_ALPHA] if xs is not None else [])
+            oof = np.zeros((len(rows), n_parts), np.float32)
+            fold = rng.permutation(len(rows)) % folds
+            for f in range(folds):
+                tr, te = fold != f, fold == f
+                for p, (x, a) in enumerate(zip(xs_j, alphas)):
+                    oof[te, p] = Ridge(alpha=a).fit(x[tr], y[rows[tr], j]).predict(x[te])
+            z_mean[j], z_std[j] = oof.mean(0), oof.std(0) + 1e-6
+            m = Ridge(alpha=TEXT_ALPHA).fit(xt[rows], y[rows, j])
+            text_coef[j], text_bias[j] = m.coef_, m.intercept_
+            if xs is not None:
+                m = Ridge(alpha=SEM_ALPHA).fit(xs[rows], y[rows, j])
+                sem_coef[j], sem_bias[j] = m.coef_, m.intercept_
+        return cls(dims, vec, text_coef, text_bias, projection,
+                   sem_mean if xs is not None else None, sem_scale if xs is not None else None, sem_coef, sem_bias,
+                   z_mean, z_std, info={k: v for k, v in (info or {}).items() if k != "dimensions"})
+
+    # -- files ------------------------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> None:
+        from safetensors.numpy import save_file
+        directory = Path(directory)
+        vocab = sorted(self.text_vec.vocabulary_, key=self.text_vec.vocabulary_.get)
+        t = {"text.idf": self.text_vec.idf_.astype(np.float32), "text.coef": self.text_coef.astype(np.float16),
+             "text.bias": self.text_bias, "z.mean": self.z_mean, "z.std": self.z_std}
+        meta = {"dimensions": self.dims, "beta": self.beta, "info": self.info, "text_vocab": vocab}
+        if self.projection is not None:
+            pt, pvocab = self.projection.tensors()
+            t.update(pt)
+            t.update({"sem.mean": self.sem_mean.astype(np.float32), "sem.scale": self.sem_scale.astype(np.float32),
+                      "sem.coef": self.sem_coef.astype(np.float32), "sem.bias": self.sem_bias.astype(np.float32)})
+            meta["projection_vocab"] = pvocab
+        if self.gate is not None:
+            g = self.gate
+            t.update({"gate.idf": g["vec"].idf_.astype(np.float32), "gate.mean": g["mean"], "gate.scale": g["scale"],
+                      "gate.coef": g["coef"], "gate.bias": np.array([g["bias"]], np.float32)})
+            meta["gate_vocab"] = sorted(g["vec"].vocabulary_, key=g["vec"].vocabulary_.get)
+        save_file({k: np.ascontiguousarray(v) for k, v in t.items()}, str(directory / TENSORS))
+        (directory / FILE).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "RidgeChannel | None":
+        from safetensors.numpy import load_file
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        directory = Path(directory)
+        if not (directory / FILE).is_file():
+            return None
+        meta = json.loads((directory / FILE).read_text(encoding="utf-8"))
+        t = load_file(str(directory / TENSORS))
+        vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, dtype=np.float32,
+                              vocabulary={g: i for i, g in enumerate(meta["text_vocab"])})
+        vec.fit(["x"])
+        vec.idf_ = t["text.idf"]
+        proj = Projection.from_tensors(t, meta["projection_vocab"]) if "projection_vocab" in meta else None
+        gate = None
+        if "gate_vocab" in meta:
+            gvec = _gate_vectorizer({g: i for i, g in enumerate(meta["gate_vocab"])})
+            gvec.fit(["x"])
+            gvec.idf_ = t["gate.idf"]
+            gate = {"vec": gvec, "mean": t["gate.mean"], "scale": t["gate.scale"], "coef": t["gate.coef"],
+                    "bias": np.float32(t["gate.bias"][0])}
+        return cls(meta["dimensions"], vec, t["text.coef"].astype(np.float32), t["text.bias"], proj,
+                   t.get("sem.mean"), t.get("sem.scale"), t.get("sem.coef"), t.get("sem.bias"),
+                   t["z.mean"], t["z.std"], meta.get("beta"), meta.get("info"), gate)
+
+
+def sem_features(convs: Sequence[Conversation], projection: Projection) -> np.ndarray:
+    """[n, 2·dims]: mean projected vector of the agent's text messages, then of the customer's (0 when none)."""
+    texts, owner = [], []
+    for i, c in enumerate(convs):
+        for m in c.messages:
+            if m.type == "text" and m.text and m.role in ("agent", "customer"):
+                texts.append(m.norm)
+                owner.append((i, m.role == "customer"))
+    d = projection.dims
+    out = np.zeros((len(convs), 2, d), np.float32)
+    count = np.zeros((len(convs), 2), np.float32)
+    if texts:
+        v = projection.embed(texts)
+        idx = np.array(owner, dtype=int)
+        np.add.at(out, (idx[:, 0], idx[:, 1]), v)
+        np.add.at(count, (idx[:, 0], idx[:, 1]), 1)
+    return (out / np.maximum(count, 1)[..., None]).reshape(len(convs), 2 * d)

@@ -1,0 +1,120 @@
+"""The ridge channel and its sentence-vector projection: fitting, ranking, files, and `qa train --ridge-on`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT
+
+pytest.importorskip("sklearn")
+
+from qa.io import read_path  # noqa: E402
+from qa.model.projection import Projection, load_teacher  # noqa: E402
+from qa.model.ridge import RidgeChannel, centred, sem_features  # noqa: E402
+from qa.text import normalize  # noqa: E402
+
+HAND = ROOT / "data" / "labelled" / "hand" / "train_hand-a.jsonl"
+
+
+def _teacher(tmp_path, n=300):
+    """Texts about delivery or refunds (or neither); vectors: one axis per topic plus noise."""
+    rng = np.random.default_rng(0)
+    words = {"发货": 0, "快递": 0, "物流": 0, "退款": 1, "退货": 1, "售后": 1}
+    filler = ["亲", "您好", "请问", "这个", "今天", "谢谢", "好的", "麻烦", "一下"]
+    texts, vecs = [], []
+    for i in range(n):
+        w = list(words)[i % 6] if i % 7 else None
+        t = "".join(rng.choice(filler, 3)) + (w or "") + "".join(rng.choice(filler, 2)) + str(i)
+        v = rng.normal(0, 0.05, 16)
+        if w:
+            v[words[w]] += 1
+        texts.append(t)
+        vecs.append(v / np.linalg.norm(v))
+    path = tmp_path / "teacher.npz"
+    np.savez(path, texts=np.array(texts), vectors=np.array(vecs, dtype=np.float32))
+    return path
+
+
+def test_projection_learns_the_teachers_geometry_from_ngrams(tmp_path):
+    texts, vectors = load_teacher(_teacher(tmp_path), exclude=set())
+    proj = Projection.fit(texts, vectors, dims=4, max_features=2000)
+    a, b, c = proj.embed(["亲快递什么时候发货", "物流到哪了", "我要退款"])
+    assert np.allclose(np.linalg.norm(proj.embed(["你好"]), axis=1), 1, atol=1e-5)
+    assert a @ b > a @ c + 0.3            # delivery ~ delivery, far from refunds
+    assert proj.embed([]).shape == (0, 4)
+
+
+def test_teacher_file_errors_name_the_file(tmp_path):
+    from qa.errors import ModelError
+    bad = tmp_path / "bad.npz"
+    bad.write_text("not a zip", encoding="utf-8")
+    with pytest.raises(ModelError, match="bad.npz"):
+        load_teacher(bad)
+
+
+def _labelled():
+    convs = [c for c in read_path(HAND) if hasattr(c, "messages")][:120]
+    y = np.array([[np.mean([r["grades"]["attitude"] for r in c.labels["reviews"]]) - 3.5] for c in convs])
+    return convs, y.astype(np.float32)
+
+
+def test_ridge_channel_ranks_unseen_chats_and_round_trips(tmp_path):
+    from scipy.stats import spearmanr
+    convs, y = _labelled()
+    texts, vectors = load_teacher(_teacher(tmp_path))
+    proj = Projection.fit(texts, vectors, dims=4, max_features=2000)
+    ch = RidgeChannel.fit(convs[:90], y[:90], proj, info={"dimensions": ["attitude"]})
+    s = ch.scores(convs[90:])
+    assert s.shape == (30, 1) and np.isfinite(s).all()
+    assert spearmanr(s[:, 0], y[90:, 0])[0] > 0.2       # learnt something about attitude from the agents' text
+    assert sem_features(convs[:3], proj).shape == (3, 8)
+    ch.beta = {"attitude": 0.5}
+    ch.save(tmp_path)
+    back = RidgeChannel.load(tmp_path)
+    assert back.beta == {"attitude": 0.5} and back.dims == ["attitude"]
+    assert np.allclose(back.scores(convs[90:]), s, atol=1e-2)      # coefficients are stored as float16
+    tilt = back.tilts(convs[90:92], {"attitude": 4})["attitude"]
+    assert tilt.shape == (2, 4) and np.allclose(tilt.sum(1), 0, atol=1e-5)   # a tilt, not a shift
+    assert list(centred(4)) == [1.5, 0.5, -0.5, -1.5]
+    assert RidgeChannel.load(tmp_path / "nothing") is None
+
+
+def test_train_with_ridge_on_writes_the_channel_and_the_classifier_uses_it(tmp_path):
+    pytest.importorskip("torch")
+    from qa.model.predict import Classifier
+    from qa.model.train import TrainArgs, train
+    lines = HAND.read_text(encoding="utf-8").splitlines()
+    (tmp_path / "a.jsonl").write_text("\n".join(lines[:40]) + "\n", encoding="utf-8")
+    (tmp_path / "real_b.jsonl").write_text("\n".join(lines[40:100]) + "\n", encoding="utf-8")
+    teacher = _teacher(tmp_path)
+    metrics = train(TrainArgs(data=[str(tmp_path / "a.jsonl"), str(tmp_path / "real_b.jsonl")],
+                              out=str(tmp_path / "m"), base_model="none", epochs=1, batch_size=8, max_steps=2,
+                              dev_fraction=0.3, seed=1, use_encoder=False, ridge_on=["real_*"],
+                              teacher=str(teacher)))
+    info = metrics["ridge"]
+    assert info["files"] == ["real_*"] and 30 <= info["chats"] <= 60        # only the matching file's chats
+    assert set(info["beta"]) == {"attitude", "etiquette", "professionalism", "clarity"}
+    assert (tmp_path / "m" / "ridge.json").is_file() and (tmp_path / "m" / "ridge.safetensors").is_file()
+    meta = json.loads((tmp_path / "m" / "ridge.json").read_text(encoding="utf-8"))
+    assert set(meta["info"]["dev_weighted_qwk_by_beta"]["attitude"]) == {"0.0", "0.25", "0.5", "0.75", "1.0",
+                                                                            "1.5", "2.0"}
+    clf = Classifier(tmp_path / "m")
+    assert clf.ridge is not None
+    convs = [c for c in read_path(HAND) if hasattr(c, "messages")][100:104]
+    for grades in clf.predict(convs):
+        for p in grades.values():
+            assert abs(sum(p.probs.values()) - 1) < 1e-4
+
+
+def test_ridge_on_needs_matching_chats_and_teacher_needs_ridge_on(tmp_path):
+    from qa.model.train import TrainArgs
+    with pytest.raises(ValueError, match="ridge_on"):
+        TrainArgs(data=["x.jsonl"], out="m", teacher="t.npz")
+
+
+def test_normalised_texts_in_teacher(tmp_path):
+    texts, _ = load_teacher(_teacher(tmp_path, 10))
+    assert all(t == normalize(t) for t in texts)
