@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -109,12 +110,54 @@ def test_train_with_ridge_on_writes_the_channel_and_the_classifier_uses_it(tmp_p
             assert abs(sum(p.probs.values()) - 1) < 1e-4
 
 
-def test_ridge_on_needs_matching_chats_and_teacher_needs_ridge_on(tmp_path):
-    from qa.model.train import TrainArgs
+def test_teacher_needs_ridge_on_and_no_matching_file_fits_no_channel(tmp_path):
+    pytest.importorskip("torch")
+    from qa.model.train import TrainArgs, train
     with pytest.raises(ValueError, match="ridge_on"):
         TrainArgs(data=["x.jsonl"], out="m", teacher="t.npz")
+    (tmp_path / "a.jsonl").write_text("\n".join(HAND.read_text(encoding="utf-8").splitlines()[:40]) + "\n",
+                                      encoding="utf-8")
+    metrics = train(TrainArgs(data=[str(tmp_path / "a.jsonl")], out=str(tmp_path / "m"), base_model="none",
+                              epochs=1, batch_size=8, max_steps=1, dev_fraction=0.25, seed=1, use_encoder=False,
+                              ridge_on=["*real_*"]))
+    assert "ridge" not in metrics and not (tmp_path / "m" / "ridge.json").exists()
+
+
+def test_from_model_keeps_the_network_and_refits_the_channel(tmp_path):
+    pytest.importorskip("torch")
+    from qa.errors import ModelError
+    from qa.model.train import TrainArgs, train
+    lines = HAND.read_text(encoding="utf-8").splitlines()
+    (tmp_path / "a.jsonl").write_text("\n".join(lines[:40]) + "\n", encoding="utf-8")
+    (tmp_path / "real_b.jsonl").write_text("\n".join(lines[40:100]) + "\n", encoding="utf-8")
+    data = [str(tmp_path / "a.jsonl"), str(tmp_path / "real_b.jsonl")]
+    common = dict(data=data, base_model="none", epochs=1, batch_size=8, max_steps=2, dev_fraction=0.3, seed=1,
+                  use_encoder=False)
+    train(TrainArgs(out=str(tmp_path / "net"), **common))
+    metrics = train(TrainArgs(out=str(tmp_path / "plus"), from_model=str(tmp_path / "net"), ridge_on=["real_*"],
+                              **common))
+    assert metrics["history"] == [] and "ridge" in metrics                     # nothing trained, channel fitted
+    a = (tmp_path / "net" / "model.safetensors").read_bytes()
+    assert a == (tmp_path / "plus" / "model.safetensors").read_bytes()        # the network, byte for byte
+    with pytest.raises(ModelError, match="not a model|cannot load"):
+        train(TrainArgs(out=str(tmp_path / "x"), from_model=str(tmp_path / "a.jsonl"), **common))
 
 
 def test_normalised_texts_in_teacher(tmp_path):
     texts, _ = load_teacher(_teacher(tmp_path, 10))
     assert all(t == normalize(t) for t in texts)
+
+
+def test_cli_rejects_a_from_model_that_is_not_a_model_and_a_missing_teacher(tmp_path):
+    from typer.testing import CliRunner
+
+    from qa.cli import app
+    data = tmp_path / "a.jsonl"
+    data.write_text(HAND.read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
+    def said(r):   # the message, without the box rich draws around it
+        return re.sub(r"[\s│╭╮╰╯─]+", "", r.output)
+    r = CliRunner().invoke(app, ["train", str(data), "--out", str(tmp_path / "m"), "--from-model", str(tmp_path)])
+    assert r.exit_code == 2 and "notamodeldirectory" in said(r) and "Traceback" not in r.output
+    r = CliRunner().invoke(app, ["train", str(data), "--out", str(tmp_path / "m"), "--ridge-on", "*",
+                                 "--teacher", str(tmp_path / "none.npz")])
+    assert r.exit_code == 2 and "none.npz" in said(r) and not (tmp_path / "m").exists()
