@@ -47,8 +47,9 @@ def style_counts(conv: Conversation) -> list[float]:
 
     def mean(xs, fn):   # plain Python: numpy's mean costs more than the sums on a few short lists
         return sum(map(fn, xs)) / len(xs) if xs else 0.0
-    return [math.log1p(len(ms)), math.log1p(mean(ag, len)), math.log1p(mean(cu, len)), mean(ag, lambda t: bool(_END.search(t))),
-            mean(cu, lambda t: bool(_END.search(t))), mean(ag, lambda t: bool(_PUNCT.search(t[:-1]))),
+    return [math.log1p(len(ms)), math.log1p(mean(ag, len)), math.log1p(mean(cu, len)),
+            mean(ag, lambda t: bool(_END.search(t))), mean(cu, lambda t: bool(_END.search(t))),
+            mean(ag, lambda t: bool(_PUNCT.search(t[:-1]))),
             mean(ag, lambda t: len(t) <= 10), sum(m.type != "text" for m in ms) / max(len(ms), 1),
             mean([m.text for m in txt], lambda t: any(ch.isdigit() for ch in t)), len(ag) / max(len(txt), 1)]
 
@@ -73,6 +74,8 @@ def centred(k: int) -> np.ndarray:
 
 
 class RidgeChannel:
+    """Fitted regressions, their z-scoring, the gate and the chosen betas; ``tilts`` is what grading adds."""
+
     def __init__(self, dims: list[str], text_vec, text_coef, text_bias, projection: Projection | None = None,
                  sem_mean=None, sem_scale=None, sem_coef=None, sem_bias=None, z_mean=None, z_std=None,
                  beta: dict[str, float] | None = None, info: dict | None = None, gate: dict | None = None):
@@ -86,15 +89,12 @@ class RidgeChannel:
         self.gate = gate   # {"vec", "mean", "scale", "coef", "bias"}, or None: every chat counts fully
 
     # -- features -------------------------------------------------------------------------------------
-    def _sem(self, convs: Sequence[Conversation]) -> np.ndarray:
-        return sem_features(convs, self.projection)
-
     def components(self, convs: Sequence[Conversation]) -> np.ndarray:
         """[n, dims, parts] raw ridge predictions (text, and sentence vectors when there is a projection)."""
         parts = [np.asarray(self.text_vec.transform([agent_text(c) for c in convs]) @ self.text_coef.T)
                  + self.text_bias]
         if self.projection is not None:
-            s = (self._sem(convs) - self.sem_mean) / self.sem_scale
+            s = (sem_features(convs, self.projection) - self.sem_mean) / self.sem_scale
             parts.append(s @ self.sem_coef.T + self.sem_bias)
         return np.stack(parts, -1)
 
