@@ -67,7 +67,7 @@ def test_ridge_channel_ranks_unseen_chats_and_round_trips(tmp_path):
     convs, y = _labelled()
     texts, vectors = load_teacher(_teacher(tmp_path))
     proj = Projection.fit(texts, vectors, dims=4, max_features=2000)
-    ch = RidgeChannel.fit(convs[:90], y[:90], proj, info={"dimensions": ["attitude"]})
+    ch = RidgeChannel.fit(convs[:90], y[:90], ["attitude"], proj)
     s = ch.scores(convs[90:])
     assert s.shape == (30, 1) and np.isfinite(s).all()
     assert spearmanr(s[:, 0], y[90:, 0])[0] > 0.2       # learnt something about attitude from the agents' text

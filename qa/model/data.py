@@ -76,12 +76,17 @@ def nugget_targets(conv: Conversation, nuggets: dict[str, list[str]]) -> dict[in
     return out
 
 
+def matches(path: str, pattern: str) -> bool:
+    """A training file matches a glob pattern by its path or by its name."""
+    from fnmatch import fnmatch
+    return fnmatch(str(path), pattern) or fnmatch(Path(path).name, pattern)
+
+
 def file_weight(path: str, weights: dict[str, float] | None) -> float:
     """The weight of a training file: the last glob pattern in ``weights`` that matches its path, else 1."""
-    from fnmatch import fnmatch
     w = 1.0
     for pattern, value in (weights or {}).items():
-        if fnmatch(str(path), pattern) or fnmatch(Path(path).name, pattern):
+        if matches(path, pattern):
             w = value
     return w
 

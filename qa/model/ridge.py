@@ -145,12 +145,11 @@ class RidgeChannel:
 
     # -- fitting ----------------------------------------------------------------------------------------
     @classmethod
-    def fit(cls, convs: Sequence[Conversation], y: np.ndarray, projection: Projection | None = None,
+    def fit(cls, convs: Sequence[Conversation], y: np.ndarray, dims: list[str], projection: Projection | None = None,
             folds: int = 5, seed: int = 0, info: dict | None = None) -> "RidgeChannel":
         """``y`` [n, dims]: the reviews' mean ordinal score per dimension (higher = better; NaN = not graded)."""
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import Ridge
-        dims = list(info.get("dimensions")) if info and "dimensions" in info else [str(j) for j in range(y.shape[1])]
         texts = [agent_text(c) for c in convs]
         vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=2, dtype=np.float32)
         xt = vec.fit_transform(texts)
@@ -186,7 +185,7 @@ class RidgeChannel:
                 sem_coef[j], sem_bias[j] = m.coef_, m.intercept_
         return cls(dims, vec, text_coef, text_bias, projection,
                    sem_mean if xs is not None else None, sem_scale if xs is not None else None, sem_coef, sem_bias,
-                   z_mean, z_std, info={k: v for k, v in (info or {}).items() if k != "dimensions"})
+                   z_mean, z_std, info=info)
 
     # -- files ------------------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:

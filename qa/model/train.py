@@ -449,30 +449,21 @@ RIDGE_BETAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 
 
 def _load_trained(path: str, dims: dict):
-    """A trained model directory's network, tokenizer and n-grams (``--from-model``)."""
-    from transformers import AutoTokenizer
-
-    from qa.model.modeling import RubricModel
-    from qa.model.ngrams import Ngrams
-    try:
-        model = RubricModel.from_pretrained(path)
-    except Exception as e:  # noqa: BLE001
-        raise ModelError(f"cannot load model from {path}: {e}") from None
-    if {d: list(v) for d, v in model.config.dimensions.items()} != {d: list(v) for d, v in dims.items()}:
-        raise ModelError(f"{path}: its dimensions {list(model.config.dimensions)} are not the rubric's {list(dims)}")
-    tok = AutoTokenizer.from_pretrained(path) if model.config.use_encoder else None
-    return model, tok, Ngrams.load(path)
+    """A trained model directory's network, tokenizer and n-grams (``--from-model``), loaded as for grading."""
+    from qa.model.predict import Classifier
+    clf = Classifier(path)
+    if {d: list(v) for d, v in clf.dimensions.items()} != {d: list(v) for d, v in dims.items()}:
+        raise ModelError(f"{path}: its dimensions {list(clf.dimensions)} are not the rubric's {list(dims)}")
+    return clf.model, clf.batcher.tokenizer, clf.batcher.ngrams
 
 
 def fit_ridge(args: TrainArgs, train_ex, dev_ex, dims):
     """The ridge channel (``qa.model.ridge``) on the training chats from files matching ``args.ridge_on``; its
     projection fitted on the teacher's texts less every dev chat's messages. None when no chat matches."""
-    from fnmatch import fnmatch
-
+    from qa.model.data import matches
     from qa.model.projection import Projection, load_teacher
     from qa.model.ridge import RidgeChannel, centred
-    chosen = [e for e in train_ex if e.source and any(fnmatch(e.source, p) or fnmatch(Path(e.source).name, p)
-                                                      for p in args.ridge_on)]
+    chosen = [e for e in train_ex if e.source and any(matches(e.source, p) for p in args.ridge_on)]
     if len(chosen) < 20:
         log.warning("ridge channel: only %d training chats match %s; not fitted", len(chosen), args.ridge_on)
         return None
@@ -481,7 +472,7 @@ def fit_ridge(args: TrainArgs, train_ex, dev_ex, dims):
         for i, e in enumerate(chosen):
             if d in e.targets:
                 y[i, j] = float(np.asarray(e.targets[d]) @ centred(len(levels)))
-    projection, info = None, {"dimensions": list(dims), "chats": len(chosen), "files": list(args.ridge_on)}
+    projection, info = None, {"chats": len(chosen), "files": list(args.ridge_on)}
     if args.teacher:
         held = {m.text for e in dev_ex for m in e.conv.messages if m.text}
         texts, vectors = load_teacher(args.teacher, exclude=held)
@@ -489,7 +480,7 @@ def fit_ridge(args: TrainArgs, train_ex, dev_ex, dims):
         info.update(teacher=Path(args.teacher).name, teacher_texts=len(texts), projection_dims=projection.dims,
                     projection_ngrams=len(projection.vec.vocabulary_))
     log.info("ridge channel: fitting on %d chats%s", len(chosen), " with a projection" if projection else "")
-    channel = RidgeChannel.fit([e.conv for e in chosen], y, projection, seed=args.seed, info=info)
+    channel = RidgeChannel.fit([e.conv for e in chosen], y, list(dims), projection, seed=args.seed, info=info)
     own = {id(e) for e in chosen}
     other = [e.conv for e in train_ex if id(e) not in own]
     if other:   # every training chat is the channel's own: no gate (it applies to every chat fully)
@@ -505,22 +496,22 @@ def choose_ridge_beta(ridge, logits, dev_ex, dims) -> dict:
     from qa.model.ridge import centred
     r = ridge.gated_scores([e.conv for e in dev_ex])
     out, report = dict(logits), {}
-    for j, (d, levels) in enumerate(dims.items()):
+    for d, levels in dims.items():
         rows = [i for i, e in enumerate(dev_ex) if d in e.targets]
         if not rows or d not in ridge.dims:
             continue
+        tilt = r[:, ridge.dims.index(d), None] * centred(len(levels))[None, :]
         gold = np.array([levels.index(dev_ex[i].majority(d, levels)) for i in rows])
         w = np.array([dev_ex[i].weight for i in rows])
-        tilt = r[rows, ridge.dims.index(d), None] * centred(len(levels))[None, :]
         scores = {}
         for b in RIDGE_BETAS:
-            idx = softmax(logits[d][rows] + b * tilt) @ np.arange(len(levels))
+            idx = softmax(logits[d][rows] + b * tilt[rows]) @ np.arange(len(levels))
             cuts = fit_cutpoints(idx, gold, len(levels), w)
             scores[b] = weighted_qwk(gold, np.searchsorted(np.asarray(cuts), idx, side="right"), len(levels), w)
         best = max(scores, key=lambda b: (round(scores[b], 4), -b))   # ties → the smaller tilt
         ridge.beta[d] = best
         report[d] = {str(b): round(v, 4) for b, v in scores.items()}
-        out[d] = logits[d] + best * r[:, ridge.dims.index(d), None] * centred(len(levels))[None, :]
+        out[d] = logits[d] + best * tilt
     ridge.info["dev_weighted_qwk_by_beta"] = report
     return out
 
