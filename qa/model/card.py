@@ -65,6 +65,7 @@ def write_card(model_dir: str | Path) -> Path:
                 else " (learned jointly).")
              if cfg.get("n_ngrams") else "- Char n-gram channel: not used.",
              _ridge_line(metrics.get("ridge")),
+             _turn_line((metrics.get("ridge") or {}).get("turn_flags"), metrics.get("dev_turn_flags")),
              f"- Nugget head (per turn): {cfg.get('nuggets')}." if cfg.get("nuggets") else None,
              f"- Non-text features: {', '.join(cfg.get('feature_names', [])) or 'none'}.",
              f"- Output: calibrated level probabilities (temperature per dimension on the dev split: "
@@ -110,3 +111,14 @@ def _ridge_line(info: dict | None) -> str | None:
             f"each dimension's logits by beta {info.get('beta')} (chosen on the dev split; 0 = off)"
             + (", times a gate: the probability that a chat looks like those chats rather than the other training "
                "chats." if info.get("gate") else "."))
+
+
+def _turn_line(info: dict | None, dev: dict | None) -> str | None:
+    """The turn-level flag models (``qa.model.turnflags``), when the model has them."""
+    if not info or not info.get("turns"):
+        return None
+    each = "; ".join(f"`{f}` ({v['rows']} labelled messages, {v['positive']} positive; threshold "
+                     f"{(dev or {}).get(f, {}).get('threshold', '-')})" for f, v in info["turns"].items())
+    return (f"- Turn-level flag models: a logistic regression per flag over one message in its context (the other "
+            f"side's messages before and after it, its side's next message), on the same chats' turn labels: {each}. "
+            "A flag is raised when the network's probability or the gated turn model's reaches its threshold.")

@@ -179,13 +179,18 @@ class Classifier:
             return flags, raised, turn_probs
         p = res["flags"].sigmoid().cpu().numpy()
         attn = res["flag_attention"].cpu().numpy() if res.get("flag_attention") is not None else None
+        turn_model = self.ridge.turn_flag_probs(convs) if self.ridge else {}
+        turn_t = self.ridge.turn_flags.thresholds if turn_model else {}
         for b, ts in enumerate(all_turns):
             for j, f in enumerate(cfg.flags):
                 flags[b][f] = float(p[b, j])
                 t = cfg.flag_thresholds.get(f)
-                if t is None or p[b, j] < t or not ts:
-                    continue
-                raised[b].append(FlagPrediction(f, float(p[b, j]), float(t), self._evidence(f, b, j, ts, turn_probs[b], attn)))
+                if ts and t is not None and p[b, j] >= t:
+                    raised[b].append(FlagPrediction(f, float(p[b, j]), float(t),
+                                                    self._evidence(f, b, j, ts, turn_probs[b], attn)))
+                elif ts and f in turn_model and turn_model[f][0][b] >= turn_t.get(f, 1.01):
+                    q, where = turn_model[f][0][b], turn_model[f][1][b]   # the turn-level model found it
+                    raised[b].append(FlagPrediction(f, float(q), float(turn_t[f]), where))
         return flags, raised, turn_probs
 
     def _evidence(self, flag, b, j, ts, turn_probs, attn) -> int | None:

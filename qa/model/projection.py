@@ -51,7 +51,11 @@ class Projection:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not len(texts):
             return np.zeros((0, self.dims), dtype=np.float32)
-        out = np.asarray(self.vec.transform(list(texts)) @ self.weight) + self.mean
+        return self.embed_ngrams(self.vec.transform(list(texts)))
+
+    def embed_ngrams(self, x) -> np.ndarray:
+        """``embed`` from texts' n-gram rows already computed (``self.vec.transform``)."""
+        out = np.asarray(x @ self.weight) + self.mean
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-6)
 
     def tensors(self, prefix: str = "projection.") -> tuple[dict[str, np.ndarray], list[str]]:

@@ -87,6 +87,7 @@ class RidgeChannel:
         self.beta = dict(beta or {})
         self.info = dict(info or {})
         self.gate = gate   # {"vec", "mean", "scale", "coef", "bias"}, or None: every chat counts fully
+        self.turn_flags = None   # qa.model.turnflags.TurnFlags fitted on the same chats, or None
 
     # -- features -------------------------------------------------------------------------------------
     def components(self, convs: Sequence[Conversation]) -> np.ndarray:
@@ -134,6 +135,13 @@ class RidgeChannel:
         lr = LogisticRegression(C=GATE_C, class_weight="balanced", max_iter=2000).fit(x, y)
         self.gate = {"vec": vec, "mean": mean.astype(np.float32), "scale": scale.astype(np.float32),
                      "coef": lr.coef_[0].astype(np.float32), "bias": np.float32(lr.intercept_[0])}
+
+    def turn_flag_probs(self, convs: Sequence[Conversation]) -> dict[str, tuple[np.ndarray, list[int | None]]]:
+        """Flag → ([n] the turn-level flag model's chat probability × the gate, [n] its evidence message)."""
+        if self.turn_flags is None or not convs:
+            return {}
+        g = self.gate_probs(convs)
+        return {f: (p * g, where) for f, (p, where) in self.turn_flags.chat_probs(convs).items()}
 
     def tilts(self, convs: Sequence[Conversation], levels: dict[str, int]) -> dict[str, np.ndarray]:
         """Per dimension with a non-zero beta: [n, k] to add to its logits."""
@@ -208,6 +216,12 @@ class RidgeChannel:
             meta["gate_vocab"] = sorted(g["vec"].vocabulary_, key=g["vec"].vocabulary_.get)
         save_file({k: np.ascontiguousarray(v) for k, v in t.items()}, str(directory / TENSORS))
         (directory / FILE).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+        if self.turn_flags is not None:
+            self.turn_flags.save(directory)
+        else:
+            from qa.model import turnflags
+            for name in (turnflags.FILE, turnflags.TENSORS):
+                (directory / name).unlink(missing_ok=True)
 
     @classmethod
     def load(cls, directory: str | Path) -> "RidgeChannel | None":
@@ -230,9 +244,12 @@ class RidgeChannel:
             gvec.idf_ = t["gate.idf"]
             gate = {"vec": gvec, "mean": t["gate.mean"], "scale": t["gate.scale"], "coef": t["gate.coef"],
                     "bias": np.float32(t["gate.bias"][0])}
-        return cls(meta["dimensions"], vec, t["text.coef"].astype(np.float32), t["text.bias"], proj,
-                   t.get("sem.mean"), t.get("sem.scale"), t.get("sem.coef"), t.get("sem.bias"),
-                   t["z.mean"], t["z.std"], meta.get("beta"), meta.get("info"), gate)
+        channel = cls(meta["dimensions"], vec, t["text.coef"].astype(np.float32), t["text.bias"], proj,
+                      t.get("sem.mean"), t.get("sem.scale"), t.get("sem.coef"), t.get("sem.bias"),
+                      t["z.mean"], t["z.std"], meta.get("beta"), meta.get("info"), gate)
+        from qa.model.turnflags import TurnFlags
+        channel.turn_flags = TurnFlags.load(directory, proj)
+        return channel
 
 
 def sem_features(convs: Sequence[Conversation], projection: Projection) -> np.ndarray:

@@ -397,7 +397,7 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
         model.load_state_dict(best_state)
     metrics = {"train_examples": len(train_ex), "dev_examples": len(dev_ex), "rejected": len(rejects),
                "history": state["history"], "seconds": round(time.time() - started, 1)}
-    ridge = fit_ridge(args, original_train, dev_ex, dims) if args.ridge_on else None
+    ridge = fit_ridge(args, original_train, dev_ex, dims, config.flag_turns) if args.ridge_on else None
     if dev_ex:
         logits, flag_logits = _predict_logits(model, batcher, dev_ex, dev_feats, with_flags=True)
         if ridge is not None:
@@ -405,6 +405,9 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
         if flags and flag_logits is not None:
             fired = [{x.rule for x in fs} for fs in dev_feats[0]]
             config.flag_thresholds, metrics["dev_flags"] = choose_flag_thresholds(flag_logits, dev_ex, flags, fired)
+            if ridge is not None and ridge.turn_flags is not None:
+                metrics["dev_turn_flags"] = choose_turn_thresholds(ridge, flag_logits, config.flag_thresholds,
+                                                                   dev_ex, flags, fired)
         temps = {}
         for d, levels in dims.items():
             rows = [i for i, e in enumerate(dev_ex) if d in e.targets]
@@ -457,9 +460,10 @@ def _load_trained(path: str, dims: dict):
     return clf.model, clf.batcher.tokenizer, clf.batcher.ngrams
 
 
-def fit_ridge(args: TrainArgs, train_ex, dev_ex, dims):
+def fit_ridge(args: TrainArgs, train_ex, dev_ex, dims, flag_turns: dict | None = None):
     """The ridge channel (``qa.model.ridge``) on the training chats from files matching ``args.ridge_on``; its
-    projection fitted on the teacher's texts less every dev chat's messages. None when no chat matches."""
+    projection fitted on the teacher's texts less every dev chat's messages; with a projection, the turn-level
+    flag models (``qa.model.turnflags``) on the same chats' turn labels. None when no chat matches."""
     from qa.model.data import matches
     from qa.model.projection import Projection, load_teacher
     from qa.model.ridge import RidgeChannel, centred
@@ -486,7 +490,30 @@ def fit_ridge(args: TrainArgs, train_ex, dev_ex, dims):
     if other:   # every training chat is the channel's own: no gate (it applies to every chat fully)
         channel.fit_gate([e.conv for e in chosen], other)
     channel.info["gate"] = channel.gate is not None
+    if projection is not None and flag_turns:
+        from qa.model.turnflags import TurnFlags
+        channel.turn_flags = TurnFlags.fit([e.conv for e in chosen], projection, flag_turns)
+        channel.info["turn_flags"] = channel.turn_flags.info if channel.turn_flags else None
     return channel
+
+
+def choose_turn_thresholds(ridge, flag_logits, thresholds: dict, dev_ex, flags: list[str], fired) -> dict:
+    """Per turn-modelled flag, the threshold on its gated chat probability with the best dev F1 of rules or
+    network (at its own threshold) or turn model; sets ``ridge.turn_flags.thresholds`` and returns the report."""
+    from qa.model.flags import best_threshold
+    report = {}
+    net = 1 / (1 + np.exp(-np.asarray(flag_logits)))
+    for f, (p, _) in ridge.turn_flag_probs([e.conv for e in dev_ex]).items():
+        rows = [i for i, e in enumerate(dev_ex) if f in e.flags]
+        if f not in flags or not rows:
+            continue
+        j = flags.index(f)
+        gold = np.array([dev_ex[i].flags[f] >= 0.5 for i in rows])
+        base = np.array([f in fired[i] or net[i, j] >= thresholds.get(f, 1.01) for i in rows])
+        t, f1 = best_threshold(p[rows], gold, base)
+        ridge.turn_flags.thresholds[f] = round(t, 3)
+        report[f] = {"threshold": round(t, 3), "f1": None if np.isnan(f1) else round(float(f1), 4)}
+    return report
 
 
 def choose_ridge_beta(ridge, logits, dev_ex, dims) -> dict:

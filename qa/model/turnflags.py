@@ -1,0 +1,189 @@
+"""Turn-level flag models: one logistic regression per flag over a message read in its context.
+
+A flag whose rubric entry names a turn label (``customer.unanswered``, ``agent.vague``) gets a classifier of that
+label, fitted on the turn labels of the ridge channel's chats (the real chats: ``data/labelled/real/FORMAT.md``).
+It reads a message with the other side's messages just before and just after it and the same side's next
+message — the reply a question got and what the customer said next — through the ridge channel's projection:
+its char n-grams (one TF-IDF vocabulary for every block) and its sentence vectors (cosines between the blocks),
+plus a few counts. A chat's probability is its most likely message's, which is also the finding's evidence.
+Grading raises the flag when this (times the ridge gate) reaches the flag's threshold here, chosen on the dev
+split beside the network's own. Measured: ``docs/real-chats.md``, "Turn-level flag models".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from qa.model.projection import Projection
+from qa.schema import Conversation
+
+FILE, TENSORS = "turnflags.json", "turnflags.safetensors"
+BLOCKS = ("focus", "before", "after", "next")   # the message; the other side's before / after; own side's next
+MIN_POSITIVE = 20                                # fewer positive turns than this: no classifier for the flag
+C = 1.0
+_FACT = re.compile(r"\d|\[(?:数字|日期|时间|金额|订单|链接|地址)")
+_ASK = re.compile(r"[?？]|吗|么|呢$|怎么|什么|多久|几")
+
+
+def side(role: str) -> str | None:
+    return "customer" if role == "customer" else "agent" if role in ("agent", "bot") else None
+
+
+def contexts(conv: Conversation, role: str) -> list[tuple[int, list[str]]]:
+    """Per text message of ``role``'s side: (index, [focus, the other side's messages before it and after it
+    (past the side's own run of messages), the side's next message after those])."""
+    ms = [(i, side(m.role), m.norm if m.type == "text" and m.text else "") for i, m in enumerate(conv.messages)]
+    ms = [x for x in ms if x[1] is not None]
+    out = []
+    for k, (i, s, text) in enumerate(ms):
+        if s != role or not text:
+            continue
+        before, j = [], k - 1
+        while j >= 0 and ms[j][1] == role:       # past the same side's own run (several messages in a row)
+            j -= 1
+        while j >= 0 and ms[j][1] != role:
+            before.insert(0, ms[j][2])
+            j -= 1
+        after, j = [], k + 1
+        while j < len(ms) and ms[j][1] == role:
+            j += 1
+        while j < len(ms) and ms[j][1] != role:
+            after.append(ms[j][2])
+            j += 1
+        nxt = ms[j][2] if j < len(ms) else ""
+        out.append((i, [text, " ".join(t for t in before if t), " ".join(t for t in after if t), nxt]))
+    return out
+
+
+def _counts(blocks: list[str], pos: float, last: bool) -> list[float]:
+    f, b, a, n = blocks
+    return [math.log1p(len(f)), math.log1p(len(b)), math.log1p(len(a)), math.log1p(len(n)),
+            float(not b), float(not a), float(not n), float(bool(_FACT.search(f))), float(bool(_FACT.search(a))),
+            float(bool(_ASK.search(f))), float(bool(_ASK.search(a))), pos, float(last)]
+
+
+class TurnFlags:
+    """Per flag: (role, coefficients over the blocks' n-grams and the dense features, bias, dense scaling)."""
+
+    def __init__(self, projection: Projection, models: dict[str, dict], info: dict | None = None,
+                 thresholds: dict[str, float] | None = None):
+        self.projection, self.models, self.info = projection, models, dict(info or {})
+        self.thresholds = dict(thresholds or {})   # flag → threshold on the gated chat probability (dev split)
+
+    @property
+    def flags(self) -> list[str]:
+        return list(self.models)
+
+    def features(self, convs: Sequence[Conversation], roles: Sequence[str]) -> dict[str, tuple]:
+        """Per role: (rows as (chat, message index), sparse [rows, 4·vocab], dense [rows, counts + cosines]) for
+        its text messages, or (rows, None) when it has none. Each distinct text is analysed once."""
+        from scipy import sparse
+        per = {}
+        for role in roles:
+            rows, blocks, dense = [], [], []
+            for ci, c in enumerate(convs):
+                ctx = contexts(c, role)
+                for k, (i, bl) in enumerate(ctx):
+                    rows.append((ci, i))
+                    blocks.append(bl)
+                    dense.append(_counts(bl, i / max(len(c.messages), 1), k == len(ctx) - 1))
+            per[role] = (rows, blocks, dense)
+        texts = sorted({t for _, blocks, _ in per.values() for bl in blocks for t in bl})
+        where = {t: n for n, t in enumerate(texts)}
+        x = self.projection.vec.transform(texts).tocsr() if texts else None
+        emb = self.projection.embed_ngrams(x) if texts else None
+        if "" in where:
+            emb[where[""]] = 0.0                                           # an empty block has no vector
+        out = {}
+        for role, (rows, blocks, dense) in per.items():
+            if not rows:
+                out[role] = (rows, None, None)
+                continue
+            idx = np.array([[where[t] for t in bl] for bl in blocks])
+            e = emb[idx]                                                   # [rows, 4, dims]
+            cos = [np.einsum("nd,nd->n", e[:, p], e[:, q]) for p, q in ((0, 1), (0, 2), (0, 3), (2, 3))]
+            d = np.c_[np.array(dense, np.float32), np.stack(cos, 1)].astype(np.float32)
+            out[role] = (rows, sparse.hstack([x[idx[:, b]] for b in range(len(BLOCKS))]).tocsr(), d)
+        return out
+
+    def chat_probs(self, convs: Sequence[Conversation]) -> dict[str, tuple[np.ndarray, list[int | None]]]:
+        """Flag → ([n] probability of the chat's likeliest message, [n] that message's index or None)."""
+        feats = self.features(convs, sorted({m["role"] for m in self.models.values()}))
+        out = {}
+        for flag, m in self.models.items():
+            rows, x, d = feats[m["role"]]
+            probs, where = np.zeros(len(convs), np.float32), [None] * len(convs)
+            if x is not None:
+                z = np.asarray(x @ m["coef"][: x.shape[1]]).ravel() + ((d - m["mean"]) / m["scale"]) @ m["coef"][x.shape[1]:]
+                p = 1 / (1 + np.exp(-(z + m["bias"])))
+                for (ci, i), q in zip(rows, p):
+                    if where[ci] is None or q > probs[ci]:
+                        probs[ci], where[ci] = q, i
+            out[flag] = (probs, where)
+        return out
+
+    # -- fitting ------------------------------------------------------------------------------------------
+    @classmethod
+    def fit(cls, convs: Sequence[Conversation], projection: Projection, flag_turns: dict[str, str | None],
+            info: dict | None = None) -> "TurnFlags | None":
+        """One classifier per flag with a turn label (``flag_turns``: flag → "role.label"), target: most of
+        the chat's reviewers gave the message that label; only messages some reviewer labelled count."""
+        from scipy import sparse
+        from sklearn.linear_model import LogisticRegression
+        from qa.model.flags import turn_targets
+        self = cls(projection, {}, info)
+        by_role: dict[str, list[str]] = {}
+        for flag, turn in flag_turns.items():
+            role, _, label = (turn or "").partition(".")
+            if role in ("customer", "agent") and label:
+                by_role.setdefault(role, []).append(label)
+        targets = [turn_targets(c, by_role) for c in convs]
+        for flag, turn in flag_turns.items():
+            role, _, label = (turn or "").partition(".")
+            if role not in by_role or label not in by_role[role]:
+                continue
+            rows, x, d = self.features(convs, [role])[role]
+            keep = [n for n, (ci, i) in enumerate(rows) if label in targets[ci].get(i, {})]
+            y = np.array([targets[rows[n][0]][rows[n][1]][label] >= 0.5 for n in keep])
+            if y.sum() < MIN_POSITIVE or (~y).sum() < MIN_POSITIVE:
+                self.info.setdefault("skipped", {})[flag] = int(y.sum())
+                continue
+            mean, scale = d[keep].mean(0), d[keep].std(0) + 1e-6
+            xx = sparse.hstack([x[keep], sparse.csr_matrix((d[keep] - mean) / scale)]).tocsr()
+            lr = LogisticRegression(C=C, class_weight="balanced", max_iter=3000).fit(xx, y)
+            self.models[flag] = {"role": role, "label": label, "coef": lr.coef_[0].astype(np.float32),
+                                 "bias": np.float32(lr.intercept_[0]), "mean": mean.astype(np.float32),
+                                 "scale": scale.astype(np.float32)}
+            self.info.setdefault("turns", {})[flag] = {"rows": len(keep), "positive": int(y.sum())}
+        return self if self.models else None
+
+    # -- files --------------------------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> None:
+        from safetensors.numpy import save_file
+        t, meta = {}, {"flags": {}, "info": self.info, "thresholds": self.thresholds}
+        for f, m in self.models.items():
+            for k in ("coef", "mean", "scale"):
+                t[f"{f}.{k}"] = m[k].astype(np.float16 if k == "coef" else np.float32)
+            t[f"{f}.bias"] = np.array([m["bias"]], np.float32)
+            meta["flags"][f] = {"role": m["role"], "label": m["label"]}
+        save_file(t, str(Path(directory) / TENSORS))
+        (Path(directory) / FILE).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: str | Path, projection: Projection | None) -> "TurnFlags | None":
+        from safetensors.numpy import load_file
+        directory = Path(directory)
+        if not (directory / FILE).is_file() or projection is None:
+            return None
+        meta = json.loads((directory / FILE).read_text(encoding="utf-8"))
+        t = load_file(str(directory / TENSORS))
+        models = {f: {**m, "coef": t[f"{f}.coef"].astype(np.float32), "mean": t[f"{f}.mean"],
+                      "scale": t[f"{f}.scale"], "bias": np.float32(t[f"{f}.bias"][0])}
+                  for f, m in meta["flags"].items()}
+        return cls(projection, models, meta.get("info"), meta.get("thresholds"))

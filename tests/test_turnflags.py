@@ -1,0 +1,113 @@
+"""Turn-level flag models: a message's context, fitting on turn labels, files, and grading with them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT
+
+pytest.importorskip("sklearn")
+
+from qa.io import read_path  # noqa: E402
+from qa.model.projection import Projection  # noqa: E402
+from qa.model.turnflags import TurnFlags, contexts  # noqa: E402
+from qa.schema import Conversation  # noqa: E402
+
+GEN = ROOT / "data" / "labelled" / "gen" / "gen.jsonl"
+FLAG_TURNS = {"unanswered_question": "customer.unanswered", "vague_reply": "agent.vague",
+              "missing_greeting": None}
+
+
+def _gen(n: int):
+    return [c for c in read_path(GEN) if hasattr(c, "messages")][:n]
+
+
+def _projection(convs, dims=16):
+    """A projection whose n-gram vocabulary covers the chats (vectors: random, the geometry is not tested here)."""
+    texts = sorted({m.norm for c in convs for m in c.messages if m.text})
+    rng = np.random.default_rng(0)
+    return Projection.fit(texts, rng.normal(size=(len(texts), dims)).astype(np.float32), dims=dims,
+                          max_features=5000)
+
+
+def test_contexts_read_the_other_sides_reply_and_the_customers_next_message():
+    conv = Conversation.model_validate({"id": "c", "messages": [
+        {"role": "customer", "text": "几号发货"}, {"role": "agent", "text": "亲"},
+        {"role": "bot", "text": "48小时内发货"}, {"role": "customer", "text": "好的"},
+        {"role": "customer", "type": "product_card", "text": "123456789012"},
+        {"role": "agent", "text": "收到"}]})
+    cust = contexts(conv, "customer")
+    assert [i for i, _ in cust] == [0, 3]        # text messages only: the card is context, not a focus
+    assert cust[0][1] == ["几号发货", "", "亲 48小时内发货", "好的"]
+    assert cust[1][1][1:] == ["亲 48小时内发货", "收到", ""]    # past its own card: the reply it got
+    agent = contexts(conv, "agent")
+    assert [i for i, _ in agent] == [1, 2, 5]    # agent and bot messages are one side
+    assert agent[0][1][1:] == ["几号发货", "好的", "收到"] and agent[2][1][1:] == ["好的", "", ""]
+
+
+def test_fitted_on_turn_labels_it_finds_unseen_chats_flags_and_round_trips(tmp_path):
+    from sklearn.metrics import roc_auc_score
+    convs = _gen(500)
+    proj = _projection(convs)
+    tf = TurnFlags.fit(convs[:400], proj, FLAG_TURNS)
+    assert tf is not None and set(tf.flags) == {"unanswered_question", "vague_reply"}   # no turn label: no model
+    test = convs[400:]
+    out = tf.chat_probs(test)
+    for flag, role in (("unanswered_question", "customer"), ("vague_reply", "agent")):
+        probs, where = out[flag]
+        gold = [np.mean([flag in r["rules"] for r in c.labels["reviews"]]) >= 0.5 for c in test]
+        assert roc_auc_score(gold, probs) > 0.75, flag
+        for c, i in zip(test, where):       # the evidence is a message of the flag's side
+            assert i is None or (c.messages[i].role == "customer") == (role == "customer")
+    tf.thresholds = {"vague_reply": 0.5}
+    tf.save(tmp_path)
+    back = TurnFlags.load(tmp_path, proj)
+    assert back.thresholds == {"vague_reply": 0.5} and back.flags == tf.flags
+    assert np.allclose(back.chat_probs(test)["vague_reply"][0], out["vague_reply"][0], atol=1e-2)  # float16 coefs
+    assert TurnFlags.load(tmp_path, None) is None and TurnFlags.load(tmp_path / "none", proj) is None
+
+
+def test_too_few_labelled_turns_fit_no_model():
+    convs = [c for c in _gen(200) if not any(
+        t.get("vague") for r in c.labels["reviews"] for t in (r.get("turns") or {}).get("agent", []))][:60]
+    tf = TurnFlags.fit(convs, _projection(convs), {"vague_reply": "agent.vague"})
+    assert tf is None
+
+
+def test_train_fits_turn_flags_with_the_ridge_channel_and_grading_raises_them(tmp_path):
+    pytest.importorskip("torch")
+    from qa.model.predict import Classifier
+    from qa.model.train import TrainArgs, train
+    lines = GEN.read_text(encoding="utf-8").splitlines()
+    (tmp_path / "a.jsonl").write_text("\n".join(lines[:60]) + "\n", encoding="utf-8")
+    (tmp_path / "real_b.jsonl").write_text("\n".join(lines[60:460]) + "\n", encoding="utf-8")
+    convs = _gen(460)
+    texts = sorted({m.text for c in convs for m in c.messages if m.text})
+    np.savez(tmp_path / "teacher.npz", texts=np.array(texts),
+             vectors=np.random.default_rng(0).normal(size=(len(texts), 16)).astype(np.float32))
+    metrics = train(TrainArgs(data=[str(tmp_path / "a.jsonl"), str(tmp_path / "real_b.jsonl")],
+                              out=str(tmp_path / "m"), base_model="none", epochs=1, batch_size=16, max_steps=2,
+                              dev_fraction=0.25, seed=1, use_encoder=False, ridge_on=["real_*"],
+                              teacher=str(tmp_path / "teacher.npz")))
+    fitted = set(metrics["ridge"]["turn_flags"]["turns"])   # the generated chats also label uncivil turns
+    assert {"unanswered_question", "vague_reply"} <= fitted and set(metrics["dev_turn_flags"]) == fitted
+    meta = json.loads((tmp_path / "m" / "turnflags.json").read_text(encoding="utf-8"))
+    assert set(meta["thresholds"]) == fitted
+    clf = Classifier(tmp_path / "m")
+    assert clf.ridge.turn_flags is not None
+    preds = clf.predict_all(convs[60:160])
+    for c, p in zip(convs[60:160], preds):
+        for r in p.raised:
+            assert r.prob >= r.threshold
+            assert r.message is None or 0 <= r.message < len(c.messages)
+    # with the network's thresholds out of reach, what is raised is exactly the gated turn model's verdict
+    clf.config.flag_thresholds = {f: 1.01 for f in clf.config.flag_thresholds}
+    clf.ridge.turn_flags.thresholds = {f: 0.5 for f in clf.ridge.turn_flags.flags}
+    chats = convs[60:160]
+    probs = clf.ridge.turn_flag_probs(chats)
+    want = {(i, f, probs[f][1][i]) for f in probs for i in range(len(chats)) if probs[f][0][i] >= 0.5}
+    got = {(i, r.rule, r.message) for i, p in enumerate(clf.predict_all(chats)) for r in p.raised}
+    assert want and got == want
