@@ -82,9 +82,9 @@ def test_train_fits_turn_flags_with_the_ridge_channel_and_grading_raises_them(tm
     from qa.model.predict import Classifier
     from qa.model.train import TrainArgs, train
     lines = GEN.read_text(encoding="utf-8").splitlines()
-    (tmp_path / "a.jsonl").write_text("\n".join(lines[:60]) + "\n", encoding="utf-8")
-    (tmp_path / "real_b.jsonl").write_text("\n".join(lines[60:460]) + "\n", encoding="utf-8")
-    convs = _gen(460)
+    (tmp_path / "a.jsonl").write_text("\n".join(lines[:40]) + "\n", encoding="utf-8")
+    (tmp_path / "real_b.jsonl").write_text("\n".join(lines[40:300]) + "\n", encoding="utf-8")
+    convs = _gen(300)
     texts = sorted({m.text for c in convs for m in c.messages if m.text})
     np.savez(tmp_path / "teacher.npz", texts=np.array(texts),
              vectors=np.random.default_rng(0).normal(size=(len(texts), 16)).astype(np.float32))
@@ -98,15 +98,15 @@ def test_train_fits_turn_flags_with_the_ridge_channel_and_grading_raises_them(tm
     assert set(meta["thresholds"]) == fitted
     clf = Classifier(tmp_path / "m")
     assert clf.ridge.turn_flags is not None
-    preds = clf.predict_all(convs[60:160])
-    for c, p in zip(convs[60:160], preds):
+    preds = clf.predict_all(convs[40:140])
+    for c, p in zip(convs[40:140], preds):
         for r in p.raised:
             assert r.prob >= r.threshold
             assert r.message is None or 0 <= r.message < len(c.messages)
     # with the network's thresholds out of reach, what is raised is exactly the gated turn model's verdict
     clf.config.flag_thresholds = {f: 1.01 for f in clf.config.flag_thresholds}
     clf.ridge.turn_flags.thresholds = {f: 0.5 for f in clf.ridge.turn_flags.flags}
-    chats = convs[60:160]
+    chats = convs[40:140]
     probs = clf.ridge.turn_flag_probs(chats)
     want = {(i, f, probs[f][1][i]) for f in probs for i in range(len(chats)) if probs[f][0][i] >= 0.5}
     got = {(i, r.rule, r.message) for i, p in enumerate(clf.predict_all(chats)) for r in p.raised}
