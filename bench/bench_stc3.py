@@ -116,8 +116,8 @@ def train_model(data: Path, train_ids: list[str], out: str, threads: int | None,
         part = Path(tmp) / "stc3_train_split.json"
         part.write_text(json.dumps(dialogues, ensure_ascii=False), encoding="utf-8")
         t0 = time.perf_counter()
-        train(TrainArgs(data=[str(part)], out=out, rubric=str(ROOT / "rubrics" / "stc3.yaml"), epochs=6,
-                        batch_size=32, patience=1, threads=threads, base_model=base_model))
+        train(TrainArgs(data=[str(part)], out=out, rubric=str(ROOT / "rubrics" / "stc3.yaml"), epochs=12,
+                        batch_size=32, patience=2, threads=threads, base_model=base_model))
         return time.perf_counter() - t0
 
 

@@ -200,6 +200,22 @@ def test_nugget_head_trains_and_writes_dialeval_submission(tmp_path):
                     batch_size=4, use_features=False, use_ngrams=False, dev_fraction=0.25))
     cfg = json.loads((tmp_path / "m" / "config.json").read_text())
     assert cfg["nuggets"] == {"customer": ["CNUG0", "CNUG", "CNUG*", "CNaN"], "agent": ["HNUG", "HNUG*", "HNaN"]}
+    # a softmax temperature per role, chosen on the dev turns: never worse there than none
+    from qa.model.train import NUGGET_TEMPERATURES
+    assert set(cfg["nugget_temperatures"]) == {"customer", "agent"}
+    assert set(cfg["nugget_temperatures"].values()) <= set(NUGGET_TEMPERATURES)
+    fit = json.loads((tmp_path / "m" / "metrics.json").read_text())["dev_nugget_jsd"]
+    assert all(v["jsd"] <= v["jsd_t1"] for v in fit.values())
+    from qa.io import read_path
+    from qa.model.predict import Classifier
+    clf = Classifier(tmp_path / "m")
+    conv = next(c for c in read_path(data) if hasattr(c, "messages"))
+
+    def entropy(t):
+        clf.config.nugget_temperatures = {"customer": t, "agent": t}
+        p = np.array(list(clf.predict_full([conv])[0][1][0].values()))
+        return float(-(p * np.log(p)).sum())
+    assert entropy(0.5) < entropy(1.0) < entropy(2.0)     # a lower temperature sharpens
     # the submission is made for input that carries no annotations
     bare = json.loads(data.read_text())
     for d in bare:

@@ -28,7 +28,7 @@ class RubricConfig(PretrainedConfig):
                  nuggets: dict[str, list[str]] | None = None, flags: list[str] | None = None,
                  flag_thresholds: dict[str, float] | None = None, flag_turns: dict[str, str | None] | None = None,
                  turn_labels: dict[str, list[str]] | None = None, cutpoints: dict[str, list[float]] | None = None,
-                 **kwargs):
+                 nugget_temperatures: dict[str, float] | None = None, **kwargs):
         super().__init__(**kwargs)
         self.encoder = encoder or {}
         pairs = dimension_list if dimension_list is not None else list((dimensions or {}).items())
@@ -40,6 +40,7 @@ class RubricConfig(PretrainedConfig):
         self.temperatures = dict(temperatures or {})
         self.decision, self.rubric = decision, rubric
         self.nuggets = dict(nuggets or {})     # role (customer | agent) → per-turn labels; needs the encoder
+        self.nugget_temperatures = dict(nugget_temperatures or {})   # role → softmax temperature (dev split)
         self.flags = list(flags or [])         # rule flags predicted per conversation (binary)
         self.flag_thresholds = dict(flag_thresholds or {})   # flag → probability at which it is raised
         self.flag_turns = dict(flag_turns or {})             # flag → "role.label" giving its evidence turn

@@ -154,7 +154,9 @@ class Classifier:
         flags, raised, turn_probs = self._flags(res, convs, all_turns)
         nuggets = [[None] * len(c.messages) for c in convs]
         if res.get("nuggets"):
-            probs = {role: v.softmax(-1).cpu().numpy() for role, v in res["nuggets"].items()}
+            temps = self.config.nugget_temperatures
+            probs = {role: (v.float() / float(temps.get(role, 1.0))).softmax(-1).cpu().numpy()
+                     for role, v in res["nuggets"].items()}
             for b, ts in enumerate(all_turns):
                 for j, turn in enumerate(ts):
                     role = "customer" if turn.role == "customer" else "agent"

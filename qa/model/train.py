@@ -414,6 +414,9 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
             if rows:
                 temps[d] = fit_temperature(logits[d][rows], np.array([dev_ex[i].targets[d] for i in rows]))
         config.temperatures = temps
+        if config.nuggets and any(e.nuggets for e in dev_ex):
+            config.nugget_temperatures, metrics["dev_nugget_jsd"] = fit_nugget_temperatures(
+                model, batcher, dev_ex, dev_feats)
         config.cutpoints, weighted = choose_decision(logits, dev_ex, dims, temps)
         config.decision = max(weighted, key=weighted.get)
         by_rule = dev_scores(logits, dev_ex, dims, temps, config.decision, config.cutpoints)
@@ -428,6 +431,43 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
         ridge.save(out)
     shutil.rmtree(ckpt, ignore_errors=True)
     return metrics
+
+
+NUGGET_TEMPERATURES = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 1.75, 2.0)
+
+
+def fit_nugget_temperatures(model, batcher, dev_ex, feats, batch_size: int = 64) -> tuple[dict, dict]:
+    """Per role, the nugget head's softmax temperature (``NUGGET_TEMPERATURES``) with the lowest mean
+    Jensen–Shannon divergence from the dev turns' label distributions; and that divergence before and after."""
+    import torch
+
+    from qa.model.dist_metrics import jsd
+    model.eval()
+    rows: dict[str, tuple[list, list]] = {}
+    with torch.inference_mode():
+        for s in range(0, len(dev_ex), batch_size):
+            chunk = dev_ex[s:s + batch_size]
+            batch, all_turns = batcher([e.conv for e in chunk], findings=feats[0][s:s + batch_size],
+                                       timings=feats[1][s:s + batch_size])
+            device = next(model.parameters()).device
+            res = model(**{k: v.to(device) for k, v in batch.items()})
+            for role, logits in (res.get("nuggets") or {}).items():
+                logits = logits.float().cpu().numpy()
+                for b, (e, ts) in enumerate(zip(chunk, all_turns)):
+                    for j, t in enumerate(ts):
+                        if ("customer" if t.role == "customer" else "agent") == role and t.index in e.nuggets:
+                            rows.setdefault(role, ([], []))[0].append(logits[b, j])
+                            rows[role][1].append(e.nuggets[t.index])
+    temps, report = {}, {}
+    for role, (logits, gold) in rows.items():
+        z = np.array(logits)
+        def score(t):
+            return float(np.mean([jsd(p, q) for p, q in zip(softmax(z / t), gold)]))
+        scores = {t: score(t) for t in NUGGET_TEMPERATURES}
+        temps[role] = min(scores, key=lambda t: (round(scores[t], 5), abs(t - 1.0)))
+        report[role] = {"turns": len(gold), "jsd_t1": round(scores[1.0], 5), "jsd": round(scores[temps[role]], 5),
+                        "temperature": temps[role]}
+    return temps, report
 
 
 def choose_decision(logits, dev_ex, dims, temps) -> tuple[dict, dict]:
