@@ -82,7 +82,7 @@ class TurnFlags:
 
     def features(self, convs: Sequence[Conversation], roles: Sequence[str]) -> dict[str, tuple]:
         """Per role: (rows as (chat, message index), sparse [rows, 4·vocab], dense [rows, counts + cosines]) for
-        its text messages, or (rows, None) when it has none. Each distinct text is analysed once."""
+        its text messages, or ([], None, None) when it has none. Each distinct text is analysed once."""
         from scipy import sparse
         per = {}
         for role in roles:
@@ -137,7 +137,7 @@ class TurnFlags:
         from scipy import sparse
         from sklearn.linear_model import LogisticRegression
         from qa.model.flags import turn_targets
-        self = cls(projection, {}, info)
+        model = cls(projection, {}, info)
         by_role: dict[str, list[str]] = {}
         for flag, turn in flag_turns.items():
             role, _, label = (turn or "").partition(".")
@@ -148,20 +148,20 @@ class TurnFlags:
             role, _, label = (turn or "").partition(".")
             if role not in by_role or label not in by_role[role]:
                 continue
-            rows, x, d = self.features(convs, [role])[role]
+            rows, x, d = model.features(convs, [role])[role]
             keep = [n for n, (ci, i) in enumerate(rows) if label in targets[ci].get(i, {})]
             y = np.array([targets[rows[n][0]][rows[n][1]][label] >= 0.5 for n in keep])
             if y.sum() < MIN_POSITIVE or (~y).sum() < MIN_POSITIVE:
-                self.info.setdefault("skipped", {})[flag] = int(y.sum())
+                model.info.setdefault("skipped", {})[flag] = int(y.sum())
                 continue
             mean, scale = d[keep].mean(0), d[keep].std(0) + 1e-6
             xx = sparse.hstack([x[keep], sparse.csr_matrix((d[keep] - mean) / scale)]).tocsr()
             lr = LogisticRegression(C=C, class_weight="balanced", max_iter=3000).fit(xx, y)
-            self.models[flag] = {"role": role, "label": label, "coef": lr.coef_[0].astype(np.float32),
+            model.models[flag] = {"role": role, "label": label, "coef": lr.coef_[0].astype(np.float32),
                                  "bias": np.float32(lr.intercept_[0]), "mean": mean.astype(np.float32),
                                  "scale": scale.astype(np.float32)}
-            self.info.setdefault("turns", {})[flag] = {"rows": len(keep), "positive": int(y.sum())}
-        return self if self.models else None
+            model.info.setdefault("turns", {})[flag] = {"rows": len(keep), "positive": int(y.sum())}
+        return model if model.models else None
 
     # -- files --------------------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
