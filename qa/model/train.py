@@ -443,13 +443,13 @@ def fit_nugget_temperatures(model, batcher, dev_ex, feats, batch_size: int = 64)
 
     from qa.model.dist_metrics import jsd
     model.eval()
+    device = next(model.parameters()).device
     rows: dict[str, tuple[list, list]] = {}
     with torch.inference_mode():
         for s in range(0, len(dev_ex), batch_size):
             chunk = dev_ex[s:s + batch_size]
             batch, all_turns = batcher([e.conv for e in chunk], findings=feats[0][s:s + batch_size],
                                        timings=feats[1][s:s + batch_size])
-            device = next(model.parameters()).device
             res = model(**{k: v.to(device) for k, v in batch.items()})
             for role, logits in (res.get("nuggets") or {}).items():
                 logits = logits.float().cpu().numpy()
