@@ -46,6 +46,9 @@ def test_projection_learns_the_teachers_geometry_from_ngrams(tmp_path):
     assert np.allclose(np.linalg.norm(proj.embed(["你好"]), axis=1), 1, atol=1e-5)
     assert a @ b > a @ c + 0.3            # delivery ~ delivery, far from refunds
     assert proj.embed([]).shape == (0, 4)
+    # n-gram rows are the vectorizer's, whatever the previous call left in the memo
+    for texts in (["物流到哪了", "我要退款"], ["我要退款", "新的一句", "我要退款"], ["新的一句"]):
+        assert (proj.ngram_rows(texts) != proj.vec.transform(texts)).nnz == 0
 
 
 def test_teacher_file_errors_name_the_file(tmp_path):

@@ -28,6 +28,7 @@ class Projection:
 
     def __init__(self, vec, weight: np.ndarray, mean: np.ndarray):
         self.vec, self.weight, self.mean = vec, weight.astype(np.float32), mean.astype(np.float32)
+        self._last = None   # the previous call's {text: row} and n-gram rows (see ``ngram_rows``)
 
     @property
     def dims(self) -> int:
@@ -51,7 +52,24 @@ class Projection:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not len(texts):
             return np.zeros((0, self.dims), dtype=np.float32)
-        return self.embed_ngrams(self.vec.transform(list(texts)))
+        return self.embed_ngrams(self.ngram_rows(texts))
+
+    def ngram_rows(self, texts: Sequence[str]):
+        """The texts' TF-IDF rows (CSR). Texts the previous call analysed are not analysed again: grading reads
+        one batch's messages twice (the ridge channel's sentence vectors, then the turn-level flag models)."""
+        from scipy import sparse
+        texts = list(texts)
+        if not texts:
+            return self.vec.transform([])
+        where, rows = self._last or ({}, None)
+        new = list(dict.fromkeys(t for t in texts if t not in where))
+        if new:
+            fresh = self.vec.transform(new).tocsr()
+            rows = fresh if rows is None else sparse.vstack([rows, fresh]).tocsr()
+            where = {**where, **{t: len(where) + i for i, t in enumerate(new)}}
+        keep = list(dict.fromkeys(texts))           # remembered for the next call: this call's texts only
+        self._last = ({t: i for i, t in enumerate(keep)}, rows[[where[t] for t in keep]])
+        return rows[[where[t] for t in texts]]
 
     def embed_ngrams(self, x) -> np.ndarray:
         """``embed`` from texts' n-gram rows already computed (``self.vec.transform``)."""

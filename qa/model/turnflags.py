@@ -96,7 +96,7 @@ class TurnFlags:
             per[role] = (rows, blocks, dense)
         texts = sorted({t for _, blocks, _ in per.values() for bl in blocks for t in bl})
         where = {t: n for n, t in enumerate(texts)}
-        x = self.projection.vec.transform(texts).tocsr() if texts else None
+        x = self.projection.ngram_rows(texts) if texts else None
         emb = self.projection.embed_ngrams(x) if texts else None
         if "" in where:
             emb[where[""]] = 0.0                                           # an empty block has no vector
