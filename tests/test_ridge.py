@@ -164,3 +164,27 @@ def test_cli_rejects_a_from_model_that_is_not_a_model_and_a_missing_teacher(tmp_
     r = CliRunner().invoke(app, ["train", str(data), "--out", str(tmp_path / "m"), "--ridge-on", "*",
                                  "--teacher", str(tmp_path / "none.npz")])
     assert r.exit_code == 2 and "none.npz" in said(r) and not (tmp_path / "m").exists()
+
+
+def test_the_default_grades_written_chats_with_their_own_cutpoints():
+    """The shipped default carries cutpoints for the chats its gate does not claim; each chat's level is where
+    its expected index falls among the gate-blended thresholds."""
+    pytest.importorskip("torch")
+    from qa.model.decision import chat_cuts
+    from qa.model.predict import Classifier
+    clf = Classifier()
+    ungated = clf.config.cutpoints_ungated
+    assert clf.config.decision == "cutpoints" and ungated and clf.ridge.gate is not None
+    convs = [c for c in read_path(ROOT / "data" / "samples" / "samples.jsonl") if hasattr(c, "messages")]
+    convs += [c for c in read_path(HAND) if hasattr(c, "messages")][:40]
+    gate = clf.ridge.gate_probs(convs)
+    preds = clf.predict(convs)
+    differ = 0
+    for d, levels in clf.dimensions.items():
+        idx = np.array([sum(j * p[d].probs[lv] for j, lv in enumerate(levels)) for p in preds])
+        cuts = chat_cuts(clf.config.cutpoints[d], ungated.get(d), gate)
+        want = (cuts <= idx[:, None]).sum(1)
+        assert [levels.index(p[d].level) for p in preds] == list(want)
+        shared = np.searchsorted(clf.config.cutpoints[d], idx, side="right")
+        differ += int((shared != want).sum())
+    assert differ > 0        # on these written chats the second set decides some levels differently

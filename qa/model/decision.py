@@ -6,6 +6,11 @@
   QWK (weighted like the training loss, so reviewed and real chats count more than generated ones). Ordinal
   classifiers trained on mostly-4 labels tend to collapse onto the common level; thresholds fitted for QWK
   give back the spread the reviewers use.
+
+A model with a gated ridge channel may carry a second set, ``cutpoints_ungated``, fitted on the dev chats the gate
+does not claim (written and generated ones, each weighted by 1 − gate). A chat's thresholds are then
+``g · cutpoints + (1 − g) · cutpoints_ungated`` with g its gate probability (``chat_cuts``): real-looking chats
+keep the thresholds fitted on all dev chats, written ones get their own.
 """
 
 from __future__ import annotations
@@ -15,14 +20,22 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def decide_all(probs: np.ndarray, rule: str, cuts: Sequence[float] | None = None) -> np.ndarray:
-    """Level index per row of ``probs`` [N, k] (levels ordinal, best first)."""
+def decide_all(probs: np.ndarray, rule: str, cuts=None) -> np.ndarray:
+    """Level index per row of ``probs`` [N, k] (levels ordinal, best first); ``cuts``: [k-1] thresholds, or
+    [N, k-1] (one row per chat, ``chat_cuts``)."""
     idx = probs @ np.arange(probs.shape[1])
-    if rule == "cutpoints" and cuts:
-        return np.searchsorted(np.asarray(cuts), idx, side="right")
+    if rule == "cutpoints" and cuts is not None and len(cuts):
+        return (np.asarray(cuts, dtype=float) <= idx[:, None]).sum(1)   # how many thresholds it passes
     if rule == "expected":
         return np.clip(np.rint(idx), 0, probs.shape[1] - 1).astype(int)
     return probs.argmax(1)
+
+
+def chat_cuts(cuts: Sequence[float], ungated: Sequence[float] | None, gate: np.ndarray) -> np.ndarray:
+    """[N, k-1]: per chat, ``gate · cuts + (1 − gate) · ungated`` (``cuts`` for every chat without ``ungated``)."""
+    g = np.asarray(gate, dtype=float)[:, None]
+    c = np.asarray(cuts, dtype=float)[None, :]
+    return np.repeat(c, len(g), 0) if not ungated else g * c + (1 - g) * np.asarray(ungated, dtype=float)[None, :]
 
 
 def decide(p: np.ndarray, rule: str, cuts: Sequence[float] | None = None) -> int:

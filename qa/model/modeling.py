@@ -28,7 +28,8 @@ class RubricConfig(PretrainedConfig):
                  nuggets: dict[str, list[str]] | None = None, flags: list[str] | None = None,
                  flag_thresholds: dict[str, float] | None = None, flag_turns: dict[str, str | None] | None = None,
                  turn_labels: dict[str, list[str]] | None = None, cutpoints: dict[str, list[float]] | None = None,
-                 nugget_temperatures: dict[str, float] | None = None, **kwargs):
+                 nugget_temperatures: dict[str, float] | None = None,
+                 cutpoints_ungated: dict[str, list[float]] | None = None, **kwargs):
         super().__init__(**kwargs)
         self.encoder = encoder or {}
         pairs = dimension_list if dimension_list is not None else list((dimensions or {}).items())
@@ -47,6 +48,8 @@ class RubricConfig(PretrainedConfig):
         self.turn_labels = dict(turn_labels or {})           # role → binary per-turn labels; needs the encoder
         self.cutpoints = dict(cutpoints or {})   # dimension → thresholds on the expected level index (decision
                                                  # "cutpoints": level = how many thresholds it passes)
+        self.cutpoints_ungated = dict(cutpoints_ungated or {})   # dimension → thresholds for the chats the ridge
+                                                                 # gate does not claim (``qa.model.decision``)
 
 
     @property

@@ -7,8 +7,10 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from qa.errors import ModelError
-from qa.model.decision import decide
+from qa.model.decision import chat_cuts, decide
 from qa.resources import default_model_dir
 from qa.rubric import load_rubric
 from qa.schema import Conversation
@@ -142,6 +144,7 @@ class Classifier:
             res = self.model(**batch)
         out = [{} for _ in convs]
         tilts = self.ridge.tilts(convs, {d: len(v) for d, v in self.config.dimensions.items()}) if self.ridge else {}
+        cuts = self._cuts(convs)
         for i, (dim, levels) in enumerate(self.config.dimensions.items()):
             t = float(self.config.temperatures.get(dim, 1.0))
             logits = res["logits"][dim].float().cpu()
@@ -150,7 +153,8 @@ class Classifier:
             probs = (logits / t).softmax(-1).numpy()
             attn = res["attention"][:, i].cpu().numpy() if res["attention"] is not None else None
             for b, p in enumerate(probs):
-                out[b][dim] = self._decide(levels, p, all_turns[b], attn[b] if attn is not None else None, dim)
+                out[b][dim] = self._decide(levels, p, all_turns[b], attn[b] if attn is not None else None,
+                                           cuts[dim][b] if dim in cuts else None)
         flags, raised, turn_probs = self._flags(res, convs, all_turns)
         nuggets = [[None] * len(c.messages) for c in convs]
         if res.get("nuggets"):
@@ -208,11 +212,21 @@ class Classifier:
             return ts[k].index
         return None
 
-    def _decide(self, levels, p, turns, attn, dim=None) -> DimensionPrediction:
+    def _cuts(self, convs) -> dict[str, np.ndarray]:
+        """Dimension → [n, k-1] each chat's cutpoints (``qa.model.decision.chat_cuts``: blended by the ridge
+        gate where the model has ``cutpoints_ungated``)."""
+        cfg = self.config
+        if cfg.decision != "cutpoints" or not cfg.cutpoints:
+            return {}
+        ungated = getattr(cfg, "cutpoints_ungated", None) or {}
+        gate = self.ridge.gate_probs(convs) if ungated and self.ridge is not None else np.ones(len(convs))
+        return {d: chat_cuts(c, ungated.get(d), gate) for d, c in cfg.cutpoints.items()}
+
+    def _decide(self, levels, p, turns, attn, cuts=None) -> DimensionPrediction:
         numeric = all(isinstance(v, (int, float)) for v in levels)
         expected = float(sum(float(v) * float(q) for v, q in zip(levels, p))) if numeric else float("nan")
         rule = self.config.decision if numeric else "argmax"
-        k = decide(p, rule, (getattr(self.config, "cutpoints", None) or {}).get(dim))
+        k = decide(p, rule, cuts)
         evidence = []
         if attn is not None:
             ranked = sorted(range(len(turns)), key=lambda j: -attn[j])

@@ -166,9 +166,10 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return p / p.sum(1, keepdims=True)
 
 
-def dev_scores(logits, examples, dims, temperatures=None, decision="argmax", cutpoints=None) -> dict:
+def dev_scores(logits, examples, dims, temperatures=None, decision="argmax", cutpoints=None, ungated=None,
+               gate=None) -> dict:
     """Per-dimension metrics of ``logits`` against the examples' majority grades."""
-    from qa.model.decision import decide_all
+    from qa.model.decision import chat_cuts, decide_all
     from qa.model.metrics import grade_metrics
     out = {}
     for d, levels in dims.items():
@@ -176,7 +177,10 @@ def dev_scores(logits, examples, dims, temperatures=None, decision="argmax", cut
         if not rows:
             continue
         p = softmax(logits[d][rows] / (temperatures or {}).get(d, 1.0))
-        pred = [levels[int(k)] for k in decide_all(p, decision, (cutpoints or {}).get(d))]
+        cuts = (cutpoints or {}).get(d)
+        if cuts and gate is not None:
+            cuts = chat_cuts(cuts, (ungated or {}).get(d), np.asarray(gate)[rows])
+        pred = [levels[int(k)] for k in decide_all(p, decision, cuts)]
         out[d] = grade_metrics(references=[examples[i].majority(d, levels) for i in rows], predictions=pred,
                                levels=levels)
     return out
@@ -419,7 +423,13 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
                 model, batcher, dev_ex, dev_feats)
         config.cutpoints, weighted = choose_decision(logits, dev_ex, dims, temps)
         config.decision = max(weighted, key=weighted.get)
-        by_rule = dev_scores(logits, dev_ex, dims, temps, config.decision, config.cutpoints)
+        gate, config.cutpoints_ungated = None, {}
+        if config.decision == "cutpoints" and ridge is not None and ridge.gate is not None:
+            gate = ridge.gate_probs([e.conv for e in dev_ex])
+            config.cutpoints_ungated, metrics["cutpoints_ungated"] = choose_ungated_cutpoints(
+                logits, dev_ex, dims, temps, config.cutpoints, gate)
+        by_rule = dev_scores(logits, dev_ex, dims, temps, config.decision, config.cutpoints,
+                             config.cutpoints_ungated, gate)
         metrics["dev"] = {d: {k: v for k, v in m.items() if k != "confusion"} for d, m in by_rule.items()}
         metrics["decision"], metrics["temperatures"] = config.decision, temps
         metrics["decision_dev_weighted_qwk"] = {r: round(v, 4) for r, v in weighted.items()}
@@ -486,6 +496,33 @@ def choose_decision(logits, dev_ex, dims, temps) -> tuple[dict, dict]:
         for r in per_rule:
             per_rule[r].append(weighted_qwk(gold, decide_all(p, r, cuts[d]), len(levels), w))
     return cuts, {r: float(np.mean(v)) for r, v in per_rule.items() if v}
+
+
+def choose_ungated_cutpoints(logits, dev_ex, dims, temps, cuts: dict, gate: np.ndarray) -> tuple[dict, dict]:
+    """Per dimension, cutpoints fitted on the dev chats weighted by their training weight × (1 − gate): the
+    thresholds for chats the ridge gate does not claim (``qa.model.decision``). Kept for a dimension when, blended
+    by the gate, they raise the mean of two dev QWKs: over the chats weighted by 1 − gate and over those weighted
+    by the gate (the pooled QWK of two kinds of chat with different grade spreads would judge neither kind);
+    returns them and both QWKs without and with them."""
+    from qa.model.decision import chat_cuts, decide_all, fit_cutpoints, weighted_qwk
+    out, report = {}, {}
+    for d, levels in dims.items():
+        rows = [i for i, e in enumerate(dev_ex) if d in e.targets]
+        if not rows or d not in cuts:
+            continue
+        p = softmax(logits[d][rows] / temps.get(d, 1.0))
+        gold = np.array([levels.index(dev_ex[i].majority(d, levels)) for i in rows])
+        w = np.array([dev_ex[i].weight for i in rows])
+        g = np.asarray(gate, dtype=float)[rows]
+        own = fit_cutpoints(p @ np.arange(len(levels)), gold, len(levels), w * (1 - g))
+        was, now = decide_all(p, "cutpoints", cuts[d]), decide_all(p, "cutpoints", chat_cuts(cuts[d], own, g))
+        side = {name: [round(weighted_qwk(gold, x, len(levels), w * s), 4) for x in (was, now)]
+                for name, s in (("ungated", 1 - g), ("gated", g))}
+        keep = side["ungated"][1] + side["gated"][1] > side["ungated"][0] + side["gated"][0] + 1e-4
+        report[d] = {"cutpoints": own, "dev_qwk_before_after": side, "kept": bool(keep)}
+        if keep:
+            out[d] = own
+    return out, report
 
 
 RIDGE_BETAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
