@@ -480,18 +480,24 @@ def fit_nugget_temperatures(model, batcher, dev_ex, feats, batch_size: int = 64)
     return temps, report
 
 
+def graded_rows(dev_ex, d: str, levels) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """The dev examples graded on ``d``: their indexes, majority level indexes and training weights (what the
+    decision rule, the cutpoints and the tilt strength are all chosen on)."""
+    rows = [i for i, e in enumerate(dev_ex) if d in e.targets]
+    gold = np.array([levels.index(dev_ex[i].majority(d, levels)) for i in rows], dtype=int)
+    return rows, gold, np.array([dev_ex[i].weight for i in rows], dtype=float)
+
+
 def choose_decision(logits, dev_ex, dims, temps) -> tuple[dict, dict]:
     """Cutpoints per dimension fitted on the dev split (``qa.model.decision``), and each decision rule's mean
     dev QWK, every chat counting its training weight (so real and reviewed chats outweigh generated ones)."""
     from qa.model.decision import decide_all, fit_cutpoints, weighted_qwk
     cuts, per_rule = {}, {"argmax": [], "expected": [], "cutpoints": []}
     for d, levels in dims.items():
-        rows = [i for i, e in enumerate(dev_ex) if d in e.targets]
+        rows, gold, w = graded_rows(dev_ex, d, levels)
         if not rows:
             continue
         p = softmax(logits[d][rows] / temps.get(d, 1.0))
-        gold = np.array([levels.index(dev_ex[i].majority(d, levels)) for i in rows])
-        w = np.array([dev_ex[i].weight for i in rows])
         cuts[d] = fit_cutpoints(p @ np.arange(len(levels)), gold, len(levels), w)
         for r in per_rule:
             per_rule[r].append(weighted_qwk(gold, decide_all(p, r, cuts[d]), len(levels), w))
@@ -507,12 +513,10 @@ def choose_ungated_cutpoints(logits, dev_ex, dims, temps, cuts: dict, gate: np.n
     from qa.model.decision import chat_cuts, decide_all, fit_cutpoints, weighted_qwk
     out, report = {}, {}
     for d, levels in dims.items():
-        rows = [i for i, e in enumerate(dev_ex) if d in e.targets]
+        rows, gold, w = graded_rows(dev_ex, d, levels)
         if not rows or d not in cuts:
             continue
         p = softmax(logits[d][rows] / temps.get(d, 1.0))
-        gold = np.array([levels.index(dev_ex[i].majority(d, levels)) for i in rows])
-        w = np.array([dev_ex[i].weight for i in rows])
         g = np.asarray(gate, dtype=float)[rows]
         own = fit_cutpoints(p @ np.arange(len(levels)), gold, len(levels), w * (1 - g))
         was, now = decide_all(p, "cutpoints", cuts[d]), decide_all(p, "cutpoints", chat_cuts(cuts[d], own, g))
@@ -601,12 +605,10 @@ def choose_ridge_beta(ridge, logits, dev_ex, dims) -> dict:
     r = ridge.gated_scores([e.conv for e in dev_ex])
     out, report = dict(logits), {}
     for d, levels in dims.items():
-        rows = [i for i, e in enumerate(dev_ex) if d in e.targets]
+        rows, gold, w = graded_rows(dev_ex, d, levels)
         if not rows or d not in ridge.dims:
             continue
         tilt = r[:, ridge.dims.index(d), None] * centred(len(levels))[None, :]
-        gold = np.array([levels.index(dev_ex[i].majority(d, levels)) for i in rows])
-        w = np.array([dev_ex[i].weight for i in rows])
         scores = {}
         for b in RIDGE_BETAS:
             idx = softmax(logits[d][rows] + b * tilt[rows]) @ np.arange(len(levels))
