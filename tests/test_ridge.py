@@ -105,12 +105,18 @@ def test_train_with_ridge_on_writes_the_channel_and_the_classifier_uses_it(tmp_p
     meta = json.loads((tmp_path / "m" / "ridge.json").read_text(encoding="utf-8"))
     assert set(meta["info"]["dev_weighted_qwk_by_beta"]["attitude"]) == {"0.0", "0.25", "0.5", "0.75", "1.0",
                                                                             "1.5", "2.0"}
+    assert set(info["struct_oof_spearman"]) == set(info["beta"])            # the structure part was weighed
     clf = Classifier(tmp_path / "m")
-    assert clf.ridge is not None
+    assert clf.ridge is not None and clf.ridge.needs_findings
     convs = [c for c in read_path(HAND) if hasattr(c, "messages")][100:104]
-    for grades in clf.predict(convs):
+    alone = clf.predict(convs)                    # no findings passed: the classifier analyses the chats itself
+    for grades in alone:
         for p in grades.values():
             assert abs(sum(p.probs.values()) - 1) < 1e-4
+    from qa.analysis import analyse, default_engine
+    an = [analyse(c, clf.rubric, default_engine(clf.rubric)) for c in convs]
+    given = clf.predict(convs, findings=[a.findings for a in an], timings=[a.timing for a in an])
+    assert [{d: p.probs for d, p in g.items()} for g in given] == [{d: p.probs for d, p in g.items()} for g in alone]
 
 
 def test_teacher_needs_ridge_on_and_no_matching_file_fits_no_channel(tmp_path):
@@ -188,3 +194,46 @@ def test_the_default_grades_written_chats_with_their_own_cutpoints():
         shared = np.searchsorted(clf.config.cutpoints[d], idx, side="right")
         differ += int((shared != want).sum())
     assert differ > 0        # on these written chats the second set decides some levels differently
+
+
+def test_struct_features_count_rules_and_run_on_replies():
+    from qa.model.ridge import struct_features, style_counts
+    from qa.rules.base import Finding
+    from tests.conftest import make_conv
+    run_on = "亲这款是纯棉的面料穿着很舒服的而且不起球不掉色的您放心购买哦我们家都是七天无理由退换的"
+    conv = make_conv(("customer", "这件衣服什么面料", 0), ("agent", run_on, 30), ("agent", "好的，稍等。", 40))
+    found = [Finding("vague_reply", "minor", "敷衍", "x", 1)] * 5 + [Finding("missing_closing", "minor", "x", "x", 2)]
+    x = struct_features(conv, found, ["vague_reply", "missing_closing", "overpromise"])
+    assert x[:10] == style_counts(conv)
+    assert x[10:13] == [3, 1, 0]                                   # counts, capped at 3; rules not fired → 0
+    assert np.isclose(x[13], np.log1p(len(run_on))) and np.isclose(x[14], np.log1p(2))
+    assert np.isclose(x[15], np.log1p(len(run_on))) and x[16] == 0.5   # one of two replies is one long clause
+    assert len(struct_features(make_conv(("customer", "在吗", 0)), None, ["vague_reply"])) == 16
+
+
+def test_struct_part_is_fitted_kept_where_it_ranks_better_and_round_trips(tmp_path):
+    """Chats graded by how often a rule fired: the structure part sees it, the text parts barely do."""
+    from qa.rules import RuleEngine
+    from qa.rubric import load_rubric
+    from qa.timing import compute_timing
+    convs = [c for c in read_path(HAND) if hasattr(c, "messages")][:150]
+    rubric = load_rubric()
+    engine = RuleEngine(rubric)
+    findings = [engine.check(c, compute_timing(c, rubric)) for c in convs]
+    y = np.array([[-float(len(f))] for f in findings], np.float32)       # fewer findings = better
+    ch = RidgeChannel.fit(convs[:120], y[:120], ["attitude"], findings=findings[:120], rules=list(rubric.rules))
+    assert ch.needs_findings and ch.struct["use"][0] == 1
+    info = ch.info["struct_oof_spearman"]["attitude"]
+    assert info["kept"] and info["with"] >= info["without"] + 0.02
+    with pytest.raises(ValueError, match="findings"):
+        ch.scores(convs[120:])
+    from scipy.stats import spearmanr
+    s = ch.scores(convs[120:], findings[120:])
+    assert spearmanr(s[:, 0], y[120:, 0])[0] > 0.5
+    ch.save(tmp_path)
+    back = RidgeChannel.load(tmp_path)
+    assert back.struct["rules"] == list(rubric.rules) and np.allclose(back.r_std, ch.r_std)
+    assert np.allclose(back.scores(convs[120:], findings[120:]), s, atol=1e-2)
+    # without findings, no structure part, and scores are averaged text (and vector) parts as before
+    plain = RidgeChannel.fit(convs[:120], y[:120], ["attitude"])
+    assert plain.struct is None and not plain.needs_findings and plain.part_weights().shape == (1, 1)

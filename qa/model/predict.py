@@ -138,12 +138,16 @@ class Classifier:
     def _predict(self, convs, findings, timings):
         import torch
 
+        if timings is None and (self.config.feature_names or (self.ridge and self.ridge.needs_findings)):
+            analyses = self.analyse(convs)   # the caller passed none (``qa predict``): the shared step, once
+            findings, timings = [a.findings for a in analyses], [a.timing for a in analyses]
         batch, all_turns = self.batcher(convs, findings=findings, timings=timings)
         batch = {k: v.to(self.device) for k, v in batch.items()}
         with torch.inference_mode():
             res = self.model(**batch)
         out = [{} for _ in convs]
-        tilts = self.ridge.tilts(convs, {d: len(v) for d, v in self.config.dimensions.items()}) if self.ridge else {}
+        tilts = (self.ridge.tilts(convs, {d: len(v) for d, v in self.config.dimensions.items()},
+                                  findings if findings is not None else [()] * len(convs)) if self.ridge else {})
         cuts = self._cuts(convs)
         for i, (dim, levels) in enumerate(self.config.dimensions.items()):
             t = float(self.config.temperatures.get(dim, 1.0))

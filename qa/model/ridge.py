@@ -3,10 +3,11 @@
 
 Why: the network and its n-gram channel learn from every training chat, and the written and generated ones
 outnumber the real ones; on real chats their grades rank barely better than a model fitted on the real chats
-alone. Two small regressions fitted only on the chosen chats, one on the char 1–3-gram TF-IDF of the agent's
-text and one on projected sentence vectors (``qa.model.projection``: mean agent and mean customer message
-vector), are z-scored on their out-of-fold predictions and averaged into a score ``r`` (≈ N(0, 1), higher =
-better). Each dimension's logits get ``beta · g · r · c``: ``c`` the centred ordinal position of each level (best
+alone. Small regressions fitted only on the chosen chats, one on the char 1–3-gram TF-IDF of the agent's
+text, one on projected sentence vectors (``qa.model.projection``: mean agent and mean customer message
+vector) and, when fitted with rule findings, one on the chat's structure (``struct_features``: style counts,
+how often each rule fired, the agent's message lengths and run-on sentences), are z-scored on their
+out-of-fold predictions and averaged into a score ``r`` (≈ N(0, 1), higher = better). Each dimension's logits get ``beta · g · r · c``: ``c`` the centred ordinal position of each level (best
 level highest), ``beta`` chosen on the dev split (0 = off), and ``g`` the **gate**, the probability that the chat
 is like the ones the channel was fitted on rather than like the other training chats (a logistic regression on
 char 1–2-grams, with bracketed masks such as ``[数字x]`` removed, and ten style counts: lengths, punctuation,
@@ -29,11 +30,14 @@ from qa.schema import Conversation
 
 FILE, TENSORS = "ridge.json", "ridge.safetensors"
 TEXT_ALPHA, SEM_ALPHA = 1.0, 3000.0     # chosen by 5-fold CV on the real training chats (docs/real-chats.md)
+STRUCT_ALPHA = 100.0                    # the same way (30–300 score alike)
+STRUCT_MIN_GAIN = 0.02                  # a dimension keeps the structure part when it lifts the out-of-fold Spearman so much
 
 
 _END = re.compile(r"[。！？!?.~～]$")
 _PUNCT = re.compile(r"[，,。！？!?；;：:~～、]")
 _MASK = re.compile(r"\[[^\]]{0,12}\]")
+_CLAUSES = re.compile(r"[，,。！？!?；;：:~～、\s]+")
 GATE_C, GATE_STYLE = 1.0, 0.3       # LR strength; weight of the standardised style counts beside the n-grams
 
 
@@ -52,6 +56,23 @@ def style_counts(conv: Conversation) -> list[float]:
             mean(ag, lambda t: bool(_PUNCT.search(t[:-1]))),
             mean(ag, lambda t: len(t) <= 10), sum(m.type != "text" for m in ms) / max(len(ms), 1),
             mean([m.text for m in txt], lambda t: any(ch.isdigit() for ch in t)), len(ag) / max(len(txt), 1)]
+
+
+def struct_features(conv: Conversation, findings, rules: Sequence[str]) -> list[float]:
+    """How a chat is built, beside its words: the ten ``style_counts``, how often each of ``rules`` fired
+    (capped at 3), and the agent's longest message, number of text messages, longest clause, share of messages
+    with a clause over 40 characters (run-on replies) and total text (logs). Reviewers grade real chats on these
+    as much as on phrasing: a reply that answers in one unpunctuated run is unclear, a chat that fires rules is
+    worse handled."""
+    fired: dict[str, int] = {}
+    for f in findings or ():
+        fired[f.rule] = fired.get(f.rule, 0) + 1
+    ag = [m.norm for m in conv.messages if m.role == "agent" and m.type == "text" and m.text]
+    lengths = [len(t) for t in ag] or [0]
+    clauses = [max(map(len, _CLAUSES.split(t))) for t in ag] or [0]
+    return (style_counts(conv) + [min(fired.get(r, 0), 3) for r in rules]
+            + [math.log1p(max(lengths)), math.log1p(len(ag)), math.log1p(max(clauses)),
+               sum(c > 40 for c in clauses) / max(len(ag), 1), math.log1p(sum(lengths))])
 
 
 def gate_text(conv: Conversation) -> str:
@@ -78,39 +99,63 @@ class RidgeChannel:
 
     def __init__(self, dims: list[str], text_vec, text_coef, text_bias, projection: Projection | None = None,
                  sem_mean=None, sem_scale=None, sem_coef=None, sem_bias=None, z_mean=None, z_std=None,
-                 beta: dict[str, float] | None = None, info: dict | None = None, gate: dict | None = None):
+                 beta: dict[str, float] | None = None, info: dict | None = None, gate: dict | None = None,
+                 struct: dict | None = None):
         self.dims, self.text_vec = dims, text_vec
         self.text_coef, self.text_bias = np.asarray(text_coef, np.float32), np.asarray(text_bias, np.float32)
         self.projection = projection
         self.sem_mean, self.sem_scale, self.sem_coef, self.sem_bias = sem_mean, sem_scale, sem_coef, sem_bias
         self.z_mean, self.z_std = np.asarray(z_mean, np.float32), np.asarray(z_std, np.float32)
         self.beta = dict(beta or {})
+        self.r_std = np.ones(len(dims), np.float32)   # the averaged score's out-of-fold spread: r has unit spread
         self.info = dict(info or {})
         self.gate = gate   # {"vec", "mean", "scale", "coef", "bias"}, or None: every chat counts fully
+        self.struct = struct   # {"rules", "mean", "scale", "coef", "bias", "use"}, or None: no structure part
         self.turn_flags = None   # qa.model.turnflags.TurnFlags fitted on the same chats, or None
         self._gate_last: tuple[list, np.ndarray] | None = None   # the previous batch and its gate (``gate_probs``)
 
     # -- features -------------------------------------------------------------------------------------
-    def components(self, convs: Sequence[Conversation]) -> np.ndarray:
-        """[n, dims, parts] raw ridge predictions (text, and sentence vectors when there is a projection)."""
+    def part_weights(self) -> np.ndarray:
+        """[dims, parts] 1 for the parts a dimension averages, 0 for a structure part it did not keep."""
+        w = np.ones(self.z_mean.shape, np.float32)
+        if self.struct is not None:
+            w[:, -1] = self.struct["use"]
+        return w
+
+    @property
+    def needs_findings(self) -> bool:
+        """Whether scoring reads each chat's rule findings (the structure part)."""
+        return self.struct is not None
+
+    def components(self, convs: Sequence[Conversation], findings=None) -> np.ndarray:
+        """[n, dims, parts] raw ridge predictions: text, sentence vectors when there is a projection, structure
+        when there is a structure part (``findings``: per chat its rule findings)."""
         parts = [np.asarray(self.text_vec.transform([agent_text(c) for c in convs]) @ self.text_coef.T)
                  + self.text_bias]
         if self.projection is not None:
             s = (sem_features(convs, self.projection) - self.sem_mean) / self.sem_scale
             parts.append(s @ self.sem_coef.T + self.sem_bias)
+        if self.struct is not None:
+            if findings is None:
+                raise ValueError("this ridge channel reads rule findings: pass findings")
+            st = self.struct
+            x = (np.array([struct_features(c, f, st["rules"]) for c, f in zip(convs, findings)]) - st["mean"]) / st["scale"]
+            parts.append(x @ st["coef"].T + st["bias"])
         return np.stack(parts, -1)
 
-    def scores(self, convs: Sequence[Conversation]) -> np.ndarray:
+    def scores(self, convs: Sequence[Conversation], findings=None) -> np.ndarray:
         """[n, dims] mean of the z-scored components; 0 for a chat with no agent text."""
         if not convs:
             return np.zeros((0, len(self.dims)), dtype=np.float32)
-        r = ((self.components(convs) - self.z_mean) / self.z_std).mean(-1).astype(np.float32)
+        z = (self.components(convs, findings) - self.z_mean) / self.z_std
+        w = self.part_weights()
+        r = ((z * w).sum(-1) / w.sum(-1) / self.r_std).astype(np.float32)
         r[[not agent_text(c) for c in convs]] = 0.0   # no agent text (bot-only chats): nothing to say
         return r
 
-    def gated_scores(self, convs: Sequence[Conversation]) -> np.ndarray:
+    def gated_scores(self, convs: Sequence[Conversation], findings=None) -> np.ndarray:
         """[n, dims]: ``scores`` × the gate's probability."""
-        return self.scores(convs) * self.gate_probs(convs)[:, None]
+        return self.scores(convs, findings) * self.gate_probs(convs)[:, None]
 
     def gate_probs(self, convs: Sequence[Conversation]) -> np.ndarray:
         """[n]: how like the channel's own chats each chat is (1 everywhere without a gate)."""
@@ -150,19 +195,21 @@ class RidgeChannel:
         g = self.gate_probs(convs)
         return {f: (p * g, where) for f, (p, where) in self.turn_flags.chat_probs(convs).items()}
 
-    def tilts(self, convs: Sequence[Conversation], levels: dict[str, int]) -> dict[str, np.ndarray]:
+    def tilts(self, convs: Sequence[Conversation], levels: dict[str, int], findings=None) -> dict[str, np.ndarray]:
         """Per dimension with a non-zero beta: [n, k] to add to its logits."""
         if not any(self.beta.get(d) for d in self.dims):
             return {}
-        r = self.gated_scores(convs)
+        r = self.gated_scores(convs, findings)
         return {d: self.beta[d] * r[:, j, None] * centred(levels[d])[None, :]
                 for j, d in enumerate(self.dims) if self.beta.get(d) and d in levels}
 
     # -- fitting ----------------------------------------------------------------------------------------
     @classmethod
     def fit(cls, convs: Sequence[Conversation], y: np.ndarray, dims: list[str], projection: Projection | None = None,
-            folds: int = 5, seed: int = 0, info: dict | None = None) -> "RidgeChannel":
-        """``y`` [n, dims]: the reviews' mean ordinal score per dimension (higher = better; NaN = not graded)."""
+            folds: int = 5, seed: int = 0, info: dict | None = None, findings=None,
+            rules: Sequence[str] = ()) -> "RidgeChannel":
+        """``y`` [n, dims]: the reviews' mean ordinal score per dimension (higher = better; NaN = not graded).
+        ``findings`` (per chat its rule findings) and ``rules`` (the rubric's rule ids): fit a structure part."""
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import Ridge
         texts = [agent_text(c) for c in convs]
@@ -172,7 +219,16 @@ class RidgeChannel:
         if xs is not None:
             sem_mean, sem_scale = xs.mean(0), xs.std(0) + 1e-6
             xs = (xs - sem_mean) / sem_scale
-        n_parts = 1 + (xs is not None)
+        struct = None
+        if findings is not None:
+            xf = np.array([struct_features(c, f, list(rules)) for c, f in zip(convs, findings)], np.float32)
+            struct = {"rules": list(rules), "mean": xf.mean(0), "scale": xf.std(0) + 1e-6,
+                      "coef": np.zeros((len(dims), xf.shape[1]), np.float32), "bias": np.zeros(len(dims), np.float32),
+                      "use": np.zeros(len(dims), np.float32)}
+            info = dict(info or {}, struct_oof_spearman={})
+            xf = (xf - struct["mean"]) / struct["scale"]
+        n_parts = 1 + (xs is not None) + (struct is not None)
+        r_std = np.ones(len(dims), np.float32)
         text_coef = np.zeros((len(dims), xt.shape[1]), np.float32)
         text_bias = np.zeros(len(dims), np.float32)
         sem_coef = np.zeros((len(dims), xs.shape[1]), np.float32) if xs is not None else None
@@ -184,8 +240,8 @@ class RidgeChannel:
             rows = np.flatnonzero(~np.isnan(y[:, j]))
             if len(rows) < 2 * folds:
                 continue
-            xs_j = [xt[rows]] + ([xs[rows]] if xs is not None else [])
-            alphas = [TEXT_ALPHA] + ([SEM_ALPHA] if xs is not None else [])
+            xs_j = [xt[rows]] + ([xs[rows]] if xs is not None else []) + ([xf[rows]] if struct is not None else [])
+            alphas = [TEXT_ALPHA] + ([SEM_ALPHA] if xs is not None else []) + ([STRUCT_ALPHA] if struct else [])
             oof = np.zeros((len(rows), n_parts), np.float32)
             fold = rng.permutation(len(rows)) % folds
             for f in range(folds):
@@ -193,14 +249,30 @@ class RidgeChannel:
                 for p, (x, a) in enumerate(zip(xs_j, alphas)):
                     oof[te, p] = Ridge(alpha=a).fit(x[tr], y[rows[tr], j]).predict(x[te])
             z_mean[j], z_std[j] = oof.mean(0), oof.std(0) + 1e-6
+            if struct is not None:   # keep the structure part where it ranks the held-out folds better
+                from scipy.stats import spearmanr
+                z = (oof - z_mean[j]) / z_std[j]
+                without, with_ = (float(spearmanr(z[:, :-1].mean(-1), y[rows, j])[0]),
+                                  float(spearmanr(z.mean(-1), y[rows, j])[0]))
+                struct["use"][j] = float(with_ - without >= STRUCT_MIN_GAIN)
+                info["struct_oof_spearman"][dims[j]] = {"without": round(without, 4), "with": round(with_, 4),
+                                                        "kept": bool(struct["use"][j])}
+                r_std[j] = ((z[:, :-1].mean(-1) if not struct["use"][j] else z.mean(-1)).std() + 1e-6)
+            else:
+                r_std[j] = ((oof - z_mean[j]) / z_std[j]).mean(-1).std() + 1e-6
             m = Ridge(alpha=TEXT_ALPHA).fit(xt[rows], y[rows, j])
             text_coef[j], text_bias[j] = m.coef_, m.intercept_
             if xs is not None:
                 m = Ridge(alpha=SEM_ALPHA).fit(xs[rows], y[rows, j])
                 sem_coef[j], sem_bias[j] = m.coef_, m.intercept_
-        return cls(dims, vec, text_coef, text_bias, projection,
-                   sem_mean if xs is not None else None, sem_scale if xs is not None else None, sem_coef, sem_bias,
-                   z_mean, z_std, info=info)
+            if struct is not None:
+                m = Ridge(alpha=STRUCT_ALPHA).fit(xf[rows], y[rows, j])
+                struct["coef"][j], struct["bias"][j] = m.coef_, m.intercept_
+        channel = cls(dims, vec, text_coef, text_bias, projection,
+                      sem_mean if xs is not None else None, sem_scale if xs is not None else None, sem_coef, sem_bias,
+                      z_mean, z_std, info=info, struct=struct)
+        channel.r_std = r_std
+        return channel
 
     # -- files ------------------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
@@ -208,7 +280,7 @@ class RidgeChannel:
         directory = Path(directory)
         vocab = sorted(self.text_vec.vocabulary_, key=self.text_vec.vocabulary_.get)
         t = {"text.idf": self.text_vec.idf_.astype(np.float32), "text.coef": self.text_coef.astype(np.float16),
-             "text.bias": self.text_bias, "z.mean": self.z_mean, "z.std": self.z_std}
+             "text.bias": self.text_bias, "z.mean": self.z_mean, "z.std": self.z_std, "r.std": self.r_std}
         meta = {"dimensions": self.dims, "beta": self.beta, "info": self.info, "text_vocab": vocab}
         if self.projection is not None:
             pt, pvocab = self.projection.tensors()
@@ -221,6 +293,11 @@ class RidgeChannel:
             t.update({"gate.idf": g["vec"].idf_.astype(np.float32), "gate.mean": g["mean"], "gate.scale": g["scale"],
                       "gate.coef": g["coef"], "gate.bias": np.array([g["bias"]], np.float32)})
             meta["gate_vocab"] = sorted(g["vec"].vocabulary_, key=g["vec"].vocabulary_.get)
+        if self.struct is not None:
+            st = self.struct
+            t.update({"struct.mean": st["mean"], "struct.scale": st["scale"], "struct.coef": st["coef"],
+                      "struct.bias": st["bias"], "struct.use": st["use"]})
+            meta["struct_rules"] = st["rules"]
         save_file({k: np.ascontiguousarray(v) for k, v in t.items()}, str(directory / TENSORS))
         (directory / FILE).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
         if self.turn_flags is not None:
@@ -251,9 +328,15 @@ class RidgeChannel:
             gvec.idf_ = t["gate.idf"]
             gate = {"vec": gvec, "mean": t["gate.mean"], "scale": t["gate.scale"], "coef": t["gate.coef"],
                     "bias": np.float32(t["gate.bias"][0])}
+        struct = None
+        if "struct_rules" in meta:
+            struct = {"rules": meta["struct_rules"], "mean": t["struct.mean"], "scale": t["struct.scale"],
+                      "coef": t["struct.coef"], "bias": t["struct.bias"], "use": t["struct.use"]}
         channel = cls(meta["dimensions"], vec, t["text.coef"].astype(np.float32), t["text.bias"], proj,
                       t.get("sem.mean"), t.get("sem.scale"), t.get("sem.coef"), t.get("sem.bias"),
-                      t["z.mean"], t["z.std"], meta.get("beta"), meta.get("info"), gate)
+                      t["z.mean"], t["z.std"], meta.get("beta"), meta.get("info"), gate, struct)
+        if "r.std" in t:
+            channel.r_std = t["r.std"]
         from qa.model.turnflags import TurnFlags
         channel.turn_flags = TurnFlags.load(directory, proj)
         return channel

@@ -401,11 +401,13 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
         model.load_state_dict(best_state)
     metrics = {"train_examples": len(train_ex), "dev_examples": len(dev_ex), "rejected": len(rejects),
                "history": state["history"], "seconds": round(time.time() - started, 1)}
-    ridge = fit_ridge(args, original_train, dev_ex, dims, config.flag_turns) if args.ridge_on else None
+    ridge = (fit_ridge(args, original_train, dev_ex, dims, config.flag_turns,
+                       train_feats[0][:len(original_train)] if engine else None, list(rubric.rules))
+             if args.ridge_on else None)
     if dev_ex:
         logits, flag_logits = _predict_logits(model, batcher, dev_ex, dev_feats, with_flags=True)
         if ridge is not None:
-            logits = choose_ridge_beta(ridge, logits, dev_ex, dims)
+            logits = choose_ridge_beta(ridge, logits, dev_ex, dims, dev_feats[0])
         if flags and flag_logits is not None:
             fired = [{x.rule for x in fs} for fs in dev_feats[0]]
             config.flag_thresholds, metrics["dev_flags"] = choose_flag_thresholds(flag_logits, dev_ex, flags, fired)
@@ -541,14 +543,17 @@ def _load_trained(path: str, dims: dict):
     return clf.model, clf.batcher.tokenizer, clf.batcher.ngrams
 
 
-def fit_ridge(args: TrainArgs, train_ex, dev_ex, dims, flag_turns: dict | None = None):
+def fit_ridge(args: TrainArgs, train_ex, dev_ex, dims, flag_turns: dict | None = None, findings=None,
+              rules: list[str] | None = None):
     """The ridge channel (``qa.model.ridge``) on the training chats from files matching ``args.ridge_on``; its
-    projection fitted on the teacher's texts less every dev chat's messages; with a projection, the turn-level
-    flag models (``qa.model.turnflags``) on the same chats' turn labels. None when no chat matches."""
+    projection fitted on the teacher's texts less every dev chat's messages; with ``findings`` (per training
+    example its rule findings), a structure part; with a projection, the turn-level flag models
+    (``qa.model.turnflags``) on the same chats' turn labels. None when no chat matches."""
     from qa.model.data import matches
     from qa.model.projection import Projection, load_teacher
     from qa.model.ridge import RidgeChannel, centred
-    chosen = [e for e in train_ex if e.source and any(matches(e.source, p) for p in args.ridge_on)]
+    picked = [i for i, e in enumerate(train_ex) if e.source and any(matches(e.source, p) for p in args.ridge_on)]
+    chosen = [train_ex[i] for i in picked]
     if len(chosen) < 20:
         log.warning("ridge channel: only %d training chats match %s; not fitted", len(chosen), args.ridge_on)
         return None
@@ -565,7 +570,9 @@ def fit_ridge(args: TrainArgs, train_ex, dev_ex, dims, flag_turns: dict | None =
         info.update(teacher=Path(args.teacher).name, teacher_texts=len(texts), projection_dims=projection.dims,
                     projection_ngrams=len(projection.vec.vocabulary_))
     log.info("ridge channel: fitting on %d chats%s", len(chosen), " with a projection" if projection else "")
-    channel = RidgeChannel.fit([e.conv for e in chosen], y, list(dims), projection, seed=args.seed, info=info)
+    channel = RidgeChannel.fit([e.conv for e in chosen], y, list(dims), projection, seed=args.seed, info=info,
+                               findings=[findings[i] for i in picked] if findings is not None else None,
+                               rules=rules or ())
     own = {id(e) for e in chosen}
     other = [e.conv for e in train_ex if id(e) not in own]
     if other:   # every training chat is the channel's own: no gate (it applies to every chat fully)
@@ -597,12 +604,13 @@ def choose_turn_thresholds(ridge, flag_logits, thresholds: dict, dev_ex, flags: 
     return report
 
 
-def choose_ridge_beta(ridge, logits, dev_ex, dims) -> dict:
+def choose_ridge_beta(ridge, logits, dev_ex, dims, findings=None) -> dict:
     """Per dimension, the tilt strength (``RIDGE_BETAS``) with the best weighted dev QWK under cutpoints fitted
-    for it; sets ``ridge.beta`` and returns the dev logits with the chosen tilts added."""
+    for it; sets ``ridge.beta`` and returns the dev logits with the chosen tilts added. ``findings``: per dev
+    example its rule findings (needed when the channel has a structure part)."""
     from qa.model.decision import fit_cutpoints, weighted_qwk
     from qa.model.ridge import centred
-    r = ridge.gated_scores([e.conv for e in dev_ex])
+    r = ridge.gated_scores([e.conv for e in dev_ex], findings)
     out, report = dict(logits), {}
     for d, levels in dims.items():
         rows, gold, w = graded_rows(dev_ex, d, levels)
