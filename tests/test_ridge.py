@@ -201,7 +201,8 @@ def test_struct_features_count_rules_and_run_on_replies():
     from qa.rules.base import Finding
     from tests.conftest import make_conv
     run_on = "亲这款是纯棉的面料穿着很舒服的而且不起球不掉色的您放心购买哦我们家都是七天无理由退换的"
-    conv = make_conv(("customer", "这件衣服什么面料", 0), ("agent", run_on, 30), ("agent", "好的，稍等。", 40))
+    conv = make_conv(("customer", "这件衣服什么面料", 0), ("agent", run_on, 30),
+                     ("agent", "好的，稍等。", 40))
     found = [Finding("vague_reply", "minor", "敷衍", "x", 1)] * 5 + [Finding("missing_closing", "minor", "x", "x", 2)]
     x = struct_features(conv, found, ["vague_reply", "missing_closing", "overpromise"])
     assert x[:10] == style_counts(conv)

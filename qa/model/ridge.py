@@ -7,9 +7,11 @@ alone. Small regressions fitted only on the chosen chats, one on the char 1–3-
 text, one on projected sentence vectors (``qa.model.projection``: mean agent and mean customer message
 vector) and, when fitted with rule findings, one on the chat's structure (``struct_features``: style counts,
 how often each rule fired, the agent's message lengths and run-on sentences), are z-scored on their
-out-of-fold predictions and averaged into a score ``r`` (≈ N(0, 1), higher = better). Each dimension's logits get ``beta · g · r · c``: ``c`` the centred ordinal position of each level (best
-level highest), ``beta`` chosen on the dev split (0 = off), and ``g`` the **gate**, the probability that the chat
-is like the ones the channel was fitted on rather than like the other training chats (a logistic regression on
+out-of-fold predictions, averaged (a dimension drops the structure part unless it ranks the held-out folds
+better) and rescaled to unit out-of-fold spread into a score ``r`` (≈ N(0, 1), higher = better). Each
+dimension's logits get ``beta · g · r · c``: ``c`` the centred ordinal position of each level (best level
+highest), ``beta`` chosen on the dev split (0 = off), and ``g`` the **gate**, the probability that the chat is
+like the ones the channel was fitted on rather than like the other training chats (a logistic regression on
 char 1–2-grams, with bracketed masks such as ``[数字x]`` removed, and ten style counts: lengths, punctuation,
 short replies, cards, digits). Fitted on real chats, the regressions rank real chats well and written ones
 badly; the gate keeps them to the chats they know. Cheap: a few sparse products per chat.
@@ -31,7 +33,7 @@ from qa.schema import Conversation
 FILE, TENSORS = "ridge.json", "ridge.safetensors"
 TEXT_ALPHA, SEM_ALPHA = 1.0, 3000.0     # chosen by 5-fold CV on the real training chats (docs/real-chats.md)
 STRUCT_ALPHA = 100.0                    # the same way (30–300 score alike)
-STRUCT_MIN_GAIN = 0.02                  # a dimension keeps the structure part when it lifts the out-of-fold Spearman so much
+STRUCT_MIN_GAIN = 0.02                  # a dimension keeps the structure part if it lifts out-of-fold Spearman so much
 
 
 _END = re.compile(r"[。！？!?.~～]$")
@@ -139,7 +141,8 @@ class RidgeChannel:
             if findings is None:
                 raise ValueError("this ridge channel reads rule findings: pass findings")
             st = self.struct
-            x = (np.array([struct_features(c, f, st["rules"]) for c, f in zip(convs, findings)]) - st["mean"]) / st["scale"]
+            x = np.array([struct_features(c, f, st["rules"]) for c, f in zip(convs, findings)])
+            x = (x - st["mean"]) / st["scale"]
             parts.append(x @ st["coef"].T + st["bias"])
         return np.stack(parts, -1)
 
