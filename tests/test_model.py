@@ -301,3 +301,19 @@ def test_ngram_fit_is_cached_and_parallel_fits_agree(tmp_path, monkeypatch):
     one = real(x, t, seed=2, folds=3, jobs=1)
     two = real(x, t, seed=2, folds=3, jobs=2)
     assert one[2] == two[2] and np.allclose(one[0], two[0]) and np.allclose(one[3], two[3])
+
+
+def test_explicit_dev_files_take_their_file_weights(tmp_path, monkeypatch):
+    """--weight patterns apply to --dev files too, so dev scores count generated chats as the loss does."""
+    from qa.model import train as train_mod
+    from qa.model.train import TrainArgs, train
+    data = _subset(tmp_path, 12)
+    dev = tmp_path / "dev_gen.jsonl"
+    dev.write_text("\n".join(HAND.read_text(encoding="utf-8").splitlines()[12:18]) + "\n", encoding="utf-8")
+    seen = []
+    real = train_mod.choose_decision
+    monkeypatch.setattr(train_mod, "choose_decision", lambda lg, ex, *a: seen.extend(e.weight for e in ex)
+                        or real(lg, ex, *a))
+    train(TrainArgs(data=[str(data)], dev=[str(dev)], out=str(tmp_path / "m"), base_model="none", batch_size=4,
+                    epochs=1, seed=3, use_encoder=False, weights={"*dev_gen.jsonl": 0.3}))
+    assert seen == [0.3] * 6

@@ -25,8 +25,9 @@ def train_cli(
     no_encoder: bool = typer.Option(False, "--no-encoder", help="Ablation: n-grams and features only"),
     no_ngrams: bool = typer.Option(False, "--no-ngrams", help="Ablation: no char n-gram channel"),
     no_features: bool = typer.Option(False, "--no-features", help="Ablation: no rule/timing features"),
-    weight: list[str] = typer.Option(None, help="PATTERN=W: chats from training files matching the glob count W "
-                                     "in the loss (e.g. 'data/labelled/gen/*=0.3'); repeatable"),
+    weight: list[str] = typer.Option(None, help="PATTERN=W: chats from training (and --dev) files matching the "
+                                     "glob count W in the loss and the dev scores (e.g. 'data/labelled/gen/*=0.3'); "
+                                     "repeatable"),
     ngram_init: str = typer.Option("lr", help="lr: fit the n-gram channel as a logistic regression first and "
                                    "keep it fixed; joint: learn it with the rest"),
     augment: float = typer.Option(0.0, help="Share of training chats that also train as a real-looking copy "

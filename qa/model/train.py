@@ -40,7 +40,8 @@ class TrainArgs:
                                              # regression first and keep it fixed; "joint": learn it with the rest
     dev_fraction: float = 0.1
     dev: list[str] | None = None             # explicit dev files instead of a random split
-    weights: dict[str, float] | None = None  # glob pattern of training files → weight of their chats in the loss
+    weights: dict[str, float] | None = None  # glob pattern of data files → weight of their chats in the loss and
+                                             # in the dev scores (explicit dev files too)
     patience: int = 2
     seed: int = 13
     use_encoder: bool = True
@@ -238,7 +239,7 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
     rejects: list = []
     examples = load_examples(args.data, dims, rejects=rejects, nuggets=rubric.nuggets, weights=args.weights)
     if args.dev:
-        train_ex, dev_ex = examples, load_examples(args.dev, dims, nuggets=rubric.nuggets)
+        train_ex, dev_ex = examples, load_examples(args.dev, dims, nuggets=rubric.nuggets, weights=args.weights)
     else:
         train_ex, dev_ex = split(examples, args.dev_fraction, args.seed)
     original_train = train_ex
