@@ -238,3 +238,76 @@ def test_struct_part_is_fitted_kept_where_it_ranks_better_and_round_trips(tmp_pa
     # without findings, no structure part, and scores are averaged text (and vector) parts as before
     plain = RidgeChannel.fit(convs[:120], y[:120], ["attitude"])
     assert plain.struct is None and not plain.needs_findings and plain.part_weights().shape == (1, 1)
+
+
+class _FixedTurnFlags:
+    """Stands in for ``TurnFlags``: each chat's unanswered probability comes from a table."""
+
+    def __init__(self, probs: dict[str, float]):
+        self.probs, self.calls = probs, 0
+
+    def chat_probs(self, convs):
+        self.calls += 1
+        return {"unanswered_question": (np.array([self.probs[c.id] for c in convs], np.float32), [None] * len(convs))}
+
+
+def test_struct_part_reads_turn_flag_probabilities_and_round_trips(tmp_path):
+    """Chats graded by a turn model's unanswered probability: with it in the structure part the channel ranks
+    unseen chats by it; grading reads it from ``turn_flags`` once per batch (the flags ask for it again)."""
+    convs = [c for c in read_path(HAND) if hasattr(c, "messages")][:150]
+    p = np.random.default_rng(3).uniform(0.02, 0.98, len(convs)).astype(np.float32)
+    y = -p[:, None]                                                    # a likely unanswered question = worse
+    fixed = _FixedTurnFlags({c.id: float(q) for c, q in zip(convs, p)})
+    ch = RidgeChannel.fit(convs[:120], y[:120], ["professionalism"], findings=[()] * 120, rules=[],
+                          flag_probs={"unanswered_question": p[:120]})
+    assert ch.struct["flags"] == ["unanswered_question"] and ch.struct["use"][0] == 1
+    ch.turn_flags = fixed
+    from scipy.stats import spearmanr
+    s = ch.scores(convs[120:], [()] * 30)
+    without = RidgeChannel.fit(convs[:120], y[:120], ["professionalism"], findings=[()] * 120, rules=[])
+    rho, rho_without = (spearmanr(x[:, 0], y[120:, 0])[0] for x in (s, without.scores(convs[120:], [()] * 30)))
+    assert rho > 0.5 and rho > rho_without + 0.3 and fixed.calls == 1
+    ch.turn_flag_probs(convs[120:])
+    assert fixed.calls == 1                                            # the batch's probabilities were kept
+    ch.turn_flags = None                                               # the stand-in has no files
+    ch.save(tmp_path)
+    back = RidgeChannel.load(tmp_path)
+    assert back.struct["flags"] == ["unanswered_question"]
+    back.turn_flags = fixed
+    assert np.allclose(back.scores(convs[120:], [()] * 30), s, atol=1e-2)
+
+
+def test_oof_flag_probs_come_from_models_fitted_on_the_other_folds(tmp_path):
+    """Each generated chat's probability comes from a turn model that never saw it, and the flags it finds rank
+    above the chats reviewers did not flag."""
+    from sklearn.metrics import roc_auc_score
+    from qa.model.train import oof_flag_probs
+    gen = ROOT / "data" / "labelled" / "gen" / "gen.jsonl"
+    lines = gen.read_text(encoding="utf-8").splitlines()[:400]
+    (tmp_path / "g.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    convs = [c for c in read_path(tmp_path / "g.jsonl") if hasattr(c, "messages")]
+    proj = Projection.fit(*load_teacher(_teacher(tmp_path)), dims=4, max_features=2000)
+    turns = {"unanswered_question": "customer.unanswered", "vague_reply": "agent.vague", "privacy_leak": None}
+    out = oof_flag_probs(convs, proj, turns, seed=1)
+    assert set(out) == {"unanswered_question", "vague_reply"}
+    assert all(v.shape == (len(convs),) and ((v >= 0) & (v <= 1)).all() for v in out.values())
+    gold = np.array([any("vague_reply" in r.get("rules", []) for r in c.labels["reviews"]) for c in convs])
+    assert gold.any() and roc_auc_score(gold, out["vague_reply"]) > 0.6
+    assert np.array_equal(oof_flag_probs(convs, proj, turns, seed=1)["vague_reply"], out["vague_reply"])
+
+
+def test_from_model_without_a_teacher_keeps_its_projection(tmp_path):
+    pytest.importorskip("torch")
+    from qa.model.train import TrainArgs, train
+    lines = HAND.read_text(encoding="utf-8").splitlines()
+    (tmp_path / "a.jsonl").write_text("\n".join(lines[:40]) + "\n", encoding="utf-8")
+    (tmp_path / "real_b.jsonl").write_text("\n".join(lines[40:100]) + "\n", encoding="utf-8")
+    common = dict(data=[str(tmp_path / "a.jsonl"), str(tmp_path / "real_b.jsonl")], base_model="none", epochs=1,
+                  batch_size=8, max_steps=2, dev_fraction=0.3, seed=1, use_encoder=False, ridge_on=["real_*"])
+    train(TrainArgs(out=str(tmp_path / "first"), teacher=str(_teacher(tmp_path)), **common))
+    metrics = train(TrainArgs(out=str(tmp_path / "again"), from_model=str(tmp_path / "first"), **common))
+    assert metrics["ridge"]["projection_from"] == "first"
+    a, b = RidgeChannel.load(tmp_path / "first"), RidgeChannel.load(tmp_path / "again")
+    texts = ["亲，今天发货", "退款已经处理"]
+    assert np.allclose(a.projection.embed_ngrams(a.projection.ngram_rows(texts)),
+                       b.projection.embed_ngrams(b.projection.ngram_rows(texts)))

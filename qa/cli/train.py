@@ -42,7 +42,7 @@ def train_cli(
     ridge_on: list[str] = typer.Option(None, help="GLOB: fit the ridge channel on the chats of the training files "
                                        "matching it (e.g. your reviewed real chats); repeatable"),
     teacher: Path = typer.Option(None, help="Teacher sentence vectors (.npz, scripts/build_teacher.py) for the "
-                                 "ridge channel's projection"),
+                                 "ridge channel's projection (without it, --from-model's projection is kept)"),
 ) -> None:
     """Fine-tune: seeded, early stopping on a dev split, calibrated, resumable; writes weights, tokenizer,
     label map, metrics and MODEL_CARD.md."""

@@ -6,7 +6,8 @@ outnumber the real ones; on real chats their grades rank barely better than a mo
 alone. Small regressions fitted only on the chosen chats, one on the char 1–3-gram TF-IDF of the agent's
 text, one on projected sentence vectors (``qa.model.projection``: mean agent and mean customer message
 vector) and, when fitted with rule findings, one on the chat's structure (``struct_features``: style counts,
-how often each rule fired, the agent's message lengths and run-on sentences), are z-scored on their
+how often each rule fired, the agent's message lengths and run-on sentences, and the turn-level flag models'
+chat probabilities for unanswered questions and vague replies, out of fold when fitting), are z-scored on their
 out-of-fold predictions, averaged (a dimension drops the structure part unless it ranks the held-out folds
 better) and rescaled to unit out-of-fold spread into a score ``r`` (≈ N(0, 1), higher = better). Each
 dimension's logits get ``beta · g · r · c``: ``c`` the centred ordinal position of each level (best level
@@ -77,6 +78,13 @@ def struct_features(conv: Conversation, findings, rules: Sequence[str]) -> list[
                sum(c > 40 for c in clauses) / max(len(ag), 1), math.log1p(sum(lengths))])
 
 
+def flag_features(probs: np.ndarray) -> np.ndarray:
+    """[n, 2·flags] from [n, flags] chat probabilities of the turn-level flag models: each as is and as a logit
+    (clipped), so the regression can read both a likely flag and how sure the model is."""
+    p = np.asarray(probs, np.float32).reshape(len(probs), -1)
+    return np.c_[p, np.log(p + 1e-3) - np.log(1 - p + 1e-3)].astype(np.float32)
+
+
 def gate_text(conv: Conversation) -> str:
     return _MASK.sub(" ", " ".join(m.norm for m in conv.messages if m.type == "text" and m.text))
 
@@ -112,9 +120,10 @@ class RidgeChannel:
         self.r_std = np.ones(len(dims), np.float32)   # the averaged score's out-of-fold spread: r has unit spread
         self.info = dict(info or {})
         self.gate = gate   # {"vec", "mean", "scale", "coef", "bias"}, or None: every chat counts fully
-        self.struct = struct   # {"rules", "mean", "scale", "coef", "bias", "use"}, or None: no structure part
+        self.struct = struct   # {"rules", "flags", "mean", "scale", "coef", "bias", "use"}, or None: no structure part
         self.turn_flags = None   # qa.model.turnflags.TurnFlags fitted on the same chats, or None
         self._gate_last: tuple[list, np.ndarray] | None = None   # the previous batch and its gate (``gate_probs``)
+        self._flags_last: tuple[list, dict] | None = None        # and its turn-model chat probabilities
 
     # -- features -------------------------------------------------------------------------------------
     def part_weights(self) -> np.ndarray:
@@ -141,7 +150,10 @@ class RidgeChannel:
             if findings is None:
                 raise ValueError("this ridge channel reads rule findings: pass findings")
             st = self.struct
-            x = np.array([struct_features(c, f, st["rules"]) for c, f in zip(convs, findings)])
+            x = np.array([struct_features(c, f, st["rules"]) for c, f in zip(convs, findings)], np.float32)
+            if st.get("flags"):
+                probs = self._chat_flag_probs(convs)
+                x = np.c_[x, flag_features(np.stack([probs[f][0] for f in st["flags"]], 1))]
             x = (x - st["mean"]) / st["scale"]
             parts.append(x @ st["coef"].T + st["bias"])
         return np.stack(parts, -1)
@@ -191,12 +203,23 @@ class RidgeChannel:
         self.gate = {"vec": vec, "mean": mean.astype(np.float32), "scale": scale.astype(np.float32),
                      "coef": lr.coef_[0].astype(np.float32), "bias": np.float32(lr.intercept_[0])}
 
+    def _chat_flag_probs(self, convs: Sequence[Conversation]) -> dict[str, tuple[np.ndarray, list[int | None]]]:
+        """``turn_flags.chat_probs``, kept for the batch: grading asks for it twice (structure part, flags)."""
+        if self.turn_flags is None or not convs:
+            return {}
+        last = self._flags_last
+        if last is not None and len(last[0]) == len(convs) and all(a is b for a, b in zip(last[0], convs)):
+            return last[1]
+        out = self.turn_flags.chat_probs(convs)
+        self._flags_last = (list(convs), out)
+        return out
+
     def turn_flag_probs(self, convs: Sequence[Conversation]) -> dict[str, tuple[np.ndarray, list[int | None]]]:
         """Flag → ([n] the turn-level flag model's chat probability × the gate, [n] its evidence message)."""
         if self.turn_flags is None or not convs:
             return {}
         g = self.gate_probs(convs)
-        return {f: (p * g, where) for f, (p, where) in self.turn_flags.chat_probs(convs).items()}
+        return {f: (p * g, where) for f, (p, where) in self._chat_flag_probs(convs).items()}
 
     def tilts(self, convs: Sequence[Conversation], levels: dict[str, int], findings=None) -> dict[str, np.ndarray]:
         """Per dimension with a non-zero beta: [n, k] to add to its logits."""
@@ -210,9 +233,11 @@ class RidgeChannel:
     @classmethod
     def fit(cls, convs: Sequence[Conversation], y: np.ndarray, dims: list[str], projection: Projection | None = None,
             folds: int = 5, seed: int = 0, info: dict | None = None, findings=None,
-            rules: Sequence[str] = ()) -> "RidgeChannel":
+            rules: Sequence[str] = (), flag_probs: dict[str, np.ndarray] | None = None) -> "RidgeChannel":
         """``y`` [n, dims]: the reviews' mean ordinal score per dimension (higher = better; NaN = not graded).
-        ``findings`` (per chat its rule findings) and ``rules`` (the rubric's rule ids): fit a structure part."""
+        ``findings`` (per chat its rule findings) and ``rules`` (the rubric's rule ids): fit a structure part;
+        ``flag_probs`` (flag → [n] out-of-fold chat probabilities of the turn-level flag models, which grading
+        then takes from ``turn_flags``) join it."""
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import Ridge
         texts = [agent_text(c) for c in convs]
@@ -225,7 +250,10 @@ class RidgeChannel:
         struct = None
         if findings is not None:
             xf = np.array([struct_features(c, f, list(rules)) for c, f in zip(convs, findings)], np.float32)
-            struct = {"rules": list(rules), "mean": xf.mean(0), "scale": xf.std(0) + 1e-6,
+            names = sorted(flag_probs or {})
+            if names:
+                xf = np.c_[xf, flag_features(np.stack([flag_probs[f] for f in names], 1))]
+            struct = {"rules": list(rules), "flags": names, "mean": xf.mean(0), "scale": xf.std(0) + 1e-6,
                       "coef": np.zeros((len(dims), xf.shape[1]), np.float32), "bias": np.zeros(len(dims), np.float32),
                       "use": np.zeros(len(dims), np.float32)}
             info = dict(info or {}, struct_oof_spearman={})
@@ -300,7 +328,7 @@ class RidgeChannel:
             st = self.struct
             t.update({"struct.mean": st["mean"], "struct.scale": st["scale"], "struct.coef": st["coef"],
                       "struct.bias": st["bias"], "struct.use": st["use"]})
-            meta["struct_rules"] = st["rules"]
+            meta["struct_rules"], meta["struct_flags"] = st["rules"], st.get("flags", [])
         save_file({k: np.ascontiguousarray(v) for k, v in t.items()}, str(directory / TENSORS))
         (directory / FILE).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
         if self.turn_flags is not None:
@@ -333,7 +361,8 @@ class RidgeChannel:
                     "bias": np.float32(t["gate.bias"][0])}
         struct = None
         if "struct_rules" in meta:
-            struct = {"rules": meta["struct_rules"], "mean": t["struct.mean"], "scale": t["struct.scale"],
+            struct = {"rules": meta["struct_rules"], "flags": meta.get("struct_flags", []), "mean": t["struct.mean"],
+                      "scale": t["struct.scale"],
                       "coef": t["struct.coef"], "bias": t["struct.bias"], "use": t["struct.use"]}
         channel = cls(meta["dimensions"], vec, t["text.coef"].astype(np.float32), t["text.bias"], proj,
                       t.get("sem.mean"), t.get("sem.scale"), t.get("sem.coef"), t.get("sem.bias"),

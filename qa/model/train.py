@@ -58,7 +58,8 @@ class TrainArgs:
     from_model: str | None = None            # a trained model: keep its network, refit the ridge channel,
                                              # flag thresholds, temperatures and decision on this data's dev split
     ridge_on: list[str] | None = None        # glob patterns of training files whose chats fit the ridge channel
-    teacher: str | None = None               # teacher vectors (.npz) for the ridge channel's projection
+    teacher: str | None = None               # teacher vectors (.npz) for the ridge channel's projection (without
+                                             # one, a from_model's projection is kept)
 
     def __post_init__(self) -> None:
         if not self.data:
@@ -564,16 +565,24 @@ def fit_ridge(args: TrainArgs, train_ex, dev_ex, dims, flag_turns: dict | None =
             if d in e.targets:
                 y[i, j] = float(np.asarray(e.targets[d]) @ centred(len(levels)))
     projection, info = None, {"chats": len(chosen), "files": list(args.ridge_on)}
-    if args.teacher:
+    kept = RidgeChannel.load(args.from_model) if args.from_model and not args.teacher else None
+    if kept is not None and kept.projection is not None:   # no teacher given: keep the trained model's projection
+        projection = kept.projection
+        info.update({k: kept.info[k] for k in ("teacher", "teacher_texts", "projection_dims", "projection_ngrams")
+                     if k in kept.info}, projection_from=Path(args.from_model).name)
+    elif args.teacher:
         held = {m.text for e in dev_ex for m in e.conv.messages if m.text}
         texts, vectors = load_teacher(args.teacher, exclude=held)
         projection = Projection.fit(texts, vectors, seed=args.seed)
         info.update(teacher=Path(args.teacher).name, teacher_texts=len(texts), projection_dims=projection.dims,
                     projection_ngrams=len(projection.vec.vocabulary_))
+    convs = [e.conv for e in chosen]
+    flag_probs = (oof_flag_probs(convs, projection, flag_turns, seed=args.seed)
+                  if projection is not None and flag_turns and findings is not None else None)
     log.info("ridge channel: fitting on %d chats%s", len(chosen), " with a projection" if projection else "")
-    channel = RidgeChannel.fit([e.conv for e in chosen], y, list(dims), projection, seed=args.seed, info=info,
+    channel = RidgeChannel.fit(convs, y, list(dims), projection, seed=args.seed, info=info,
                                findings=[findings[i] for i in picked] if findings is not None else None,
-                               rules=rules or ())
+                               rules=rules or (), flag_probs=flag_probs)
     own = {id(e) for e in chosen}
     other = [e.conv for e in train_ex if id(e) not in own]
     if other:   # every training chat is the channel's own: no gate (it applies to every chat fully)
@@ -581,9 +590,28 @@ def fit_ridge(args: TrainArgs, train_ex, dev_ex, dims, flag_turns: dict | None =
     channel.info["gate"] = channel.gate is not None
     if projection is not None and flag_turns:
         from qa.model.turnflags import TurnFlags
-        channel.turn_flags = TurnFlags.fit([e.conv for e in chosen], projection, flag_turns)
+        channel.turn_flags = TurnFlags.fit(convs, projection, flag_turns)
         channel.info["turn_flags"] = channel.turn_flags.info if channel.turn_flags else None
     return channel
+
+
+def oof_flag_probs(convs, projection, flag_turns: dict, folds: int = 5, seed: int = 0) -> dict[str, np.ndarray]:
+    """Flag → [n] each chat's turn-level flag model probability (``qa.model.turnflags``), from models fitted on
+    the other folds: the ridge channel's structure part learns from them what grading will read from
+    ``turn_flags`` on new chats. Flags without a model in some fold are left out."""
+    from qa.model.turnflags import TurnFlags
+    fold = np.random.default_rng(seed).permutation(len(convs)) % folds
+    per_fold = []
+    for f in range(folds):
+        te = np.flatnonzero(fold == f)
+        model = TurnFlags.fit([c for c, k in zip(convs, fold) if k != f], projection, flag_turns)
+        per_fold.append((te, model.chat_probs([convs[i] for i in te]) if model is not None else {}))
+    out = {}
+    for flag in set.intersection(*(set(probs) for _, probs in per_fold)):
+        out[flag] = np.zeros(len(convs), np.float32)
+        for te, probs in per_fold:
+            out[flag][te] = probs[flag][0]
+    return out
 
 
 def choose_turn_thresholds(ridge, flag_logits, thresholds: dict, dev_ex, flags: list[str], fired) -> dict:
