@@ -6,7 +6,10 @@ cluster actor) maps batches through a ``Grader``.
 
 Arithmetic: every weighted dimension starts at a base level — the model's level, the timing level of the
 analysis, or the top of the scale for rule-only dimensions — and each rule that fired applies its effects once
-(``cap`` lowers the level to at most the cap, ``deduct`` moves it down the scale). A dimension earns
+(``cap`` lowers the level to at most the cap, ``deduct`` moves it down the scale). On a model-graded dimension a
+``deduct`` counts from the top instead (two one-step deducts: at most two steps below the best level), because
+the model's level already weighs what the rule saw: a curt chat with no greeting is a 3 from the model, and
+taking another step off would count the missing greeting twice. A dimension earns
 ``weight × (position on the scale, best = 1, worst = 0)``, rounded to 0.01; the score is the sum, over 100 when
 every weighted dimension applies, clamped to 0–100 (rounded points can add up to a few hundredths over 100). Weights of dimensions that do not apply are spread over the rest, and the record says why
 in ``not_graded``: ``no_model`` (graded without a classifier), ``no_reply_turn`` (no agent or bot message: the
@@ -109,6 +112,7 @@ def grade(conv: Conversation, rubric: Rubric, analysis: Analysis, *, profile: st
     first: dict = {}
     for f in findings:
         first.setdefault(f.rule, f)
+    steps: dict[str, int] = {}     # per model dimension, the deduct steps so far (they bound from the top)
     for rid, f in first.items():
         rule = rubric.rules.get(rid)
         if rule is None:
@@ -121,7 +125,12 @@ def grade(conv: Conversation, rubric: Rubric, analysis: Analysis, *, profile: st
             after = before
             if e.cap is not None and rubric.scale.index(e.cap) > rubric.scale.index(before):
                 after = e.cap
-            if e.deduct:
+            if e.deduct and row["source"] == "model":   # the model's level already weighs what the rule saw
+                steps[e.dimension] = steps.get(e.dimension, 0) + e.deduct
+                bound = rubric.lower(rubric.best, steps[e.dimension])
+                if rubric.scale.index(bound) > rubric.scale.index(after):
+                    after = bound
+            elif e.deduct:
                 after = rubric.lower(after, e.deduct)
             if after != before:
                 row["level"] = after

@@ -69,6 +69,26 @@ def test_score_model_level_and_rule_effects(rubric, profile):
     assert model_row["dimension"] == "attitude" and model_row["confidence"] == 0.7
 
 
+def test_a_deduct_on_a_model_dimension_counts_from_the_top(rubric):
+    """missing_greeting and missing_closing each take one step off etiquette: from the top on a model dimension
+    (at most 4, then at most 3), so a model level already at or below that bound loses nothing more; a rule
+    dimension (resolution) still moves down from where it is."""
+    greet, close = _finding("missing_greeting", "minor", 0), _finding("missing_closing", "minor", 3)
+    top = _grade(_conv(), rubric, findings=[greet], prediction=_pred())
+    assert top["dimensions"]["etiquette"]["level"] == 4
+    both = _grade(_conv(), rubric, findings=[greet, close], prediction=_pred())
+    assert both["dimensions"]["etiquette"]["level"] == 3
+    assert [d["rule"] for d in both["deductions"] if d["dimension"] == "etiquette"] == ["missing_greeting",
+                                                                                        "missing_closing"]
+    low = _grade(_conv(), rubric, findings=[greet, close], prediction=_pred(etiquette=3))
+    assert low["dimensions"]["etiquette"]["level"] == 3                     # the model's 3 already counts them
+    assert [d["source"] for d in low["deductions"] if d["dimension"] == "etiquette"] == ["model"]
+    lower = _grade(_conv(), rubric, findings=[greet], prediction=_pred(etiquette=2))
+    assert lower["dimensions"]["etiquette"]["level"] == 2
+    res = _grade(_conv(), rubric, findings=[_finding("vague_reply")], prediction=_pred())
+    assert res["dimensions"]["resolution"]["level"] == 4                    # rules-sourced: one step down
+
+
 def test_score_red_line_fails_the_conversation(rubric):
     r = _grade(_conv(), rubric, findings=[_finding("off_platform_diversion", "red_line")], prediction=_pred())
     assert r["failed"] and r["score"] == 0 and r["band"] == "不合格"

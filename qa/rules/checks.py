@@ -43,7 +43,7 @@ def off_platform_diversion(ctx: Context, params: dict[str, Any]) -> Iterator[Dra
     # the customer asks for WeChat/phone and the agent agrees
     yes = params.get("agree", ["可以", "好的", "行", "加吧", "好", "ok", "嗯", "没问题", "当然"])
     for i, m in enumerate(ctx.msgs):
-        if m.role != "customer" or not ctx.has("contact_app", i):
+        if m.role != "customer" or not ctx.has("contact_app", i) or ctx.has("platform_pay", i):
             continue
         nxt = next((j for j in range(i + 1, len(ctx.msgs)) if ctx.msgs[j].role in AGENT_SIDE), None)
         if nxt is None or not ctx.msgs[nxt].has_text:

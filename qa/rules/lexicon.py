@@ -55,6 +55,15 @@ class _Orths(dict):
         return orth
 
 
+def _glued(text: str, start: int, end: int) -> bool:
+    """A Latin-letter hit ("wx", "qq", "vx") that continues a longer run of letters, digits or a masked value
+    ("…f[数字x]wx[数字x]" in a tax number): part of an ID, not a word of its own."""
+    if not text[start:end].isascii() or not text[start:end].isalnum() or start == 0:
+        return False
+    prev = text[start - 1]
+    return (prev.isascii() and prev.isalnum()) or prev == "]"
+
+
 class Lexicon:
     """Compiled phrase lists; ``scan`` finds every category's hits in a list of texts."""
 
@@ -137,6 +146,8 @@ class Lexicon:
                 if excl and any(j == i and xs <= s and e <= xe for j, xs, xe in excl):
                     continue
                 if neg and self._negated(parts[i], s, [(ns, ne) for j, ns, ne in neg if j == i], cat.window):
+                    continue
+                if _glued(parts[i], s, e):
                     continue
                 kept.append(Hit(name, i, s, e, parts[i][s:e]))
             if kept:
