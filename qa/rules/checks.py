@@ -270,9 +270,13 @@ def slow_first_response(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
 @register("negative_emotion_unsoothed.v1")
 def negative_emotion_unsoothed(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     upset = [h for h in ctx.hits.get("upset", ()) if ctx.msgs[h.message].role == "customer"]
+    # a plainly reported problem (坏了, 掉色, 质量问题) counts unless the customer asks in the same message how to
+    # fix it (坏了怎么保修, 充电仓坏了 保修吗): that is a practical request, not an upset customer
+    upset += [h for h in ctx.hits.get("upset_weak", ())
+              if ctx.msgs[h.message].role == "customer" and not ctx.has("question", h.message)]
     if not upset:
         return
-    first = upset[0]
+    first = min(upset, key=lambda h: (h.message, h.start))
     soothed = any(ctx.has("apology", k) for k in ctx.texts(AGENT_SIDE) if k > first.message)
     if not soothed:
         yield hit_draft(first, "顾客情绪不满，客服没有道歉或安抚")
