@@ -122,8 +122,7 @@ class RidgeChannel:
         self.gate = gate   # {"vec", "mean", "scale", "coef", "bias"}, or None: every chat counts fully
         self.struct = struct   # {"rules", "flags", "mean", "scale", "coef", "bias", "use"}, or None: no structure part
         self.turn_flags = None   # qa.model.turnflags.TurnFlags fitted on the same chats, or None
-        self._gate_last: tuple[list, np.ndarray] | None = None   # the previous batch and its gate (``gate_probs``)
-        self._flags_last: tuple[list, dict] | None = None        # and its turn-model chat probabilities
+        self._last: dict[str, tuple[list, object]] = {}   # per kind, the previous batch and its result (``_memo``)
 
     # -- features -------------------------------------------------------------------------------------
     def part_weights(self) -> np.ndarray:
@@ -176,15 +175,22 @@ class RidgeChannel:
         """[n]: how like the channel's own chats each chat is (1 everywhere without a gate)."""
         if self.gate is None or not convs:
             return np.ones(len(convs), dtype=np.float32)
-        last = self._gate_last   # grading asks three times per batch (tilts, turn flags, cutpoints)
-        if last is not None and len(last[0]) == len(convs) and all(a is b for a, b in zip(last[0], convs)):
-            return last[1]
+        return self._memo("gate", convs, self._gate)   # grading asks three times per batch
+
+    def _gate(self, convs: Sequence[Conversation]) -> np.ndarray:
         g = self.gate
         x = np.asarray(g["vec"].transform([gate_text(c) for c in convs]) @ g["coef"][:-len(g["mean"])])
         style = (np.array([style_counts(c) for c in convs]) - g["mean"]) / g["scale"] * GATE_STYLE
         z = x + style @ g["coef"][-len(g["mean"]):] + g["bias"]
-        out = (1 / (1 + np.exp(-z))).astype(np.float32)
-        self._gate_last = (list(convs), out)
+        return (1 / (1 + np.exp(-z))).astype(np.float32)
+
+    def _memo(self, kind: str, convs: Sequence[Conversation], compute):
+        """``compute(convs)``, or its result for the previous batch when ``convs`` are the same objects."""
+        last = self._last.get(kind)
+        if last is not None and len(last[0]) == len(convs) and all(a is b for a, b in zip(last[0], convs)):
+            return last[1]
+        out = compute(convs)
+        self._last[kind] = (list(convs), out)
         return out
 
     def fit_gate(self, own: Sequence[Conversation], other: Sequence[Conversation]) -> None:
@@ -199,7 +205,7 @@ class RidgeChannel:
                            sparse.csr_matrix((st - mean) / scale * GATE_STYLE)]).tocsr()
         y = np.r_[np.ones(len(own)), np.zeros(len(other))]
         lr = LogisticRegression(C=GATE_C, class_weight="balanced", max_iter=2000).fit(x, y)
-        self._gate_last = None
+        self._last.pop("gate", None)
         self.gate = {"vec": vec, "mean": mean.astype(np.float32), "scale": scale.astype(np.float32),
                      "coef": lr.coef_[0].astype(np.float32), "bias": np.float32(lr.intercept_[0])}
 
@@ -207,12 +213,7 @@ class RidgeChannel:
         """``turn_flags.chat_probs``, kept for the batch: grading asks for it twice (structure part, flags)."""
         if self.turn_flags is None or not convs:
             return {}
-        last = self._flags_last
-        if last is not None and len(last[0]) == len(convs) and all(a is b for a, b in zip(last[0], convs)):
-            return last[1]
-        out = self.turn_flags.chat_probs(convs)
-        self._flags_last = (list(convs), out)
-        return out
+        return self._memo("flags", convs, self.turn_flags.chat_probs)
 
     def turn_flag_probs(self, convs: Sequence[Conversation]) -> dict[str, tuple[np.ndarray, list[int | None]]]:
         """Flag → ([n] the turn-level flag model's chat probability × the gate, [n] its evidence message)."""
