@@ -126,10 +126,12 @@ def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
 
 @register("mechanical_repetition.v1")
 def mechanical_repetition(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
-    """The same or nearly the same canned text (character-bigram Jaccard ≥ similarity) sent again to another
-    question. An exact pre-test comes first: each character only one text has puts it in a bigram only that
-    text has, so Jaccard ≥ sim needs |chars(a) ^ chars(b)| ≤ 2 (1 − sim) (|a| + |b| − 2); bigrams are built
-    only for the pairs that pass."""
+    """The same or nearly the same canned text sent again to another question: character-bigram Jaccard ≥
+    ``similarity``, or the one text whole inside the other (real agents resend a reply with a word or a closing
+    offer added). A message that is only courtesy (a stock greeting, closing offer or apology sent twice) is not
+    a repeated answer. An exact pre-test comes first: each character only one text has puts it in a bigram only
+    that text has, so Jaccard ≥ sim needs |chars(a) ^ chars(b)| ≤ 2 (1 − sim) (|a| + |b| − 2); bigrams are
+    built only for the pairs that pass."""
     min_len, sim = int(params.get("min_chars", 6)), float(params.get("similarity", 0.8))
     slack = 2 * (1 - sim)
     seen: list[tuple[int, str, set[str], str]] = []  # (index, text, its characters, customer text it answered)
@@ -143,13 +145,13 @@ def mechanical_repetition(ctx: Context, params: dict[str, Any]) -> Iterator[Draf
         if m.role not in AGENT_SIDE or not ctx.is_text[i]:
             continue
         t = _PUNCT.sub("", ctx.norms[i])
-        if len(t) < min_len:
+        if len(t) < min_len or ctx.content_len(i, "greeting", "closing", "apology") < min_len:
             continue
         chars = set(t)
         for j, (k, other, ochars, asked) in enumerate(seen):
             if j in flagged:
                 continue
-            if other != t:
+            if other != t and not (t in other or other in t):
                 if len(chars ^ ochars) > slack * (len(t) + len(other) - 2):
                     continue
                 a = grams.get(i) or grams.setdefault(i, _bigrams(t))
