@@ -151,7 +151,7 @@ def mechanical_repetition(ctx: Context, params: dict[str, Any]) -> Iterator[Draf
         for j, (k, other, ochars, asked) in enumerate(seen):
             if j in flagged:
                 continue
-            if other != t and not (t in other or other in t):
+            if t not in other and other not in t:   # equal, or one whole inside the other: a repeat
                 if len(chars ^ ochars) > slack * (len(t) + len(other) - 2):
                     continue
                 a = grams.get(i) or grams.setdefault(i, _bigrams(t))
