@@ -64,11 +64,28 @@ def privacy_leak(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
         if not any(k <= i or ctx.roles[k] == "customer" for k in need):
             for h in ctx.hits_in("privacy_ask", i):
                 yield hit_draft(h, "客服索要非必要的敏感信息")
+        for h in ctx.hits_in("privacy_never", i):
+            yield hit_draft(h, "客服索要密码、验证码等任何情况下都不该提供的信息")
         for h in ctx.hits_in("privacy_reveal", i):
             yield hit_draft(h, "客服泄露他人或敏感信息")
-        if ctx.has("privacy_reveal", i) or ctx.has("other_buyer", i) or told < i:
-            for h in ctx.hits_in("address", i) + ctx.hits_in("contact_number", i) + ctx.hits_in("masked_phone", i):
-                yield hit_draft(h, "客服泄露他人的电话或地址")
+        # someone else's: the agent says whose, the customer asked about another's order, or objects next
+        if ctx.has("privacy_reveal", i) or ctx.has("other_buyer", i) or told < i or _objected(ctx, i):
+            for c in _PERSONAL:
+                for h in ctx.hits_in(c, i):
+                    yield hit_draft(h, "客服泄露他人的电话或地址")
+
+
+_PERSONAL = ("address", "contact_number", "masked_phone", "tail_number")
+
+
+def _objected(ctx: Context, i: int) -> bool:
+    """Agent message i holds a phone number or an address that was someone else's: the customer's next two
+    messages say so (你把别人信息发我了, 不是 我姓陈), or the agent's next message does (那个是另一个客户的)."""
+    if not any(ctx.has(c, i) for c in _PERSONAL):
+        return False
+    customer = [k for k in range(i + 1, len(ctx.msgs)) if ctx.roles[k] == "customer"][:2]
+    agent = next((k for k in range(i + 1, len(ctx.msgs)) if ctx.roles[k] == "agent"), None)
+    return any(ctx.has("privacy_complaint", k) for k in customer) or (agent is not None and ctx.has("other_buyer", agent))
 
 
 def _runs(ctx: Context) -> list[tuple[list[int], int | None]]:
@@ -194,8 +211,10 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
     min_fact = int(params.get("min_fact_chars", 4))
     yes_no_q = _yes_no_question(tuple(params.get("yes_no_question", ())))
     yes_no_a = tuple(params.get("yes_no_answer", ()))
+    wh_q = _yes_no_question(tuple(params.get("wh_question", (r"[\s\S]",))))  # no list: every question asks a fact
     responders = ("agent",) if ctx.side(("agent",)) else AGENT_SIDE
     runs = _runs(ctx)
+    stale = _resent(ctx, int(params.get("min_chars", 6)), float(params.get("similarity", 0.8)), min_fact)
     for n, (run, _) in enumerate(runs):
         q = [k for k in run if ctx.has("question", k)]
         if not q:
@@ -207,11 +226,13 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
             seg = [k for k in range(runs[m][0][-1] + 1, end) if ctx.msgs[k].role in responders and ctx.msgs[k].has_text]
             has_fact = False
             for k in seg:
-                if ctx.content_len(k, "holding", "greeting", "closing", "apology", "nonanswer") >= min_fact:
+                if k in stale:
+                    continue
+                if ctx.content_len(k, *_NO_FACT) >= min_fact:
                     has_fact = True
                 elif yes_no_a and not ctx.has("nonanswer", k) and any(map(ctx.norms[k].__contains__, yes_no_a)):
-                    if yes_no is None:
-                        yes_no = any(yes_no_q.search(ctx.norms[j]) for j in q)
+                    if yes_no is None:  # a yes/no pattern, or a question with no wh-word (所以这样就行？)
+                        yes_no = any(yes_no_q.search(ctx.norms[j]) or not wh_q.search(ctx.norms[j]) for j in q)
                     has_fact = yes_no
                 if has_fact:
                     break
@@ -223,6 +244,36 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
                 break  # the customer has moved on to another question
         if not answered:
             yield Draft("顾客的问题到最后都没有得到回答", q[0], (0, len(ctx.msgs[q[0]].text or "")))
+
+
+_NO_FACT = ("holding", "greeting", "closing", "apology", "nonanswer", "deferral")
+
+
+def _resent(ctx: Context, min_len: int, sim: float, min_fact: int) -> set[int]:
+    """Agent messages that resend, whole or nearly (bigram Jaccard ≥ ``sim``), an earlier agent message sent
+    to a different customer question, adding fewer than ``min_fact`` characters of fact to it: a canned text
+    resent tells the new question nothing."""
+    out: set[int] = set()
+    seen: list[tuple[str, set[str], str]] = []
+    last_customer = ""
+    for i, m in enumerate(ctx.msgs):
+        if m.role == "customer":
+            last_customer = ctx.norms[i] or m.type
+            continue
+        if m.role not in AGENT_SIDE or not ctx.is_text[i]:
+            continue
+        t = _PUNCT.sub("", ctx.norms[i])
+        if len(t) < min_len:
+            continue
+        grams = _bigrams(t)
+        added = ctx.content_len(i, *_NO_FACT)
+        for other, ograms, asked in seen:
+            resent = t in other or (other in t and added - len(other) < min_fact) or _jaccard(grams, ograms) >= sim
+            if resent and not _same_question(asked, last_customer):
+                out.add(i)
+                break
+        seen.append((t, grams, last_customer))
+    return out
 
 
 @functools.lru_cache(maxsize=16)
