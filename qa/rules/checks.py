@@ -85,7 +85,8 @@ def _objected(ctx: Context, i: int) -> bool:
         return False
     customer = [k for k in range(i + 1, len(ctx.msgs)) if ctx.roles[k] == "customer"][:2]
     agent = next((k for k in range(i + 1, len(ctx.msgs)) if ctx.roles[k] == "agent"), None)
-    return any(ctx.has("privacy_complaint", k) for k in customer) or (agent is not None and ctx.has("other_buyer", agent))
+    disowned = agent is not None and ctx.has("other_buyer", agent)
+    return disowned or any(ctx.has("privacy_complaint", k) for k in customer)
 
 
 def _runs(ctx: Context) -> list[tuple[list[int], int | None]]:
