@@ -155,17 +155,9 @@ def mechanical_repetition(ctx: Context, params: dict[str, Any]) -> Iterator[Draf
     seen: list[tuple[int, str, set[str], str]] = []  # (index, text, its characters, customer text it answered)
     grams: dict[int, set[str]] = {}
     flagged: set[int] = set()
-    last_customer = ""
-    for i, m in enumerate(ctx.msgs):
-        if m.role == "customer":
-            last_customer = ctx.norms[i] or m.type
-            continue
-        if m.role not in AGENT_SIDE or not ctx.is_text[i]:
-            continue
-        t = _PUNCT.sub("", ctx.norms[i])
+    for i, (t, last_customer, chars) in _agent_texts(ctx).items():
         if len(t) < min_len or ctx.content_len(i, "greeting", "closing", "apology") < min_len:
             continue
-        chars = set(t)
         for j, (k, other, ochars, asked) in enumerate(seen):
             if j in flagged:
                 continue
@@ -179,7 +171,7 @@ def mechanical_repetition(ctx: Context, params: dict[str, Any]) -> Iterator[Draf
             if _same_question(asked, last_customer):  # tested last: it is the costliest test
                 continue
             flagged.add(j)
-            yield Draft(f"同一段话术重复发送（第 {k} 条与第 {i} 条）", i, (0, len(m.text or "")))
+            yield Draft(f"同一段话术重复发送（第 {k} 条与第 {i} 条）", i, (0, len(ctx.msgs[i].text or "")))
             break
         seen.append((i, t, chars, last_customer))
 
@@ -215,7 +207,7 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
     wh_q = _yes_no_question(tuple(params.get("wh_question", (r"[\s\S]",))))  # no list: every question asks a fact
     responders = ("agent",) if ctx.side(("agent",)) else AGENT_SIDE
     runs = _runs(ctx)
-    stale = _resent(ctx, int(params.get("min_chars", 6)), float(params.get("similarity", 0.8)), min_fact)
+    min_len, sim = int(params.get("min_chars", 6)), float(params.get("similarity", 0.8))
     for n, (run, _) in enumerate(runs):
         q = [k for k in run if ctx.has("question", k)]
         if not q:
@@ -227,14 +219,14 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
             seg = [k for k in range(runs[m][0][-1] + 1, end) if ctx.msgs[k].role in responders and ctx.msgs[k].has_text]
             has_fact = False
             for k in seg:
-                if k in stale:
-                    continue
                 if ctx.content_len(k, *_NO_FACT) >= min_fact:
                     has_fact = True
                 elif yes_no_a and not ctx.has("nonanswer", k) and any(map(ctx.norms[k].__contains__, yes_no_a)):
                     if yes_no is None:  # a yes/no pattern, or a question with no wh-word (所以这样就行？)
                         yes_no = any(yes_no_q.search(ctx.norms[j]) or not wh_q.search(ctx.norms[j]) for j in q)
                     has_fact = yes_no
+                if has_fact and _resent(ctx, k, min_len, sim, min_fact):
+                    has_fact = False   # a canned text sent before to another question
                 if has_fact:
                     break
             pushed = m + 1 < len(runs) and any(ctx.has("ignored", k) for k in runs[m + 1][0])
@@ -250,31 +242,44 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
 _NO_FACT = ("holding", "greeting", "closing", "apology", "nonanswer", "deferral")
 
 
-def _resent(ctx: Context, min_len: int, sim: float, min_fact: int) -> set[int]:
-    """Agent messages that resend, whole or nearly (bigram Jaccard ≥ ``sim``), an earlier agent message sent
-    to a different customer question, adding fewer than ``min_fact`` characters of fact to it: a canned text
-    resent tells the new question nothing."""
-    out: set[int] = set()
-    seen: list[tuple[str, set[str], str]] = []
-    last_customer = ""
-    for i, m in enumerate(ctx.msgs):
-        if m.role == "customer":
-            last_customer = ctx.norms[i] or m.type
+def _resent(ctx: Context, k: int, min_len: int, sim: float, min_fact: int) -> bool:
+    """Agent message k resends, whole or nearly (bigram Jaccard ≥ ``sim``), an earlier agent message sent to a
+    different customer question, adding fewer than ``min_fact`` characters of fact to it: a canned text resent
+    tells the new question nothing. The character-set pre-test of ``mechanical_repetition`` comes first."""
+    texts = _agent_texts(ctx)
+    t, asked, chars = texts.get(k, ("", "", set()))
+    if len(t) < min_len:
+        return False
+    slack, grams = 2 * (1 - sim), None
+    for j, (other, asked_j, ochars) in texts.items():
+        if j >= k:
+            break
+        if t in other or (other in t and ctx.content_len(k, *_NO_FACT) - len(other) < min_fact):
+            pass
+        elif len(chars ^ ochars) > slack * (len(t) + len(other) - 2):
             continue
-        if m.role not in AGENT_SIDE or not ctx.is_text[i]:
-            continue
-        t = _PUNCT.sub("", ctx.norms[i])
-        if len(t) < min_len:
-            continue
-        grams = _bigrams(t)
-        added = ctx.content_len(i, *_NO_FACT)
-        for other, ograms, asked in seen:
-            resent = t in other or (other in t and added - len(other) < min_fact) or _jaccard(grams, ograms) >= sim
-            if resent and not _same_question(asked, last_customer):
-                out.add(i)
-                break
-        seen.append((t, grams, last_customer))
-    return out
+        else:
+            grams = grams or _bigrams(t)
+            if _jaccard(grams, _bigrams(other)) < sim:
+                continue
+        if not _same_question(asked_j, asked):
+            return True
+    return False
+
+
+def _agent_texts(ctx: Context) -> dict[int, tuple[str, str, set[str]]]:
+    """Agent-side text message index → (its text without punctuation, the customer text it followed, the
+    text's characters)."""
+    if "agent_texts" not in ctx._memo:
+        out, last = {}, ""
+        for i, m in enumerate(ctx.msgs):
+            if m.role == "customer":
+                last = ctx.norms[i] or m.type
+            elif m.role in AGENT_SIDE and ctx.is_text[i]:
+                t = _PUNCT.sub("", ctx.norms[i])
+                out[i] = (t, last, set(t))
+        ctx._memo["agent_texts"] = out
+    return ctx._memo["agent_texts"]
 
 
 @functools.lru_cache(maxsize=16)
