@@ -37,6 +37,8 @@ def off_platform_diversion(ctx: Context, params: dict[str, Any]) -> Iterator[Dra
         hotline = ctx.hits_in("hotline", i)
         for h in ctx.hits_in("contact_app", i) + ctx.hits_in("offsite_pay", i):
             yield hit_draft(h, "客服引导顾客到站外联系或交易")
+        if _someone_elses(ctx, i):
+            continue  # another buyer's number: a privacy leak, not the agent's own contact
         for h in ctx.hits_in("contact_number", i):
             if not any(x.start <= h.start < x.end for x in hotline):
                 yield hit_draft(h, "客服发送私人联系方式（含变体写法）")
@@ -56,9 +58,6 @@ def off_platform_diversion(ctx: Context, params: dict[str, Any]) -> Iterator[Dra
 @register("privacy_leak.v1")
 def privacy_leak(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     need = [h.message for h in ctx.hits.get("privacy_need", ())]  # 专票, 清关, 提现 …
-    # the first customer message asking about someone else's order
-    told = min((h.message for h in ctx.hits.get("third_party", ()) if ctx.roles[h.message] == "customer"),
-               default=len(ctx.msgs))
     for i in ctx.texts(AGENT_SIDE):
         # a need the customer raised, or the agent gave before or with the ask — not one made up afterwards
         if not any(k <= i or ctx.roles[k] == "customer" for k in need):
@@ -68,14 +67,24 @@ def privacy_leak(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
             yield hit_draft(h, "客服索要密码、验证码等任何情况下都不该提供的信息")
         for h in ctx.hits_in("privacy_reveal", i):
             yield hit_draft(h, "客服泄露他人或敏感信息")
-        # someone else's: the agent says whose, the customer asked about another's order, or objects next
-        if ctx.has("privacy_reveal", i) or ctx.has("other_buyer", i) or told < i or _objected(ctx, i):
+        if _someone_elses(ctx, i):
             for c in _PERSONAL:
                 for h in ctx.hits_in(c, i):
                     yield hit_draft(h, "客服泄露他人的电话或地址")
 
 
 _PERSONAL = ("address", "contact_number", "masked_phone", "tail_number")
+
+
+def _someone_elses(ctx: Context, i: int) -> bool:
+    """A phone number or address in agent message i is someone else's: the agent says whose, the customer
+    asked earlier about another person's order, or the customer or agent disowns it next (``_objected``)."""
+    key = ("third_party_from",)
+    if key not in ctx._memo:   # the first customer message asking about someone else's order
+        ctx._memo[key] = min((h.message for h in ctx.hits.get("third_party", ()) if ctx.roles[h.message] == "customer"),
+                             default=len(ctx.msgs))
+    return (ctx.has("privacy_reveal", i) or ctx.has("other_buyer", i) or ctx._memo[key] < i
+            or _objected(ctx, i))
 
 
 def _objected(ctx: Context, i: int) -> bool:
