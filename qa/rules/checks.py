@@ -248,7 +248,7 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
             yield Draft("顾客的问题到最后都没有得到回答", q[0], (0, len(ctx.msgs[q[0]].text or "")))
 
 
-_NO_FACT = ("holding", "greeting", "closing", "apology", "nonanswer", "deferral")
+_NO_FACT = ("holding", "greeting", "closing", "apology", "nonanswer", "deferral", "filler")
 
 
 def _resent(ctx: Context, k: int, min_len: int, sim: float, min_fact: int) -> bool:
