@@ -317,3 +317,24 @@ def test_explicit_dev_files_take_their_file_weights(tmp_path, monkeypatch):
     train(TrainArgs(data=[str(data)], dev=[str(dev)], out=str(tmp_path / "m"), base_model="none", batch_size=4,
                     epochs=1, seed=3, use_encoder=False, weights={"*dev_gen.jsonl": 0.3}))
     assert seen == [0.3] * 6
+
+
+def test_dev_ids_pick_the_dev_split_whatever_files_are_added(tmp_path):
+    """--dev-ids: the listed chats are the dev split, the same one when more training files come."""
+    from qa.errors import ModelError
+    from qa.model.data import load_examples, split_by_ids
+    from qa.model.train import TrainArgs
+    a, b = _subset(tmp_path, 10), tmp_path / "more.jsonl"
+    b.write_text("\n".join(HAND.read_text(encoding="utf-8").splitlines()[10:16]) + "\n", encoding="utf-8")
+    dims = {"attitude": [5, 4, 3, 2]}
+    ids = [e.conv.id for e in load_examples([str(a)], dims)]
+    (tmp_path / "dev_ids.txt").write_text(f"# two chats\n{ids[3]}\n{ids[7]}  # a comment\n\n", encoding="utf-8")
+    for files in ([str(a)], [str(a), str(b)]):
+        tr, dev = split_by_ids(load_examples(files, dims), str(tmp_path / "dev_ids.txt"))
+        assert [e.conv.id for e in dev] == [ids[3], ids[7]]
+        assert len(tr) == len(load_examples(files, dims)) - 2
+    (tmp_path / "other.txt").write_text("no-such-chat\n", encoding="utf-8")
+    with pytest.raises(ModelError, match="none of its 1 ids"):
+        split_by_ids(load_examples([str(a)], dims), str(tmp_path / "other.txt"))
+    with pytest.raises(ValueError, match="not both"):
+        TrainArgs(data=[str(a)], out=str(tmp_path / "m"), dev=[str(b)], dev_ids=str(tmp_path / "dev_ids.txt"))

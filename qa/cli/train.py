@@ -18,7 +18,9 @@ def train_cli(
     rubric: Path = RUBRIC,
     base_model: str = typer.Option("models/base", help="Encoder to fine-tune: a local directory or a hub id "
                                    "(e.g. hfl/rbt3); 'none' = a small encoder from scratch"),
-    dev: list[Path] = typer.Option(None, help="Dev files (default: a seeded split of the data)"),
+    dev: list[Path] = typer.Option(None, help="Dev files (default: a seeded split of the data); repeatable"),
+    dev_ids: Path = typer.Option(None, help="File of conversation ids (one a line): those chats of the data are "
+                                 "the dev split, the same one however many files are added"),
     dev_fraction: float = typer.Option(0.1), epochs: int = typer.Option(8), batch_size: int = typer.Option(16),
     lr: float = typer.Option(3e-4), encoder_lr: float = typer.Option(1e-4), patience: int = typer.Option(2),
     seed: int = typer.Option(13),
@@ -47,7 +49,7 @@ def train_cli(
     """Fine-tune: seeded, early stopping on a dev split, calibrated, resumable; writes weights, tokenizer,
     label map, metrics and MODEL_CARD.md."""
     from qa.model.train import TrainArgs, train
-    check_inputs(list(data) + list(dev or []) + ([teacher] if teacher else []))
+    check_inputs(list(data) + list(dev or []) + ([teacher] if teacher else []) + ([dev_ids] if dev_ids else []))
     if from_model and not (from_model / "config.json").is_file():
         raise typer.BadParameter(f"{from_model}: not a model directory (no config.json)", param_hint="--from-model")
     logging.getLogger("qa.model").setLevel(logging.INFO)   # one line per epoch / 25 steps
@@ -55,6 +57,7 @@ def train_cli(
         try:
             args = TrainArgs(data=[str(p) for p in data], out=str(out), rubric=str(rubric) if rubric else None,
                              base_model=base_model, dev=[str(p) for p in dev] if dev else None,
+                             dev_ids=str(dev_ids) if dev_ids else None,
                              dev_fraction=dev_fraction, epochs=epochs, batch_size=batch_size, lr=lr,
                              encoder_lr=encoder_lr, patience=patience, seed=seed, use_encoder=not no_encoder,
                              use_ngrams=not no_ngrams, use_features=not no_features, max_steps=max_steps,

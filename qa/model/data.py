@@ -11,7 +11,7 @@ import random
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from qa.errors import InputError
+from qa.errors import InputError, ModelError
 from qa.io.build import Reject
 from qa.io.read import ReadStats, read_many
 from qa.schema import Conversation
@@ -115,6 +115,16 @@ def load_examples(paths: Iterable[str], dimensions: dict[str, list], *, stats: R
         raise InputError(f"no labelled conversations with grades for {', '.join(dimensions)}",
                          file=", ".join(map(str, paths)), field="labels.reviews")
     return out
+
+
+def split_by_ids(examples: list[Example], path: str) -> tuple[list[Example], list[Example]]:
+    """Train/dev by a file of conversation ids (one a line, ``#`` comments): the listed chats are the dev split.
+    A file that names none of the chats is an error (the wrong file, or ids of other data)."""
+    ids = {ln.split("#", 1)[0].strip() for ln in Path(path).read_text(encoding="utf-8").splitlines()} - {""}
+    dev = [e for e in examples if e.conv.id in ids]
+    if not dev:
+        raise ModelError(f"{path}: none of its {len(ids)} ids is a chat of the training data")
+    return [e for e in examples if e.conv.id not in ids], dev
 
 
 def split(examples: list[Example], dev_fraction: float, seed: int) -> tuple[list[Example], list[Example]]:

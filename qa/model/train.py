@@ -40,6 +40,8 @@ class TrainArgs:
                                              # regression first and keep it fixed; "joint": learn it with the rest
     dev_fraction: float = 0.1
     dev: list[str] | None = None             # explicit dev files instead of a random split
+    dev_ids: str | None = None               # a file of conversation ids (one a line): those chats of the data
+                                             # are the dev split, so retrains with more files keep the same one
     weights: dict[str, float] | None = None  # glob pattern of data files → weight of their chats in the loss and
                                              # in the dev scores (explicit dev files too)
     patience: int = 2
@@ -76,6 +78,8 @@ class TrainArgs:
             raise ValueError("augment must be in [0, 1]")
         if not (self.use_encoder or self.use_ngrams or self.use_features):
             raise ValueError("at least one of encoder, n-grams and features must be used")
+        if self.dev and self.dev_ids:
+            raise ValueError("give dev files or dev ids, not both")
         if self.teacher and not self.ridge_on:
             raise ValueError("teacher is used by the ridge channel: give ridge_on too")
 
@@ -220,7 +224,7 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
     import torch
 
     from qa.model.batching import Batcher
-    from qa.model.data import load_examples, split
+    from qa.model.data import load_examples, split, split_by_ids
     from qa.model.features import feature_names
     from qa.model.flags import flag_targets, flag_tensors, turn_targets, turn_tensors
     from qa.model.inputs import flat_text
@@ -241,6 +245,8 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
     examples = load_examples(args.data, dims, rejects=rejects, nuggets=rubric.nuggets, weights=args.weights)
     if args.dev:
         train_ex, dev_ex = examples, load_examples(args.dev, dims, nuggets=rubric.nuggets, weights=args.weights)
+    elif args.dev_ids:
+        train_ex, dev_ex = split_by_ids(examples, args.dev_ids)
     else:
         train_ex, dev_ex = split(examples, args.dev_fraction, args.seed)
     original_train = train_ex
