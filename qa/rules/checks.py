@@ -67,7 +67,7 @@ def privacy_leak(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
             yield hit_draft(h, "客服索要密码、验证码等任何情况下都不该提供的信息")
         for h in ctx.hits_in("privacy_reveal", i):
             yield hit_draft(h, "客服泄露他人或敏感信息")
-        if _someone_elses(ctx, i):
+        if ctx.has("privacy_reveal", i) or _someone_elses(ctx, i):
             for c in _PERSONAL:
                 for h in ctx.hits_in(c, i):
                     yield hit_draft(h, "客服泄露他人的电话或地址")
@@ -77,14 +77,13 @@ _PERSONAL = ("address", "contact_number", "masked_phone", "tail_number")
 
 
 def _someone_elses(ctx: Context, i: int) -> bool:
-    """A phone number or address in agent message i is someone else's: the agent says whose, the customer
+    """A phone number or address in agent message i is another buyer's: the agent says whose, the customer
     asked earlier about another person's order, or the customer or agent disowns it next (``_objected``)."""
     key = ("third_party_from",)
     if key not in ctx._memo:   # the first customer message asking about someone else's order
         ctx._memo[key] = min((h.message for h in ctx.hits.get("third_party", ()) if ctx.roles[h.message] == "customer"),
                              default=len(ctx.msgs))
-    return (ctx.has("privacy_reveal", i) or ctx.has("other_buyer", i) or ctx._memo[key] < i
-            or _objected(ctx, i))
+    return ctx.has("other_buyer", i) or ctx._memo[key] < i or _objected(ctx, i)
 
 
 def _objected(ctx: Context, i: int) -> bool:
