@@ -101,15 +101,17 @@ class Context:
             self._memo[key] = [i for i, r in enumerate(self.roles) if r in roles and self.is_text[i]]
         return self._memo[key]
 
-    def content_len(self, i: int, *strip: str) -> int:
-        """Characters of message i left after removing the given categories' hits, punctuation and particles."""
-        key = (i, strip)
+    def content_len(self, i: int, *strip: str, drop: re.Pattern | None = None) -> int:
+        """Characters of message i left after removing the given categories' hits, ``drop``'s matches,
+        punctuation and particles."""
+        key = (i, strip, drop)
         if key not in self._memo:
             text = list(self.norms[i])
             for cat in strip:
                 for h in self.hits_in(cat, i):
                     text[h.start:h.end] = [" "] * (h.end - h.start)
-            self._memo[key] = len(_FILLER.sub("", "".join(text)))
+            text = "".join(text)
+            self._memo[key] = len(_FILLER.sub("", drop.sub("", text) if drop else text))
         return self._memo[key]
 
 

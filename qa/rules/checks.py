@@ -37,9 +37,10 @@ def off_platform_diversion(ctx: Context, params: dict[str, Any]) -> Iterator[Dra
         hotline = ctx.hits_in("hotline", i)
         for h in ctx.hits_in("contact_app", i) + ctx.hits_in("offsite_pay", i):
             yield hit_draft(h, "客服引导顾客到站外联系或交易")
-        if _someone_elses(ctx, i):
+        numbers = ctx.hits_in("contact_number", i)
+        if numbers and _someone_elses(ctx, i):
             continue  # another buyer's number: a privacy leak, not the agent's own contact
-        for h in ctx.hits_in("contact_number", i):
+        for h in numbers:
             if not any(x.start <= h.start < x.end for x in hotline):
                 yield hit_draft(h, "客服发送私人联系方式（含变体写法）")
     # the customer asks for WeChat/phone and the agent agrees
@@ -79,6 +80,8 @@ _PERSONAL = ("address", "contact_number", "masked_phone", "tail_number")
 def _someone_elses(ctx: Context, i: int) -> bool:
     """A phone number or address in agent message i is another buyer's: the agent says whose, the customer
     asked earlier about another person's order, or the customer or agent disowns it next (``_objected``)."""
+    if not any(ctx.has(c, i) for c in _PERSONAL):
+        return False
     key = ("third_party_from",)
     if key not in ctx._memo:   # the first customer message asking about someone else's order
         ctx._memo[key] = min((h.message for h in ctx.hits.get("third_party", ()) if ctx.roles[h.message] == "customer"),
@@ -87,10 +90,8 @@ def _someone_elses(ctx: Context, i: int) -> bool:
 
 
 def _objected(ctx: Context, i: int) -> bool:
-    """Agent message i holds a phone number or an address that was someone else's: the customer's next two
-    messages say so (你把别人信息发我了, 不是 我姓陈), or the agent's next message does (那个是另一个客户的)."""
-    if not any(ctx.has(c, i) for c in _PERSONAL):
-        return False
+    """The phone number or address in agent message i was someone else's: the customer's next two messages
+    say so (你把别人信息发我了, 不是 我姓陈), or the agent's next message does (那个是另一个客户的)."""
     customer = [k for k in range(i + 1, len(ctx.msgs)) if ctx.roles[k] == "customer"][:2]
     agent = next((k for k in range(i + 1, len(ctx.msgs)) if ctx.roles[k] == "agent"), None)
     disowned = agent is not None and ctx.has("other_buyer", agent)
@@ -210,9 +211,10 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
     short yes or no) that the customer does not then push back on (我问的是…, 还没回答…). Only the replies up
     to the one after the customer's next question count: a fact given later answers something else."""
     min_fact = int(params.get("min_fact_chars", 4))
-    yes_no_q = _yes_no_question(tuple(params.get("yes_no_question", ())))
+    yes_no_q = _any_of(tuple(params.get("yes_no_question", ())))
     yes_no_a = tuple(params.get("yes_no_answer", ()))
-    wh_q = _yes_no_question(tuple(params.get("wh_question", (r"[\s\S]",))))  # no list: every question asks a fact
+    wh_q = _any_of(tuple(params.get("wh_question", (r"[\s\S]",))))  # no list: every question asks a fact
+    filler = _any_of(tuple(params.get("filler_words", ())))   # words that carry no fact: 这个, 一般, 都 …
     responders = ("agent",) if ctx.side(("agent",)) else AGENT_SIDE
     runs = _runs(ctx)
     min_len, sim = int(params.get("min_chars", 6)), float(params.get("similarity", 0.8))
@@ -227,13 +229,13 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
             seg = [k for k in range(runs[m][0][-1] + 1, end) if ctx.msgs[k].role in responders and ctx.msgs[k].has_text]
             has_fact = False
             for k in seg:
-                if ctx.content_len(k, *_NO_FACT) >= min_fact:
+                if ctx.content_len(k, *_NO_FACT, drop=filler) >= min_fact:
                     has_fact = True
                 elif yes_no_a and not ctx.has("nonanswer", k) and any(map(ctx.norms[k].__contains__, yes_no_a)):
                     if yes_no is None:  # a yes/no pattern, or a question with no wh-word (所以这样就行？)
                         yes_no = any(yes_no_q.search(ctx.norms[j]) or not wh_q.search(ctx.norms[j]) for j in q)
                     has_fact = yes_no
-                if has_fact and _resent(ctx, k, min_len, sim, min_fact):
+                if has_fact and _resent(ctx, k, min_len, sim, min_fact, filler):
                     has_fact = False   # a canned text sent before to another question
                 if has_fact:
                     break
@@ -247,10 +249,10 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
             yield Draft("顾客的问题到最后都没有得到回答", q[0], (0, len(ctx.msgs[q[0]].text or "")))
 
 
-_NO_FACT = ("holding", "greeting", "closing", "apology", "nonanswer", "deferral", "filler")
+_NO_FACT = ("holding", "greeting", "closing", "apology", "nonanswer", "deferral")
 
 
-def _resent(ctx: Context, k: int, min_len: int, sim: float, min_fact: int) -> bool:
+def _resent(ctx: Context, k: int, min_len: int, sim: float, min_fact: int, filler: re.Pattern) -> bool:
     """Agent message k resends, whole or nearly (bigram Jaccard ≥ ``sim``), an earlier agent message sent to a
     different customer question, adding fewer than ``min_fact`` characters of fact to it: a canned text resent
     tells the new question nothing. The character-set pre-test of ``mechanical_repetition`` comes first."""
@@ -262,7 +264,7 @@ def _resent(ctx: Context, k: int, min_len: int, sim: float, min_fact: int) -> bo
     for j, (other, asked_j, ochars) in texts.items():
         if j >= k:
             break
-        if t in other or (other in t and ctx.content_len(k, *_NO_FACT) - len(other) < min_fact):
+        if t in other or (other in t and ctx.content_len(k, *_NO_FACT, drop=filler) - len(other) < min_fact):
             pass
         elif len(chars ^ ochars) > slack * (len(t) + len(other) - 2):
             continue
@@ -291,8 +293,8 @@ def _agent_texts(ctx: Context) -> dict[int, tuple[str, str, set[str]]]:
 
 
 @functools.lru_cache(maxsize=16)
-def _yes_no_question(patterns: tuple[str, ...]) -> re.Pattern:
-    """One regex for the rubric's yes/no-question patterns (never matching when there are none)."""
+def _any_of(patterns: tuple[str, ...]) -> re.Pattern:
+    """One regex for a list of the rubric's patterns (never matching when there are none)."""
     return re.compile("|".join(f"(?:{p})" for p in patterns) or r"(?!)")
 
 
