@@ -42,6 +42,15 @@ def test_rubric_unknown_check_lists_registered(tmp_path):
         RuleEngine(load_rubric(p))
 
 
+def test_rubric_duplicate_key_is_an_error_not_a_silent_overwrite(tmp_path):
+    """A second ``regex:`` under one lexicon category would erase the first; the loader names it and its line."""
+    lex = tmp_path / "lexicon.yaml"
+    lex.write_text("upset:\n  phrases: [差评]\n  regex: ['[!！]{2,}']\n  regex: ['[?？]{3,}']\n", encoding="utf-8")
+    p = _variant(tmp_path, lambda d: d.update(lexicon=str(lex)))
+    with pytest.raises(RubricError, match=r"line 4.*duplicate key 'regex'"):
+        load_rubric(p)
+
+
 def test_rubric_bad_yaml_names_line(tmp_path):
     p = tmp_path / "bad.yaml"
     p.write_text("name: x\ndimensions: [\n", encoding="utf-8")
