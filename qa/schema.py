@@ -78,6 +78,17 @@ class Message(BaseModel):
     event: str | None = None
     sender: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _event_from_text(cls, data: Any) -> Any:
+        """An event message that names its event only in ``text`` (transfer_to_human) has that event, as the
+        table readers already do."""
+        if isinstance(data, dict) and data.get("type") == "event" and not data.get("event"):
+            text = data.get("text")
+            if isinstance(text, str) and text.strip():
+                return {**data, "event": text.strip()}
+        return data
+
     @field_validator("ts", mode="before")
     @classmethod
     def _parse_ts(cls, v: Any, info) -> dt.datetime | None:

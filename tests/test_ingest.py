@@ -231,3 +231,19 @@ def test_ingest_stc3_file_reads_whole():
     convs = [c for c in read_many([STC3], stats) if isinstance(c, Conversation)]
     assert stats.accepted == 3000 and stats.rejected == 0
     assert all(len(c.labels["reviews"]) == 19 for c in convs[:50])
+
+
+def test_ingest_jsonl_event_named_only_in_text_takes_it_as_its_event(tmp_path):
+    """{"type": "event", "text": "transfer_to_human"} is the transfer, as in the CSV/XLSX readers: timing counts
+    the first response from it."""
+    rec = {"id": "e1", "platform": "douyin", "messages": [
+        {"role": "customer", "type": "text", "text": "转人工", "ts": "2026-03-02T10:00:00+08:00"},
+        {"role": "system", "type": "event", "text": "transfer_to_human", "ts": "2026-03-02T10:05:00+08:00"},
+        {"role": "agent", "type": "text", "text": "您好", "ts": "2026-03-02T10:05:30+08:00"}]}
+    p = tmp_path / "e.jsonl"
+    p.write_text(json.dumps(rec, ensure_ascii=False) + "\n", encoding="utf-8")
+    (conv,) = list(read_path(p))
+    assert conv.messages[1].event == "transfer_to_human" and conv.messages[1].text == "transfer_to_human"
+    from qa.rubric import load_rubric
+    from qa.timing import compute_timing
+    assert compute_timing(conv, load_rubric()).first_response_s == 30
