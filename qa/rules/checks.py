@@ -160,29 +160,36 @@ def mechanical_repetition(ctx: Context, params: dict[str, Any]) -> Iterator[Draf
     that text has, so Jaccard ≥ sim needs |chars(a) ^ chars(b)| ≤ 2 (1 − sim) (|a| + |b| − 2); bigrams are
     built only for the pairs that pass."""
     min_len, sim = int(params.get("min_chars", 6)), float(params.get("similarity", 0.8))
-    slack = 2 * (1 - sim)
-    seen: list[tuple[int, str, set[str], str]] = []  # (index, text, its characters, customer text it answered)
-    grams: dict[int, set[str]] = {}
+    seen: list[tuple[int, str, str]] = []  # (index, text, customer text it answered)
     flagged: set[int] = set()
-    for i, (t, last_customer, chars) in _agent_texts(ctx).items():
+    for i, (t, last_customer, _) in _agent_texts(ctx).items():
         if len(t) < min_len or ctx.content_len(i, "greeting", "closing", "apology") < min_len:
             continue
-        for j, (k, other, ochars, asked) in enumerate(seen):
+        for j, (k, other, asked) in enumerate(seen):
             if j in flagged:
                 continue
-            if t not in other and other not in t:   # equal, or one whole inside the other: a repeat
-                if len(chars ^ ochars) > slack * (len(t) + len(other) - 2):
-                    continue
-                a = grams.get(i) or grams.setdefault(i, _bigrams(t))
-                b = grams.get(k) or grams.setdefault(k, _bigrams(other))
-                if _jaccard(a, b) < sim:
-                    continue
+            # equal, or one whole inside the other, or nearly the same: a repeat
+            if t not in other and other not in t and not _similar(ctx, i, k, sim):
+                continue
             if _same_question(asked, last_customer):  # tested last: it is the costliest test
                 continue
             flagged.add(j)
             yield Draft(f"同一段话术重复发送（第 {k} 条与第 {i} 条）", i, (0, len(ctx.msgs[i].text or "")))
             break
-        seen.append((i, t, chars, last_customer))
+        seen.append((i, t, last_customer))
+
+
+def _similar(ctx: Context, i: int, k: int, sim: float) -> bool:
+    """Agent texts i and k have character-bigram Jaccard ≥ ``sim``. The exact pre-test comes first (see
+    ``mechanical_repetition``); bigrams are built once per message, only for pairs that pass it."""
+    texts = _agent_texts(ctx)
+    (t, _, a), (o, _, b) = texts[i], texts[k]
+    if len(a ^ b) > 2 * (1 - sim) * (len(t) + len(o) - 2):
+        return False
+    grams = ctx._memo.setdefault("bigrams", {})
+    ga = grams[i] if i in grams else grams.setdefault(i, _bigrams(t))
+    gb = grams[k] if k in grams else grams.setdefault(k, _bigrams(o))
+    return _jaccard(ga, gb) >= sim
 
 
 def _bigrams(t: str) -> set[str]:
@@ -255,24 +262,16 @@ _NO_FACT = ("holding", "greeting", "closing", "apology", "nonanswer", "deferral"
 def _resent(ctx: Context, k: int, min_len: int, sim: float, min_fact: int, filler: re.Pattern) -> bool:
     """Agent message k resends, whole or nearly (bigram Jaccard ≥ ``sim``), an earlier agent message sent to a
     different customer question, adding fewer than ``min_fact`` characters of fact to it: a canned text resent
-    tells the new question nothing. The character-set pre-test of ``mechanical_repetition`` comes first."""
+    tells the new question nothing."""
     texts = _agent_texts(ctx)
-    t, asked, chars = texts.get(k, ("", "", set()))
+    t, asked, _ = texts.get(k, ("", "", None))
     if len(t) < min_len:
         return False
-    slack, grams = 2 * (1 - sim), None
-    for j, (other, asked_j, ochars) in texts.items():
+    for j, (other, asked_j, _) in texts.items():
         if j >= k:
             break
-        if t in other or (other in t and ctx.content_len(k, *_NO_FACT, drop=filler) - len(other) < min_fact):
-            pass
-        elif len(chars ^ ochars) > slack * (len(t) + len(other) - 2):
-            continue
-        else:
-            grams = grams or _bigrams(t)
-            if _jaccard(grams, _bigrams(other)) < sim:
-                continue
-        if not _same_question(asked_j, asked):
+        copied = t in other or (other in t and ctx.content_len(k, *_NO_FACT, drop=filler) - len(other) < min_fact)
+        if (copied or _similar(ctx, k, j, sim)) and not _same_question(asked_j, asked):
             return True
     return False
 
