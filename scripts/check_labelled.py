@@ -37,7 +37,7 @@ def check_line(obj):
             errs.append(f"messages[{i}].type {m.get('type')!r}")
         if m.get("type", "text") == "text" and not (m.get("text") or "").strip():
             errs.append(f"messages[{i}].text empty")
-        if m.get("type") == "event" and not m.get("event"):
+        if m.get("type") == "event" and not (m.get("event") or m.get("text")):   # the reader takes text as event
             errs.append(f"messages[{i}].event missing")
         try:
             t = dt.datetime.fromisoformat(m["ts"])
@@ -64,6 +64,39 @@ def check_line(obj):
             errs.append(f"labels.reviews[{j}].reason empty")
         if not r.get("reviewer"):
             errs.append(f"labels.reviews[{j}].reviewer empty")
+    errs += check_turns(msgs, (obj.get("labels") or {}).get("turns"))
+    return errs
+
+
+def check_turns(msgs, turns):
+    """labels.turns (optional): one entry per customer and per agent/bot text message, indices that exist."""
+    if turns is None:
+        return []
+    errs = []
+    role = {i: m.get("role") for i, m in enumerate(msgs)}
+    for side, want in (("customer", {"customer"}), ("agent", {"agent", "bot"})):
+        seen = set()
+        for k, row in enumerate(turns.get(side) or []):
+            i = row.get("i")
+            if role.get(i) not in want:
+                errs.append(f"labels.turns.{side}[{k}].i {i!r} is not a message of the {side} side")
+                continue
+            seen.add(i)
+            if side == "customer":
+                a = row.get("answered_by")
+                if not isinstance(row.get("request"), bool):
+                    errs.append(f"labels.turns.customer[{k}].request must be true or false")
+                if a is not None and (role.get(a) not in ("agent", "bot") or a <= i):
+                    errs.append(f"labels.turns.customer[{k}].answered_by {a!r} is not a later agent message")
+                if a is not None and not row.get("request"):
+                    errs.append(f"labels.turns.customer[{k}].answered_by set but request is false")
+            else:
+                for f in ("vague", "uncivil", "pii"):
+                    if not isinstance(row.get(f), bool):
+                        errs.append(f"labels.turns.agent[{k}].{f} must be true or false")
+        texts = {i for i, m in enumerate(msgs) if role[i] in want and m.get("type", "text") == "text"}
+        if texts - seen:
+            errs.append(f"labels.turns.{side} misses text messages {sorted(texts - seen)}")
     return errs
 
 
