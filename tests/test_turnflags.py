@@ -111,3 +111,37 @@ def test_train_fits_turn_flags_with_the_ridge_channel_and_grading_raises_them(tm
     want = {(i, f, probs[f][1][i]) for f in probs for i in range(len(chats)) if probs[f][0][i] >= 0.5}
     got = {(i, r.rule, r.message) for i, p in enumerate(clf.predict_all(chats)) for r in p.raised}
     assert want and got == want
+
+
+def test_turns_on_adds_other_files_turns_and_the_models_then_apply_ungated(tmp_path):
+    pytest.importorskip("torch")
+    from qa.model.predict import Classifier
+    from qa.model.train import TrainArgs, train
+    lines = GEN.read_text(encoding="utf-8").splitlines()
+    (tmp_path / "hand.jsonl").write_text("\n".join(lines[:200]) + "\n", encoding="utf-8")
+    (tmp_path / "real_b.jsonl").write_text("\n".join(lines[200:300]) + "\n", encoding="utf-8")
+    convs = _gen(300)
+    texts = sorted({m.text for c in convs for m in c.messages if m.text})
+    np.savez(tmp_path / "teacher.npz", texts=np.array(texts),
+             vectors=np.random.default_rng(0).normal(size=(len(texts), 16)).astype(np.float32))
+    args = dict(data=[str(tmp_path / "hand.jsonl"), str(tmp_path / "real_b.jsonl")], base_model="none", epochs=1,
+                batch_size=16, max_steps=2, dev_fraction=0.25, seed=1, use_encoder=False, ridge_on=["real_*"],
+                teacher=str(tmp_path / "teacher.npz"))
+    metrics = train(TrainArgs(out=str(tmp_path / "m"), turns_on=["*hand*"], **args))
+    info = metrics["ridge"]["turn_flags"]
+    assert info["gated"] is False and 120 <= info["extra_chats"] <= 200    # the hand file's training chats
+    clf = Classifier(tmp_path / "m")
+    chats = convs[:50]
+    ungated = clf.ridge.turn_flags.chat_probs(chats)
+    assert all(np.allclose(p, ungated[f][0]) for f, (p, _) in clf.ridge.turn_flag_probs(chats).items())
+    clf.ridge.turn_flags.thresholds = {f: 0.5 for f in clf.ridge.turn_flags.flags}
+    assert clf.ridge.turn_flags.combine == "mean"
+    for p, (i, c) in zip(clf.predict_all(chats), enumerate(chats)):   # raised: the mean of the two past 0.5
+        for f in clf.ridge.turn_flags.flags:
+            got = [r for r in p.raised if r.rule == f]
+            assert bool(got) == (p.flags[f] >= 0.5) and all(r.message == ungated[f][1][i] for r in got)
+    assert info["turns"]["unanswered_question"]["rows"] > sum(     # more turns than the ridge chats hold
+        len([t for r in c.labels["reviews"] for t in (r.get("turns") or {}).get("customer", [])])
+        for c in convs[200:300])
+    with pytest.raises(ValueError, match="ridge_on"):
+        TrainArgs(data=["x.jsonl"], out="o", turns_on=["*"])

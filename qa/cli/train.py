@@ -43,6 +43,9 @@ def train_cli(
                                     "seed as its training keep the dev split unseen)"),
     ridge_on: list[str] = typer.Option(None, help="GLOB: fit the ridge channel on the chats of the training files "
                                        "matching it (e.g. your reviewed real chats); repeatable"),
+    turns_on: list[str] = typer.Option(None, help="GLOB: the turn labels of these training files' chats also fit "
+                                       "the turn-level flag models, which then apply to every chat (needs "
+                                       "--ridge-on); repeatable"),
     teacher: Path = typer.Option(None, help="Teacher sentence vectors (.npz, scripts/build_teacher.py) for the "
                                  "ridge channel's projection (without it, --from-model's projection is kept)"),
 ) -> None:
@@ -64,6 +67,7 @@ def train_cli(
                              ngram_init=ngram_init, resume=resume, threads=threads, weights=_weights(weight),
                              augment=augment, device=device, ridge_on=list(ridge_on) if ridge_on else None,
                              teacher=str(teacher) if teacher else None,
+                             turns_on=list(turns_on) if turns_on else None,
                              from_model=str(from_model) if from_model else None)
         except ValueError as e:
             raise typer.BadParameter(str(e)) from None

@@ -191,11 +191,16 @@ class Classifier:
         attn = res["flag_attention"].cpu().numpy() if res.get("flag_attention") is not None else None
         turn_model = self.ridge.turn_flag_probs(convs) if self.ridge else {}
         turn_t = self.ridge.turn_flags.thresholds if turn_model else {}
+        mean = bool(turn_model) and self.ridge.turn_flags.combine == "mean"
         for b, ts in enumerate(all_turns):
             for j, f in enumerate(cfg.flags):
                 flags[b][f] = float(p[b, j])
                 t = cfg.flag_thresholds.get(f)
-                if ts and t is not None and p[b, j] >= t:
+                if mean and f in turn_model:    # network and turn model vote together (qa train --turns-on)
+                    q = flags[b][f] = float((p[b, j] + turn_model[f][0][b]) / 2)
+                    if ts and q >= turn_t.get(f, 1.01):
+                        raised[b].append(FlagPrediction(f, q, float(turn_t[f]), turn_model[f][1][b]))
+                elif ts and t is not None and p[b, j] >= t:
                     raised[b].append(FlagPrediction(f, float(p[b, j]), float(t),
                                                     self._evidence(f, b, j, ts, turn_probs[b], attn)))
                 elif ts and f in turn_model and turn_model[f][0][b] >= turn_t.get(f, 1.01):

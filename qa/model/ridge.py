@@ -216,10 +216,11 @@ class RidgeChannel:
         return self._memo("flags", convs, self.turn_flags.chat_probs)
 
     def turn_flag_probs(self, convs: Sequence[Conversation]) -> dict[str, tuple[np.ndarray, list[int | None]]]:
-        """Flag → ([n] the turn-level flag model's chat probability × the gate, [n] its evidence message)."""
+        """Flag → ([n] the turn-level flag model's chat probability × the gate, [n] its evidence message); not
+        gated when the models also learnt from other chats than the channel's (``qa train --turns-on``)."""
         if self.turn_flags is None or not convs:
             return {}
-        g = self.gate_probs(convs)
+        g = self.gate_probs(convs) if self.turn_flags.info.get("gated", True) else 1.0
         return {f: (p * g, where) for f, (p, where) in self._chat_flag_probs(convs).items()}
 
     def tilts(self, convs: Sequence[Conversation], levels: dict[str, int], findings=None) -> dict[str, np.ndarray]:

@@ -62,6 +62,9 @@ class TrainArgs:
     ridge_on: list[str] | None = None        # glob patterns of training files whose chats fit the ridge channel
     teacher: str | None = None               # teacher vectors (.npz) for the ridge channel's projection (without
                                              # one, a from_model's projection is kept)
+    turns_on: list[str] | None = None        # glob patterns of training files whose chats' turn labels also fit the
+                                             # turn-level flag models (beside the ridge chats'); they then apply
+                                             # to every chat, not through the ridge gate
 
     def __post_init__(self) -> None:
         if not self.data:
@@ -82,6 +85,8 @@ class TrainArgs:
             raise ValueError("give dev files or dev ids, not both")
         if self.teacher and not self.ridge_on:
             raise ValueError("teacher is used by the ridge channel: give ridge_on too")
+        if self.turns_on and not self.ridge_on:
+            raise ValueError("turns_on adds to the ridge channel's turn-level flag models: give ridge_on too")
 
 
 def _seed(seed: int) -> None:
@@ -583,34 +588,39 @@ def fit_ridge(args: TrainArgs, train_ex, dev_ex, dims, flag_turns: dict | None =
         info.update(teacher=Path(args.teacher).name, teacher_texts=len(texts), projection_dims=projection.dims,
                     projection_ngrams=len(projection.vec.vocabulary_))
     convs = [e.conv for e in chosen]
-    flag_probs = (oof_flag_probs(convs, projection, flag_turns, seed=args.seed)
+    own = {id(e) for e in chosen}
+    extra = [e.conv for e in train_ex if id(e) not in own and e.source
+             and any(matches(e.source, p) for p in args.turns_on or ())]
+    flag_probs = (oof_flag_probs(convs, projection, flag_turns, seed=args.seed, extra=extra)
                   if projection is not None and flag_turns and findings is not None else None)
     log.info("ridge channel: fitting on %d chats%s", len(chosen), " with a projection" if projection else "")
     channel = RidgeChannel.fit(convs, y, list(dims), projection, seed=args.seed, info=info,
                                findings=[findings[i] for i in picked] if findings is not None else None,
                                rules=rules or (), flag_probs=flag_probs)
-    own = {id(e) for e in chosen}
     other = [e.conv for e in train_ex if id(e) not in own]
     if other:   # every training chat is the channel's own: no gate (it applies to every chat fully)
         channel.fit_gate([e.conv for e in chosen], other)
     channel.info["gate"] = channel.gate is not None
     if projection is not None and flag_turns:
         from qa.model.turnflags import TurnFlags
-        channel.turn_flags = TurnFlags.fit(convs, projection, flag_turns)
+        channel.turn_flags = TurnFlags.fit(convs + extra, projection, flag_turns,
+                                           info={"gated": not extra, "extra_chats": len(extra)})
         channel.info["turn_flags"] = channel.turn_flags.info if channel.turn_flags else None
     return channel
 
 
-def oof_flag_probs(convs, projection, flag_turns: dict, folds: int = 5, seed: int = 0) -> dict[str, np.ndarray]:
+def oof_flag_probs(convs, projection, flag_turns: dict, folds: int = 5, seed: int = 0,
+                   extra=()) -> dict[str, np.ndarray]:
     """Flag → [n] each chat's turn-level flag model probability (``qa.model.turnflags``), from models fitted on
-    the other folds: the ridge channel's structure part learns from them what grading will read from
-    ``turn_flags`` on new chats. Flags without a model in some fold are left out."""
+    the other folds (and on ``extra`` chats, as the final models are): the ridge channel's structure part learns
+    from them what grading will read from ``turn_flags`` on new chats. Flags without a model in some fold are
+    left out."""
     from qa.model.turnflags import TurnFlags
     fold = np.random.default_rng(seed).permutation(len(convs)) % folds
     per_fold = []
     for f in range(folds):
         te = np.flatnonzero(fold == f)
-        model = TurnFlags.fit([c for c, k in zip(convs, fold) if k != f], projection, flag_turns)
+        model = TurnFlags.fit([c for c, k in zip(convs, fold) if k != f] + list(extra), projection, flag_turns)
         per_fold.append((te, model.chat_probs([convs[i] for i in te]) if model is not None else {}))
     out = {}
     for flag in set.intersection(*(set(probs) for _, probs in per_fold)):
@@ -622,18 +632,25 @@ def oof_flag_probs(convs, projection, flag_turns: dict, folds: int = 5, seed: in
 
 def choose_turn_thresholds(ridge, flag_logits, thresholds: dict, dev_ex, flags: list[str], fired) -> dict:
     """Per turn-modelled flag, the threshold on its gated chat probability with the best dev F1 of rules or
-    network (at its own threshold) or turn model; sets ``ridge.turn_flags.thresholds`` and returns the report."""
+    network (at its own threshold) or turn model; for ungated models (``turns_on``), the threshold on the mean of
+    the turn model's and the network's probabilities, beside the rules. Sets ``ridge.turn_flags.thresholds`` and
+    returns the report."""
     from qa.model.flags import best_threshold
     report = {}
     net = 1 / (1 + np.exp(-np.asarray(flag_logits)))
+    mean = ridge.turn_flags.combine == "mean"
     for f, (p, _) in ridge.turn_flag_probs([e.conv for e in dev_ex]).items():
         rows = [i for i, e in enumerate(dev_ex) if f in e.flags]
         if f not in flags or not rows:
             continue
         j = flags.index(f)
         gold = np.array([dev_ex[i].flags[f] >= 0.5 for i in rows])
-        base = np.array([f in fired[i] or net[i, j] >= thresholds.get(f, 1.01) for i in rows])
-        t, f1 = best_threshold(p[rows], gold, base)
+        if mean:    # one threshold on the mean of the two probabilities, beside the rules
+            base = np.array([f in fired[i] for i in rows])
+            t, f1 = best_threshold((p[rows] + net[rows, j]) / 2, gold, base)
+        else:
+            base = np.array([f in fired[i] or net[i, j] >= thresholds.get(f, 1.01) for i in rows])
+            t, f1 = best_threshold(p[rows], gold, base)
         ridge.turn_flags.thresholds[f] = round(t, 3)
         report[f] = {"threshold": round(t, 3), "f1": None if np.isnan(f1) else round(float(f1), 4)}
     return report

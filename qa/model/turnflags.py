@@ -80,6 +80,13 @@ class TurnFlags:
     def flags(self) -> list[str]:
         return list(self.models)
 
+    @property
+    def combine(self) -> str:
+        """How grading joins them with the network's flag probability: "or" (gated models fitted on the ridge
+        chats alone: either one past its threshold) or "mean" (models that also learnt from other chats: their
+        mean past one threshold)."""
+        return "or" if self.info.get("gated", True) else "mean"
+
     def features(self, convs: Sequence[Conversation], roles: Sequence[str]) -> dict[str, tuple]:
         """Per role: (rows as (chat, message index), sparse [rows, 4·vocab], dense [rows, counts + cosines]) for
         its text messages, or ([], None, None) when it has none. Each distinct text is analysed once."""
