@@ -244,7 +244,7 @@ class _FixedTurnFlags:
     """Stands in for ``TurnFlags``: each chat's unanswered probability comes from a table."""
 
     def __init__(self, probs: dict[str, float]):
-        self.probs, self.calls = probs, 0
+        self.probs, self.calls, self.info, self.combine = probs, 0, {}, "or"
 
     def chat_probs(self, convs):
         self.calls += 1

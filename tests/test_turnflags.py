@@ -145,3 +145,13 @@ def test_turns_on_adds_other_files_turns_and_the_models_then_apply_ungated(tmp_p
         for c in convs[200:300])
     with pytest.raises(ValueError, match="ridge_on"):
         TrainArgs(data=["x.jsonl"], out="o", turns_on=["*"])
+
+
+def test_the_card_says_how_turn_models_vote():
+    from qa.model.card import _turn_line
+    turns = {"vague_reply": {"rows": 10, "positive": 3}}
+    gated = _turn_line({"turns": turns}, {"vague_reply": {"threshold": 0.6}})
+    assert "the same chats' turn labels" in gated and "gated turn model" in gated and "threshold 0.6" in gated
+    mean = _turn_line({"turns": turns, "gated": False, "extra_chats": 7}, None)
+    assert "7 other training chats" in mean and "the mean of the network's" in mean
+    assert _turn_line({"turns": {}}, None) is None

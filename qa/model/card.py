@@ -119,6 +119,12 @@ def _turn_line(info: dict | None, dev: dict | None) -> str | None:
         return None
     each = "; ".join(f"`{f}` ({v['rows']} labelled messages, {v['positive']} positive; threshold "
                      f"{(dev or {}).get(f, {}).get('threshold', '-')})" for f, v in info["turns"].items())
+    if info.get("gated", True):
+        src, rule = ("the same chats' turn labels", "A flag is raised when the network's probability or the gated "
+                     "turn model's reaches its threshold.")
+    else:
+        src, rule = (f"the turn labels of the same chats and of {info.get('extra_chats')} other training chats "
+                     "(`--turns-on`)", "A flag is raised when the rules find it or when the mean of the network's "
+                     "and the turn model's probabilities reaches the threshold (1.01: the rules alone).")
     return (f"- Turn-level flag models: a logistic regression per flag over one message in its context (the other "
-            f"side's messages before and after it, its side's next message), on the same chats' turn labels: {each}. "
-            "A flag is raised when the network's probability or the gated turn model's reaches its threshold.")
+            f"side's messages before and after it, its side's next message), on {src}: {each}. {rule}")

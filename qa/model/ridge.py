@@ -220,7 +220,7 @@ class RidgeChannel:
         gated when the models also learnt from other chats than the channel's (``qa train --turns-on``)."""
         if self.turn_flags is None or not convs:
             return {}
-        g = self.gate_probs(convs) if self.turn_flags.info.get("gated", True) else 1.0
+        g = self.gate_probs(convs) if self.turn_flags.combine == "or" else 1.0
         return {f: (p * g, where) for f, (p, where) in self._chat_flag_probs(convs).items()}
 
     def tilts(self, convs: Sequence[Conversation], levels: dict[str, int], findings=None) -> dict[str, np.ndarray]:
