@@ -561,7 +561,8 @@ def fit_ridge(args: TrainArgs, train_ex, dev_ex, dims, flag_turns: dict | None =
     """The ridge channel (``qa.model.ridge``) on the training chats from files matching ``args.ridge_on``; its
     projection fitted on the teacher's texts less every dev chat's messages; with ``findings`` (per training
     example its rule findings), a structure part; with a projection, the turn-level flag models
-    (``qa.model.turnflags``) on the same chats' turn labels. None when no chat matches."""
+    (``qa.model.turnflags``) on the same chats' turn labels, and on those of the training files matching
+    ``args.turns_on`` (then ungated). None when no chat matches."""
     from qa.model.data import matches
     from qa.model.projection import Projection, load_teacher
     from qa.model.ridge import RidgeChannel, centred
