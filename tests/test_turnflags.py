@@ -33,6 +33,21 @@ def _projection(convs, dims=16):
                           max_features=5000)
 
 
+def _train_setup(tmp_path, first: str, n: int):
+    """The first 300 generated chats as two training files (``first``: the first ``n``; ``real_b.jsonl``: the
+    rest, which the ridge channel fits on), a random teacher over their texts, and the quick training arguments."""
+    lines = GEN.read_text(encoding="utf-8").splitlines()
+    (tmp_path / first).write_text("\n".join(lines[:n]) + "\n", encoding="utf-8")
+    (tmp_path / "real_b.jsonl").write_text("\n".join(lines[n:300]) + "\n", encoding="utf-8")
+    convs = _gen(300)
+    texts = sorted({m.text for c in convs for m in c.messages if m.text})
+    np.savez(tmp_path / "teacher.npz", texts=np.array(texts),
+             vectors=np.random.default_rng(0).normal(size=(len(texts), 16)).astype(np.float32))
+    return convs, dict(data=[str(tmp_path / first), str(tmp_path / "real_b.jsonl")], base_model="none", epochs=1,
+                       batch_size=16, max_steps=2, dev_fraction=0.25, seed=1, use_encoder=False,
+                       ridge_on=["real_*"], teacher=str(tmp_path / "teacher.npz"))
+
+
 def test_contexts_read_the_other_sides_reply_and_the_customers_next_message():
     conv = Conversation.model_validate({"id": "c", "messages": [
         {"role": "customer", "text": "几号发货"}, {"role": "agent", "text": "亲"},
@@ -81,17 +96,8 @@ def test_train_fits_turn_flags_with_the_ridge_channel_and_grading_raises_them(tm
     pytest.importorskip("torch")
     from qa.model.predict import Classifier
     from qa.model.train import TrainArgs, train
-    lines = GEN.read_text(encoding="utf-8").splitlines()
-    (tmp_path / "a.jsonl").write_text("\n".join(lines[:40]) + "\n", encoding="utf-8")
-    (tmp_path / "real_b.jsonl").write_text("\n".join(lines[40:300]) + "\n", encoding="utf-8")
-    convs = _gen(300)
-    texts = sorted({m.text for c in convs for m in c.messages if m.text})
-    np.savez(tmp_path / "teacher.npz", texts=np.array(texts),
-             vectors=np.random.default_rng(0).normal(size=(len(texts), 16)).astype(np.float32))
-    metrics = train(TrainArgs(data=[str(tmp_path / "a.jsonl"), str(tmp_path / "real_b.jsonl")],
-                              out=str(tmp_path / "m"), base_model="none", epochs=1, batch_size=16, max_steps=2,
-                              dev_fraction=0.25, seed=1, use_encoder=False, ridge_on=["real_*"],
-                              teacher=str(tmp_path / "teacher.npz")))
+    convs, args = _train_setup(tmp_path, "a.jsonl", 40)
+    metrics = train(TrainArgs(out=str(tmp_path / "m"), **args))
     fitted = set(metrics["ridge"]["turn_flags"]["turns"])   # the generated chats also label uncivil turns
     assert {"unanswered_question", "vague_reply"} <= fitted and set(metrics["dev_turn_flags"]) == fitted
     meta = json.loads((tmp_path / "m" / "turnflags.json").read_text(encoding="utf-8"))
@@ -117,16 +123,7 @@ def test_turns_on_adds_other_files_turns_and_the_models_then_apply_ungated(tmp_p
     pytest.importorskip("torch")
     from qa.model.predict import Classifier
     from qa.model.train import TrainArgs, train
-    lines = GEN.read_text(encoding="utf-8").splitlines()
-    (tmp_path / "hand.jsonl").write_text("\n".join(lines[:200]) + "\n", encoding="utf-8")
-    (tmp_path / "real_b.jsonl").write_text("\n".join(lines[200:300]) + "\n", encoding="utf-8")
-    convs = _gen(300)
-    texts = sorted({m.text for c in convs for m in c.messages if m.text})
-    np.savez(tmp_path / "teacher.npz", texts=np.array(texts),
-             vectors=np.random.default_rng(0).normal(size=(len(texts), 16)).astype(np.float32))
-    args = dict(data=[str(tmp_path / "hand.jsonl"), str(tmp_path / "real_b.jsonl")], base_model="none", epochs=1,
-                batch_size=16, max_steps=2, dev_fraction=0.25, seed=1, use_encoder=False, ridge_on=["real_*"],
-                teacher=str(tmp_path / "teacher.npz"))
+    convs, args = _train_setup(tmp_path, "hand.jsonl", 200)
     metrics = train(TrainArgs(out=str(tmp_path / "m"), turns_on=["*hand*"], **args))
     info = metrics["ridge"]["turn_flags"]
     assert info["gated"] is False and 120 <= info["extra_chats"] <= 200    # the hand file's training chats
