@@ -19,7 +19,8 @@ TYPES = {"text", "image", "video", "emoji", "product_card", "order_card", "event
 PLATFORMS = {"douyin", "kuaishou", "tiktok", "taobao", "other"}
 
 
-def check_line(obj):
+def check_line(obj, timed=True):
+    """Problems of one labelled chat; ``timed=False`` for sources without message times (real transcripts)."""
     errs = []
     if not isinstance(obj.get("id"), str) or not obj["id"]:
         errs.append("id missing")
@@ -39,6 +40,8 @@ def check_line(obj):
             errs.append(f"messages[{i}].text empty")
         if m.get("type") == "event" and not (m.get("event") or m.get("text")):   # the reader takes text as event
             errs.append(f"messages[{i}].event missing")
+        if not timed:
+            continue
         try:
             t = dt.datetime.fromisoformat(m["ts"])
             if t.tzinfo is None:

@@ -1,4 +1,4 @@
-"""The shipped hand-labelled and generated chats pass scripts/check_labelled.py, turn labels included."""
+"""The shipped labelled chats pass scripts/check_labelled.py (hand, generated) and scripts/check_real_labels.py (real)."""
 
 from __future__ import annotations
 
@@ -30,3 +30,35 @@ def test_turn_labels_must_point_at_messages_of_their_side():
     assert any("agent[0].i" in e and "not a message of the agent side" in e for e in errs)
     assert any("agent[1].vague must be true or false" in e for e in errs)
     assert any("labels.turns.agent misses text messages" in e for e in errs)
+
+
+spec = importlib.util.spec_from_file_location("check_real_labels", ROOT / "scripts" / "check_real_labels.py")
+check_real_labels = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(check_real_labels)
+
+
+def test_every_real_label_file_passes_with_whatever_text_is_at_hand(capsys):
+    files = sorted(str(p) for p in (ROOT / "data" / "labelled" / "real").glob("labels_*.jsonl"))
+    assert len(files) >= 20
+    assert check_real_labels.main(files) == 0, capsys.readouterr().out
+
+
+def test_real_label_rows_are_checked_alone_and_against_their_text():
+    row = json.loads((ROOT / "data" / "labelled" / "real" / "labels_ecom_real-u.jsonl").open(encoding="utf-8").readline())
+    assert check_real_labels.check_row(row, None) == []
+    bad = {**row, "reviewer": "me", "rules": ["slow_first_response", "made_up"],
+           "grades": {**row["grades"], "clarity": 6}}
+    errs = check_real_labels.check_row(bad, None)
+    assert any("reviewer 'me'" in e for e in errs)
+    assert any("slow_first_response needs message times" in e for e in errs)
+    assert any("rules unknown ['made_up']" in e for e in errs)
+    assert any("grades.clarity 6" in e for e in errs)
+    n = max(t["i"] for side in row["turns"].values() for t in side) + 1
+    messages = [{"role": "customer", "type": "image"} for _ in range(n)]     # a stand-in chat the labels fit
+    for side in ("customer", "agent"):
+        for t in row["turns"][side]:
+            messages[t["i"]] = {"role": side, "text": "好的"}
+    text = {"id": row["id"], "platform": "other", "messages": messages}
+    assert check_real_labels.check_row(row, text) == []
+    messages[row["turns"]["agent"][0]["i"]]["role"] = "customer"              # the labels now miss their side
+    assert any("is not a message of the agent side" in e for e in check_real_labels.check_row(row, text))
