@@ -1,4 +1,5 @@
-"""The shipped labelled chats pass scripts/check_labelled.py (hand, generated) and scripts/check_real_labels.py (real)."""
+"""The shipped labelled chats pass their checkers: scripts/check_labelled.py (hand-written, generated) and
+scripts/check_real_labels.py (the real chats' label files)."""
 
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ def test_every_real_label_file_passes_with_whatever_text_is_at_hand(capsys):
 
 
 def test_real_label_rows_are_checked_alone_and_against_their_text():
-    row = json.loads((ROOT / "data" / "labelled" / "real" / "labels_ecom_real-u.jsonl").open(encoding="utf-8").readline())
+    path = ROOT / "data" / "labelled" / "real" / "labels_ecom_real-u.jsonl"
+    row = json.loads(path.open(encoding="utf-8").readline())
     assert check_real_labels.check_row(row, None) == []
     bad = {**row, "reviewer": "me", "rules": ["slow_first_response", "made_up"],
            "grades": {**row["grades"], "clarity": 6}}
