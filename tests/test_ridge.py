@@ -152,6 +152,32 @@ def test_from_model_keeps_the_network_and_refits_the_channel(tmp_path):
         train(TrainArgs(out=str(tmp_path / "x"), from_model=str(tmp_path / "a.jsonl"), **common))
 
 
+def test_keep_beta_keeps_the_trained_models_tilt_strengths(tmp_path):
+    pytest.importorskip("torch")
+    from qa.model.train import TrainArgs, train
+    lines = HAND.read_text(encoding="utf-8").splitlines()
+    (tmp_path / "a.jsonl").write_text("\n".join(lines[:40]) + "\n", encoding="utf-8")
+    (tmp_path / "real_b.jsonl").write_text("\n".join(lines[40:100]) + "\n", encoding="utf-8")
+    data = [str(tmp_path / "a.jsonl"), str(tmp_path / "real_b.jsonl")]
+    common = dict(data=data, base_model="none", epochs=1, batch_size=8, max_steps=2, dev_fraction=0.3, seed=1,
+                  use_encoder=False, ridge_on=["real_*"])
+    with pytest.raises(ValueError, match="from_model"):
+        TrainArgs(out="m", keep_beta=True, **common)
+    train(TrainArgs(out=str(tmp_path / "net"), **common))
+    kept = RidgeChannel.load(tmp_path / "net")
+    kept.beta = {d: 1.5 for d in kept.dims}          # as scripts/pooled_betas.py writes them
+    kept.info["beta_source"] = {"chats": 60}
+    kept.save(tmp_path / "net")
+    metrics = train(TrainArgs(out=str(tmp_path / "plus"), from_model=str(tmp_path / "net"), keep_beta=True,
+                              **common))
+    info = metrics["ridge"]
+    assert info["beta"] == {d: 1.5 for d in kept.dims}                           # kept, not chosen again
+    assert info["beta_kept_from"] == {"model": "net", "beta_source": {"chats": 60}}
+    assert set(info["dev_weighted_qwk_by_beta"]["attitude"]) >= {"0.0", "1.5"}   # the dev curve still reported
+    again = train(TrainArgs(out=str(tmp_path / "free"), from_model=str(tmp_path / "net"), **common))
+    assert all(b in (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0) for b in again["ridge"]["beta"].values())
+
+
 def test_normalised_texts_in_teacher(tmp_path):
     texts, _ = load_teacher(_teacher(tmp_path, 10))
     assert all(t == normalize(t) for t in texts)
@@ -311,3 +337,23 @@ def test_from_model_without_a_teacher_keeps_its_projection(tmp_path):
     texts = ["亲，今天发货", "退款已经处理"]
     assert np.allclose(a.projection.embed_ngrams(a.projection.ngram_rows(texts)),
                        b.projection.embed_ngrams(b.projection.ngram_rows(texts)))
+
+
+def test_pooled_betas_prefer_a_tilt_when_the_ridge_score_carries_the_grade():
+    import importlib.util
+
+    from qa.model.data import Example
+    spec = importlib.util.spec_from_file_location("pooled_betas", ROOT / "scripts" / "pooled_betas.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rng = np.random.default_rng(0)
+    levels = [5, 4, 3, 2]
+    truth = rng.normal(size=300)                                   # higher = better
+    gold = np.digitize(-truth, [-1.0, 0.0, 1.0])                   # level index, 0 = best
+    examples = [Example(conv=None, targets={"attitude": list(np.eye(4)[g])}) for g in gold]
+    logits = {"attitude": rng.normal(size=(300, 4)).astype(np.float32)}        # a network that knows nothing
+    scores = (truth + rng.normal(0, 0.3, 300)).astype(np.float32)[:, None]     # a ridge score that knows a lot
+    table = mod.curves(logits, scores, examples, {"attitude": levels})["attitude"]
+    assert set(table) == set(mod.BETAS)
+    assert table[0.0][0] < 0.2 < 0.6 < table[2.0][0]               # (QWK, Spearman) per strength
+    assert table[2.0][1] > table[0.0][1]

@@ -65,6 +65,7 @@ class TrainArgs:
     turns_on: list[str] | None = None        # glob patterns of training files whose chats' turn labels also fit the
                                              # turn-level flag models (beside the ridge chats'); they then apply
                                              # to every chat, not through the ridge gate
+    keep_beta: bool = False                  # with from_model: keep its ridge tilt strengths, do not re-choose
 
     def __post_init__(self) -> None:
         if not self.data:
@@ -87,6 +88,8 @@ class TrainArgs:
             raise ValueError("teacher is used by the ridge channel: give ridge_on too")
         if self.turns_on and not self.ridge_on:
             raise ValueError("turns_on adds to the ridge channel's turn-level flag models: give ridge_on too")
+        if self.keep_beta and not self.from_model:
+            raise ValueError("keep_beta keeps a trained model's tilt strengths: give from_model too")
 
 
 def _seed(seed: int) -> None:
@@ -420,7 +423,13 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
     if dev_ex:
         logits, flag_logits = _predict_logits(model, batcher, dev_ex, dev_feats, with_flags=True)
         if ridge is not None:
-            logits = choose_ridge_beta(ridge, logits, dev_ex, dims, dev_feats[0])
+            from qa.model.ridge import RidgeChannel
+            kept = RidgeChannel.load(args.from_model) if args.keep_beta else None
+            logits = choose_ridge_beta(ridge, logits, dev_ex, dims, dev_feats[0],
+                                       fixed=kept.beta if kept is not None else None)
+            if kept is not None:
+                ridge.info["beta_kept_from"] = {"model": Path(args.from_model).name,
+                                                "beta_source": kept.info.get("beta_source")}
         if flags and flag_logits is not None:
             fired = [{x.rule for x in fs} for fs in dev_feats[0]]
             config.flag_thresholds, metrics["dev_flags"] = choose_flag_thresholds(flag_logits, dev_ex, flags, fired)
@@ -657,10 +666,12 @@ def choose_turn_thresholds(ridge, flag_logits, thresholds: dict, dev_ex, flags: 
     return report
 
 
-def choose_ridge_beta(ridge, logits, dev_ex, dims, findings=None) -> dict:
+def choose_ridge_beta(ridge, logits, dev_ex, dims, findings=None, fixed: dict | None = None) -> dict:
     """Per dimension, the tilt strength (``RIDGE_BETAS``) with the best weighted dev QWK under cutpoints fitted
     for it; sets ``ridge.beta`` and returns the dev logits with the chosen tilts added. ``findings``: per dev
-    example its rule findings (needed when the channel has a structure part)."""
+    example its rule findings (needed when the channel has a structure part). ``fixed``: dimension → strength
+    to keep instead (``--keep-beta``: the channel's score has unit spread, so a refitted channel can keep a
+    trained model's strengths; the dev QWK by strength is still reported)."""
     from qa.model.decision import fit_cutpoints, weighted_qwk
     from qa.model.ridge import centred
     r = ridge.gated_scores([e.conv for e in dev_ex], findings)
@@ -676,6 +687,8 @@ def choose_ridge_beta(ridge, logits, dev_ex, dims, findings=None) -> dict:
             cuts = fit_cutpoints(idx, gold, len(levels), w)
             scores[b] = weighted_qwk(gold, np.searchsorted(np.asarray(cuts), idx, side="right"), len(levels), w)
         best = max(scores, key=lambda b: (round(scores[b], 4), -b))   # ties → the smaller tilt
+        if fixed is not None and d in fixed:
+            best = float(fixed[d])
         ridge.beta[d] = best
         report[d] = {str(b): round(v, 4) for b, v in scores.items()}
         out[d] = logits[d] + best * tilt

@@ -1,0 +1,188 @@
+"""Ridge tilt strengths chosen on every real training chat instead of the ~100 in the dev split.
+
+The tilt strength (beta) of each dimension is normally chosen on the dev split, whose ~100 real chats cannot
+settle it (docs/real-chats.md, sessions 10 and 16). Here each real training chat gets honest inputs: the network
+logits and ridge score of a model trained without it (one model per fold, ``--fold-model``; the dev chats take
+``--model``'s, which never trained on them). Per dimension the strength with the best QWK under cutpoints fitted
+for it, over all these chats pooled, is written into a copy of ``--model``'s ridge channel. Then refit the
+calibration on the dev split with ``qa train … --from-model OUT --keep-beta``.
+
+    python scripts/pooled_betas.py make-folds --real REAL_TRAIN.jsonl --dir /tmp/folds   # then train, see below
+    python scripts/pooled_betas.py choose --real REAL_TRAIN.jsonl --folds /tmp/folds/folds.json \
+        --fold-model /tmp/fmod0 … --fold-model /tmp/fmod4 --model models/default --out /tmp/pooled
+
+``make-folds`` writes ``folds.json`` and, per fold K, ``foldK/real/real_train_ecom.jsonl`` (the real training
+file less fold K). Each fold model is the default's recipe (``models/default/training_args.json``) with that
+file in place of the real one: a network, then ``--from-model`` with the default's ridge files copied in,
+``--ridge-on '*real_train*' --turns-on 'data/labelled/hand/*'``. docs/real-chats.md (session 17) gives the
+commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+BETAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)   # the grid of qa.model.train.RIDGE_BETAS
+
+
+def raw_inputs(clf, convs):
+    """Network logits per dimension (no tilt, no temperature) and gated ridge scores of ``convs``."""
+    import torch
+
+    from qa.rules import RuleEngine
+    from qa.timing import compute_timing
+    eng = RuleEngine(clf.rubric)
+    timings = [compute_timing(c, clf.rubric) for c in convs]
+    findings = [eng.check(c, t) for c, t in zip(convs, timings)]
+    out = {d: [] for d in clf.config.dimensions}
+    for s in range(0, len(convs), 64):
+        batch, _ = clf.batcher(convs[s:s + 64], findings=findings[s:s + 64], timings=timings[s:s + 64])
+        with torch.inference_mode():
+            res = clf.model(**batch)
+        for d in out:
+            out[d].append(res["logits"][d].float().numpy())
+    return {d: np.concatenate(v) for d, v in out.items()}, clf.ridge.gated_scores(convs, findings)
+
+
+def curves(logits, scores, examples, dims) -> dict:
+    """Dimension → beta → (QWK under cutpoints fitted for it, Spearman of the expected level with the reviews)."""
+    from scipy.stats import spearmanr
+
+    from qa.model.decision import fit_cutpoints, weighted_qwk
+    from qa.model.ridge import centred
+    out = {}
+    for j, (d, levels) in enumerate(dims.items()):
+        k = len(levels)
+        gold = np.array([levels.index(e.majority(d, levels)) for e in examples])
+        mean = np.array([np.asarray(e.targets[d]) @ np.arange(k) for e in examples])
+        tilt = scores[:, j, None] * centred(k)[None, :]
+        out[d] = {}
+        for b in BETAS:
+            z = logits[d] + b * tilt
+            p = np.exp(z - z.max(1, keepdims=True))
+            idx = (p / p.sum(1, keepdims=True)) @ np.arange(k)
+            cuts = fit_cutpoints(idx, gold, k)
+            qwk = weighted_qwk(gold, np.searchsorted(np.asarray(cuts), idx, side="right"), k)
+            out[d][b] = (round(float(qwk), 4), round(float(spearmanr(idx, mean)[0]), 4))
+    return out
+
+
+def pooled_inputs(a):
+    """The real training chats with honest inputs: (the --model classifier, examples, logits per dimension,
+    gated ridge scores)."""
+    from qa.model.data import load_examples
+    from qa.model.predict import Classifier
+    folds = json.loads(Path(a.folds).read_text(encoding="utf-8"))
+    dev = set(Path(a.dev_ids).read_text(encoding="utf-8").split())
+    base = Classifier(a.model)
+    examples = load_examples([a.real], base.config.dimensions)
+    groups = [(base, [e for e in examples if e.conv.id in dev])]
+    groups += [(Classifier(m), [e for e in examples if folds.get(e.conv.id) == k]) for k, m in enumerate(a.fold_model)]
+    logits, scores, pooled = {d: [] for d in base.config.dimensions}, [], []
+    for clf, ex in groups:
+        if ex:
+            lg, r = raw_inputs(clf, [e.conv for e in ex])
+            for d in logits:
+                logits[d].append(lg[d])
+            scores.append(r)
+            pooled += ex
+    print(f"{len(pooled)} real chats ({len(groups[0][1])} dev, {len(pooled) - len(groups[0][1])} out of fold)")
+    return base, pooled, {d: np.concatenate(v) for d, v in logits.items()}, np.concatenate(scores)
+
+
+def real_cutpoints(model_dir, pooled, logits, scores) -> None:
+    """Write into ``model_dir`` cutpoints for the chats its ridge gate claims, fitted on the pooled real chats under
+    the model's own tilts and temperatures; the written side keeps the dev split's (``cutpoints_ungated``)."""
+    from qa.model.decision import fit_cutpoints
+    from qa.model.ridge import centred
+    path = Path(model_dir) / "config.json"
+    cfg = json.loads(path.read_text(encoding="utf-8"))
+    beta = json.loads((Path(model_dir) / "ridge.json").read_text(encoding="utf-8"))["beta"]
+    levels = dict(cfg["dimension_list"])
+    ungated = dict(cfg.get("cutpoints_ungated") or {})
+    for j, (d, lv) in enumerate(levels.items()):
+        if d not in cfg["cutpoints"]:
+            continue
+        k = len(lv)
+        z = (logits[d] + beta.get(d, 0.0) * scores[:, j, None] * centred(k)[None, :]) / cfg["temperatures"][d]
+        p = np.exp(z - z.max(1, keepdims=True))
+        idx = (p / p.sum(1, keepdims=True)) @ np.arange(k)
+        gold = np.array([lv.index(e.majority(d, lv)) for e in pooled])
+        ungated.setdefault(d, cfg["cutpoints"][d])    # written chats keep the set they had
+        cfg["cutpoints"][d] = [round(float(c), 4) for c in fit_cutpoints(idx, gold, k)]
+        print(f"  {d:16s} real side {cfg['cutpoints'][d]}  written side {ungated[d]}")
+    cfg["cutpoints_ungated"] = ungated
+    cfg["cutpoints_real_chats"] = len(pooled)
+    path.write_text(json.dumps(cfg, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {path}")
+
+
+def make_folds(real: str, directory: str, dev_ids: str, k: int = 5, seed: int = 7) -> None:
+    """Assign the real training chats outside the dev split to ``k`` folds; write each fold's training file."""
+    import random
+    dev = set(Path(dev_ids).read_text(encoding="utf-8").split())
+    lines = Path(real).read_text(encoding="utf-8").splitlines()
+    ids = [json.loads(line)["id"] for line in lines]
+    own = [i for i in ids if i not in dev]
+    random.Random(seed).shuffle(own)
+    folds = {cid: n % k for n, cid in enumerate(own)}
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "folds.json").write_text(json.dumps(folds), encoding="utf-8")
+    for f in range(k):
+        path = out / f"fold{f}" / "real" / Path(real).name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(line + "\n" for cid, line in zip(ids, lines) if folds.get(cid) != f),
+                        encoding="utf-8")
+    print(f"{len(own)} chats in {k} folds, {len(ids) - len(own)} dev chats; wrote {out}")
+
+
+def main() -> None:
+    top = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = top.add_subparsers(dest="cmd", required=True)
+    mk = sub.add_parser("make-folds")
+    mk.add_argument("--real", required=True)
+    mk.add_argument("--dir", required=True)
+    mk.add_argument("--dev-ids", default="data/labelled/dev_ids.txt")
+    for name in ("choose", "calibrate"):
+        ap = sub.add_parser(name)
+        ap.add_argument("--real", required=True, help="the real training chats (.jsonl with reviews)")
+        ap.add_argument("--folds", required=True, help="JSON: chat id → fold (chats without one are dev chats)")
+        ap.add_argument("--fold-model", action="append", required=True, help="model trained without fold K, in order")
+        ap.add_argument("--model", default="models/default", help="choose: the model whose dev chats and channel "
+                        "are used; calibrate: the refitted model to write real-side cutpoints into")
+        ap.add_argument("--dev-ids", default="data/labelled/dev_ids.txt")
+        if name == "choose":
+            ap.add_argument("--out", help="write a copy of --model with the chosen strengths here")
+    a = top.parse_args()
+    if a.cmd == "make-folds":
+        make_folds(a.real, a.dir, a.dev_ids)
+        return
+    base, pooled, logits, scores = pooled_inputs(a)
+    if a.cmd == "calibrate":
+        real_cutpoints(a.model, pooled, logits, scores)
+        return
+    table = curves(logits, scores, pooled, base.config.dimensions)
+    chosen = {d: max(row, key=lambda b: (row[b][0], -b)) for d, row in table.items()}   # ties → the smaller
+    for d, row in table.items():
+        print(f"  {d:16s} " + "  ".join(f"{b}: {q:.3f}/{s:.3f}" for b, (q, s) in row.items())
+              + f"   → {chosen[d]}")
+    if a.out:
+        out = Path(a.out)
+        shutil.copytree(a.model, out, dirs_exist_ok=True)
+        meta = json.loads((out / "ridge.json").read_text(encoding="utf-8"))
+        meta["beta"] = chosen
+        meta["info"]["beta_source"] = {"chats": len(pooled), "folds": len(a.fold_model),
+                                       "qwk_spearman_by_beta": {d: {str(b): v for b, v in row.items()}
+                                                                for d, row in table.items()}}
+        (out / "ridge.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+        print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
