@@ -1,11 +1,12 @@
-"""Ridge tilt strengths chosen on every real training chat instead of the ~100 in the dev split.
+"""Tilt strengths, real-side cutpoints and flag thresholds chosen on every real training chat, not on the dev split.
 
 The tilt strength (beta) of each dimension is normally chosen on the dev split, whose ~100 real chats cannot
 settle it (docs/real-chats.md, sessions 10 and 16). Here each real training chat gets honest inputs: the network
 logits and ridge score of a model trained without it (one model per fold, ``--fold-model``; the dev chats take
 ``--model``'s, which never trained on them). Per dimension the strength with the best QWK under cutpoints fitted
 for it, over all these chats pooled, is written into a copy of ``--model``'s ridge channel. Then refit the
-calibration on the dev split with ``qa train … --from-model OUT --keep-beta``.
+calibration on the dev split with ``qa train … --from-model OUT --keep-beta``, and run ``calibrate`` on the result:
+cutpoints and turn-level flag thresholds for the chats the ridge gate claims, fitted on the same pooled chats.
 
     python scripts/pooled_betas.py make-folds --real REAL_TRAIN.jsonl --dir /tmp/folds   # then train, see below
     python scripts/pooled_betas.py choose --real REAL_TRAIN.jsonl --folds /tmp/folds/folds.json \
@@ -73,8 +74,8 @@ def curves(logits, scores, examples, dims) -> dict:
 
 
 def pooled_inputs(a):
-    """The real training chats with honest inputs: (the --model classifier, examples, logits per dimension,
-    gated ridge scores)."""
+    """The real training chats with honest inputs: (the --model classifier, [(classifier, its chats)], the chats
+    pooled, logits per dimension, gated ridge scores)."""
     from qa.model.data import load_examples
     from qa.model.predict import Classifier
     folds = json.loads(Path(a.folds).read_text(encoding="utf-8"))
@@ -92,7 +93,7 @@ def pooled_inputs(a):
             scores.append(r)
             pooled += ex
     print(f"{len(pooled)} real chats ({len(groups[0][1])} dev, {len(pooled) - len(groups[0][1])} out of fold)")
-    return base, pooled, {d: np.concatenate(v) for d, v in logits.items()}, np.concatenate(scores)
+    return base, groups, pooled, {d: np.concatenate(v) for d, v in logits.items()}, np.concatenate(scores)
 
 
 def real_cutpoints(model_dir, pooled, logits, scores) -> None:
@@ -120,6 +121,44 @@ def real_cutpoints(model_dir, pooled, logits, scores) -> None:
     cfg["cutpoints_real_chats"] = len(pooled)
     path.write_text(json.dumps(cfg, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {path}")
+
+
+MIN_POSITIVE = 20   # a real-side flag threshold needs at least this many flagged real chats
+
+
+def real_flag_thresholds(model_dir, groups) -> None:
+    """Write into ``model_dir``'s turn-level flag models a threshold for the chats the ridge gate claims: per flag,
+    the one with the best F1 (rules or model) on the pooled real chats, each scored by a model that never saw it.
+    The grading chats blend it with the dev split's by the gate (``TurnFlags.chat_thresholds``)."""
+    from qa.model.flags import best_threshold, flag_targets
+    from qa.model.turnflags import FILE
+    from qa.rules import RuleEngine
+    from qa.timing import compute_timing
+    probs, gold, fired = {}, {}, {}
+    for clf, ex in groups:
+        convs = [e.conv for e in ex]
+        eng = RuleEngine(clf.rubric)
+        timings = [compute_timing(c, clf.rubric) for c in convs]
+        findings = [eng.check(c, t) for c, t in zip(convs, timings)]
+        for e, pred, fs in zip(ex, clf.predict_all(convs, findings=findings, timings=timings), findings):
+            share = flag_targets(e.conv, list(pred.flags))    # flag → share of the reviews that set it
+            for f, q in pred.flags.items():
+                if f in share:
+                    probs.setdefault(f, []).append(q)
+                    gold.setdefault(f, []).append(share[f] >= 0.5)
+                    fired.setdefault(f, []).append(f in {x.rule for x in fs})
+    path = Path(model_dir) / FILE
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    real = {}
+    for f in meta.get("thresholds", {}):
+        if f not in probs or sum(gold[f]) < MIN_POSITIVE:
+            continue
+        t, f1 = best_threshold(np.array(probs[f]), np.array(gold[f]), np.array(fired[f]))
+        real[f] = round(float(t), 3)
+        print(f"  {f:20s} real side {real[f]} (F1 {f1:.2f} on {sum(gold[f])} flagged)  written side "
+              f"{meta['thresholds'][f]}")
+    meta["thresholds_real"] = real
+    path.write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
 
 
 def make_folds(real: str, directory: str, dev_ids: str, k: int = 5, seed: int = 7) -> None:
@@ -163,9 +202,10 @@ def main() -> None:
     if a.cmd == "make-folds":
         make_folds(a.real, a.dir, a.dev_ids)
         return
-    base, pooled, logits, scores = pooled_inputs(a)
+    base, groups, pooled, logits, scores = pooled_inputs(a)
     if a.cmd == "calibrate":
         real_cutpoints(a.model, pooled, logits, scores)
+        real_flag_thresholds(a.model, groups)
         return
     table = curves(logits, scores, pooled, base.config.dimensions)
     chosen = {d: max(row, key=lambda b: (row[b][0], -b)) for d, row in table.items()}   # ties → the smaller

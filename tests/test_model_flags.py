@@ -221,3 +221,23 @@ def test_grader_turns_raised_model_flags_into_findings_that_cap_grades(flag_mode
             assert found[f]["source"] in ("model", "both") and found[f]["message"] is not None
         assert rec["dimensions"]["attitude"]["level"] <= 2          # uncivil_language caps attitude at 2
         assert any(d["dimension"] == "attitude" or d.get("rule") == "uncivil_language" for d in rec["deductions"])
+
+
+def test_turn_flag_thresholds_blend_the_real_side_by_the_gate(tmp_path):
+    pytest.importorskip("torch")
+    from qa.model.predict import Classifier
+    from qa.model.turnflags import TurnFlags
+    tf = Classifier(ROOT / "models" / "default").ridge.turn_flags
+    assert tf.thresholds_real and set(tf.thresholds_real) <= set(tf.thresholds)   # the default has a real side
+    flag = next(iter(tf.thresholds_real))
+    t = tf.chat_thresholds(np.array([0.0, 1.0, 0.5]))
+    low, high = tf.thresholds[flag], tf.thresholds_real[flag]
+    assert np.allclose(t[flag], [low, high, (low + high) / 2])
+    other = [f for f in tf.thresholds if f not in tf.thresholds_real]
+    assert all(np.allclose(t[f], tf.thresholds[f]) for f in other)            # no real side: one threshold
+    tf.save(tmp_path)
+    back = TurnFlags.load(tmp_path, tf.projection)
+    assert back.thresholds_real == tf.thresholds_real and back.thresholds == tf.thresholds
+    tf.thresholds_real = {}
+    tf.save(tmp_path)
+    assert "thresholds_real" not in json.loads((tmp_path / "turnflags.json").read_text(encoding="utf-8"))

@@ -192,14 +192,15 @@ class Classifier:
         turn_model = self.ridge.turn_flag_probs(convs) if self.ridge else {}
         turn_t = self.ridge.turn_flags.thresholds if turn_model else {}
         mean = bool(turn_model) and self.ridge.turn_flags.combine == "mean"
+        chat_t = self.ridge.turn_flags.chat_thresholds(self.ridge.gate_probs(convs)) if mean else {}
         for b, ts in enumerate(all_turns):
             for j, f in enumerate(cfg.flags):
                 flags[b][f] = float(p[b, j])
                 t = cfg.flag_thresholds.get(f)
                 if mean and f in turn_model:    # network and turn model vote together (qa train --turns-on)
                     q = flags[b][f] = float((p[b, j] + turn_model[f][0][b]) / 2)
-                    if ts and q >= turn_t.get(f, 1.01):
-                        raised[b].append(FlagPrediction(f, q, float(turn_t[f]), turn_model[f][1][b]))
+                    if ts and f in chat_t and q >= chat_t[f][b]:
+                        raised[b].append(FlagPrediction(f, q, float(chat_t[f][b]), turn_model[f][1][b]))
                 elif ts and t is not None and p[b, j] >= t:
                     raised[b].append(FlagPrediction(f, float(p[b, j]), float(t),
                                                     self._evidence(f, b, j, ts, turn_probs[b], attn)))

@@ -72,9 +72,17 @@ class TurnFlags:
     """Per flag: (role, coefficients over the blocks' n-grams and the dense features, bias, dense scaling)."""
 
     def __init__(self, projection: Projection, models: dict[str, dict], info: dict | None = None,
-                 thresholds: dict[str, float] | None = None):
+                 thresholds: dict[str, float] | None = None, thresholds_real: dict[str, float] | None = None):
         self.projection, self.models, self.info = projection, models, dict(info or {})
         self.thresholds = dict(thresholds or {})   # flag → threshold on the gated chat probability (dev split)
+        self.thresholds_real = dict(thresholds_real or {})   # flag → threshold for the chats the ridge gate claims
+
+    def chat_thresholds(self, gate: np.ndarray) -> dict[str, np.ndarray]:
+        """Flag → [n] each chat's threshold: ``thresholds`` blended with ``thresholds_real`` by the ridge gate
+        (``scripts/pooled_betas.py calibrate`` fits the real side on the real training chats)."""
+        g = np.asarray(gate, dtype=float)
+        return {f: g * self.thresholds_real[f] + (1 - g) * t if f in self.thresholds_real else np.full(len(g), t)
+                for f, t in self.thresholds.items()}
 
     @property
     def flags(self) -> list[str]:
@@ -174,6 +182,8 @@ class TurnFlags:
     def save(self, directory: str | Path) -> None:
         from safetensors.numpy import save_file
         t, meta = {}, {"flags": {}, "info": self.info, "thresholds": self.thresholds}
+        if self.thresholds_real:
+            meta["thresholds_real"] = self.thresholds_real
         for f, m in self.models.items():
             for k in ("coef", "mean", "scale"):
                 t[f"{f}.{k}"] = m[k].astype(np.float16 if k == "coef" else np.float32)
@@ -193,4 +203,4 @@ class TurnFlags:
         models = {f: {**m, "coef": t[f"{f}.coef"].astype(np.float32), "mean": t[f"{f}.mean"],
                       "scale": t[f"{f}.scale"], "bias": np.float32(t[f"{f}.bias"][0])}
                   for f, m in meta["flags"].items()}
-        return cls(projection, models, meta.get("info"), meta.get("thresholds"))
+        return cls(projection, models, meta.get("info"), meta.get("thresholds"), meta.get("thresholds_real"))
