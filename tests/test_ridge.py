@@ -132,16 +132,20 @@ def test_teacher_needs_ridge_on_and_no_matching_file_fits_no_channel(tmp_path):
     assert "ridge" not in metrics and not (tmp_path / "m" / "ridge.json").exists()
 
 
+def _two_files(tmp_path) -> dict:
+    """Tiny training arguments over two files cut from a hand batch: ``a.jsonl`` and ``real_b.jsonl``."""
+    lines = HAND.read_text(encoding="utf-8").splitlines()
+    (tmp_path / "a.jsonl").write_text("\n".join(lines[:40]) + "\n", encoding="utf-8")
+    (tmp_path / "real_b.jsonl").write_text("\n".join(lines[40:100]) + "\n", encoding="utf-8")
+    return dict(data=[str(tmp_path / "a.jsonl"), str(tmp_path / "real_b.jsonl")], base_model="none", epochs=1,
+                batch_size=8, max_steps=2, dev_fraction=0.3, seed=1, use_encoder=False)
+
+
 def test_from_model_keeps_the_network_and_refits_the_channel(tmp_path):
     pytest.importorskip("torch")
     from qa.errors import ModelError
     from qa.model.train import TrainArgs, train
-    lines = HAND.read_text(encoding="utf-8").splitlines()
-    (tmp_path / "a.jsonl").write_text("\n".join(lines[:40]) + "\n", encoding="utf-8")
-    (tmp_path / "real_b.jsonl").write_text("\n".join(lines[40:100]) + "\n", encoding="utf-8")
-    data = [str(tmp_path / "a.jsonl"), str(tmp_path / "real_b.jsonl")]
-    common = dict(data=data, base_model="none", epochs=1, batch_size=8, max_steps=2, dev_fraction=0.3, seed=1,
-                  use_encoder=False)
+    common = _two_files(tmp_path)
     train(TrainArgs(out=str(tmp_path / "net"), **common))
     metrics = train(TrainArgs(out=str(tmp_path / "plus"), from_model=str(tmp_path / "net"), ridge_on=["real_*"],
                               **common))
@@ -155,12 +159,7 @@ def test_from_model_keeps_the_network_and_refits_the_channel(tmp_path):
 def test_keep_beta_keeps_the_trained_models_tilt_strengths(tmp_path):
     pytest.importorskip("torch")
     from qa.model.train import TrainArgs, train
-    lines = HAND.read_text(encoding="utf-8").splitlines()
-    (tmp_path / "a.jsonl").write_text("\n".join(lines[:40]) + "\n", encoding="utf-8")
-    (tmp_path / "real_b.jsonl").write_text("\n".join(lines[40:100]) + "\n", encoding="utf-8")
-    data = [str(tmp_path / "a.jsonl"), str(tmp_path / "real_b.jsonl")]
-    common = dict(data=data, base_model="none", epochs=1, batch_size=8, max_steps=2, dev_fraction=0.3, seed=1,
-                  use_encoder=False, ridge_on=["real_*"])
+    common = dict(_two_files(tmp_path), ridge_on=["real_*"])
     with pytest.raises(ValueError, match="from_model"):
         TrainArgs(out="m", keep_beta=True, **common)
     train(TrainArgs(out=str(tmp_path / "net"), **common))
