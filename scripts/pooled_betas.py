@@ -31,15 +31,9 @@ import numpy as np
 BETAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)   # the grid of qa.model.train.RIDGE_BETAS
 
 
-def raw_inputs(clf, convs):
+def raw_inputs(clf, convs, findings, timings):
     """Network logits per dimension (no tilt, no temperature) and gated ridge scores of ``convs``."""
     import torch
-
-    from qa.rules import RuleEngine
-    from qa.timing import compute_timing
-    eng = RuleEngine(clf.rubric)
-    timings = [compute_timing(c, clf.rubric) for c in convs]
-    findings = [eng.check(c, t) for c, t in zip(convs, timings)]
     out = {d: [] for d in clf.config.dimensions}
     for s in range(0, len(convs), 64):
         batch, _ = clf.batcher(convs[s:s + 64], findings=findings[s:s + 64], timings=timings[s:s + 64])
@@ -74,8 +68,8 @@ def curves(logits, scores, examples, dims) -> dict:
 
 
 def pooled_inputs(a):
-    """The real training chats with honest inputs: (the --model classifier, [(classifier, its chats)], the chats
-    pooled, logits per dimension, gated ridge scores)."""
+    """The real training chats with honest inputs: (the --model classifier, [(classifier, its chats, their
+    analyses)], the chats pooled, logits per dimension, gated ridge scores)."""
     from qa.model.data import load_examples
     from qa.model.predict import Classifier
     folds = json.loads(Path(a.folds).read_text(encoding="utf-8"))
@@ -84,15 +78,17 @@ def pooled_inputs(a):
     examples = load_examples([a.real], base.config.dimensions)
     groups = [(base, [e for e in examples if e.conv.id in dev])]
     groups += [(Classifier(m), [e for e in examples if folds.get(e.conv.id) == k]) for k, m in enumerate(a.fold_model)]
+    groups = [(clf, ex, clf.analyse([e.conv for e in ex])) for clf, ex in groups if ex]   # rules and timing, once
     logits, scores, pooled = {d: [] for d in base.config.dimensions}, [], []
-    for clf, ex in groups:
+    for clf, ex, an in groups:
         if ex:
-            lg, r = raw_inputs(clf, [e.conv for e in ex])
+            lg, r = raw_inputs(clf, [e.conv for e in ex], [x.findings for x in an], [x.timing for x in an])
             for d in logits:
                 logits[d].append(lg[d])
             scores.append(r)
             pooled += ex
-    print(f"{len(pooled)} real chats ({len(groups[0][1])} dev, {len(pooled) - len(groups[0][1])} out of fold)")
+    dev_n = sum(e.conv.id in dev for e in pooled)
+    print(f"{len(pooled)} real chats ({dev_n} dev, {len(pooled) - dev_n} out of fold)")
     return base, groups, pooled, {d: np.concatenate(v) for d, v in logits.items()}, np.concatenate(scores)
 
 
@@ -132,15 +128,11 @@ def real_flag_thresholds(model_dir, groups) -> None:
     The grading chats blend it with the dev split's by the gate (``TurnFlags.chat_thresholds``)."""
     from qa.model.flags import best_threshold, flag_targets
     from qa.model.turnflags import FILE
-    from qa.rules import RuleEngine
-    from qa.timing import compute_timing
     probs, gold, fired = {}, {}, {}
-    for clf, ex in groups:
-        convs = [e.conv for e in ex]
-        eng = RuleEngine(clf.rubric)
-        timings = [compute_timing(c, clf.rubric) for c in convs]
-        findings = [eng.check(c, t) for c, t in zip(convs, timings)]
-        for e, pred, fs in zip(ex, clf.predict_all(convs, findings=findings, timings=timings), findings):
+    for clf, ex, an in groups:
+        findings = [x.findings for x in an]
+        preds = clf.predict_all([e.conv for e in ex], findings=findings, timings=[x.timing for x in an])
+        for e, pred, fs in zip(ex, preds, findings):
             share = flag_targets(e.conv, list(pred.flags))    # flag → share of the reviews that set it
             for f, q in pred.flags.items():
                 if f in share:
