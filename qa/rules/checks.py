@@ -86,7 +86,17 @@ def _someone_elses(ctx: Context, i: int) -> bool:
     if key not in ctx._memo:   # the first customer message asking about someone else's order
         ctx._memo[key] = min((h.message for h in ctx.hits.get("third_party", ()) if ctx.roles[h.message] == "customer"),
                              default=len(ctx.msgs))
-    return ctx.has("other_buyer", i) or ctx._memo[key] < i or _objected(ctx, i)
+    return ctx.has("other_buyer", i) or ctx._memo[key] < i or _named_number(ctx, i) or _objected(ctx, i)
+
+
+def _named_number(ctx: Context, i: int) -> bool:
+    """Agent message i gives a full phone number with a third person named (寄件人刘女士, 司机, 机主…), and neither
+    confirms the customer's own details (您的…, 核对…, 对吗) nor repeats a number the customer sent before."""
+    if not (ctx.has("named_person", i) and ctx.has("contact_number", i)) or ctx.has("own_data", i):
+        return False
+    theirs = {re.sub(r"\D", "", ctx.norms[k]) for k in range(i) if ctx.roles[k] == "customer"}
+    numbers = [re.sub(r"\D", "", ctx.norms[i][h.start:h.end]) for h in ctx.hits_in("contact_number", i)]
+    return any(n and not any(n in t for t in theirs) for n in numbers)
 
 
 def _objected(ctx: Context, i: int) -> bool:
