@@ -32,7 +32,9 @@ BETAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)   # the grid of qa.model.train.RID
 
 
 def raw_inputs(clf, convs, findings, timings):
-    """Network logits per dimension (no tilt, no temperature) and gated ridge scores of ``convs``."""
+    """Network logits per dimension (no tilt, no temperature), gated ridge scores, gated z-scored ridge parts
+    ([n, dims, parts]) and the stack's blend weight (the gate; 0 for a chat with no agent text) of ``convs``."""
+    from qa.model.ridge import agent_text
     import torch
     out = {d: [] for d in clf.config.dimensions}
     for s in range(0, len(convs), 64):
@@ -41,7 +43,10 @@ def raw_inputs(clf, convs, findings, timings):
             res = clf.model(**batch)
         for d in out:
             out[d].append(res["logits"][d].float().numpy())
-    return {d: np.concatenate(v) for d, v in out.items()}, clf.ridge.gated_scores(convs, findings)
+    g = clf.ridge.gate_probs(convs)
+    gz = clf.ridge.zparts(convs, findings) * g[:, None, None]
+    blend = g * np.array([bool(agent_text(c)) for c in convs])
+    return {d: np.concatenate(v) for d, v in out.items()}, clf.ridge.gated_scores(convs, findings), (gz, blend)
 
 
 def curves(logits, scores, examples, dims) -> dict:
@@ -69,7 +74,7 @@ def curves(logits, scores, examples, dims) -> dict:
 
 def pooled_inputs(a):
     """The real training chats with honest inputs: (the --model classifier, [(classifier, its chats, their
-    analyses)], the chats pooled, logits per dimension, gated ridge scores)."""
+    analyses)], the chats pooled, logits per dimension, gated ridge scores, gated ridge parts)."""
     from qa.model.data import load_examples
     from qa.model.predict import Classifier
     folds = json.loads(Path(a.folds).read_text(encoding="utf-8"))
@@ -79,36 +84,78 @@ def pooled_inputs(a):
     groups = [(base, [e for e in examples if e.conv.id in dev])]
     groups += [(Classifier(m), [e for e in examples if folds.get(e.conv.id) == k]) for k, m in enumerate(a.fold_model)]
     groups = [(clf, ex, clf.analyse([e.conv for e in ex])) for clf, ex in groups if ex]   # rules and timing, once
-    logits, scores, pooled = {d: [] for d in base.config.dimensions}, [], []
+    logits, scores, parts, pooled = {d: [] for d in base.config.dimensions}, [], [], []
     for clf, ex, an in groups:
         if ex:
-            lg, r = raw_inputs(clf, [e.conv for e in ex], [x.findings for x in an], [x.timing for x in an])
+            lg, r, gz = raw_inputs(clf, [e.conv for e in ex], [x.findings for x in an], [x.timing for x in an])
             for d in logits:
                 logits[d].append(lg[d])
             scores.append(r)
+            parts.append(gz)   # (gated parts, blend weight)
             pooled += ex
     dev_n = sum(e.conv.id in dev for e in pooled)
     print(f"{len(pooled)} real chats ({dev_n} dev, {len(pooled) - dev_n} out of fold)")
-    return base, groups, pooled, {d: np.concatenate(v) for d, v in logits.items()}, np.concatenate(scores)
+    return (base, groups, pooled, {d: np.concatenate(v) for d, v in logits.items()}, np.concatenate(scores),
+            (np.concatenate([p for p, _ in parts]), np.concatenate([b for _, b in parts])))
 
 
-def real_cutpoints(model_dir, pooled, logits, scores) -> None:
-    """Write into ``model_dir`` cutpoints for the chats its ridge gate claims, fitted on the pooled real chats under
-    the model's own tilts and temperatures; the written side keeps the dev split's (``cutpoints_ungated``)."""
-    from qa.model.decision import fit_cutpoints
+STACK_ALPHA = 10.0   # ridge strength on the standardised stack inputs (1–100 scored alike in 5-fold CV)
+
+
+def model_index(cfg, beta, d, j, logits, scores) -> np.ndarray:
+    """[n] the expected level index (0 = best) the model computes for dimension ``d``: tilt, then temperature."""
     from qa.model.ridge import centred
+    k = logits[d].shape[1]
+    z = (logits[d] + beta.get(d, 0.0) * scores[:, j, None] * centred(k)[None, :]) / cfg["temperatures"][d]
+    p = np.exp(z - z.max(1, keepdims=True))
+    return (p / p.sum(1, keepdims=True)) @ np.arange(k)
+
+
+def real_stack(model_dir, pooled, logits, scores, parts) -> None:
+    """Write into ``model_dir``'s ridge channel the real-side stack (``RidgeChannel.stack_shift``): per dimension a
+    ridge regression of the reviews' mean level index on the model's expected index and the gated ridge parts,
+    fitted on the pooled real chats."""
+    from sklearn.linear_model import Ridge
+    cfg = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    path = Path(model_dir) / "ridge.json"
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    levels, stack = dict(cfg["dimension_list"]), {}
+    for j, (d, lv) in enumerate(levels.items()):
+        if d not in cfg.get("cutpoints", {}) or d not in meta["dimensions"]:
+            continue
+        r = meta["dimensions"].index(d)
+        x = np.c_[model_index(cfg, meta["beta"], d, j, logits, scores), parts[0][:, r, :]]
+        y = np.array([np.asarray(e.targets[d]) @ np.arange(len(lv)) for e in pooled])
+        mu, sd = x.mean(0), x.std(0) + 1e-6
+        fit = Ridge(alpha=STACK_ALPHA).fit((x - mu) / sd, y)
+        coef = fit.coef_ / sd
+        stack[d] = {"level": round(float(coef[0]), 5), "parts": [round(float(c), 5) for c in coef[1:]],
+                    "bias": round(float(fit.intercept_ - coef @ mu), 5)}
+        print(f"  {d:16s} stack {stack[d]}")
+    meta["stack"] = stack
+    meta["info"]["stack_source"] = {"chats": len(pooled), "alpha": STACK_ALPHA}
+    path.write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+
+
+def real_cutpoints(model_dir, pooled, logits, scores, parts) -> None:
+    """Write into ``model_dir`` cutpoints for the chats its ridge gate claims, fitted on the pooled real chats under
+    the model's own tilts, temperatures and stack; the written side keeps the dev split's (``cutpoints_ungated``)."""
+    from qa.model.decision import fit_cutpoints
     path = Path(model_dir) / "config.json"
     cfg = json.loads(path.read_text(encoding="utf-8"))
-    beta = json.loads((Path(model_dir) / "ridge.json").read_text(encoding="utf-8"))["beta"]
+    meta = json.loads((Path(model_dir) / "ridge.json").read_text(encoding="utf-8"))
+    beta, stack = meta["beta"], meta.get("stack") or {}
     levels = dict(cfg["dimension_list"])
     ungated = dict(cfg.get("cutpoints_ungated") or {})
     for j, (d, lv) in enumerate(levels.items()):
         if d not in cfg["cutpoints"]:
             continue
         k = len(lv)
-        z = (logits[d] + beta.get(d, 0.0) * scores[:, j, None] * centred(k)[None, :]) / cfg["temperatures"][d]
-        p = np.exp(z - z.max(1, keepdims=True))
-        idx = (p / p.sum(1, keepdims=True)) @ np.arange(k)
+        idx = model_index(cfg, beta, d, j, logits, scores)
+        if d in stack:   # as RidgeChannel.stack_shift: idx + g · (s − idx)
+            r = meta["dimensions"].index(d)
+            s = stack[d]["bias"] + stack[d]["level"] * idx + parts[0][:, r, :] @ np.asarray(stack[d]["parts"])
+            idx = idx + parts[1] * (s - idx)
         gold = np.array([lv.index(e.majority(d, lv)) for e in pooled])
         ungated.setdefault(d, cfg["cutpoints"][d])    # written chats keep the set they had
         cfg["cutpoints"][d] = [round(float(c), 4) for c in fit_cutpoints(idx, gold, k)]
@@ -190,13 +237,18 @@ def main() -> None:
         ap.add_argument("--dev-ids", default="data/labelled/dev_ids.txt")
         if name == "choose":
             ap.add_argument("--out", help="write a copy of --model with the chosen strengths here")
+        else:
+            ap.add_argument("--no-stack", action="store_true", help="fit no real-side stack (cutpoints on the "
+                            "tilted index alone; a stack already in the model is still applied)")
     a = top.parse_args()
     if a.cmd == "make-folds":
         make_folds(a.real, a.dir, a.dev_ids)
         return
-    base, groups, pooled, logits, scores = pooled_inputs(a)
+    base, groups, pooled, logits, scores, parts = pooled_inputs(a)
     if a.cmd == "calibrate":
-        real_cutpoints(a.model, pooled, logits, scores)
+        if not a.no_stack:
+            real_stack(a.model, pooled, logits, scores, parts)
+        real_cutpoints(a.model, pooled, logits, scores, parts)
         real_flag_thresholds(a.model, groups)
         return
     table = curves(logits, scores, pooled, base.config.dimensions)

@@ -14,7 +14,7 @@ pytest.importorskip("sklearn")
 
 from qa.io import read_path  # noqa: E402
 from qa.model.projection import Projection, load_teacher  # noqa: E402
-from qa.model.ridge import RidgeChannel, centred, sem_features  # noqa: E402
+from qa.model.ridge import RidgeChannel, agent_text, centred, sem_features  # noqa: E402
 from qa.text import normalize  # noqa: E402
 
 HAND = ROOT / "data" / "labelled" / "hand" / "train_hand-a.jsonl"
@@ -76,9 +76,10 @@ def test_ridge_channel_ranks_unseen_chats_and_round_trips(tmp_path):
     assert spearmanr(s[:, 0], y[90:, 0])[0] > 0.2       # learnt something about attitude from the agents' text
     assert sem_features(convs[:3], proj).shape == (3, 8)
     ch.beta = {"attitude": 0.5}
+    ch.stack = {"attitude": {"level": 0.2, "parts": [-0.1, -0.2], "bias": 0.7}}
     ch.save(tmp_path)
     back = RidgeChannel.load(tmp_path)
-    assert back.beta == {"attitude": 0.5} and back.dims == ["attitude"]
+    assert back.beta == {"attitude": 0.5} and back.dims == ["attitude"] and back.stack == ch.stack
     assert np.allclose(back.scores(convs[90:]), s, atol=1e-2)      # coefficients are stored as float16
     tilt = back.tilts(convs[90:92], {"attitude": 4})["attitude"]
     assert tilt.shape == (2, 4) and np.allclose(tilt.sum(1), 0, atol=1e-5)   # a tilt, not a shift
@@ -209,16 +210,46 @@ def test_the_default_grades_written_chats_with_their_own_cutpoints():
     convs = [c for c in read_path(ROOT / "data" / "samples" / "samples.jsonl") if hasattr(c, "messages")]
     convs += [c for c in read_path(HAND) if hasattr(c, "messages")][:40]
     gate = clf.ridge.gate_probs(convs)
-    preds = clf.predict(convs)
+    preds = clf.predict_all(convs, batch_size=len(convs))
+    findings = [a.findings for a in clf.analyse(convs)]
     differ = 0
     for d, levels in clf.dimensions.items():
-        idx = np.array([sum(j * p[d].probs[lv] for j, lv in enumerate(levels)) for p in preds])
+        idx = np.array([sum(j * p.grades[d].probs[lv] for j, lv in enumerate(levels)) for p in preds])
+        shift = clf.ridge.stack_shift(convs, d, idx, findings)     # the real-side stack moves the index
         cuts = chat_cuts(clf.config.cutpoints[d], ungated.get(d), gate)
-        want = (cuts <= idx[:, None]).sum(1)
-        assert [levels.index(p[d].level) for p in preds] == list(want)
+        want = (cuts <= (idx + shift)[:, None]).sum(1)
+        assert [levels.index(p.grades[d].level) for p in preds] == list(want)
+        assert np.allclose([p.grades[d].expected for p in preds], levels[0] - idx - shift, atol=1e-4)
         shared = np.searchsorted(clf.config.cutpoints[d], idx, side="right")
         differ += int((shared != want).sum())
     assert differ > 0        # on these written chats the second set decides some levels differently
+
+
+def test_stack_shift_moves_real_chats_and_leaves_chats_without_agent_text():
+    """shift = g · (s − idx), s = bias + level · idx + parts · g·z; 0 for a chat with no agent text or no stack."""
+    pytest.importorskip("torch")
+    from qa.model.predict import Classifier
+    from qa.schema import Conversation
+    ridge = Classifier().ridge
+    assert set(ridge.stack) == {"attitude", "etiquette", "professionalism", "clarity"}   # the default has one
+    convs = [c for c in read_path(ROOT / "data" / "samples" / "samples.jsonl") if hasattr(c, "messages")][:12]
+    convs.append(Conversation.model_validate({"id": "bot-only", "messages": [
+        {"role": "customer", "type": "text", "text": "在吗"}, {"role": "bot", "type": "text", "text": "您好"}]}))
+    findings = [[] for _ in convs]
+    idx = np.linspace(0, 3, len(convs))
+    g = ridge.gate_probs(convs)
+    saved = dict(ridge.stack)
+    try:
+        ridge.stack = {"attitude": {"level": 1.0, "parts": [0.0, 0.0, 0.0], "bias": 0.0}}     # s = idx: no move
+        assert np.allclose(ridge.stack_shift(convs, "attitude", idx, findings), 0)
+        assert ridge.stack_shift(convs, "clarity", idx, findings) is None
+        ridge.stack = {"attitude": {"level": 0.0, "parts": [0.0, 0.0, 0.0], "bias": 1.0}}     # s = 1
+        got = ridge.stack_shift(convs, "attitude", idx, findings)
+        talks = np.array([bool(agent_text(c)) for c in convs])
+        assert not talks[-1] and talks.sum() >= 8
+        assert np.allclose(got, g * (1 - idx) * talks)
+    finally:
+        ridge.stack = saved
 
 
 def test_struct_features_count_rules_and_run_on_replies():
@@ -356,3 +387,36 @@ def test_pooled_betas_prefer_a_tilt_when_the_ridge_score_carries_the_grade():
     assert set(table) == set(mod.BETAS)
     assert table[0.0][0] < 0.2 < 0.6 < table[2.0][0]               # (QWK, Spearman) per strength
     assert table[2.0][1] > table[0.0][1]
+
+
+def test_real_stack_learns_the_part_that_carries_the_grade(tmp_path):
+    """``calibrate``'s stack, on pooled chats whose grade one ridge part carries: it weights that part, and the
+    real-side cutpoints fitted under it grade far better than the network's index alone."""
+    import importlib.util
+
+    from qa.model.data import Example
+    from qa.model.decision import weighted_qwk
+    spec = importlib.util.spec_from_file_location("pooled_betas", ROOT / "scripts" / "pooled_betas.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rng = np.random.default_rng(1)
+    n, truth = 400, rng.normal(size=400)                             # higher = better
+    gold = np.digitize(-truth, [-1.0, 0.0, 1.0])
+    examples = [Example(conv=None, targets={"attitude": list(np.eye(4)[g])}) for g in gold]
+    logits = {"attitude": rng.normal(size=(n, 4)).astype(np.float32)}           # a network that knows nothing
+    parts = np.stack([rng.normal(size=n), truth + rng.normal(0, 0.3, n), rng.normal(size=n)], 1)[:, None, :]
+    blend = np.ones(n)
+    (tmp_path / "config.json").write_text(json.dumps({"dimension_list": [["attitude", [5, 4, 3, 2]]],
+                                                       "cutpoints": {"attitude": [0.5, 1.5, 2.5]},
+                                                       "temperatures": {"attitude": 1.0}}), encoding="utf-8")
+    (tmp_path / "ridge.json").write_text(json.dumps({"dimensions": ["attitude"], "beta": {"attitude": 0.0},
+                                                     "info": {}}), encoding="utf-8")
+    scores = np.zeros((n, 1), np.float32)
+    mod.real_stack(tmp_path, examples, logits, scores, (parts, blend))
+    st = json.loads((tmp_path / "ridge.json").read_text(encoding="utf-8"))["stack"]["attitude"]
+    assert st["parts"][1] < -0.3 and abs(st["parts"][0]) < 0.1 and abs(st["parts"][2]) < 0.1
+    mod.real_cutpoints(tmp_path, examples, logits, scores, (parts, blend))
+    cfg = json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))
+    idx = st["bias"] + st["level"] * mod.model_index(cfg, {}, "attitude", 0, logits, scores) + parts[:, 0] @ st["parts"]
+    level = np.searchsorted(cfg["cutpoints"]["attitude"], idx, side="right")
+    assert weighted_qwk(gold, level, 4) > 0.8 and cfg["cutpoints_ungated"]["attitude"] == [0.5, 1.5, 2.5]

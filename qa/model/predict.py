@@ -146,8 +146,9 @@ class Classifier:
         with torch.inference_mode():
             res = self.model(**batch)
         out = [{} for _ in convs]
-        tilts = (self.ridge.tilts(convs, {d: len(v) for d, v in self.config.dimensions.items()},
-                                  findings if findings is not None else [()] * len(convs)) if self.ridge else {})
+        found = findings if findings is not None else [()] * len(convs)
+        tilts = (self.ridge.tilts(convs, {d: len(v) for d, v in self.config.dimensions.items()}, found)
+                 if self.ridge else {})
         cuts = self._cuts(convs)
         for i, (dim, levels) in enumerate(self.config.dimensions.items()):
             t = float(self.config.temperatures.get(dim, 1.0))
@@ -156,9 +157,12 @@ class Classifier:
                 logits = logits + torch.from_numpy(tilts[dim])
             probs = (logits / t).softmax(-1).numpy()
             attn = res["attention"][:, i].cpu().numpy() if res["attention"] is not None else None
+            shift = (self.ridge.stack_shift(convs, dim, probs @ np.arange(probs.shape[1]), found)
+                     if self.ridge is not None and dim in cuts else None)
             for b, p in enumerate(probs):
                 out[b][dim] = self._decide(levels, p, all_turns[b], attn[b] if attn is not None else None,
-                                           cuts[dim][b] if dim in cuts else None)
+                                           cuts[dim][b] if dim in cuts else None,
+                                           float(shift[b]) if shift is not None else 0.0)
         flags, raised, turn_probs = self._flags(res, convs, all_turns)
         nuggets = [[None] * len(c.messages) for c in convs]
         if res.get("nuggets"):
@@ -232,10 +236,16 @@ class Classifier:
         gate = self.ridge.gate_probs(convs) if ungated and self.ridge is not None else np.ones(len(convs))
         return {d: chat_cuts(c, ungated.get(d), gate) for d, c in cfg.cutpoints.items()}
 
-    def _decide(self, levels, p, turns, attn, cuts=None) -> DimensionPrediction:
+    def _decide(self, levels, p, turns, attn, cuts=None, shift: float = 0.0) -> DimensionPrediction:
+        """The level, its expected grade and evidence turns. ``shift``: the real-side stack's move of the expected
+        level index (``RidgeChannel.stack_shift``), applied to the expected grade and, as cutpoints moved the
+        other way, to the level."""
         numeric = all(isinstance(v, (int, float)) for v in levels)
         expected = float(sum(float(v) * float(q) for v, q in zip(levels, p))) if numeric else float("nan")
         rule = self.config.decision if numeric else "argmax"
+        if shift and numeric and cuts is not None and len(levels) > 1:
+            cuts = np.asarray(cuts, dtype=float) - shift
+            expected -= shift * (float(levels[0]) - float(levels[1]))   # one index step = one level's distance
         k = decide(p, rule, cuts)
         evidence = []
         if attn is not None:

@@ -122,6 +122,7 @@ class RidgeChannel:
         self.gate = gate   # {"vec", "mean", "scale", "coef", "bias"}, or None: every chat counts fully
         self.struct = struct   # {"rules", "flags", "mean", "scale", "coef", "bias", "use"}, or None: no structure part
         self.turn_flags = None   # qa.model.turnflags.TurnFlags fitted on the same chats, or None
+        self.stack: dict[str, dict] = {}   # dimension → the real-side stack (``stack_shift``), when fitted
         self._last: dict[str, tuple[list, object]] = {}   # per kind, the previous batch and its result (``_memo``)
 
     # -- features -------------------------------------------------------------------------------------
@@ -157,11 +158,15 @@ class RidgeChannel:
             parts.append(x @ st["coef"].T + st["bias"])
         return np.stack(parts, -1)
 
+    def zparts(self, convs: Sequence[Conversation], findings=None) -> np.ndarray:
+        """[n, dims, parts] the z-scored components, kept for the batch (the scores and the stack read them)."""
+        return self._memo("z", convs, lambda cs: (self.components(cs, findings) - self.z_mean) / self.z_std)
+
     def scores(self, convs: Sequence[Conversation], findings=None) -> np.ndarray:
         """[n, dims] mean of the z-scored components; 0 for a chat with no agent text."""
         if not convs:
             return np.zeros((0, len(self.dims)), dtype=np.float32)
-        z = (self.components(convs, findings) - self.z_mean) / self.z_std
+        z = self.zparts(convs, findings)
         w = self.part_weights()
         r = ((z * w).sum(-1) / w.sum(-1) / self.r_std).astype(np.float32)
         r[[not agent_text(c) for c in convs]] = 0.0   # no agent text (bot-only chats): nothing to say
@@ -222,6 +227,23 @@ class RidgeChannel:
             return {}
         g = self.gate_probs(convs) if self.turn_flags.combine == "or" else 1.0
         return {f: (p * g, where) for f, (p, where) in self._chat_flag_probs(convs).items()}
+
+    def stack_shift(self, convs: Sequence[Conversation], dim: str, idx: np.ndarray, findings=None
+                    ) -> np.ndarray | None:
+        """[n] how far the real-side stack moves ``dim``'s expected level index ``idx`` (0 = best), or None when
+        the dimension has no stack. The stack is a linear model fitted on the real training chats, each scored by
+        a model that never saw it (``scripts/pooled_betas.py calibrate``): s = bias + level · idx + parts · g·z,
+        with z the z-scored ridge parts. It undoes what the tilt leaves, such as short real replies graded a
+        third of a level low. The shift is g · (s − idx): written chats (g ≈ 0) keep their index."""
+        st = self.stack.get(dim)
+        if not st or not convs:
+            return None
+        g = self.gate_probs(convs)
+        z = self.zparts(convs, findings)[:, self.dims.index(dim), :] * g[:, None]
+        s = st["bias"] + st["level"] * np.asarray(idx, np.float64) + z @ np.asarray(st["parts"], np.float64)
+        shift = g * (s - idx)
+        shift[[not agent_text(c) for c in convs]] = 0.0   # no agent text (bot-only chats): nothing to say
+        return shift
 
     def tilts(self, convs: Sequence[Conversation], levels: dict[str, int], findings=None) -> dict[str, np.ndarray]:
         """Per dimension with a non-zero beta: [n, k] to add to its logits."""
@@ -315,6 +337,8 @@ class RidgeChannel:
         t = {"text.idf": self.text_vec.idf_.astype(np.float32), "text.coef": self.text_coef.astype(np.float16),
              "text.bias": self.text_bias, "z.mean": self.z_mean, "z.std": self.z_std, "r.std": self.r_std}
         meta = {"dimensions": self.dims, "beta": self.beta, "info": self.info, "text_vocab": vocab}
+        if self.stack:
+            meta["stack"] = self.stack
         if self.projection is not None:
             pt, pvocab = self.projection.tensors()
             t.update(pt)
@@ -371,6 +395,7 @@ class RidgeChannel:
                       t["z.mean"], t["z.std"], meta.get("beta"), meta.get("info"), gate, struct)
         if "r.std" in t:
             channel.r_std = t["r.std"]
+        channel.stack = meta.get("stack") or {}
         from qa.model.turnflags import TurnFlags
         channel.turn_flags = TurnFlags.load(directory, proj)
         return channel
