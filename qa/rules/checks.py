@@ -117,6 +117,7 @@ def no_proactive_confirmation(ctx: Context, params: dict[str, Any]) -> Iterator[
     if not ctx.side(("agent",)):
         return
     asked = ctx.texts(("customer",))
+    stated = int(params.get("stated_need_chars", 8))   # an earlier customer text this long (greetings aside) says the need
     for run, reply in _runs(ctx):
         kinds = [ctx.msgs[k].type for k in run]
         if not kinds or any(t not in NON_TEXT for t in kinds):
@@ -124,8 +125,8 @@ def no_proactive_confirmation(ctx: Context, params: dict[str, Any]) -> Iterator[
         before = [k for k in range(run[0]) if ctx.msgs[k].role in AGENT_SIDE]
         if before and ctx.has("request_media", before[-1]):
             continue  # the agent asked for this photo/order
-        if any(ctx.has("question", k) for k in asked if k < run[0]):
-            continue  # the customer already asked in words: the card shows what about, not a bare card
+        if any(ctx.has("question", k) or ctx.content_len(k, "greeting") >= stated for k in asked if k < run[0]):
+            continue  # the customer already asked or said in words what they want: the card shows what about
         if reply is None:
             yield Draft("顾客只发了图片/表情/卡片，客服未回应", run[-1])
             continue
