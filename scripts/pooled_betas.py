@@ -74,7 +74,7 @@ def curves(logits, scores, examples, dims) -> dict:
 
 def pooled_inputs(a):
     """The real training chats with honest inputs: (the --model classifier, [(classifier, its chats, their
-    analyses)], the chats pooled, logits per dimension, gated ridge scores, gated ridge parts)."""
+    analyses)], the chats pooled, logits per dimension, gated ridge scores, (gated ridge parts, blend weights))."""
     from qa.model.data import load_examples
     from qa.model.predict import Classifier
     folds = json.loads(Path(a.folds).read_text(encoding="utf-8"))
@@ -87,11 +87,11 @@ def pooled_inputs(a):
     logits, scores, parts, pooled = {d: [] for d in base.config.dimensions}, [], [], []
     for clf, ex, an in groups:
         if ex:
-            lg, r, gz = raw_inputs(clf, [e.conv for e in ex], [x.findings for x in an], [x.timing for x in an])
+            lg, r, stack_in = raw_inputs(clf, [e.conv for e in ex], [x.findings for x in an], [x.timing for x in an])
             for d in logits:
                 logits[d].append(lg[d])
             scores.append(r)
-            parts.append(gz)   # (gated parts, blend weight)
+            parts.append(stack_in)   # (gated ridge parts, blend weight)
             pooled += ex
     dev_n = sum(e.conv.id in dev for e in pooled)
     print(f"{len(pooled)} real chats ({dev_n} dev, {len(pooled) - dev_n} out of fold)")
@@ -141,6 +141,7 @@ def real_cutpoints(model_dir, pooled, logits, scores, parts) -> None:
     """Write into ``model_dir`` cutpoints for the chats its ridge gate claims, fitted on the pooled real chats under
     the model's own tilts, temperatures and stack; the written side keeps the dev split's (``cutpoints_ungated``)."""
     from qa.model.decision import fit_cutpoints
+    from qa.model.ridge import stacked_index
     path = Path(model_dir) / "config.json"
     cfg = json.loads(path.read_text(encoding="utf-8"))
     meta = json.loads((Path(model_dir) / "ridge.json").read_text(encoding="utf-8"))
@@ -152,10 +153,8 @@ def real_cutpoints(model_dir, pooled, logits, scores, parts) -> None:
             continue
         k = len(lv)
         idx = model_index(cfg, beta, d, j, logits, scores)
-        if d in stack:   # as RidgeChannel.stack_shift: idx + g · (s − idx)
-            r = meta["dimensions"].index(d)
-            s = stack[d]["bias"] + stack[d]["level"] * idx + parts[0][:, r, :] @ np.asarray(stack[d]["parts"])
-            idx = idx + parts[1] * (s - idx)
+        if d in stack:   # as grading does (RidgeChannel.stack_shift)
+            idx = stacked_index(stack[d], idx, parts[0][:, meta["dimensions"].index(d), :], parts[1])
         gold = np.array([lv.index(e.majority(d, lv)) for e in pooled])
         ungated.setdefault(d, cfg["cutpoints"][d])    # written chats keep the set they had
         cfg["cutpoints"][d] = [round(float(c), 4) for c in fit_cutpoints(idx, gold, k)]

@@ -99,6 +99,14 @@ def agent_text(conv: Conversation) -> str:
     return " ".join(m.norm for m in conv.messages if m.type == "text" and m.role == "agent" and m.text)
 
 
+def stacked_index(stack: dict, idx: np.ndarray, gz: np.ndarray, blend: np.ndarray) -> np.ndarray:
+    """[n] a dimension's expected level index under its real-side stack: idx + blend · (s − idx), with
+    s = bias + level · idx + gz · parts (``gz`` [n, parts]: the gated z-scored ridge parts; ``blend``: the gate,
+    0 for a chat with no agent text)."""
+    s = stack["bias"] + stack["level"] * idx + gz @ np.asarray(stack["parts"], np.float64)
+    return idx + blend * (s - idx)
+
+
 def centred(k: int) -> np.ndarray:
     """Ordinal position of each level, best first, centred: k=4 → [1.5, 0.5, −0.5, −1.5]."""
     return (k - 1) / 2 - np.arange(k, dtype=np.float32)
@@ -239,11 +247,10 @@ class RidgeChannel:
         if not st or not convs:
             return None
         g = self.gate_probs(convs)
-        z = self.zparts(convs, findings)[:, self.dims.index(dim), :] * g[:, None]
-        s = st["bias"] + st["level"] * np.asarray(idx, np.float64) + z @ np.asarray(st["parts"], np.float64)
-        shift = g * (s - idx)
-        shift[[not agent_text(c) for c in convs]] = 0.0   # no agent text (bot-only chats): nothing to say
-        return shift
+        gz = self.zparts(convs, findings)[:, self.dims.index(dim), :] * g[:, None]
+        blend = g * np.array([bool(agent_text(c)) for c in convs])   # bot-only chats: nothing to say
+        idx = np.asarray(idx, np.float64)
+        return stacked_index(st, idx, gz, blend) - idx
 
     def tilts(self, convs: Sequence[Conversation], levels: dict[str, int], findings=None) -> dict[str, np.ndarray]:
         """Per dimension with a non-zero beta: [n, k] to add to its logits."""
