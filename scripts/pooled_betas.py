@@ -34,7 +34,6 @@ BETAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)   # the grid of qa.model.train.RID
 def raw_inputs(clf, convs, findings, timings):
     """Network logits per dimension (no tilt, no temperature), gated ridge scores, gated z-scored ridge parts
     ([n, dims, parts]) and the stack's blend weight (the gate; 0 for a chat with no agent text) of ``convs``."""
-    from qa.model.ridge import agent_text
     import torch
     out = {d: [] for d in clf.config.dimensions}
     for s in range(0, len(convs), 64):
@@ -45,7 +44,7 @@ def raw_inputs(clf, convs, findings, timings):
             out[d].append(res["logits"][d].float().numpy())
     g = clf.ridge.gate_probs(convs)
     gz = clf.ridge.zparts(convs, findings) * g[:, None, None]
-    blend = g * np.array([bool(agent_text(c)) for c in convs])
+    blend = g * clf.ridge.talks(convs)
     return {d: np.concatenate(v) for d, v in out.items()}, clf.ridge.gated_scores(convs, findings), (gz, blend)
 
 

@@ -170,6 +170,10 @@ class RidgeChannel:
         """[n, dims, parts] the z-scored components, kept for the batch (the scores and the stack read them)."""
         return self._memo("z", convs, lambda cs: (self.components(cs, findings) - self.z_mean) / self.z_std)
 
+    def talks(self, convs: Sequence[Conversation]) -> np.ndarray:
+        """[n] bool: the chat has agent text (kept for the batch: the scores and the stack each ask)."""
+        return self._memo("talks", convs, lambda cs: np.array([bool(agent_text(c)) for c in cs], dtype=bool))
+
     def scores(self, convs: Sequence[Conversation], findings=None) -> np.ndarray:
         """[n, dims] mean of the z-scored components; 0 for a chat with no agent text."""
         if not convs:
@@ -177,7 +181,7 @@ class RidgeChannel:
         z = self.zparts(convs, findings)
         w = self.part_weights()
         r = ((z * w).sum(-1) / w.sum(-1) / self.r_std).astype(np.float32)
-        r[[not agent_text(c) for c in convs]] = 0.0   # no agent text (bot-only chats): nothing to say
+        r[~self.talks(convs)] = 0.0   # no agent text (bot-only chats): nothing to say
         return r
 
     def gated_scores(self, convs: Sequence[Conversation], findings=None) -> np.ndarray:
@@ -248,7 +252,7 @@ class RidgeChannel:
             return None
         g = self.gate_probs(convs)
         gz = self.zparts(convs, findings)[:, self.dims.index(dim), :] * g[:, None]
-        blend = g * np.array([bool(agent_text(c)) for c in convs])   # bot-only chats: nothing to say
+        blend = g * self.talks(convs)   # bot-only chats: nothing to say
         idx = np.asarray(idx, np.float64)
         return stacked_index(st, idx, gz, blend) - idx
 
