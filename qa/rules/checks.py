@@ -20,7 +20,7 @@ _PUNCT = re.compile(r"\[[^\]]{1,6}\]|[\s\W_]")
 @register("uncivil_language.v1")
 def uncivil_language(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     for i in ctx.texts(AGENT_SIDE):
-        for h in ctx.hits_in("insult", i):
+        for h in ctx.hits_in("insult", i) + ctx.hits_in("blame", i):
             if _quoted(ctx.norms[i], h.start) and ctx.has("apology", i):
                 continue  # quoting someone else's words to apologise for them
             yield hit_draft(h, "客服对顾客使用不文明/嘲讽用语")
@@ -60,8 +60,8 @@ def off_platform_diversion(ctx: Context, params: dict[str, Any]) -> Iterator[Dra
 def privacy_leak(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     need = [h.message for h in ctx.hits.get("privacy_need", ())]  # 专票, 清关, 提现 …
     for i in ctx.texts(AGENT_SIDE):
-        # a need the customer raised, or the agent gave before or with the ask — not one made up afterwards
-        if not any(k <= i or ctx.roles[k] == "customer" for k in need):
+        # a need raised before or with the ask — not one made up afterwards, nor the customer's objection to it
+        if not any(k <= i for k in need):
             for h in ctx.hits_in("privacy_ask", i):
                 yield hit_draft(h, "客服索要非必要的敏感信息")
         for h in ctx.hits_in("privacy_never", i):
