@@ -178,6 +178,32 @@ def test_keep_beta_keeps_the_trained_models_tilt_strengths(tmp_path):
     assert all(b in (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0) for b in again["ridge"]["beta"].values())
 
 
+def test_keep_decision_keeps_the_grades_and_rechooses_only_flag_thresholds(tmp_path):
+    pytest.importorskip("torch")
+    import json
+    from qa.model.train import TrainArgs, train
+    common = dict(_two_files(tmp_path), ridge_on=["real_*"])
+    with pytest.raises(ValueError, match="from_model"):
+        TrainArgs(out="m", keep_decision=True, **common)
+    train(TrainArgs(out=str(tmp_path / "net"), **common))
+    cfg_path = tmp_path / "net" / "config.json"
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    cfg.update(decision="cutpoints", temperatures={d: 1.7 for d in cfg["temperatures"]},
+               cutpoints={d: [0.5, 1.5, 2.5] for d in cfg["temperatures"]},
+               cutpoints_ungated={d: [0.4, 1.4, 2.4] for d in cfg["temperatures"]})
+    cfg_path.write_text(json.dumps(cfg), encoding="utf-8")    # as scripts/pooled_betas.py leaves a model
+    metrics = train(TrainArgs(out=str(tmp_path / "plus"), from_model=str(tmp_path / "net"), keep_decision=True,
+                              **common))
+    out = json.loads((tmp_path / "plus" / "config.json").read_text(encoding="utf-8"))
+    for key in ("decision", "temperatures", "cutpoints", "cutpoints_ungated"):
+        assert out[key] == cfg[key], key                                       # kept, not chosen again
+    assert metrics["decision_kept_from"] == "net" and metrics["temperatures"] == cfg["temperatures"]
+    free = json.loads((tmp_path / "net" / "config.json").read_text(encoding="utf-8"))
+    train(TrainArgs(out=str(tmp_path / "free"), from_model=str(tmp_path / "net"), **common))
+    again = json.loads((tmp_path / "free" / "config.json").read_text(encoding="utf-8"))
+    assert again["temperatures"] != free["temperatures"]                       # without it: chosen on the dev split
+
+
 def test_normalised_texts_in_teacher(tmp_path):
     texts, _ = load_teacher(_teacher(tmp_path, 10))
     assert all(t == normalize(t) for t in texts)

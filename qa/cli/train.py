@@ -48,6 +48,9 @@ def train_cli(
                                        "--ridge-on); repeatable"),
     keep_beta: bool = typer.Option(False, "--keep-beta", help="With --from-model: keep its ridge tilt strengths "
                                    "instead of choosing them again on the dev split"),
+    keep_decision: bool = typer.Option(False, "--keep-decision", help="With --from-model: keep its temperatures, "
+                                       "decision rule and cutpoints (its grades); the dev split then chooses only "
+                                       "the flag thresholds"),
     teacher: Path = typer.Option(None, help="Teacher sentence vectors (.npz, scripts/build_teacher.py) for the "
                                  "ridge channel's projection (without it, --from-model's projection is kept)"),
 ) -> None:
@@ -70,7 +73,7 @@ def train_cli(
                              augment=augment, device=device, ridge_on=list(ridge_on) if ridge_on else None,
                              teacher=str(teacher) if teacher else None,
                              turns_on=list(turns_on) if turns_on else None,
-                             keep_beta=keep_beta,
+                             keep_beta=keep_beta, keep_decision=keep_decision,
                              from_model=str(from_model) if from_model else None)
         except ValueError as e:
             raise typer.BadParameter(str(e)) from None

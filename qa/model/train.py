@@ -66,6 +66,8 @@ class TrainArgs:
                                              # turn-level flag models (beside the ridge chats'); they then apply
                                              # to every chat, not through the ridge gate
     keep_beta: bool = False                  # with from_model: keep its ridge tilt strengths, do not re-choose
+    keep_decision: bool = False              # with from_model: keep its temperatures, decision rule and cutpoints
+                                             # (its grades); only the flag thresholds are chosen again
 
     def __post_init__(self) -> None:
         if not self.data:
@@ -90,6 +92,8 @@ class TrainArgs:
             raise ValueError("turns_on adds to the ridge channel's turn-level flag models: give ridge_on too")
         if self.keep_beta and not self.from_model:
             raise ValueError("keep_beta keeps a trained model's tilt strengths: give from_model too")
+        if self.keep_decision and not self.from_model:
+            raise ValueError("keep_decision keeps a trained model's grade decision: give from_model too")
 
 
 def _seed(seed: int) -> None:
@@ -454,6 +458,15 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
                 logits, dev_ex, dims, temps, config.cutpoints, gate)
         by_rule = dev_scores(logits, dev_ex, dims, temps, config.decision, config.cutpoints,
                              config.cutpoints_ungated, gate)
+        if args.keep_decision:   # the grades as the from_model gives them; the dev split chooses flag thresholds only
+            kept = json.loads((Path(args.from_model) / "config.json").read_text(encoding="utf-8"))
+            for key in ("temperatures", "decision", "cutpoints", "cutpoints_ungated", "cutpoints_real_chats"):
+                if key in kept:
+                    setattr(config, key, kept[key])
+            temps = config.temperatures
+            by_rule = dev_scores(logits, dev_ex, dims, temps, config.decision, config.cutpoints,
+                                 config.cutpoints_ungated, gate)
+            metrics["decision_kept_from"] = Path(args.from_model).name
         metrics["dev"] = {d: {k: v for k, v in m.items() if k != "confusion"} for d, m in by_rule.items()}
         metrics["decision"], metrics["temperatures"] = config.decision, temps
         metrics["decision_dev_weighted_qwk"] = {r: round(v, 4) for r, v in weighted.items()}
