@@ -37,7 +37,7 @@ def off_platform_diversion(ctx: Context, params: dict[str, Any]) -> Iterator[Dra
         hotline = ctx.hits_in("hotline", i)
         for h in ctx.hits_in("contact_app", i) + ctx.hits_in("offsite_pay", i):
             yield hit_draft(h, "客服引导顾客到站外联系或交易")
-        numbers = ctx.hits_in("contact_number", i)
+        numbers = [h for h in ctx.hits_in("contact_number", i) if not _customers_number(ctx, i, h)]
         if numbers and _someone_elses(ctx, i):
             continue  # another buyer's number: a privacy leak, not the agent's own contact
         for h in numbers:
@@ -71,7 +71,8 @@ def privacy_leak(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
         if ctx.has("privacy_reveal", i) or _someone_elses(ctx, i):
             for c in _PERSONAL:
                 for h in ctx.hits_in(c, i):
-                    yield hit_draft(h, "客服泄露他人的电话或地址")
+                    if c != "contact_number" or _phone_like(ctx, i, h):
+                        yield hit_draft(h, "客服泄露他人的电话或地址")
 
 
 _PERSONAL = ("address", "contact_number", "masked_phone", "tail_number")
@@ -87,6 +88,18 @@ def _someone_elses(ctx: Context, i: int) -> bool:
         ctx._memo[key] = min((h.message for h in ctx.hits.get("third_party", ()) if ctx.roles[h.message] == "customer"),
                              default=len(ctx.msgs))
     return ctx.has("other_buyer", i) or ctx._memo[key] < i or _named_number(ctx, i) or _objected(ctx, i)
+
+
+def _phone_like(ctx: Context, i: int, hit) -> bool:
+    """A number of 7+ digits (not a WeChat or QQ id) that the customer did not send first."""
+    return len(re.sub(r"\D", "", ctx.norms[i][hit.start:hit.end])) >= 7 and not _customers_number(ctx, i, hit)
+
+
+def _customers_number(ctx: Context, i: int, hit) -> bool:
+    """The number hit in message i repeats digits the customer sent earlier (the agent confirms their new phone)."""
+    digits = re.sub(r"\D", "", ctx.norms[i][hit.start:hit.end])
+    return len(digits) >= 5 and any(digits in re.sub(r"\D", "", ctx.norms[k])
+                                    for k in range(i) if ctx.roles[k] == "customer" and ctx.norms[k])
 
 
 def _named_number(ctx: Context, i: int) -> bool:
