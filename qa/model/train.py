@@ -449,24 +449,24 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
         if config.nuggets and any(e.nuggets for e in dev_ex):
             config.nugget_temperatures, metrics["dev_nugget_jsd"] = fit_nugget_temperatures(
                 model, batcher, dev_ex, dev_feats)
-        config.cutpoints, weighted = choose_decision(logits, dev_ex, dims, temps)
-        config.decision = max(weighted, key=weighted.get)
-        gate, config.cutpoints_ungated = None, {}
-        if config.decision == "cutpoints" and ridge is not None and ridge.gate is not None:
-            gate = ridge.gate_probs([e.conv for e in dev_ex])
-            config.cutpoints_ungated, metrics["cutpoints_ungated"] = choose_ungated_cutpoints(
-                logits, dev_ex, dims, temps, config.cutpoints, gate)
-        by_rule = dev_scores(logits, dev_ex, dims, temps, config.decision, config.cutpoints,
-                             config.cutpoints_ungated, gate)
-        if args.keep_decision:   # the grades as the from_model gives them; the dev split chooses flag thresholds only
+        if args.keep_decision:   # the from_model's grades; the dev split chooses only the flag thresholds (above)
             kept = json.loads((Path(args.from_model) / "config.json").read_text(encoding="utf-8"))
             for key in ("temperatures", "decision", "cutpoints", "cutpoints_ungated", "cutpoints_real_chats"):
                 if key in kept:
                     setattr(config, key, kept[key])
-            temps = config.temperatures
-            by_rule = dev_scores(logits, dev_ex, dims, temps, config.decision, config.cutpoints,
-                                 config.cutpoints_ungated, gate)
+            temps, weighted = config.temperatures, {}
             metrics["decision_kept_from"] = Path(args.from_model).name
+        else:
+            config.cutpoints, weighted = choose_decision(logits, dev_ex, dims, temps)
+            config.decision, config.cutpoints_ungated = max(weighted, key=weighted.get), {}
+        gate = None
+        if config.decision == "cutpoints" and ridge is not None and ridge.gate is not None:
+            gate = ridge.gate_probs([e.conv for e in dev_ex])
+            if not args.keep_decision:
+                config.cutpoints_ungated, metrics["cutpoints_ungated"] = choose_ungated_cutpoints(
+                    logits, dev_ex, dims, temps, config.cutpoints, gate)
+        by_rule = dev_scores(logits, dev_ex, dims, temps, config.decision, config.cutpoints,
+                             config.cutpoints_ungated, gate)
         metrics["dev"] = {d: {k: v for k, v in m.items() if k != "confusion"} for d, m in by_rule.items()}
         metrics["decision"], metrics["temperatures"] = config.decision, temps
         metrics["decision_dev_weighted_qwk"] = {r: round(v, 4) for r, v in weighted.items()}
