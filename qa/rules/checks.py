@@ -90,16 +90,22 @@ def _someone_elses(ctx: Context, i: int) -> bool:
     return ctx.has("other_buyer", i) or ctx._memo[key] < i or _named_number(ctx, i) or _objected(ctx, i)
 
 
+def _digits(ctx: Context, i: int, hit) -> str:
+    return re.sub(r"\D", "", ctx.norms[i][hit.start:hit.end])
+
+
 def _phone_like(ctx: Context, i: int, hit) -> bool:
     """A number of 7+ digits (not a WeChat or QQ id) that the customer did not send first."""
-    return len(re.sub(r"\D", "", ctx.norms[i][hit.start:hit.end])) >= 7 and not _customers_number(ctx, i, hit)
+    return len(_digits(ctx, i, hit)) >= 7 and not _customers_number(ctx, i, hit)
 
 
-def _customers_number(ctx: Context, i: int, hit) -> bool:
+def _customers_number(ctx: Context, i: int, hit, min_digits: int = 5) -> bool:
     """The number hit in message i repeats digits the customer sent earlier (the agent confirms their new phone)."""
-    digits = re.sub(r"\D", "", ctx.norms[i][hit.start:hit.end])
-    return len(digits) >= 5 and any(digits in re.sub(r"\D", "", ctx.norms[k])
-                                    for k in range(i) if ctx.roles[k] == "customer" and ctx.norms[k])
+    digits = _digits(ctx, i, hit)
+    if "customer_digits" not in ctx._memo:   # each customer message's digits, once per chat
+        ctx._memo["customer_digits"] = [(k, re.sub(r"\D", "", ctx.norms[k] or ""))
+                                        for k in range(len(ctx.msgs)) if ctx.roles[k] == "customer"]
+    return len(digits) >= min_digits and any(digits in t for k, t in ctx._memo["customer_digits"] if k < i)
 
 
 def _named_number(ctx: Context, i: int) -> bool:
@@ -107,9 +113,8 @@ def _named_number(ctx: Context, i: int) -> bool:
     confirms the customer's own details (您的…, 核对…, 对吗) nor repeats a number the customer sent before."""
     if not (ctx.has("named_person", i) and ctx.has("contact_number", i)) or ctx.has("own_data", i):
         return False
-    theirs = {re.sub(r"\D", "", ctx.norms[k]) for k in range(i) if ctx.roles[k] == "customer"}
-    numbers = [re.sub(r"\D", "", ctx.norms[i][h.start:h.end]) for h in ctx.hits_in("contact_number", i)]
-    return any(n and not any(n in t for t in theirs) for n in numbers)
+    return any(_digits(ctx, i, h) and not _customers_number(ctx, i, h, min_digits=1)
+               for h in ctx.hits_in("contact_number", i))
 
 
 def _objected(ctx: Context, i: int) -> bool:
