@@ -152,3 +152,7 @@ def test_the_card_says_how_turn_models_vote():
     mean = _turn_line({"turns": turns, "gated": False, "extra_chats": 7}, None)
     assert "7 other training chats" in mean and "the mean of the network's" in mean
     assert _turn_line({"turns": {}}, None) is None
+    # a threshold set by hand in turnflags.json is the one the card shows, with the dev split's choice beside it
+    kept = _turn_line({"turns": turns}, {"vague_reply": {"threshold": 1.01}}, {"vague_reply": 0.55})
+    assert "threshold 0.55; the dev split chose 1.01" in kept
+    assert "threshold 0.6)" in _turn_line({"turns": turns}, {"vague_reply": {"threshold": 0.6}}, {"vague_reply": 0.6})

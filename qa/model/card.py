@@ -65,7 +65,8 @@ def write_card(model_dir: str | Path) -> Path:
                 else " (learned jointly).")
              if cfg.get("n_ngrams") else "- Char n-gram channel: not used.",
              _ridge_line(metrics.get("ridge")),
-             _turn_line((metrics.get("ridge") or {}).get("turn_flags"), metrics.get("dev_turn_flags")),
+             _turn_line((metrics.get("ridge") or {}).get("turn_flags"), metrics.get("dev_turn_flags"),
+                        _read(d / "turnflags.json").get("thresholds")),
              f"- Nugget head (per turn): {cfg.get('nuggets')}." if cfg.get("nuggets") else None,
              f"- Non-text features: {', '.join(cfg.get('feature_names', [])) or 'none'}.",
              f"- Output: calibrated level probabilities (temperature per dimension on the dev split: "
@@ -113,12 +114,21 @@ def _ridge_line(info: dict | None) -> str | None:
                "chats." if info.get("gate") else "."))
 
 
-def _turn_line(info: dict | None, dev: dict | None) -> str | None:
-    """The turn-level flag models (``qa.model.turnflags``), when the model has them."""
+def _threshold(flag: str, dev: dict | None, used: dict | None) -> str:
+    """The threshold a flag's turn model uses, and the dev split's choice where it was set by hand instead."""
+    chosen = (dev or {}).get(flag, {}).get("threshold", "-")
+    if not used or flag not in used or used[flag] == chosen:
+        return f"threshold {chosen}"
+    return f"threshold {used[flag]}; the dev split chose {chosen}"
+
+
+def _turn_line(info: dict | None, dev: dict | None, used: dict | None = None) -> str | None:
+    """The turn-level flag models (``qa.model.turnflags``), when the model has them; ``used``: the thresholds in
+    ``turnflags.json`` (they win over the dev split's choice)."""
     if not info or not info.get("turns"):
         return None
-    each = "; ".join(f"`{f}` ({v['rows']} labelled messages, {v['positive']} positive; threshold "
-                     f"{(dev or {}).get(f, {}).get('threshold', '-')})" for f, v in info["turns"].items())
+    each = "; ".join(f"`{f}` ({v['rows']} labelled messages, {v['positive']} positive; {_threshold(f, dev, used)})"
+                     for f, v in info["turns"].items())
     if info.get("gated", True):
         src, rule = ("the same chats' turn labels", "A flag is raised when the network's probability or the gated "
                      "turn model's reaches its threshold.")
