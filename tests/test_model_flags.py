@@ -103,6 +103,55 @@ def test_realistic_copy_keeps_labels_and_first_last_agent_wording():
     assert made > 30
 
 
+def _excerpt_chat(rules=()):
+    return Conversation.model_validate({"id": "x", "platform": "taobao", "messages": [
+        {"role": "customer", "type": "product_card", "text": "603345678901"},
+        {"role": "agent", "text": "在的亲"},
+        {"role": "customer", "text": "这个几天能到 江苏"},
+        {"role": "agent", "text": "您好 亲 江苏一般2天到 今天4点前拍当天发"},
+        {"role": "customer", "text": "好的"},
+        {"role": "agent", "text": "好的亲 有事随时找我哈"}],
+        "labels": {"reviews": [{"grades": {"attitude": 5, "etiquette": 5}, "rules": list(rules)}], "turns": {
+            "customer": [{"i": 2, "request": True, "answered_by": 3}],
+            "agent": [{"i": 3, "vague": False}, {"i": 5, "vague": False}]}}})
+
+
+def test_excerpt_drops_greeting_and_closing_but_keeps_content_and_turns():
+    from qa.model.augment import excerpt
+    copy, lost = excerpt(_excerpt_chat(), random.Random(0), p_greeting=1.0, p_closing=1.0)
+    assert lost == ["greeting", "closing"] and copy.id == "x~excerpt"
+    texts = [m.text for m in copy.messages]
+    assert "在的亲" not in texts                                   # a greeting-only message goes
+    assert texts[2] == "您好 亲 江苏一般2天到 今天4点前拍当天发"    # not the first agent message: kept whole
+    assert texts[-1] == "好的亲"                                   # the closing clause goes, the reply stays
+    turn = copy.labels["turns"]["customer"][0]
+    assert (turn["i"], turn["answered_by"]) == (1, 2)              # turn labels follow their messages
+    assert copy.messages[turn["answered_by"]].text.startswith("您好 亲 江苏")
+
+
+def test_excerpt_keeps_what_a_reviewer_already_found_missing():
+    from qa.model.augment import excerpt
+    got = excerpt(_excerpt_chat(["missing_greeting"]), random.Random(0), p_greeting=1.0, p_closing=1.0)
+    assert got is not None and got[1] == ["closing"] and got[0].messages[1].text == "在的亲"
+    assert excerpt(_excerpt_chat(["missing_greeting", "missing_closing"]), random.Random(0),
+                   p_greeting=1.0, p_closing=1.0) is None
+
+
+def test_excerpt_copies_lower_only_etiquette():
+    from qa.model.augment import lower_etiquette
+    from qa.model.data import Example
+    from qa.model.train import excerpts
+    assert lower_etiquette([1.0, 0.0, 0.0, 0.0], 1) == [0.0, 1.0, 0.0, 0.0]
+    assert lower_etiquette([0.5, 0.3, 0.1, 0.1], 2) == [0.0, 0.0, 0.9, 0.1]   # never below 3 for this alone
+    targets = {"attitude": [1.0, 0.0, 0.0, 0.0], "etiquette": [1.0, 0.0, 0.0, 0.0]}
+    out = excerpts([Example(_excerpt_chat(), targets, weight=2.0)] * 40, 1.0, 0, "etiquette")
+    assert len(out) > 20
+    for e in out:
+        lost = ("在的亲" not in [m.text for m in e.conv.messages]) + (e.conv.messages[-1].text == "好的亲")
+        assert e.targets["attitude"] == [1.0, 0.0, 0.0, 0.0] and e.weight == 2.0
+        assert e.targets["etiquette"] == lower_etiquette([1.0, 0.0, 0.0, 0.0], lost) and lost >= 1
+
+
 def test_realistic_copy_moves_turn_labels_with_their_messages():
     from qa.model.augment import realistic
     conv = Conversation.model_validate({"id": "t", "messages": [

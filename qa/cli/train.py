@@ -34,6 +34,9 @@ def train_cli(
                                    "keep it fixed; joint: learn it with the rest"),
     augment: float = typer.Option(0.0, help="Share of training chats that also train as a real-looking copy "
                                   "(short replies, split messages, no punctuation, pasted links; same labels)"),
+    excerpt: float = typer.Option(0.0, help="Share of training chats that also train without their greeting "
+                                  "and/or closing (etiquette a level lower per element lost, other grades kept)"),
+    excerpt_dim: str = typer.Option("etiquette", help="The dimension --excerpt copies lower"),
     max_steps: int = typer.Option(None, help="Stop after this many steps (smoke runs)"),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint"),
     threads: int = typer.Option(None, help="Torch CPU threads"),
@@ -70,7 +73,8 @@ def train_cli(
                              encoder_lr=encoder_lr, patience=patience, seed=seed, use_encoder=not no_encoder,
                              use_ngrams=not no_ngrams, use_features=not no_features, max_steps=max_steps,
                              ngram_init=ngram_init, resume=resume, threads=threads, weights=_weights(weight),
-                             augment=augment, device=device, ridge_on=list(ridge_on) if ridge_on else None,
+                             augment=augment, excerpt=excerpt, excerpt_dim=excerpt_dim, device=device,
+                             ridge_on=list(ridge_on) if ridge_on else None,
                              teacher=str(teacher) if teacher else None,
                              turns_on=list(turns_on) if turns_on else None,
                              keep_beta=keep_beta, keep_decision=keep_decision,

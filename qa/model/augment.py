@@ -4,8 +4,13 @@ whose authors wrote every good reply long and polished.
 Real transcripts (``docs/real-chats.md``) differ from written ones in ways a reviewer does not grade: agents
 answer in a short clause (「一组2包的」), split a reply over several messages, drop punctuation, slip on the
 pinyin keyboard; customers paste an item link or number instead of a card. ``realistic(conv, rng)`` applies
-some of these to one chat and returns a copy with the same labels. Chats with turn labels are left alone
-(their message indexes must not move).
+some of these to one chat and returns a copy with the same labels (turn labels follow their messages).
+
+``excerpt(conv, rng)`` is the counterweight to a second habit of written chats: agents who skip the greeting or
+the closing are also the cold ones, so a model learns to mark attitude down for a missing 您好. Real chats often
+lack both and are warm (an excerpt of a longer session, a busy Taobao agent). The copy loses its greeting or its
+closing; etiquette drops a level per element lost, as the grading guide says (never below 3 for that alone),
+and attitude, professionalism and clarity keep their grades.
 """
 
 from __future__ import annotations
@@ -114,6 +119,81 @@ def realistic(conv: Conversation, rng: random.Random, *, p_terse: float = 0.6, p
     if labels:
         rec["labels"] = _move_turns(labels, where, len(out))
     return Conversation.model_validate(rec)
+
+
+_GREETING = re.compile(r"您好|你好|^在的|^在呢|^在哦|^在哈|欢迎|很高兴|有什么(?:问题)?(?:我)?(?:可以|能)帮|哈喽|hello|hi\b|"
+                       r"[早上中下晚]上?好|久等|亲亲?在|我是|为您服务|接待您|为您效劳|请问您是咨询|请问有什么", re.I)
+_CLOSING = re.compile(r"感谢|谢谢|还有(?:什么|其他|其它|别的)|祝|再见|拜拜|随时|欢迎(?:下次|再来)|愉快|好评|评价|不客气|"
+                      r"么么哒|比心|慢走|帮到您|一直都在|客气")
+_SHORT = 24   # a greeting or closing clause longer than this carries content too: kept
+_PIECE = re.compile(r"[^，,。!！?？~～；;\n ]+[，,。!！?？~～；;\n ]*")   # clauses, and the space-split pieces of 千牛 style
+_ADDRESS = re.compile(r"^(?:亲+|亲爱的|宝+|宝子|嗯+|哈+)$")
+
+
+def _strip(text: str, pattern: re.Pattern, from_end: bool) -> str | None:
+    """``text`` less its leading (or trailing) clauses that match ``pattern`` (with the bare 亲 beside them);
+    None when none matched."""
+    clauses = [c for c in _PIECE.findall(text) if c.strip()]
+    seq = clauses[::-1] if from_end else clauses
+    k = hit = 0
+    while k < len(seq) and len(seq[k]) <= _SHORT:
+        bare = _PUNCT.sub("", seq[k]).strip("~～ ")
+        if pattern.search(bare):
+            hit = k + 1
+        elif not _ADDRESS.match(bare):
+            break
+        k += 1
+    if not hit:
+        return None
+    hit = k   # and the bare 亲 beside them
+    rest = seq[hit:][::-1] if from_end else seq[hit:]
+    return "".join(rest).strip()
+
+
+def excerpt(conv: Conversation, rng: random.Random, *, p_greeting: float = 0.6,
+            p_closing: float = 0.6) -> tuple[Conversation, list[str]] | None:
+    """A copy of ``conv`` without its greeting and/or its closing (the first agent message's leading greeting
+    clauses, the last agent message's trailing closing clauses; a message left empty is dropped), and the
+    elements it lost; None when it lost none. Only elements every reviewer saw (no ``missing_greeting`` /
+    ``missing_closing`` flag) are taken away."""
+    labels = conv.labels or {}
+    reviews = [r for r in labels.get("reviews") or [] if isinstance(r, dict)]
+    flagged = {f for r in reviews for f in r.get("rules") or ()}
+    rec = conv.to_record()
+    msgs = rec["messages"]
+    agent = [i for i, m in enumerate(msgs) if m["role"] == "agent" and m.get("type", "text") == "text" and m.get("text")]
+    if len(agent) < 2:
+        return None
+    new, lost = {}, []
+    if "missing_greeting" not in flagged and rng.random() < p_greeting:
+        t = _strip(msgs[agent[0]]["text"], _GREETING, from_end=False)
+        if t is not None:
+            new[agent[0]], lost = t, lost + ["greeting"]
+    if "missing_closing" not in flagged and rng.random() < p_closing:
+        t = _strip(msgs[agent[-1]]["text"], _CLOSING, from_end=True)
+        if t is not None:
+            new[agent[-1]], lost = t, lost + ["closing"]
+    if not lost:
+        return None
+    out, where = [], {}
+    for i, m in enumerate(msgs):
+        if i in new and not new[i]:
+            continue
+        where[i] = len(out)
+        out.append({**m, "text": new[i]} if i in new else m)
+    rec["messages"], rec["id"] = out, f"{conv.id}~excerpt"
+    if labels:
+        rec["labels"] = _move_turns(labels, where, len(out))
+    return Conversation.model_validate(rec), lost
+
+
+def lower_etiquette(dist: list[float], lost: int) -> list[float]:
+    """An etiquette distribution (best level first: 5, 4, 3, 2) with ``lost`` courtesy elements gone: each moves
+    the mass above level 3 one level down (missing elements alone make at most "several missing", 3)."""
+    out, floor = list(dist), min(2, len(dist) - 1)
+    for _ in range(lost):
+        out = ([0.0] + out[:floor - 1] + [out[floor - 1] + out[floor]] + out[floor + 1:]) if floor else out
+    return out
 
 
 def _move_turns(labels: dict, where: dict[int, int], n: int) -> dict:

@@ -38,6 +38,8 @@ def _command(args: dict) -> str:
         parts += ["--weight", f"'{pattern}={w:g}'"]
     if args.get("augment"):
         parts += ["--augment", f"{args['augment']:g}"]
+    if args.get("excerpt"):
+        parts += ["--excerpt", f"{args['excerpt']:g}"]
     for flag, key in (("--no-encoder", "use_encoder"), ("--no-ngrams", "use_ngrams"), ("--no-features", "use_features")):
         if args.get(key) is False:
             parts.append(flag)

@@ -53,6 +53,8 @@ class TrainArgs:
     max_tokens: int = 64
     max_messages: int = 40
     augment: float = 0.0                     # share of training chats that also train as a real-looking copy
+    excerpt: float = 0.0                     # share that also train without their greeting and/or closing
+    excerpt_dim: str = "etiquette"           # the dimension an excerpt's lost greeting/closing lowers
     max_steps: int | None = None             # stop early (tests, smoke runs)
     resume: bool = False
     threads: int | None = None
@@ -82,6 +84,8 @@ class TrainArgs:
             raise ValueError("device must be auto, cpu or cuda")
         if not 0 <= self.augment <= 1:
             raise ValueError("augment must be in [0, 1]")
+        if not 0 <= self.excerpt <= 1:
+            raise ValueError("excerpt must be in [0, 1]")
         if not (self.use_encoder or self.use_ngrams or self.use_features):
             raise ValueError("at least one of encoder, n-grams and features must be used")
         if self.dev and self.dev_ids:
@@ -178,6 +182,25 @@ def augmented(examples, share: float, seed: int) -> list:
     return out
 
 
+def excerpts(examples, share: float, seed: int, dim: str) -> list:
+    """Copies of a seeded ``share`` of ``examples`` without their greeting and/or closing
+    (``qa.model.augment.excerpt``): ``dim`` a level lower per element lost, the other grades kept."""
+    from qa.model.augment import excerpt, lower_etiquette
+    from qa.model.data import Example
+    rng = random.Random(seed * 7919 + 2)
+    out = []
+    for e in examples:
+        if rng.random() < share:
+            got = excerpt(e.conv, rng)
+            if got is not None:
+                targets = dict(e.targets)
+                if dim in targets:
+                    targets[dim] = lower_etiquette(targets[dim], len(got[1]))
+                out.append(Example(got[0], targets, {}, e.weight))
+    log.info("excerpt: %d copies without greeting or closing of %d training chats", len(out), len(examples))
+    return out
+
+
 def softmax(z: np.ndarray) -> np.ndarray:
     """Row-wise softmax of logits [N, k]."""
     p = np.exp(z - z.max(1, keepdims=True))
@@ -262,8 +285,9 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
     else:
         train_ex, dev_ex = split(examples, args.dev_fraction, args.seed)
     original_train = train_ex
-    if args.augment:
-        train_ex = train_ex + augmented(train_ex, args.augment, args.seed)
+    if args.augment or args.excerpt:
+        train_ex = (train_ex + (augmented(train_ex, args.augment, args.seed) if args.augment else [])
+                    + (excerpts(train_ex, args.excerpt, args.seed, args.excerpt_dim) if args.excerpt else []))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
