@@ -5,8 +5,9 @@ whole batch at once, then calls ``grade`` per conversation; every runner (the lo
 cluster actor) maps batches through a ``Grader``.
 
 Arithmetic: every weighted dimension starts at a base level — the model's level, the timing level of the
-analysis, or the top of the scale for rule-only dimensions — and each rule that fired applies its effects once
-(``cap`` lowers the level to at most the cap, ``deduct`` moves it down the scale). On a model-graded dimension a
+analysis, or the top of the scale for rule-only dimensions — and each rule that fired applies its effects once,
+every ``cap`` before any ``deduct`` (``cap`` lowers the level to at most the cap, ``deduct`` moves it down the
+scale), so the level does not hang on which finding came first. On a model-graded dimension a
 ``deduct`` counts from the top instead (two one-step deducts: at most two steps below the best level), because
 the model's level already weighs what the rule saw: a curt chat with no greeting is a 3 from the model, and
 taking another step off would count the missing greeting twice. A dimension earns
@@ -113,31 +114,27 @@ def grade(conv: Conversation, rubric: Rubric, analysis: Analysis, *, profile: st
     for f in findings:
         first.setdefault(f.rule, f)
     steps: dict[str, int] = {}     # per model dimension, the deduct steps so far (they bound from the top)
-    for rid, f in first.items():
-        rule = rubric.rules.get(rid)
-        if rule is None:
-            continue
-        for e in rule.effects:
-            if e.dimension not in dims:
-                continue
-            row = dims[e.dimension]
-            before = row["level"]
-            after = before
-            if e.cap is not None and rubric.scale.index(e.cap) > rubric.scale.index(before):
+    # every cap first, then every deduct: the level does not depend on which finding came first
+    effects = [(kind, rid, f, e) for kind in ("cap", "deduct") for rid, f in first.items() if rid in rubric.rules
+               for e in rubric.rules[rid].effects if getattr(e, kind) and e.dimension in dims]
+    for kind, rid, f, e in effects:
+        row = dims[e.dimension]
+        before = after = row["level"]
+        if kind == "cap":
+            if rubric.scale.index(e.cap) > rubric.scale.index(before):
                 after = e.cap
-            if e.deduct and row["source"] == "model":   # the model's level already weighs what the rule saw
-                steps[e.dimension] = steps.get(e.dimension, 0) + e.deduct
-                bound = rubric.lower(rubric.best, steps[e.dimension])
-                if rubric.scale.index(bound) > rubric.scale.index(after):
-                    after = bound
-            elif e.deduct:
-                after = rubric.lower(after, e.deduct)
-            if after != before:
-                row["level"] = after
-                deductions.append(Deduction(e.dimension, round(points(e.dimension, before)
-                                                               - points(e.dimension, after), 2),
-                                            f"{rule.name}：{f.explanation}", "rule", rid, f.message,
-                                            tuple(f.span) if f.span else None, None))
+        elif row["source"] == "model":   # the model's level already weighs what the rule saw
+            steps[e.dimension] = steps.get(e.dimension, 0) + e.deduct
+            bound = rubric.lower(rubric.best, steps[e.dimension])
+            if rubric.scale.index(bound) > rubric.scale.index(after):
+                after = bound
+        else:
+            after = rubric.lower(after, e.deduct)
+        if after != before:
+            row["level"] = after
+            deductions.append(Deduction(e.dimension, round(points(e.dimension, before) - points(e.dimension, after), 2),
+                                        f"{rubric.rules[rid].name}：{f.explanation}", "rule", rid, f.message,
+                                        tuple(f.span) if f.span else None, None))
     for row in dims.values():
         row["points"] = round(row["weight"] * scale_w * _position(rubric, row["level"]), 2)
     red = next((f for f in findings if f.severity == "red_line"), None)

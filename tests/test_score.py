@@ -51,6 +51,16 @@ def test_score_all_best_is_100(rubric, profile):
     assert sum(d["weight"] for d in r["dimensions"].values()) == pytest.approx(100)
 
 
+def test_caps_come_before_deducts_whatever_the_findings_order(rubric):
+    """unanswered_question caps resolution at 3, vague_reply takes a level off it: together 2, in either order."""
+    both = [_finding("vague_reply", message=1), _finding("unanswered_question", message=0)]
+    a, b = (_grade(_conv(), rubric, findings=f, prediction=_pred()) for f in (both, both[::-1]))
+    assert a["dimensions"]["resolution"]["level"] == b["dimensions"]["resolution"]["level"] == 2
+    assert a["score"] == b["score"]
+    lost = [(d["rule"], d["dimension"], d["points"]) for d in a["deductions"][1:] if d["dimension"] == "resolution"]
+    assert [r for r, _, _ in lost] == ["unanswered_question", "vague_reply"]     # the cap is listed first
+
+
 @pytest.mark.parametrize("profile", PROFILES)
 def test_score_model_level_and_rule_effects(rubric, profile):
     w = rubric.profile(profile).weights
