@@ -167,17 +167,20 @@ def _predict_logits(model, batcher, examples, feats, batch_size=64, with_flags: 
     return logits
 
 
+def _copies(examples, share: float, rng: random.Random, make) -> list:
+    """``make(example, rng)`` (a new Example, or None) for a seeded ``share`` of ``examples``."""
+    return [c for e in examples if rng.random() < share and (c := make(e, rng)) is not None]
+
+
 def augmented(examples, share: float, seed: int) -> list:
     """Real-looking copies (``qa.model.augment.realistic``) of a seeded ``share`` of ``examples``, same labels."""
     from qa.model.augment import realistic
     from qa.model.data import Example
-    rng = random.Random(seed * 7919 + 1)
-    out = []
-    for e in examples:
-        if rng.random() < share:
-            conv = realistic(e.conv, rng)
-            if conv is not None:
-                out.append(Example(conv, e.targets, {}, e.weight))
+
+    def make(e, rng):
+        conv = realistic(e.conv, rng)
+        return None if conv is None else Example(conv, e.targets, {}, e.weight)
+    out = _copies(examples, share, random.Random(seed * 7919 + 1), make)
     log.info("augment: %d real-looking copies of %d training chats", len(out), len(examples))
     return out
 
@@ -187,16 +190,14 @@ def excerpts(examples, share: float, seed: int, dim: str) -> list:
     (``qa.model.augment.excerpt``): ``dim`` a level lower per element lost, the other grades kept."""
     from qa.model.augment import excerpt, lower_etiquette
     from qa.model.data import Example
-    rng = random.Random(seed * 7919 + 2)
-    out = []
-    for e in examples:
-        if rng.random() < share:
-            got = excerpt(e.conv, rng)
-            if got is not None:
-                targets = dict(e.targets)
-                if dim in targets:
-                    targets[dim] = lower_etiquette(targets[dim], len(got[1]))
-                out.append(Example(got[0], targets, {}, e.weight))
+
+    def make(e, rng):
+        got = excerpt(e.conv, rng)
+        if got is None:
+            return None
+        targets = {d: lower_etiquette(t, len(got[1])) if d == dim else t for d, t in e.targets.items()}
+        return Example(got[0], targets, {}, e.weight)
+    out = _copies(examples, share, random.Random(seed * 7919 + 2), make)
     log.info("excerpt: %d copies without greeting or closing of %d training chats", len(out), len(examples))
     return out
 
