@@ -36,7 +36,8 @@ def train_cli(
                                   "(short replies, split messages, no punctuation, pasted links; same labels)"),
     excerpt: float = typer.Option(0.0, help="Share of training chats that also train without their greeting "
                                   "and/or closing (etiquette a level lower per element lost, other grades kept)"),
-    excerpt_dim: str = typer.Option("etiquette", help="The dimension --excerpt copies lower"),
+    excerpt_dim: str = typer.Option("etiquette", help="The dimension --excerpt copies lower (none: keep "
+                              "every grade)"),
     max_steps: int = typer.Option(None, help="Stop after this many steps (smoke runs)"),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint"),
     threads: int = typer.Option(None, help="Torch CPU threads"),

@@ -135,18 +135,17 @@ def _strip(text: str, pattern: re.Pattern, from_end: bool) -> str | None:
     None when none matched."""
     clauses = [c for c in _PIECE.findall(text) if c.strip()]
     seq = clauses[::-1] if from_end else clauses
-    k = hit = 0
+    k, found = 0, False
     while k < len(seq) and len(seq[k]) <= _SHORT:
         bare = _PUNCT.sub("", seq[k]).strip("~～ ")
         if pattern.search(bare):
-            hit = k + 1
+            found = True
         elif not _ADDRESS.match(bare):
             break
         k += 1
-    if not hit:
+    if not found:
         return None
-    hit = k   # and the bare 亲 beside them
-    rest = seq[hit:][::-1] if from_end else seq[hit:]
+    rest = seq[k:][::-1] if from_end else seq[k:]
     return "".join(rest).strip()
 
 
