@@ -15,10 +15,12 @@ and attitude, professionalism and clarity keep their grades.
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 
 from qa.schema import Conversation
+from qa.text import normalize
 
 # Clauses that carry neither a fact nor courtesy: fillers and lead-ins a short real reply leaves out.
 _FLUFF = re.compile(r"^(?:嗯嗯?|哈+|呢|哦+|呀|这边给您说明一下哈?|关于您说的这个问题呢?|是这样的哈?|"
@@ -121,24 +123,20 @@ def realistic(conv: Conversation, rng: random.Random, *, p_terse: float = 0.6, p
     return Conversation.model_validate(rec)
 
 
-_GREETING = re.compile(r"您好|你好|^在的|^在呢|^在哦|^在哈|欢迎|很高兴|有什么(?:问题)?(?:我)?(?:可以|能)帮|哈喽|hello|hi\b|"
-                       r"[早上中下晚]上?好|久等|亲亲?在|我是|为您服务|接待您|为您效劳|请问您是咨询|请问有什么", re.I)
-_CLOSING = re.compile(r"感谢|谢谢|还有(?:什么|其他|其它|别的)|祝|再见|拜拜|随时|欢迎(?:下次|再来)|愉快|好评|评价|不客气|"
-                      r"么么哒|比心|慢走|帮到您|一直都在|客气")
 _SHORT = 24   # a greeting or closing clause longer than this carries content too: kept
 _PIECE = re.compile(r"[^，,。!！?？~～；;\n ]+[，,。!！?？~～；;\n ]*")   # clauses, and the space-split pieces of 千牛 style
 _ADDRESS = re.compile(r"^(?:亲+|亲爱的|宝+|宝子|嗯+|哈+)$")
 
 
-def _strip(text: str, pattern: re.Pattern, from_end: bool) -> str | None:
-    """``text`` less its leading (or trailing) clauses that match ``pattern`` (with the bare 亲 beside them);
-    None when none matched."""
+def _strip(text: str, lexicon, category: str, from_end: bool) -> str | None:
+    """``text`` less its leading (or trailing) clauses where ``lexicon`` finds ``category`` (with the bare 亲
+    beside them); None when none had it."""
     clauses = [c for c in _PIECE.findall(text) if c.strip()]
     seq = clauses[::-1] if from_end else clauses
     k, found = 0, False
     while k < len(seq) and len(seq[k]) <= _SHORT:
         bare = _PUNCT.sub("", seq[k]).strip("~～ ")
-        if pattern.search(bare):
+        if lexicon.scan([normalize(bare)]).get(category):
             found = True
         elif not _ADDRESS.match(bare):
             break
@@ -149,12 +147,14 @@ def _strip(text: str, pattern: re.Pattern, from_end: bool) -> str | None:
     return "".join(rest).strip()
 
 
-def excerpt(conv: Conversation, rng: random.Random, *, p_greeting: float = 0.6,
+def excerpt(conv: Conversation, rng: random.Random, *, lexicon=None, p_greeting: float = 0.6,
             p_closing: float = 0.6) -> tuple[Conversation, list[str]] | None:
     """A copy of ``conv`` without its greeting and/or its closing (the first agent message's leading greeting
     clauses, the last agent message's trailing closing clauses; a message left empty is dropped), and the
     elements it lost; None when it lost none. Only elements every reviewer saw (no ``missing_greeting`` /
-    ``missing_closing`` flag) are taken away."""
+    ``missing_closing`` flag) are taken away. Greeting and closing are the rubric lexicon's categories
+    (``lexicon``: a ``qa.rules.lexicon.Lexicon``; default: the default rubric's)."""
+    lexicon = lexicon or _default_lexicon()
     labels = conv.labels or {}
     reviews = [r for r in labels.get("reviews") or [] if isinstance(r, dict)]
     flagged = {f for r in reviews for f in r.get("rules") or ()}
@@ -165,11 +165,11 @@ def excerpt(conv: Conversation, rng: random.Random, *, p_greeting: float = 0.6,
         return None
     new, lost = {}, []
     if "missing_greeting" not in flagged and rng.random() < p_greeting:
-        t = _strip(msgs[agent[0]]["text"], _GREETING, from_end=False)
+        t = _strip(msgs[agent[0]]["text"], lexicon, "greeting", from_end=False)
         if t is not None:
             new[agent[0]], lost = t, lost + ["greeting"]
     if "missing_closing" not in flagged and rng.random() < p_closing:
-        t = _strip(msgs[agent[-1]]["text"], _CLOSING, from_end=True)
+        t = _strip(msgs[agent[-1]]["text"], lexicon, "closing", from_end=True)
         if t is not None:
             new[agent[-1]], lost = t, lost + ["closing"]
     if not lost:
@@ -184,6 +184,14 @@ def excerpt(conv: Conversation, rng: random.Random, *, p_greeting: float = 0.6,
     if labels:
         rec["labels"] = _move_turns(labels, where, len(out))
     return Conversation.model_validate(rec), lost
+
+
+@functools.lru_cache(maxsize=1)
+def _default_lexicon():
+    from qa.rubric import load_rubric
+    from qa.rules.lexicon import Lexicon
+    rubric = load_rubric()
+    return Lexicon(rubric.lexicon_data(), source=str(rubric.lexicon))
 
 
 def lower_etiquette(dist: list[float], lost: int) -> list[float]:

@@ -185,14 +185,14 @@ def augmented(examples, share: float, seed: int) -> list:
     return out
 
 
-def excerpts(examples, share: float, seed: int, dim: str) -> list:
+def excerpts(examples, share: float, seed: int, dim: str, lexicon=None) -> list:
     """Copies of a seeded ``share`` of ``examples`` without their greeting and/or closing
     (``qa.model.augment.excerpt``): ``dim`` a level lower per element lost, the other grades kept."""
     from qa.model.augment import excerpt, lower_etiquette
     from qa.model.data import Example
 
     def make(e, rng):
-        got = excerpt(e.conv, rng)
+        got = excerpt(e.conv, rng, lexicon=lexicon)
         if got is None:
             return None
         targets = {d: lower_etiquette(t, len(got[1])) if d == dim else t for d, t in e.targets.items()}
@@ -288,7 +288,8 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
     original_train = train_ex
     if args.augment or args.excerpt:
         train_ex = (train_ex + (augmented(train_ex, args.augment, args.seed) if args.augment else [])
-                    + (excerpts(train_ex, args.excerpt, args.seed, args.excerpt_dim) if args.excerpt else []))
+                    + (excerpts(train_ex, args.excerpt, args.seed, args.excerpt_dim, RuleEngine(rubric).lexicon)
+                       if args.excerpt else []))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
