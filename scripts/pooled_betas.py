@@ -6,11 +6,15 @@ logits and ridge score of a model trained without it (one model per fold, ``--fo
 ``--model``'s, which never trained on them). Per dimension the strength with the best QWK under cutpoints fitted
 for it, over all these chats pooled, is written into a copy of ``--model``'s ridge channel. Then refit the
 calibration on the dev split with ``qa train … --from-model OUT --keep-beta``, and run ``calibrate`` on the result:
-cutpoints and turn-level flag thresholds for the chats the ridge gate claims, fitted on the same pooled chats.
+the real-side stack with an offset per platform that has enough chats, then cutpoints and turn-level flag
+thresholds for the chats the ridge gate claims, all fitted on the same pooled chats.
 
     python scripts/pooled_betas.py make-folds --real REAL_TRAIN.jsonl --dir /tmp/folds   # then train, see below
     python scripts/pooled_betas.py choose --real REAL_TRAIN.jsonl --folds /tmp/folds/folds.json \
         --fold-model /tmp/fmod0 … --fold-model /tmp/fmod4 --model models/default --out /tmp/pooled
+
+``cv`` (same options as ``calibrate``) prints what the stack and its per-platform offsets do to chats they were not
+fitted on: both refitted in 5-fold CV over the pooled chats, QWK per platform.
 
 ``make-folds`` writes ``folds.json`` and, per fold K, ``foldK/real/real_train_ecom.jsonl`` (the real training
 file less fold K). Each fold model is the default's recipe (``models/default/training_args.json``) with that
@@ -110,11 +114,22 @@ def model_index(cfg, beta, d, j, logits, scores) -> np.ndarray:
     return (p / p.sum(1, keepdims=True)) @ np.arange(k)
 
 
+def fit_stack(idx: np.ndarray, gz: np.ndarray, y: np.ndarray) -> dict:
+    """One dimension's stack: a ridge regression of the reviews' mean level index ``y`` on the expected index and
+    the gated ridge parts ``gz`` [n, parts], standardised, returned in raw units."""
+    from sklearn.linear_model import Ridge
+    x = np.c_[idx, gz]
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    fit = Ridge(alpha=STACK_ALPHA).fit((x - mu) / sd, y)
+    coef = fit.coef_ / sd
+    return {"level": round(float(coef[0]), 5), "parts": [round(float(c), 5) for c in coef[1:]],
+            "bias": round(float(fit.intercept_ - coef @ mu), 5)}
+
+
 def real_stack(model_dir, pooled, logits, scores, parts) -> None:
     """Write into ``model_dir``'s ridge channel the real-side stack (``RidgeChannel.stack_shift``): per dimension a
     ridge regression of the reviews' mean level index on the model's expected index and the gated ridge parts,
     fitted on the pooled real chats."""
-    from sklearn.linear_model import Ridge
     cfg = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
     path = Path(model_dir) / "ridge.json"
     meta = json.loads(path.read_text(encoding="utf-8"))
@@ -122,17 +137,55 @@ def real_stack(model_dir, pooled, logits, scores, parts) -> None:
     for j, (d, lv) in enumerate(levels.items()):
         if d not in cfg.get("cutpoints", {}) or d not in meta["dimensions"]:
             continue
-        r = meta["dimensions"].index(d)
-        x = np.c_[model_index(cfg, meta["beta"], d, j, logits, scores), parts[0][:, r, :]]
         y = np.array([np.asarray(e.targets[d]) @ np.arange(len(lv)) for e in pooled])
-        mu, sd = x.mean(0), x.std(0) + 1e-6
-        fit = Ridge(alpha=STACK_ALPHA).fit((x - mu) / sd, y)
-        coef = fit.coef_ / sd
-        stack[d] = {"level": round(float(coef[0]), 5), "parts": [round(float(c), 5) for c in coef[1:]],
-                    "bias": round(float(fit.intercept_ - coef @ mu), 5)}
+        stack[d] = fit_stack(model_index(cfg, meta["beta"], d, j, logits, scores),
+                             parts[0][:, meta["dimensions"].index(d), :], y)
         print(f"  {d:16s} stack {stack[d]}")
     meta["stack"] = stack
     meta["info"]["stack_source"] = {"chats": len(pooled), "alpha": STACK_ALPHA}
+    path.write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+
+
+PLATFORM_MIN = 30      # pooled real chats a platform needs for an offset of its own
+PLATFORM_PRIOR = 10.0  # shrinks each offset toward 0 as if this many more chats had no residual
+
+
+def platforms_of(pooled) -> list[str]:
+    return [getattr(e.conv, "platform", "other") for e in pooled]
+
+
+def fit_offsets(resid: np.ndarray, blend: np.ndarray, plat: np.ndarray, names) -> dict[str, float]:
+    """Per platform in ``names``, the shift o that best brings its chats' residuals to 0 when applied as
+    blend · o (least squares, shrunk by ``PLATFORM_PRIOR``)."""
+    return {p: round(float(resid[plat == p] @ blend[plat == p] / (blend[plat == p] @ blend[plat == p]
+                                                                  + PLATFORM_PRIOR)), 4) for p in names}
+
+
+def real_platform_offsets(model_dir, pooled, logits, scores, parts) -> None:
+    """Write into each dimension's real-side stack an offset per platform with at least ``PLATFORM_MIN`` pooled real
+    chats: the least-squares shift, in the stack's gated units and shrunk toward 0, that brings its chats' stacked
+    index to their reviews' mean (``stacked_index``). A stack fitted mostly on one platform's chats (JD) grades
+    another's (Taobao) more than half a level harsher than its reviewers (docs/real-chats.md, session 22)."""
+    from qa.model.ridge import stacked_index
+    cfg = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    path = Path(model_dir) / "ridge.json"
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    plat = np.array(platforms_of(pooled))
+    names = [str(p) for p in sorted(set(plat)) if (plat == p).sum() >= PLATFORM_MIN]
+    gz, blend = parts
+    for j, (d, lv) in enumerate(dict(cfg["dimension_list"]).items()):
+        st = (meta.get("stack") or {}).get(d)
+        if not st:
+            continue
+        st.pop("platform", None)
+        idx = stacked_index(st, model_index(cfg, meta["beta"], d, j, logits, scores),
+                            gz[:, meta["dimensions"].index(d), :], blend)
+        y = np.array([np.asarray(e.targets[d]) @ np.arange(len(lv)) for e in pooled])
+        st["platform"] = fit_offsets(y - idx, blend, plat, names)
+        print(f"  {d:16s} platform offsets {st['platform']}  (chats: "
+              + ", ".join(f"{p} {(plat == p).sum()}" for p in names) + ")")
+    meta["info"]["stack_source"] = {**meta["info"].get("stack_source", {}), "platform_min": PLATFORM_MIN,
+                                    "platform_prior": PLATFORM_PRIOR}
     path.write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
 
 
@@ -153,7 +206,8 @@ def real_cutpoints(model_dir, pooled, logits, scores, parts) -> None:
         k = len(lv)
         idx = model_index(cfg, beta, d, j, logits, scores)
         if d in stack:   # as grading does (RidgeChannel.stack_shift)
-            idx = stacked_index(stack[d], idx, parts[0][:, meta["dimensions"].index(d), :], parts[1])
+            idx = stacked_index(stack[d], idx, parts[0][:, meta["dimensions"].index(d), :], parts[1],
+                                platforms_of(pooled))
         gold = np.array([lv.index(e.majority(d, lv)) for e in pooled])
         ungated.setdefault(d, cfg["cutpoints"][d])    # written chats keep the set they had
         cfg["cutpoints"][d] = [round(float(c), 4) for c in fit_cutpoints(idx, gold, k)]
@@ -162,6 +216,53 @@ def real_cutpoints(model_dir, pooled, logits, scores, parts) -> None:
     cfg["cutpoints_real_chats"] = len(pooled)
     path.write_text(json.dumps(cfg, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {path}")
+
+
+def cross_validate(model_dir, pooled, logits, scores, parts, seeds=(0, 1, 2), k: int = 5) -> None:
+    """Print what ``calibrate``'s stack, with and without per-platform offsets, does to chats it did not see: both
+    refitted with the real-side cutpoints in k-fold CV over the pooled chats (stratified by platform, mean over
+    ``seeds``); QWK with the reviews' majority, overall and per platform, and the mean level minus the reviews'."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from qa.model.decision import fit_cutpoints, weighted_qwk
+    from qa.model.ridge import stacked_index
+    cfg = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    meta = json.loads((Path(model_dir) / "ridge.json").read_text(encoding="utf-8"))
+    plat, (gz, blend) = np.array(platforms_of(pooled)), parts
+    groups = ["all"] + sorted(set(plat))
+    print(f"{len(pooled)} chats: " + ", ".join(f"{p} {(plat == p).sum()}" for p in groups[1:]))
+    for offsets in (False, True):
+        qwk, bias = {g: [] for g in groups}, {g: [] for g in groups}
+        for j, (d, lv) in enumerate(dict(cfg["dimension_list"]).items()):
+            if d not in meta["dimensions"]:
+                continue
+            n_lv, r = len(lv), meta["dimensions"].index(d)
+            idx = model_index(cfg, meta["beta"], d, j, logits, scores)
+            y = np.array([np.asarray(e.targets[d]) @ np.arange(n_lv) for e in pooled])
+            gold = np.array([lv.index(e.majority(d, lv)) for e in pooled])
+            q, b = {g: 0.0 for g in groups}, {g: 0.0 for g in groups}
+            for seed in seeds:
+                pred = np.zeros(len(pooled), int)
+                for tr, te in StratifiedKFold(k, shuffle=True, random_state=seed).split(idx, plat):
+                    st = fit_stack(idx[tr], gz[tr, r, :], y[tr])
+                    if offsets:
+                        names = [str(p) for p in set(plat[tr]) if (plat[tr] == p).sum() >= PLATFORM_MIN]
+                        base = stacked_index(st, idx[tr], gz[tr, r, :], blend[tr])
+                        st["platform"] = fit_offsets(y[tr] - base, blend[tr], plat[tr], names)
+                    full = stacked_index(st, idx, gz[:, r, :], blend, plat)
+                    cuts = np.asarray(fit_cutpoints(full[tr], gold[tr], n_lv))
+                    pred[te] = np.searchsorted(cuts, full[te], side="right")
+                for g in groups:
+                    m = np.ones(len(pred), bool) if g == "all" else plat == g
+                    q[g] += weighted_qwk(gold[m], pred[m], n_lv) / len(seeds)
+                    b[g] += float(np.mean(pred[m] - y[m])) / len(seeds)
+            for g in groups:
+                qwk[g].append(q[g])
+                bias[g].append(b[g])
+        print("stack + platform offsets" if offsets else "stack")
+        for g in groups:
+            print(f"  {g:8s} QWK " + " / ".join(f"{v:.3f}" for v in qwk[g]) + f"  (mean {np.mean(qwk[g]):.3f})"
+                  "   level − reviews " + " / ".join(f"{v:+.2f}" for v in bias[g]))
 
 
 MIN_POSITIVE = 20   # a real-side flag threshold needs at least this many flagged real chats
@@ -225,27 +326,34 @@ def main() -> None:
     mk.add_argument("--real", required=True)
     mk.add_argument("--dir", required=True)
     mk.add_argument("--dev-ids", default="data/labelled/dev_ids.txt")
-    for name in ("choose", "calibrate"):
+    for name in ("choose", "calibrate", "cv"):
         ap = sub.add_parser(name)
         ap.add_argument("--real", required=True, help="the real training chats (.jsonl with reviews)")
         ap.add_argument("--folds", required=True, help="JSON: chat id → fold (chats without one are dev chats)")
         ap.add_argument("--fold-model", action="append", required=True, help="model trained without fold K, in order")
         ap.add_argument("--model", default="models/default", help="choose: the model whose dev chats and channel "
-                        "are used; calibrate: the refitted model to write real-side cutpoints into")
+                        "are used; calibrate: the refitted model to write real-side cutpoints into; cv: the "
+                        "model whose tilts and temperatures are read")
         ap.add_argument("--dev-ids", default="data/labelled/dev_ids.txt")
         if name == "choose":
             ap.add_argument("--out", help="write a copy of --model with the chosen strengths here")
-        else:
+        elif name == "calibrate":
             ap.add_argument("--no-stack", action="store_true", help="fit no real-side stack (cutpoints on the "
                             "tilted index alone; a stack already in the model is still applied)")
+            ap.add_argument("--no-platform", action="store_true", help="fit no per-platform offsets in the stack")
     a = top.parse_args()
     if a.cmd == "make-folds":
         make_folds(a.real, a.dir, a.dev_ids)
         return
     base, groups, pooled, logits, scores, parts = pooled_inputs(a)
+    if a.cmd == "cv":
+        cross_validate(a.model, pooled, logits, scores, parts)
+        return
     if a.cmd == "calibrate":
         if not a.no_stack:
             real_stack(a.model, pooled, logits, scores, parts)
+            if not a.no_platform:
+                real_platform_offsets(a.model, pooled, logits, scores, parts)
         real_cutpoints(a.model, pooled, logits, scores, parts)
         real_flag_thresholds(a.model, groups)
         return

@@ -274,6 +274,12 @@ def test_stack_shift_moves_real_chats_and_leaves_chats_without_agent_text():
         talks = np.array([bool(agent_text(c)) for c in convs])
         assert not talks[-1] and talks.sum() >= 8
         assert np.allclose(got, g * (1 - idx) * talks)
+        convs = [c.model_copy(update={"platform": "taobao"}) if k % 2 else c for k, c in enumerate(convs)]
+        plats = [c.platform for c in convs]
+        ridge.stack = {"attitude": {"level": 1.0, "parts": [0.0, 0.0, 0.0], "bias": 0.0,
+                                    "platform": {"taobao": -0.5}}}                           # s = idx − 0.5 on taobao
+        got = ridge.stack_shift(convs, "attitude", idx, findings)
+        assert np.allclose(got, -0.5 * g * talks * np.array([p == "taobao" for p in plats]))
     finally:
         ridge.stack = saved
 
@@ -446,3 +452,70 @@ def test_real_stack_learns_the_part_that_carries_the_grade(tmp_path):
     idx = st["bias"] + st["level"] * mod.model_index(cfg, {}, "attitude", 0, logits, scores) + parts[:, 0] @ st["parts"]
     level = np.searchsorted(cfg["cutpoints"]["attitude"], idx, side="right")
     assert weighted_qwk(gold, level, 4) > 0.8 and cfg["cutpoints_ungated"]["attitude"] == [0.5, 1.5, 2.5]
+
+
+def test_platform_offsets_bring_a_platform_graded_apart_back_to_its_reviews(tmp_path):
+    """``calibrate``'s per-platform offsets: a platform whose chats the stack grades 0.8 of a level harsher than
+    their reviews gets an offset near −0.8 (shrunk toward 0 by the prior); the rest, and a platform with too few
+    chats, get none or next to none; the cutpoints then apply it."""
+    import importlib.util
+    from types import SimpleNamespace
+
+    from qa.model.data import Example
+    spec = importlib.util.spec_from_file_location("pooled_betas", ROOT / "scripts" / "pooled_betas.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rng = np.random.default_rng(2)
+    n = 400
+    plat = np.array(["other"] * 300 + ["taobao"] * 80 + ["douyin"] * 20)
+    gold = rng.integers(0, 4, n)
+    examples = [Example(conv=SimpleNamespace(platform=p), targets={"attitude": list(np.eye(4)[g])})
+                for p, g in zip(plat, gold)]
+    logits = {"attitude": np.zeros((n, 4), np.float32)}
+    shown = gold + 0.8 * (plat != "other") + rng.normal(0, 0.2, n)     # taobao and douyin graded 0.8 too harsh
+    parts, blend = shown[:, None, None], np.ones(n)
+    (tmp_path / "config.json").write_text(json.dumps({"dimension_list": [["attitude", [5, 4, 3, 2]]],
+                                                       "cutpoints": {"attitude": [0.5, 1.5, 2.5]},
+                                                       "temperatures": {"attitude": 1.0}}), encoding="utf-8")
+    stack = {"attitude": {"level": 0.0, "parts": [1.0], "bias": 0.0}}    # s = the harsh index itself
+    (tmp_path / "ridge.json").write_text(json.dumps({"dimensions": ["attitude"], "beta": {"attitude": 0.0},
+                                                     "info": {}, "stack": stack}), encoding="utf-8")
+    mod.real_platform_offsets(tmp_path, examples, logits, np.zeros((n, 1), np.float32), (parts, blend))
+    got = json.loads((tmp_path / "ridge.json").read_text(encoding="utf-8"))["stack"]["attitude"]["platform"]
+    assert set(got) == {"other", "taobao"}                                 # douyin: under PLATFORM_MIN chats
+    assert -0.8 < got["taobao"] < -0.65 and abs(got["other"]) < 0.05
+    mod.real_cutpoints(tmp_path, examples, logits, np.zeros((n, 1), np.float32), (parts, blend))
+    cuts = json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))["cutpoints"]["attitude"]
+    idx = shown + np.array([got.get(p, 0.0) for p in plat])
+    level = np.searchsorted(cuts, idx, side="right")
+    assert np.mean(level[plat == "taobao"] == gold[plat == "taobao"]) > 0.8
+
+
+def test_cv_reports_the_gain_of_platform_offsets_on_chats_they_were_not_fitted_on(tmp_path, capsys):
+    """``pooled_betas.py cv``: with a platform graded 0.8 of a level too harsh, out-of-fold QWK on its chats is
+    higher with the offsets than with the stack alone."""
+    import importlib.util
+    from types import SimpleNamespace
+
+    from qa.model.data import Example
+    spec = importlib.util.spec_from_file_location("pooled_betas", ROOT / "scripts" / "pooled_betas.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rng = np.random.default_rng(3)
+    n = 300
+    plat = np.array(["other"] * 220 + ["taobao"] * 80)
+    truth = rng.normal(size=n)
+    gold = np.digitize(-truth, [-1.0, 0.0, 1.0])
+    examples = [Example(conv=SimpleNamespace(platform=p), targets={"attitude": list(np.eye(4)[g])})
+                for p, g in zip(plat, gold)]
+    seen = -truth + 0.8 * (plat == "taobao") + rng.normal(0, 0.3, n)
+    (tmp_path / "config.json").write_text(json.dumps({"dimension_list": [["attitude", [5, 4, 3, 2]]],
+                                                       "cutpoints": {"attitude": [0.5, 1.5, 2.5]},
+                                                       "temperatures": {"attitude": 1.0}}), encoding="utf-8")
+    (tmp_path / "ridge.json").write_text(json.dumps({"dimensions": ["attitude"], "beta": {"attitude": 0.0},
+                                                     "info": {}}), encoding="utf-8")
+    mod.cross_validate(tmp_path, examples, {"attitude": np.zeros((n, 4), np.float32)}, np.zeros((n, 1), np.float32),
+                       (seen[:, None, None], np.ones(n)), seeds=(0,))
+    out = capsys.readouterr().out
+    rows = re.findall(r"taobao\s+QWK ([0-9.]+)", out)
+    assert len(rows) == 2 and float(rows[1]) > float(rows[0]) + 0.05

@@ -67,6 +67,7 @@ def write_card(model_dir: str | Path) -> Path:
                 else " (learned jointly).")
              if cfg.get("n_ngrams") else "- Char n-gram channel: not used.",
              _ridge_line(metrics.get("ridge")),
+             _stack_line(_read(d / "ridge.json").get("stack")),
              _turn_line((metrics.get("ridge") or {}).get("turn_flags"), metrics.get("dev_turn_flags"),
                         _read(d / "turnflags.json").get("thresholds")),
              f"- Nugget head (per turn): {cfg.get('nuggets')}." if cfg.get("nuggets") else None,
@@ -114,6 +115,22 @@ def _ridge_line(info: dict | None) -> str | None:
             f"each dimension's logits by beta {info.get('beta')} (chosen on the dev split; 0 = off)"
             + (", times a gate: the probability that a chat looks like those chats rather than the other training "
                "chats." if info.get("gate") else "."))
+
+
+def _stack_line(stack: dict | None) -> str | None:
+    """The real-side stack (``RidgeChannel.stack_shift``) and its per-platform offsets, when fitted."""
+    if not stack:
+        return None
+    offsets = {d: st["platform"] for d, st in stack.items() if st.get("platform")}
+    text = ("- Real-side stack: per dimension a linear model of the reviews' mean level on the tilted index and the "
+            "ridge parts, fitted on the pooled real training chats (each scored by a fold model that never saw it) "
+            "and applied in proportion to the gate")
+    if not offsets:
+        return text + "."
+    plats = sorted({p for o in offsets.values() for p in o})
+    return (text + "; offsets per platform in level-index units (negative = graded up): "
+            + "; ".join(f"{p} " + " / ".join(f"{offsets[d].get(p, 0):+.2f}" for d in offsets) for p in plats)
+            + f" ({' / '.join(offsets)}).")
 
 
 def _threshold(flag: str, dev: dict | None, used: dict | None) -> str:

@@ -99,11 +99,16 @@ def agent_text(conv: Conversation) -> str:
     return " ".join(m.norm for m in conv.messages if m.type == "text" and m.role == "agent" and m.text)
 
 
-def stacked_index(stack: dict, idx: np.ndarray, gz: np.ndarray, blend: np.ndarray) -> np.ndarray:
+def stacked_index(stack: dict, idx: np.ndarray, gz: np.ndarray, blend: np.ndarray,
+                  platforms: Sequence[str] | None = None) -> np.ndarray:
     """[n] a dimension's expected level index under its real-side stack: idx + blend · (s − idx), with
-    s = bias + level · idx + gz · parts (``gz`` [n, parts]: the gated z-scored ridge parts; ``blend``: the gate,
-    0 for a chat with no agent text)."""
+    s = bias + offset(platform) + level · idx + gz · parts (``gz`` [n, parts]: the gated z-scored ridge parts;
+    ``blend``: the gate, 0 for a chat with no agent text; ``platforms``: each chat's platform, whose offset is the
+    stack's ``platform`` entry, 0 for a platform without one)."""
     s = stack["bias"] + stack["level"] * idx + gz @ np.asarray(stack["parts"], np.float64)
+    offsets = stack.get("platform")
+    if offsets and platforms is not None:
+        s = s + np.array([offsets.get(p, 0.0) for p in platforms], np.float64)
     return idx + blend * (s - idx)
 
 
@@ -244,9 +249,10 @@ class RidgeChannel:
                     ) -> np.ndarray | None:
         """[n] how far the real-side stack moves ``dim``'s expected level index ``idx`` (0 = best), or None when
         the dimension has no stack. The stack is a linear model fitted on the real training chats, each scored by
-        a model that never saw it (``scripts/pooled_betas.py calibrate``): s = bias + level · idx + parts · g·z,
-        with z the z-scored ridge parts. It undoes what the tilt leaves, such as short real replies graded a
-        third of a level low. The shift is g · (s − idx): written chats (g ≈ 0) keep their index."""
+        a model that never saw it (``scripts/pooled_betas.py calibrate``): s = bias + offset(platform) + level · idx
+        + parts · g·z, with z the z-scored ridge parts. It undoes what the tilt leaves, such as short real replies
+        graded a third of a level low, and a platform whose real chats its reviewers grade apart from the rest.
+        The shift is g · (s − idx): written chats (g ≈ 0) keep their index."""
         st = self.stack.get(dim)
         if not st or not convs:
             return None
@@ -254,7 +260,7 @@ class RidgeChannel:
         gz = self.zparts(convs, findings)[:, self.dims.index(dim), :] * g[:, None]
         blend = g * self.talks(convs)   # bot-only chats: nothing to say
         idx = np.asarray(idx, np.float64)
-        return stacked_index(st, idx, gz, blend) - idx
+        return stacked_index(st, idx, gz, blend, [c.platform for c in convs]) - idx
 
     def tilts(self, convs: Sequence[Conversation], levels: dict[str, int], findings=None) -> dict[str, np.ndarray]:
         """Per dimension with a non-zero beta: [n, k] to add to its logits."""
