@@ -1,11 +1,13 @@
 """Grades on labelled real chats: the model against each labeller, and labeller against labeller.
 
     python scripts/build_real_sets.py                       # joins labels with text in $QA_CACHE/real/
-    python bench/real_eval.py ~/.cache/qa/real/real_eval_stc3.jsonl [--model models/default] [--agreement]
+    python bench/real_eval.py ~/.cache/qa/real/real_eval_stc3.jsonl [--model models/default] [--agreement] \
+        [--by-platform]
 
 For every dimension: QWK and exact agreement of the model with the labellers (each chat's every review
 counts: a chat with two labellers is scored against both). ``--agreement``: QWK between the two labellers
 of each double-labelled chat and their rule-flag micro-F1 (one as gold, the other as prediction).
+``--by-platform``: the model's figures again for each platform's chats (the stack's offsets are per platform).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def agreement(convs, dims, levels) -> list[str]:
     return lines
 
 
-def model_vs_labels(convs, model: str, dims, levels) -> list[str]:
+def model_vs_labels(convs, model: str, dims, levels, by_platform: bool = False) -> list[str]:
     from qa.model.predict import Classifier
     from qa.rules import RuleEngine
     from qa.timing import compute_timing
@@ -49,6 +51,18 @@ def model_vs_labels(convs, model: str, dims, levels) -> list[str]:
     findings = [engine.check(c, t) for c, t in zip(convs, timings)]
     preds = clf.predict(convs, findings=findings, timings=timings)
     lines = [f"model {model} on {len(convs)} chats ({sum(len(reviews(c)) for c in convs)} reviews)"]
+    lines += graded(convs, preds, dims, levels)
+    if by_platform:
+        for plat in sorted({c.platform for c in convs}):
+            mine = [(c, p) for c, p in zip(convs, preds) if c.platform == plat]
+            lines.append(f"platform {plat}: {len(mine)} chats")
+            lines += graded([c for c, _ in mine], [p for _, p in mine], dims, levels)
+    return lines
+
+
+def graded(convs, preds, dims, levels) -> list[str]:
+    """Per dimension, the model's levels against every review of each chat."""
+    lines = []
     for d in dims:
         ref, pred = [], []
         for c, p in zip(convs, preds):
@@ -68,6 +82,7 @@ def main() -> None:
     ap.add_argument("--model", default="models/default")
     ap.add_argument("--agreement", action="store_true")
     ap.add_argument("--no-model", action="store_true")
+    ap.add_argument("--by-platform", action="store_true", help="also each platform's chats on their own")
     a = ap.parse_args()
     rubric = load_rubric()
     dims, levels = rubric.model_dimensions, list(rubric.scale)
@@ -75,7 +90,7 @@ def main() -> None:
     if a.agreement:
         print("\n".join(agreement(convs, dims, levels)))
     if not a.no_model:
-        print("\n".join(model_vs_labels(convs, a.model, dims, levels)))
+        print("\n".join(model_vs_labels(convs, a.model, dims, levels, a.by_platform)))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,29 @@
+"""bench/real_eval.py: the model against labelled chats, overall and per platform."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytest.importorskip("torch")
+
+
+def test_by_platform_scores_each_platforms_chats_on_their_own():
+    from bench.real_eval import model_vs_labels, reviews
+    from qa.io import Reject, read_many
+    from qa.rubric import load_rubric
+    rubric = load_rubric()
+    convs = [c for c in read_many([ROOT / "data" / "labelled" / "eval" / "eval_eval-f.jsonl"])
+             if not isinstance(c, Reject) and reviews(c)][:60]
+    plats = {c.platform for c in convs}
+    assert len(plats) >= 3
+    lines = model_vs_labels(convs, str(ROOT / "models" / "default"), rubric.model_dimensions,
+                            list(rubric.scale), by_platform=True)
+    heads = [line for line in lines if line.startswith("platform ")]
+    assert [h.split()[1].rstrip(":") for h in heads] == sorted(plats)
+    assert sum(int(re.search(r"(\d+) chats", h).group(1)) for h in heads) == len(convs)
+    assert len(lines) == 1 + len(rubric.model_dimensions) * (1 + len(plats)) + len(plats)
+    assert all("QWK" in line for line in lines if line.startswith("  "))
