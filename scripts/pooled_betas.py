@@ -62,7 +62,7 @@ def curves(logits, scores, examples, dims) -> dict:
     for j, (d, levels) in enumerate(dims.items()):
         k = len(levels)
         gold = np.array([levels.index(e.majority(d, levels)) for e in examples])
-        mean = np.array([np.asarray(e.targets[d]) @ np.arange(k) for e in examples])
+        mean = mean_index(examples, d, k)
         tilt = scores[:, j, None] * centred(k)[None, :]
         out[d] = {}
         for b in BETAS:
@@ -114,6 +114,11 @@ def model_index(cfg, beta, d, j, logits, scores) -> np.ndarray:
     return (p / p.sum(1, keepdims=True)) @ np.arange(k)
 
 
+def mean_index(pooled, d: str, k: int) -> np.ndarray:
+    """[n] the reviews' mean level index (0 = best) of each pooled chat on dimension ``d`` with ``k`` levels."""
+    return np.array([np.asarray(e.targets[d]) @ np.arange(k) for e in pooled])
+
+
 def fit_stack(idx: np.ndarray, gz: np.ndarray, y: np.ndarray) -> dict:
     """One dimension's stack: a ridge regression of the reviews' mean level index ``y`` on the expected index and
     the gated ridge parts ``gz`` [n, parts], standardised, returned in raw units."""
@@ -137,9 +142,8 @@ def real_stack(model_dir, pooled, logits, scores, parts) -> None:
     for j, (d, lv) in enumerate(levels.items()):
         if d not in cfg.get("cutpoints", {}) or d not in meta["dimensions"]:
             continue
-        y = np.array([np.asarray(e.targets[d]) @ np.arange(len(lv)) for e in pooled])
         stack[d] = fit_stack(model_index(cfg, meta["beta"], d, j, logits, scores),
-                             parts[0][:, meta["dimensions"].index(d), :], y)
+                             parts[0][:, meta["dimensions"].index(d), :], mean_index(pooled, d, len(lv)))
         print(f"  {d:16s} stack {stack[d]}")
     meta["stack"] = stack
     meta["info"]["stack_source"] = {"chats": len(pooled), "alpha": STACK_ALPHA}
@@ -154,11 +158,15 @@ def platforms_of(pooled) -> list[str]:
     return [getattr(e.conv, "platform", "other") for e in pooled]
 
 
-def fit_offsets(resid: np.ndarray, blend: np.ndarray, plat: np.ndarray, names) -> dict[str, float]:
-    """Per platform in ``names``, the shift o that best brings its chats' residuals to 0 when applied as
-    blend · o (least squares, shrunk by ``PLATFORM_PRIOR``)."""
-    return {p: round(float(resid[plat == p] @ blend[plat == p] / (blend[plat == p] @ blend[plat == p]
-                                                                  + PLATFORM_PRIOR)), 4) for p in names}
+def fit_offsets(resid: np.ndarray, blend: np.ndarray, plat: np.ndarray) -> dict[str, float]:
+    """Per platform with at least ``PLATFORM_MIN`` chats, the shift o that best brings its chats' residuals to 0
+    when applied as blend · o (least squares, shrunk by ``PLATFORM_PRIOR``)."""
+    out = {}
+    for p in sorted(set(plat)):
+        m = plat == p
+        if m.sum() >= PLATFORM_MIN:
+            out[str(p)] = round(float(resid[m] @ blend[m] / (blend[m] @ blend[m] + PLATFORM_PRIOR)), 4)
+    return out
 
 
 def real_platform_offsets(model_dir, pooled, logits, scores, parts) -> None:
@@ -171,7 +179,6 @@ def real_platform_offsets(model_dir, pooled, logits, scores, parts) -> None:
     path = Path(model_dir) / "ridge.json"
     meta = json.loads(path.read_text(encoding="utf-8"))
     plat = np.array(platforms_of(pooled))
-    names = [str(p) for p in sorted(set(plat)) if (plat == p).sum() >= PLATFORM_MIN]
     gz, blend = parts
     for j, (d, lv) in enumerate(dict(cfg["dimension_list"]).items()):
         st = (meta.get("stack") or {}).get(d)
@@ -180,10 +187,9 @@ def real_platform_offsets(model_dir, pooled, logits, scores, parts) -> None:
         st.pop("platform", None)
         idx = stacked_index(st, model_index(cfg, meta["beta"], d, j, logits, scores),
                             gz[:, meta["dimensions"].index(d), :], blend)
-        y = np.array([np.asarray(e.targets[d]) @ np.arange(len(lv)) for e in pooled])
-        st["platform"] = fit_offsets(y - idx, blend, plat, names)
+        st["platform"] = fit_offsets(mean_index(pooled, d, len(lv)) - idx, blend, plat)
         print(f"  {d:16s} platform offsets {st['platform']}  (chats: "
-              + ", ".join(f"{p} {(plat == p).sum()}" for p in names) + ")")
+              + ", ".join(f"{p} {(plat == p).sum()}" for p in st["platform"]) + ")")
     meta["info"]["stack_source"] = {**meta["info"].get("stack_source", {}), "platform_min": PLATFORM_MIN,
                                     "platform_prior": PLATFORM_PRIOR}
     path.write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
@@ -229,40 +235,37 @@ def cross_validate(model_dir, pooled, logits, scores, parts, seeds=(0, 1, 2), k:
     cfg = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
     meta = json.loads((Path(model_dir) / "ridge.json").read_text(encoding="utf-8"))
     plat, (gz, blend) = np.array(platforms_of(pooled)), parts
-    groups = ["all"] + sorted(set(plat))
-    print(f"{len(pooled)} chats: " + ", ".join(f"{p} {(plat == p).sum()}" for p in groups[1:]))
-    for offsets in (False, True):
-        qwk, bias = {g: [] for g in groups}, {g: [] for g in groups}
-        for j, (d, lv) in enumerate(dict(cfg["dimension_list"]).items()):
-            if d not in meta["dimensions"]:
-                continue
-            n_lv, r = len(lv), meta["dimensions"].index(d)
-            idx = model_index(cfg, meta["beta"], d, j, logits, scores)
-            y = np.array([np.asarray(e.targets[d]) @ np.arange(n_lv) for e in pooled])
-            gold = np.array([lv.index(e.majority(d, lv)) for e in pooled])
-            q, b = {g: 0.0 for g in groups}, {g: 0.0 for g in groups}
-            for seed in seeds:
-                pred = np.zeros(len(pooled), int)
-                for tr, te in StratifiedKFold(k, shuffle=True, random_state=seed).split(idx, plat):
-                    st = fit_stack(idx[tr], gz[tr, r, :], y[tr])
-                    if offsets:
-                        names = [str(p) for p in set(plat[tr]) if (plat[tr] == p).sum() >= PLATFORM_MIN]
-                        base = stacked_index(st, idx[tr], gz[tr, r, :], blend[tr])
-                        st["platform"] = fit_offsets(y[tr] - base, blend[tr], plat[tr], names)
-                    full = stacked_index(st, idx, gz[:, r, :], blend, plat)
+    groups = {"all": np.ones(len(plat), bool), **{str(p): plat == p for p in sorted(set(plat))}}
+    print(f"{len(pooled)} chats: " + ", ".join(f"{g} {m.sum()}" for g, m in groups.items() if g != "all"))
+    variants = ("stack", "stack + platform offsets")
+    qwk = {v: {g: [] for g in groups} for v in variants}
+    bias = {v: {g: [] for g in groups} for v in variants}
+    for j, (d, lv) in enumerate(dict(cfg["dimension_list"]).items()):
+        if d not in meta["dimensions"]:
+            continue
+        n_lv, r = len(lv), meta["dimensions"].index(d)
+        idx = model_index(cfg, meta["beta"], d, j, logits, scores)
+        y = mean_index(pooled, d, n_lv)
+        gold = np.array([lv.index(e.majority(d, lv)) for e in pooled])
+        pred = {(v, seed): np.zeros(len(pooled), int) for v in variants for seed in seeds}
+        for seed in seeds:
+            for tr, te in StratifiedKFold(k, shuffle=True, random_state=seed).split(idx, plat):
+                st = fit_stack(idx[tr], gz[tr, r, :], y[tr])
+                plain = stacked_index(st, idx, gz[:, r, :], blend)
+                shifted = stacked_index({**st, "platform": fit_offsets(y[tr] - plain[tr], blend[tr], plat[tr])},
+                                        idx, gz[:, r, :], blend, plat)
+                for v, full in zip(variants, (plain, shifted)):
                     cuts = np.asarray(fit_cutpoints(full[tr], gold[tr], n_lv))
-                    pred[te] = np.searchsorted(cuts, full[te], side="right")
-                for g in groups:
-                    m = np.ones(len(pred), bool) if g == "all" else plat == g
-                    q[g] += weighted_qwk(gold[m], pred[m], n_lv) / len(seeds)
-                    b[g] += float(np.mean(pred[m] - y[m])) / len(seeds)
-            for g in groups:
-                qwk[g].append(q[g])
-                bias[g].append(b[g])
-        print("stack + platform offsets" if offsets else "stack")
+                    pred[v, seed][te] = np.searchsorted(cuts, full[te], side="right")
+        for v in variants:
+            for g, m in groups.items():
+                qwk[v][g].append(np.mean([weighted_qwk(gold[m], pred[v, s][m], n_lv) for s in seeds]))
+                bias[v][g].append(np.mean([np.mean(pred[v, s][m] - y[m]) for s in seeds]))
+    for v in variants:
+        print(v)
         for g in groups:
-            print(f"  {g:8s} QWK " + " / ".join(f"{v:.3f}" for v in qwk[g]) + f"  (mean {np.mean(qwk[g]):.3f})"
-                  "   level − reviews " + " / ".join(f"{v:+.2f}" for v in bias[g]))
+            print(f"  {g:8s} QWK " + " / ".join(f"{x:.3f}" for x in qwk[v][g]) + f"  (mean {np.mean(qwk[v][g]):.3f})"
+                  "   level − reviews " + " / ".join(f"{x:+.2f}" for x in bias[v][g]))
 
 
 MIN_POSITIVE = 20   # a real-side flag threshold needs at least this many flagged real chats
