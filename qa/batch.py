@@ -151,7 +151,7 @@ def _check_stamp(journal: Path, old: dict | None, new: dict) -> None:
 
 
 def grade_files(inputs: list[Path], out: Path, settings: GradeSettings, *, workers: int = 2, resume: bool = False,
-                columns: str | None = None, tz: str | None = None,
+                columns: str | None = None, tz: str | None = None, platform: str | None = None,
                 on_batch: Callable[[int], None] | None = None) -> GradeRun:
     """Grade every conversation of ``inputs`` into ``out`` (.jsonl or .parquet) and ``<out>.rejects.jsonl``."""
     if out.suffix not in (".jsonl", ".parquet"):
@@ -172,7 +172,7 @@ def grade_files(inputs: list[Path], out: Path, settings: GradeSettings, *, worke
         nonlocal skipped
         with JsonlWriter(rejects_path) as rej:
             t = time.perf_counter()
-            for item in read_many(inputs, stats, columns=columns, tz=tz, unique_ids=True):
+            for item in read_many(inputs, stats, columns=columns, tz=tz, platform=platform, unique_ids=True):
                 if isinstance(item, Reject):
                     rej.write(item.to_record())
                     continue

@@ -150,7 +150,7 @@ def _read_results(path: Path) -> Iterator[Chat]:
 
 
 def load_chats(paths: Iterable[str | Path], *, rubric: Any = None, tz: str | None = None,
-               columns: str | Path | None = None) -> tuple[list[Chat], int]:
+               columns: str | Path | None = None, platform: str | None = None) -> tuple[list[Chat], int]:
     """Every chat of the files (results or raw inputs, mixed); returns (chats, rejected raw conversations)."""
     from qa.rubric import load_rubric
 
@@ -165,7 +165,7 @@ def load_chats(paths: Iterable[str | Path], *, rubric: Any = None, tz: str | Non
             continue
         from qa.io import Reject, read_path
 
-        for item in read_path(p, tz=tz, columns=columns):
+        for item in read_path(p, tz=tz, columns=columns, platform=platform):
             if isinstance(item, Reject):
                 rejected += 1
             else:

@@ -77,14 +77,14 @@ def rejects_path(out: Path) -> Path:
 
 # --- step 1: scan ----------------------------------------------------------------------------------------------
 
-def _scan_file(path: str, tz: str | None, columns: str | None) -> tuple[list[str | None], list[tuple[int, Reject]],
+def _scan_file(path: str, tz: str | None, columns: str | None, platform: str | None = None) -> tuple[list[str | None], list[tuple[int, Reject]],
                                                                        list[int]]:
     """Per item of one file, in order: its id (None for a reject); the rejects with their positions; the
     positions of repaired conversations."""
     ids: list[str | None] = []
     rejects: list[tuple[int, Reject]] = []
     repaired: list[int] = []
-    for seq, item in enumerate(read_path(path, tz=tz, columns=columns)):
+    for seq, item in enumerate(read_path(path, tz=tz, columns=columns, platform=platform)):
         if isinstance(item, Reject):
             ids.append(None)
             rejects.append((seq, item))
@@ -97,10 +97,10 @@ def _scan_file(path: str, tz: str | None, columns: str | None) -> tuple[list[str
 
 # --- step 2: read and grade ------------------------------------------------------------------------------------
 
-def _read_rows(row: dict, *, tz: str | None, columns: str | None):
+def _read_rows(row: dict, *, tz: str | None, columns: str | None, platform: str | None = None):
     """The conversations of one file to grade (those not in its skip set), pickled."""
     skip = pickle.loads(row["skip"])
-    for seq, item in enumerate(read_path(row["path"], tz=tz, columns=columns)):
+    for seq, item in enumerate(read_path(row["path"], tz=tz, columns=columns, platform=platform)):
         if not isinstance(item, Reject) and seq not in skip:
             yield {"conv": pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)}
 
@@ -204,7 +204,7 @@ def _unwrap(e: BaseException) -> BaseException:
 
 def grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, workers: int = 2,
                     address: str | None = None, resume: bool = False, columns: str | None = None,
-                    tz: str | None = None, object_store_memory: int | None = None,
+                    tz: str | None = None, platform: str | None = None, object_store_memory: int | None = None,
                     unique_ids: bool = True):
     """Grade every conversation of ``inputs`` on Ray into ``out`` (a folder of Parquet parts, or one
     ``.parquet`` file) and ``<out>.rejects.jsonl``; returns a ``qa.batch.GradeRun``."""
@@ -248,7 +248,7 @@ def grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, w
         # 1. scan
         t = time.perf_counter()
         scan = ray.remote(num_cpus=READ_CPUS)(_scan_file)
-        scanned = ray.get([scan.remote(str(p), tz, columns) for p in inputs])
+        scanned = ray.get([scan.remote(str(p), tz, columns, platform) for p in inputs])
         stats = ReadStats()
         done_set = set(done)
         seen: dict[str, int] = {}
@@ -300,7 +300,7 @@ def grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, w
         if todo > 0:
             rows = [{"path": str(p), "skip": pickle.dumps(s)} for p, s in zip(inputs, skips)]
             ds = ray.data.from_items(rows, override_num_blocks=len(rows))
-            ds = ds.flat_map(_read_rows, fn_kwargs={"tz": tz, "columns": columns}, num_cpus=READ_CPUS)
+            ds = ds.flat_map(_read_rows, fn_kwargs={"tz": tz, "columns": columns, "platform": platform}, num_cpus=READ_CPUS)
             # settings baked into a subclass rather than passed as constructor arguments (which Ray keeps in the
             # object store, and warns about on every run)
             actor = type("GradeActorWith", (GradeActor,), {"__init__": lambda self: GradeActor.__init__(self, settings),

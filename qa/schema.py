@@ -28,6 +28,14 @@ PLATFORM_ALIASES = {
     "快手": "kuaishou", "快手小店": "kuaishou", "tiktok shop": "tiktok", "tiktokshop": "tiktok",
     "淘宝": "taobao", "天猫": "taobao", "千牛": "taobao", "tmall": "taobao",
 }
+
+
+def platform_id(name: str) -> str | None:
+    """A platform name or alias (抖音, 千牛, TikTok Shop…) → its id; None for one we do not know."""
+    key = str(name).strip().lower()
+    return PLATFORM_ALIASES.get(key, key if key in PLATFORMS else None)
+
+
 _EPOCH_MS_FROM = 100_000_000_000  # numbers above this are epoch milliseconds (after 1973 in ms)
 
 

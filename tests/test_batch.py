@@ -133,3 +133,29 @@ def test_batch_worker_that_cannot_load_the_model_ends_the_run(tmp_path):
     with pytest.raises(ModelError, match="model"):
         grade_files([src], tmp_path / "r.jsonl", GradeSettings(model=str(broken)), workers=2)
     assert time.perf_counter() - t < 120
+
+
+def test_platform_option_grades_unnamed_chats_as_that_platforms_chats(tmp_path):
+    """``--platform taobao`` on Taobao chats whose records lost their platform grades them exactly as when the
+    records name it (the rubric's taobao profile and the default model's Taobao offset); without it they read as
+    ``other`` and grade differently."""
+    named = [json.loads(line) for line in (ROOT / "data/samples/samples.jsonl").read_text(encoding="utf-8").splitlines()
+             if json.loads(line).get("platform") == "taobao"][:6]
+    (tmp_path / "named.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in named),
+                                          encoding="utf-8")
+    (tmp_path / "bare.jsonl").write_text("".join(json.dumps({k: v for k, v in r.items() if k != "platform"},
+                                                            ensure_ascii=False) + "\n" for r in named),
+                                         encoding="utf-8")
+    settings = GradeSettings(batch_size=8)
+
+    def graded(name, **kw):
+        out = tmp_path / f"{name}-{kw.get('platform')}.jsonl"
+        grade_files([tmp_path / f"{name}.jsonl"], out, settings, workers=1, **kw)
+        return [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+
+    want, given, bare = graded("named"), graded("bare", platform="千牛"), graded("bare")
+    assert [r["platform"] for r in given] == ["taobao"] * len(named) and {r["profile"] for r in given} == {"taobao"}
+    assert [r["dimensions"] for r in given] == [r["dimensions"] for r in want]
+    assert {r["platform"] for r in bare} == {"other"}
+    expected = [[d["expected"] for d in r["dimensions"].values() if d["source"] == "model"] for r in (*bare, *want)]
+    assert expected[: len(named)] != expected[len(named):]                  # the model's own grades move too

@@ -340,6 +340,8 @@ def _bad_options(tmp_path: Path) -> list[list]:
         ["grade", CHATS, "--workers", "0", "--model", "none"],
         ["grade", CHATS, "--batch-size", "many"],
         ["grade", CHATS, "--tz", "Mars/Olympus", "--model", "none"],
+        ["check", CHATS, "--platform", "jd"],
+        ["grade", CHATS, "--platform", "拼多多", "--model", "none"],
         ["check", CHATS, "--columns", "nosuch"],
         ["metrics", CHATS, "--columns", "nosuch.yaml"],
         ["metrics", CHATS, "--by", "week"],

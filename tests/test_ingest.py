@@ -4,6 +4,7 @@ import tracemalloc
 import openpyxl
 import pytest
 
+from qa.errors import InputError
 from qa.io import ReadStats, Reject, read_many, read_path
 from qa.schema import Conversation, parse_ts
 from tests.conftest import STC3
@@ -81,6 +82,19 @@ def test_ingest_unknown_platform_becomes_other_with_warning(tmp_path):
     assert c.platform == "other" and "unknown_platform:京东" in c.warnings
     (c,), _ = _read(_jsonl(tmp_path, json.dumps({**GOOD, "platform": "千牛"})))
     assert c.platform == "taobao"
+
+
+def test_ingest_platform_option_fills_only_records_that_name_none(tmp_path):
+    bare = {k: v for k, v in GOOD.items() if k != "platform"}
+    path = _jsonl(tmp_path, *(json.dumps({**r, "id": f"c{n}"}, ensure_ascii=False) for n, r in
+                              enumerate([bare, GOOD, {**GOOD, "platform": "京东"}, {**GOOD, "platform": "other"}])))
+    items, stats = _read(path, platform="千牛")
+    assert [c.platform for c in items] == ["taobao", "douyin", "other", "taobao"]   # 京东 was named: kept
+    assert stats.accepted == 4
+    assert [c.platform for c in _read(path)[0]] == ["other", "douyin", "other", "other"]
+    with pytest.raises(InputError, match="unknown platform 'jd'") as e:
+        list(read_path(path, platform="jd"))
+    assert e.value.field == "platform"
 
 
 @pytest.mark.parametrize("value,iso", [

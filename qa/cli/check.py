@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from qa.cli.common import COLUMNS, INPUTS, RUBRIC, TZ, check_inputs, check_out, cli_errors, console, print_stats
+from qa.cli.common import COLUMNS, INPUTS, PLATFORM, RUBRIC, TZ, check_inputs, check_out, cli_errors, console, print_stats
 from qa.io import ReadStats, Reject, read_many
 from qa.io.write import JsonlWriter
 from qa.rubric import load_rubric
@@ -31,14 +31,14 @@ class CheckResult:
 
 
 def check(inputs: list[Path], out: Path, *, rubric: Path | None = None, columns: str | None = None,
-          tz: str | None = None, on_conversation: Callable[[Conversation, list[Finding]], None] | None = None
+          tz: str | None = None, platform: str | None = None, on_conversation: Callable[[Conversation, list[Finding]], None] | None = None
           ) -> CheckResult:
     """Run every rule of the rubric over the inputs; one JSONL line per conversation in ``out``."""
     engine = RuleEngine(load_rubric(rubric))
     rejects_path = out.with_name(out.stem + ".rejects.jsonl")
     stats, by_rule = ReadStats(), collections.Counter()
     with JsonlWriter(out) as w, JsonlWriter(rejects_path) as rej:
-        for item in read_many(inputs, stats, columns=columns, tz=tz, unique_ids=True):
+        for item in read_many(inputs, stats, columns=columns, tz=tz, platform=platform, unique_ids=True):
             if isinstance(item, Reject):
                 rej.write(item.to_record())
                 continue
@@ -68,13 +68,13 @@ def check_cli(
     inputs: list[Path] = INPUTS,
     out: Path = typer.Option(Path("qa_out/findings.jsonl"), "--out", "-o", help="Findings JSONL"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the summary"),
-    rubric: Path = RUBRIC, columns: str = COLUMNS, tz: str = TZ,
+    rubric: Path = RUBRIC, columns: str = COLUMNS, tz: str = TZ, platform: str = PLATFORM,
 ) -> None:
     """Rule checks (red lines, etiquette, vague replies…) with evidence: message index and text span."""
-    check_inputs(inputs, chats=True, columns=columns, tz=tz)
+    check_inputs(inputs, chats=True, columns=columns, tz=tz, platform=platform)
     check_out(out)
     with cli_errors():
-        res = check(inputs, out, rubric=rubric, columns=columns, tz=tz, on_conversation=None if quiet else _print)
+        res = check(inputs, out, rubric=rubric, columns=columns, tz=tz, platform=platform, on_conversation=None if quiet else _print)
     t = Table(title="Conversations with each finding", title_justify="left", header_style="bold")
     t.add_column("rule")
     t.add_column("severity")

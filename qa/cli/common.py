@@ -27,6 +27,9 @@ INPUTS = typer.Argument(..., help="Chat files: .jsonl, .json (DialEval), .csv/.t
 COLUMNS = typer.Option(None, "--columns", help="Column profile for CSV/XLSX: a shipped name or a YAML file "
                        "(default: detected from the header)")
 TZ = typer.Option(None, "--tz", help="Time zone of naive times (default: Asia/Shanghai or the column profile's)")
+PLATFORM = typer.Option(None, "--platform", help="Platform of the chats whose records name none (douyin, kuaishou, "
+                        "tiktok, taobao, or 抖音, 千牛 …): it picks their rubric profile and the model's platform "
+                        "calibration (default: other)")
 RUBRIC = typer.Option(None, "--rubric", help="Rubric YAML (default: rubrics/default.yaml)")
 
 
@@ -57,9 +60,9 @@ def cli_errors() -> Iterator[None]:
 
 
 def check_inputs(paths: list[Path], *, chats: bool = False, columns: str | None = None, tz: str | None = None,
-                 noun: str = "input file") -> None:
-    """Inputs exist and are files (and, for chat inputs, have a readable format); ``--columns`` and ``--tz``
-    name something real. Exit 2 with one line otherwise, before anything is written."""
+                 platform: str | None = None, noun: str = "input file") -> None:
+    """Inputs exist and are files (and, for chat inputs, have a readable format); ``--columns``, ``--tz`` and
+    ``--platform`` name something real. Exit 2 with one line otherwise, before anything is written."""
     dirs = [str(p) for p in paths if p.is_dir()]
     if dirs:
         fail(f"{noun} is a directory: {', '.join(dirs)} (pass the files in it, e.g. {dirs[0]}/*.jsonl)")
@@ -79,6 +82,10 @@ def check_inputs(paths: list[Path], *, chats: bool = False, columns: str | None 
         check_columns(columns)
     if tz is not None:
         check_tz(tz)
+    if platform is not None:
+        from qa.schema import PLATFORMS, platform_id
+        if platform_id(platform) is None:
+            fail(f"--platform {platform!r}: unknown platform (use {', '.join(PLATFORMS)} or a name such as 千牛)")
 
 
 def check_columns(columns: str) -> None:

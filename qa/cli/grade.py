@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from qa.cli.common import COLUMNS, INPUTS, RUBRIC, TZ, check_inputs, check_out, cli_errors, console, print_stats, \
+from qa.cli.common import COLUMNS, INPUTS, PLATFORM, RUBRIC, TZ, check_inputs, check_out, cli_errors, console, print_stats, \
     progress
 
 
@@ -57,7 +57,7 @@ def grade_cli(
                                 "(refused when the rubric, model or profile differ)"),
     messages: bool = typer.Option(True, "--messages/--no-messages", help="Keep each conversation's messages in "
                                   "its record (needed by sample/export-review; --no-messages keeps results small)"),
-    columns: str = COLUMNS, tz: str = TZ,
+    columns: str = COLUMNS, tz: str = TZ, platform: str = PLATFORM,
 ) -> None:
     """Grade every conversation: model dimensions, rule findings and timing → score, band and deductions."""
     from qa.grader import GradeSettings
@@ -67,7 +67,7 @@ def grade_cli(
         raise typer.BadParameter("only with --engine ray", param_hint="--address" if address else "--object-store-mb")
     if out is None:
         out = Path("qa_out/results" if engine == "ray" else "qa_out/results.jsonl")
-    check_inputs(inputs, chats=True, columns=columns, tz=tz)   # exit 2, one line (qa.cli.common)
+    check_inputs(inputs, chats=True, columns=columns, tz=tz, platform=platform)   # exit 2, one line (qa.cli.common)
     if engine == "ray" and out.suffix not in ("", ".parquet"):
         raise typer.BadParameter("the Ray engine writes Parquet: a folder or a .parquet file", param_hint="--out")
     check_out(out, folder=engine == "ray" and out.suffix == "")
@@ -83,14 +83,14 @@ def grade_cli(
         if engine == "ray":
             from qa.ray_engine import grade_files_ray
             run = grade_files_ray(inputs, out, settings, workers=workers, address=address, resume=resume,
-                                  columns=columns, tz=tz,
+                                  columns=columns, tz=tz, platform=platform,
                                   object_store_memory=object_store_mb * 2**20 if object_store_mb else None)
         else:
-            run = _grade_local(inputs, out, settings, workers, resume, columns, tz)
+            run = _grade_local(inputs, out, settings, workers, resume, columns, tz, platform)
     _summary(run)
 
 
-def _grade_local(inputs, out, settings, workers, resume, columns, tz):
+def _grade_local(inputs, out, settings, workers, resume, columns, tz, platform):
     from qa.batch import grade_files
     total = _count_lines(inputs)
     with progress(total) as bar:
@@ -102,7 +102,7 @@ def _grade_local(inputs, out, settings, workers, resume, columns, tz):
             if t.elapsed:
                 bar.update(task, rate=f"{t.completed / t.elapsed:,.0f}/s")
         return grade_files(inputs, out, settings, workers=workers, resume=resume, columns=columns, tz=tz,
-                           on_batch=advance)
+                           platform=platform, on_batch=advance)
 
 
 def _summary(run) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from qa.cli.common import COLUMNS, INPUTS, RUBRIC, TZ, check_inputs, check_out, cli_errors, console, one_of, \
+from qa.cli.common import COLUMNS, INPUTS, PLATFORM, RUBRIC, TZ, check_inputs, check_out, cli_errors, console, one_of, \
     print_stats
 from qa.io import ReadStats, Reject, read_many
 from qa.io.write import JsonlWriter, write_csv, write_json
@@ -27,7 +27,7 @@ class MetricsResult:
 
 
 def metrics(inputs: list[Path], out: Path, *, rubric: Path | None = None, profile: str | None = None,
-            columns: str | None = None, tz: str | None = None) -> MetricsResult:
+            columns: str | None = None, tz: str | None = None, platform: str | None = None) -> MetricsResult:
     """Read the inputs, compute per-conversation timing and the KPI table; write them under ``out``."""
     rub = load_rubric(rubric)
     if profile:
@@ -37,7 +37,7 @@ def metrics(inputs: list[Path], out: Path, *, rubric: Path | None = None, profil
              "timing": out / "timing.jsonl", "rejects": out / "rejects.jsonl"}
     stats, table = ReadStats(), KpiTable(rub, profile)
     with JsonlWriter(files["timing"]) as timing_out, JsonlWriter(files["rejects"]) as rejects:
-        for item in read_many(inputs, stats, columns=columns, tz=tz, unique_ids=True):
+        for item in read_many(inputs, stats, columns=columns, tz=tz, platform=platform, unique_ids=True):
             if isinstance(item, Reject):
                 rejects.write(item.to_record())
                 continue
@@ -89,15 +89,15 @@ def metrics_cli(
     profile: str = typer.Option(None, "--profile", "-p", help="Judge every group by this platform profile "
                                 "(default: each group's own platform)"),
     by: list[str] = typer.Option(["shop", "agent"], "--by", help="Tables to print: platform, shop, agent, day"),
-    rubric: Path = RUBRIC, columns: str = COLUMNS, tz: str = TZ,
+    rubric: Path = RUBRIC, columns: str = COLUMNS, tz: str = TZ, platform: str = PLATFORM,
 ) -> None:
     """Timing and rating KPIs (2-minute first response, 3-minute reply, 24-hour response, satisfaction…)."""
-    check_inputs(inputs, chats=True, columns=columns, tz=tz)
+    check_inputs(inputs, chats=True, columns=columns, tz=tz, platform=platform)
     for level in by:
         one_of("--by", level, ("platform", "shop", "agent", "day"))
     check_out(out, folder=True)
     with cli_errors():
-        res = metrics(inputs, out, rubric=rubric, profile=profile, columns=columns, tz=tz)
+        res = metrics(inputs, out, rubric=rubric, profile=profile, columns=columns, tz=tz, platform=platform)
     for level in by:
         console.print(render(res.rows, level))
     print_stats(res.stats, res.files["rejects"])

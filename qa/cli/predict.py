@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from qa.cli.common import COLUMNS, INPUTS, TZ, at_least, check_inputs, check_out, cli_errors, console, one_of, \
+from qa.cli.common import COLUMNS, INPUTS, PLATFORM, TZ, at_least, check_inputs, check_out, cli_errors, console, one_of, \
     print_stats, progress
 from qa.io import ReadStats, Reject, read_many
 from qa.io.write import JsonlWriter
@@ -23,7 +23,7 @@ def _chunks(items, n):
 
 
 def predict(inputs: list[Path], out: Path, *, model: Path | None = None, fmt: str = "jsonl", columns=None,
-            tz=None, batch_size: int = 64, on_batch=None) -> tuple[ReadStats, Path]:
+            tz=None, platform=None, batch_size: int = 64, on_batch=None) -> tuple[ReadStats, Path]:
     """Stream the inputs through the model; JSONL (one line per conversation) or a DialEval submission."""
     from qa.model.predict import Classifier
     clf = Classifier(model)
@@ -31,7 +31,7 @@ def predict(inputs: list[Path], out: Path, *, model: Path | None = None, fmt: st
     rejects_path = out.with_name(out.stem + ".rejects.jsonl")
     dialeval: list[dict] = []
     with JsonlWriter(rejects_path) as rej, (JsonlWriter(out) if fmt == "jsonl" else _Null()) as w:
-        for chunk in _chunks(read_many(inputs, stats, columns=columns, tz=tz, unique_ids=True), batch_size):
+        for chunk in _chunks(read_many(inputs, stats, columns=columns, tz=tz, platform=platform, unique_ids=True), batch_size):
             convs = [c for c in chunk if not isinstance(c, Reject)]
             for r in chunk:
                 if isinstance(r, Reject):
@@ -78,16 +78,17 @@ def predict_cli(
     out: Path = typer.Option(..., "--out", "-o", help="Predictions: JSONL, or DialEval JSON with --format dialeval"),
     model: Path = typer.Option(None, "--model", "-m", help="Model directory (default: models/default)"),
     fmt: str = typer.Option("jsonl", "--format", help="jsonl | dialeval (the STC-3 submission format)"),
-    batch_size: int = typer.Option(64), columns: str = COLUMNS, tz: str = TZ,
+    batch_size: int = typer.Option(64), columns: str = COLUMNS, tz: str = TZ, platform: str = PLATFORM,
 ) -> None:
     """Per conversation and dimension: the level distribution, the expected grade and the evidence turns."""
     one_of("--format", fmt, FORMATS)
     at_least("--batch-size", batch_size, 1)
-    check_inputs(inputs, chats=True, columns=columns, tz=tz)
+    check_inputs(inputs, chats=True, columns=columns, tz=tz, platform=platform)
     check_out(out)
     with cli_errors(), progress() as bar:
         task = bar.add_task("predict", total=None, rate="")
-        stats, rejects = predict(inputs, out, model=model, fmt=fmt, columns=columns, tz=tz, batch_size=batch_size,
+        stats, rejects = predict(inputs, out, model=model, fmt=fmt, columns=columns, tz=tz, platform=platform,
+                                 batch_size=batch_size,
                                  on_batch=lambda n: bar.advance(task, n))
     print_stats(stats, rejects)
     console.print(f"wrote {out}", highlight=False)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from qa.cli.common import COLUMNS, RUBRIC, TZ, cli_errors, console, err_console
+from qa.cli.common import COLUMNS, PLATFORM, RUBRIC, TZ, cli_errors, console, err_console
 
 
 def topics_cli(
@@ -22,6 +22,7 @@ def topics_cli(
     seed: int = typer.Option(0, "--seed", help="Seed of the LSA projection"),
     columns: str = COLUMNS,
     tz: str = TZ,
+    platform: str = PLATFORM,
     rubric: Path = RUBRIC,
 ) -> None:
     """Question types: key terms, 3 examples, volume, share, good-review rate, mean score, unanswered rate, FAQ."""
@@ -34,7 +35,7 @@ def topics_cli(
 
     t0 = time.perf_counter()
     with cli_errors():
-        chats, rejected = load_chats(inputs, rubric=rubric, tz=tz, columns=columns)
+        chats, rejected = load_chats(inputs, rubric=rubric, tz=tz, columns=columns, platform=platform)
     t_read = time.perf_counter() - t0
     try:
         res = build_topics(chats, k=k, backend=backend, max_embed=max_embed, seed=seed)

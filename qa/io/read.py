@@ -12,7 +12,7 @@ from qa.io.build import Reject
 from qa.io.dialeval import looks_like_dialeval, read_dialeval
 from qa.io.jsonl import read_jsonl
 from qa.io.table import read_table
-from qa.schema import DEFAULT_TZ, Conversation
+from qa.schema import DEFAULT_TZ, PLATFORMS, Conversation, platform_id
 
 JSONL_SUFFIXES = {".jsonl", ".ndjson", ".jl"}
 TABLE_SUFFIXES = {".csv", ".tsv", ".xlsx", ".xlsm"}
@@ -64,11 +64,30 @@ def unreadable(exc: BaseException, path: Path) -> str:
     return f"cannot read this file: {type(exc).__name__}: {exc}"
 
 
-def read_path(path: str | Path, *, tz: str | None = None, columns: str | Path | None = None
-              ) -> Iterator[Conversation | Reject]:
+def read_path(path: str | Path, *, tz: str | None = None, columns: str | Path | None = None,
+              platform: str | None = None) -> Iterator[Conversation | Reject]:
     """Conversations and rejects from one file. Raises ``InputError`` only for a missing/unknown file; a file
-    that is corrupt or cannot be decoded becomes one reject saying why (after whatever was read before)."""
-    path = Path(path)
+    that is corrupt or cannot be decoded becomes one reject saying why (after whatever was read before).
+    ``platform`` (an id or alias) is given to each conversation whose record names none (read as ``other``)."""
+    if platform is None:
+        yield from _read_path(Path(path), tz, columns)
+        return
+    pid = platform_id(platform)
+    if pid is None:
+        raise InputError(f"unknown platform {platform!r} (use {', '.join(PLATFORMS)} or a name such as 千牛)",
+                         field="platform")
+    for item in _read_path(Path(path), tz, columns):
+        if isinstance(item, Conversation) and item.platform == "other" and not _named_platform(item):
+            item = item.model_copy(update={"platform": pid})
+        yield item
+
+
+def _named_platform(conv: Conversation) -> bool:
+    """The record named a platform we do not know (read as ``other`` with a warning): --platform leaves it."""
+    return any(w.startswith("unknown_platform:") for w in conv.warnings)
+
+
+def _read_path(path: Path, tz: str | None, columns: str | Path | None) -> Iterator[Conversation | Reject]:
     if not path.is_file():
         raise InputError("is a directory, not a file" if path.is_dir() else "no such file", file=str(path))
     try:
