@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from qa.cli.common import check_inputs, cli_errors, console
+from qa.cli.common import PLATFORM, check_inputs, cli_errors, console
 
 
 def eval_cli(
@@ -21,15 +21,15 @@ def eval_cli(
     out: Path = typer.Option(None, "--out", "-o", help="Write the full report (with confusion matrices) as JSON"),
     card: bool = typer.Option(False, "--card", help="Also save the report as MODEL/eval.json and refresh "
                               "MODEL_CARD.md"),
-    no_baselines: bool = typer.Option(False, "--no-baselines"),
+    no_baselines: bool = typer.Option(False, "--no-baselines"), platform: str = PLATFORM,
 ) -> None:
     """Exact and within-one accuracy, macro-F1, quadratic weighted kappa and confusion, per dimension."""
     from qa.model.card import write_card
     from qa.model.evaluate import evaluate
-    check_inputs(list(data))
+    check_inputs(list(data), platform=platform)
     with cli_errors():
         report = evaluate(model, [str(p) for p in data], train_paths=[str(p) for p in train] if train else None,
-                          baselines=not no_baselines)
+                          baselines=not no_baselines, platform=platform)
     report["command"] = "qa eval " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     levels = report["levels"]
     for d in report["dimensions"]:

@@ -93,13 +93,13 @@ def file_weight(path: str, weights: dict[str, float] | None) -> float:
 
 def load_examples(paths: Iterable[str], dimensions: dict[str, list], *, stats: ReadStats | None = None,
                   rejects: list[Reject] | None = None, nuggets: dict[str, list[str]] | None = None,
-                  weights: dict[str, float] | None = None) -> list[Example]:
+                  weights: dict[str, float] | None = None, platform: str | None = None) -> list[Example]:
     """Every labelled conversation in ``paths``, each knowing its file (``source``) and that file's weight;
-    unlabelled ones and read rejects are counted in ``rejects``."""
+    unlabelled ones and read rejects are counted in ``rejects``. ``platform``: as ``qa.io.read_path``'s."""
     paths = list(paths)
     out = []
     for p in paths:
-        for item in read_many([p], stats):
+        for item in read_many([p], stats, platform=platform):
             if isinstance(item, Reject):
                 if rejects is not None:
                     rejects.append(item)

@@ -71,12 +71,13 @@ def training_split(model_dir: Path, dims: dict[str, list], train_paths: Sequence
 
 
 def evaluate(model_dir: str | Path | None, data: Sequence[str], *, train_paths: Sequence[str] | None = None,
-             baselines: bool = True, batch_size: int = 32) -> dict:
-    """Per dimension: accuracy, within-one, macro-F1, QWK and confusion for the model and the baselines."""
+             baselines: bool = True, batch_size: int = 32, platform: str | None = None) -> dict:
+    """Per dimension: accuracy, within-one, macro-F1, QWK and confusion for the model and the baselines
+    (``platform``: the platform of chats whose records name none)."""
     from qa.model.predict import Classifier
     clf = Classifier(model_dir)
     dims = clf.dimensions
-    test = load_examples(data, dims)
+    test = load_examples(data, dims, platform=platform)
     preds = clf.predict([e.conv for e in test], batch_size=batch_size)
     systems: dict[str, dict[str, list]] = {"model": {d: [p[d].level for p in preds] for d in dims}}
     if baselines:
