@@ -77,8 +77,8 @@ def rejects_path(out: Path) -> Path:
 
 # --- step 1: scan ----------------------------------------------------------------------------------------------
 
-def _scan_file(path: str, tz: str | None, columns: str | None, platform: str | None = None) -> tuple[list[str | None], list[tuple[int, Reject]],
-                                                                       list[int]]:
+def _scan_file(path: str, tz: str | None, columns: str | None, platform: str | None = None
+               ) -> tuple[list[str | None], list[tuple[int, Reject]], list[int]]:
     """Per item of one file, in order: its id (None for a reject); the rejects with their positions; the
     positions of repaired conversations."""
     ids: list[str | None] = []
@@ -300,7 +300,8 @@ def grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, w
         if todo > 0:
             rows = [{"path": str(p), "skip": pickle.dumps(s)} for p, s in zip(inputs, skips)]
             ds = ray.data.from_items(rows, override_num_blocks=len(rows))
-            ds = ds.flat_map(_read_rows, fn_kwargs={"tz": tz, "columns": columns, "platform": platform}, num_cpus=READ_CPUS)
+            ds = ds.flat_map(_read_rows, fn_kwargs={"tz": tz, "columns": columns, "platform": platform},
+                             num_cpus=READ_CPUS)
             # settings baked into a subclass rather than passed as constructor arguments (which Ray keeps in the
             # object store, and warns about on every run)
             actor = type("GradeActorWith", (GradeActor,), {"__init__": lambda self: GradeActor.__init__(self, settings),

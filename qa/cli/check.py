@@ -11,7 +11,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from qa.cli.common import COLUMNS, INPUTS, PLATFORM, RUBRIC, TZ, check_inputs, check_out, cli_errors, console, print_stats
+from qa.cli.common import COLUMNS, INPUTS, PLATFORM, RUBRIC, TZ, check_inputs, check_out, cli_errors, console, \
+    print_stats
 from qa.io import ReadStats, Reject, read_many
 from qa.io.write import JsonlWriter
 from qa.rubric import load_rubric
@@ -31,8 +32,8 @@ class CheckResult:
 
 
 def check(inputs: list[Path], out: Path, *, rubric: Path | None = None, columns: str | None = None,
-          tz: str | None = None, platform: str | None = None, on_conversation: Callable[[Conversation, list[Finding]], None] | None = None
-          ) -> CheckResult:
+          tz: str | None = None, platform: str | None = None,
+          on_conversation: Callable[[Conversation, list[Finding]], None] | None = None) -> CheckResult:
     """Run every rule of the rubric over the inputs; one JSONL line per conversation in ``out``."""
     engine = RuleEngine(load_rubric(rubric))
     rejects_path = out.with_name(out.stem + ".rejects.jsonl")
@@ -74,7 +75,8 @@ def check_cli(
     check_inputs(inputs, chats=True, columns=columns, tz=tz, platform=platform)
     check_out(out)
     with cli_errors():
-        res = check(inputs, out, rubric=rubric, columns=columns, tz=tz, platform=platform, on_conversation=None if quiet else _print)
+        res = check(inputs, out, rubric=rubric, columns=columns, tz=tz, platform=platform,
+                    on_conversation=None if quiet else _print)
     t = Table(title="Conversations with each finding", title_justify="left", header_style="bold")
     t.add_column("rule")
     t.add_column("severity")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
-from qa.cli.common import COLUMNS, INPUTS, PLATFORM, RUBRIC, TZ, check_inputs, check_out, cli_errors, console, print_stats, \
-    progress
+from qa.cli.common import COLUMNS, INPUTS, PLATFORM, RUBRIC, TZ, check_inputs, check_out, cli_errors, console, \
+    print_stats, progress
 
 
 def _count_lines(paths: list[Path]) -> int | None:

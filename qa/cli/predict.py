@@ -8,8 +8,8 @@ from pathlib import Path
 
 import typer
 
-from qa.cli.common import COLUMNS, INPUTS, PLATFORM, TZ, at_least, check_inputs, check_out, cli_errors, console, one_of, \
-    print_stats, progress
+from qa.cli.common import COLUMNS, INPUTS, PLATFORM, TZ, at_least, check_inputs, check_out, cli_errors, console, \
+    one_of, print_stats, progress
 from qa.io import ReadStats, Reject, read_many
 from qa.io.write import JsonlWriter
 
@@ -31,7 +31,8 @@ def predict(inputs: list[Path], out: Path, *, model: Path | None = None, fmt: st
     rejects_path = out.with_name(out.stem + ".rejects.jsonl")
     dialeval: list[dict] = []
     with JsonlWriter(rejects_path) as rej, (JsonlWriter(out) if fmt == "jsonl" else _Null()) as w:
-        for chunk in _chunks(read_many(inputs, stats, columns=columns, tz=tz, platform=platform, unique_ids=True), batch_size):
+        chats = read_many(inputs, stats, columns=columns, tz=tz, platform=platform, unique_ids=True)
+        for chunk in _chunks(chats, batch_size):
             convs = [c for c in chunk if not isinstance(c, Reject)]
             for r in chunk:
                 if isinstance(r, Reject):
