@@ -27,7 +27,7 @@ from qa.grade import Grade
 from qa.rubric import Rubric, load_rubric
 from qa.schema import Conversation
 
-MODEL_FILES = ("config.json", "model.safetensors", "ngrams.json", "tokenizer.json")
+MODEL_FILES = ("config.json", "model.safetensors", "ngrams.json", "tokenizer.json", "offsets.json")
 
 
 @dataclasses.dataclass(frozen=True)

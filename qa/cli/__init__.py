@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pretrain": ("qa.cli.pretrain", "pretrain_cli"),
     "train": ("qa.cli.train", "train_cli"),
     "eval": ("qa.cli.evaluate", "eval_cli"),
+    "calibrate": ("qa.cli.calibrate", "calibrate_cli"),
     "predict": ("qa.cli.predict", "predict_cli"),
     "rubric": ("qa.cli.rubric", "app"),
     "topics": ("qa.cli.topics", "topics_cli"),

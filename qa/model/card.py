@@ -68,6 +68,7 @@ def write_card(model_dir: str | Path) -> Path:
              if cfg.get("n_ngrams") else "- Char n-gram channel: not used.",
              _ridge_line(metrics.get("ridge")),
              _stack_line(_read(d / "ridge.json").get("stack")),
+             _offsets_line(_read(d / "offsets.json")),
              _turn_line((metrics.get("ridge") or {}).get("turn_flags"), metrics.get("dev_turn_flags"),
                         _read(d / "turnflags.json").get("thresholds")),
              f"- Nugget head (per turn): {cfg.get('nuggets')}." if cfg.get("nuggets") else None,
@@ -115,6 +116,18 @@ def _ridge_line(info: dict | None) -> str | None:
             f"each dimension's logits by beta {info.get('beta')} (chosen on the dev split; 0 = off)"
             + (", times a gate: the probability that a chat looks like those chats rather than the other training "
                "chats." if info.get("gate") else "."))
+
+
+def _offsets_line(data: dict | None) -> str | None:
+    """A shop's calibration (``qa calibrate``: ``offsets.json``), when the model has one."""
+    if not data or not data.get("offsets"):
+        return None
+    runs = (data.get("info") or {}).get("calibrations") or []
+    return ("- Shop calibration (`qa calibrate`, not weighed by the gate): grade offsets per platform "
+            + "; ".join(f"{p} " + ", ".join(f"{d} {v:+.2f}" for d, v in dims.items())
+                        for p, dims in data["offsets"].items())
+            + (f"; fitted on {', '.join(f for r in runs for f in r.get('data', []))} "
+               f"({sum(r.get('chats', 0) for r in runs)} reviewed chats)." if runs else "."))
 
 
 def _stack_line(stack: dict | None) -> str | None:

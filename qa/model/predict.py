@@ -72,6 +72,7 @@ class Classifier:
         from qa.model.batching import Batcher
         from qa.model.modeling import RubricModel
         from qa.model.ngrams import Ngrams
+        from qa.model.offsets import Offsets
         from qa.model.ridge import RidgeChannel
 
         self.path = Path(model_dir) if model_dir else DEFAULT_MODEL
@@ -86,6 +87,10 @@ class Classifier:
             self.ridge = RidgeChannel.load(self.path)   # None when the model has no ridge channel
         except Exception as e:  # noqa: BLE001
             raise ModelError(f"cannot load the ridge channel of {self.path}: {e}") from e
+        try:
+            self.offsets = Offsets.load(self.path)   # a shop's calibration (``qa calibrate``), or None
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ModelError(f"cannot read {self.path / 'offsets.json'}: {e}") from e
         tok = AutoTokenizer.from_pretrained(self.path) if self.config.use_encoder else None
         if rubric is None:
             rubric_file = self.path / "rubric.yaml"
@@ -159,6 +164,9 @@ class Classifier:
             attn = res["attention"][:, i].cpu().numpy() if res["attention"] is not None else None
             shift = (self.ridge.stack_shift(convs, dim, probs @ np.arange(probs.shape[1]), found)
                      if self.ridge is not None and dim in cuts else None)
+            if self.offsets is not None and dim in cuts and _step(levels):   # grade units → level-index units
+                own = -self.offsets.grade_shift([c.platform for c in convs], dim) / _step(levels)
+                shift = own if shift is None else shift + own
             for b, p in enumerate(probs):
                 out[b][dim] = self._decide(levels, p, all_turns[b], attn[b] if attn is not None else None,
                                            cuts[dim][b] if dim in cuts else None,
@@ -253,6 +261,13 @@ class Classifier:
             evidence = sorted(turns[j].index for j in ranked[:2] if attn[j] > 0 and turns[j].role != "customer")
         return DimensionPrediction({lv: float(q) for lv, q in zip(levels, p)}, levels[k], expected,
                                    float(p[k]), evidence)
+
+
+def _step(levels) -> float:
+    """The grade distance of one level-index step (5, 4, 3, 2 → 1), or 0 for levels that are not numbers."""
+    if len(levels) < 2 or not all(isinstance(v, (int, float)) for v in levels[:2]):
+        return 0.0
+    return float(levels[0]) - float(levels[1])
 
 
 def predict_distributions(model_dir, conversations) -> list[dict[str, dict[str, float]]]:

@@ -1,0 +1,45 @@
+"""``qa calibrate``: a model's grades shifted toward a shop's own reviews (``qa.model.offsets``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from qa.cli.common import PLATFORM, at_least, check_inputs, cli_errors, console, fail
+
+
+def calibrate_cli(
+    model: Path = typer.Argument(..., help="Model directory (e.g. models/default)"),
+    data: list[Path] = typer.Argument(..., help="Your reviewed chats: JSONL with labels.reviews (qa import-review "
+                                      "writes them), at least 20 per platform"),
+    out: Path = typer.Option(..., "--out", "-o", help="New model directory: a copy of MODEL with the offsets"),
+    platform: str = PLATFORM,
+    prior: float = typer.Option(10.0, "--prior", help="Shrink each offset as if this many chats had a gap of 0"),
+    min_chats: int = typer.Option(20, "--min-chats", help="A platform with fewer reviewed chats gets no offset"),
+) -> None:
+    """Shift a model's grades toward your QA leads' reviews: per platform and dimension, the shrunk mean gap."""
+    from rich.table import Table
+
+    from qa.model.offsets import calibrate
+    check_inputs([*data], platform=platform)
+    at_least("--min-chats", min_chats, 1)
+    at_least("--prior", prior, 0)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        fail(f"--out {out}: exists and is not an empty folder (pick a new folder for the calibrated model)")
+    with cli_errors():
+        rep = calibrate(model, [str(p) for p in data], out, platform=platform, prior=prior, min_chats=min_chats)
+    console.print(f"{rep['chats']} reviewed chats: "
+                  + ", ".join(f"{p} {n}" for p, n in rep["platforms"].items()), highlight=False)
+    if not rep["fitted"]:
+        console.print(f"no platform has {min_chats} reviewed chats: no offsets fitted", highlight=False)
+    t = Table(title="Grades on your reviewed chats: before → after (after: out of fold, 5 folds)",
+              title_justify="left", header_style="bold")
+    for c in ("dimension", "QWK", "mean gap (model − reviews)", *(f"offset {p}" for p in rep["fitted"])):
+        t.add_column(c, justify="left" if c == "dimension" else "right")
+    for d, m in rep["dimensions"].items():
+        t.add_row(d, f"{m['before']['qwk']:.3f} → {m['after']['qwk']:.3f}",
+                  f"{m['before']['gap']:+.2f} → {m['after']['gap']:+.2f}",
+                  *(f"{rep['fitted'][p].get(d, 0):+.2f}" for p in rep["fitted"]))
+    console.print(t)
+    console.print(f"wrote {out} (grade with: qa grade … --model {out})", highlight=False)

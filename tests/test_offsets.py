@@ -1,0 +1,91 @@
+"""Shop calibration (``qa calibrate``, ``qa.model.offsets``): offsets fitted on a shop's reviews move its grades."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from qa.model.offsets import Offsets, fit_offsets
+from tests.conftest import ROOT
+from tests.test_hostile import assert_one_line_error, run_main
+
+DIMS = ("attitude", "etiquette", "professionalism", "clarity")
+
+
+def test_fit_offsets_is_the_shrunk_mean_gap_of_platforms_with_enough_chats():
+    gaps = {"attitude": np.r_[np.full(30, -1.0), np.full(5, 2.0), np.nan]}
+    got = fit_offsets(gaps, ["taobao"] * 30 + ["douyin"] * 5 + ["taobao"], prior=10, min_chats=20)
+    assert got == {"taobao": {"attitude": -0.75}}                  # −30 / (30 + 10); douyin: 5 chats, none
+    both = Offsets({"taobao": {"attitude": -0.5}}).plus(got)
+    assert both.by_platform == {"taobao": {"attitude": -1.25}}
+    assert list(both.grade_shift(["taobao", "other"], "attitude")) == [-1.25, 0.0]
+
+
+def _stricter_lead(tmp_path, platform="taobao", drop=1):
+    """The written held-out chats of one platform, reviewed by a lead who grades each one ``drop`` lower."""
+    rows = [json.loads(x) for x in (ROOT / "data/labelled/eval/eval_eval-f.jsonl").read_text(encoding="utf-8")
+            .splitlines()]
+    mine = [r for r in rows if r["platform"] == platform]
+    for r in mine:
+        for rev in r["labels"]["reviews"]:
+            rev["grades"] = {d: max(2, g - drop) for d, g in rev["grades"].items()}
+    path = tmp_path / "reviewed.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in mine), encoding="utf-8")
+    return path, mine, [r for r in rows if r["platform"] != platform][:10]
+
+
+def test_calibrate_moves_a_platforms_grades_toward_a_stricter_lead_and_leaves_the_rest(tmp_path):
+    from qa.model.offsets import calibrate
+    from qa.model.predict import Classifier
+    from qa.schema import Conversation
+
+    reviewed, mine, others = _stricter_lead(tmp_path)
+    rep = calibrate(ROOT / "models/default", [str(reviewed)], tmp_path / "mine")
+    assert rep["chats"] == len(mine) >= 30 and set(rep["fitted"]) == {"taobao"}
+    for d in DIMS:
+        m = rep["dimensions"][d]
+        assert rep["fitted"]["taobao"][d] < -0.3                      # graded down toward the stricter lead
+        assert abs(m["after"]["gap"]) < abs(m["before"]["gap"]) - 0.2  # out of fold: most of the gap closed
+    old, new = Classifier(ROOT / "models/default"), Classifier(tmp_path / "mine")
+    convs = [Conversation.model_validate(r) for r in mine[:8]]
+    a, b = old.predict(convs), new.predict(convs)
+    for d in DIMS:
+        moved = [y[d].expected - x[d].expected for x, y in zip(a, b)]
+        assert np.allclose(moved, rep["fitted"]["taobao"][d], atol=1e-6)
+    rest = [Conversation.model_validate(r) for r in others]
+    assert [p["clarity"].expected for p in old.predict(rest)] == [p["clarity"].expected for p in new.predict(rest)]
+    assert "Shop calibration" in (tmp_path / "mine" / "MODEL_CARD.md").read_text(encoding="utf-8")
+    again = calibrate(tmp_path / "mine", [str(reviewed)], tmp_path / "again")    # what the prior left: a fifth
+    for d, v in again["fitted"]["taobao"].items():
+        assert abs(v) < abs(rep["fitted"]["taobao"][d]) / 3
+    total = json.loads((tmp_path / "again" / "offsets.json").read_text(encoding="utf-8"))
+    assert total["offsets"]["taobao"]["clarity"] == pytest.approx(rep["fitted"]["taobao"]["clarity"]
+                                                                  + again["fitted"]["taobao"]["clarity"], abs=1e-4)
+    assert len(total["info"]["calibrations"]) == 2
+
+
+def test_calibrate_cli_refuses_a_used_folder_and_too_few_chats(tmp_path, capsys):
+    reviewed, _, _ = _stricter_lead(tmp_path)
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "x").write_text("x")
+    code, _, err = run_main(capsys, "calibrate", ROOT / "models/default", reviewed, "--out", tmp_path / "used")
+    assert_one_line_error(code, err)
+    few = tmp_path / "few.jsonl"
+    few.write_text("".join(reviewed.read_text(encoding="utf-8").splitlines(keepends=True)[:5]), encoding="utf-8")
+    code, _, err = run_main(capsys, "calibrate", ROOT / "models/default", few, "--out", tmp_path / "new")
+    assert_one_line_error(code, err)
+    assert "at least 20" in err and not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("bad", [{"offsets": {"taobao": {"attitude": "x"}}}, {"no": 1}])
+def test_a_broken_offsets_file_is_a_model_error(tmp_path, bad):
+    import shutil
+
+    from qa.errors import ModelError
+    from qa.model.predict import Classifier
+    shutil.copytree(ROOT / "models/default", tmp_path / "m")
+    (tmp_path / "m" / "offsets.json").write_text(json.dumps(bad), encoding="utf-8")
+    with pytest.raises(ModelError, match="offsets.json"):
+        Classifier(tmp_path / "m")
