@@ -89,3 +89,35 @@ def test_a_broken_offsets_file_is_a_model_error(tmp_path, bad):
     (tmp_path / "m" / "offsets.json").write_text(json.dumps(bad), encoding="utf-8")
     with pytest.raises(ModelError, match="offsets.json"):
         Classifier(tmp_path / "m")
+
+
+def test_fit_flag_thresholds_picks_the_best_f1_per_platform_with_enough_flagged_chats():
+    from qa.model.offsets import fit_flag_thresholds
+    rng = np.random.default_rng(0)
+    gold = np.r_[np.ones(20), np.zeros(60), np.ones(3), np.zeros(10), np.full(5, np.nan)]
+    probs = np.r_[rng.uniform(0.5, 0.9, 20), rng.uniform(0.0, 0.4, 60), rng.uniform(0, 1, 18)]
+    fired = np.zeros(98, bool)
+    plats = ["taobao"] * 80 + ["douyin"] * 13 + ["taobao"] * 5
+    got = fit_flag_thresholds({"vague_reply": probs}, {"vague_reply": gold}, {"vague_reply": fired}, plats)
+    assert set(got) == {"taobao"}                                      # douyin: 3 flagged chats, under 10
+    assert 0.4 <= got["taobao"]["vague_reply"] <= 0.5                  # between the two clouds: F1 1
+
+
+def test_a_shop_flag_threshold_decides_the_models_flag_for_its_platform_only(tmp_path):
+    import shutil
+
+    from qa.model.predict import Classifier
+    from qa.schema import Conversation
+    rows = [json.loads(x) for x in (ROOT / "data/labelled/eval/eval_eval-f.jsonl").read_text(encoding="utf-8")
+            .splitlines()]
+    convs = [Conversation.model_validate(r) for r in rows if r["platform"] in ("taobao", "douyin")][:24]
+    shutil.copytree(ROOT / "models/default", tmp_path / "m")
+    flag = "unanswered_question"
+
+    def raised(thresholds):
+        Offsets({}, flags={"taobao": {flag: thresholds}}).save(tmp_path / "m")
+        return [any(r.rule == flag for r in p.raised) for p in Classifier(tmp_path / "m").predict_all(convs)]
+    plain = [any(r.rule == flag for r in p.raised) for p in Classifier(ROOT / "models/default").predict_all(convs)]
+    always, never = raised(0.0), raised(1.01)
+    for c, a, n, p in zip(convs, always, never, plain):
+        assert (a, n) == ((True, False) if c.platform == "taobao" else (p, p)), c.id

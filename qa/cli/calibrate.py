@@ -17,18 +17,22 @@ def calibrate_cli(
     platform: str = PLATFORM,
     prior: float = typer.Option(10.0, "--prior", help="Shrink each offset as if this many chats had a gap of 0"),
     min_chats: int = typer.Option(20, "--min-chats", help="A platform with fewer reviewed chats gets no offset"),
+    min_flagged: int = typer.Option(10, "--min-flagged", help="A flag needs this many flagged reviewed chats of a "
+                                    "platform for a threshold of its own"),
 ) -> None:
-    """Shift a model's grades toward your QA leads' reviews: per platform and dimension, the shrunk mean gap."""
+    """Fit a model to your QA leads' reviews: per platform, grade offsets and the model's flag thresholds."""
     from rich.table import Table
 
     from qa.model.offsets import calibrate
     check_inputs([*data], platform=platform)
     at_least("--min-chats", min_chats, 1)
+    at_least("--min-flagged", min_flagged, 1)
     at_least("--prior", prior, 0)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         fail(f"--out {out}: exists and is not an empty folder (pick a new folder for the calibrated model)")
     with cli_errors():
-        rep = calibrate(model, [str(p) for p in data], out, platform=platform, prior=prior, min_chats=min_chats)
+        rep = calibrate(model, [str(p) for p in data], out, platform=platform, prior=prior, min_chats=min_chats,
+                        min_flagged=min_flagged)
     console.print(f"{rep['chats']} reviewed chats: "
                   + ", ".join(f"{p} {n}" for p, n in rep["platforms"].items()), highlight=False)
     if not rep["fitted"]:
@@ -42,4 +46,15 @@ def calibrate_cli(
                   f"{m['before']['gap']:+.2f} → {m['after']['gap']:+.2f}",
                   *(f"{rep['fitted'][p].get(d, 0):+.2f}" for p in rep["fitted"]))
     console.print(t)
+    if rep["flags"]:
+        plats = sorted({p for p in rep["flag_thresholds"]})
+        t = Table(title="Rule flags (rules + model) on your reviewed chats: F1 before → after (out of fold)",
+                  title_justify="left", header_style="bold")
+        for c in ("flag", "flagged chats", "F1", *(f"threshold {p}" for p in plats)):
+            t.add_column(c, justify="left" if c == "flag" else "right")
+        for f, m in rep["flags"].items():
+            t.add_row(f, str(m["flagged"]), f"{m['before']:.3f} → {m['after']:.3f}",
+                      *(f"{rep['flag_thresholds'][p][f]:.2f}" if f in rep["flag_thresholds"][p] else "–"
+                        for p in plats))
+        console.print(t)
     console.print(f"wrote {out} (grade with: qa grade … --model {out})", highlight=False)

@@ -120,12 +120,15 @@ def _ridge_line(info: dict | None) -> str | None:
 
 def _offsets_line(data: dict | None) -> str | None:
     """A shop's calibration (``qa calibrate``: ``offsets.json``), when the model has one."""
-    if not data or not data.get("offsets"):
+    if not data or not (data.get("offsets") or data.get("flags")):
         return None
     runs = (data.get("info") or {}).get("calibrations") or []
+    flags = "; ".join(f"{p} " + ", ".join(f"{f} {t:.2f}" for f, t in fl.items()) for p, fl in data["flags"].items()
+                      ) if data.get("flags") else ""
     return ("- Shop calibration (`qa calibrate`, not weighed by the gate): grade offsets per platform "
-            + "; ".join(f"{p} " + ", ".join(f"{d} {v:+.2f}" for d, v in dims.items())
-                        for p, dims in data["offsets"].items())
+            + ("; ".join(f"{p} " + ", ".join(f"{d} {v:+.2f}" for d, v in dims.items())
+                         for p, dims in data["offsets"].items()) or "none")
+            + (f"; flag thresholds {flags}" if flags else "")
             + (f"; fitted on {', '.join(f for r in runs for f in r.get('data', []))} "
                f"({sum(r.get('chats', 0) for r in runs)} reviewed chats)." if runs else "."))
 

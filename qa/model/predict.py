@@ -208,11 +208,13 @@ class Classifier:
         for b, ts in enumerate(all_turns):
             for j, f in enumerate(cfg.flags):
                 flags[b][f] = float(p[b, j])
-                t = cfg.flag_thresholds.get(f)
+                own = self.offsets.flag_threshold(convs[b].platform, f) if self.offsets is not None else None
+                t = own if own is not None else cfg.flag_thresholds.get(f)   # a shop's threshold wins
                 if mean and f in turn_model:    # network and turn model vote together (qa train --turns-on)
                     q = flags[b][f] = float((p[b, j] + turn_model[f][0][b]) / 2)
-                    if ts and f in chat_t and q >= chat_t[f][b]:
-                        raised[b].append(FlagPrediction(f, q, float(chat_t[f][b]), turn_model[f][1][b]))
+                    cut = own if own is not None else chat_t[f][b] if f in chat_t else None
+                    if ts and cut is not None and q >= cut:
+                        raised[b].append(FlagPrediction(f, q, float(cut), turn_model[f][1][b]))
                 elif ts and t is not None and p[b, j] >= t:
                     raised[b].append(FlagPrediction(f, float(p[b, j]), float(t),
                                                     self._evidence(f, b, j, ts, turn_probs[b], attn)))
