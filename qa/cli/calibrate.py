@@ -50,11 +50,11 @@ def calibrate_cli(
         plats = sorted({p for p in rep["flag_thresholds"]})
         t = Table(title="Rule flags (rules + model) on your reviewed chats: F1 before → after (out of fold)",
                   title_justify="left", header_style="bold")
-        for c in ("flag", "flagged chats", "F1", *(f"threshold {p}" for p in plats)):
+        for c in ("flag", "flagged chats", "F1", *(f"threshold {p}" for p in plats), "kept"):
             t.add_column(c, justify="left" if c == "flag" else "right")
         for f, m in rep["flags"].items():
             t.add_row(f, str(m["flagged"]), f"{m['before']:.3f} → {m['after']:.3f}",
                       *(f"{rep['flag_thresholds'][p][f]:.2f}" if f in rep["flag_thresholds"][p] else "–"
-                        for p in plats))
+                        for p in plats), "yes" if m.get("kept") else "no")
         console.print(t)
     console.print(f"wrote {out} (grade with: qa grade … --model {out})", highlight=False)

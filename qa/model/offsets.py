@@ -15,7 +15,8 @@ grades. Saved beside the model as ``offsets.json``.
 The same reviews set the shop's **flag thresholds**: for each platform and model flag with at least
 ``MIN_FLAGGED`` chats its reviewers flagged, the threshold on the model's flag probability with the best F1 of
 "a rule found it or the model's probability reaches the threshold" (``qa.model.flags.best_threshold``; above 1:
-the model adds nothing to the rules). Grading uses it for that platform's chats instead of the model's own.
+the model adds nothing to the rules). Grading uses it for that platform's chats instead of the model's own; a
+flag whose thresholds did worse out of fold than the model's own keeps the model's.
 """
 
 from __future__ import annotations
@@ -235,4 +236,8 @@ class _Shop:
             if g.any():
                 rep[f] = {"flagged": int(g.sum()), "before": round(_f1(before[f][m], g), 4),
                           "after": round(_f1(after[f][m], g), 4)}
-        return rep, fit_flag_thresholds(probs, gold, fired, self.plats, min_flagged=min_flagged)
+        fitted = fit_flag_thresholds(probs, gold, fired, self.plats, min_flagged=min_flagged)
+        for f, r in rep.items():   # a threshold that did worse out of fold than the model's own is not kept
+            r["kept"] = any(f in th for th in fitted.values()) and r["after"] >= r["before"]
+        kept = {p: {f: t for f, t in th.items() if rep.get(f, {}).get("kept")} for p, th in fitted.items()}
+        return rep, {p: th for p, th in kept.items() if th}
