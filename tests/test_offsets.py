@@ -123,3 +123,15 @@ def test_a_shop_flag_threshold_decides_the_models_flag_for_its_platform_only(tmp
     always, never = raised(0.0), raised(1.01)
     for c, a, n, p in zip(convs, always, never, plain):
         assert (a, n) == ((True, False) if c.platform == "taobao" else (p, p)), c.id
+
+
+def test_calibrate_counts_add_up_on_a_file_with_broken_and_unreviewed_lines(tmp_path, capsys):
+    reviewed, mine, _ = _stricter_lead(tmp_path)
+    bare = {k: v for k, v in mine[0].items() if k != "labels"}
+    with open(reviewed, "a", encoding="utf-8") as f:
+        f.write('{"id": "broken", "messages": [\n')
+        f.write(json.dumps({**bare, "id": "unreviewed"}, ensure_ascii=False) + "\n")
+    code, out, err = run_main(capsys, "calibrate", ROOT / "models/default", reviewed, "--out", tmp_path / "m")
+    assert code == 0, err
+    assert f"read {len(mine) + 2} · used {len(mine)} reviewed chats" in out and "skipped 2" in out
+    assert "unreviewed: no grades" in out and "reviewed.jsonl:" in out

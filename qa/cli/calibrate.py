@@ -21,6 +21,7 @@ def calibrate_cli(
                                     "platform for a threshold of its own"),
 ) -> None:
     """Fit a model to your QA leads' reviews: per platform, grade offsets and the model's flag thresholds."""
+    from rich.markup import escape
     from rich.table import Table
 
     from qa.model.offsets import calibrate
@@ -33,8 +34,12 @@ def calibrate_cli(
     with cli_errors():
         rep = calibrate(model, [str(p) for p in data], out, platform=platform, prior=prior, min_chats=min_chats,
                         min_flagged=min_flagged)
-    console.print(f"{rep['chats']} reviewed chats: "
-                  + ", ".join(f"{p} {n}" for p, n in rep["platforms"].items()), highlight=False)
+    console.print(f"read {rep['read']} · used {rep['chats']} reviewed chats ("
+                  + ", ".join(f"{p} {n}" for p, n in rep["platforms"].items())
+                  + f") · skipped {len(rep['skipped'])} (unreadable, or no grades)", highlight=False)
+    for r in rep["skipped"][:5]:
+        where = ":".join(str(x) for x in (r["file"], r["line"]) if x)
+        console.print(f"  skipped {escape(where or r['id'] or '')}: {escape(r['reason'])}", highlight=False)
     if not rep["fitted"]:
         console.print(f"no platform has {min_chats} reviewed chats: no offsets fitted", highlight=False)
     t = Table(title="Grades on your reviewed chats: before → after (after: out of fold, 5 folds)",

@@ -127,6 +127,7 @@ def calibrate(model_dir: str | Path, data: Sequence[str], out: str | Path, *, pl
     from sklearn.model_selection import KFold
 
     from qa.errors import InputError, ModelError
+    from qa.io import ReadStats
     from qa.model.data import load_examples
     from qa.model.predict import Classifier, _step
 
@@ -134,7 +135,8 @@ def calibrate(model_dir: str | Path, data: Sequence[str], out: str | Path, *, pl
     if clf.config.decision != "cutpoints" or not clf.config.cutpoints:
         raise ModelError(f"{clf.path} decides levels by argmax: a shop calibration moves cutpoints; retrain it")
     dims = {d: lv for d, lv in clf.dimensions.items() if d in clf.config.cutpoints and _step(lv)}
-    examples = load_examples(data, clf.dimensions, platform=platform)
+    stats, skipped = ReadStats(), []
+    examples = load_examples(data, clf.dimensions, platform=platform, stats=stats, rejects=skipped)
     if len(examples) < min_chats:
         raise InputError(f"{len(examples)} reviewed chats: a shop calibration needs at least {min_chats}",
                          file=str(data[0]))
@@ -147,7 +149,8 @@ def calibrate(model_dir: str | Path, data: Sequence[str], out: str | Path, *, pl
         flags, thresholds = ctx.flags(base, min_flagged)
     finally:
         clf.offsets = base
-    report = {"model": str(clf.path), "data": [str(p) for p in data], "chats": len(examples),
+    report = {"model": str(clf.path), "data": [str(p) for p in data], "read": stats.read, "chats": len(examples),
+              "skipped": [{"file": r.file, "line": r.line, "id": r.id, "reason": r.reason} for r in skipped],
               "platforms": {p: ctx.plats.count(p) for p in sorted(set(ctx.plats))}, "prior": prior,
               "min_chats": min_chats, "min_flagged": min_flagged, "fitted": offsets, "flag_thresholds": thresholds,
               "dimensions": grades, "flags": flags}
