@@ -71,9 +71,9 @@ class Offsets:
     @classmethod
     def load(cls, directory: str | Path) -> "Offsets | None":
         path = Path(directory) / FILE
-        if not path.is_file():
+        data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        if data is None:       # no shop calibration: the model's own grades and thresholds
             return None
-        data = json.loads(path.read_text(encoding="utf-8"))
         flags = {p: {f: float(t) for f, t in fl.items()} for p, fl in (data.get("flags") or {}).items()}
         return cls({p: {d: float(v) for d, v in dims.items()} for p, dims in data["offsets"].items()},
                    data.get("info"), flags)
