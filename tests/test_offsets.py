@@ -135,3 +135,39 @@ def test_calibrate_counts_add_up_on_a_file_with_broken_and_unreviewed_lines(tmp_
     assert code == 0, err
     assert f"read {len(mine) + 2} · used {len(mine)} reviewed chats" in out and "skipped 2" in out
     assert "unreviewed: no grades" in out and "reviewed.jsonl:" in out
+
+
+def test_the_readme_loop_grade_sample_review_import_calibrate(tmp_path, capsys):
+    """The README's loop for a shop: grade, sample, export review sheets, a lead fills them in (here one level
+    under each of the model's grades), import them, calibrate, grade again: the shop's grades come down."""
+    import openpyxl
+    res, sample, sheet = tmp_path / "results.jsonl", tmp_path / "sample.jsonl", tmp_path / "review.xlsx"
+    chats = ROOT / "data/samples/samples.jsonl"
+    for args in (["grade", chats, "--out", res], ["sample", res, "--n", "40", "--out", sample],
+                 ["export-review", sample, "--out", sheet]):
+        code, _, err = run_main(capsys, *args)
+        assert code == 0, err
+    wb = openpyxl.load_workbook(sheet)
+    ws = wb["复核"]
+    col = {c.value: c.column for c in ws[1]}
+    names = {"attitude": "服务态度", "etiquette": "礼仪", "professionalism": "专业水平", "clarity": "语言沟通能力"}
+    graded = {r["id"]: r for r in map(json.loads, res.read_text(encoding="utf-8").splitlines())}
+    ids = [ws.cell(r, col["会话ID"]).value for r in range(2, ws.max_row + 1)]
+    for r, cid in enumerate(ids, 2):
+        dims = graded[cid]["dimensions"]
+        for d, name in names.items():
+            if d in dims:                                          # a bot-only chat has no model grades
+                ws.cell(r, col[f"复核·{name}"]).value = max(2, dims[d]["level"] - 1)
+        ws.cell(r, col["评审人"]).value = "lead"
+    wb.save(tmp_path / "filled.xlsx")
+    reviewed = tmp_path / "reviewed.jsonl"
+    code, _, err = run_main(capsys, "import-review", tmp_path / "filled.xlsx", "--out", reviewed,
+                            "--report", tmp_path / "agreement.json")
+    assert code == 0, err
+    code, out, err = run_main(capsys, "calibrate", ROOT / "models/default", reviewed, "--out", tmp_path / "mine",
+                              "--min-chats", "5")
+    assert code == 0, err
+    n = len(reviewed.read_text(encoding="utf-8").splitlines())      # the chats the lead graded
+    assert n >= 30 and f"read {n} · used {n} reviewed chats" in out
+    fitted = json.loads((tmp_path / "mine" / "offsets.json").read_text(encoding="utf-8"))["offsets"]
+    assert fitted and all(v < 0 for dims in fitted.values() for v in dims.values())
