@@ -57,6 +57,7 @@ def test_calibrate_moves_a_platforms_grades_toward_a_stricter_lead_and_leaves_th
     rest = [Conversation.model_validate(r) for r in others]
     assert [p["clarity"].expected for p in old.predict(rest)] == [p["clarity"].expected for p in new.predict(rest)]
     assert "Shop calibration" in (tmp_path / "mine" / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert not (tmp_path / "mine" / "eval.json").exists()            # the default's held-out figures are not its
     saved = json.loads((tmp_path / "mine" / "offsets.json").read_text(encoding="utf-8"))["flags"]
     assert {f for th in saved.values() for f in th} == {f for f, r in rep["flags"].items() if r["kept"]}
     again = calibrate(tmp_path / "mine", [str(reviewed)], tmp_path / "again")    # what the prior left: a fifth

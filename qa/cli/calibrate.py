@@ -36,8 +36,8 @@ def calibrate_cli(
                         min_flagged=min_flagged)
     console.print(f"read {rep['read']} · used {rep['chats']} reviewed chats ("
                   + ", ".join(f"{p} {n}" for p, n in rep["platforms"].items())
-                  + f") · skipped {len(rep['skipped'])} (unreadable, or no grades)", highlight=False)
-    for r in rep["skipped"][:5]:
+                  + f") · skipped {rep['skipped']} (unreadable, or no grades)", highlight=False)
+    for r in rep["skipped_first"][:5]:
         where = ":".join(str(x) for x in (r["file"], r["line"]) if x)
         console.print(f"  skipped {escape(where or r['id'] or '')}: {escape(r['reason'])}", highlight=False)
     if not rep["fitted"]:

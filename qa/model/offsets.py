@@ -150,12 +150,15 @@ def calibrate(model_dir: str | Path, data: Sequence[str], out: str | Path, *, pl
     finally:
         clf.offsets = base
     report = {"model": str(clf.path), "data": [str(p) for p in data], "read": stats.read, "chats": len(examples),
-              "skipped": [{"file": r.file, "line": r.line, "id": r.id, "reason": r.reason} for r in skipped],
+              "skipped": len(skipped),   # and the first hundred, with where and why
+              "skipped_first": [{"file": r.file, "line": r.line, "id": r.id, "reason": r.reason}
+                                for r in skipped[:100]],
               "platforms": {p: ctx.plats.count(p) for p in sorted(set(ctx.plats))}, "prior": prior,
               "min_chats": min_chats, "min_flagged": min_flagged, "fitted": offsets, "flag_thresholds": thresholds,
               "dimensions": grades, "flags": flags}
     out = Path(out)
     shutil.copytree(clf.path, out, dirs_exist_ok=True)
+    (out / "eval.json").unlink(missing_ok=True)   # the uncalibrated model's held-out figures: not this model's
     total = (base or Offsets({})).plus(offsets).with_flags(thresholds)
     total.info = {"calibrations": [*(base.info.get("calibrations", []) if base else []),
                                    {k: v for k, v in report.items() if k != "model"}]}
