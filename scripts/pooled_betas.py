@@ -161,12 +161,8 @@ def platforms_of(pooled) -> list[str]:
 def fit_offsets(resid: np.ndarray, blend: np.ndarray, plat: np.ndarray) -> dict[str, float]:
     """Per platform with at least ``PLATFORM_MIN`` chats, the shift o that best brings its chats' residuals to 0
     when applied as blend · o (least squares, shrunk by ``PLATFORM_PRIOR``)."""
-    out = {}
-    for p in sorted(set(plat)):
-        m = plat == p
-        if m.sum() >= PLATFORM_MIN:
-            out[str(p)] = round(float(resid[m] @ blend[m] / (blend[m] @ blend[m] + PLATFORM_PRIOR)), 4)
-    return out
+    from qa.model.offsets import platform_shifts
+    return platform_shifts(resid, plat, blend, prior=PLATFORM_PRIOR, min_chats=PLATFORM_MIN)
 
 
 def real_platform_offsets(model_dir, pooled, logits, scores, parts) -> None:

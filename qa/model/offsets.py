@@ -79,18 +79,30 @@ class Offsets:
                    data.get("info"), flags)
 
 
+def platform_shifts(resid, platforms: Sequence[str], weight=None, *, prior: float,
+                    min_chats: int) -> dict[str, float]:
+    """Platform → the shift o that, applied as weight · o, best brings its chats' residuals to 0 (least squares,
+    shrunk toward 0 as if ``prior`` more chats had none): o = Σ w·r / (Σ w² + prior), for platforms with at
+    least ``min_chats`` chats whose residual is not NaN. Also the stack's per-platform offsets
+    (``scripts/pooled_betas.py``, weighed by the gate)."""
+    r, plat = np.asarray(resid, dtype=float), np.asarray(platforms)
+    w = np.ones(len(r)) if weight is None else np.asarray(weight, dtype=float)
+    out = {}
+    for p in sorted(set(plat.tolist())):
+        m = (plat == p) & ~np.isnan(r)
+        if m.sum() >= min_chats:
+            out[str(p)] = round(float(r[m] @ w[m] / (w[m] @ w[m] + prior)), 4)
+    return out
+
+
 def fit_offsets(gaps: dict[str, np.ndarray], platforms: Sequence[str], *, prior: float = PRIOR,
                 min_chats: int = MIN_CHATS) -> dict[str, dict[str, float]]:
     """Platform → dimension → o = Σ gap / (n + prior) over that platform's chats, for platforms with at least
     ``min_chats``. ``gaps``: dimension → [n] reviewers' mean grade − model's expected grade (NaN: not reviewed)."""
-    plat = np.asarray(platforms)
     out: dict[str, dict[str, float]] = {}
-    for p in sorted(set(plat.tolist())):
-        for d, g in gaps.items():
-            x = np.asarray(g, dtype=float)[plat == p]
-            x = x[~np.isnan(x)]
-            if len(x) >= min_chats:
-                out.setdefault(p, {})[d] = round(float(x.sum() / (len(x) + prior)), 4)
+    for d, g in gaps.items():
+        for p, o in platform_shifts(g, platforms, prior=prior, min_chats=min_chats).items():
+            out.setdefault(p, {})[d] = o
     return out
 
 
@@ -145,8 +157,9 @@ def calibrate(model_dir: str | Path, data: Sequence[str], out: str | Path, *, pl
                 list(KFold(min(folds, len(examples)), shuffle=True, random_state=seed).split(examples)))
     base = clf.offsets
     try:
-        grades, offsets = ctx.grades(dims, base, prior, min_chats)
-        flags, thresholds = ctx.flags(base, min_flagged)
+        now = ctx.predict(base, range(len(examples)))   # the model as it is: "before" for grades and flags
+        grades, offsets = ctx.grades(dims, base, now, prior, min_chats)
+        flags, thresholds = ctx.flags(now, min_flagged)
     finally:
         clf.offsets = base
     report = {"model": str(clf.path), "data": [str(p) for p in data], "read": stats.read, "chats": len(examples),
@@ -184,23 +197,23 @@ class _Shop:
         return self.clf.predict_all([self.convs[i] for i in idx], findings=[self.findings[i] for i in idx],
                                     timings=[self.timings[i] for i in idx])
 
-    def grades(self, dims: dict, base: Offsets | None, prior: float, min_chats: int) -> tuple[dict, dict]:
+    def grades(self, dims: dict, base: Offsets | None, now: list, prior: float, min_chats: int
+               ) -> tuple[dict, dict]:
         from qa.model.metrics import grade_metrics
         n = len(self.convs)
         reviewed = {d: np.array([np.asarray(e.targets[d]) @ np.asarray(lv, float) if d in e.targets else np.nan
                                  for e in self.examples]) for d, lv in dims.items()}
 
-        def graded(offsets, idx) -> dict:
-            preds = self.predict(offsets, idx)
+        def levels(preds) -> dict:
             return {d: ([p.grades[d].level for p in preds], np.array([p.grades[d].expected for p in preds]))
                     for d in dims}
-        before = graded(base, range(n))
+        before = levels(now)
         gaps = {d: reviewed[d] - before[d][1] for d in dims}
         after = {d: ([None] * n, np.zeros(n)) for d in dims}
         for tr, te in self.folds:
             fold = fit_offsets({d: g[tr] for d, g in gaps.items()}, [self.plats[i] for i in tr], prior=prior,
                                min_chats=max(1, round(min_chats * len(tr) / n)))
-            got = graded((base or Offsets({})).plus(fold), te)
+            got = levels(self.predict((base or Offsets({})).plus(fold), te))
             for d in dims:
                 for k, i in enumerate(te):
                     after[d][0][i] = got[d][0][k]
@@ -215,9 +228,8 @@ class _Shop:
                       for when, g in (("before", before[d]), ("after", after[d]))}
         return rep, fit_offsets(gaps, self.plats, prior=prior, min_chats=min_chats)
 
-    def flags(self, base: Offsets | None, min_flagged: int) -> tuple[dict, dict]:
+    def flags(self, preds: list, min_flagged: int) -> tuple[dict, dict]:
         from qa.model.flags import flag_targets
-        preds = self.predict(base, range(len(self.convs)))
         names = [f for f in (preds[0].flags if preds else {}) if f in self.clf.rubric.model_flags]
         probs = {f: np.array([p.flags.get(f, 0.0) for p in preds]) for f in names}
         fired = {f: np.array([any(x.rule == f for x in fs) for fs in self.findings]) for f in names}
