@@ -245,7 +245,9 @@ def _same_question(a: str, b: str) -> bool:
 def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     """A question run counts as answered by a reply segment with a fact in it (or, to a yes/no question, a
     short yes or no) that the customer does not then push back on (我问的是…, 还没回答…). Only the replies up
-    to the one after the customer's next question count: a fact given later answers something else."""
+    to the one after the customer's next question count: a fact given later answers something else.
+    A question for a price, a time or a size (``answer_types``) wants a fact of that kind (59元, 明天, m码) and
+    stays open until one comes; a bare number (``bare_answer``) answers it only before another question."""
     min_fact = int(params.get("min_fact_chars", 4))
     yes_no_q = _any_of(tuple(params.get("yes_no_question", ())))
     yes_no_a = tuple(params.get("yes_no_answer", ()))
@@ -254,19 +256,30 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
     responders = ("agent",) if ctx.side(("agent",)) else AGENT_SIDE
     runs = _runs(ctx)
     min_len, sim = int(params.get("min_chars", 6)), float(params.get("similarity", 0.8))
+    kinds = _answer_kinds(params.get("answer_types") or {})
+    bare = _any_of(tuple(params.get("bare_answer", ())))
     for n, (run, _) in enumerate(runs):
         q = [k for k in run if ctx.has("question", k)]
         if not q:
             continue
+        wants = [answer for ask, answer in kinds if any(ask.search(ctx.norms[j]) for j in q)]
+        asks = [ask for ask, answer in kinds if answer in wants]
         yes_no = None  # whether the run asks a yes/no question: looked up only for a short reply
-        answered = False
+        answered, fresh = False, True   # fresh: no other question asked since (a bare number still answers)
         for m in range(n, len(runs)):
+            if m > n and wants and any(ctx.has("question", k) and not any(a.search(ctx.norms[k]) for a in asks)
+                                       for k in runs[m][0]):
+                fresh = False
+            named = [*wants, bare] if fresh else wants
             end = runs[m + 1][0][0] if m + 1 < len(runs) else len(ctx.msgs)
             seg = [k for k in range(runs[m][0][-1] + 1, end) if ctx.msgs[k].role in responders and ctx.msgs[k].has_text]
             has_fact = False
             for k in seg:
                 if ctx.content_len(k, *_NO_FACT, drop=filler) >= min_fact:
-                    has_fact = True
+                    # a price, a time or a size asked for: only a reply that names one answers it
+                    has_fact = not wants or any(a.search(ctx.norms[k]) for a in named)
+                elif wants and not ctx.has("nonanswer", k):
+                    has_fact = any(a.search(ctx.norms[k]) for a in named)   # 明天, 3天内, m码
                 elif yes_no_a and not ctx.has("nonanswer", k) and any(map(ctx.norms[k].__contains__, yes_no_a)):
                     if yes_no is None:  # a yes/no pattern, or a question with no wh-word (所以这样就行？)
                         yes_no = any(yes_no_q.search(ctx.norms[j]) or not wh_q.search(ctx.norms[j]) for j in q)
@@ -279,10 +292,25 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
             if has_fact and not pushed:
                 answered = True
                 break
-            if m > n and any(ctx.has("question", k) for k in runs[m][0]) and not pushed:
-                break  # the customer has moved on to another question
+            if m > n and not wants and any(ctx.has("question", k) for k in runs[m][0]) and not pushed:
+                break  # the customer has moved on to another question (a price, a time or a size asked stays open)
         if not answered:
             yield Draft("顾客的问题到最后都没有得到回答", q[0], (0, len(ctx.msgs[q[0]].text or "")))
+
+
+_KINDS: dict[int, tuple[dict, list[tuple[re.Pattern, re.Pattern]]]] = {}
+
+
+def _answer_kinds(types: dict) -> list[tuple[re.Pattern, re.Pattern]]:
+    """The rubric's answer types as (question pattern, answer pattern) pairs: 多少钱 wants a price, 多久 a time
+    (compiled once per rubric)."""
+    if not types:
+        return []
+    hit = _KINDS.get(id(types))
+    if hit is None or hit[0] is not types:
+        hit = _KINDS[id(types)] = (types, [(_any_of(tuple(t.get("ask", ()))), _any_of(tuple(t.get("answer", ()))))
+                                           for t in types.values()])
+    return hit[1]
 
 
 _NO_FACT = ("holding", "greeting", "closing", "apology", "nonanswer", "deferral")
