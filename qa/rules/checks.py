@@ -80,14 +80,17 @@ _PERSONAL = ("address", "contact_number", "masked_phone", "tail_number")
 
 def _someone_elses(ctx: Context, i: int) -> bool:
     """A phone number or address in agent message i is another buyer's: the agent says whose, the customer
-    asked earlier about another person's order, or the customer or agent disowns it next (``_objected``)."""
+    asked earlier about another person's order, the customer or agent disowns it next (``_objected``), or it comes
+    with a third person's name and is not the shop's own return address."""
     if not any(ctx.has(c, i) for c in _PERSONAL):
         return False
     key = ("third_party_from",)
     if key not in ctx._memo:   # the first customer message asking about someone else's order
         ctx._memo[key] = min((h.message for h in ctx.hits.get("third_party", ()) if ctx.roles[h.message] == "customer"),
                              default=len(ctx.msgs))
-    return ctx.has("other_buyer", i) or ctx._memo[key] < i or _named_number(ctx, i) or _objected(ctx, i)
+    if ctx.has("other_buyer", i) or ctx._memo[key] < i or _objected(ctx, i):
+        return True
+    return not ctx.has("return_address", i) and (_named_number(ctx, i) or _named_address(ctx, i))
 
 
 def _digits(ctx: Context, i: int, hit) -> str:
@@ -115,6 +118,14 @@ def _named_number(ctx: Context, i: int) -> bool:
         return False
     return any(_digits(ctx, i, h) and not _customers_number(ctx, i, h, min_digits=1)
                for h in ctx.hits_in("contact_number", i))
+
+
+def _named_address(ctx: Context, i: int) -> bool:
+    """Agent message i gives a street address with a third person named (锦绣花园3栋的刘先生, 收件人王建国 …), does
+    not confirm the customer's own details back to them, and the customer has sent no address before."""
+    if not (ctx.has("named_person", i) and ctx.has("address", i)) or ctx.has("own_data", i):
+        return False
+    return not any(ctx.roles[k] == "customer" and ctx.has("address", k) for k in range(i))
 
 
 def _objected(ctx: Context, i: int) -> bool:

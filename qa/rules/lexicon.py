@@ -83,7 +83,9 @@ class Lexicon:
             if not isinstance(spec, dict):
                 raise RubricError("a lexicon category is a mapping", file=source, key=name)
             try:
-                regexes = [re.compile(r, re.M) for r in spec.get("regex", [])]
+                # a negated class never runs into the next message: the texts are scanned joined by newlines, and a
+                # match across two (dropped) would swallow the one inside the second
+                regexes = [re.compile(str(r).replace("[^", "[^\n"), re.M) for r in spec.get("regex", [])]
             except re.error as e:
                 raise RubricError(f"bad regex: {e}", file=source, key=f"{name} -> regex") from None
             neg = spec.get("negated_by")

@@ -1,0 +1,71 @@
+"""One rule against short single-rule probe chats (data/probe/): recall on the chats that should raise it,
+false alarms on the hard negatives, for the odd ids (the half the lexicon was tuned on) and the even ids (held out).
+
+    python bench/rule_probe.py data/probe/uncivil.jsonl uncivil_language [--model models/default] [--show]
+
+A probe line: {"id": "u-001", "label": true, "messages": [["customer", "…"], ["agent", "…"]], "note": "why"}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from qa.rubric import load_rubric  # noqa: E402
+from qa.rules import RuleEngine  # noqa: E402
+from qa.schema import Conversation  # noqa: E402
+from qa.timing import compute_timing  # noqa: E402
+
+T0 = dt.datetime(2026, 5, 1, 10, 0, 0)
+
+
+def probes(path: str) -> list[tuple[Conversation, bool, str]]:
+    out = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        d = json.loads(line)
+        msgs = [{"role": r, "type": "text", "text": t, "ts": (T0 + dt.timedelta(seconds=20 * k)).isoformat()}
+                for k, (r, t) in enumerate(d["messages"])]
+        conv = Conversation.model_validate({"id": d["id"], "platform": "douyin", "messages": msgs})
+        out.append((conv, bool(d["label"]), d.get("note", "")))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("file")
+    ap.add_argument("rule")
+    ap.add_argument("--model", help="add the classifier's flags (rules + model)")
+    ap.add_argument("--show", action="store_true", help="print each miss and false alarm")
+    a = ap.parse_args()
+    rubric = load_rubric()
+    engine = RuleEngine(rubric)
+    items = probes(a.file)
+    convs = [c for c, _, _ in items]
+    timings = [compute_timing(c, rubric) for c in convs]
+    findings = [engine.check(c, t) for c, t in zip(convs, timings)]
+    if a.model:
+        from qa.model.predict import Classifier
+        from qa.rules.combine import combine
+        preds = Classifier(a.model).predict_all(convs, findings=findings, timings=timings)
+        findings = [combine(f, p.raised, rubric, c) for f, p, c in zip(findings, preds, convs)]
+    found = [[f for f in fs if f.rule == a.rule] for fs in findings]
+    print(f"{Path(a.file).name}: {a.rule}, " + ("rules + model " + a.model if a.model else "rules only"))
+    for half, odd in (("tuned on (odd ids)", 1), ("held out (even ids)", 0)):
+        sel = [(f, label) for (c, label, _), f in zip(items, found) if int(c.id.rsplit("-", 1)[1]) % 2 == odd]
+        pos = sum(label for _, label in sel)
+        print(f"  {half:20s} recall {sum(1 for f, label in sel if label and f)}/{pos}   "
+              f"false alarms {sum(1 for f, label in sel if not label and f)}/{len(sel) - pos}")
+    if a.show:
+        for (c, label, note), f in zip(items, found):
+            if bool(f) != label:
+                text = " / ".join(f"{m.role[0]}: {m.text}" for m in c.messages)
+                print(f"{'MISS' if label else 'FP  '} {c.id} {note} | {text} | {[x.evidence for x in f]}")
+
+
+if __name__ == "__main__":
+    main()
