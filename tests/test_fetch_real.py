@@ -195,6 +195,15 @@ def test_sha256_mismatch_is_an_error(monkeypatch):
     ("商品编号[数字x]", "product_card"),
     ("[数字x]", None),
     ("[订单编号:[订单x]，订单金额:[金额x]，下单时间:[日期x] [时间x]]", "order_card"),
+    # an app's share text: the link, boilerplate, a bracketed title, a share code (淘口令)
+    ("【淘宝】https://m.tb.cn/h.5XyZabc?tk=abc123 CZ0001 「夏季冰丝阔腿裤女高腰垂感」点击链接直接打开", "product_card"),
+    ("【抖音商城】https://v.douyin.com/iRNBmXyZ/ 长按复制此条消息，打开抖音搜索，查看商品详情！", "product_card"),
+    ("￥AbCd1234￥ 打开👉手机淘宝👈即可查看「纯棉四件套」", "product_card"),
+    ("https://item.taobao.com/item.htm?id=6723412345 这个", "product_card"),
+    ("https://m.tb.cn/h.5XyZabc 这个还有货吗 我想要黑色的", None),   # a question with the link: text
+    ("这个链接的裤子还有M码吗 https://item.taobao.com/item.htm?id=6723412345", None),
+    ("https://www.taobao.com 看看", None),
+    ("价格是$12$吗", None),
     ("13812345678", None),               # a mobile number, not an item id
     ("https://www.taobao.com", None),    # a site, not an item
     ("https://example.com/item.htm?id=1", None),

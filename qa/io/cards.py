@@ -54,6 +54,31 @@ _JD_ORDER_CARD = re.compile(r"^\[?订单编号[:：].{1,40}[,，]\s*订单金额
 
 _STRIP = " \t\r\n\u3000[]【】()（）<>《》「」\"'“”‘’"
 
+# An app's share text: an item link with the app's boilerplate around it, the item's title in brackets and a
+# share code (【淘宝】https://m.tb.cn/h.xxx?tk=… CZ0001 「夏季冰丝阔腿裤」点击链接直接打开 / 【抖音商城】https://v.douyin.com/…/
+# 长按复制此条消息，打开抖音搜索，查看商品详情！). Once those are taken out, at most a few characters may be left.
+_URL_IN_TEXT = re.compile(rf"(?:https?://)?{_ITEM_HOSTS}(?::\d+)?(?:[/?#][!-~]*)?", re.I)
+_SHARE_NOISE = re.compile(
+    r"「[^」]{0,80}」|【[^】]{0,30}】|《[^》]{0,80}》|[￥$€₤¢₳₴](?:[A-Za-z0-9]{4,20})[￥$€₤¢₳₴]|[A-Za-z0-9]{4,}|"
+    r"点击链接直接打开|或者?(?:淘宝|天猫)搜索直接打开|复制(?:这条|此条|整段|本条)(?:信息|消息|内容)?|长按复制此条消息|"
+    r"(?:打开|去)(?:👉)?(?:手机)?(?:淘宝|天猫|抖音|京东|快手|tiktok)(?:👈)?(?:app|搜索|看看)?|查看商品详情|"
+    r"复制链接|链接|看看|商品|宝贝|分享|给你|推荐",
+    re.I)
+_SHARE_CODE = re.compile(r"[￥$€₤¢₳₴][A-Za-z0-9]{6,20}[￥$€₤¢₳₴]")
+_SHARE_LEFT = re.compile(r"[\u4e00-\u9fff]")   # what a share text may not keep much of: words
+
+
+def _share_card(text: str) -> str | None:
+    """The card an app's share text stands for: an item (or order) link, and nothing left beside it but the
+    app's boilerplate, a bracketed title and a share code (at most four characters of words)."""
+    urls = [u for u in _URL_IN_TEXT.findall(text) if _ITEM_IN_URL.search(u) or _ORDER_IN_URL.search(u)]
+    if not urls and not _SHARE_CODE.search(text):   # a Taobao share code (淘口令) stands for an item too
+        return None
+    rest = _SHARE_NOISE.sub("", _URL_IN_TEXT.sub("", text))
+    if len(_SHARE_LEFT.findall(rest)) > 4:
+        return None
+    return "order_card" if any(_ORDER_IN_URL.search(u) for u in urls) else "product_card"
+
 
 def card_type(text: str | None) -> str | None:
     """``"product_card"``, ``"order_card"`` or ``None`` for a message text.
@@ -65,6 +90,8 @@ def card_type(text: str | None) -> str | None:
     - an item id alone: ``商品ID: 123…``, ``宝贝ID 123…``, ``item id 123…``, ``SKU:123…``, or a bare
       10–13 digit number that is not a mainland mobile number → product_card;
     - an order number alone: ``订单号：…``, ``订单编号 …`` or a bare 15–20 digit number → order_card;
+    - an app's share text of such a link (【淘宝】… 「title」点击链接直接打开, 【抖音商城】… 长按复制此条消息) → the
+      link's card;
     - the masked placeholders of de-identified corpora: ``[订单x]`` or ``订单号:[订单x]`` (order_card),
       ``[链接x]`` or ``商品编号:[数字x]`` (product_card), and the JD order card
       ``[订单编号:…，订单金额:…，下单时间:…]`` (order_card).
@@ -87,6 +114,10 @@ def card_type(text: str | None) -> str | None:
         if _ITEM_IN_URL.search(s):
             return "product_card"
         return None
+    if " " in s or not _URL.match(s):
+        share = _share_card(raw)
+        if share:
+            return share
     if _ORDER_NUMBER.match(s):
         return "order_card"
     if _ITEM_NUMBER.match(s) and not _MOBILE.match(s):
