@@ -400,6 +400,30 @@ def test_hostile_rubric_weights_must_sum_to_100(tmp_path, capsys):
             assert sum(prof.weights.values()) == pytest.approx(100)
 
 
+@pytest.mark.parametrize("old, new, why", [
+    ("ask: ['多少钱',", "ask: ['(多少钱',", "bad regex"),                       # answer_types' question pattern
+    ("yes_no_question: ['吗',", "yes_no_question: ['[吗',", "bad regex"),
+    ("      answer_types:\n", "      answer_types: [price]\n      old_answer_types:\n", "AttributeError"),
+])
+def test_hostile_rubric_rule_params_a_check_cannot_use(tmp_path, capsys, old, new, why):
+    from qa.errors import RubricError
+    from qa.rubric import DEFAULT_RUBRIC, load_rubric
+    from qa.rules import RuleEngine
+
+    text = DEFAULT_RUBRIC.read_text("utf-8").replace("lexicon: lexicon/zh.yaml",
+                                                     f"lexicon: {DEFAULT_RUBRIC.parent / 'lexicon' / 'zh.yaml'}")
+    assert old in text
+    (tmp_path / "bad.yaml").write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(RubricError, match=why) as e:
+        RuleEngine(load_rubric(tmp_path / "bad.yaml"))
+    assert "rules -> unanswered_question -> params" in str(e.value)
+    for cmd in (["rubric", "validate", tmp_path / "bad.yaml"],
+                ["check", CHATS, "--rubric", tmp_path / "bad.yaml", "--out", tmp_path / "out"]):
+        code, _, err = run_main(capsys, *cmd)
+        assert_one_line_error(code, err)
+        assert "unanswered_question" in err and str(tmp_path / "bad.yaml") in err
+
+
 def test_hostile_scores_stay_within_0_and_100(pipeline):
     d, _ = pipeline
     scores = [json.loads(x)["score"] for x in (d / "results.jsonl").read_text("utf-8").splitlines()]

@@ -273,8 +273,8 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
         q = [k for k in run if ctx.has("question", k)]
         if not q:
             continue
-        wants = [answer for ask, answer in kinds if any(ask.search(ctx.norms[j]) for j in q)]
-        asks = [ask for ask, answer in kinds if answer in wants]
+        asked = [(ask, answer) for ask, answer in kinds if any(ask.search(ctx.norms[j]) for j in q)]
+        asks, wants = [a for a, _ in asked], [a for _, a in asked]
         yes_no = None  # whether the run asks a yes/no question: looked up only for a short reply
         answered, fresh = False, True   # fresh: no other question asked since (a bare number still answers)
         for m in range(n, len(runs)):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from qa.errors import RubricError
 from qa.rubric import Rubric
 from qa.rules import checks as _checks  # noqa: F401  (registers the default checks)
@@ -24,6 +26,24 @@ class RuleEngine:
                 raise RubricError(f"unknown check {name!r} (registered: {', '.join(sorted(REGISTRY))})",
                                   file=str(rubric.path), key=f"rules -> {rid} -> check")
             self.checks.append((rid, rule, REGISTRY[name]))
+        self._dry_run()
+
+    def _dry_run(self) -> None:
+        """Run every check once on a small chat, so that params a check cannot use (a bad regex, a list where
+        it wants a mapping) are a RubricError naming the rule now, not a traceback in the middle of a run."""
+        conv = Conversation.model_validate({"id": "dry-run", "platform": "douyin", "messages": [
+            {"role": "customer", "type": "text", "text": "在吗 这个多少钱 什么时候发货 穿多大码"},
+            {"role": "agent", "type": "text", "text": "您好 59元 明天发 m码 感谢支持"},
+            {"role": "customer", "type": "product_card", "text": "商品"},
+            {"role": "agent", "type": "text", "text": "亲 请问是这款吗"}]})
+        ctx = self.context(conv)
+        for rid, rule, fn in self.checks:
+            try:
+                list(fn(ctx, rule.params))
+            except Exception as e:  # noqa: BLE001 — whatever the params make the check raise
+                why = f"bad regex ({e})" if isinstance(e, re.error) else f"{type(e).__name__}: {e}"
+                raise RubricError(f"the check cannot run with these params: {why}",
+                                  file=str(self.rubric.path), key=f"rules -> {rid} -> params") from None
 
     def context(self, conv: Conversation, timing: Timing | None = None) -> Context:
         texts = [m.norm if m.type == "text" else None for m in conv.messages]
