@@ -324,7 +324,7 @@ def _answer_kinds(types: dict) -> list[tuple[re.Pattern, re.Pattern]]:
     return hit[1]
 
 
-_NO_FACT = ("holding", "greeting", "closing", "apology", "nonanswer", "deferral")
+_NO_FACT = ("holding", "greeting", "closing", "apology", "nonanswer", "deferral", "request_media")
 
 
 def _resent(ctx: Context, k: int, min_len: int, sim: float, min_fact: int, filler: re.Pattern) -> bool:
