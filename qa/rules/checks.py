@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from qa.rules.base import AGENT_SIDE, Context, Draft, hit_draft, register
 
@@ -273,7 +273,8 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
         q = [k for k in run if ctx.has("question", k)]
         if not q:
             continue
-        asked = [(ask, answer) for ask, answer in kinds if any(ask.search(ctx.norms[j]) for j in q)]
+        asked = [(ask, answer) for ask, answer in kinds.pairs if any(ask.search(ctx.norms[j]) for j in q)] \
+            if kinds.pairs and any(kinds.any_ask.search(ctx.norms[j]) for j in q) else []
         asks, wants = [a for a, _ in asked], [a for _, a in asked]
         yes_no = None  # whether the run asks a yes/no question: looked up only for a short reply
         answered, fresh = False, True   # fresh: no other question asked since (a bare number still answers)
@@ -309,18 +310,26 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
             yield Draft("顾客的问题到最后都没有得到回答", q[0], (0, len(ctx.msgs[q[0]].text or "")))
 
 
-_KINDS: dict[int, tuple[dict, list[tuple[re.Pattern, re.Pattern]]]] = {}
+class _Kinds(NamedTuple):
+    """The rubric's answer types, compiled: (question pattern, answer pattern) pairs and every question at once."""
+
+    any_ask: re.Pattern
+    pairs: list[tuple[re.Pattern, re.Pattern]]
 
 
-def _answer_kinds(types: dict) -> list[tuple[re.Pattern, re.Pattern]]:
-    """The rubric's answer types as (question pattern, answer pattern) pairs: 多少钱 wants a price, 多久 a time
-    (compiled once per rubric)."""
+_NO_KINDS = _Kinds(re.compile(r"(?!)"), [])
+_KINDS: dict[int, tuple[dict, _Kinds]] = {}
+
+
+def _answer_kinds(types: dict) -> _Kinds:
+    """``answer_types`` compiled once per rubric: 多少钱 wants a price, 多久 a time."""
     if not types:
-        return []
+        return _NO_KINDS
     hit = _KINDS.get(id(types))
     if hit is None or hit[0] is not types:
-        hit = _KINDS[id(types)] = (types, [(_any_of(tuple(t.get("ask", ()))), _any_of(tuple(t.get("answer", ()))))
-                                           for t in types.values()])
+        pairs = [(tuple(t.get("ask", ())), tuple(t.get("answer", ()))) for t in types.values()]
+        kinds = _Kinds(_any_of(tuple(a for ask, _ in pairs for a in ask)), [(_any_of(a), _any_of(b)) for a, b in pairs])
+        hit = _KINDS[id(types)] = (types, kinds)
     return hit[1]
 
 
