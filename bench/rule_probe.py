@@ -1,5 +1,6 @@
 """One rule against short single-rule probe chats (data/probe/): recall on the chats that should raise it,
-false alarms on the hard negatives, for the odd ids (the half the lexicon was tuned on) and the even ids (held out).
+false alarms on the hard negatives, for the odd ids, the even ids and all (which of them the lexicon was tuned on:
+data/probe/README.md).
 
     python bench/rule_probe.py data/probe/uncivil.jsonl uncivil_language [--model models/default] [--show]
 
@@ -55,8 +56,9 @@ def main() -> None:
         findings = [combine(f, p.raised, rubric, c) for f, p, c in zip(findings, preds, convs)]
     found = [[f for f in fs if f.rule == a.rule] for fs in findings]
     print(f"{Path(a.file).name}: {a.rule}, " + ("rules + model " + a.model if a.model else "rules only"))
-    for half, odd in (("tuned on (odd ids)", 1), ("held out (even ids)", 0)):
-        sel = [(f, label) for (c, label, _), f in zip(items, found) if int(c.id.rsplit("-", 1)[1]) % 2 == odd]
+    for half, odd in (("odd ids", 1), ("even ids", 0), ("all", None)):
+        sel = [(f, label) for (c, label, _), f in zip(items, found)
+               if odd is None or int(c.id.rsplit("-", 1)[1]) % 2 == odd]
         pos = sum(label for _, label in sel)
         print(f"  {half:20s} recall {sum(1 for f, label in sel if label and f)}/{pos}   "
               f"false alarms {sum(1 for f, label in sel if not label and f)}/{len(sel) - pos}")
