@@ -64,6 +64,7 @@ _SHARE_NOISE = re.compile(
     r"(?:打开|去)(?:👉)?(?:手机)?(?:淘宝|天猫|抖音|京东|快手|tiktok)(?:👈)?(?:app|搜索|看看)?|查看商品详情|"
     r"复制链接|链接|看看|商品|宝贝|分享|给你|推荐",
     re.I)
+_SHARE_HINT = re.compile(r"[./￥$€₤¢₳₴]")   # a link's dot or slash, a share code's sign: most texts have none
 _SHARE_CODE = re.compile(r"[￥$€₤¢₳₴][A-Za-z0-9]{6,20}[￥$€₤¢₳₴]")
 _SHARE_LEFT = re.compile(r"[\u4e00-\u9fff]")   # what a share text may not keep much of: words
 
@@ -114,7 +115,7 @@ def card_type(text: str | None) -> str | None:
         if _ITEM_IN_URL.search(s):
             return "product_card"
         return None
-    if " " in s or not _URL.match(s):
+    if (" " in s or not _URL.match(s)) and _SHARE_HINT.search(raw):
         share = _share_card(raw)
         if share:
             return share
