@@ -85,6 +85,32 @@ def test_fitted_on_turn_labels_it_finds_unseen_chats_flags_and_round_trips(tmp_p
     assert TurnFlags.load(tmp_path, None) is None and TurnFlags.load(tmp_path / "none", proj) is None
 
 
+def test_the_focus_vocabulary_reads_what_the_projection_misses_and_old_files_still_load(tmp_path, monkeypatch):
+    """A projection fitted on few n-grams misses most of a message's words; the turn models' own vocabulary of the
+    labelled messages gives them back. A file written without one (before session 25) loads and scores as before."""
+    import qa.model.turnflags as tfm
+    from sklearn.metrics import roc_auc_score
+    convs = _gen(500)
+    texts = sorted({m.norm for c in convs for m in c.messages if m.text})
+    narrow = Projection.fit(texts, np.random.default_rng(0).normal(size=(len(texts), 8)).astype(np.float32), dims=8,
+                            max_features=40)
+    test = convs[400:]
+    gold = [np.mean(["vague_reply" in r["rules"] for r in c.labels["reviews"]]) >= 0.5 for c in test]
+    with_focus = TurnFlags.fit(convs[:400], narrow, {"vague_reply": "agent.vague"})
+    assert set(with_focus.focus) == {"agent"} and len(with_focus.focus["agent"].vocabulary_) > 1000
+    monkeypatch.setattr(tfm, "FOCUS_NGRAMS", 0)
+    without = TurnFlags.fit(convs[:400], narrow, {"vague_reply": "agent.vague"})
+    assert without.focus == {}
+    auc = {name: roc_auc_score(gold, m.chat_probs(test)["vague_reply"][0])
+           for name, m in (("with", with_focus), ("without", without))}
+    assert auc["with"] > auc["without"] + 0.03, auc
+    without.save(tmp_path)
+    assert "focus" not in json.loads((tmp_path / "turnflags.json").read_text(encoding="utf-8"))
+    back = TurnFlags.load(tmp_path, narrow)
+    assert back.focus == {}
+    assert np.allclose(back.chat_probs(test)["vague_reply"][0], without.chat_probs(test)["vague_reply"][0], atol=1e-2)
+
+
 def test_too_few_labelled_turns_fit_no_model():
     convs = [c for c in _gen(200) if not any(
         t.get("vague") for r in c.labels["reviews"] for t in (r.get("turns") or {}).get("agent", []))][:60]

@@ -5,7 +5,8 @@ label, fitted on the turn labels of the ridge channel's chats (the real chats: `
 It reads a message with the other side's messages just before and just after it and the same side's next
 message — the reply a question got and what the customer said next — through the ridge channel's projection:
 its char n-grams (one TF-IDF vocabulary for every block) and its sentence vectors (cosines between the blocks),
-plus a few counts. A chat's probability is its most likely message's, which is also the finding's evidence.
+plus a few counts, and the message's own char n-grams in a vocabulary of the turn-labelled messages (the
+projection's is fitted on other texts and misses much of what insults and data requests are made of). A chat's probability is its most likely message's, which is also the finding's evidence.
 Grading raises the flag when this (times the ridge gate) reaches the flag's threshold here, chosen on the dev
 split beside the network's own. Measured: ``docs/real-chats.md``, "Turn-level flag models".
 """
@@ -27,6 +28,7 @@ FILE, TENSORS = "turnflags.json", "turnflags.safetensors"
 BLOCKS = ("focus", "before", "after", "next")   # the message; the other side's before / after; own side's next
 MIN_POSITIVE = 20                                # fewer positive turns than this: no classifier for the flag
 C = 1.0
+FOCUS_NGRAMS = 20000                             # the focus vocabulary's size, per side (0: none)
 _FACT = re.compile(r"\d|\[(?:数字|日期|时间|金额|订单|链接|地址)")
 _ASK = re.compile(r"[?？]|吗|么|呢$|怎么|什么|多久|几")
 
@@ -72,8 +74,10 @@ class TurnFlags:
     """Per flag: (role, coefficients over the blocks' n-grams and the dense features, bias, dense scaling)."""
 
     def __init__(self, projection: Projection, models: dict[str, dict], info: dict | None = None,
-                 thresholds: dict[str, float] | None = None, thresholds_real: dict[str, float] | None = None):
+                 thresholds: dict[str, float] | None = None, thresholds_real: dict[str, float] | None = None,
+                 focus: dict | None = None):
         self.projection, self.models, self.info = projection, models, dict(info or {})
+        self.focus = dict(focus or {})             # side → TF-IDF vectorizer of its messages' own n-grams
         self.thresholds = dict(thresholds or {})   # flag → threshold on the gated chat probability (dev split)
         self.thresholds_real = dict(thresholds_real or {})   # flag → threshold for the chats the ridge gate claims
 
@@ -96,8 +100,9 @@ class TurnFlags:
         return "or" if self.info.get("gated", True) else "mean"
 
     def features(self, convs: Sequence[Conversation], roles: Sequence[str]) -> dict[str, tuple]:
-        """Per role: (rows as (chat, message index), sparse [rows, 4·vocab], dense [rows, counts + cosines]) for
-        its text messages, or ([], None, None) when it has none. Each distinct text is analysed once."""
+        """Per role: (rows as (chat, message index), sparse [rows, 4·vocab (+ the focus vocabulary)], dense [rows,
+        counts + cosines]) for its text messages, or ([], None, None) when it has none. Each distinct text is
+        analysed once."""
         from scipy import sparse
         per = {}
         for role in roles:
@@ -124,7 +129,8 @@ class TurnFlags:
             e = emb[idx]                                                   # [rows, 4, dims]
             cos = [np.einsum("nd,nd->n", e[:, p], e[:, q]) for p, q in ((0, 1), (0, 2), (0, 3), (2, 3))]
             d = np.c_[np.array(dense, np.float32), np.stack(cos, 1)].astype(np.float32)
-            out[role] = (rows, sparse.hstack([x[idx[:, b]] for b in range(len(BLOCKS))]).tocsr(), d)
+            own = [self.focus[role].transform([bl[0] for bl in blocks])] if role in self.focus else []
+            out[role] = (rows, sparse.hstack([x[idx[:, b]] for b in range(len(BLOCKS))] + own).tocsr(), d)
         return out
 
     def chat_probs(self, convs: Sequence[Conversation]) -> dict[str, tuple[np.ndarray, list[int | None]]]:
@@ -135,7 +141,8 @@ class TurnFlags:
             rows, x, d = feats[m["role"]]
             probs, where = np.zeros(len(convs), np.float32), [None] * len(convs)
             if x is not None:
-                z = np.asarray(x @ m["coef"][: x.shape[1]]).ravel() + ((d - m["mean"]) / m["scale"]) @ m["coef"][x.shape[1]:]
+                nx = x.shape[1]   # coefficients: the sparse blocks, then the dense features
+                z = np.asarray(x @ m["coef"][:nx]).ravel() + ((d - m["mean"]) / m["scale"]) @ m["coef"][nx:]
                 p = 1 / (1 + np.exp(-(z + m["bias"])))
                 for (ci, i), q in zip(rows, p):
                     if where[ci] is None or q > probs[ci]:
@@ -159,6 +166,11 @@ class TurnFlags:
             if role in ("customer", "agent") and label:
                 by_role.setdefault(role, []).append(label)
         targets = [turn_targets(c, by_role) for c in convs]
+        from qa.model.projection import _vectorizer
+        for role in by_role:   # the focus vocabulary: n-grams of the side's turn-labelled messages
+            texts = [bl[0] for ci, c in enumerate(convs) for i, bl in contexts(c, role) if targets[ci].get(i)]
+            if FOCUS_NGRAMS and len(texts) >= 2 * MIN_POSITIVE:
+                model.focus[role] = _vectorizer(max_features=FOCUS_NGRAMS).fit(texts)
         for flag, turn in flag_turns.items():
             role, _, label = (turn or "").partition(".")
             if role not in by_role or label not in by_role[role]:
@@ -184,6 +196,9 @@ class TurnFlags:
         t, meta = {}, {"flags": {}, "info": self.info, "thresholds": self.thresholds}
         if self.thresholds_real:
             meta["thresholds_real"] = self.thresholds_real
+        for role, vec in self.focus.items():
+            meta.setdefault("focus", {})[role] = sorted(vec.vocabulary_, key=vec.vocabulary_.get)
+            t[f"focus.{role}.idf"] = vec.idf_.astype(np.float32)
         for f, m in self.models.items():
             for k in ("coef", "mean", "scale"):
                 t[f"{f}.{k}"] = m[k].astype(np.float16 if k == "coef" else np.float32)
@@ -203,4 +218,9 @@ class TurnFlags:
         models = {f: {**m, "coef": t[f"{f}.coef"].astype(np.float32), "mean": t[f"{f}.mean"],
                       "scale": t[f"{f}.scale"], "bias": np.float32(t[f"{f}.bias"][0])}
                   for f, m in meta["flags"].items()}
-        return cls(projection, models, meta.get("info"), meta.get("thresholds"), meta.get("thresholds_real"))
+        from qa.model.projection import _vectorizer
+        focus = {}
+        for role, vocab in (meta.get("focus") or {}).items():
+            focus[role] = _vectorizer(vocabulary={g: i for i, g in enumerate(vocab)}).fit(["x"])
+            focus[role].idf_ = np.asarray(t[f"focus.{role}.idf"], dtype=np.float32)
+        return cls(projection, models, meta.get("info"), meta.get("thresholds"), meta.get("thresholds_real"), focus)
