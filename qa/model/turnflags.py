@@ -141,8 +141,9 @@ class TurnFlags:
             rows, x, d = feats[m["role"]]
             probs, where = np.zeros(len(convs), np.float32), [None] * len(convs)
             if x is not None:
-                nx = x.shape[1]   # coefficients: the sparse blocks, then the dense features
-                z = np.asarray(x @ m["coef"][:nx]).ravel() + ((d - m["mean"]) / m["scale"]) @ m["coef"][nx:]
+                # the sparse columns the model read: one fitted without the focus vocabulary reads the first ones
+                nx = len(m["coef"]) - len(m["mean"])
+                z = np.asarray(x[:, :nx] @ m["coef"][:nx]).ravel() + ((d - m["mean"]) / m["scale"]) @ m["coef"][nx:]
                 p = 1 / (1 + np.exp(-(z + m["bias"])))
                 for (ci, i), q in zip(rows, p):
                     if where[ci] is None or q > probs[ci]:
