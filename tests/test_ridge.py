@@ -338,6 +338,10 @@ class _FixedTurnFlags:
         self.calls += 1
         return {"unanswered_question": (np.array([self.probs[c.id] for c in convs], np.float32), [None] * len(convs))}
 
+    def both_probs(self, convs):
+        probs = self.chat_probs(convs)
+        return probs, probs
+
 
 def test_struct_part_reads_turn_flag_probabilities_and_round_trips(tmp_path):
     """Chats graded by a turn model's unanswered probability: with it in the structure part the channel ranks

@@ -111,6 +111,28 @@ def test_the_focus_vocabulary_reads_what_the_projection_misses_and_old_files_sti
     assert np.allclose(back.chat_probs(test)["vague_reply"][0], without.chat_probs(test)["vague_reply"][0], atol=1e-2)
 
 
+def test_frozen_models_feed_the_stack_while_the_refitted_ones_raise_flags(tmp_path):
+    """A flag model refitted after the ridge channel (scripts/refit_turnflags.py) raises the flag; the model the
+    channel's structure part was fitted on keeps feeding it, through a save and a load. The refit keeps the
+    focus vocabulary the frozen models read."""
+    convs = _gen(500)
+    proj = _projection(convs)
+    first = TurnFlags.fit(convs[:150], proj, FLAG_TURNS)
+    second = TurnFlags.fit(convs[:400], proj, FLAG_TURNS, focus=first.focus)
+    assert second.focus == first.focus
+    tf = TurnFlags(proj, second.models, focus=second.focus, frozen={"vague_reply": first.models["vague_reply"]})
+    test = convs[400:]
+    flags, struct = tf.both_probs(test)
+    assert np.allclose(flags["vague_reply"][0], second.chat_probs(test)["vague_reply"][0])
+    assert np.allclose(struct["vague_reply"][0], first.chat_probs(test)["vague_reply"][0])
+    assert not np.allclose(flags["vague_reply"][0], struct["vague_reply"][0])
+    assert np.allclose(struct["unanswered_question"][0], flags["unanswered_question"][0])   # not refitted: one model
+    tf.save(tmp_path)
+    back_flags, back_struct = TurnFlags.load(tmp_path, proj).both_probs(test)
+    assert np.allclose(back_struct["vague_reply"][0], struct["vague_reply"][0], atol=1e-2)
+    assert np.allclose(back_flags["vague_reply"][0], flags["vague_reply"][0], atol=1e-2)
+
+
 def test_too_few_labelled_turns_fit_no_model():
     convs = [c for c in _gen(200) if not any(
         t.get("vague") for r in c.labels["reviews"] for t in (r.get("turns") or {}).get("agent", []))][:60]

@@ -165,7 +165,7 @@ class RidgeChannel:
             st = self.struct
             x = np.array([struct_features(c, f, st["rules"]) for c, f in zip(convs, findings)], np.float32)
             if st.get("flags"):
-                probs = self._chat_flag_probs(convs)
+                probs = self._chat_flag_probs(convs, struct=True)
                 x = np.c_[x, flag_features(np.stack([probs[f][0] for f in st["flags"]], 1))]
             x = (x - st["mean"]) / st["scale"]
             parts.append(x @ st["coef"].T + st["bias"])
@@ -231,11 +231,13 @@ class RidgeChannel:
         self.gate = {"vec": vec, "mean": mean.astype(np.float32), "scale": scale.astype(np.float32),
                      "coef": lr.coef_[0].astype(np.float32), "bias": np.float32(lr.intercept_[0])}
 
-    def _chat_flag_probs(self, convs: Sequence[Conversation]) -> dict[str, tuple[np.ndarray, list[int | None]]]:
-        """``turn_flags.chat_probs``, kept for the batch: grading asks for it twice (structure part, flags)."""
+    def _chat_flag_probs(self, convs: Sequence[Conversation], struct: bool = False
+                         ) -> dict[str, tuple[np.ndarray, list[int | None]]]:
+        """``turn_flags.both_probs``, kept for the batch: grading asks twice, for the structure part's inputs
+        (``struct``) and for the flags."""
         if self.turn_flags is None or not convs:
             return {}
-        return self._memo("flags", convs, self.turn_flags.chat_probs)
+        return self._memo("flags", convs, self.turn_flags.both_probs)[int(struct)]
 
     def turn_flag_probs(self, convs: Sequence[Conversation]) -> dict[str, tuple[np.ndarray, list[int | None]]]:
         """Flag → ([n] the turn-level flag model's chat probability × the gate, [n] its evidence message); not

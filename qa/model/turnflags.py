@@ -75,9 +75,12 @@ class TurnFlags:
 
     def __init__(self, projection: Projection, models: dict[str, dict], info: dict | None = None,
                  thresholds: dict[str, float] | None = None, thresholds_real: dict[str, float] | None = None,
-                 focus: dict | None = None):
+                 focus: dict | None = None, frozen: dict[str, dict] | None = None):
         self.projection, self.models, self.info = projection, models, dict(info or {})
         self.focus = dict(focus or {})             # side → TF-IDF vectorizer of its messages' own n-grams
+        # flag → the model the ridge channel's structure part was fitted on, where the flag's model was refitted
+        # after it (scripts/refit_turnflags.py): the stack reads what it was calibrated on, the flags the new model
+        self.frozen = dict(frozen or {})
         self.thresholds = dict(thresholds or {})   # flag → threshold on the gated chat probability (dev split)
         self.thresholds_real = dict(thresholds_real or {})   # flag → threshold for the chats the ridge gate claims
 
@@ -135,9 +138,15 @@ class TurnFlags:
 
     def chat_probs(self, convs: Sequence[Conversation]) -> dict[str, tuple[np.ndarray, list[int | None]]]:
         """Flag → ([n] probability of the chat's likeliest message, [n] that message's index or None)."""
-        feats = self.features(convs, sorted({m["role"] for m in self.models.values()}))
+        return self.both_probs(convs)[0]
+
+    def both_probs(self, convs: Sequence[Conversation]) -> tuple[dict, dict]:
+        """(``chat_probs``, the same from the models the ridge channel's structure part was fitted on: ``frozen``
+        where a flag's model was refitted after the channel, else the flag's model), from one reading."""
+        models = {**self.models, **{f"frozen:{f}": m for f, m in self.frozen.items()}}
+        feats = self.features(convs, sorted({m["role"] for m in models.values()}))
         out = {}
-        for flag, m in self.models.items():
+        for flag, m in models.items():
             rows, x, d = feats[m["role"]]
             probs, where = np.zeros(len(convs), np.float32), [None] * len(convs)
             if x is not None:
@@ -149,18 +158,20 @@ class TurnFlags:
                     if where[ci] is None or q > probs[ci]:
                         probs[ci], where[ci] = q, i
             out[flag] = (probs, where)
-        return out
+        flags = {f: out[f] for f in self.models}
+        return flags, {f: out.get(f"frozen:{f}", out[f]) for f in self.models}
 
     # -- fitting ------------------------------------------------------------------------------------------
     @classmethod
     def fit(cls, convs: Sequence[Conversation], projection: Projection, flag_turns: dict[str, str | None],
-            info: dict | None = None) -> "TurnFlags | None":
+            info: dict | None = None, focus: dict | None = None) -> "TurnFlags | None":
         """One classifier per flag with a turn label (``flag_turns``: flag → "role.label"), target: most of
-        the chat's reviewers gave the message that label; only messages some reviewer labelled count."""
+        the chat's reviewers gave the message that label; only messages some reviewer labelled count. ``focus``:
+        a side's focus vocabulary to keep (a refit beside models that read it) instead of fitting one."""
         from scipy import sparse
         from sklearn.linear_model import LogisticRegression
         from qa.model.flags import turn_targets
-        model = cls(projection, {}, info)
+        model = cls(projection, {}, info, focus=focus)
         by_role: dict[str, list[str]] = {}
         for flag, turn in flag_turns.items():
             role, _, label = (turn or "").partition(".")
@@ -168,7 +179,7 @@ class TurnFlags:
                 by_role.setdefault(role, []).append(label)
         targets = [turn_targets(c, by_role) for c in convs]
         from qa.model.projection import _vectorizer
-        for role in by_role:   # the focus vocabulary: n-grams of the side's turn-labelled messages
+        for role in set(by_role) - set(model.focus):   # the focus vocabulary: the side's turn-labelled messages
             texts = [bl[0] for ci, c in enumerate(convs) for i, bl in contexts(c, role) if targets[ci].get(i)]
             if FOCUS_NGRAMS and len(texts) >= 2 * MIN_POSITIVE:
                 model.focus[role] = _vectorizer(max_features=FOCUS_NGRAMS).fit(texts)
@@ -200,11 +211,13 @@ class TurnFlags:
         for role, vec in self.focus.items():
             meta.setdefault("focus", {})[role] = sorted(vec.vocabulary_, key=vec.vocabulary_.get)
             t[f"focus.{role}.idf"] = vec.idf_.astype(np.float32)
-        for f, m in self.models.items():
-            for k in ("coef", "mean", "scale"):
-                t[f"{f}.{k}"] = m[k].astype(np.float16 if k == "coef" else np.float32)
-            t[f"{f}.bias"] = np.array([m["bias"]], np.float32)
-            meta["flags"][f] = {"role": m["role"], "label": m["label"]}
+        for key, models in (("flags", self.models), ("frozen", self.frozen)):
+            prefix = "frozen." if key == "frozen" else ""
+            for f, m in models.items():
+                for k in ("coef", "mean", "scale"):
+                    t[f"{prefix}{f}.{k}"] = m[k].astype(np.float16 if k == "coef" else np.float32)
+                t[f"{prefix}{f}.bias"] = np.array([m["bias"]], np.float32)
+                meta.setdefault(key, {})[f] = {"role": m["role"], "label": m["label"]}
         save_file(t, str(Path(directory) / TENSORS))
         (Path(directory) / FILE).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
 
@@ -216,12 +229,15 @@ class TurnFlags:
             return None
         meta = json.loads((directory / FILE).read_text(encoding="utf-8"))
         t = load_file(str(directory / TENSORS))
-        models = {f: {**m, "coef": t[f"{f}.coef"].astype(np.float32), "mean": t[f"{f}.mean"],
-                      "scale": t[f"{f}.scale"], "bias": np.float32(t[f"{f}.bias"][0])}
-                  for f, m in meta["flags"].items()}
+        def read(key: str, prefix: str) -> dict[str, dict]:
+            return {f: {**m, "coef": t[f"{prefix}{f}.coef"].astype(np.float32), "mean": t[f"{prefix}{f}.mean"],
+                        "scale": t[f"{prefix}{f}.scale"], "bias": np.float32(t[f"{prefix}{f}.bias"][0])}
+                    for f, m in (meta.get(key) or {}).items()}
+        models, frozen = read("flags", ""), read("frozen", "frozen.")
         from qa.model.projection import _vectorizer
         focus = {}
         for role, vocab in (meta.get("focus") or {}).items():
             focus[role] = _vectorizer(vocabulary={g: i for i, g in enumerate(vocab)}).fit(["x"])
             focus[role].idf_ = np.asarray(t[f"focus.{role}.idf"], dtype=np.float32)
-        return cls(projection, models, meta.get("info"), meta.get("thresholds"), meta.get("thresholds_real"), focus)
+        return cls(projection, models, meta.get("info"), meta.get("thresholds"), meta.get("thresholds_real"), focus,
+                   frozen)

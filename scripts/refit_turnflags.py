@@ -1,0 +1,127 @@
+"""Refit some of a trained model's turn-level flag models on its training chats plus new labelled files, and choose
+their thresholds again; the network, the ridge channel and its stack stay as they are.
+
+    python scripts/refit_turnflags.py models/default --flags uncivil_language privacy_leak \\
+        --add data/labelled/hand/train_hand-bk.jsonl … --select data/probe/uncivil_d.jsonl:uncivil_language \\
+        --select data/probe/privacy_d.jsonl:privacy_leak [--out DIR]
+
+The training chats are the model's own (``training_args.json``: its files less its dev split; the ridge channel's
+chats and those of the ``turns_on`` files) and the ``--add`` files. The models replaced are kept as ``frozen``: the
+ridge channel's structure part reads the chat probabilities it was fitted on, so grades do not move (a refitted
+model's probabilities are distributed differently, and the stack was calibrated on the old ones). Each refitted
+flag's threshold (the mean of the network's and the turn model's probability, beside the rules) is the one with the
+best F1 over the dev split's chats and the ``--select`` probe chats of that flag (``bench/rule_probe.py``'s format).
+``--keep-threshold`` keeps a flag's threshold as it was. Without ``--out`` the model directory is written in place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from qa.model.data import load_examples, matches, split_by_ids  # noqa: E402
+from qa.model.flags import best_threshold, flag_targets  # noqa: E402
+from qa.model.ridge import RidgeChannel  # noqa: E402
+from qa.model.turnflags import TurnFlags  # noqa: E402
+from qa.rubric import load_rubric  # noqa: E402
+from qa.rules import RuleEngine  # noqa: E402
+from qa.timing import compute_timing  # noqa: E402
+
+
+def refit(model: Path, flags: list[str], add: list[str]) -> tuple[TurnFlags, list]:
+    """The model's turn flags with ``flags`` refitted (the old ones frozen), and its dev examples."""
+    targs = json.loads((model / "training_args.json").read_text(encoding="utf-8"))
+    missing = [p for p in targs["data"] + add if not Path(p).is_file()]
+    if missing:
+        sys.exit(f"{model}/training_args.json: training file(s) not here: {', '.join(missing)} "
+                 "(the real chats: see the model's CARD_NOTES.md for how to rebuild them)")
+    rubric = load_rubric(str(model / "rubric.yaml") if (model / "rubric.yaml").is_file() else None)
+    dims = {d: list(rubric.scale) for d in rubric.model_dimensions}
+    train_ex, dev_ex = split_by_ids(load_examples(targs["data"] + add, dims), targs["dev_ids"])
+    own = [e.conv for e in train_ex if any(matches(e.source, p) for p in targs["ridge_on"])]
+    seen = {id(c) for c in own}
+    extra = [e.conv for e in train_ex if id(e.conv) not in seen
+             and any(matches(e.source, p) for p in (targs.get("turns_on") or []) + add)]
+    ridge = RidgeChannel.load(model)
+    old = ridge.turn_flags
+    turns = {f: rubric.model_flags[f].turn for f in flags}
+    new = TurnFlags.fit(own + extra, ridge.projection, turns, focus=old.focus)   # frozen models read it too
+    frozen = {**{f: old.models[f] for f in flags if f in old.models}, **old.frozen}   # the first fit stays frozen
+    info = {**old.info, "turns": {**old.info.get("turns", {}), **new.info.get("turns", {})},
+            "refit": {"flags": flags, "added": add, "chats": len(own) + len(extra),
+                      "date": dt.date.today().isoformat()}}
+    return TurnFlags(ridge.projection, {**old.models, **new.models}, info, old.thresholds, old.thresholds_real,
+                     new.focus, frozen), dev_ex
+
+
+def choose(model: Path, flags: list[str], dev_ex, select: list[tuple[str, str]]) -> dict:
+    """Per flag: the threshold with the best F1 (rules, or the mean probability past it) over the dev chats and
+    the flag's probe chats; sets it in the model's turnflags.json."""
+    from qa.model.predict import Classifier
+    from rule_probe import probes
+    clf = Classifier(model)
+    engine = RuleEngine(clf.rubric)
+    sets = [("dev", [e.conv for e in dev_ex], None, None)]
+    for path, flag in select:
+        items = probes(path)
+        sets.append((Path(path).name, [c for c, _, _ in items], flag, [label for _, label, _ in items]))
+    q, gold, fired = {f: [] for f in flags}, {f: [] for f in flags}, {f: [] for f in flags}
+    for _, convs, only, labels in sets:
+        timings = [compute_timing(c, clf.rubric) for c in convs]
+        findings = [engine.check(c, t) for c, t in zip(convs, timings)]
+        preds = clf.predict_all(convs, findings=findings, timings=timings)
+        for k, (c, p, fs) in enumerate(zip(convs, preds, findings)):
+            share = flag_targets(c, flags) if only is None else {only: float(labels[k])}
+            for f in flags:
+                if f in share and f in p.flags:
+                    q[f].append(p.flags[f])
+                    gold[f].append(share[f] >= 0.5)
+                    fired[f].append(f in {x.rule for x in fs})
+    path = model / "turnflags.json"
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    report = {}
+    for f in flags:
+        t, f1 = best_threshold(np.array(q[f]), np.array(gold[f]), np.array(fired[f]))
+        report[f] = {"threshold": round(t, 3), "was": meta["thresholds"].get(f), "f1": round(float(f1), 4),
+                     "chats": len(q[f]), "positive": int(sum(gold[f]))}
+        meta["thresholds"][f] = round(t, 3)
+    meta["info"]["refit"]["thresholds"] = {"chosen_on": ["dev"] + [Path(p).name for p, _ in select], **report}
+    path.write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+    return report
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model", type=Path)
+    ap.add_argument("--flags", nargs="+", required=True)
+    ap.add_argument("--add", nargs="*", default=[], help="labelled files whose turn labels the models also learn")
+    ap.add_argument("--select", nargs="*", default=[], metavar="PROBES:FLAG",
+                    help="probe chats that join the dev split in choosing FLAG's threshold")
+    ap.add_argument("--keep-threshold", nargs="*", default=[], metavar="FLAG",
+                    help="refit FLAG's model but keep its threshold (choose none)")
+    ap.add_argument("--out", type=Path, help="write a copy of the model here (default: in place)")
+    a = ap.parse_args()
+    select = [tuple(s.rsplit(":", 1)) for s in a.select]
+    flags, dev_ex = refit(a.model, a.flags, a.add)
+    out = a.out or a.model
+    if out != a.model:
+        shutil.copytree(a.model, out, dirs_exist_ok=True)
+    flags.save(out)
+    chosen = [f for f in a.flags if f not in a.keep_threshold]
+    for f, r in (choose(out, chosen, dev_ex, select) if chosen else {}).items():
+        print(f"{f:20s} threshold {r['was']} -> {r['threshold']} (F1 {r['f1']} on {r['chats']} chats, "
+              f"{r['positive']} positive)")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
