@@ -69,7 +69,7 @@ def write_card(model_dir: str | Path) -> Path:
              _ridge_line(metrics.get("ridge")),
              _stack_line(_read(d / "ridge.json").get("stack")),
              _offsets_line(_read(d / "offsets.json")),
-             _turn_line((metrics.get("ridge") or {}).get("turn_flags"), metrics.get("dev_turn_flags"),
+             _turn_line(_turn_info(metrics, _read(d / "turnflags.json")), metrics.get("dev_turn_flags"),
                         _read(d / "turnflags.json").get("thresholds")),
              f"- Nugget head (per turn): {cfg.get('nuggets')}." if cfg.get("nuggets") else None,
              f"- Non-text features: {', '.join(cfg.get('feature_names', [])) or 'none'}.",
@@ -152,9 +152,18 @@ def _stack_line(stack: dict | None) -> str | None:
 def _threshold(flag: str, dev: dict | None, used: dict | None) -> str:
     """The threshold a flag's turn model uses, and the dev split's choice where it was set by hand instead."""
     chosen = (dev or {}).get(flag, {}).get("threshold", "-")
+    if used and flag in used and chosen == "-":     # chosen after training (scripts/refit_turnflags.py)
+        return f"threshold {used[flag]}"
     if not used or flag not in used or used[flag] == chosen:
         return f"threshold {chosen}"
     return f"threshold {used[flag]}; the dev split chose {chosen}"
+
+
+def _turn_info(metrics: dict, meta: dict) -> dict | None:
+    """The turn models' fitting info: ``turnflags.json``'s when they were refitted after training, else the
+    training run's."""
+    info = meta.get("info") or {}
+    return info if info.get("refit") else (metrics.get("ridge") or {}).get("turn_flags")
 
 
 def _turn_line(info: dict | None, dev: dict | None, used: dict | None = None) -> str | None:
@@ -162,6 +171,8 @@ def _turn_line(info: dict | None, dev: dict | None, used: dict | None = None) ->
     ``turnflags.json`` (they win over the dev split's choice)."""
     if not info or not info.get("turns"):
         return None
+    rechosen = set((info.get("refit") or {}).get("thresholds") or {}) - {"chosen_on"}
+    dev = {f: v for f, v in (dev or {}).items() if f not in rechosen}   # the training run's choice is gone
     each = "; ".join(f"`{f}` ({v['rows']} labelled messages, {v['positive']} positive; {_threshold(f, dev, used)})"
                      for f, v in info["turns"].items())
     if info.get("gated", True):
@@ -171,5 +182,12 @@ def _turn_line(info: dict | None, dev: dict | None, used: dict | None = None) ->
         src, rule = (f"the turn labels of the same chats and of {info.get('extra_chats')} other training chats "
                      "(`--turns-on`)", "A flag is raised when the rules find it or when the mean of the network's "
                      "and the turn model's probabilities reaches the threshold (1.01: the rules alone).")
+    refit = info.get("refit")
+    if refit:   # scripts/refit_turnflags.py
+        chosen = (refit.get("thresholds") or {}).get("chosen_on")
+        rule += (f" {', '.join(f'`{f}`' for f in refit['flags'])} were refitted on {refit['date']} "
+                 f"(`scripts/refit_turnflags.py`, {refit['chats']} chats with {len(refit['added'])} added files"
+                 + (f"; thresholds chosen on {', '.join(chosen)}" if chosen else "")
+                 + "); the ridge channel's structure part still reads the models it was fitted on.")
     return (f"- Turn-level flag models: a logistic regression per flag over one message in its context (the other "
             f"side's messages before and after it, its side's next message), on {src}: {each}. {rule}")
