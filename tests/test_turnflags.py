@@ -204,3 +204,10 @@ def test_the_card_says_how_turn_models_vote():
     kept = _turn_line({"turns": turns}, {"vague_reply": {"threshold": 1.01}}, {"vague_reply": 0.55})
     assert "threshold 0.55; the dev split chose 1.01" in kept
     assert "threshold 0.6)" in _turn_line({"turns": turns}, {"vague_reply": {"threshold": 0.6}}, {"vague_reply": 0.6})
+    # refitted after training (scripts/refit_turnflags.py): the card says so, and the training run's choice is gone
+    refit = {"turns": turns, "gated": False, "extra_chats": 7,
+             "refit": {"flags": ["vague_reply"], "added": ["a.jsonl"], "chats": 20, "date": "2026-12-06",
+                       "thresholds": {"chosen_on": ["dev", "probe.jsonl"], "vague_reply": {"threshold": 0.4}}}}
+    line = _turn_line(refit, {"vague_reply": {"threshold": 0.6}}, {"vague_reply": 0.4})
+    assert "threshold 0.4)" in line and "dev split chose" not in line
+    assert "refitted on 2026-12-06" in line and "chosen on dev, probe.jsonl" in line and "structure part" in line
