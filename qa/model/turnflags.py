@@ -6,9 +6,10 @@ It reads a message with the other side's messages just before and just after it 
 message — the reply a question got and what the customer said next — through the ridge channel's projection:
 its char n-grams (one TF-IDF vocabulary for every block) and its sentence vectors (cosines between the blocks),
 plus a few counts, and the message's own char n-grams in a vocabulary of the turn-labelled messages (the
-projection's is fitted on other texts and misses much of what insults and data requests are made of). A chat's probability is its most likely message's, which is also the finding's evidence.
-Grading raises the flag when this (times the ridge gate) reaches the flag's threshold here, chosen on the dev
-split beside the network's own. Measured: ``docs/real-chats.md``, "Turn-level flag models".
+projection's is fitted on other texts and misses much of what insults and data requests are made of). A chat's
+probability is its most likely message's, which is also the finding's evidence. Grading raises the flag when this
+(times the ridge gate) reaches the flag's threshold here, chosen on the dev split beside the network's own.
+Measured: ``docs/real-chats.md``, "Turn-level flag models"; the focus vocabulary: ``docs/rules.md``, "Session 25".
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.model.projection import Projection
+from qa.model.projection import Projection, _vectorizer
 from qa.schema import Conversation
 
 FILE, TENSORS = "turnflags.json", "turnflags.safetensors"
@@ -152,7 +153,8 @@ class TurnFlags:
             if x is not None:
                 # the sparse columns the model read: one fitted without the focus vocabulary reads the first ones
                 nx = len(m["coef"]) - len(m["mean"])
-                z = np.asarray(x[:, :nx] @ m["coef"][:nx]).ravel() + ((d - m["mean"]) / m["scale"]) @ m["coef"][nx:]
+                xs = x if nx == x.shape[1] else x[:, :nx]
+                z = np.asarray(xs @ m["coef"][:nx]).ravel() + ((d - m["mean"]) / m["scale"]) @ m["coef"][nx:]
                 p = 1 / (1 + np.exp(-(z + m["bias"])))
                 for (ci, i), q in zip(rows, p):
                     if where[ci] is None or q > probs[ci]:
@@ -178,7 +180,6 @@ class TurnFlags:
             if role in ("customer", "agent") and label:
                 by_role.setdefault(role, []).append(label)
         targets = [turn_targets(c, by_role) for c in convs]
-        from qa.model.projection import _vectorizer
         for role in set(by_role) - set(model.focus):   # the focus vocabulary: the side's turn-labelled messages
             texts = [bl[0] for ci, c in enumerate(convs) for i, bl in contexts(c, role) if targets[ci].get(i)]
             if FOCUS_NGRAMS and len(texts) >= 2 * MIN_POSITIVE:
@@ -234,7 +235,6 @@ class TurnFlags:
                         "scale": t[f"{prefix}{f}.scale"], "bias": np.float32(t[f"{prefix}{f}.bias"][0])}
                     for f, m in (meta.get(key) or {}).items()}
         models, frozen = read("flags", ""), read("frozen", "frozen.")
-        from qa.model.projection import _vectorizer
         focus = {}
         for role, vocab in (meta.get("focus") or {}).items():
             focus[role] = _vectorizer(vocabulary={g: i for i, g in enumerate(vocab)}).fit(["x"])
