@@ -271,19 +271,14 @@ def real_flag_thresholds(model_dir, groups) -> None:
     """Write into ``model_dir``'s turn-level flag models a threshold for the chats the ridge gate claims: per flag,
     the one with the best F1 (rules or model) on the pooled real chats, each scored by a model that never saw it.
     The grading chats blend it with the dev split's by the gate (``TurnFlags.chat_thresholds``)."""
-    from qa.model.flags import best_threshold, flag_targets
+    from qa.model.flags import add_flag_votes, best_threshold, flag_targets
     from qa.model.turnflags import FILE
-    probs, gold, fired = {}, {}, {}
+    votes: dict = {}
     for clf, ex, an in groups:
         findings = [x.findings for x in an]
         preds = clf.predict_all([e.conv for e in ex], findings=findings, timings=[x.timing for x in an])
-        for e, pred, fs in zip(ex, preds, findings):
-            share = flag_targets(e.conv, list(pred.flags))    # flag → share of the reviews that set it
-            for f, q in pred.flags.items():
-                if f in share:
-                    probs.setdefault(f, []).append(q)
-                    gold.setdefault(f, []).append(share[f] >= 0.5)
-                    fired.setdefault(f, []).append(f in {x.rule for x in fs})
+        add_flag_votes(votes, preds, findings, [flag_targets(e.conv, list(p.flags)) for e, p in zip(ex, preds)])
+    probs, gold, fired = ({f: v[k] for f, v in votes.items()} for k in range(3))
     path = Path(model_dir) / FILE
     meta = json.loads(path.read_text(encoding="utf-8"))
     real = {}

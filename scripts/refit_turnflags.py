@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from qa.model.data import load_examples, matches, split_by_ids  # noqa: E402
-from qa.model.flags import best_threshold, flag_targets  # noqa: E402
+from qa.model.flags import add_flag_votes, best_threshold, flag_targets  # noqa: E402
 from qa.model.ridge import RidgeChannel  # noqa: E402
 from qa.model.turnflags import TurnFlags  # noqa: E402
 from qa.rubric import load_rubric  # noqa: E402
@@ -53,6 +53,10 @@ def refit(model: Path, flags: list[str], add: list[str]) -> tuple[TurnFlags, lis
              and any(matches(e.source, p) for p in (targs.get("turns_on") or []) + add)]
     ridge = RidgeChannel.load(model)
     old = ridge.turn_flags
+    unknown = [f for f in flags if f not in rubric.model_flags or not rubric.model_flags[f].turn]
+    if unknown:
+        sys.exit(f"--flags: {', '.join(unknown)}: not a model flag with a turn label in {model}'s rubric "
+                 f"(these are: {', '.join(f for f, m in rubric.model_flags.items() if m.turn)})")
     turns = {f: rubric.model_flags[f].turn for f in flags}
     new = TurnFlags.fit(own + extra, ridge.projection, turns, focus=old.focus)   # frozen models read it too
     frozen = {**{f: old.models[f] for f in flags if f in old.models}, **old.frozen}   # the first fit stays frozen
@@ -74,25 +78,22 @@ def choose(model: Path, flags: list[str], dev_ex, select: list[tuple[str, str]])
     for path, flag in select:
         items = probes(path)
         sets.append((Path(path).name, [c for c, _, _ in items], flag, [label for _, label, _ in items]))
-    q, gold, fired = {f: [] for f in flags}, {f: [] for f in flags}, {f: [] for f in flags}
+    votes: dict = {}
     for _, convs, only, labels in sets:
         timings = [compute_timing(c, clf.rubric) for c in convs]
         findings = [engine.check(c, t) for c, t in zip(convs, timings)]
         preds = clf.predict_all(convs, findings=findings, timings=timings)
-        for k, (c, p, fs) in enumerate(zip(convs, preds, findings)):
-            share = flag_targets(c, flags) if only is None else {only: float(labels[k])}
-            for f in flags:
-                if f in share and f in p.flags:
-                    q[f].append(p.flags[f])
-                    gold[f].append(share[f] >= 0.5)
-                    fired[f].append(f in {x.rule for x in fs})
+        golds = [flag_targets(c, flags) if only is None else {only: float(label)} for c, label in
+                 zip(convs, labels or [None] * len(convs))]
+        add_flag_votes(votes, preds, findings, [{f: g[f] for f in flags if f in g} for g in golds])
     path = model / "turnflags.json"
     meta = json.loads(path.read_text(encoding="utf-8"))
     report = {}
     for f in flags:
-        t, f1 = best_threshold(np.array(q[f]), np.array(gold[f]), np.array(fired[f]))
+        q, gold, fired = (np.array(x) for x in votes.get(f, ([], [], [])))
+        t, f1 = best_threshold(q, gold, fired)
         report[f] = {"threshold": round(t, 3), "was": meta["thresholds"].get(f), "f1": round(float(f1), 4),
-                     "chats": len(q[f]), "positive": int(sum(gold[f]))}
+                     "chats": len(q), "positive": int(gold.sum())}
         meta["thresholds"][f] = round(t, 3)
     meta["info"]["refit"]["thresholds"] = {"chosen_on": ["dev"] + [Path(p).name for p, _ in select], **report}
     path.write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")

@@ -290,3 +290,16 @@ def test_turn_flag_thresholds_blend_the_real_side_by_the_gate(tmp_path):
     tf.thresholds_real = {}
     tf.save(tmp_path)
     assert "thresholds_real" not in json.loads((tmp_path / "turnflags.json").read_text(encoding="utf-8"))
+
+
+def test_flag_votes_gather_probability_gold_and_rule_per_flag():
+    """What choosing a flag's threshold reads (``scripts/refit_turnflags.py``, ``pooled_betas.py calibrate``): only
+    chats whose gold names the flag count; gold is most reviews; the rule column says whether the rules fired."""
+    from types import SimpleNamespace as NS
+    from qa.model.flags import add_flag_votes
+    preds = [NS(flags={"vague_reply": 0.7, "uncivil_language": 0.2}), NS(flags={"vague_reply": 0.1})]
+    findings = [[NS(rule="vague_reply")], []]
+    votes = add_flag_votes({}, preds, findings, [{"vague_reply": 0.5}, {"vague_reply": 0.0, "uncivil_language": 1}])
+    assert votes == {"vague_reply": ([0.7, 0.1], [True, False], [True, False])}   # chat 2 has no uncivil prob
+    add_flag_votes(votes, preds[:1], [[]], [{"uncivil_language": 1.0}])
+    assert votes["uncivil_language"] == ([0.2], [True], [False]) and len(votes["vague_reply"][0]) == 2

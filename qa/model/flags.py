@@ -104,3 +104,18 @@ def best_threshold(probs: np.ndarray, gold: np.ndarray, base: np.ndarray | None 
         if f1 >= best_f:
             best_t, best_f = float(t), f1
     return best_t, best_f
+
+
+def add_flag_votes(votes: dict, preds, findings, golds: Sequence[dict[str, float]]) -> dict:
+    """Gather, per flag, what choosing its threshold needs: ``votes[flag]`` = (probabilities, gold booleans, rule
+    fired) over the chats whose ``golds`` (flag → share of reviews that set it) name the flag. ``preds``: the
+    classifier's predictions; ``findings``: per chat its rule findings. Returns ``votes``, extended."""
+    for pred, fs, share in zip(preds, findings, golds):
+        rules = {x.rule for x in fs}
+        for f, q in pred.flags.items():
+            if f in share:
+                p, g, r = votes.setdefault(f, ([], [], []))
+                p.append(q)
+                g.append(share[f] >= 0.5)
+                r.append(f in rules)
+    return votes
