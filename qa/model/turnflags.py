@@ -146,14 +146,16 @@ class TurnFlags:
         where a flag's model was refitted after the channel, else the flag's model), from one reading."""
         models = {**self.models, **{f"frozen:{f}": m for f, m in self.frozen.items()}}
         feats = self.features(convs, sorted({m["role"] for m in models.values()}))
-        out = {}
+        out, cols = {}, {}
         for flag, m in models.items():
             rows, x, d = feats[m["role"]]
             probs, where = np.zeros(len(convs), np.float32), [None] * len(convs)
             if x is not None:
                 # the sparse columns the model read: one fitted without the focus vocabulary reads the first ones
                 nx = len(m["coef"]) - len(m["mean"])
-                xs = x if nx == x.shape[1] else x[:, :nx]
+                if (m["role"], nx) not in cols:
+                    cols[m["role"], nx] = x if nx == x.shape[1] else x[:, :nx]
+                xs = cols[m["role"], nx]
                 z = np.asarray(xs @ m["coef"][:nx]).ravel() + ((d - m["mean"]) / m["scale"]) @ m["coef"][nx:]
                 p = 1 / (1 + np.exp(-(z + m["bias"])))
                 for (ci, i), q in zip(rows, p):
