@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from qa.model import tfidf
+
 FILE = "ngrams.json"
 
 
@@ -35,7 +37,7 @@ class Ngrams:
         return len(self.vec.vocabulary_)
 
     def transform(self, texts: Sequence[str]):
-        return self.vec.transform(texts)
+        return tfidf.transform(self.vec, texts)
 
     def save(self, directory: str | Path) -> None:
         data = {"vocabulary": {k: int(v) for k, v in self.vec.vocabulary_.items()},

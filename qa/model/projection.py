@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.model import tfidf
+
 FILE = "projection.safetensors"
 
 
@@ -64,7 +66,7 @@ class Projection:
         where, rows = self._last or ({}, None)
         new = list(dict.fromkeys(t for t in texts if t not in where))
         if new:
-            fresh = self.vec.transform(new).tocsr()
+            fresh = tfidf.transform(self.vec, new)
             rows = fresh if rows is None else sparse.vstack([rows, fresh]).tocsr()
             where = {**where, **{t: len(where) + i for i, t in enumerate(new)}}
         keep = list(dict.fromkeys(texts))           # remembered for the next call: this call's texts only

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.model import tfidf
 from qa.model.projection import Projection
 from qa.schema import Conversation
 
@@ -154,7 +155,7 @@ class RidgeChannel:
     def components(self, convs: Sequence[Conversation], findings=None) -> np.ndarray:
         """[n, dims, parts] raw ridge predictions: text, sentence vectors when there is a projection, structure
         when there is a structure part (``findings``: per chat its rule findings)."""
-        parts = [np.asarray(self.text_vec.transform([agent_text(c) for c in convs]) @ self.text_coef.T)
+        parts = [np.asarray(tfidf.transform(self.text_vec, [agent_text(c) for c in convs]) @ self.text_coef.T)
                  + self.text_bias]
         if self.projection is not None:
             s = (sem_features(convs, self.projection) - self.sem_mean) / self.sem_scale
@@ -201,7 +202,7 @@ class RidgeChannel:
 
     def _gate(self, convs: Sequence[Conversation]) -> np.ndarray:
         g = self.gate
-        x = np.asarray(g["vec"].transform([gate_text(c) for c in convs]) @ g["coef"][:-len(g["mean"])])
+        x = np.asarray(tfidf.transform(g["vec"], [gate_text(c) for c in convs]) @ g["coef"][:-len(g["mean"])])
         style = (np.array([style_counts(c) for c in convs]) - g["mean"]) / g["scale"] * GATE_STYLE
         z = x + style @ g["coef"][-len(g["mean"]):] + g["bias"]
         return (1 / (1 + np.exp(-z))).astype(np.float32)

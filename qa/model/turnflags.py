@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.model import tfidf
 from qa.model.projection import Projection, _vectorizer
 from qa.schema import Conversation
 
@@ -133,7 +134,7 @@ class TurnFlags:
             e = emb[idx]                                                   # [rows, 4, dims]
             cos = [np.einsum("nd,nd->n", e[:, p], e[:, q]) for p, q in ((0, 1), (0, 2), (0, 3), (2, 3))]
             d = np.c_[np.array(dense, np.float32), np.stack(cos, 1)].astype(np.float32)
-            own = [self.focus[role].transform([bl[0] for bl in blocks])] if role in self.focus else []
+            own = [tfidf.transform(self.focus[role], [bl[0] for bl in blocks])] if role in self.focus else []
             out[role] = (rows, sparse.hstack([x[idx[:, b]] for b in range(len(BLOCKS))] + own).tocsr(), d)
         return out
 
