@@ -189,5 +189,10 @@ def _turn_line(info: dict | None, dev: dict | None, used: dict | None = None) ->
                  f"(`scripts/refit_turnflags.py`, {refit['chats']} chats with {len(refit['added'])} added files"
                  + (f"; thresholds chosen on {', '.join(chosen)}" if chosen else "")
                  + "); the ridge channel's structure part still reads the models it was fitted on.")
+    head = info.get("head_refit")
+    if head:   # scripts/refit_flag_head.py
+        rule += (f" The network's own head and n-gram column for {', '.join(f'`{f}`' for f in head['flags'])} were "
+                 f"refitted on {head['date']} (`scripts/refit_flag_head.py`, {head['chats']} chats, the rest of the "
+                 "network frozen: no grade moves).")
     return (f"- Turn-level flag models: a logistic regression per flag over one message in its context (the other "
             f"side's messages before and after it, its side's next message), on {src}: {each}. {rule}")
