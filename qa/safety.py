@@ -11,6 +11,7 @@ Use these for any new human-facing artefact (docs/security.md):
   ``-``, ``@``, tab or CR) gets a leading ``'`` (numbers are written as numbers, so only text is touched).
   ``unneutralise_cell`` undoes it exactly (a value that already began with ``'`` before such a character
   gets one more ``'``, so the round trip is lossless).
+- ``printable`` (part of ``neutralise_cell``) — control characters no sheet can hold become U+FFFD.
 - ``clip_cell`` — text longer than Excel's cell limit (32,767 characters) is cut with a note.
 - ``safe_row`` / ``write_csv`` — all three over a flat row, and a CSV writer (UTF-8 with BOM) that applies them.
 """
@@ -106,8 +107,20 @@ def is_formula_like(value: Any) -> bool:
     return isinstance(value, str) and value.startswith(FORMULA_START)
 
 
+# characters XML 1.0, and so XLSX, has no place for (openpyxl refuses them)
+_UNWRITABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def printable(value: Any) -> Any:
+    """Text with each control character a sheet cannot hold (NUL, BEL, ESC …; tab, LF and CR stay) replaced by
+    U+FFFD, one for one, so finding spans still point at the same characters."""
+    return _UNWRITABLE.sub("\ufffd", value) if isinstance(value, str) else value
+
+
 def neutralise_cell(value: Any) -> Any:
-    """A value that cannot run as a formula: formula-like text gets a leading ``'`` (see module doc)."""
+    """A value that cannot run as a formula (formula-like text gets a leading ``'``, see module doc) and that a
+    sheet can hold (``printable``)."""
+    value = printable(value)
     if isinstance(value, str) and (is_formula_like(value) or (value.startswith("'")
                                                                and is_formula_like(value.lstrip("'")))):
         return "'" + value

@@ -437,3 +437,42 @@ def test_hostile_rubric_docs_pointers_exist():
                 continue
             for ref in re.findall(r"[\w./-]+\.md\b", line):
                 assert (ROOT / ref).is_file() or (p.parent / ref).resolve().is_file(), f"{p.name}: {ref}"
+
+
+# -- half characters ---------------------------------------------------------------------------------------
+
+def test_hostile_unpaired_surrogates_are_graded_not_a_traceback(tmp_path):
+    """JSON may escape half a character ("\\ud83d" of an emoji cut off by an export): every command reads the
+    chat with U+FFFD there and writes it; a whole escaped emoji stays whole."""
+    from qa.io.jsonl import whole_characters
+    assert whole_characters({"a\ud800": ["x\udfffy", 1, None]}) == {"a\ufffd": ["x\ufffdy", 1, None]}
+    src = tmp_path / "half.jsonl"
+    src.write_text("\n".join([
+        '{"id": "h1\\ud800", "messages": [{"role": "customer", "text": "\\u5728\\u5417\\ud83d"},'
+        ' {"role": "agent", "text": "\\udc00\\u60a8\\u597d \\ud83d\\ude00"}]}',
+        '{"id": "h2", "messages": [{"role": "customer", "text": "hi"}, {"role": "agent", "text": "ok"}]}']) + "\n",
+        encoding="utf-8")
+    r = cli("grade", src, "--model", "none", "--workers", "1", "--out", tmp_path / "r.jsonl")
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text("utf-8").splitlines()]
+    assert [x["id"] for x in rows] == ["h1\ufffd", "h2"]
+    assert [m["text"] for m in rows[0]["messages"]] == ["在吗\ufffd", "\ufffd您好 😀"]
+    for command, out in (("check", "f.jsonl"), ("metrics", "m")):
+        r = cli(command, src, "--out", tmp_path / out)
+        assert r.exit_code == 0 and "accepted 2" in r.stderr, r.output
+
+
+def test_hostile_control_characters_reach_a_workbook_as_replacement_marks(tmp_path):
+    """NUL, BEL, ESC … in a chat (valid JSON, no place in XLSX): the review workbook is written, each such character
+    one U+FFFD, so spans keep their place."""
+    src = tmp_path / "ctl.jsonl"
+    src.write_text(json.dumps({"id": "c1", "messages": [
+        {"role": "customer", "text": "在吗\u0000\u0007"}, {"role": "agent", "text": "\u001b您好，稍等"}]}) + "\n",
+        encoding="utf-8")
+    r = cli("grade", src, "--model", "none", "--workers", "1", "--out", tmp_path / "r.jsonl")
+    assert r.exit_code == 0, r.output
+    r = cli("export-review", tmp_path / "r.jsonl", "--out", tmp_path / "review.xlsx")
+    assert r.exit_code == 0, r.output
+    texts = "".join(str(v) for _, v in cells(tmp_path / "review.xlsx"))
+    assert "在吗\ufffd\ufffd" in texts and "\ufffd您好" in texts
+    assert not re.search("[\u0000-\u0008\u000b\u000c\u000e-\u001f]", texts)

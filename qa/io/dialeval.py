@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from qa.io.build import Reject, build
+from qa.io.jsonl import whole_characters
 from qa.schema import Conversation
 
 SENDER_ROLE = {"customer": "customer", "helpdesk": "agent"}
@@ -51,6 +52,7 @@ def read_dialeval(path: Path, *, tz: str) -> Iterator[Conversation | Reject]:
         except UnicodeDecodeError as e:
             yield Reject(name, None, f"not UTF-8 text ({e.reason} at byte {e.start})")
             return
+    data = whole_characters(data)
     if not isinstance(data, list):
         yield Reject(name, 1, "a DialEval file is a JSON list of dialogues")
         return

@@ -15,6 +15,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 
 from qa.review.export import META_SHEET, REVIEW_SHEET, Column, record_chunks, row_values
 from qa.review.mask import clip_cell, safe_cell
+from qa.safety import printable
 from qa.review.render import MARK_CLOSE, MARK_OPEN, POINTER, Segment, chat_segments, message_lines
 from qa.rubric import Rubric
 
@@ -34,7 +35,7 @@ def rich(segments: list[Segment]) -> CellRichText | str:
         return safe_cell(text[:MAX_CELL] + "…（对话过长，全文见「消息」表）")
     if not any(style for _, style in segments):
         return safe_cell(text)
-    return CellRichText([TextBlock(FONTS[style], t) if style else t for t, style in segments])
+    return CellRichText([TextBlock(FONTS[style], printable(t)) if style else printable(t) for t, style in segments])
 
 
 def _lines(text: str, width: float) -> int:
