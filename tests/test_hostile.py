@@ -476,3 +476,28 @@ def test_hostile_control_characters_reach_a_workbook_as_replacement_marks(tmp_pa
     texts = "".join(str(v) for _, v in cells(tmp_path / "review.xlsx"))
     assert "在吗\ufffd\ufffd" in texts and "\ufffd您好" in texts
     assert not re.search("[\u0000-\u0008\u000b\u000c\u000e-\u001f]", texts)
+
+
+def test_hostile_a_date_in_the_stars_column_rejects_that_chat_not_the_file(tmp_path):
+    """A workbook cell of the wrong kind (a date, a number too large for an int) where the stars go: that conversation is rejected
+    with its line and column, and the file's other conversations are read."""
+    import datetime as dt
+    rows = list(csv.reader((ROOT / "data/samples/qianniu.csv").read_text("utf-8-sig").splitlines()))
+    head, body = rows[0], rows[1:]
+    ids = list(dict.fromkeys(r[head.index("会话ID")] for r in body))
+    for bad in (dt.datetime(2026, 1, 1, 10), "1e999"):
+        wb = openpyxl.Workbook()
+        ws = wb.active
+        ws.append(head)
+        for r in body:
+            cells_ = list(r)
+            if r[head.index("会话ID")] == ids[0]:
+                cells_[head.index("服务评价")] = bad
+            ws.append(cells_)
+        path = tmp_path / "qianniu.xlsx"
+        wb.save(path)
+        r = cli("metrics", path, "--out", tmp_path / "m")
+        assert r.exit_code == 0, r.output
+        assert f"read {len(ids)} · accepted {len(ids) - 1} · rejected 1" in r.stderr, r.stderr
+        reject = json.loads((tmp_path / "m" / "rejects.jsonl").read_text("utf-8").splitlines()[0])
+        assert "服务评价" in json.dumps(reject, ensure_ascii=False) and "not a number" in reject["reason"], reject

@@ -125,7 +125,7 @@ def _conversation(cid: str, rows: list[Row], p: Profile) -> dict[str, Any]:
         if stars is not None:
             try:
                 rating["stars"] = int(float(stars))
-            except ValueError:
+            except (ValueError, TypeError, OverflowError):
                 line = next(n for n, r in rows if _cell(r, p, "stars") is not None)
                 raise _RowError(line, p.columns["stars"], f"stars {stars!r} is not a number") from None
         if label is not None:
