@@ -18,7 +18,6 @@ probability, beside the rules) is then chosen as ``scripts/refit_turnflags.py`` 
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import shutil
@@ -192,26 +191,15 @@ def refit(model_dir: Path, flags: list[str], add: list[str], log=print) -> tuple
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("model", type=Path)
-    ap.add_argument("--flags", nargs="+", required=True)
-    ap.add_argument("--add", nargs="*", default=[], help="labelled files the heads also learn from")
-    ap.add_argument("--select", nargs="*", default=[], metavar="PROBES:FLAG",
-                    help="probe chats that join the dev split in choosing FLAG's threshold")
-    ap.add_argument("--keep-threshold", nargs="*", default=[], metavar="FLAG")
-    ap.add_argument("--out", type=Path, help="write a copy of the model here (default: in place)")
+    from refit_turnflags import arguments, rechoose
+    ap = arguments("labelled files the heads also learn from")
+    ap.description = __doc__.splitlines()[0]
     a = ap.parse_args()
     out = a.out or a.model
     if out != a.model:
         shutil.copytree(a.model, out, dirs_exist_ok=True)
     _, dev_ex = refit(out, a.flags, a.add)
-    from refit_turnflags import choose
-    chosen = [f for f in a.flags if f not in a.keep_threshold]
-    select = [tuple(s.rsplit(":", 1)) for s in a.select]
-    for f, r in (choose(out, chosen, dev_ex, select) if chosen else {}).items():
-        print(f"{f:20s} threshold {r['was']} -> {r['threshold']} (F1 {r['f1']} on {r['chats']} chats, "
-              f"{r['positive']} positive)")
-    print(f"wrote {out}")
+    rechoose(out, a, dev_ex)
 
 
 if __name__ == "__main__":

@@ -100,28 +100,38 @@ def choose(model: Path, flags: list[str], dev_ex, select: list[tuple[str, str]])
     return report
 
 
-def main() -> None:
+def arguments(add_help: str) -> argparse.ArgumentParser:
+    """The command line this script and ``refit_flag_head.py`` share."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", type=Path)
     ap.add_argument("--flags", nargs="+", required=True)
-    ap.add_argument("--add", nargs="*", default=[], help="labelled files whose turn labels the models also learn")
+    ap.add_argument("--add", nargs="*", default=[], help=add_help)
     ap.add_argument("--select", nargs="*", default=[], metavar="PROBES:FLAG",
                     help="probe chats that join the dev split in choosing FLAG's threshold")
     ap.add_argument("--keep-threshold", nargs="*", default=[], metavar="FLAG",
-                    help="refit FLAG's model but keep its threshold (choose none)")
+                    help="refit FLAG but keep its threshold (choose none)")
     ap.add_argument("--out", type=Path, help="write a copy of the model here (default: in place)")
-    a = ap.parse_args()
+    return ap
+
+
+def rechoose(out: Path, a: argparse.Namespace, dev_ex) -> None:
+    """Choose the refitted flags' thresholds again (all but ``--keep-threshold``'s) and say what moved."""
+    chosen = [f for f in a.flags if f not in a.keep_threshold]
     select = [tuple(s.rsplit(":", 1)) for s in a.select]
+    for f, r in (choose(out, chosen, dev_ex, select) if chosen else {}).items():
+        print(f"{f:20s} threshold {r['was']} -> {r['threshold']} (F1 {r['f1']} on {r['chats']} chats, "
+              f"{r['positive']} positive)")
+    print(f"wrote {out}")
+
+
+def main() -> None:
+    a = arguments("labelled files whose turn labels the models also learn").parse_args()
     flags, dev_ex = refit(a.model, a.flags, a.add)
     out = a.out or a.model
     if out != a.model:
         shutil.copytree(a.model, out, dirs_exist_ok=True)
     flags.save(out)
-    chosen = [f for f in a.flags if f not in a.keep_threshold]
-    for f, r in (choose(out, chosen, dev_ex, select) if chosen else {}).items():
-        print(f"{f:20s} threshold {r['was']} -> {r['threshold']} (F1 {r['f1']} on {r['chats']} chats, "
-              f"{r['positive']} positive)")
-    print(f"wrote {out}")
+    rechoose(out, a, dev_ex)
 
 
 if __name__ == "__main__":
