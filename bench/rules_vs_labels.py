@@ -34,7 +34,7 @@ def table(tp, fp, fn, rules) -> list[str]:
         lines.append(f"{r:28s} {tp[r] + fn[r]:5d} {tp[r] + fp[r]:5d} {p:6.2f} {rc:6.2f} {f1:6.2f}")
     t, f_, n_ = sum(tp.values()), sum(fp.values()), sum(fn.values())
     lines.append(f"{'micro':28s} {t + n_:5d} {t + f_:5d} {t / max(1, t + f_):6.2f} {t / max(1, t + n_):6.2f} "
-                 f"{2 * t / max(1, 2 * t + f_ + n_):6.2f}")
+                 f"{2 * t / max(1, 2 * t + f_ + n_):6.3f}")
     return lines
 
 

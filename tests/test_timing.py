@@ -144,3 +144,33 @@ def test_timing_per_shop_service_hours(rubric):
     c = make_conv(("customer", "在吗", 0), ("agent", "在的", 600), start=start, shop="夜猫店")
     assert compute_timing(c, custom).first_response_s == 600
     assert compute_timing(c, rubric).first_response_s == 0
+
+
+def test_slow_first_response_counts_the_wall_clock_unless_the_rubric_says_service(rubric, tmp_path):
+    """The guide's slow_first_response: more than 2 minutes by the clock a reviewer reads, night or day (the KPI's
+    service-hours seconds stay in the timing); ``clock: service`` gives the platform's reading; a bad clock is a
+    rubric error."""
+    from qa.errors import RubricError
+    from qa.rubric import DEFAULT_RUBRIC, load_rubric
+    from qa.rules import RuleEngine
+    start = dt.datetime(2026, 3, 2, 23, 52, tzinfo=CST)
+    late = make_conv(("customer", "在吗 退款怎么还没到", 0), ("agent", "抱歉久等了亲", 8 * 60), start=start)
+    night = make_conv(("customer", "在吗", 0), ("agent", "早上好亲", 8 * 3600 + 11 * 60),
+                      start=dt.datetime(2026, 3, 2, 23, 50, tzinfo=CST))
+    quick = make_conv(("customer", "在吗", 0), ("agent", "在的", 90), start=start)
+
+    def slow(r, c):
+        return [f.explanation for f in RuleEngine(r).check(c, compute_timing(c, r)) if f.rule == "slow_first_response"]
+    assert compute_timing(late, rubric).first_response_ok            # 8 minutes, 23:52 → 00:00: not in the KPI
+    assert slow(rubric, late) == ["人工客服首次响应用了 480 秒，超过 120 秒"]
+    assert slow(rubric, night) == ["人工客服首次响应用了 8 小时 11 分，超过 120 秒"]
+    assert slow(rubric, quick) == []
+    text = DEFAULT_RUBRIC.read_text("utf-8").replace("lexicon: lexicon/zh.yaml",
+                                                     f"lexicon: {DEFAULT_RUBRIC.parent / 'lexicon' / 'zh.yaml'}")
+    assert "params: {clock: wall}" in text
+    (tmp_path / "service.yaml").write_text(text.replace("params: {clock: wall}", "params: {clock: service}"), "utf-8")
+    service = load_rubric(tmp_path / "service.yaml")
+    assert slow(service, late) == [] and slow(service, night) == []
+    (tmp_path / "bad.yaml").write_text(text.replace("params: {clock: wall}", "params: {clock: sundial}"), "utf-8")
+    with pytest.raises(RubricError, match="clock must be wall or service"):
+        RuleEngine(load_rubric(tmp_path / "bad.yaml"))

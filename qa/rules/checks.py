@@ -400,16 +400,33 @@ def missing_closing(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
 
 @register("slow_first_response.v1")
 def slow_first_response(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
+    """The human agent's first reply comes more than ``seconds`` (the rubric's first_response_s) after human
+    service began, or never. ``clock: wall`` (the default) counts every second, as the grading guide and a
+    reviewer reading the timestamps do (a 23:50 question answered at 00:05 waited 15 minutes); ``clock: service``
+    counts only the service hours, as the platforms' 2-minute rate and ``qa metrics`` do."""
+    clock = params.get("clock", "wall")
+    if clock not in ("wall", "service"):
+        raise ValueError(f"clock must be wall or service, not {clock!r}")
     t = ctx.timing
-    if not t.human_service or t.first_response_ok is not False:
+    if not t.human_service or t.first_response_ok is None:
         return
     limit = params.get("seconds", ctx.first_response_s)
     if t.first_response_s is None:
         yield Draft("人工客服一直未回复")
         return
-    if t.first_response_s > limit:
+    waited = t.first_response_s if clock == "service" else t.first_response_wall_s
+    if waited > limit:
         first_agent = next(i for i, m in enumerate(ctx.msgs) if m.role == "agent" and m.ts and m.ts >= t.human_start)
-        yield Draft(f"人工客服首次响应用了 {t.first_response_s:.0f} 秒（服务时间内），超过 {limit:.0f} 秒", first_agent)
+        within = "（服务时间内）" if clock == "service" else ""
+        yield Draft(f"人工客服首次响应用了 {_duration(waited)}{within}，超过 {_duration(limit)}", first_agent)
+
+
+def _duration(seconds: float) -> str:
+    """390 → 390 秒, 30378 → 8 小时 26 分: as a reviewer reads a wait."""
+    s = round(seconds)
+    if s < 3600:
+        return f"{s} 秒"
+    return f"{s // 3600} 小时 {s % 3600 // 60} 分"
 
 
 @register("negative_emotion_unsoothed.v1")
