@@ -15,9 +15,9 @@ from openpyxl.worksheet.datavalidation import DataValidation
 
 from qa.review.export import META_SHEET, REVIEW_SHEET, Column, record_chunks, row_values
 from qa.review.mask import clip_cell, safe_cell
-from qa.safety import printable
 from qa.review.render import MARK_CLOSE, MARK_OPEN, POINTER, Segment, chat_segments, message_lines
 from qa.rubric import Rubric
+from qa.safety import printable
 
 FONTS = {"span": InlineFont(b=True, color="C00000"), "line": InlineFont(b=True, color="1F4E79")}
 FILLS = {"review": PatternFill("solid", fgColor="FFF2CC"), "model": PatternFill("solid", fgColor="DDEBF7"),
