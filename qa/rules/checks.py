@@ -448,7 +448,8 @@ def negative_emotion_unsoothed(ctx: Context, params: dict[str, Any]) -> Iterator
     if not upset:
         return
     first = min(upset, key=lambda h: (h.message, h.start))
-    soothed = any(ctx.has("apology", k) for k in ctx.texts(AGENT_SIDE) if k > first.message)
+    warm = _any_of(tuple(params.get("warmth", ())))   # 不客气, 有问题随时找我, [比心]: the agent's warmth soothes too
+    soothed = any(ctx.has("apology", k) or warm.search(ctx.norms[k]) for k in ctx.texts(AGENT_SIDE) if k > first.message)
     if not soothed:
         yield hit_draft(first, "顾客情绪不满，客服没有道歉或安抚")
 
