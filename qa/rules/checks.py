@@ -156,8 +156,11 @@ def no_proactive_confirmation(ctx: Context, params: dict[str, Any]) -> Iterator[
     stated = int(params.get("stated_need_chars", 8))   # an earlier customer text this long (greetings aside) says the need
     human = _any_of(tuple(params.get("ask_for_human", ())))
     for run, reply in _runs(ctx):
+        kinds = [ctx.msgs[k].type for k in run]
+        if not any(t in NON_TEXT for t in kinds):
+            continue
         # a text that only asks for a human agent (人工, 不要机器人) says nothing about the card before it
-        kinds = [ctx.msgs[k].type for k in run if not (ctx.is_text[k] and human.fullmatch(ctx.norms[k].strip()))]
+        kinds = [t for k, t in zip(run, kinds) if not (ctx.is_text[k] and human.fullmatch(ctx.norms[k].strip()))]
         if not kinds or any(t not in NON_TEXT for t in kinds):
             continue
         before = [k for k in range(run[0]) if ctx.msgs[k].role in AGENT_SIDE]
