@@ -191,7 +191,7 @@ def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
             continue
         for k in answer:
             for h in ctx.hits_in("nonanswer", k):
-                if ctx.content_len(k, "nonanswer", "deferral", "greeting", "apology") < min_fact:
+                if ctx.content_len(k, "nonanswer", "deferral", "greeting", "apology", "closing") < min_fact:
                     yield hit_draft(h, "对具体问题给出敷衍的非回答")
                     break
         holding = [k for k in answer if ctx.has("holding", k)]
