@@ -288,6 +288,8 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
         asked = [(ask, answer) for ask, answer in kinds.pairs if any(ask.search(ctx.norms[j]) for j in q)] \
             if kinds.pairs and any(kinds.any_ask.search(ctx.norms[j]) for j in q) else []
         asks, wants = [a for a, _ in asked], [a for _, a in asked]
+        # a sales pitch answers only a question about the deal (有优惠吗 → 满99减10)
+        no_fact = _NO_FACT if any(ctx.has("promo_ask", j) for j in run) else _NO_FACT + ("promo",)
         yes_no = None  # whether the run asks a yes/no question: looked up only for a short reply
         answered, fresh = False, True   # fresh: no other question asked since (a bare number still answers)
         for m in range(n, len(runs)):
@@ -299,7 +301,7 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
             seg = [k for k in range(runs[m][0][-1] + 1, end) if ctx.msgs[k].role in responders and ctx.msgs[k].has_text]
             has_fact = False
             for k in seg:
-                if ctx.content_len(k, *_NO_FACT, drop=filler) >= min_fact:
+                if ctx.content_len(k, *no_fact, drop=filler) >= min_fact:
                     # a price, a time or a size asked for: only a reply that names one answers it
                     has_fact = not wants or any(a.search(ctx.norms[k]) for a in named)
                 elif wants and not ctx.has("nonanswer", k):
