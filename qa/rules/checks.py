@@ -171,9 +171,23 @@ def no_proactive_confirmation(ctx: Context, params: dict[str, Any]) -> Iterator[
         if reply is None:
             yield Draft("顾客只发了图片/表情/卡片，客服未回应", run[-1])
             continue
-        window = [k for k in range(reply, min(reply + 2, len(ctx.msgs))) if ctx.msgs[k].role == "agent"]
-        if not any(ctx.has("confirm_ask", k) for k in window):
+        if not any(ctx.has("confirm_ask", k) for k in _confirm_window(ctx, reply)):
             yield Draft("顾客只发了图片/表情/卡片，客服未主动询问或确认需求", reply)
+
+
+def _confirm_window(ctx: Context, reply: int) -> list[int]:
+    """The agent's first two messages from ``reply`` on, past a customer's bare greeting in between (card → 您好 →
+    你好 → 有什么问题我可以帮您处理呢: the agent still asks before the customer has said anything)."""
+    window, k = [], reply
+    while k < len(ctx.msgs) and len(window) < 2:
+        m = ctx.msgs[k]
+        if m.role == "agent":
+            window.append(k)
+        elif m.role == "customer" and not (ctx.is_text[k] and not ctx.has("question", k)
+                                           and ctx.content_len(k, "greeting") <= 2):
+            break
+        k += 1
+    return window
 
 
 @register("vague_reply.v1")
