@@ -178,15 +178,17 @@ def no_proactive_confirmation(ctx: Context, params: dict[str, Any]) -> Iterator[
 def _confirm_window(ctx: Context, reply: int) -> list[int]:
     """The agent's first two messages from ``reply`` on, past a customer's bare greeting in between (card → 您好 →
     你好 → 有什么问题我可以帮您处理呢: the agent still asks before the customer has said anything)."""
-    window, k = [], reply
-    while k < len(ctx.msgs) and len(window) < 2:
-        m = ctx.msgs[k]
-        if m.role == "agent":
+    window = []
+    for k in range(reply, len(ctx.msgs)):
+        role = ctx.msgs[k].role
+        if role == "agent":
             window.append(k)
-        elif m.role == "customer" and not (ctx.is_text[k] and not ctx.has("question", k)
-                                           and ctx.content_len(k, "greeting") <= 2):
-            break
-        k += 1
+            if len(window) == 2:
+                break
+        elif role == "customer":
+            bare_greeting = ctx.is_text[k] and not ctx.has("question", k) and ctx.content_len(k, "greeting") <= 2
+            if not bare_greeting:
+                break
     return window
 
 
