@@ -2,7 +2,7 @@
 false alarms on the hard negatives, for the odd ids, the even ids and all (which of them the lexicon was tuned on:
 data/probe/README.md).
 
-    python bench/rule_probe.py data/probe/uncivil.jsonl uncivil_language [--model models/default] [--show]
+    python bench/rule_probe.py data/probe/uncivil.jsonl uncivil_language [--model models/default] [--show [--half odd]]
 
 A probe line: {"id": "u-001", "label": true, "messages": [["customer", "…"], ["agent", "…"]], "note": "why"}.
 """
@@ -42,6 +42,7 @@ def main() -> None:
     ap.add_argument("rule")
     ap.add_argument("--model", help="add the classifier's flags (rules + model)")
     ap.add_argument("--show", action="store_true", help="print each miss and false alarm")
+    ap.add_argument("--half", choices=("odd", "even"), help="with --show: print only this half's ids (keep the other unread)")
     a = ap.parse_args()
     rubric = load_rubric()
     engine = RuleEngine(rubric)
@@ -53,7 +54,7 @@ def main() -> None:
         from qa.model.predict import Classifier
         from qa.rules.combine import combine
         preds = Classifier(a.model).predict_all(convs, findings=findings, timings=timings)
-        findings = [combine(f, p.raised, rubric, c) for f, p, c in zip(findings, preds, convs)]
+        findings = [combine(f, p.raised, rubric, c, engine) for f, p, c in zip(findings, preds, convs)]
     found = [[f for f in fs if f.rule == a.rule] for fs in findings]
     print(f"{Path(a.file).name}: {a.rule}, " + ("rules + model " + a.model if a.model else "rules only"))
     for half, odd in (("odd ids", 1), ("even ids", 0), ("all", None)):
@@ -64,6 +65,8 @@ def main() -> None:
               f"false alarms {sum(1 for f, label in sel if not label and f)}/{len(sel) - pos}")
     if a.show:
         for (c, label, note), f in zip(items, found):
+            if a.half and int(c.id.rsplit("-", 1)[1]) % 2 != (a.half == "odd"):
+                continue
             if bool(f) != label:
                 text = " / ".join(f"{m.role[0]}: {m.text}" for m in c.messages)
                 print(f"{'MISS' if label else 'FP  '} {c.id} {note} | {text} | {[x.evidence for x in f]}")

@@ -181,7 +181,7 @@ class Grader:
             return analysis
         from qa.rules.combine import combine
         return dataclasses.replace(analysis, findings=tuple(combine(analysis.findings, prediction.raised,
-                                                                    self.rubric, conv)))
+                                                                    self.rubric, conv, self.engine)))
 
     def predict(self, convs: Sequence[Conversation], analyses) -> list:
         """The classifier's ``Prediction`` per conversation (None for those with no agent or bot turn)."""

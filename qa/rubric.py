@@ -148,9 +148,11 @@ class Profile(_Model):
 
 class ModelFlag(_Model):
     """A rule flag the classifier may also raise; ``turn`` (``role.label``) names the turn label whose most
-    likely turn is the evidence message."""
+    likely turn is the evidence message; ``veto`` names lexicon categories that drop a flag only the model raised
+    when its evidence message holds one of them (a need for the data, a warning against giving it)."""
 
     turn: str | None = None
+    veto: list[str] = []
 
 
 class Rubric(_Model):

@@ -75,6 +75,36 @@ def test_combine_marks_source_and_keeps_rule_evidence():
     assert out["unanswered_question"].evidence == "到底有没有"
 
 
+def test_model_only_privacy_flag_is_vetoed_on_a_warning_or_a_need():
+    """A privacy flag only the model raised is dropped when its evidence message warns the customer against giving
+    data or names a need for it (rubric ``model_flags -> privacy_leak -> veto``); a rule finding is never vetoed."""
+    from qa.model.predict import FlagPrediction
+    from qa.rubric import ModelFlag, RubricError, load_rubric
+    from qa.rules import RuleEngine
+    from qa.rules.base import Finding
+    from qa.rules.combine import combine
+    rubric = load_rubric()
+    engine = RuleEngine(rubric)
+    conv = Conversation.model_validate({"id": "v", "messages": [
+        {"role": "customer", "text": "有人加我说是你们客服 让我报验证码"},
+        {"role": "agent", "text": "亲千万别给 我们不会找您要验证码 那是骗子"},
+        {"role": "customer", "text": "保税仓发的面膜 要填什么"},
+        {"role": "agent", "text": "跨境商品清关需要订购人身份证号 下单页面填就行"},
+        {"role": "agent", "text": "您把银行卡号发我一下"}]})
+    flags = lambda m: [FlagPrediction("privacy_leak", 0.9, 0.5, m)]   # noqa: E731
+    assert combine([], flags(1), rubric, conv, engine) == []          # a warning
+    assert combine([], flags(3), rubric, conv, engine) == []          # customs: a need
+    kept = combine([], flags(4), rubric, conv, engine)
+    assert [(f.rule, f.source, f.message) for f in kept] == [("privacy_leak", "model", 4)]
+    assert len(combine([], flags(1), rubric, conv)) == 1                # no engine: nothing to veto with
+    rule = Finding("privacy_leak", "red_line", "泄露隐私", "rule text", 1, None, None)
+    assert [f.source for f in combine([rule], flags(1), rubric, conv, engine)] == ["both"]
+    flag = ModelFlag(turn="agent.pii", veto=["no_such_category"])
+    bad = rubric.model_copy(update={"model_flags": {**rubric.model_flags, "privacy_leak": flag}})
+    with pytest.raises(RubricError, match="no_such_category"):
+        RuleEngine(bad)
+
+
 def test_card_pasted_as_text_is_read_as_a_card():
     conv = Conversation.model_validate({"id": "x", "messages": [
         {"role": "customer", "text": "https://item.taobao.com/item.htm?id=612345678901"},

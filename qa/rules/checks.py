@@ -21,14 +21,19 @@ _PUNCT = re.compile(r"\[[^\]]{1,6}\]|[\s\W_]")
 def uncivil_language(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     for i in ctx.texts(AGENT_SIDE):
         for h in ctx.hits_in("insult", i) + ctx.hits_in("blame", i):
-            if _quoted(ctx.norms[i], h.start) and ctx.has("apology", i):
+            if _quoted(ctx.norms[i], h.start, h.end) and ctx.has("apology", i):
                 continue  # quoting someone else's words to apologise for them
             yield hit_draft(h, "客服对顾客使用不文明/嘲讽用语")
 
 
-def _quoted(text: str, pos: int) -> bool:
-    before = text[:pos]
-    return any(before.count(o) > before.count(c) for o, c in (("“", "”"), ("「", "」"))) or before.count('"') % 2 == 1
+_NAMED_WORDS = re.compile(r"[^，。！？,.!?]{0,3}?(?:这种|这样的|这句|这些|那种|那句)(?:话|字眼|词)")
+
+
+def _quoted(text: str, start: int, end: int) -> bool:
+    """The words at text[start:end] are quoted: inside quotation marks, or named as words (智商低这种话 …)."""
+    before = text[:start]
+    return (any(before.count(o) > before.count(c) for o, c in (("“", "”"), ("「", "」"))) or before.count('"') % 2 == 1
+            or bool(_NAMED_WORDS.match(text, end)))
 
 
 @register("off_platform_diversion.v1")

@@ -14,9 +14,10 @@ from qa.rubric import Rubric
 from qa.rules.base import Finding
 
 
-def combine(findings: Iterable[Finding], raised: Iterable, rubric: Rubric, conv=None) -> list[Finding]:
+def combine(findings: Iterable[Finding], raised: Iterable, rubric: Rubric, conv=None, engine=None) -> list[Finding]:
     """``raised``: objects with ``rule``, ``prob``, ``threshold`` and ``message`` (``FlagPrediction``); only
-    flags the rubric lists under ``model_flags`` are used."""
+    flags the rubric lists under ``model_flags`` are used. With ``engine`` (a ``RuleEngine``) and ``conv``, a flag
+    only the model raised is dropped when its evidence message holds a lexicon category of the flag's ``veto``."""
     out = list(findings)
     fired = {f.rule for f in out}
     for r in raised:
@@ -24,6 +25,9 @@ def combine(findings: Iterable[Finding], raised: Iterable, rubric: Rubric, conv=
             continue
         if r.rule in fired:
             out = [dataclasses.replace(f, source="both") if f.rule == r.rule else f for f in out]
+            continue
+        veto = rubric.model_flags[r.rule].veto
+        if veto and engine is not None and conv is not None and engine.holds(conv, r.message, veto):
             continue
         rule = rubric.rules[r.rule]
         evidence = None

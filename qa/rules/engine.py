@@ -26,6 +26,11 @@ class RuleEngine:
                 raise RubricError(f"unknown check {name!r} (registered: {', '.join(sorted(REGISTRY))})",
                                   file=str(rubric.path), key=f"rules -> {rid} -> check")
             self.checks.append((rid, rule, REGISTRY[name]))
+        for fid, flag in rubric.model_flags.items():
+            for c in flag.veto:
+                if c not in self.lexicon.categories:
+                    raise RubricError(f"{c!r} is not a category of the lexicon {rubric.lexicon}",
+                                      file=str(rubric.path), key=f"model_flags -> {fid} -> veto")
         self._dry_run()
 
     def _dry_run(self) -> None:
@@ -44,6 +49,13 @@ class RuleEngine:
                 why = f"bad regex ({e})" if isinstance(e, re.error) else f"{type(e).__name__}: {e}"
                 raise RubricError(f"the check cannot run with these params: {why}",
                                   file=str(self.rubric.path), key=f"rules -> {rid} -> params") from None
+
+    def holds(self, conv: Conversation, message: int | None, categories: list[str]) -> bool:
+        """Whether text message ``message`` of ``conv`` holds a hit of any of these lexicon categories."""
+        if message is None or not 0 <= message < len(conv.messages) or conv.messages[message].type != "text":
+            return False
+        hits = self.lexicon.scan([conv.messages[message].norm])
+        return any(hits.get(c) for c in categories)
 
     def context(self, conv: Conversation, timing: Timing | None = None) -> Context:
         texts = [m.norm if m.type == "text" else None for m in conv.messages]
