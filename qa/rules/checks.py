@@ -21,9 +21,33 @@ _PUNCT = re.compile(r"\[[^\]]{1,6}\]|[\s\W_]")
 def uncivil_language(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     for i in ctx.texts(AGENT_SIDE):
         for h in ctx.hits_in("insult", i) + ctx.hits_in("blame", i):
-            if _quoted(ctx.norms[i], h.start, h.end) and ctx.has("apology", i):
-                continue  # quoting someone else's words to apologise for them
+            if ctx.has("apology", i) and (_quoted(ctx.norms[i], h.start, h.end) or _customer_said(ctx, i, h.text)):
+                continue  # quoting someone else's words (or the customer's complaint) to apologise for them
+            if _echoed(ctx, i, h.start, h.end):
+                continue  # the customer's own words said back: a name (尼玛次仁), a cake's text, a product line (sb)
             yield hit_draft(h, "客服对顾客使用不文明/嘲讽用语")
+
+
+_RETORT = re.compile(r"(?:你|您)(?:自己)?才(?:是|有)?\s*$")
+
+
+def _customer_said(ctx: Context, i: int, words: str) -> bool:
+    return any(words in (ctx.norms[k] or "") for k in range(i) if ctx.roles[k] == "customer")
+
+
+def _echoed(ctx: Context, i: int, start: int, end: int) -> bool:
+    """The words at norms[i][start:end], with two characters beside them (a Latin word: alone), are in an
+    earlier customer message, and not thrown back at them (你才脑子有病)."""
+    t = ctx.norms[i]
+    word = t[start:end]
+    if _RETORT.search(t, max(start - 6, 0), start):
+        return False
+    if re.fullmatch(r"[a-z0-9]+", word):
+        pattern = re.compile(rf"(?<![a-z0-9]){word}(?![a-z0-9])")
+        return any(pattern.search(ctx.norms[k] or "") for k in range(i) if ctx.roles[k] == "customer")
+    spans = [t[max(start - 2, 0):end], t[start:end + 2], t[max(start - 1, 0):end + 1]]
+    spans = [w for w in spans if len(w.strip()) >= end - start + 2 and " " not in w]
+    return any(_customer_said(ctx, i, w) for w in spans)
 
 
 _NAMED_WORDS = re.compile(r"[^，。！？,.!?]{0,3}?(?:这种|这样的|这句|这些|那种|那句)(?:话|字眼|词)")
