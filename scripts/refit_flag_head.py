@@ -184,8 +184,10 @@ def refit(model_dir: Path, flags: list[str], add: list[str], log=print) -> tuple
     path = model_dir / "turnflags.json"
     if path.is_file():   # the record beside the turn models' refits (the model card reads it)
         meta = json.loads(path.read_text(encoding="utf-8"))
-        meta["info"]["head_refit"] = {"flags": flags, "added": add, "chats": len(train_ex),
-                                      "date": dt.date.today().isoformat(), **report}
+        old = meta["info"].get("head_refit") or {}   # earlier refits of other flags stay on record
+        kept = {f: old[f] for f in old.get("flags", []) if f not in flags and f in old}
+        meta["info"]["head_refit"] = {"flags": [*kept, *flags], "added": add, "chats": len(train_ex),
+                                      "date": dt.date.today().isoformat(), **kept, **report}
         path.write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
     return report, dev_ex
 

@@ -95,7 +95,10 @@ def choose(model: Path, flags: list[str], dev_ex, select: list[tuple[str, str]])
         report[f] = {"threshold": round(t, 3), "was": meta["thresholds"].get(f), "f1": round(float(f1), 4),
                      "chats": len(q), "positive": int(gold.sum())}
         meta["thresholds"][f] = round(t, 3)
-    meta["info"]["refit"]["thresholds"] = {"chosen_on": ["dev"] + [Path(p).name for p, _ in select], **report}
+    chosen_on = ["dev"] + [Path(p).name for p, _ in select]
+    earlier = {f: v for f, v in (meta["info"]["refit"].get("thresholds") or {}).items() if f != "chosen_on"}
+    meta["info"]["refit"]["thresholds"] = {**earlier, **{f: {**r, "chosen_on": chosen_on} for f, r in report.items()},
+                                           "chosen_on": chosen_on}
     path.write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
     return report
 
