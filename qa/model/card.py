@@ -185,8 +185,8 @@ def _turn_line(info: dict | None, dev: dict | None, used: dict | None = None) ->
     refit = info.get("refit")
     if refit:   # scripts/refit_turnflags.py
         ths = refit.get("thresholds") or {}   # each refit records what chose its flags' thresholds
-        chosen = list(dict.fromkeys([*(ths.get("chosen_on") or []),
-                                     *(c for v in ths.values() if isinstance(v, dict) for c in v.get("chosen_on", []))]))
+        per_flag = [c for v in ths.values() if isinstance(v, dict) for c in v.get("chosen_on", [])]
+        chosen = list(dict.fromkeys([*(ths.get("chosen_on") or []), *per_flag]))
         rule += (f" {', '.join(f'`{f}`' for f in refit['flags'])} were refitted on {refit['date']} "
                  f"(`scripts/refit_turnflags.py`, {refit['chats']} chats with {len(refit['added'])} added files"
                  + (f"; thresholds chosen on {', '.join(chosen)}" if chosen else "")
