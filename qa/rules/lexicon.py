@@ -38,7 +38,7 @@ class Hit(NamedTuple):
 @dataclasses.dataclass(frozen=True)
 class _Category:
     name: str
-    regexes: tuple[tuple[re.Pattern, str], ...]  # each with its _needed_chars
+    regexes: tuple[tuple[re.Pattern, frozenset[str]], ...]  # each with its _needed_chars
     negated_by: str | None
     window: int
 
@@ -91,7 +91,7 @@ class Lexicon:
             neg = spec.get("negated_by")
             if neg is not None and neg not in data:
                 raise RubricError(f"unknown category {neg!r}", file=source, key=f"{name} -> negated_by")
-            self.categories[name] = _Category(name, tuple((rx, _needed_chars(rx)) for rx in regexes), neg,
+            self.categories[name] = _Category(name, tuple((rx, frozenset(_needed_chars(rx))) for rx in regexes), neg,
                                               int(spec.get("window", 6)))
             for key, phrases in ((name, spec.get("phrases")), (name + "!exclude", spec.get("exclude"))):
                 if phrases:
@@ -128,9 +128,10 @@ class Lexicon:
                 e = char_at[c] + e - tok_at[c]
                 i = bisect.bisect_right(starts, s) - 1
                 raw[self._labels[match_id]].append((i, s - starts[i], e - starts[i]))
+        present = set(joined)
         for name, cat in self.categories.items():
             for rx, needs in cat.regexes:
-                if needs and not any(map(joined.__contains__, needs)):
+                if needs and needs.isdisjoint(present):
                     continue  # none of the characters every match needs: skip the (slower) regex
                 for m in rx.finditer(joined):
                     i = bisect.bisect_right(starts, m.start()) - 1
