@@ -14,6 +14,10 @@ are kept. The chats are the model's training chats (``training_args.json``, less
 dev split) and the ``--add`` files. The flag's threshold (the mean of the network's and the turn model's
 probability, beside the rules) is then chosen as ``scripts/refit_turnflags.py`` does, over the dev split and the
 ``--select`` probe chats. Without ``--out`` the model directory is written in place.
+
+A flag the model's rubric lists under ``model_flags`` but the network has no head for yet (a rule given a model
+flag after training) is **added**: a fresh query, head and n-gram column (``grow``), then fitted as above. A flag
+without a turn-level model is raised on the network's probability alone, so its threshold goes to ``config.json``.
 """
 
 from __future__ import annotations
@@ -88,6 +92,40 @@ class Head:
         return self.mlp(torch.cat([pooled, mean, feats], -1))[:, 0] + ngram_logit
 
 
+def grow(model_dir: Path, flags: list[str], seed: int = 0) -> list[str]:
+    """Give the network in ``model_dir`` a fresh head for each of ``flags`` it lacks that its rubric lists under
+    ``model_flags``: a query row, an MLP initialised as ``RubricModel`` does, a zero n-gram column (appended, as
+    the flags' order is the config's), no threshold yet. Returns the flags added."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from qa.model.modeling import RubricConfig, RubricModel
+    from qa.rubric import load_rubric
+    cfg_path = model_dir / "config.json"
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    rubric = load_rubric(str(model_dir / "rubric.yaml"))
+    new = [f for f in flags if f not in cfg["flags"] and f in rubric.model_flags]
+    if not new:
+        return []
+    torch.manual_seed(seed)
+    config = RubricConfig.from_pretrained(str(model_dir))
+    config.flags = cfg["flags"] + new
+    fresh = RubricModel(config)   # its new heads are the initialisation (the rest is replaced below)
+    state = load_file(str(model_dir / "model.safetensors"))
+    state["flag_queries"] = torch.cat([state["flag_queries"], fresh.flag_queries.detach()[len(cfg["flags"]):]])
+    for f in new:
+        for k, v in fresh.flag_heads[f].state_dict().items():
+            state[f"flag_heads.{f}.{k}"] = v.detach().clone()
+    state["ngram.weight"] = torch.cat([state["ngram.weight"], torch.zeros(len(new), state["ngram.weight"].shape[1])])
+    state["ngram.bias"] = torch.cat([state["ngram.bias"], torch.zeros(len(new))])
+    save_file({k: v.contiguous() for k, v in state.items()}, str(model_dir / "model.safetensors"),
+              metadata={"format": "pt"})
+    cfg["flags"] = cfg["flags"] + new
+    cfg["flag_turns"] = {**cfg.get("flag_turns", {}), **{f: rubric.model_flags[f].turn for f in new}}
+    cfg_path.write_text(json.dumps(cfg, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return new
+
+
 def weighted_bce(logit, target, weight):
     import torch.nn.functional as F
     return float((F.binary_cross_entropy_with_logits(logit, target, reduction="none") * weight).sum() / weight.sum())
@@ -104,10 +142,14 @@ def refit(model_dir: Path, flags: list[str], add: list[str], log=print) -> tuple
     if missing:
         sys.exit(f"{model_dir}/training_args.json: training file(s) not here: {', '.join(missing)} "
                  "(the real chats: see the model's CARD_NOTES.md for how to rebuild them)")
+    added = grow(model_dir, flags)
+    if added:
+        log(f"added a head for {', '.join(added)}")
     clf = Classifier(model_dir)
     unknown = [f for f in flags if f not in clf.config.flags]
     if unknown:
-        sys.exit(f"--flags: {', '.join(unknown)}: not a flag of {model_dir} (these are: {', '.join(clf.config.flags)})")
+        sys.exit(f"--flags: {', '.join(unknown)}: not a flag of {model_dir} nor a model flag of its rubric "
+                 f"(these are: {', '.join(clf.config.flags)})")
     dims = {d: list(v) for d, v in clf.config.dimensions.items()}
     train_ex, dev_ex = split_by_ids(load_examples(targs["data"] + add, dims, weights=targs.get("weights")),
                                     targs["dev_ids"])
@@ -166,7 +208,9 @@ def refit(model_dir: Path, flags: list[str], add: list[str], log=print) -> tuple
                 best = (d, epoch, [p.detach().clone() for p in head.params])
         report[f] = {"chats": len(r), "positive": int((tgt["train"] >= 0.5).sum()), "ngram_C": c,
                      "epoch": best[1], "dev_logloss": {"before": round(before, 4), "after": round(best[0], 4)}}
-        if best[0] >= before:   # no better on the dev chats than the head it would replace: keep that one
+        if f in added:
+            report[f]["added"] = True
+        elif best[0] >= before:   # no better on the dev chats than the head it would replace: keep that one
             report[f]["kept"] = True
             log(f"{f}: dev log-loss {before:.4f}, refitted {best[0]:.4f}: the old head is kept")
             continue

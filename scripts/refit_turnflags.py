@@ -88,13 +88,20 @@ def choose(model: Path, flags: list[str], dev_ex, select: list[tuple[str, str]])
         add_flag_votes(votes, preds, findings, [{f: g[f] for f in flags if f in g} for g in golds])
     path = model / "turnflags.json"
     meta = json.loads(path.read_text(encoding="utf-8"))
+    cfg_path = model / "config.json"   # a flag without a turn model is raised on the network's probability alone
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    turn_models = clf.ridge.turn_flags.models if clf.ridge is not None and clf.ridge.turn_flags else {}
     report = {}
     for f in flags:
         q, gold, fired = (np.array(x) for x in votes.get(f, ([], [], [])))
         t, f1 = best_threshold(q, gold, fired)
-        report[f] = {"threshold": round(t, 3), "was": meta["thresholds"].get(f), "f1": round(float(f1), 4),
+        where = meta["thresholds"] if f in turn_models else cfg["flag_thresholds"]
+        report[f] = {"threshold": round(t, 3), "was": where.get(f), "f1": round(float(f1), 4),
                      "chats": len(q), "positive": int(gold.sum())}
-        meta["thresholds"][f] = round(t, 3)
+        if where is cfg["flag_thresholds"]:
+            report[f]["network_alone"] = True
+        where[f] = round(t, 3)
+    cfg_path.write_text(json.dumps(cfg, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     chosen_on = ["dev"] + [Path(p).name for p, _ in select]
     earlier = {f: v for f, v in (meta["info"]["refit"].get("thresholds") or {}).items() if f != "chosen_on"}
     meta["info"]["refit"]["thresholds"] = {**earlier, **{f: {**r, "chosen_on": chosen_on} for f, r in report.items()},

@@ -33,3 +33,37 @@ def test_eval_platform_option_reads_unnamed_chats_as_that_platform(tmp_path):
     want = evaluate(model, [str(named)], baselines=False)["systems"]
     assert evaluate(model, [str(bare)], baselines=False, platform="千牛")["systems"] == want
     assert evaluate(model, [str(bare)], baselines=False)["systems"] != want     # read as `other`: graded apart
+
+
+def test_default_model_raises_upset_customers_the_phrase_list_misses_with_a_text_message_as_evidence():
+    """The shipped network's negative_emotion_unsoothed head (a model flag with no turn label): on written chats
+    whose reviewers flagged an unsoothed upset customer that the rule's phrase list does not see, it raises the
+    flag; its evidence is a message typed as text, never an image or a card."""
+    import json
+
+    from qa.model.flags import flag_targets
+    from qa.model.predict import Classifier
+    from qa.rubric import load_rubric
+    from qa.rules import RuleEngine
+    from qa.timing import compute_timing
+    dev = set((ROOT / "data/labelled/dev_ids.txt").read_text(encoding="utf-8").split())
+    rubric = load_rubric(None)
+    engine = RuleEngine(rubric)
+    convs = [c for f in ("c", "d", "e") for c in read_path(str(ROOT / f"data/labelled/hand/train_hand-{f}.jsonl"))
+             if c.id in dev]
+    convs += [c for c in list(read_path(str(ROOT / "data/labelled/gen/gen.jsonl")))[:3000] if c.id in dev]
+    clf = Classifier(ROOT / "models/default")
+    timings = [compute_timing(c, rubric) for c in convs]
+    findings = [engine.check(c, t) for c, t in zip(convs, timings)]
+    preds = clf.predict_all(convs, findings=findings, timings=timings)
+    found = missed = 0
+    for c, fs, p in zip(convs, findings, preds):
+        gold = flag_targets(c, ["negative_emotion_unsoothed"]).get("negative_emotion_unsoothed", 0) >= 0.5
+        rule = any(f.rule == "negative_emotion_unsoothed" for f in fs)
+        raised = [r for r in p.raised if r.rule == "negative_emotion_unsoothed"]
+        for r in raised:
+            assert r.message is not None and c.messages[r.message].type == "text", json.dumps(c.id)
+        if gold and not rule:
+            found += bool(raised)
+            missed += not raised
+    assert found >= 10 and found > 2 * missed   # 14 of 19 when written

@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
-from refit_flag_head import Head, refit, turn_inputs  # noqa: E402
+from refit_flag_head import Head, grow, refit, turn_inputs  # noqa: E402
 
 from qa.io import read_path  # noqa: E402
 from qa.model.inputs import flat_text  # noqa: E402
@@ -23,10 +23,12 @@ SAMPLES = ROOT / "data/samples/samples.jsonl"
 
 
 def _network_probs(clf, convs):
-    """Flag → [n] the network's own probability (the prediction's is its mean with the turn model's)."""
+    """Flag → [n] the network's own probability (the prediction's is its mean with the turn model's, where the
+    flag has one)."""
     preds = clf.predict_all(convs)
     turn = clf.ridge.turn_flag_probs(convs)
-    return preds, {f: np.array([2 * p.flags[f] for p in preds]) - turn[f][0] for f in clf.config.flags}
+    return preds, {f: np.array([2 * p.flags[f] for p in preds]) - turn[f][0] if f in turn
+                   else np.array([p.flags[f] for p in preds]) for f in clf.config.flags}
 
 
 def test_the_head_is_the_networks_own():
@@ -104,3 +106,36 @@ def test_a_refit_no_better_on_dev_keeps_the_old_head(tmp_path):
     report, _ = refit(model, ["uncivil_language"], [], log=lambda *_: None)
     assert report["uncivil_language"].get("kept") is True
     assert (model / "model.safetensors").read_bytes() == weights
+
+
+def test_a_rubric_flag_the_network_lacks_is_grown_and_fitted(tmp_path):
+    """A model flag of the rubric with no head (mechanical_repetition here) gets a fresh one: every grade and
+    every other flag stays as it was, the new flag is fitted on its labels, and its threshold (no turn model) goes
+    to config.json."""
+    from refit_turnflags import choose
+    model = _model_on(tmp_path, [str(ROOT / "data/labelled/hand/train_hand-a.jsonl")])
+    rubric = model / "rubric.yaml"
+    rubric.write_text(rubric.read_text(encoding="utf-8").replace(
+        "\nmodel_flags:\n", "\nmodel_flags:\n  mechanical_repetition: {}\n"), encoding="utf-8")
+    convs = list(read_path(str(SAMPLES)))
+    before, net_before = _network_probs(Classifier(model), convs)
+    report, dev_ex = refit(model, ["mechanical_repetition"], [], log=lambda *_: None)   # grows it first
+    assert report["mechanical_repetition"]["added"] is True
+    assert grow(model, ["mechanical_repetition", "uncivil_language"]) == []   # it has one now; uncivil had one
+    clf = Classifier(model)
+    assert clf.config.flags[-1] == "mechanical_repetition" and clf.config.flag_turns["mechanical_repetition"] is None
+    after, net_after = _network_probs(clf, convs)
+    for a, b in zip(before, after):
+        for d in a.grades:
+            assert a.grades[d].probs == pytest.approx(b.grades[d].probs, abs=1e-6)
+    for f in net_before:
+        assert np.allclose(net_before[f], net_after[f], atol=1e-6), f
+    from qa.model.flags import flag_targets
+    chats = list(read_path(str(ROOT / "data/labelled/hand/train_hand-a.jsonl")))
+    rep = np.array([flag_targets(c, ["mechanical_repetition"])["mechanical_repetition"] >= 0.5 for c in chats])
+    _, net = _network_probs(clf, chats)
+    assert rep.sum() >= 5 and net["mechanical_repetition"][rep].mean() > net["mechanical_repetition"][~rep].mean() + 0.3
+    got = choose(model, ["mechanical_repetition"], dev_ex, [])
+    cfg = json.loads((model / "config.json").read_text(encoding="utf-8"))
+    assert got["mechanical_repetition"]["network_alone"] is True
+    assert cfg["flag_thresholds"]["mechanical_repetition"] == got["mechanical_repetition"]["threshold"]

@@ -240,7 +240,8 @@ def test_flag_model_learns_thresholds_and_predicts_flags_turns_and_evidence(flag
     from qa.model.predict import Classifier
     path, metrics = flag_model
     cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    assert cfg["flags"] == ["unanswered_question", "vague_reply", "uncivil_language", "privacy_leak"]
+    assert cfg["flags"] == ["unanswered_question", "vague_reply", "uncivil_language", "privacy_leak",
+                            "negative_emotion_unsoothed"]
     assert cfg["turn_labels"] == {"customer": ["request", "unanswered"], "agent": ["vague", "uncivil", "pii"]}
     assert set(cfg["flag_thresholds"]) <= set(cfg["flags"]) and cfg["flag_thresholds"]
     assert set(metrics["dev_flags"]) == set(cfg["flag_thresholds"])

@@ -217,14 +217,15 @@ class Classifier:
                         raised[b].append(FlagPrediction(f, q, float(cut), turn_model[f][1][b]))
                 elif ts and t is not None and p[b, j] >= t:
                     raised[b].append(FlagPrediction(f, float(p[b, j]), float(t),
-                                                    self._evidence(f, b, j, ts, turn_probs[b], attn)))
+                                                    self._evidence(f, b, j, ts, turn_probs[b], attn, convs[b])))
                 elif ts and f in turn_model and turn_model[f][0][b] >= turn_t.get(f, 1.01):
                     q, where = turn_model[f][0][b], turn_model[f][1][b]   # the turn-level model found it
                     raised[b].append(FlagPrediction(f, float(q), float(turn_t[f]), where))
         return flags, raised, turn_probs
 
-    def _evidence(self, flag, b, j, ts, turn_probs, attn) -> int | None:
-        """The message most likely to carry ``flag``: by its turn label when the model has one, else attention."""
+    def _evidence(self, flag, b, j, ts, turn_probs, attn, conv=None) -> int | None:
+        """The message most likely to carry ``flag``: by its turn label when the model has one, else the text
+        message its attention weighs most (an image or a card a reviewer cannot read a flag in)."""
         role, _, label = (self.config.flag_turns.get(flag) or "").partition(".")
         cands = [t for t in ts if (t.role == "customer") == (role == "customer")] if role else list(ts)
         scored = [(turn_probs[t.index][label], t.index) for t in cands
@@ -232,7 +233,9 @@ class Classifier:
         if scored:
             return max(scored)[1]
         if attn is not None:
-            k = int(attn[b, j, :len(ts)].argmax())
+            weights = attn[b, j, :len(ts)]
+            texts = [k for k, t in enumerate(ts) if conv is None or _typed(conv.messages[t.index])]
+            k = max(texts, key=lambda k: weights[k]) if texts else int(weights.argmax())
             return ts[k].index
         return None
 
@@ -281,3 +284,8 @@ def predict_distributions(model_dir, conversations) -> list[dict[str, dict[str, 
 
 def read_labels(model_dir: str | Path) -> dict:
     return json.loads((Path(model_dir) / "labels.json").read_text(encoding="utf-8"))
+
+
+def _typed(message) -> bool:
+    """A message typed as text (not an image, a card or an emoji, whatever placeholder text it carries)."""
+    return message.type == "text" and message.has_text
