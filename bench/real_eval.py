@@ -2,12 +2,14 @@
 
     python scripts/build_real_sets.py                       # joins labels with text in $QA_CACHE/real/
     python bench/real_eval.py ~/.cache/qa/real/real_eval_stc3.jsonl [--model models/default] [--agreement] \
-        [--by-platform]
+        [--by-platform] [--graded]
 
 For every dimension: QWK and exact agreement of the model with the labellers (each chat's every review
 counts: a chat with two labellers is scored against both). ``--agreement``: QWK between the two labellers
 of each double-labelled chat and their rule-flag micro-F1 (one as gold, the other as prediction).
 ``--by-platform``: the model's figures again for each platform's chats (the stack's offsets are per platform).
+``--graded``: the levels ``qa grade`` writes (the model's level after the rule findings' caps and deducts, the
+grading core ``qa.grader.Grader``) in place of the model's own.
 """
 
 from __future__ import annotations
@@ -41,7 +43,21 @@ def agreement(convs, dims, levels) -> list[str]:
     return lines
 
 
-def model_vs_labels(convs, model: str, dims, levels, by_platform: bool = False) -> list[str]:
+def model_vs_labels(convs, model: str, dims, levels, by_platform: bool = False, graded: bool = False) -> list[str]:
+    preds = graded_levels(convs, model) if graded else model_levels(convs, model)
+    what = "graded levels (rule effects applied)" if graded else "model levels"
+    lines = [f"model {model} on {len(convs)} chats ({sum(len(reviews(c)) for c in convs)} reviews), {what}"]
+    lines += scored(convs, preds, dims, levels)
+    if by_platform:
+        for plat in sorted({c.platform for c in convs}):
+            mine = [(c, p) for c, p in zip(convs, preds) if c.platform == plat]
+            lines.append(f"platform {plat}: {len(mine)} chats")
+            lines += scored([c for c, _ in mine], [p for _, p in mine], dims, levels)
+    return lines
+
+
+def model_levels(convs, model: str) -> list[dict[str, int]]:
+    """Per chat, dimension → the classifier's own level."""
     from qa.model.predict import Classifier
     from qa.rules import RuleEngine
     from qa.timing import compute_timing
@@ -50,25 +66,27 @@ def model_vs_labels(convs, model: str, dims, levels, by_platform: bool = False) 
     timings = [compute_timing(c, clf.rubric) for c in convs]
     findings = [engine.check(c, t) for c, t in zip(convs, timings)]
     preds = clf.predict(convs, findings=findings, timings=timings)
-    lines = [f"model {model} on {len(convs)} chats ({sum(len(reviews(c)) for c in convs)} reviews)"]
-    lines += graded(convs, preds, dims, levels)
-    if by_platform:
-        for plat in sorted({c.platform for c in convs}):
-            mine = [(c, p) for c, p in zip(convs, preds) if c.platform == plat]
-            lines.append(f"platform {plat}: {len(mine)} chats")
-            lines += graded([c for c, _ in mine], [p for _, p in mine], dims, levels)
-    return lines
+    return [{d: p[d].level for d in p} for p in preds]
 
 
-def graded(convs, preds, dims, levels) -> list[str]:
+def graded_levels(convs, model: str) -> list[dict[str, int]]:
+    """Per chat, dimension → the level ``qa grade`` writes (a chat with no agent turn: the model's dimensions are
+    not graded and count as missing)."""
+    from qa.grader import Grader, GradeSettings
+    grader = Grader.from_settings(GradeSettings(model=model, messages=False))
+    return [{d: r.level for d, r in g.dimensions.items()} for g in grader.grade_batch(list(convs))]
+
+
+def scored(convs, preds, dims, levels) -> list[str]:
     """Per dimension, the model's levels against every review of each chat."""
     lines = []
     for d in dims:
         ref, pred = [], []
         for c, p in zip(convs, preds):
             for r in reviews(c):
-                ref.append(r["grades"][d])
-                pred.append(p[d].level)
+                if d in p:
+                    ref.append(r["grades"][d])
+                    pred.append(p[d])
         m = grade_metrics(references=ref, predictions=pred, levels=levels)
         bias = float(np.mean(pred) - np.mean(ref))
         lines.append(f"  {d:16s} QWK {m['qwk']:.3f}  exact {m['accuracy']:.3f}  within-one {m['within_one']:.3f}"
@@ -83,6 +101,7 @@ def main() -> None:
     ap.add_argument("--agreement", action="store_true")
     ap.add_argument("--no-model", action="store_true")
     ap.add_argument("--by-platform", action="store_true", help="also each platform's chats on their own")
+    ap.add_argument("--graded", action="store_true", help="score qa grade's levels (rule effects applied)")
     a = ap.parse_args()
     rubric = load_rubric()
     dims, levels = rubric.model_dimensions, list(rubric.scale)
@@ -90,7 +109,7 @@ def main() -> None:
     if a.agreement:
         print("\n".join(agreement(convs, dims, levels)))
     if not a.no_model:
-        print("\n".join(model_vs_labels(convs, a.model, dims, levels, a.by_platform)))
+        print("\n".join(model_vs_labels(convs, a.model, dims, levels, a.by_platform, a.graded)))
 
 
 if __name__ == "__main__":

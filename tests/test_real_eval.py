@@ -27,3 +27,21 @@ def test_by_platform_scores_each_platforms_chats_on_their_own():
     assert sum(int(re.search(r"(\d+) chats", h).group(1)) for h in heads) == len(convs)
     assert len(lines) == 1 + len(rubric.model_dimensions) * (1 + len(plats)) + len(plats)
     assert all("QWK" in line for line in lines if line.startswith("  "))
+
+
+def test_graded_levels_are_the_levels_qa_grade_writes():
+    """``--graded`` scores the level after the rule findings' caps and deducts, as the grading core writes it;
+    without it, the classifier's own level."""
+    from bench.real_eval import graded_levels, model_levels
+    from qa.grader import Grader, GradeSettings
+    from qa.io import Reject, read_many
+    convs = [c for c in read_many([ROOT / "data" / "labelled" / "eval" / "eval_eval-f.jsonl"])
+             if not isinstance(c, Reject)][:40]
+    model = str(ROOT / "models" / "default")
+    got, own = graded_levels(convs, model), model_levels(convs, model)
+    grades = Grader.from_settings(GradeSettings(model=model)).grade_batch(convs)
+    assert got == [{d: r.level for d, r in g.dimensions.items()} for g in grades]
+    assert all(own[i][d] == g.dimensions[d].base_level for i, g in enumerate(grades) for d in own[i])
+    capped = [(i, d) for i, g in enumerate(grades) for d in own[i] if g.dimensions[d].level != own[i][d]]
+    assert capped, "no rule moved any level in 40 written chats"
+    assert all(got[i][d] < own[i][d] for i, d in capped)   # rule effects only lower a level
