@@ -44,7 +44,7 @@ def agreement(convs, dims, levels) -> list[str]:
 
 
 def model_vs_labels(convs, model: str, dims, levels, by_platform: bool = False, graded: bool = False) -> list[str]:
-    preds = graded_levels(convs, model) if graded else model_levels(convs, model)
+    preds = chat_levels(convs, model, graded)
     what = "graded levels (rule effects applied)" if graded else "model levels"
     lines = [f"model {model} on {len(convs)} chats ({sum(len(reviews(c)) for c in convs)} reviews), {what}"]
     lines += scored(convs, preds, dims, levels)
@@ -56,25 +56,14 @@ def model_vs_labels(convs, model: str, dims, levels, by_platform: bool = False, 
     return lines
 
 
-def model_levels(convs, model: str) -> list[dict[str, int]]:
-    """Per chat, dimension → the classifier's own level."""
-    from qa.model.predict import Classifier
-    from qa.rules import RuleEngine
-    from qa.timing import compute_timing
-    clf = Classifier(model)
-    engine = RuleEngine(clf.rubric)
-    timings = [compute_timing(c, clf.rubric) for c in convs]
-    findings = [engine.check(c, t) for c, t in zip(convs, timings)]
-    preds = clf.predict(convs, findings=findings, timings=timings)
-    return [{d: p[d].level for d in p} for p in preds]
-
-
-def graded_levels(convs, model: str) -> list[dict[str, int]]:
-    """Per chat, dimension → the level ``qa grade`` writes (a chat with no agent turn: the model's dimensions are
-    not graded and count as missing)."""
+def chat_levels(convs, model: str, graded: bool = False) -> list[dict[str, int]]:
+    """Per chat, dimension → the level ``qa grade`` writes (``graded``: after the rule findings' caps and deducts) or
+    the classifier's own (its ``base_level``), both from the grading core. A chat with no agent turn has no model
+    dimension graded: it counts as missing."""
     from qa.grader import Grader, GradeSettings
     grader = Grader.from_settings(GradeSettings(model=model, messages=False))
-    return [{d: r.level for d, r in g.dimensions.items()} for g in grader.grade_batch(list(convs))]
+    return [{d: r.level if graded else r.base_level for d, r in g.dimensions.items()}
+            for g in grader.grade_batch(list(convs))]
 
 
 def scored(convs, preds, dims, levels) -> list[str]:
