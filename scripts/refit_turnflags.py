@@ -11,7 +11,9 @@ ridge channel's structure part reads the chat probabilities it was fitted on, so
 model's probabilities are distributed differently, and the stack was calibrated on the old ones). Each refitted
 flag's threshold (the mean of the network's and the turn model's probability, beside the rules) is the one with the
 best F1 over the dev split's chats and the ``--select`` probe chats of that flag (``bench/rule_probe.py``'s format).
-``--keep-threshold`` keeps a flag's threshold as it was. Without ``--out`` the model directory is written in place.
+``--keep-threshold`` keeps a flag's threshold as it was. ``--thresholds-only`` refits nothing and only chooses the
+flags' thresholds again, beside the rules as they are now: a threshold chosen beside an older lexicon goes stale when
+the rules come to find more by themselves. Without ``--out`` the model directory is written in place.
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ from qa.rules import RuleEngine  # noqa: E402
 from qa.timing import compute_timing  # noqa: E402
 
 
-def refit(model: Path, flags: list[str], add: list[str]) -> tuple[TurnFlags, list]:
-    """The model's turn flags with ``flags`` refitted (the old ones frozen), and its dev examples."""
+def examples(model: Path, add: list[str]) -> tuple[dict, object, list, list]:
+    """The model's training arguments, rubric, training examples and dev examples (its files plus ``add``)."""
     targs = json.loads((model / "training_args.json").read_text(encoding="utf-8"))
     missing = [p for p in targs["data"] + add if not Path(p).is_file()]
     if missing:
@@ -47,6 +49,12 @@ def refit(model: Path, flags: list[str], add: list[str]) -> tuple[TurnFlags, lis
     rubric = load_rubric(str(model / "rubric.yaml") if (model / "rubric.yaml").is_file() else None)
     dims = {d: list(rubric.scale) for d in rubric.model_dimensions}
     train_ex, dev_ex = split_by_ids(load_examples(targs["data"] + add, dims), targs["dev_ids"])
+    return targs, rubric, train_ex, dev_ex
+
+
+def refit(model: Path, flags: list[str], add: list[str]) -> tuple[TurnFlags, list]:
+    """The model's turn flags with ``flags`` refitted (the old ones frozen), and its dev examples."""
+    targs, rubric, train_ex, dev_ex = examples(model, add)
     own = [e.conv for e in train_ex if any(matches(e.source, p) for p in targs["ridge_on"])]
     seen = {id(c) for c in own}
     extra = [e.conv for e in train_ex if id(e.conv) not in seen
@@ -135,12 +143,20 @@ def rechoose(out: Path, a: argparse.Namespace, dev_ex) -> None:
 
 
 def main() -> None:
-    a = arguments("labelled files whose turn labels the models also learn").parse_args()
-    flags, dev_ex = refit(a.model, a.flags, a.add)
+    ap = arguments("labelled files whose turn labels the models also learn")
+    ap.add_argument("--thresholds-only", action="store_true",
+                    help="refit nothing: choose FLAG's threshold again beside the rules as they are now (after a "
+                         "lexicon or rule change)")
+    a = ap.parse_args()
     out = a.out or a.model
+    if a.thresholds_only:
+        dev_ex = examples(a.model, [])[3]
+    else:
+        flags, dev_ex = refit(a.model, a.flags, a.add)
     if out != a.model:
         shutil.copytree(a.model, out, dirs_exist_ok=True)
-    flags.save(out)
+    if not a.thresholds_only:
+        flags.save(out)
     rechoose(out, a, dev_ex)
 
 

@@ -139,3 +139,28 @@ def test_a_rubric_flag_the_network_lacks_is_grown_and_fitted(tmp_path):
     cfg = json.loads((model / "config.json").read_text(encoding="utf-8"))
     assert got["mechanical_repetition"]["network_alone"] is True
     assert cfg["flag_thresholds"]["mechanical_repetition"] == got["mechanical_repetition"]["threshold"]
+
+
+def test_thresholds_only_moves_a_threshold_and_nothing_else(tmp_path, monkeypatch):
+    """``refit_turnflags.py --thresholds-only`` (a threshold gone stale after a lexicon change): no model is
+    refitted, every weight stays byte for byte, and the flag's threshold becomes the one ``choose`` finds best on the
+    dev chats with the rules as they are."""
+    import refit_turnflags
+    model = _model_on(tmp_path, [str(ROOT / "data/labelled/hand/train_hand-a.jsonl")])
+    out = tmp_path / "out"
+    weights = {p.name: p.read_bytes() for p in model.iterdir() if p.suffix == ".safetensors"}
+    monkeypatch.setattr(sys, "argv", ["refit_turnflags.py", str(model), "--flags", "uncivil_language",
+                                      "--thresholds-only", "--out", str(out)])
+    refit_turnflags.main()
+    for name, data in weights.items():
+        assert (out / name).read_bytes() == data, name
+    before = json.loads((model / "turnflags.json").read_text(encoding="utf-8"))
+    after = json.loads((out / "turnflags.json").read_text(encoding="utf-8"))
+    assert {k: v for k, v in after.items() if k not in ("thresholds", "info")} == \
+        {k: v for k, v in before.items() if k not in ("thresholds", "info")}
+    assert {f: t for f, t in after["thresholds"].items() if f != "uncivil_language"} == \
+        {f: t for f, t in before["thresholds"].items() if f != "uncivil_language"}
+    chosen = after["info"]["refit"]["thresholds"]["uncivil_language"]
+    assert after["thresholds"]["uncivil_language"] == chosen["threshold"] and chosen["chosen_on"] == ["dev"]
+    assert chosen["chats"] == 40   # the dev split of the model's (here: one file's) training chats
+    assert after["info"]["refit"]["flags"] == before["info"]["refit"]["flags"]   # what was refitted before stays said
