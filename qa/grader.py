@@ -27,7 +27,11 @@ from qa.grade import Grade
 from qa.rubric import Rubric, load_rubric
 from qa.schema import Conversation
 
-MODEL_FILES = ("config.json", "model.safetensors", "ngrams.json", "tokenizer.json", "offsets.json")
+# every file the classifier reads when grading: a stamp that left one out would let a resumed run keep grades made
+# under an older ridge channel or older flag thresholds
+MODEL_FILES = ("config.json", "model.safetensors", "ngrams.json", "tokenizer.json", "tokenizer_config.json",
+               "offsets.json", "ridge.json", "ridge.safetensors", "turnflags.json", "turnflags.safetensors",
+               "projection.safetensors")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,9 +73,22 @@ def rubric_hash(rubric: Rubric) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
-@functools.lru_cache(maxsize=8)
 def model_hash(path: Path) -> str:
-    """A digest of a model directory's weights, config and vocabularies."""
+    """A digest of a model directory's weights, config and vocabularies (recomputed when a file changes)."""
+    files = tuple((name, st.st_mtime_ns, st.st_size) for name in MODEL_FILES
+                  if (st := _stat(path / name)) is not None)
+    return _model_hash(path, files)
+
+
+def _stat(p: Path):
+    try:
+        return p.stat() if p.is_file() else None
+    except OSError:
+        return None
+
+
+@functools.lru_cache(maxsize=8)
+def _model_hash(path: Path, files: tuple) -> str:
     h = hashlib.sha256()
     for name in MODEL_FILES:
         p = path / name

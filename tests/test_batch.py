@@ -4,6 +4,7 @@ path, and a worker that cannot start."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
 
 import pytest
@@ -159,3 +160,22 @@ def test_platform_option_grades_unnamed_chats_as_that_platforms_chats(tmp_path):
     assert {r["platform"] for r in bare} == {"other"}
     expected = [[d["expected"] for d in r["dimensions"].values() if d["source"] == "model"] for r in (*bare, *want)]
     assert expected[: len(named)] != expected[len(named):]                  # the model's own grades move too
+
+
+def test_the_model_stamp_reads_every_file_grading_reads(tmp_path):
+    """A flag threshold in turnflags.json or the ridge channel changes what qa grade writes, so it changes the stamp
+    a resumed run checks; the model card does not."""
+    from qa.grader import model_hash
+    model = tmp_path / "m"
+    shutil.copytree(ROOT / "models" / "default", model)
+    first = model_hash(model)
+    (model / "MODEL_CARD.md").write_text("another card\n", encoding="utf-8")
+    assert model_hash(model) == first
+    meta = json.loads((model / "turnflags.json").read_text(encoding="utf-8"))
+    meta["thresholds"]["uncivil_language"] += 0.05
+    (model / "turnflags.json").write_text(json.dumps(meta), encoding="utf-8")
+    second = model_hash(model)
+    assert second != first
+    ridge = json.loads((model / "ridge.json").read_text(encoding="utf-8"))
+    (model / "ridge.json").write_text(json.dumps({**ridge, "beta": {}}), encoding="utf-8")
+    assert model_hash(model) not in (first, second)
