@@ -224,6 +224,7 @@ def _confirm_window(ctx: Context, reply: int) -> list[int]:
 @register("vague_reply.v1")
 def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     min_fact = int(params.get("min_fact_chars", 8))
+    filler = _any_of(tuple(params.get("filler_words", ())))   # words around a non-answer that carry no fact
     runs = _runs(ctx)
     for n, (run, reply) in enumerate(runs):
         if reply is None or not any(ctx.has("question", k) for k in run):
@@ -236,7 +237,7 @@ def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
             continue
         for k in answer:
             for h in ctx.hits_in("nonanswer", k):
-                if ctx.content_len(k, "nonanswer", "deferral", "greeting", "apology", "closing") < min_fact:
+                if ctx.content_len(k, "nonanswer", "deferral", "greeting", "apology", "closing", drop=filler) < min_fact:
                     yield hit_draft(h, "对具体问题给出敷衍的非回答")
                     break
         holding = [k for k in answer if ctx.has("holding", k)]
