@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from qa.cli.common import RUBRIC, check_inputs, check_out, cli_errors, console, err_console
+from qa.cli.common import RUBRIC, check_inputs, check_not_inputs, check_out, cli_errors, console, err_console, fail
 from qa.io.write import JsonlWriter, write_json
 from qa.review import (Exported, Imported, Sample, SampleSpec, agreement_report, export_review, import_reviews,
                        read_results, sample)
@@ -42,6 +42,7 @@ def sample_cli(
     then stratified by shop, agent and score band. Each pick says why (pick_reason, pick_detail)."""
     check_inputs(inputs)
     check_out(out)
+    check_not_inputs(inputs, [out])
     with cli_errors():
         s = sample_results(inputs, out, SampleSpec(n=n, seed=seed, per_agent=per_agent,
                                                    confidence_below=confidence_below), rubric=rubric)
@@ -109,6 +110,9 @@ def import_cli(
     check_inputs([*files, *(records or [])])
     check_out(out)
     check_out(report)
+    read = [*files, *(records or []), *(f.with_name(f.name + ".records.json") for f in files)]  # + CSV sidecars
+    check_not_inputs(read, [out])
+    check_not_inputs(read, [report], option="--report")
     with cli_errors():
         imp, rep = import_to_files(files, out, report, records=records or [], rubric=rubric, top=top)
     t = Table(title=f"Agreement · {len(rep['reviewers'])} reviewers · {rep['conversations']} conversations",
