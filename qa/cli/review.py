@@ -16,6 +16,9 @@ from qa.review import (Exported, Imported, Sample, SampleSpec, agreement_report,
 from qa.review.sample import REASON_ZH, TARGETED
 from qa.rubric import load_rubric
 
+# review formats and the suffixes their files may have (the first: what to suggest)
+REVIEW_SUFFIXES = {"xlsx": (".xlsx",), "csv": (".csv",), "html": (".html", ".htm")}
+
 RESULTS = typer.Argument(..., help="Graded results from `qa grade`: .jsonl or .parquet")
 
 
@@ -72,11 +75,32 @@ def export_cli(
 ) -> None:
     """A review sheet: XLSX with drop-downs for reviewers, CSV, or an HTML view. Personal data is masked."""
     check_inputs(inputs)
+    fmt = review_format(fmt, out)
     check_out(out)
+    check_not_inputs(inputs, [out, *([] if fmt == "xlsx" else [out.with_name(out.name + ".records.json")])])
     with cli_errors():
         res: Exported = export_review(list(read_results(inputs)), out, load_rubric(rubric), fmt=fmt, blind=blind)
     extra = f" and {res.sidecar} (the conversations, for import-review)" if res.sidecar else ""
     console.print(f"wrote {res.out}{extra}: {res.conversations} conversations", highlight=False)
+
+
+def review_format(fmt: str | None, out: Path) -> str:
+    """The review format: ``--format`` when given — and then ``--out`` must carry its suffix, so that HTML is
+    never written into a ``.xlsx`` — else the one ``--out``'s suffix names. Exit 2 with one line otherwise."""
+    suffix = out.suffix.lower()
+    if fmt is None:
+        found = [f for f, sfx in REVIEW_SUFFIXES.items() if suffix in sfx]
+        if not found:
+            fail(f"--out {out}: cannot tell the review format from {suffix or 'a name without suffix'!r} (name it "
+                 ".xlsx, .csv or .html, or give --format)")
+        return found[0]
+    fmt = fmt.lower()
+    if fmt not in REVIEW_SUFFIXES:
+        fail(f"--format {fmt!r}: choose {', '.join(REVIEW_SUFFIXES)}")
+    if suffix not in REVIEW_SUFFIXES[fmt]:
+        fail(f"--format {fmt} does not match --out {out} (a {suffix or 'name without suffix'!r} file): name it "
+             f"*{REVIEW_SUFFIXES[fmt][0]}, or leave --format out to take the format from the suffix")
+    return fmt
 
 
 def import_to_files(files: list[Path], out: Path, report: Path, *, records: list[Path] = (),
