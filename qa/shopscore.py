@@ -64,8 +64,8 @@ def read_stats(path: str | Path) -> list[dict[str, Any]]:
                     row[c] = _count(r[c], file=str(path), line=line, field=c)
                 rows.append(row)
     except UnicodeError as e:
-        raise InputError(f"cannot read this file as {encoding} text ({getattr(e, 'reason', e)}); save it as CSV in UTF-8, "
-                         "UTF-16 with BOM or GB18030", file=str(path)) from None
+        raise InputError(f"cannot read this file as {encoding} text ({getattr(e, 'reason', e)}); save it as CSV in "
+                         "UTF-8, UTF-16 with BOM or GB18030", file=str(path)) from None
     except csv.Error as e:      # a cell over the csv module's field limit (131,072 characters), a stray NUL …
         raise InputError(f"not a readable CSV ({e})", file=str(path),
                          line=reader.line_num + 1 if reader is not None else None) from None
