@@ -16,7 +16,7 @@ import multiprocessing as mp
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 
 from qa.errors import InputError, ModelError
@@ -200,14 +200,21 @@ def grade_files(inputs: list[Path], out: Path, settings: GradeSettings, *, worke
                     return
             yield b
 
+    batches = _batches(accepted(), settings.batch_size)
+    if workers > 1:
+        # Never more processes than batches: each costs a start and a model load. Read up to ``workers``
+        # batches first; a shorter input needs only as many workers as it has batches (one: in this process).
+        head = list(islice(batches, workers))
+        workers = max(1, len(head))
+        batches = chain(head, batches)
     if workers > 1:
         pool = mp.get_context("spawn").Pool(workers, initializer=Worker.start, initargs=(settings,))
-        results = pool.imap(Worker.run, throttled(_batches(accepted(), settings.batch_size)), chunksize=1)
+        results = pool.imap(Worker.run, throttled(batches), chunksize=1)
     else:
         worker = Worker(settings)
         if worker.error is not None:
             raise worker.error
-        results = map(worker, _batches(accepted(), settings.batch_size))
+        results = map(worker, batches)
     try:
         with JsonlWriter(journal, append=True) as w:
             for lines, st in results:

@@ -128,15 +128,25 @@ def _read_results(path: Path) -> Iterator[Chat]:
     if path.suffix.lower() in RESULT_SUFFIXES:
         import pyarrow.parquet as pq
 
-        table = pq.read_table(path)
+        try:
+            table = pq.read_table(path)
+        except Exception as e:  # noqa: BLE001 — any unreadable file is the input's fault (as qa.grade reads it)
+            raise InputError(f"cannot read Parquet: {e}", file=str(path)) from None
         cols = [c for c in ("id", "shop", "agent", "day", "score", "failed", "timing", "rating", "messages")
                 if c in table.column_names]
+        row = 0
         for batch in table.select(cols).to_batches(10_000):
             for r in batch.to_pylist():
-                for k in ("timing", "rating", "messages"):
-                    if isinstance(r.get(k), str):
-                        r[k] = json.loads(r[k])
-                yield chat_from_result(r, str(path))
+                row += 1
+                try:
+                    for k in ("timing", "rating", "messages"):
+                        if isinstance(r.get(k), str):
+                            r[k] = json.loads(r[k])
+                    chat = chat_from_result(r, str(path))
+                except (ValueError, KeyError, TypeError, AttributeError) as e:
+                    raise InputError(f"not a graded-result record ({type(e).__name__}: {e})", file=str(path),
+                                     line=row) from None
+                yield chat
         return
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):

@@ -27,11 +27,15 @@ from typing import Any
 # -- masking -----------------------------------------------------------------------------------------
 
 _SEP = r"[ \-－]?"
-_PHONE = re.compile(r"(?:(?<=86)|(?<=86[ \-])|(?<!\d)(?<!\d )(?<!\d-))(?P<p>1" + _SEP + "[3-9]" + (_SEP + r"\d") * 9
-                    + r")(?![ \-－]?\d)")
+# Boundaries: a number is not part of a longer run of digits (directly, or through a dash: 138-1234-5678-9). A
+# digit beyond a space does not protect it ("13812345678 3点前", "第3 13812345678", "卡号… 2张"): spaced groups
+# of a longer number are caught whole first (IDs, then cards, then phones), so a phone-like tail of a spaced
+# card number is masked as part of the card.
+_PHONE = re.compile(r"(?:(?<=86)|(?<=86[ \-])|(?<!\d)(?<!\d-))(?P<p>1" + _SEP + "[3-9]" + (_SEP + r"\d") * 9
+                    + r")(?!\d)(?![\-－]\d)")
 _ID = re.compile(r"(?<![0-9A-Za-z])\d{6}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx]"
                  r"(?![0-9A-Za-z])")
-_CARD = re.compile(r"(?<!\d)\d{4}(?:[ \-－]?\d){12,15}(?![ \-－]?\d)")
+_CARD = re.compile(r"(?<!\d)\d{4}(?:[ \-－]?\d){12,15}(?!\d)(?![\-－]\d)")
 # Chinese numerals (幺 and 两 as spoken in phone numbers) and full-width digits, one character for one
 _NUMERALS = str.maketrans("零〇○一幺二两三四五六七八九０１２３４５６７８９", "000112234567890123456789")
 _EMAIL = re.compile(r"(?<![A-Za-z0-9._%+\-])(?P<user>[A-Za-z0-9._%+\-*]{1,64})@(?P<domain>[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+)")
@@ -73,7 +77,7 @@ def mask_text(text: str | None) -> str | None:
     if not text or not isinstance(text, str):
         return text
     chars, norm = list(text), list(text.translate(_NUMERALS))
-    for rx, group, head, tail in ((_ID, 0, 3, 4), (_PHONE, "p", 3, 4), (_CARD, 0, 4, 4)):
+    for rx, group, head, tail in ((_ID, 0, 3, 4), (_CARD, 0, 4, 4), (_PHONE, "p", 3, 4)):
         for m in list(rx.finditer("".join(norm))):
             _hide(chars, norm, *m.span(group), head, tail)
     text = "".join(chars)

@@ -15,6 +15,7 @@ left empty and the total is the weighted mean of the others (weights renormalise
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 from typing import Any
 
@@ -30,32 +31,58 @@ ALIASES = {"店铺": "shop", "日期": "day", "订单数": "orders", "投诉数"
            "5星": "reviews_5", "4星": "reviews_4", "3星": "reviews_3", "2星": "reviews_2", "1星": "reviews_1"}
 
 
+MAX_COUNT = 10**12        # more orders, reviews or refunds than this in one shop-day is a broken cell, not data
+
+
 def read_stats(path: str | Path) -> list[dict[str, Any]]:
-    """The CSV rows with counts as ints; a missing column or a bad count raises ``InputError``."""
+    """The CSV rows with counts as ints; a missing column, a bad count (not a number, negative, not finite,
+    over ``MAX_COUNT``) or an unreadable file raises ``InputError`` naming the file, line and column.
+
+    The encoding is detected as for chat CSVs (``qa.io.table.detect_encoding``): UTF-8 with or without BOM,
+    UTF-16 with BOM, else GB18030 (what Chinese Excel writes)."""
+    from qa.io.table import detect_encoding
+
     path = Path(path)
     if not path.is_file():
         raise InputError("no such file", file=str(path))
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.DictReader(f)
-        header = {h: ALIASES.get((h or "").strip(), (h or "").strip()) for h in reader.fieldnames or []}
-        missing = [c for c in COLUMNS if c not in header.values()]
-        if missing:
-            raise InputError(f"column missing (a shop-stats CSV has {', '.join(COLUMNS)})", file=str(path),
-                             field=missing[0])
-        rows = []
-        for n, raw in enumerate(reader, 2):
-            r = {header[k]: (v or "").strip() for k, v in raw.items() if k in header}
-            row: dict[str, Any] = {"shop": r["shop"] or "-", "day": r["day"] or "unknown"}
-            for c in COUNT_COLUMNS:
-                try:
-                    v = int(float(r[c] or 0))
-                except ValueError:
-                    raise InputError(f"not a count: {r[c]!r}", file=str(path), line=n, field=c) from None
-                if v < 0:
-                    raise InputError(f"negative count {v}", file=str(path), line=n, field=c)
-                row[c] = v
-            rows.append(row)
+    encoding = detect_encoding(path)
+    reader = None
+    try:
+        with open(path, encoding=encoding, newline="") as f:
+            reader = csv.DictReader(f)
+            header = {h: ALIASES.get((h or "").strip(), (h or "").strip()) for h in reader.fieldnames or []}
+            missing = [c for c in COLUMNS if c not in header.values()]
+            if missing:
+                raise InputError(f"column missing (a shop-stats CSV has {', '.join(COLUMNS)})", file=str(path),
+                                 field=missing[0])
+            rows = []
+            for raw in reader:
+                line = reader.line_num
+                r = {header[k]: (v or "").strip() for k, v in raw.items() if k in header}
+                row: dict[str, Any] = {"shop": r["shop"] or "-", "day": r["day"] or "unknown"}
+                for c in COUNT_COLUMNS:
+                    row[c] = _count(r[c], file=str(path), line=line, field=c)
+                rows.append(row)
+    except UnicodeError as e:
+        raise InputError(f"cannot read this file as {encoding} text ({getattr(e, 'reason', e)}); save it as CSV in "
+                         "UTF-8, UTF-16 with BOM or GB18030", file=str(path)) from None
+    except csv.Error as e:      # a cell over the csv module's field limit (131,072 characters), a stray NUL …
+        raise InputError(f"not a readable CSV ({e})", file=str(path),
+                         line=reader.line_num + 1 if reader is not None else None) from None
     return rows
+
+
+def _count(text: str, **where: Any) -> int:
+    shown = text if len(text) <= 40 else text[:40] + "…"
+    try:
+        v = float(text or 0)
+    except ValueError:
+        raise InputError(f"not a count: {shown!r}", **where) from None
+    if not math.isfinite(v) or v > MAX_COUNT:
+        raise InputError(f"not a plausible count: {shown!r} (at most {MAX_COUNT:,})", **where)
+    if v < 0:
+        raise InputError(f"negative count {int(v)}", **where)
+    return int(v)
 
 
 def _linear(rate: float, cap: float) -> float:

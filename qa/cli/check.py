@@ -11,8 +11,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from qa.cli.common import COLUMNS, INPUTS, PLATFORM, RUBRIC, TZ, check_inputs, check_out, cli_errors, console, \
-    print_stats
+from qa.cli.common import COLUMNS, INPUTS, PLATFORM, RUBRIC, TZ, check_inputs, check_not_inputs, check_out, \
+    cli_errors, console, print_stats
 from qa.io import ReadStats, Reject, read_many
 from qa.io.write import JsonlWriter
 from qa.rubric import load_rubric
@@ -36,7 +36,7 @@ def check(inputs: list[Path], out: Path, *, rubric: Path | None = None, columns:
           on_conversation: Callable[[Conversation, list[Finding]], None] | None = None) -> CheckResult:
     """Run every rule of the rubric over the inputs; one JSONL line per conversation in ``out``."""
     engine = RuleEngine(load_rubric(rubric))
-    rejects_path = out.with_name(out.stem + ".rejects.jsonl")
+    rejects_path = rejects_file(out)
     stats, by_rule = ReadStats(), collections.Counter()
     with JsonlWriter(out) as w, JsonlWriter(rejects_path) as rej:
         for item in read_many(inputs, stats, columns=columns, tz=tz, platform=platform, unique_ids=True):
@@ -50,6 +50,10 @@ def check(inputs: list[Path], out: Path, *, rubric: Path | None = None, columns:
             if on_conversation:
                 on_conversation(item, findings)
     return CheckResult(stats, by_rule, out, rejects_path)
+
+
+def rejects_file(out: Path) -> Path:
+    return out.with_name(out.stem + ".rejects.jsonl")
 
 
 def _print(conv: Conversation, findings: list[Finding]) -> None:
@@ -74,6 +78,7 @@ def check_cli(
     """Rule checks (red lines, etiquette, vague replies…) with evidence: message index and text span."""
     check_inputs(inputs, chats=True, columns=columns, tz=tz, platform=platform)
     check_out(out)
+    check_not_inputs(inputs, [out, rejects_file(out)])
     with cli_errors():
         res = check(inputs, out, rubric=rubric, columns=columns, tz=tz, platform=platform,
                     on_conversation=None if quiet else _print)

@@ -7,7 +7,8 @@ written — ends as one line on stderr (``error: …``) and exit code 2, never a
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -131,6 +132,35 @@ def check_out(out: Path, *, folder: bool = False) -> None:
             break
     if not folder and out.is_dir():
         fail(f"cannot write {out}: it is a folder (give a file name)")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """``a`` and ``b`` name one file: the same path once resolved (symbolic links, ``..``), or — both existing —
+    the same file on disk (a hard link)."""
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    try:
+        return a.resolve() == b.resolve()
+    except (OSError, RuntimeError):                  # a symbolic-link loop
+        return a.absolute() == b.absolute()
+
+
+def check_not_inputs(inputs: Iterable[Path | None], outputs: Iterable[Path | None], *,
+                     option: str = "--out") -> None:
+    """No output — ``option``'s path or a file the command derives from it (rejects file, sidecar, the files
+    of an output folder) — is one of the inputs: writing it would wipe what is being read. Exit 2 with one
+    line otherwise, before anything is written. Give the outputs in order, ``option``'s own path first."""
+    ins = [Path(p) for p in inputs if p is not None]
+    outs = [Path(p) for p in outputs if p is not None]
+    for i, out in enumerate(outs):
+        for inp in ins:
+            if _same_file(out, inp):
+                what = f"{option} {out}" if i == 0 else f"{out} (written with {option} {outs[0]})"
+                fail(f"{what} is the input file {inp}: writing it would destroy the input (choose another "
+                     "output path)")
 
 
 def progress(total: int | None = None) -> Progress:

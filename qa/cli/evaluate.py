@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from qa.cli.common import PLATFORM, check_inputs, cli_errors, console
+from qa.cli.common import PLATFORM, check_inputs, check_not_inputs, check_out, cli_errors, console
 
 
 def eval_cli(
@@ -27,6 +27,9 @@ def eval_cli(
     from qa.model.card import write_card
     from qa.model.evaluate import evaluate
     check_inputs(list(data), platform=platform)
+    if out is not None:
+        check_out(out)
+        check_not_inputs([*data, *(train or [])], [out])
     with cli_errors():
         report = evaluate(model, [str(p) for p in data], train_paths=[str(p) for p in train] if train else None,
                           baselines=not no_baselines, platform=platform)
@@ -44,10 +47,11 @@ def eval_cli(
         console.print("  confusion (rows = reference, cols = model; " + "/".join(map(str, levels[d])) + "): "
                       + " | ".join(" ".join(f"{x:3d}" for x in row) for row in cm), highlight=False)
     text = json.dumps(report, ensure_ascii=False, indent=1)
-    if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
-    if card:
-        (Path(model) / "eval.json").write_text(text, encoding="utf-8")
-        write_card(model)
+    with cli_errors():                                  # an unwritable --out or model folder: one line
+        if out:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text, encoding="utf-8")
+        if card:
+            (Path(model) / "eval.json").write_text(text, encoding="utf-8")
+            write_card(model)
         console.print(f"updated {Path(model) / 'MODEL_CARD.md'}", highlight=False)

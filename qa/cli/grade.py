@@ -7,8 +7,26 @@ from pathlib import Path
 
 import typer
 
-from qa.cli.common import COLUMNS, INPUTS, PLATFORM, RUBRIC, TZ, check_inputs, check_out, cli_errors, console, \
-    print_stats, progress
+from qa.cli.common import COLUMNS, INPUTS, PLATFORM, RUBRIC, TZ, check_inputs, check_not_inputs, check_out, \
+    cli_errors, console, fail, print_stats, progress
+
+MAX_BATCH_SIZE = 100_000
+MAX_RAY_WORKERS = 1024          # Ray actors may live on a cluster: bounded, not by this machine's CPUs
+
+
+def max_workers(engine: str) -> int:
+    """The most worker processes ``--workers`` may ask for: 4 per CPU here (grading is CPU-bound; more only
+    queue up and each costs a model load), or ``MAX_RAY_WORKERS`` actors for Ray."""
+    return MAX_RAY_WORKERS if engine == "ray" else 4 * (os.cpu_count() or 1)
+
+
+def grade_outputs(out: Path, engine: str = "local") -> list[Path]:
+    """``out`` and the files written beside it: ``<stem>.rejects.jsonl`` and, for Parquet, the journal."""
+    stem = out.name[: -len(out.suffix)] if out.suffix in (".jsonl", ".parquet") else out.name
+    files = [out, out.with_name(stem + ".rejects.jsonl")]
+    if out.suffix == ".parquet":
+        files.append(out.with_name(out.name + (".parts" if engine == "ray" else ".partial.jsonl")))
+    return files
 
 
 def _count_lines(paths: list[Path]) -> int | None:
@@ -45,14 +63,15 @@ def grade_cli(
     model: str = typer.Option(None, "--model", "-m", help="Model directory (default: the shipped default model); "
                               "'none' grades without the classifier"),
     rubric: Path = RUBRIC,
-    workers: int = typer.Option(min(2, os.cpu_count() or 1), help="Worker processes (--engine ray: grading actors)"),
+    workers: int = typer.Option(min(2, os.cpu_count() or 1), help="Worker processes, at most 4 per CPU and never "
+                                "more than there are batches (--engine ray: grading actors, at most 1024)"),
     engine: str = typer.Option("local", "--engine", help="local: worker processes on this machine; ray: Ray Data "
                                "actors, on this machine or a cluster (needs pip install 'qa[ray]'; docs/scale.md)"),
     address: str = typer.Option(None, "--address", help="--engine ray: the cluster to join (auto, or "
                                 "ray://HOST:10001); default: start Ray here with --workers CPUs"),
     object_store_mb: int = typer.Option(None, "--object-store-mb", help="--engine ray without --address: Ray's "
                                         "object-store memory in MB (default: Ray's, 30 % of RAM)"),
-    batch_size: int = typer.Option(64, help="Conversations per model batch"),
+    batch_size: int = typer.Option(64, help=f"Conversations per model batch (1 to {MAX_BATCH_SIZE:,})"),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run: keep what it wrote, grade the rest "
                                 "(refused when the rubric, model or profile differ)"),
     messages: bool = typer.Option(True, "--messages/--no-messages", help="Keep each conversation's messages in "
@@ -71,9 +90,13 @@ def grade_cli(
     if engine == "ray" and out.suffix not in ("", ".parquet"):
         raise typer.BadParameter("the Ray engine writes Parquet: a folder or a .parquet file", param_hint="--out")
     check_out(out, folder=engine == "ray" and out.suffix == "")
+    check_not_inputs(inputs, grade_outputs(out, engine))
+    if not 1 <= workers <= max_workers(engine):
+        fail(f"--workers {workers}: must be from 1 to {max_workers(engine)}"
+             + (f" (4 per CPU; this machine has {os.cpu_count() or 1})" if engine == "local" else ""))
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        fail(f"--batch-size {batch_size}: must be from 1 to {MAX_BATCH_SIZE:,}")
     with cli_errors():
-        if workers < 1:
-            raise typer.BadParameter("must be ≥ 1", param_hint="--workers")
         try:
             settings = GradeSettings(rubric=str(rubric) if rubric else None, profile=profile, model=model,
                                      batch_size=batch_size, messages=messages)

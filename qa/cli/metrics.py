@@ -9,8 +9,8 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from qa.cli.common import COLUMNS, INPUTS, PLATFORM, RUBRIC, TZ, check_inputs, check_out, cli_errors, console, one_of, \
-    print_stats
+from qa.cli.common import COLUMNS, INPUTS, PLATFORM, RUBRIC, TZ, check_inputs, check_not_inputs, check_out, \
+    cli_errors, console, one_of, print_stats
 from qa.io import ReadStats, Reject, read_many
 from qa.io.write import JsonlWriter, write_csv, write_json
 from qa.kpis import KpiTable
@@ -33,8 +33,7 @@ def metrics(inputs: list[Path], out: Path, *, rubric: Path | None = None, profil
     if profile:
         rub.profile(profile)
     out.mkdir(parents=True, exist_ok=True)
-    files = {"json": out / "metrics.json", "csv": out / "metrics.csv",
-             "timing": out / "timing.jsonl", "rejects": out / "rejects.jsonl"}
+    files = output_files(out)
     stats, table = ReadStats(), KpiTable(rub, profile)
     with JsonlWriter(files["timing"]) as timing_out, JsonlWriter(files["rejects"]) as rejects:
         for item in read_many(inputs, stats, columns=columns, tz=tz, platform=platform, unique_ids=True):
@@ -50,6 +49,12 @@ def metrics(inputs: list[Path], out: Path, *, rubric: Path | None = None, profil
                                "groups": rows})
     write_csv(files["csv"], rows)
     return MetricsResult(stats, rows, files)
+
+
+def output_files(out: Path) -> dict[str, Path]:
+    """The files ``metrics`` writes into the folder ``out``."""
+    return {"json": out / "metrics.json", "csv": out / "metrics.csv",
+            "timing": out / "timing.jsonl", "rejects": out / "rejects.jsonl"}
 
 
 _SHOWN = (("first_response_rate_2min", "2分钟首响", "pct"), ("reply_rate_3min", "3分钟回复", "pct"),
@@ -96,6 +101,7 @@ def metrics_cli(
     for level in by:
         one_of("--by", level, ("platform", "shop", "agent", "day"))
     check_out(out, folder=True)
+    check_not_inputs(inputs, [out, *output_files(out).values()])
     with cli_errors():
         res = metrics(inputs, out, rubric=rubric, profile=profile, columns=columns, tz=tz, platform=platform)
     for level in by:

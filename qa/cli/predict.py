@@ -8,8 +8,8 @@ from pathlib import Path
 
 import typer
 
-from qa.cli.common import COLUMNS, INPUTS, PLATFORM, TZ, at_least, check_inputs, check_out, cli_errors, console, \
-    one_of, print_stats, progress
+from qa.cli.common import COLUMNS, INPUTS, PLATFORM, TZ, at_least, check_inputs, check_not_inputs, check_out, \
+    cli_errors, console, one_of, print_stats, progress
 from qa.io import ReadStats, Reject, read_many
 from qa.io.write import JsonlWriter
 
@@ -28,7 +28,7 @@ def predict(inputs: list[Path], out: Path, *, model: Path | None = None, fmt: st
     from qa.model.predict import Classifier
     clf = Classifier(model)
     stats = ReadStats()
-    rejects_path = out.with_name(out.stem + ".rejects.jsonl")
+    rejects_path = rejects_file(out)
     dialeval: list[dict] = []
     with JsonlWriter(rejects_path) as rej, (JsonlWriter(out) if fmt == "jsonl" else _Null()) as w:
         chats = read_many(inputs, stats, columns=columns, tz=tz, platform=platform, unique_ids=True)
@@ -56,6 +56,10 @@ def predict(inputs: list[Path], out: Path, *, model: Path | None = None, fmt: st
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(dialeval, ensure_ascii=False), encoding="utf-8")
     return stats, rejects_path
+
+
+def rejects_file(out: Path) -> Path:
+    return out.with_name(out.stem + ".rejects.jsonl")
 
 
 def _nugget_or_uniform(dist, role, nuggets) -> dict:
@@ -86,6 +90,7 @@ def predict_cli(
     at_least("--batch-size", batch_size, 1)
     check_inputs(inputs, chats=True, columns=columns, tz=tz, platform=platform)
     check_out(out)
+    check_not_inputs(inputs, [out, rejects_file(out)])
     with cli_errors(), progress() as bar:
         task = bar.add_task("predict", total=None, rate="")
         stats, rejects = predict(inputs, out, model=model, fmt=fmt, columns=columns, tz=tz, platform=platform,

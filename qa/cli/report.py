@@ -10,11 +10,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from qa.cli.common import RUBRIC, check_inputs, check_out, cli_errors, console
+from qa.cli.common import RUBRIC, check_inputs, check_not_inputs, check_out, cli_errors, console
 from qa.rubric import KPIS
 
 if TYPE_CHECKING:
     from qa.report import Report
+
+# what `qa report` writes into its folder (qa.report.build, qa.report.shop_views)
+REPORT_FILES = ("report.html", "kpis.csv", "agents.csv", "warnings.csv", "alerts.csv", "staffing.csv", "topics.csv",
+                "topic_shops.csv", "shop_score.csv")
 
 RESULTS = typer.Argument(..., help="Graded results from `qa grade`: .jsonl and/or .parquet")
 
@@ -60,6 +64,7 @@ def report_cli(
     from qa.report.html import KIND_LABELS
     check_inputs(results, noun="results file")
     check_out(out, folder=True)
+    check_not_inputs([*results, shop_stats], [out, *(out / name for name in REPORT_FILES)])
     with cli_errors():
         rep = build_report(results, out, rubric=rubric, profile=profile, topics=topics, shop_stats=shop_stats)
     console.print(summary(rep))

@@ -9,12 +9,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from qa.cli.common import RUBRIC, check_inputs, check_out, cli_errors, console, err_console
+from qa.cli.common import RUBRIC, check_inputs, check_not_inputs, check_out, cli_errors, console, err_console, fail
 from qa.io.write import JsonlWriter, write_json
 from qa.review import (Exported, Imported, Sample, SampleSpec, agreement_report, export_review, import_reviews,
                        read_results, sample)
 from qa.review.sample import REASON_ZH, TARGETED
 from qa.rubric import load_rubric
+
+# review formats and the suffixes their files may have (the first: what to suggest)
+REVIEW_SUFFIXES = {"xlsx": (".xlsx",), "csv": (".csv",), "html": (".html", ".htm")}
 
 RESULTS = typer.Argument(..., help="Graded results from `qa grade`: .jsonl or .parquet")
 
@@ -42,6 +45,7 @@ def sample_cli(
     then stratified by shop, agent and score band. Each pick says why (pick_reason, pick_detail)."""
     check_inputs(inputs)
     check_out(out)
+    check_not_inputs(inputs, [out])
     with cli_errors():
         s = sample_results(inputs, out, SampleSpec(n=n, seed=seed, per_agent=per_agent,
                                                    confidence_below=confidence_below), rubric=rubric)
@@ -71,11 +75,32 @@ def export_cli(
 ) -> None:
     """A review sheet: XLSX with drop-downs for reviewers, CSV, or an HTML view. Personal data is masked."""
     check_inputs(inputs)
+    fmt = review_format(fmt, out)
     check_out(out)
+    check_not_inputs(inputs, [out, *([] if fmt == "xlsx" else [out.with_name(out.name + ".records.json")])])
     with cli_errors():
         res: Exported = export_review(list(read_results(inputs)), out, load_rubric(rubric), fmt=fmt, blind=blind)
     extra = f" and {res.sidecar} (the conversations, for import-review)" if res.sidecar else ""
     console.print(f"wrote {res.out}{extra}: {res.conversations} conversations", highlight=False)
+
+
+def review_format(fmt: str | None, out: Path) -> str:
+    """The review format: ``--format`` when given — and then ``--out`` must carry its suffix, so that HTML is
+    never written into a ``.xlsx`` — else the one ``--out``'s suffix names. Exit 2 with one line otherwise."""
+    suffix = out.suffix.lower()
+    if fmt is None:
+        found = [f for f, sfx in REVIEW_SUFFIXES.items() if suffix in sfx]
+        if not found:
+            fail(f"--out {out}: cannot tell the review format from {suffix or 'a name without suffix'!r} (name it "
+                 ".xlsx, .csv or .html, or give --format)")
+        return found[0]
+    fmt = fmt.lower()
+    if fmt not in REVIEW_SUFFIXES:
+        fail(f"--format {fmt!r}: choose {', '.join(REVIEW_SUFFIXES)}")
+    if suffix not in REVIEW_SUFFIXES[fmt]:
+        fail(f"--format {fmt} does not match --out {out} (a {suffix or 'name without suffix'!r} file): name it "
+             f"*{REVIEW_SUFFIXES[fmt][0]}, or leave --format out to take the format from the suffix")
+    return fmt
 
 
 def import_to_files(files: list[Path], out: Path, report: Path, *, records: list[Path] = (),
@@ -109,6 +134,9 @@ def import_cli(
     check_inputs([*files, *(records or [])])
     check_out(out)
     check_out(report)
+    read = [*files, *(records or []), *(f.with_name(f.name + ".records.json") for f in files)]  # + CSV sidecars
+    check_not_inputs(read, [out])
+    check_not_inputs(read, [report], option="--report")
     with cli_errors():
         imp, rep = import_to_files(files, out, report, records=records or [], rubric=rubric, top=top)
     t = Table(title=f"Agreement · {len(rep['reviewers'])} reviewers · {rep['conversations']} conversations",

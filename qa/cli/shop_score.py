@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from qa.cli.common import cli_errors, console
+from qa.cli.common import check_inputs, check_not_inputs, check_out, cli_errors, console
 
 
 def shop_score_cli(
@@ -23,6 +23,10 @@ def shop_score_cli(
     from qa.report.shop_views import write_rows
     from qa.shopscore import read_stats, shop_scores
 
+    check_inputs([stats])
+    if out is not None:
+        check_out(out)
+        check_not_inputs([stats], [out])
     with cli_errors():
         rows = shop_scores(read_stats(stats), complaint_cap=complaint_cap, refund_cap=refund_cap)
     t = Table(title="服务体验分", title_justify="left", header_style="bold")
@@ -34,5 +38,6 @@ def shop_score_cli(
                   f(r["complaint_score"]), f(r["refund_score"]), f(r["total"]))
     console.print(t)
     if out is not None:
-        write_rows(out, rows)
+        with cli_errors():                              # /proc/x.csv, a full disk, a read-only folder: one line
+            write_rows(out, rows)
         console.print(f"wrote {out}", highlight=False)

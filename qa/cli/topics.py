@@ -7,7 +7,10 @@ from pathlib import Path
 
 import typer
 
-from qa.cli.common import COLUMNS, PLATFORM, RUBRIC, TZ, cli_errors, console, err_console
+from qa.cli.common import COLUMNS, PLATFORM, RUBRIC, TZ, check_inputs, check_not_inputs, check_out, cli_errors, \
+    console, err_console
+
+TOPICS_FILES = ("topics.csv", "topic_shops.csv", "questions.csv")
 
 
 def topics_cli(
@@ -33,6 +36,9 @@ def topics_cli(
     from qa.report.shop_views import write_rows
     from qa.topics import TOPIC_COLUMNS, build_topics
 
+    check_inputs(inputs, columns=columns, tz=tz, platform=platform)
+    check_out(out, folder=True)
+    check_not_inputs(inputs, [out, *(out / name for name in TOPICS_FILES)])
     t0 = time.perf_counter()
     with cli_errors():
         chats, rejected = load_chats(inputs, rubric=rubric, tz=tz, columns=columns, platform=platform)
@@ -42,10 +48,11 @@ def topics_cli(
     except (ValueError, RuntimeError) as e:
         err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
         raise typer.Exit(2) from None
-    out.mkdir(parents=True, exist_ok=True)
-    write_rows(out / "topics.csv", res.rows, TOPIC_COLUMNS)
-    write_rows(out / "topic_shops.csv", res.shops)
-    write_rows(out / "questions.csv", res.assignments)
+    with cli_errors():                                  # /proc/x, a full disk, a read-only folder: one line
+        out.mkdir(parents=True, exist_ok=True)
+        write_rows(out / "topics.csv", res.rows, TOPIC_COLUMNS)
+        write_rows(out / "topic_shops.csv", res.shops)
+        write_rows(out / "questions.csv", res.assignments)
     t = Table(title=f"qa topics · {res.k} types · {res.backend}", title_justify="left", header_style="bold")
     for col in ("#", "key terms", "conv", "share", "好评率", "未回复", "example"):
         t.add_column(col, justify="right" if col in ("#", "conv", "share", "好评率", "未回复") else "left")
