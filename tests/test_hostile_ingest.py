@@ -1,0 +1,139 @@
+"""Hostile input on the reading path: absurd times, one broken record among good ones, broken CSV structure and
+a workbook with a far cell. Each case costs the broken record (or file) only, names where it is, and counts add
+up (docs/ingest.md, docs/schema.md)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import random
+import re
+from zoneinfo import ZoneInfo
+
+import openpyxl
+import pytest
+from typer.testing import CliRunner
+
+from qa.chatrecords import load_chats
+from qa.cli import app
+from qa.errors import InputError
+from qa.io import ReadStats, Reject, read_many
+from qa.rubric import Hours
+from qa.schema import Conversation
+from qa.timing import service_seconds
+
+
+def _chat(cid: str, *, ts0="2026-03-02T10:15:03+08:00", ts1="2026-03-02T10:15:33+08:00", **extra) -> dict:
+    return {"id": cid, **extra, "messages": [{"role": "customer", "text": "在吗", "ts": ts0},
+                                            {"role": "agent", "text": "亲亲在的", "ts": ts1}]}
+
+
+def _jsonl(tmp_path, bad: str, name="in.jsonl"):
+    """ok1, the bad line, ok2, ok3."""
+    lines = [json.dumps(_chat("ok1")), bad, json.dumps(_chat("ok2")), json.dumps(_chat("ok3"))]
+    p = tmp_path / name
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return p
+
+
+def _read(path, **kw):
+    stats = ReadStats()
+    items = list(read_many([path], stats, unique_ids=True, **kw))
+    assert stats.read == stats.accepted + stats.rejected == len(items)
+    return items, stats
+
+
+def _one_reject(items) -> Reject:
+    rejects = [x for x in items if isinstance(x, Reject)]
+    assert len(rejects) == 1, rejects
+    return rejects[0]
+
+
+def cli(*args):
+    r = CliRunner().invoke(app, [str(a) for a in args])
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    return r
+
+
+def _summary(stderr: str) -> tuple[int, int, int]:
+    m = re.search(r"read (\d+) · accepted (\d+) · rejected (\d+)", stderr)
+    assert m, stderr
+    return tuple(map(int, m.groups()))
+
+
+HEADER = ["会话ID", "时间", "发送方角色", "发送人", "消息类别", "聊天内容", "店铺", "客服"]
+
+
+def _rows(n=4):
+    out = []
+    for i in range(n):
+        out += [[f"tb-{i}", f"2026-03-02 09:1{i}:00", "买家", "", "文本", "敏感肌能用吗", "花间", "小柚"],
+                [f"tb-{i}", f"2026-03-02 09:1{i}:30", "卖家", "小柚", "文本", "可以的亲", "花间", "小柚"]]
+    return out
+
+
+def _write_csv(path, header, rows):
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(header)
+    w.writerows(rows)
+    path.write_text(buf.getvalue(), encoding="utf-8-sig")
+    return path
+
+
+# -- times out of range ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("ts0,ts1,field", [
+    ("2026-03-02T10:15:03+08:00", "9999-12-31T23:59:59+00:00", "messages.1.ts"),   # far future
+    ("0001-01-01T00:00:00", "2026-03-02T10:15:33", "messages.0.ts"),               # naive year 1
+    ("0002-01-01T00:00:00+08:00", "9998-01-01T00:00:00+08:00", "messages.0.ts"),   # an absurd span
+    (-5, 1772416830, "messages.0.ts"),                                             # before the epoch
+    ("2026-03-02T10:15:03+08:00", 4102444800, "messages.1.ts"),                    # 2100-01-01 UTC exactly
+])
+def test_hostile_ingest_time_out_of_range_rejects_that_conversation(tmp_path, ts0, ts1, field):
+    items, stats = _read(_jsonl(tmp_path, json.dumps(_chat("bad", ts0=ts0, ts1=ts1))))
+    rej = _one_reject(items)
+    assert (rej.line, rej.field, rej.id) == (2, field, "bad") and "out of range" in rej.reason
+    assert [c.id for c in items if isinstance(c, Conversation)] == ["ok1", "ok2", "ok3"]
+
+
+def test_hostile_ingest_time_range_edges_are_accepted(tmp_path):
+    items, _ = _read(_jsonl(tmp_path, json.dumps(_chat("edge", ts0=0, ts1="2099-12-31T23:59:59+00:00"))))
+    assert all(isinstance(c, Conversation) for c in items) and len(items) == 4
+
+
+def test_hostile_ingest_year_one_row_in_an_export_names_line_and_column(tmp_path):
+    header = ["会话ID", "时间", "发送方角色", "发送人", "消息类别", "聊天内容", "店铺"]
+    rows = [["tb-1", "2026-03-02 09:10:27", "买家", "", "文本", "在吗", "花间"],
+            ["tb-1", "0001-01-01 00:00:00", "卖家", "小柚", "文本", "在的", "花间"],
+            ["tb-2", "2026-03-02 09:12:00", "买家", "", "文本", "发货了吗", "花间"],
+            ["tb-2", "2026-03-02 09:12:30", "卖家", "小柚", "文本", "今天发", "花间"]]
+    p = tmp_path / "qianniu.csv"
+    _write_csv(p, header, rows)
+    items, stats = _read(p)
+    rej = _one_reject(items)
+    assert (rej.line, rej.field, rej.id) == (3, "时间", "tb-1") and "out of range" in rej.reason
+    assert (stats.accepted, stats.rejected) == (1, 1)
+
+
+def test_hostile_ingest_check_and_metrics_on_far_times_print_the_summary(tmp_path):
+    p = _jsonl(tmp_path, json.dumps(_chat("bad", ts1="9999-12-31T23:59:59+00:00")))
+    r = cli("check", p, "-q", "--out", tmp_path / "f.jsonl")
+    assert r.exit_code == 0, r.output
+    assert _summary(r.stderr) == (4, 3, 1)
+    r = cli("metrics", p, "--out", tmp_path / "m")
+    assert r.exit_code == 0, r.output
+    assert _summary(r.stderr) == (4, 3, 1)
+
+
+def test_hostile_ingest_report_refuses_a_result_time_out_of_range(tmp_path):
+    rec = {"id": "a", "score": 90.0, "band": "良好", "messages": [
+        {"role": "customer", "text": "在吗", "ts": "2026-03-02T10:15:03+08:00"},
+        {"role": "agent", "text": "在", "ts": "9999-12-31T23:59:59+00:00"}]}
+    p = tmp_path / "results.jsonl"
+    p.write_text(json.dumps(rec) + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match="out of range") as e:
+        load_chats([p])
+    assert (e.value.file, e.value.line) == (str(p), 1)
