@@ -137,3 +137,38 @@ def test_hostile_ingest_report_refuses_a_result_time_out_of_range(tmp_path):
     with pytest.raises(InputError, match="out of range") as e:
         load_chats([p])
     assert (e.value.file, e.value.line) == (str(p), 1)
+
+
+# -- service hours over long spans ------------------------------------------------------------------------
+
+def _loop(start, end, hours):
+    """The day-by-day definition, for comparison."""
+    zone = ZoneInfo(hours.tz)
+    a, b = start.astimezone(zone), end.astimezone(zone)
+    total, day = 0.0, a.date() - dt.timedelta(days=1)
+    while day <= b.date():
+        w0 = dt.datetime.combine(day, hours.start, tzinfo=zone)
+        w1 = dt.datetime.combine(day + dt.timedelta(days=hours.end <= hours.start), hours.end, tzinfo=zone)
+        total += max(0.0, (min(b, w1) - max(a, w0)).total_seconds())
+        day += dt.timedelta(days=1)
+    return total
+
+
+@pytest.mark.parametrize("hours", [Hours(), Hours(start=dt.time(19), end=dt.time(3)),
+                                   Hours(start=dt.time(9), end=dt.time(18), tz="America/New_York")])
+def test_hostile_ingest_service_seconds_matches_the_day_by_day_definition(hours):
+    rng = random.Random(7)
+    for _ in range(200):
+        a = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=rng.randrange(2 * 365 * 86400))
+        b = a + dt.timedelta(seconds=rng.randrange(90 * 86400))
+        assert service_seconds(a, b, hours) == _loop(a, b, hours)
+
+
+def test_hostile_ingest_service_seconds_long_and_extreme_spans_are_arithmetic():
+    start = dt.datetime(2026, 3, 2, tzinfo=ZoneInfo("Asia/Shanghai"))
+    days = 2_000_000   # ~5,500 years: a per-day loop would take seconds
+    assert service_seconds(start, start + dt.timedelta(days=days), Hours()) == days * 15 * 3600
+    lo = dt.datetime(1, 1, 1, tzinfo=ZoneInfo("Asia/Shanghai"))
+    hi = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc)
+    for hours in (Hours(), Hours(start=dt.time(19), end=dt.time(3))):
+        assert service_seconds(lo, hi, hours) > 0     # no OverflowError at the calendar's ends
