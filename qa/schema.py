@@ -221,8 +221,9 @@ class Conversation(BaseModel):
             raw = data.get("platform")
             key = "" if raw is None else str(raw).strip().lower()
             platform = PLATFORM_ALIASES.get(key, key if key in PLATFORMS else "other")
-            if key and platform == "other" and key != "other":
-                data = {**data, "warnings": (*data.get("warnings", ()), f"unknown_platform:{raw}")}
+            known = data.get("warnings", ())
+            if key and platform == "other" and key != "other" and isinstance(known, (list, tuple)):
+                data = {**data, "warnings": (*known, f"unknown_platform:{raw}")}
             data = {**data, "platform": platform}
         return data
 

@@ -172,3 +172,66 @@ def test_hostile_ingest_service_seconds_long_and_extreme_spans_are_arithmetic():
     hi = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc)
     for hours in (Hours(), Hours(start=dt.time(19), end=dt.time(3))):
         assert service_seconds(lo, hi, hours) > 0     # no OverflowError at the calendar's ends
+
+
+# -- one broken record costs that record only ----------------------------------------------------------------
+
+@pytest.mark.parametrize("bad,field,reason", [
+    ('{"id": "bad", "platform": "jd", "warnings": 5, "messages": [{"role": "agent", "text": "x"}]}',
+     "warnings", "tuple"),
+    ('{"id": "bad", "messages": [{"role": "agent", "text": "x", "ts": 1' + "0" * 400 + "}]}",
+     "messages.0.ts", "out of range"),
+    ('{"id": "bad", "messages": [{"role": "agent", "text": "x", "ts": ' + "9" * 5000 + "}]}", None, "bad JSON"),
+])
+def test_hostile_ingest_bad_record_is_one_reject_and_the_rest_is_read(tmp_path, bad, field, reason):
+    items, stats = _read(_jsonl(tmp_path, bad))
+    rej = _one_reject(items)
+    assert rej.line == 2 and rej.field == field and reason in rej.reason
+    assert [c.id for c in items if isinstance(c, Conversation)] == ["ok1", "ok2", "ok3"]
+    assert (stats.read, stats.accepted, stats.rejected) == (4, 3, 1)
+
+
+def test_hostile_ingest_unforeseen_error_in_one_record_stays_with_that_record(tmp_path, monkeypatch):
+    real = Conversation.model_validate.__func__
+
+    def validate(cls, obj, *a, **kw):
+        if obj.get("id") == "boom":
+            raise RuntimeError("something no check foresaw")
+        return real(cls, obj, *a, **kw)
+
+    monkeypatch.setattr(Conversation, "model_validate", classmethod(validate))
+    items, stats = _read(_jsonl(tmp_path, json.dumps(_chat("boom"))))
+    rej = _one_reject(items)
+    assert rej.line == 2 and rej.id == "boom" and "RuntimeError: something no check foresaw" in rej.reason
+    assert (stats.accepted, stats.rejected) == (3, 1)
+
+
+def test_hostile_ingest_a_line_that_is_not_utf8_is_one_reject(tmp_path):
+    p = tmp_path / "in.jsonl"
+    p.write_bytes(b"\xef\xbb\xbf" + json.dumps(_chat("ok1")).encode() + b'\n{"id":"x\xff"}\r\n'
+                  + json.dumps(_chat("ok2")).encode() + b"\r" + json.dumps(_chat("ok3")).encode())
+    items, stats = _read(p)
+    rej = _one_reject(items)
+    assert rej.line == 2 and "not UTF-8" in rej.reason
+    assert [c.id for c in items if isinstance(c, Conversation)] == ["ok1", "ok2", "ok3"]
+
+
+def test_hostile_ingest_check_counts_every_record_of_a_file_with_a_broken_one(tmp_path):
+    p = _jsonl(tmp_path, '{"id": "bad", "platform": "jd", "warnings": 5, "messages": [{"role": "agent"}]}')
+    r = cli("check", p, "-q", "--out", tmp_path / "f.jsonl")
+    assert r.exit_code == 0, r.output
+    assert _summary(r.stderr) == (4, 3, 1)
+    (rej,) = [json.loads(x) for x in (tmp_path / "f.rejects.jsonl").read_text("utf-8").splitlines()]
+    assert (rej["line"], rej["field"]) == (2, "warnings")
+
+
+def test_hostile_ingest_malformed_dialeval_dialogue_is_one_reject(tmp_path):
+    turn = [{"sender": "customer", "utterances": ["在吗"]}]
+    data = [{"id": "d1", "turns": turn}, {"id": "b", "turns": turn, "annotations": [{"quality": [[1, 2, 3]]}]},
+            {"id": "d2", "turns": turn}, {"id": "d3", "turns": turn}]
+    p = tmp_path / "stc3.json"
+    p.write_text(json.dumps(data), encoding="utf-8")
+    items, stats = _read(p)
+    rej = _one_reject(items)
+    assert (rej.line, rej.id) == (2, "b") and "ValueError" in rej.reason
+    assert [c.id for c in items if isinstance(c, Conversation)] == ["d1", "d2", "d3"]
