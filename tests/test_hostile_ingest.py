@@ -235,3 +235,33 @@ def test_hostile_ingest_malformed_dialeval_dialogue_is_one_reject(tmp_path):
     rej = _one_reject(items)
     assert (rej.line, rej.id) == (2, "b") and "ValueError" in rej.reason
     assert [c.id for c in items if isinstance(c, Conversation)] == ["d1", "d2", "d3"]
+
+
+# -- CSV structure ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("column", ["会话ID", "聊天内容"])
+def test_hostile_ingest_csv_column_read_twice_is_a_clear_reject(tmp_path, column):
+    rows = [r + ["other"] for r in _rows()]
+    items, stats = _read(_write_csv(tmp_path / "dup.csv", HEADER + [column], rows))
+    rej = _one_reject(items)
+    assert (rej.line, rej.field) == (1, column) and "appears 2 times" in rej.reason
+    assert (stats.read, stats.rejected) == (1, 1)
+
+
+def test_hostile_ingest_csv_unbalanced_quote_is_a_clear_reject_not_a_merge(tmp_path):
+    p = _write_csv(tmp_path / "q.csv", HEADER, _rows())
+    lines = p.read_text("utf-8-sig").splitlines()
+    lines[2] = lines[2].replace("可以的亲", '"可以的亲')   # line 3 of the file opens a quote it never closes
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8-sig")
+    items, stats = _read(p)
+    rej = _one_reject(items)
+    assert (rej.line, rej.field) == (3, "聊天内容") and "quote" in rej.reason
+    assert stats.accepted == 0
+
+
+def test_hostile_ingest_csv_multiline_message_is_still_one_message(tmp_path):
+    rows = _rows(2)
+    rows[1][5] = "可以的亲，\n成分温和,不含酒精\n有问题随时找我"
+    items, stats = _read(_write_csv(tmp_path / "ml.csv", HEADER, rows))
+    assert (stats.accepted, stats.rejected) == (2, 0)
+    assert items[0].messages[1].text.count("\n") == 2
