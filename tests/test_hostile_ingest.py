@@ -265,3 +265,21 @@ def test_hostile_ingest_csv_multiline_message_is_still_one_message(tmp_path):
     items, stats = _read(_write_csv(tmp_path / "ml.csv", HEADER, rows))
     assert (stats.accepted, stats.rejected) == (2, 0)
     assert items[0].messages[1].text.count("\n") == 2
+
+
+# -- XLSX far cell --------------------------------------------------------------------------------------------
+
+def test_hostile_ingest_xlsx_far_cell_reads_the_cells_present(tmp_path):
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(HEADER)
+    for r in _rows(1):
+        ws.append(r)
+    ws["XFD1048576"] = "x"
+    p = tmp_path / "far.xlsx"
+    wb.save(p)
+    items, stats = _read(p)
+    assert [c.id for c in items if isinstance(c, Conversation)] == ["tb-0"]
+    rej = _one_reject(items)
+    assert rej.line == 1048576 and rej.field == "会话ID"
+    assert (stats.read, stats.accepted, stats.rejected) == (2, 1, 1)

@@ -85,14 +85,15 @@ def _xlsx_rows(path: Path, sheet: str | None) -> tuple[list[str], Iterator[Row]]
 
     wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     ws = wb[sheet] if sheet and sheet in wb.sheetnames else wb.worksheets[0]
+    ws.reset_dimensions()   # else every row is padded to the sheet's used range: one far cell makes it 1M × 16K
     it = ws.iter_rows(values_only=True)
     first = next(it, None) or ()
     header = ["" if h is None else str(h).strip() for h in first]
 
     def rows() -> Iterator[Row]:
         try:
-            for n, cells in enumerate(it, 2):
-                if any(c not in (None, "") for c in cells):
+            for n, cells in enumerate(it, 2):   # a missing row comes as (), a row as far as its last cell
+                if cells and any(c not in (None, "") for c in cells):
                     yield n, dict(zip(header, cells))
         finally:
             wb.close()
