@@ -67,14 +67,19 @@ class Chat:
 
 
 def _ts(v: Any) -> dt.datetime | None:
+    """A message time; None when missing or unparseable; ``ValueError`` when outside the schema's range."""
     if v is None or v == "":
         return None
     if isinstance(v, dt.datetime):
-        return v
-    try:
-        return dt.datetime.fromisoformat(str(v))
-    except ValueError:
-        return None
+        t = v
+    else:
+        try:
+            t = dt.datetime.fromisoformat(str(v))
+        except ValueError:
+            return None
+    from qa.schema import in_range
+    in_range(t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc), v)
+    return t
 
 
 def chat_from_result(r: dict[str, Any], file: str = "") -> Chat:

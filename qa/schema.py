@@ -37,6 +37,10 @@ def platform_id(name: str) -> str | None:
 
 
 _EPOCH_MS_FROM = 100_000_000_000  # numbers above this are epoch milliseconds (after 1973 in ms)
+# Message times outside [TS_MIN, TS_MAX) are rejected on read (docs/schema.md): a chat log from before the Unix
+# epoch or after 2099 is a broken export, and absurd spans would overflow or stall the timing code.
+TS_MIN = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+TS_MAX = dt.datetime(2100, 1, 1, tzinfo=dt.timezone.utc)
 
 
 @functools.lru_cache(maxsize=32)
@@ -47,31 +51,55 @@ def _zone(name: str) -> ZoneInfo:
 def parse_ts(value: Any, tz: str = DEFAULT_TZ) -> dt.datetime | None:
     """ISO-8601 (with offset, or naive in ``tz``), epoch seconds or epoch ms → aware datetime.
 
-    ``None`` and empty strings give ``None``; anything else that is not a time raises ``ValueError``.
+    ``None`` and empty strings give ``None``; anything else that is not a time, or a time outside
+    ``TS_MIN`` .. ``TS_MAX``, raises ``ValueError``.
     """
     if value is None or value == "":
         return None
+    return in_range(_parse(value, tz), value)
+
+
+def in_range(t: dt.datetime, raw: Any = None) -> dt.datetime:
+    """``t`` (aware) if it lies in ``TS_MIN`` .. ``TS_MAX``, else ``ValueError`` quoting ``raw``."""
+    if not TS_MIN <= t < TS_MAX:
+        raise _out_of_range(t.isoformat() if raw is None else raw)
+    return t
+
+
+def _out_of_range(raw: Any) -> ValueError:
+    return ValueError(f"time {_short_repr(raw)} out of range (allowed: {TS_MIN:%Y-%m-%d} to {TS_MAX:%Y-%m-%d} UTC)")
+
+
+def _short_repr(value: Any, limit: int = 60) -> str:
+    if isinstance(value, int) and abs(value) >= 10 ** limit:   # repr of a huge int is long (or refused)
+        return f"<a number of about {int(value.bit_length() * 0.30103) + 1} digits>"
+    r = repr(value)
+    return r if len(r) <= limit else r[:limit] + "…"
+
+
+def _parse(value: Any, tz: str) -> dt.datetime:
+    raw = value
     if isinstance(value, dt.datetime):
         return value if value.tzinfo else value.replace(tzinfo=_zone(tz))
     if isinstance(value, bool):
         raise ValueError(f"not a time: {value!r}")
     if isinstance(value, str):
         s = value.strip()
-        if s.lstrip("-").replace(".", "", 1).isdigit():
-            value = float(s)
-        else:
-            try:
-                t = dt.datetime.fromisoformat(s.replace("/", "-"))
-            except ValueError:
-                raise ValueError(f"unparseable time {value!r}") from None
-            return t if t.tzinfo else t.replace(tzinfo=_zone(tz))
-    if isinstance(value, (int, float)):
-        secs = value / 1000 if abs(value) >= _EPOCH_MS_FROM else value
         try:
+            if s.lstrip("-").replace(".", "", 1).isdigit():
+                value = float(s)
+            else:
+                t = dt.datetime.fromisoformat(s.replace("/", "-"))
+                return t if t.tzinfo else t.replace(tzinfo=_zone(tz))
+        except ValueError:
+            raise ValueError(f"unparseable time {_short_repr(raw)}") from None
+    if isinstance(value, (int, float)):
+        try:
+            secs = value / 1000 if abs(value) >= _EPOCH_MS_FROM else value
             return dt.datetime.fromtimestamp(secs, tz=_zone(tz))
         except (OverflowError, OSError, ValueError):
-            raise ValueError(f"time out of range {value!r}") from None
-    raise ValueError(f"unparseable time {value!r}")
+            raise _out_of_range(raw) from None
+    raise ValueError(f"unparseable time {_short_repr(raw)}")
 
 
 class Message(BaseModel):
@@ -193,8 +221,9 @@ class Conversation(BaseModel):
             raw = data.get("platform")
             key = "" if raw is None else str(raw).strip().lower()
             platform = PLATFORM_ALIASES.get(key, key if key in PLATFORMS else "other")
-            if key and platform == "other" and key != "other":
-                data = {**data, "warnings": (*data.get("warnings", ()), f"unknown_platform:{raw}")}
+            known = data.get("warnings", ())
+            if key and platform == "other" and key != "other" and isinstance(known, (list, tuple)):
+                data = {**data, "warnings": (*known, f"unknown_platform:{raw}")}
             data = {**data, "platform": platform}
         return data
 

@@ -22,23 +22,39 @@ from qa.rubric import Hours, Rubric
 from qa.schema import Conversation, Message
 
 
+# Times are clamped into this span before service hours are counted, so that no local date falls off the
+# calendar (readers already reject times outside qa.schema.TS_MIN .. TS_MAX; this guards direct callers).
+_FIRST = dt.datetime(1, 1, 3, tzinfo=dt.timezone.utc)
+_LAST = dt.datetime(9999, 12, 29, tzinfo=dt.timezone.utc)
+
+
 def service_seconds(start: dt.datetime, end: dt.datetime, hours: Hours) -> float:
-    """Seconds of [start, end] that fall inside the daily service window (it may wrap past midnight)."""
+    """Seconds of [start, end] that fall inside the daily service window (it may wrap past midnight).
+
+    Days wholly inside the span count one full window each, by arithmetic: the cost does not grow with the gap.
+    """
     if end <= start:
         return 0.0
     if hours.start == hours.end:
         return (end - start).total_seconds()
     zone = ZoneInfo(hours.tz)
-    a, b = start.astimezone(zone), end.astimezone(zone)
+    a, b = (min(max(t, _FIRST), _LAST).astimezone(zone) for t in (start, end))
+    first, last = a.date() - dt.timedelta(days=1), b.date()   # the windows that can touch [a, b]
+    full_from, full_to = a.date() + dt.timedelta(days=1), b.date() - dt.timedelta(days=2)
     total = 0.0
-    day = a.date() - dt.timedelta(days=1)
-    while day <= b.date():
+    if full_to >= full_from:   # each window of these days lies wholly within [a, b]
+        w0 = dt.datetime.combine(full_from, hours.start)
+        w1 = dt.datetime.combine(full_from + dt.timedelta(days=hours.end <= hours.start), hours.end)
+        total += ((full_to - full_from).days + 1) * (w1 - w0).total_seconds()
+        days = [first, a.date(), last - dt.timedelta(days=1), last]
+    else:
+        days = [first + dt.timedelta(days=k) for k in range((last - first).days + 1)]
+    for day in days:
         w0 = dt.datetime.combine(day, hours.start, tzinfo=zone)
         w1 = dt.datetime.combine(day + dt.timedelta(days=hours.end <= hours.start), hours.end, tzinfo=zone)
         lo, hi = max(a, w0), min(b, w1)
         if hi > lo:
             total += (hi - lo).total_seconds()
-        day += dt.timedelta(days=1)
     return total
 
 

@@ -50,18 +50,38 @@ def _explain(err: dict[str, Any]) -> tuple[str, str]:
 
 
 def build(obj: Any, *, file: str, line: int | None, tz: str = DEFAULT_TZ) -> Conversation | Reject:
-    """Validate one decoded record; never raises for bad data."""
+    """Validate one decoded record; never raises: any failure is a ``Reject`` for this record alone."""
     raw_id = obj.get("id") if isinstance(obj, dict) else None
+    rid = None if raw_id is None else _text(raw_id)
     if not isinstance(obj, dict):
         return Reject(file, line, "record is not a JSON object", raw=_short(obj))
     try:
         return Conversation.model_validate(obj, context={"tz": tz})
     except ValidationError as e:
         field, reason = _explain(e.errors()[0])
-        return Reject(file, line, reason, field=field, id=None if raw_id is None else str(raw_id),
-                      raw=_short(obj))
+        return Reject(file, line, reason, field=field, id=rid, raw=_short(obj))
+    except Exception as e:  # noqa: BLE001 — a validator tripped on hostile data: reject this record, read on
+        return unexpected(e, file=file, line=line, id=rid, raw=_short(obj))
+
+
+def unexpected(exc: BaseException, *, file: str, line: int | None, id: str | None = None,
+               raw: str | None = None) -> Reject:
+    """A ``Reject`` for one record whose reading failed in a way no check foresaw (the reason names the error)."""
+    msg = str(exc)
+    msg = msg if len(msg) <= 300 else msg[:300] + "…"
+    return Reject(file, line, f"cannot read this record: {type(exc).__name__}: {msg}", id=id, raw=raw)
+
+
+def _text(v: Any) -> str:
+    try:
+        return str(v)
+    except ValueError:   # an int too long to print
+        return f"<{type(v).__name__} that cannot be shown>"
 
 
 def _short(obj: Any, limit: int = 500) -> str:
-    s = obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False, default=str)
+    try:
+        s = obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False, default=str)
+    except (ValueError, RecursionError):   # an int too long to print, a structure nested too deeply
+        return f"<{type(obj).__name__} that cannot be shown>"
     return s if len(s) <= limit else s[:limit] + "…"

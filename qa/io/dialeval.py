@@ -26,7 +26,7 @@ def looks_like_dialeval(path: Path) -> bool:
 
 
 def to_record(d: dict[str, Any]) -> dict[str, Any]:
-    """One DialEval dialogue → a canonical record (raises KeyError/TypeError on a malformed one)."""
+    """One DialEval dialogue → a canonical record (raises KeyError, TypeError, ValueError… on a malformed one)."""
     messages = []
     for t in d["turns"]:
         role = SENDER_ROLE.get(t["sender"], t["sender"])
@@ -59,8 +59,8 @@ def read_dialeval(path: Path, *, tz: str) -> Iterator[Conversation | Reject]:
     for i, d in enumerate(data, 1):  # "line" is the record number for a JSON list
         try:
             rec = to_record(d)
-        except (KeyError, TypeError, AttributeError) as e:
-            yield Reject(name, i, f"malformed DialEval dialogue ({type(e).__name__}: {e})",
+        except Exception as e:  # noqa: BLE001 — any malformed dialogue costs that dialogue only
+            yield Reject(name, i, f"malformed DialEval dialogue ({type(e).__name__}: {str(e)[:300]})",
                          field=str(e.args[0]) if isinstance(e, KeyError) else None,
                          id=str(d.get("id")) if isinstance(d, dict) and d.get("id") is not None else None)
             continue

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from qa.io.build import Reject, build
+from qa.io.build import Reject, build, unexpected
 from qa.schema import Conversation
 
 
 _LONE = re.compile("[\ud800-\udfff]")   # after json.loads, a surrogate left alone is half a character
 _ESCAPED = re.compile(r"\\u[dD][89a-fA-F]")   # a line that escapes a surrogate (most pair it: an emoji)
+_EOL = re.compile(rb"\r\n?|\n")
 
 
 def whole_characters(obj: Any) -> Any:
@@ -29,28 +31,46 @@ def whole_characters(obj: Any) -> Any:
 
 
 def read_jsonl(path: Path, *, tz: str) -> Iterator[Conversation | Reject]:
+    """One item per non-blank line. A line that cannot be read (not UTF-8, bad JSON, a record that trips
+    anything) is a reject for that line alone; the lines after it are still read."""
     name = str(path)
-    with open(path, encoding="utf-8-sig", errors="strict", newline="") as f:
+    for ln, data in _lines(path):
+        if not data.strip():
+            continue
+        try:
+            line = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            yield Reject(name, ln, f"not UTF-8 text ({e.reason} at byte {e.start} of the line)",
+                         raw=data[:500].decode("utf-8", "replace").rstrip())
+            continue
+        try:
+            item = _record(line, name, ln, tz)
+        except Exception as e:  # noqa: BLE001 — whatever this line trips, it costs this line only
+            item = unexpected(e, file=name, line=ln, raw=line[:500].rstrip())
+        yield item
+
+
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, bytes) per line, split at \\n, \\r\\n or \\r as text mode does; a UTF-8 BOM is dropped."""
+    with open(path, "rb") as f:
         ln = 0
-        while True:
-            try:
-                line = f.readline()
-            except UnicodeDecodeError as e:
-                yield Reject(name, ln + 1, f"not UTF-8 text ({e.reason} at byte {e.start})")
-                return
-            if not line:
-                return
-            ln += 1
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                yield Reject(name, ln, f"bad JSON: {e.msg} (column {e.colno})", raw=line[:500].rstrip())
-                continue
-            except RecursionError:
-                yield Reject(name, ln, "bad JSON: nested too deeply", raw=line[:500].rstrip())
-                continue
-            if _ESCAPED.search(line):
-                obj = whole_characters(obj)
-            yield build(obj, file=name, line=ln, tz=tz)
+        for chunk in f:
+            if ln == 0 and chunk.startswith(codecs.BOM_UTF8):
+                chunk = chunk[len(codecs.BOM_UTF8):]
+            for part in _EOL.split(chunk.removesuffix(b"\n").removesuffix(b"\r")):
+                ln += 1
+                yield ln, part
+
+
+def _record(line: str, name: str, ln: int, tz: str) -> Conversation | Reject:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        return Reject(name, ln, f"bad JSON: {e.msg} (column {e.colno})", raw=line[:500].rstrip())
+    except ValueError as e:   # e.g. an integer longer than Python converts
+        return Reject(name, ln, f"bad JSON: {str(e).split(';')[0]}", raw=line[:500].rstrip())
+    except RecursionError:
+        return Reject(name, ln, "bad JSON: nested too deeply", raw=line[:500].rstrip())
+    if _ESCAPED.search(line):
+        obj = whole_characters(obj)
+    return build(obj, file=name, line=ln, tz=tz)

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from qa.errors import InputError
 from qa.io.build import Reject, build
 from qa.io.profiles import Profile, resolve_profile
 from qa.schema import MESSAGE_TYPES, ROLES, Conversation
@@ -54,10 +55,29 @@ def _csv_rows(path: Path) -> tuple[list[str], Iterator[Row]]:
 
     def rows() -> Iterator[Row]:
         with f:
+            end = reader.line_num
             for cells in reader:
+                start, end = end + 1, reader.line_num
+                _check_quotes(path, start, header, cells, delim)
                 if any(c.strip() for c in cells):
-                    yield reader.line_num, dict(zip(header, cells))
+                    yield end, dict(zip(header, cells))
     return header, rows()
+
+
+def _check_quotes(path: Path, line: int, header: list[str], cells: list[str], delim: str) -> None:
+    """A quote that is never closed swallows the rows after it into one cell: raise ``InputError`` when a cell
+    holds line breaks followed by a line with a row's worth of delimiters (a multi-line message rarely has)."""
+    if len(header) < 4:   # too few columns to tell a row from a line of text
+        return
+    for i, cell in enumerate(cells):
+        if "\n" not in cell and "\r" not in cell:
+            continue
+        rows = sum(part.count(delim) >= len(header) - 1 for part in cell.splitlines()[1:])
+        if rows:
+            column = header[i] if i < len(header) else f"column {i + 1}"
+            raise InputError(f"unbalanced quote (\") in column {column!r}: the cell that starts here runs on over "
+                             f"{rows} line(s) that look like rows of this file; fix the quoting (no row of the "
+                             "file was read)", file=str(path), line=line, field=column)
 
 
 def _xlsx_rows(path: Path, sheet: str | None) -> tuple[list[str], Iterator[Row]]:
@@ -65,14 +85,15 @@ def _xlsx_rows(path: Path, sheet: str | None) -> tuple[list[str], Iterator[Row]]
 
     wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     ws = wb[sheet] if sheet and sheet in wb.sheetnames else wb.worksheets[0]
+    ws.reset_dimensions()   # else every row is padded to the sheet's used range: one far cell makes it 1M × 16K
     it = ws.iter_rows(values_only=True)
     first = next(it, None) or ()
     header = ["" if h is None else str(h).strip() for h in first]
 
     def rows() -> Iterator[Row]:
         try:
-            for n, cells in enumerate(it, 2):
-                if any(c not in (None, "") for c in cells):
+            for n, cells in enumerate(it, 2):   # a missing row comes as (), a row as far as its last cell
+                if cells and any(c not in (None, "") for c in cells):
                     yield n, dict(zip(header, cells))
         finally:
             wb.close()
@@ -149,6 +170,12 @@ def read_table(path: Path, *, tz: str | None = None, columns: str | Path | None 
     if missing:
         yield Reject(name, 1, f"missing column(s) {missing} required by profile {profile.name!r}",
                      field=missing[0])
+        return
+    twice = [c for c in dict.fromkeys(profile.columns.values()) if header.count(c) > 1]
+    if twice:
+        yield Reject(name, 1, f"column {twice[0]!r} appears {header.count(twice[0])} times in the header; profile "
+                     f"{profile.name!r} reads it, so which one holds the data is ambiguous: rename or delete the "
+                     "extra one (no row of the file was read)", field=twice[0])
         return
     tz = tz or profile.timezone
     yield from _grouped(name, _group(name, rows, profile), profile, tz)

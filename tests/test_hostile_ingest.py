@@ -1,0 +1,285 @@
+"""Hostile input on the reading path: absurd times, one broken record among good ones, broken CSV structure and
+a workbook with a far cell. Each case costs the broken record (or file) only, names where it is, and counts add
+up (docs/ingest.md, docs/schema.md)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import random
+import re
+from zoneinfo import ZoneInfo
+
+import openpyxl
+import pytest
+from typer.testing import CliRunner
+
+from qa.chatrecords import load_chats
+from qa.cli import app
+from qa.errors import InputError
+from qa.io import ReadStats, Reject, read_many
+from qa.rubric import Hours
+from qa.schema import Conversation
+from qa.timing import service_seconds
+
+
+def _chat(cid: str, *, ts0="2026-03-02T10:15:03+08:00", ts1="2026-03-02T10:15:33+08:00", **extra) -> dict:
+    return {"id": cid, **extra, "messages": [{"role": "customer", "text": "在吗", "ts": ts0},
+                                            {"role": "agent", "text": "亲亲在的", "ts": ts1}]}
+
+
+def _jsonl(tmp_path, bad: str, name="in.jsonl"):
+    """ok1, the bad line, ok2, ok3."""
+    lines = [json.dumps(_chat("ok1")), bad, json.dumps(_chat("ok2")), json.dumps(_chat("ok3"))]
+    p = tmp_path / name
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return p
+
+
+def _read(path, **kw):
+    stats = ReadStats()
+    items = list(read_many([path], stats, unique_ids=True, **kw))
+    assert stats.read == stats.accepted + stats.rejected == len(items)
+    return items, stats
+
+
+def _one_reject(items) -> Reject:
+    rejects = [x for x in items if isinstance(x, Reject)]
+    assert len(rejects) == 1, rejects
+    return rejects[0]
+
+
+def cli(*args):
+    r = CliRunner().invoke(app, [str(a) for a in args])
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    return r
+
+
+def _summary(stderr: str) -> tuple[int, int, int]:
+    m = re.search(r"read (\d+) · accepted (\d+) · rejected (\d+)", stderr)
+    assert m, stderr
+    return tuple(map(int, m.groups()))
+
+
+HEADER = ["会话ID", "时间", "发送方角色", "发送人", "消息类别", "聊天内容", "店铺", "客服"]
+
+
+def _rows(n=4):
+    out = []
+    for i in range(n):
+        out += [[f"tb-{i}", f"2026-03-02 09:1{i}:00", "买家", "", "文本", "敏感肌能用吗", "花间", "小柚"],
+                [f"tb-{i}", f"2026-03-02 09:1{i}:30", "卖家", "小柚", "文本", "可以的亲", "花间", "小柚"]]
+    return out
+
+
+def _write_csv(path, header, rows):
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(header)
+    w.writerows(rows)
+    path.write_text(buf.getvalue(), encoding="utf-8-sig")
+    return path
+
+
+# -- times out of range ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("ts0,ts1,field", [
+    ("2026-03-02T10:15:03+08:00", "9999-12-31T23:59:59+00:00", "messages.1.ts"),   # far future
+    ("0001-01-01T00:00:00", "2026-03-02T10:15:33", "messages.0.ts"),               # naive year 1
+    ("0002-01-01T00:00:00+08:00", "9998-01-01T00:00:00+08:00", "messages.0.ts"),   # an absurd span
+    (-5, 1772416830, "messages.0.ts"),                                             # before the epoch
+    ("2026-03-02T10:15:03+08:00", 4102444800, "messages.1.ts"),                    # 2100-01-01 UTC exactly
+])
+def test_hostile_ingest_time_out_of_range_rejects_that_conversation(tmp_path, ts0, ts1, field):
+    items, stats = _read(_jsonl(tmp_path, json.dumps(_chat("bad", ts0=ts0, ts1=ts1))))
+    rej = _one_reject(items)
+    assert (rej.line, rej.field, rej.id) == (2, field, "bad") and "out of range" in rej.reason
+    assert [c.id for c in items if isinstance(c, Conversation)] == ["ok1", "ok2", "ok3"]
+
+
+def test_hostile_ingest_time_range_edges_are_accepted(tmp_path):
+    items, _ = _read(_jsonl(tmp_path, json.dumps(_chat("edge", ts0=0, ts1="2099-12-31T23:59:59+00:00"))))
+    assert all(isinstance(c, Conversation) for c in items) and len(items) == 4
+
+
+def test_hostile_ingest_year_one_row_in_an_export_names_line_and_column(tmp_path):
+    header = ["会话ID", "时间", "发送方角色", "发送人", "消息类别", "聊天内容", "店铺"]
+    rows = [["tb-1", "2026-03-02 09:10:27", "买家", "", "文本", "在吗", "花间"],
+            ["tb-1", "0001-01-01 00:00:00", "卖家", "小柚", "文本", "在的", "花间"],
+            ["tb-2", "2026-03-02 09:12:00", "买家", "", "文本", "发货了吗", "花间"],
+            ["tb-2", "2026-03-02 09:12:30", "卖家", "小柚", "文本", "今天发", "花间"]]
+    p = tmp_path / "qianniu.csv"
+    _write_csv(p, header, rows)
+    items, stats = _read(p)
+    rej = _one_reject(items)
+    assert (rej.line, rej.field, rej.id) == (3, "时间", "tb-1") and "out of range" in rej.reason
+    assert (stats.accepted, stats.rejected) == (1, 1)
+
+
+def test_hostile_ingest_check_and_metrics_on_far_times_print_the_summary(tmp_path):
+    p = _jsonl(tmp_path, json.dumps(_chat("bad", ts1="9999-12-31T23:59:59+00:00")))
+    r = cli("check", p, "-q", "--out", tmp_path / "f.jsonl")
+    assert r.exit_code == 0, r.output
+    assert _summary(r.stderr) == (4, 3, 1)
+    r = cli("metrics", p, "--out", tmp_path / "m")
+    assert r.exit_code == 0, r.output
+    assert _summary(r.stderr) == (4, 3, 1)
+
+
+def test_hostile_ingest_report_refuses_a_result_time_out_of_range(tmp_path):
+    rec = {"id": "a", "score": 90.0, "band": "良好", "messages": [
+        {"role": "customer", "text": "在吗", "ts": "2026-03-02T10:15:03+08:00"},
+        {"role": "agent", "text": "在", "ts": "9999-12-31T23:59:59+00:00"}]}
+    p = tmp_path / "results.jsonl"
+    p.write_text(json.dumps(rec) + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match="out of range") as e:
+        load_chats([p])
+    assert (e.value.file, e.value.line) == (str(p), 1)
+
+
+# -- service hours over long spans ------------------------------------------------------------------------
+
+def _loop(start, end, hours):
+    """The day-by-day definition, for comparison."""
+    zone = ZoneInfo(hours.tz)
+    a, b = start.astimezone(zone), end.astimezone(zone)
+    total, day = 0.0, a.date() - dt.timedelta(days=1)
+    while day <= b.date():
+        w0 = dt.datetime.combine(day, hours.start, tzinfo=zone)
+        w1 = dt.datetime.combine(day + dt.timedelta(days=hours.end <= hours.start), hours.end, tzinfo=zone)
+        total += max(0.0, (min(b, w1) - max(a, w0)).total_seconds())
+        day += dt.timedelta(days=1)
+    return total
+
+
+@pytest.mark.parametrize("hours", [Hours(), Hours(start=dt.time(19), end=dt.time(3)),
+                                   Hours(start=dt.time(9), end=dt.time(18), tz="America/New_York")])
+def test_hostile_ingest_service_seconds_matches_the_day_by_day_definition(hours):
+    rng = random.Random(7)
+    for _ in range(200):
+        a = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=rng.randrange(2 * 365 * 86400))
+        b = a + dt.timedelta(seconds=rng.randrange(90 * 86400))
+        assert service_seconds(a, b, hours) == _loop(a, b, hours)
+
+
+def test_hostile_ingest_service_seconds_long_and_extreme_spans_are_arithmetic():
+    start = dt.datetime(2026, 3, 2, tzinfo=ZoneInfo("Asia/Shanghai"))
+    days = 2_000_000   # ~5,500 years: a per-day loop would take seconds
+    assert service_seconds(start, start + dt.timedelta(days=days), Hours()) == days * 15 * 3600
+    lo = dt.datetime(1, 1, 1, tzinfo=ZoneInfo("Asia/Shanghai"))
+    hi = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc)
+    for hours in (Hours(), Hours(start=dt.time(19), end=dt.time(3))):
+        assert service_seconds(lo, hi, hours) > 0     # no OverflowError at the calendar's ends
+
+
+# -- one broken record costs that record only ----------------------------------------------------------------
+
+@pytest.mark.parametrize("bad,field,reason", [
+    ('{"id": "bad", "platform": "jd", "warnings": 5, "messages": [{"role": "agent", "text": "x"}]}',
+     "warnings", "tuple"),
+    ('{"id": "bad", "messages": [{"role": "agent", "text": "x", "ts": 1' + "0" * 400 + "}]}",
+     "messages.0.ts", "out of range"),
+    ('{"id": "bad", "messages": [{"role": "agent", "text": "x", "ts": ' + "9" * 5000 + "}]}", None, "bad JSON"),
+])
+def test_hostile_ingest_bad_record_is_one_reject_and_the_rest_is_read(tmp_path, bad, field, reason):
+    items, stats = _read(_jsonl(tmp_path, bad))
+    rej = _one_reject(items)
+    assert rej.line == 2 and rej.field == field and reason in rej.reason
+    assert [c.id for c in items if isinstance(c, Conversation)] == ["ok1", "ok2", "ok3"]
+    assert (stats.read, stats.accepted, stats.rejected) == (4, 3, 1)
+
+
+def test_hostile_ingest_unforeseen_error_in_one_record_stays_with_that_record(tmp_path, monkeypatch):
+    real = Conversation.model_validate.__func__
+
+    def validate(cls, obj, *a, **kw):
+        if obj.get("id") == "boom":
+            raise RuntimeError("something no check foresaw")
+        return real(cls, obj, *a, **kw)
+
+    monkeypatch.setattr(Conversation, "model_validate", classmethod(validate))
+    items, stats = _read(_jsonl(tmp_path, json.dumps(_chat("boom"))))
+    rej = _one_reject(items)
+    assert rej.line == 2 and rej.id == "boom" and "RuntimeError: something no check foresaw" in rej.reason
+    assert (stats.accepted, stats.rejected) == (3, 1)
+
+
+def test_hostile_ingest_a_line_that_is_not_utf8_is_one_reject(tmp_path):
+    p = tmp_path / "in.jsonl"
+    p.write_bytes(b"\xef\xbb\xbf" + json.dumps(_chat("ok1")).encode() + b'\n{"id":"x\xff"}\r\n'
+                  + json.dumps(_chat("ok2")).encode() + b"\r" + json.dumps(_chat("ok3")).encode())
+    items, stats = _read(p)
+    rej = _one_reject(items)
+    assert rej.line == 2 and "not UTF-8" in rej.reason
+    assert [c.id for c in items if isinstance(c, Conversation)] == ["ok1", "ok2", "ok3"]
+
+
+def test_hostile_ingest_check_counts_every_record_of_a_file_with_a_broken_one(tmp_path):
+    p = _jsonl(tmp_path, '{"id": "bad", "platform": "jd", "warnings": 5, "messages": [{"role": "agent"}]}')
+    r = cli("check", p, "-q", "--out", tmp_path / "f.jsonl")
+    assert r.exit_code == 0, r.output
+    assert _summary(r.stderr) == (4, 3, 1)
+    (rej,) = [json.loads(x) for x in (tmp_path / "f.rejects.jsonl").read_text("utf-8").splitlines()]
+    assert (rej["line"], rej["field"]) == (2, "warnings")
+
+
+def test_hostile_ingest_malformed_dialeval_dialogue_is_one_reject(tmp_path):
+    turn = [{"sender": "customer", "utterances": ["在吗"]}]
+    data = [{"id": "d1", "turns": turn}, {"id": "b", "turns": turn, "annotations": [{"quality": [[1, 2, 3]]}]},
+            {"id": "d2", "turns": turn}, {"id": "d3", "turns": turn}]
+    p = tmp_path / "stc3.json"
+    p.write_text(json.dumps(data), encoding="utf-8")
+    items, stats = _read(p)
+    rej = _one_reject(items)
+    assert (rej.line, rej.id) == (2, "b") and "ValueError" in rej.reason
+    assert [c.id for c in items if isinstance(c, Conversation)] == ["d1", "d2", "d3"]
+
+
+# -- CSV structure ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("column", ["会话ID", "聊天内容"])
+def test_hostile_ingest_csv_column_read_twice_is_a_clear_reject(tmp_path, column):
+    rows = [r + ["other"] for r in _rows()]
+    items, stats = _read(_write_csv(tmp_path / "dup.csv", HEADER + [column], rows))
+    rej = _one_reject(items)
+    assert (rej.line, rej.field) == (1, column) and "appears 2 times" in rej.reason
+    assert (stats.read, stats.rejected) == (1, 1)
+
+
+def test_hostile_ingest_csv_unbalanced_quote_is_a_clear_reject_not_a_merge(tmp_path):
+    p = _write_csv(tmp_path / "q.csv", HEADER, _rows())
+    lines = p.read_text("utf-8-sig").splitlines()
+    lines[2] = lines[2].replace("可以的亲", '"可以的亲')   # line 3 of the file opens a quote it never closes
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8-sig")
+    items, stats = _read(p)
+    rej = _one_reject(items)
+    assert (rej.line, rej.field) == (3, "聊天内容") and "quote" in rej.reason
+    assert stats.accepted == 0
+
+
+def test_hostile_ingest_csv_multiline_message_is_still_one_message(tmp_path):
+    rows = _rows(2)
+    rows[1][5] = "可以的亲，\n成分温和,不含酒精\n有问题随时找我"
+    items, stats = _read(_write_csv(tmp_path / "ml.csv", HEADER, rows))
+    assert (stats.accepted, stats.rejected) == (2, 0)
+    assert items[0].messages[1].text.count("\n") == 2
+
+
+# -- XLSX far cell --------------------------------------------------------------------------------------------
+
+def test_hostile_ingest_xlsx_far_cell_reads_the_cells_present(tmp_path):
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(HEADER)
+    for r in _rows(1):
+        ws.append(r)
+    ws["XFD1048576"] = "x"
+    p = tmp_path / "far.xlsx"
+    wb.save(p)
+    items, stats = _read(p)
+    assert [c.id for c in items if isinstance(c, Conversation)] == ["tb-0"]
+    rej = _one_reject(items)
+    assert rej.line == 1048576 and rej.field == "会话ID"
+    assert (stats.read, stats.accepted, stats.rejected) == (2, 1, 1)
