@@ -130,38 +130,16 @@ def is_results_file(path: Path) -> bool:
 
 
 def _read_results(path: Path) -> Iterator[Chat]:
-    if path.suffix.lower() in RESULT_SUFFIXES:
-        import pyarrow.parquet as pq
+    """Through ``qa.grade.numbered_records``, the one reader of results files: each record is checked (types,
+    score 0–100) before a view reads it, and a bad one raises ``InputError`` naming file, line and field."""
+    from qa.grade import numbered_records
 
+    for line, r in numbered_records(path):
         try:
-            table = pq.read_table(path)
-        except Exception as e:  # noqa: BLE001 — any unreadable file is the input's fault (as qa.grade reads it)
-            raise InputError(f"cannot read Parquet: {e}", file=str(path)) from None
-        cols = [c for c in ("id", "shop", "agent", "day", "score", "failed", "timing", "rating", "messages")
-                if c in table.column_names]
-        row = 0
-        for batch in table.select(cols).to_batches(10_000):
-            for r in batch.to_pylist():
-                row += 1
-                try:
-                    for k in ("timing", "rating", "messages"):
-                        if isinstance(r.get(k), str):
-                            r[k] = json.loads(r[k])
-                    chat = chat_from_result(r, str(path))
-                except (ValueError, KeyError, TypeError, AttributeError) as e:
-                    raise InputError(f"not a graded-result record ({type(e).__name__}: {e})", file=str(path),
-                                     line=row) from None
-                yield chat
-        return
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                yield chat_from_result(json.loads(line), str(path))
-            except (ValueError, KeyError, TypeError, AttributeError) as e:
-                raise InputError(f"not a graded-result record ({type(e).__name__}: {e})", file=str(path),
-                                 line=n) from None
+            chat = chat_from_result(r, str(path))
+        except (ValueError, KeyError, TypeError, AttributeError) as e:   # a message time out of range
+            raise InputError(f"not a graded-result record ({e})", file=str(path), line=line) from None
+        yield chat
 
 
 def load_chats(paths: Iterable[str | Path], *, rubric: Any = None, tz: str | None = None,

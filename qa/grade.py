@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from qa.errors import InputError
+from qa.shape import FieldError, check, check_fields, check_list, check_map, check_range
 
 BANDS = ((90, "优秀"), (75, "良好"), (60, "合格"), (None, "不合格"))
 
@@ -130,22 +132,16 @@ class Grade:
     @classmethod
     def from_record(cls, rec: Mapping[str, Any]) -> Grade:
         """A record back as a ``Grade``; raises ``ValueError`` naming the field that is missing or wrong."""
-        if not isinstance(rec, Mapping):
-            raise ValueError("a result record is a JSON object")
-        for f in REQUIRED:
-            if rec.get(f) in (None, ""):
-                raise _FieldError(f, "required field is missing")
+        check_record(rec)
         try:
             dims = {k: DimensionGrade.from_record(v) for k, v in (rec.get("dimensions") or {}).items()}
         except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise _FieldError("dimensions", f"not a dimension object ({e})") from None
+            raise FieldError("dimensions", f"not a dimension object ({e})") from None
         try:
             deds = tuple(Deduction.from_record(d) for d in rec.get("deductions") or ())
         except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise _FieldError("deductions", f"not a deduction ({e})") from None
+            raise FieldError("deductions", f"not a deduction ({e})") from None
         score = rec["score"]
-        if not isinstance(score, (int, float)) or isinstance(score, bool):
-            raise _FieldError("score", "must be a number")
         msgs = rec.get("messages")
         return cls(str(rec["id"]), rec.get("platform"), rec.get("shop"), rec.get("agent"), rec.get("customer"),
                    rec.get("day"), rec.get("profile"), rec.get("rubric") or "", rec.get("model"), float(score),
@@ -155,10 +151,77 @@ class Grade:
                    dict(rec.get("not_graded") or {}), rec.get("stamp"))
 
 
-class _FieldError(ValueError):
-    def __init__(self, field: str, message: str):
-        self.field, self.message = field, message
-        super().__init__(f"{field}: {message}")
+# --- checking a record's shape --------------------------------------------------------------------------------
+# Every reader of results records (``read_records``: qa sample, export-review, import-review, the report's
+# chat views) checks each record here once, so no renderer meets a value of the wrong type. A field may be
+# absent (null) unless required; when present it has the type below (qa.shape). Keys not listed are unchecked.
+
+_TOP = {"id": "str|int", "platform": "str|null", "shop": "str|null", "agent": "str|null",
+        "customer": "str|null", "day": "str|null", "profile": "str|null", "rubric": "str|null",
+        "model": "str|null", "score": "num", "band": "str|null", "failed": "bool|null",
+        "review_key": "str|null", "pick_reason": "str|null", "pick_detail": "str|null",
+        "pick_rank": "int|null", "pick_seed": "int|null"}
+_DIMENSION = {"name": "str|null", "source": "str|null", "weight": "num|null", "level": "int",
+              "base_level": "int|null", "points": "num|null", "expected": "num|null", "confidence": "num|null",
+              "value": "num|null"}
+_FINDING = {"rule": "str|null", "name": "str|null", "severity": "str|null", "explanation": "str|null",
+            "message": "int|null", "span": "span|null", "evidence": "str|null", "source": "str|null"}
+_DEDUCTION = {"dimension": "str|null", "points": "num", "reason": "str|null", "source": "str|null",
+              "rule": "str|null", "message": "int|null", "span": "span|null", "confidence": "num|null"}
+_MESSAGE = {"role": "str|null", "type": "str|null", "text": "str|null", "ts": "str|null"}
+_RATING = {"stars": "num|null", "label": "str|null"}
+_TIMING = {"human_start": "str|null", "human_start_source": "str|null", "human_service": "bool|null",
+           "first_response_s": "num|null", "first_response_wall_s": "num|null", "first_response_ok": "bool|null",
+           "reply_runs": "int|null", "replies_ok": "int|null", "unanswered_runs": "int|null",
+           "avg_reply_s": "num|null", "responded_24h": "bool|null", "handle_s": "num|null",
+           "reply_speed_level": "int|null", "chat_time_level": "int|null", "bot_only": "bool|null",
+           "night_messages": "int|null"}
+SCORE_RANGE = (0.0, 100.0)
+STARS_RANGE = (1, 5)
+
+
+def check_record(rec: Any, *, required: Iterable[str] | None = None) -> None:
+    """Raise ``FieldError`` (``.field``: the path, e.g. ``findings[0].span``) at the first field of a
+    result record that is missing or has the wrong type or an impossible value (docs/results.md).
+
+    ``required`` must be present; ``score`` is a finite number from 0 to 100 and ``rating.stars`` from 1 to 5
+    when given: a record outside those was not written by ``qa grade`` and is refused, not clamped."""
+    if not isinstance(rec, Mapping):
+        raise ValueError("a result record is a JSON object")
+    for f in REQUIRED if required is None else required:
+        if rec.get(f) in (None, ""):
+            raise FieldError(f, "required field is missing")
+    for f, types in _TOP.items():
+        if rec.get(f) is not None:
+            check(f, rec[f], types)
+    if rec.get("score") is not None:
+        check_range("score", rec["score"], *SCORE_RANGE)
+    check("dimensions", rec.get("dimensions"), "obj|null")
+    for k, d in (rec.get("dimensions") or {}).items():
+        check_fields(f"dimensions.{k}", d, _DIMENSION)
+        check_map(f"dimensions.{k}.probs", d.get("probs"), "num")
+        check_list(f"dimensions.{k}.evidence", d.get("evidence"), "int")
+    check_list("findings", rec.get("findings"), _FINDING)
+    check_list("deductions", rec.get("deductions"), _DEDUCTION)
+    if rec.get("timing") is not None:
+        t = rec["timing"]
+        check_fields("timing", t, _TIMING)
+        check_list("timing.reply_delays_s", t.get("reply_delays_s"), "num")
+        for k in ("reply_runs", "replies_ok", "unanswered_runs", "night_messages"):
+            if (t.get(k) or 0) < 0:
+                raise FieldError(f"timing.{k}", f"must be 0 or more, not {t[k]}")
+        if (t.get("replies_ok") or 0) > len(t.get("reply_delays_s") or ()):
+            raise FieldError("timing.replies_ok", f"is {t['replies_ok']} but reply_delays_s holds only "
+                             f"{len(t.get('reply_delays_s') or ())} replies")
+    if rec.get("rating") is not None:
+        check_fields("rating", rec["rating"], _RATING)
+        if rec["rating"].get("stars") is not None:
+            check_range("rating.stars", rec["rating"]["stars"], *STARS_RANGE)
+    check_list("messages", rec.get("messages"), _MESSAGE)
+    check_list("warnings", rec.get("warnings"), "str")
+    check_list("pick_flags", rec.get("pick_flags"), "str")
+    check_map("not_graded", rec.get("not_graded"), "str")
+    check("stamp", rec.get("stamp"), "obj|null")
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(Grade))
@@ -191,22 +254,29 @@ def dumps(rec: Any) -> str:
 def read_records(paths: Iterable[str | Path], *, need_messages: bool = False) -> Iterator[dict[str, Any]]:
     """Every result record of every file (JSONL or Parquet), in file order, checked against ``Grade``;
     nested Parquet columns are decoded. Raises ``InputError`` naming the file, line and field."""
-    for path in map(Path, paths):
-        if not path.is_file():
-            raise InputError("no such file", file=str(path))
-        rows = _parquet_rows(path) if path.suffix.lower() in (".parquet", ".pq") else _jsonl_rows(path)
-        for line, rec in rows:
-            try:
-                Grade.from_record(rec)
-            except _FieldError as e:
-                raise InputError(e.message, file=str(path), line=line, field=e.field) from None
-            except ValueError as e:
-                raise InputError(str(e), file=str(path), line=line) from None
-            if need_messages and not isinstance(rec.get("messages"), list):
-                raise InputError("a result record carries its messages (graded without --no-messages; "
-                                 "docs/results.md)", file=str(path), line=line, field="messages")
-            rec["id"] = str(rec["id"])
+    for path in paths:
+        for _, rec in numbered_records(path, need_messages=need_messages):
             yield rec
+
+
+def numbered_records(path: str | Path, *, need_messages: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, record) for every record of one file (the row for Parquet), each checked as ``read_records``."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no such file", file=str(path))
+    rows = _parquet_rows(path) if path.suffix.lower() in (".parquet", ".pq") else _jsonl_rows(path)
+    for line, rec in rows:
+        try:
+            Grade.from_record(rec)
+        except FieldError as e:
+            raise InputError(e.message, file=str(path), line=line, field=e.field) from None
+        except ValueError as e:
+            raise InputError(str(e), file=str(path), line=line) from None
+        if need_messages and not isinstance(rec.get("messages"), list):
+            raise InputError("a result record carries its messages (graded without --no-messages; "
+                             "docs/results.md)", file=str(path), line=line, field="messages")
+        rec["id"] = str(rec["id"])
+        yield line, rec
 
 
 def read_results(paths: Iterable[str | Path], *, need_messages: bool = False) -> Iterator[Grade]:
@@ -215,15 +285,24 @@ def read_results(paths: Iterable[str | Path], *, need_messages: bool = False) ->
         yield Grade.from_record(rec)
 
 
+_UNDECODED = re.compile("[\udc80-\udcff]")
+
+
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, Any]]:
-    with open(path, encoding="utf-8-sig") as f:
+    with open(path, encoding="utf-8-sig", errors="surrogateescape") as f:   # bad bytes: found per line
         for ln, line in enumerate(f, 1):
+            bad = _UNDECODED.search(line)
+            if bad:
+                raise InputError(f"not UTF-8 text (character {bad.start() + 1} of the line)", file=str(path),
+                                 line=ln)
             if not line.strip():
                 continue
             try:
                 yield ln, json.loads(line)
             except json.JSONDecodeError as e:
                 raise InputError(f"bad JSON: {e.msg} (column {e.colno})", file=str(path), line=ln) from None
+            except RecursionError:
+                raise InputError("bad JSON: nested too deeply", file=str(path), line=ln) from None
 
 
 def _parquet_rows(path: Path) -> Iterator[tuple[int, Any]]:
