@@ -10,6 +10,7 @@ from typing import Any
 
 import duckdb
 
+from qa.chatrecords import load_chats
 from qa.errors import InputError
 from qa.io.write import write_csv
 from qa.report import queries
@@ -57,6 +58,10 @@ def build_report(inputs: list[Path], out: Path, *, rubric: Path | None = None,
         n = load_results(con, [Path(p) for p in inputs])
         if not n:
             raise InputError("no graded results in the input files", file=", ".join(map(str, inputs)))
+        # every record read once more, in Python, for the shop views: each is checked there (types, score
+        # 0–100: qa.grade.check_record) before any query or view below meets it; a bad one stops the report
+        # with its file, line and field
+        chats, _ = load_chats(inputs, rubric=rub)
         queries.prepare(con)
         notes: list[str] = []
         dupes = queries.duplicate_count(con)
@@ -81,7 +86,7 @@ def build_report(inputs: list[Path], out: Path, *, rubric: Path | None = None,
     total = next((r for r in kpis if r["level"] == "all"), {})
     report.views = shop_views.collect(report.inputs, rub, profile=profile, topics=topics,
                                       topics_backend=topics_backend, shop_stats=shop_stats,
-                                      records_profile=total.get("profile"))
+                                      records_profile=total.get("profile"), chats=chats)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     report.files = {"html": out / "report.html", "kpis": out / "kpis.csv", "agents": out / "agents.csv",

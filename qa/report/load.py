@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 
 from qa.errors import InputError
+from qa.grade import SCORE_RANGE
 
 JSONL = (".jsonl", ".ndjson")
 PARQUET = (".parquet", ".pq")
@@ -105,6 +106,9 @@ def _check(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     for f, (types, _) in FIELDS.items():
         listed = ", ".join(f"'{t}'" for t in types)
         checks += [(f, f"(j->'{f}') IS NULL", "missing"), (f, f"json_type(j->'{f}') NOT IN ({listed})", "type")]
+    # a score outside 0–100 (negative, huge, NaN, Infinity) was not written by qa grade: refused, not clamped
+    lo, hi = SCORE_RANGE
+    checks.append(("score", f"NOT (TRY_CAST(j->>'score' AS DOUBLE) BETWEEN {lo} AND {hi})", "range"))
     for k in TIMING_KEYS:
         checks.append((f"timing.{k}", f"json_type(j->'timing') = 'OBJECT' AND (j->'timing'->'{k}') IS NULL",
                        "missing"))
@@ -115,6 +119,10 @@ def _check(con: duckdb.DuckDBPyConnection, path: Path) -> None:
             continue
         if kind == "missing":
             raise InputError("required field missing (see docs/results.md)", file=str(path),
+                             line=_line(path, record), field=field)
+        if kind == "range":
+            got = con.execute(f"SELECT j->>'{field}' FROM raw WHERE record = ?", [record]).fetchone()[0]
+            raise InputError(f"must be a number from {lo:g} to {hi:g}, not {got}", file=str(path),
                              line=_line(path, record), field=field)
         got = con.execute(f"SELECT json_type(j->'{field}') FROM raw WHERE record = ?", [record]).fetchone()[0]
         raise InputError(f"must be {FIELDS[field][1]}, not {_TYPE_WORDS.get(got, got)}", file=str(path),

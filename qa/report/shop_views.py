@@ -34,14 +34,16 @@ class ShopViews:
 
 
 def collect(inputs: Sequence[Path], rubric: Any, *, profile: str | None = None, topics: bool = False,
-            topics_backend: str = "auto", shop_stats: Path | None = None, records_profile: str | None = None
-            ) -> ShopViews:
-    """Read the results' messages once and compute the four views (topics and shop score only when asked)."""
+            topics_backend: str = "auto", shop_stats: Path | None = None, records_profile: str | None = None,
+            chats: Sequence[Any] | None = None) -> ShopViews:
+    """Read the results' messages once (unless ``chats``, from ``qa.chatrecords.load_chats``, are given) and
+    compute the four views (topics and shop score only when asked)."""
     from qa import alerts as al
     from qa.chatrecords import load_chats
     from qa.staffing import staffing
 
-    chats, _ = load_chats(inputs, rubric=rubric)
+    if chats is None:
+        chats, _ = load_chats(inputs, rubric=rubric)
     rows = al.alerts(chats, rubric=rubric)
     # everything a person reads is masked once, here: the HTML tables and charts and the CSVs (docs/security.md)
     views = ShopViews(alerts=_masked(rows), alert_summary=_masked(al.summary(rows)),
