@@ -27,10 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from qa.errors import InputError
+from qa.grade import check_record
 from qa.review.export import META_SHEET, REVIEW_SHEET, columns, review_key, review_meta
 from qa.review.mask import mask_record, unsafe_cell
 from qa.review.records import read_results
 from qa.rubric import Rubric
+from qa.shape import WORDS, FieldError, check, check_fields, check_list, check_map, kind
 
 _SPLIT = re.compile(r"[,，、;；\s]+")
 LABEL_FIELDS = ("id", "platform", "shop", "agent", "messages", "rating")
@@ -107,22 +109,60 @@ def _xlsx_records(path: Path) -> tuple[dict[str, Any] | None, list[dict[str, Any
             return None, []
         rows = wb[META_SHEET].iter_rows(values_only=True)
         meta = json.loads(next(rows)[0])
-        recs = [json.loads("".join(c for c in row[1:] if c)) for row in rows if row and row[0] is not None]
-        for r in recs:
-            r["id"] = str(r["id"])
-        return meta, recs
+        recs = [(n, json.loads("".join(c for c in row[1:] if c)))
+                for n, row in enumerate(rows, 2) if row and row[0] is not None]
     except (StopIteration, TypeError, json.JSONDecodeError, KeyError) as e:
         raise InputError(f"the hidden {META_SHEET} sheet is damaged ({e})", file=str(path)) from None
     finally:
         wb.close()
+    return _checked(path, meta, [r for _, r in recs], f"the hidden {META_SHEET} sheet is damaged",
+                    rows=[n for n, _ in recs])
 
 
 def _sidecar(path: Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return {k: v for k, v in data.items() if k != "records"}, [{**r, "id": str(r["id"])} for r in data["records"]]
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError) as e:
         raise InputError(f"not a review sidecar ({e})", file=str(path)) from None
+    if not isinstance(data, dict):
+        raise InputError(f"not a review sidecar (a JSON object with \"records\", not {WORDS.get(kind(data), kind(data))})",
+                         file=str(path))
+    return _checked(path, {k: v for k, v in data.items() if k != "records"}, data.get("records"),
+                    "the review sidecar is damaged")
+
+
+# what ``review_meta`` writes and ``_Sheet`` reads: the column headers, the scale, grade and rule names
+META_FIELDS = {"format": "str|null", "rubric": "str|null", "id": "str", "reviewer": "str", "comment": "str",
+               "rules": "str", "key": "str|null"}
+
+
+def _checked(path: Path, meta: Any, recs: Any, damaged: str, *, rows: list[int] | None = None
+             ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The export's meta and records, each checked once (types as ``review_meta`` and ``qa grade`` write
+    them), so a damaged one stops with one message naming the file, the row (XLSX ``rows``: the sheet row of
+    each record; a sidecar: ``records[i]``) and the field."""
+    try:
+        check_fields("", meta, META_FIELDS)
+        check_list("scale", meta.get("scale"), "int", null=False)
+        if not meta["scale"]:
+            raise FieldError("scale", "must list the levels")
+        check_map("grades", meta.get("grades"), "str", null=False)
+        check_map("rule_ids", meta.get("rule_ids"), "str", null=False)
+        check("records", recs, "list")
+    except FieldError as e:
+        what = e.message if e.field else f"the review settings {e.message}"
+        raise InputError(f"{what} ({damaged})", file=str(path), field=e.field or None) from None
+    for i, r in enumerate(recs):
+        try:
+            check_record(r, required=("id",))
+        except ValueError as e:
+            field = getattr(e, "field", None)
+            if rows is None:
+                field = f"records[{i}]" + (f".{field}" if field else "")
+            raise InputError(f"{getattr(e, 'message', e)} ({damaged})", file=str(path),
+                             line=rows[i] if rows else None, field=field) from None
+        r["id"] = str(r["id"])
+    return meta, recs
 
 
 def load_records(path: Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
