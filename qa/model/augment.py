@@ -191,7 +191,7 @@ def _default_lexicon():
     from qa.rubric import load_rubric
     from qa.rules.lexicon import Lexicon
     rubric = load_rubric()
-    return Lexicon(rubric.lexicon_data(), source=str(rubric.lexicon))
+    return Lexicon(rubric.lexicon_data(), source=str(rubric.lexicon_file))
 
 
 def lower_etiquette(dist: list[float], lost: int) -> list[float]:
