@@ -61,8 +61,19 @@ def training_split(model_dir: Path, dims: dict[str, list], train_paths: Sequence
         return load_examples(train_paths, dims)
     if not args_file.is_file():
         raise ModelError(f"{model_dir} has no training_args.json: pass --train FILES for the baselines")
-    args = json.loads(args_file.read_text(encoding="utf-8"))
-    args["data"] = [str(Path(p).expanduser()) for p in args["data"]]   # real chats live in ~/.cache/qa
+    try:
+        args = json.loads(args_file.read_text(encoding="utf-8"))
+        if not isinstance(args, dict):
+            raise ValueError("not a JSON object")
+        if not isinstance(args["data"], list) or not isinstance(args.get("weights") or {}, dict):
+            raise ValueError("data must be a list of files and weights a mapping")
+        args["data"] = [str(Path(p).expanduser()) for p in args["data"]]   # real chats live in ~/.cache/qa
+        if not args.get("dev"):
+            float(args["dev_fraction"]), int(args["seed"])
+    except (ValueError, KeyError, TypeError) as e:
+        from qa.model.predict import load_reason
+        raise ModelError(f"cannot load model from {model_dir}: training_args.json: {load_reason(e)} (pass --train "
+                         "FILES, or --no-baselines)") from None
     missing = [p for p in args["data"] if not Path(p).is_file()]
     if missing:
         raise ModelError(f"training data of {model_dir} not found ({', '.join(missing)}): pass --train FILES")
