@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.errors import ModelError
+from qa.errors import InputError, ModelError
 from qa.model.data import Example, load_examples, split
 from qa.model.inputs import flat_text
 from qa.model.metrics import grade_metrics
@@ -89,6 +89,11 @@ def evaluate(model_dir: str | Path | None, data: Sequence[str], *, train_paths: 
     clf = Classifier(model_dir)
     dims = clf.dimensions
     test = load_examples(data, dims, platform=platform)
+    ungraded = [d for d in dims if not any(d in e.targets for e in test)]
+    if ungraded:   # no reference to score the model against
+        raise InputError(f"no conversation has a usable grade for {', '.join(ungraded)} (each must be one of "
+                         f"its levels: {'; '.join(f'{d} ' + '/'.join(map(str, dims[d])) for d in ungraded)})",
+                         file=", ".join(map(str, data)), field="labels.reviews[].grades")
     preds = clf.predict([e.conv for e in test], batch_size=batch_size)
     systems: dict[str, dict[str, list]] = {"model": {d: [p[d].level for p in preds] for d in dims}}
     if baselines:

@@ -221,6 +221,8 @@ class _Shop:
         rep = {}
         for d, lv in dims.items():
             rows = [i for i, e in enumerate(self.examples) if d in e.targets]
+            if not rows:     # nobody graded it (or every grade was off the scale): nothing to compare
+                continue
             ref = [self.examples[i].majority(d, lv) for i in rows]
             rep[d] = {when: {"qwk": round(grade_metrics(references=ref, predictions=[g[0][i] for i in rows],
                                                         levels=lv)["qwk"], 4),
