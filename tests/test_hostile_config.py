@@ -220,6 +220,18 @@ def test_hostile_config_a_broken_model_file_is_a_model_error_naming_it(tmp_path,
         Classifier(m)
 
 
+@pytest.mark.parametrize("key, value", [("cutpoints", {"attitude": [float("nan"), 1.3, 1.6]}),
+                                        ("temperatures", {"attitude": float("inf")})])
+def test_hostile_config_nan_calibration_numbers_in_config_are_a_model_error(tmp_path, key, value):
+    pytest.importorskip("torch")
+    from qa.model.predict import Classifier
+    cfg = json.loads((MODEL / "config.json").read_text(encoding="utf-8"))
+    cfg[key] = value
+    m = model_copy(tmp_path, **{"config.json": json.dumps(cfg)})
+    with pytest.raises(ModelError, match=f"config.json: {key}.attitude"):
+        Classifier(m)
+
+
 def test_hostile_config_predict_with_a_garbage_tokenizer_is_one_line(tmp_path, capsys):
     pytest.importorskip("torch")
     m = model_copy(tmp_path, **{"tokenizer.json": "{garbage"})

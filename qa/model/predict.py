@@ -67,6 +67,16 @@ def _json_object(path: Path) -> None:
         raise ValueError("not a JSON object")
 
 
+def _check_numbers(config) -> None:
+    """The calibration numbers of ``config.json`` are finite: a NaN cutpoint or temperature grades every chat the
+    same, silently."""
+    for name in ("temperatures", "nugget_temperatures", "flag_thresholds", "cutpoints", "cutpoints_ungated"):
+        for key, value in (getattr(config, name, None) or {}).items():
+            for x in value if isinstance(value, list) else [value]:
+                if isinstance(x, bool) or not isinstance(x, (int, float)) or not np.isfinite(x):
+                    raise ValueError(f"{name}.{key}: {x!r} is not a finite number")
+
+
 def load_reason(e: BaseException, folder: Path | None = None) -> str:
     """Why a model file did not load, in a few words."""
     if isinstance(e, json.JSONDecodeError):
@@ -109,6 +119,7 @@ class Classifier:
         self.model = self._load("config.json, model.safetensors",
                                 lambda: RubricModel.from_pretrained(self.path).to(device).eval())
         self.config = self.model.config
+        self._load("config.json", functools.partial(_check_numbers, self.config))
         self.ridge = self._load("ridge.json, ridge.safetensors, turnflags.json",   # None: no ridge channel
                                 lambda: RidgeChannel.load(self.path))
         self.offsets = self._load("offsets.json", lambda: Offsets.load(self.path))   # a shop's calibration or None
