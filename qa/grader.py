@@ -114,10 +114,20 @@ def check_model_dir(model: str | Path | None, rubric: Rubric) -> Path:
         cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
     except OSError:
         raise ModelError(f"not a model directory (no config.json): {path}") from None
+    except UnicodeDecodeError as e:
+        raise ModelError(f"cannot load model from {path}: config.json: not UTF-8 text (byte {e.start} cannot be "
+                         "decoded)") from None
     except ValueError as e:
-        raise ModelError(f"cannot read {path / 'config.json'}: {e}") from None
-    pairs = cfg.get("dimension_list")
-    dims = {k: v for k, v in pairs} if pairs is not None else dict(cfg.get("dimensions") or {})
+        raise ModelError(f"cannot load model from {path}: config.json: not valid JSON ({e})") from None
+    try:
+        if not isinstance(cfg, dict):
+            raise ValueError(f"a JSON object, not {type(cfg).__name__}")
+        pairs = cfg.get("dimension_list")
+        dims = {k: v for k, v in pairs} if pairs is not None else dict(cfg.get("dimensions") or {})
+        if not all(isinstance(v, list) for v in dims.values()):
+            raise ValueError("each dimension's levels are a list")
+    except (ValueError, TypeError) as e:
+        raise ModelError(f"cannot load model from {path}: config.json: {e}") from None
     _check_dimensions(path, dims, rubric)
     return path
 

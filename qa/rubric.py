@@ -25,7 +25,8 @@ TIMING_METRICS = ("avg_reply_s", "first_response_s", "handle_s")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # no NaN or infinite number anywhere: a NaN weight or band passes every comparison and poisons the scores
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Dimension(_Model):
@@ -96,9 +97,9 @@ class Hours(_Model):
 
 
 class Timing(_Model):
-    first_response_s: float = 120
-    reply_s: float = 180
-    response_window_s: float = 86400
+    first_response_s: float = Field(default=120, ge=0)
+    reply_s: float = Field(default=180, ge=0)
+    response_window_s: float = Field(default=86400, gt=0)
     service_hours: Hours = Hours()
     shop_hours: dict[str, Hours] = {}
 
@@ -235,10 +236,24 @@ class Rubric(_Model):
             raise RubricError(f"unknown profile {name!r} (this rubric has: {', '.join(self.profiles) or 'none'})",
                               file=str(self.path), key="profiles") from None
 
-    def lexicon_data(self) -> dict[str, Any]:
+    @property
+    def lexicon_file(self) -> Path | None:
+        """The lexicon's path (``lexicon`` is relative to the rubric's folder), or None."""
         if not self.lexicon:
+            return None
+        return ((self.path.parent if self.path else RUBRIC_DIR) / self.lexicon).resolve()
+
+    def lexicon_data(self) -> dict[str, Any]:
+        path = self.lexicon_file
+        if path is None:
             return {}
-        return _load_yaml(((self.path.parent if self.path else RUBRIC_DIR) / self.lexicon).resolve())
+        data = _load_yaml(path)
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise RubricError(f"a lexicon is a YAML mapping of category → phrases, not a {_kind(data)}",
+                              file=str(path))
+        return data
 
 
 class _KeyError(ValueError):
@@ -261,11 +276,19 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+def _kind(value: Any) -> str:
+    return {list: "list", str: "string", int: "number", float: "number", bool: "boolean",
+            type(None): "empty document"}.get(type(value), type(value).__name__)
+
+
 def _load_yaml(path: Path) -> Any:
     try:
         return yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except OSError as e:
         raise RubricError(f"cannot read: {e.strerror}", file=str(path)) from None
+    except UnicodeDecodeError as e:  # GB18030, UTF-16, a binary file
+        raise RubricError(f"not UTF-8 text (byte {e.start} cannot be decoded): save the file as UTF-8",
+                          file=str(path)) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
@@ -282,7 +305,7 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
 def _load_cached(path: Path) -> Rubric:
     data = _load_yaml(path)
     if not isinstance(data, dict):
-        raise RubricError("a rubric is a YAML mapping", file=str(path))
+        raise RubricError(f"a rubric is a YAML mapping, not a {_kind(data)}", file=str(path))
     try:
         rubric = Rubric.model_validate({**data, "path": path})
     except ValidationError as e:

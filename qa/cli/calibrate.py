@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from qa.cli.common import PLATFORM, at_least, check_inputs, cli_errors, console, fail
+from qa.cli.model_common import finite
 
 
 def calibrate_cli(
@@ -28,7 +29,7 @@ def calibrate_cli(
     check_inputs([*data], platform=platform)
     at_least("--min-chats", min_chats, 1)
     at_least("--min-flagged", min_flagged, 1)
-    at_least("--prior", prior, 0)
+    finite("--prior", prior, 0)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         fail(f"--out {out}: exists and is not an empty folder (pick a new folder for the calibrated model)")
     with cli_errors():

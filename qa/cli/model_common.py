@@ -1,14 +1,26 @@
-"""Pieces shared by the model commands: a rich progress bar for training loops."""
+"""Pieces shared by the model commands: a rich progress bar for training loops, float option checks."""
 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
     TimeRemainingColumn
 
-from qa.cli.common import err_console
+from qa.cli.common import err_console, fail
+
+
+def finite(option: str, value: float | None, low: float | None = None) -> None:
+    """``option``'s value is a finite number (``low`` or more when given; None: not given). ``at_least`` alone
+    lets NaN through: every comparison with it is false."""
+    if value is None:
+        return
+    if not math.isfinite(value):
+        fail(f"{option} {value}: must be a finite number")
+    if low is not None and value < low:
+        fail(f"{option} {value}: must be at least {low:g}")
 
 
 @contextlib.contextmanager

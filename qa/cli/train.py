@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import typer
@@ -105,6 +106,7 @@ def _weights(items: list[str] | None) -> dict[str, float] | None:
             out[pattern] = float(value)
         except ValueError:
             sep = ""
-        if not sep or not pattern or out[pattern] < 0:
-            raise typer.BadParameter(f"--weight {item!r}: expected PATTERN=W with W ≥ 0", param_hint="--weight")
+        if not sep or not pattern or not math.isfinite(out[pattern]) or out[pattern] < 0:
+            raise typer.BadParameter(f"--weight {item!r}: expected PATTERN=W with W a finite number ≥ 0",
+                                     param_hint="--weight")
     return out

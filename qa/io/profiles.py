@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from qa.errors import InputError
 from qa.schema import DEFAULT_TZ, MessageType, Platform, Role
@@ -35,6 +35,18 @@ class Profile(BaseModel):
     types: dict[str, MessageType] = {}
     events: dict[str, str] = {}
     sheet: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str) -> str:
+        """A zone the reader can use: refused here, not as one reject per input file."""
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(v)
+        except Exception:  # noqa: BLE001 — ZoneInfoNotFoundError, ValueError (a path), OSError
+            raise ValueError(f"unknown time zone {v!r} (use an IANA name such as Asia/Shanghai or UTC)") from None
+        return v
 
     def model_post_init(self, __context: Any) -> None:
         unknown = set(self.columns) - set(FIELDS)
@@ -61,6 +73,9 @@ def load_profile(path: Path) -> Profile:
         return Profile.model_validate(data)
     except (OSError, yaml.YAMLError) as e:
         raise InputError(f"cannot read column profile: {e}", file=str(path)) from None
+    except UnicodeDecodeError as e:  # GB18030, UTF-16, a binary file
+        raise InputError(f"cannot read column profile: not UTF-8 text (byte {e.start} cannot be decoded); save "
+                         "it as UTF-8", file=str(path)) from None
     except ValidationError as e:
         err = e.errors()[0]
         raise InputError(err["msg"].removeprefix("Value error, "), file=str(path),

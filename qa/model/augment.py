@@ -85,7 +85,7 @@ def realistic(conv: Conversation, rng: random.Random, *, p_terse: float = 0.6, p
     labels = conv.labels or {}
     reviews = [r for r in labels.get("reviews") or [] if isinstance(r, dict)]
     # shortening is safe only where the content was good and nothing hinges on the wording's length
-    safe = bool(reviews) and all((r.get("grades") or {}).get("professionalism", 0) in (4, 5)
+    safe = bool(reviews) and all(isinstance(r.get("grades"), dict) and r["grades"].get("professionalism", 0) in (4, 5)
                                  and not set(r.get("rules") or ()) & {"vague_reply", "mechanical_repetition",
                                                                       "unanswered_question"} for r in reviews)
     rec = conv.to_record()
@@ -191,7 +191,7 @@ def _default_lexicon():
     from qa.rubric import load_rubric
     from qa.rules.lexicon import Lexicon
     rubric = load_rubric()
-    return Lexicon(rubric.lexicon_data(), source=str(rubric.lexicon))
+    return Lexicon(rubric.lexicon_data(), source=str(rubric.lexicon_file))
 
 
 def lower_etiquette(dist: list[float], lost: int) -> list[float]:

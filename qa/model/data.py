@@ -7,6 +7,7 @@ distribution (soft label), one reviewer a one-hot. A dimension nobody graded is 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import random
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -15,6 +16,8 @@ from qa.errors import InputError, ModelError
 from qa.io.build import Reject
 from qa.io.read import ReadStats, read_many
 from qa.schema import Conversation
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -44,18 +47,44 @@ def _level_key(v, levels):
     return None
 
 
-def targets(conv: Conversation, dimensions: dict[str, list]) -> dict[str, list[float]]:
+def targets(conv: Conversation, dimensions: dict[str, list], problems: list[str] | None = None
+            ) -> dict[str, list[float]]:
+    """Dimension → the reviewers' distribution over its levels. A review or grade that is malformed (a review
+    that is not a mapping, ``grades`` that is not one, a level not on the scale) is skipped; what was wrong is
+    appended to ``problems`` (if given)."""
     reviews = (conv.labels or {}).get("reviews") or []
+    if not isinstance(reviews, list):
+        _problem(problems, f"labels.reviews is a {type(reviews).__name__}, not a list")
+        reviews = []
     out = {}
     for dim, levels in dimensions.items():
         counts = [0.0] * len(levels)
-        for r in reviews:
-            lv = _level_key((r.get("grades") or {}).get(dim), levels) if isinstance(r, dict) else None
+        for i, r in enumerate(reviews):
+            if not isinstance(r, dict):
+                _problem(problems, f"labels.reviews[{i}] is a {type(r).__name__}, not a mapping")
+                continue
+            grades = r.get("grades")
+            if grades is None:       # a review that only lists rules or nuggets
+                continue
+            if not isinstance(grades, dict):
+                _problem(problems, f"labels.reviews[{i}].grades is a {type(grades).__name__}, not a mapping of "
+                         "dimension → level")
+                continue
+            value = grades.get(dim)
+            lv = _level_key(value, levels)
             if lv is not None:
                 counts[levels.index(lv)] += 1
+            elif value is not None:
+                _problem(problems, f"labels.reviews[{i}].grades.{dim}: {value!r} is not a level "
+                         f"({', '.join(map(str, levels))})")
         if sum(counts):
             out[dim] = [c / sum(counts) for c in counts]
     return out
+
+
+def _problem(problems: list[str] | None, text: str) -> None:
+    if problems is not None and text not in problems:
+        problems.append(text)
 
 
 def nugget_targets(conv: Conversation, nuggets: dict[str, list[str]]) -> dict[int, list[float]]:
@@ -99,18 +128,25 @@ def load_examples(paths: Iterable[str], dimensions: dict[str, list], *, stats: R
     paths = list(paths)
     out = []
     for p in paths:
+        problems: list[str] = []
         for item in read_many([p], stats, platform=platform):
             if isinstance(item, Reject):
                 if rejects is not None:
                     rejects.append(item)
                 continue
-            t = targets(item, dimensions)
+            found: list[str] = []
+            t = targets(item, dimensions, found)
+            if found:
+                problems.append(f"conversation {item.id}: {found[0]}" + (f" (+{len(found) - 1} more)"
+                                                                          if len(found) > 1 else ""))
             if t:
                 out.append(Example(item, t, nugget_targets(item, nuggets) if nuggets else {},
                                    weight=file_weight(p, weights), source=str(p)))
             elif rejects is not None:
                 rejects.append(Reject("", None, f"conversation {item.id}: no grades for {', '.join(dimensions)}",
                                       field="labels.reviews", id=item.id))
+        if problems:
+            log.warning("%s: skipped malformed labels in %d conversation(s), e.g. %s", p, len(problems), problems[0])
     if not out:
         raise InputError(f"no labelled conversations with grades for {', '.join(dimensions)}",
                          file=", ".join(map(str, paths)), field="labels.reviews")

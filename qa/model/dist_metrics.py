@@ -122,7 +122,7 @@ def soft_labels(reviews: Iterable[dict[str, Any]], dim: str, scale: Sequence = Q
     index = {str(lvl): i for i, lvl in enumerate(scale)}
     counts = np.zeros(len(scale))
     for r in reviews:
-        g = (r.get("grades") or {}).get(dim) if isinstance(r, dict) else None
+        g = r["grades"].get(dim) if isinstance(r, dict) and isinstance(r.get("grades"), dict) else None
         if g is None:
             continue
         i = index.get(str(g).strip())

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.errors import ModelError
+from qa.errors import InputError, ModelError
 from qa.model.data import Example, load_examples, split
 from qa.model.inputs import flat_text
 from qa.model.metrics import grade_metrics
@@ -61,8 +61,19 @@ def training_split(model_dir: Path, dims: dict[str, list], train_paths: Sequence
         return load_examples(train_paths, dims)
     if not args_file.is_file():
         raise ModelError(f"{model_dir} has no training_args.json: pass --train FILES for the baselines")
-    args = json.loads(args_file.read_text(encoding="utf-8"))
-    args["data"] = [str(Path(p).expanduser()) for p in args["data"]]   # real chats live in ~/.cache/qa
+    try:
+        args = json.loads(args_file.read_text(encoding="utf-8"))
+        if not isinstance(args, dict):
+            raise ValueError("not a JSON object")
+        if not isinstance(args["data"], list) or not isinstance(args.get("weights") or {}, dict):
+            raise ValueError("data must be a list of files and weights a mapping")
+        args["data"] = [str(Path(p).expanduser()) for p in args["data"]]   # real chats live in ~/.cache/qa
+        if not args.get("dev"):
+            float(args["dev_fraction"]), int(args["seed"])
+    except (ValueError, KeyError, TypeError) as e:
+        from qa.model.predict import load_reason
+        raise ModelError(f"cannot load model from {model_dir}: training_args.json: {load_reason(e)} (pass --train "
+                         "FILES, or --no-baselines)") from None
     missing = [p for p in args["data"] if not Path(p).is_file()]
     if missing:
         raise ModelError(f"training data of {model_dir} not found ({', '.join(missing)}): pass --train FILES")
@@ -78,6 +89,11 @@ def evaluate(model_dir: str | Path | None, data: Sequence[str], *, train_paths: 
     clf = Classifier(model_dir)
     dims = clf.dimensions
     test = load_examples(data, dims, platform=platform)
+    ungraded = [d for d in dims if not any(d in e.targets for e in test)]
+    if ungraded:   # no reference to score the model against
+        raise InputError(f"no conversation has a usable grade for {', '.join(ungraded)} (each must be one of "
+                         f"its levels: {'; '.join(f'{d} ' + '/'.join(map(str, dims[d])) for d in ungraded)})",
+                         file=", ".join(map(str, data)), field="labels.reviews[].grades")
     preds = clf.predict([e.conv for e in test], batch_size=batch_size)
     systems: dict[str, dict[str, list]] = {"model": {d: [p[d].level for p in preds] for d in dims}}
     if baselines:

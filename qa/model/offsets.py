@@ -22,6 +22,7 @@ flag whose thresholds did worse out of fold than the model's own keeps the model
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -74,9 +75,18 @@ class Offsets:
         data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
         if data is None:       # no shop calibration: the model's own grades and thresholds
             return None
-        flags = {p: {f: float(t) for f, t in fl.items()} for p, fl in (data.get("flags") or {}).items()}
-        return cls({p: {d: float(v) for d, v in dims.items()} for p, dims in data["offsets"].items()},
-                   data.get("info"), flags)
+        flags = {p: {f: _finite(t, f"flags.{p}.{f}") for f, t in fl.items()}
+                 for p, fl in (data.get("flags") or {}).items()}
+        return cls({p: {d: _finite(v, f"offsets.{p}.{d}") for d, v in dims.items()}
+                    for p, dims in data["offsets"].items()}, data.get("info"), flags)
+
+
+def _finite(value, key: str) -> float:
+    """A number of offsets.json; NaN or infinity (an offset fitted with a NaN prior) would make every grade NaN."""
+    x = float(value)
+    if not math.isfinite(x):
+        raise ValueError(f"{key}: {value!r} is not a finite number")
+    return x
 
 
 def platform_shifts(resid, platforms: Sequence[str], weight=None, *, prior: float,
@@ -137,6 +147,9 @@ def calibrate(model_dir: str | Path, data: Sequence[str], out: str | Path, *, pl
     import shutil
 
     from sklearn.model_selection import KFold
+
+    if not math.isfinite(prior) or prior < 0:
+        raise ValueError(f"prior must be a finite number ≥ 0, not {prior}")
 
     from qa.errors import InputError, ModelError
     from qa.io import ReadStats
@@ -221,6 +234,8 @@ class _Shop:
         rep = {}
         for d, lv in dims.items():
             rows = [i for i, e in enumerate(self.examples) if d in e.targets]
+            if not rows:     # nobody graded it (or every grade was off the scale): nothing to compare
+                continue
             ref = [self.examples[i].majority(d, lv) for i in rows]
             rep[d] = {when: {"qwk": round(grade_metrics(references=ref, predictions=[g[0][i] for i in rows],
                                                         levels=lv)["qwk"], 4),

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from qa.errors import ModelError
+from qa.errors import ModelError, QAError
 from qa.model.decision import chat_cuts, decide
 from qa.resources import default_model_dir
 from qa.rubric import load_rubric
@@ -56,6 +57,42 @@ class Prediction:
     turns: list[dict[str, float] | None]          # per message, its turn-label probabilities
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+def _json_object(path: Path) -> None:
+    """A model folder's JSON file, when there, holds one object (a tokenizer file that does not fails its loader
+    with a bare KeyError or JSONDecodeError)."""
+    if path.is_file() and not isinstance(json.loads(path.read_text(encoding="utf-8")), dict):
+        raise ValueError("not a JSON object")
+
+
+def _check_numbers(config) -> None:
+    """The calibration numbers of ``config.json`` are finite: a NaN cutpoint or temperature grades every chat the
+    same, silently."""
+    for name in ("temperatures", "nugget_temperatures", "flag_thresholds", "cutpoints", "cutpoints_ungated"):
+        for key, value in (getattr(config, name, None) or {}).items():
+            for x in value if isinstance(value, list) else [value]:
+                if isinstance(x, bool) or not isinstance(x, (int, float)) or not np.isfinite(x):
+                    raise ValueError(f"{name}.{key}: {x!r} is not a finite number")
+
+
+def load_reason(e: BaseException, folder: Path | None = None) -> str:
+    """Why a model file did not load, in a few words."""
+    if isinstance(e, json.JSONDecodeError):
+        return f"not valid JSON ({e})"
+    if isinstance(e, UnicodeDecodeError):
+        return f"not UTF-8 text (byte {e.start} cannot be decoded)"
+    if isinstance(e, KeyError):
+        return f"missing key {e.args[0]!r}" if e.args else "a key is missing"
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.filename + ': ' if e.filename else ''}{e.strerror}"
+    text = str(e)
+    if folder is not None and isinstance(e, QAError):  # a RubricError names the file: keep the folder out of it
+        text = text.replace(f"{folder}/", "").replace(f"{folder.resolve()}/", "")
+    return text or type(e).__name__
+
+
 class Classifier:
     """A trained rubric classifier on the CPU (or ``device``)."""
 
@@ -78,28 +115,37 @@ class Classifier:
         self.path = Path(model_dir) if model_dir else DEFAULT_MODEL
         if not (self.path / "config.json").is_file():
             raise ModelError(f"not a model directory (no config.json): {self.path}")
-        try:
-            self.model = RubricModel.from_pretrained(self.path).to(device).eval()
-        except Exception as e:  # noqa: BLE001 — any load failure is the model's fault, said plainly
-            raise ModelError(f"cannot load model from {self.path}: {e}") from e
+        # any file of the folder that cannot be loaded is the model's fault, said plainly with the file's name
+        self.model = self._load("config.json, model.safetensors",
+                                lambda: RubricModel.from_pretrained(self.path).to(device).eval())
         self.config = self.model.config
-        try:
-            self.ridge = RidgeChannel.load(self.path)   # None when the model has no ridge channel
-        except Exception as e:  # noqa: BLE001
-            raise ModelError(f"cannot load the ridge channel of {self.path}: {e}") from e
-        try:
-            self.offsets = Offsets.load(self.path)   # a shop's calibration (``qa calibrate``), or None
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise ModelError(f"cannot read {self.path / 'offsets.json'}: {e}") from e
-        tok = AutoTokenizer.from_pretrained(self.path) if self.config.use_encoder else None
+        self._load("config.json", functools.partial(_check_numbers, self.config))
+        self.ridge = self._load("ridge.json, ridge.safetensors, turnflags.json",   # None: no ridge channel
+                                lambda: RidgeChannel.load(self.path))
+        self.offsets = self._load("offsets.json", lambda: Offsets.load(self.path))   # a shop's calibration or None
+        tok = None
+        if self.config.use_encoder:
+            for name in TOKENIZER_FILES:
+                self._load(name, functools.partial(_json_object, self.path / name))
+            tok = self._load("tokenizer.json, tokenizer_config.json", lambda: AutoTokenizer.from_pretrained(self.path))
         if rubric is None:
             rubric_file = self.path / "rubric.yaml"
-            rubric = load_rubric(rubric_file if rubric_file.is_file() else None)
+            rubric = self._load("rubric.yaml", lambda: load_rubric(rubric_file if rubric_file.is_file() else None))
         self.rubric = rubric
-        self.batcher = Batcher(self.config, tok, Ngrams.load(self.path), self.rubric)
+        self.batcher = Batcher(self.config, tok, self._load("ngrams.json", lambda: Ngrams.load(self.path)), self.rubric)
         self.batcher.analyser = self.analyse
         self.device = device
         self._engine = None
+
+    def _load(self, files: str, load):
+        """``load()``, any failure a ModelError naming the model folder and the file(s) it read."""
+        try:
+            return load()
+        except ModelError:
+            raise
+        except Exception as e:  # noqa: BLE001 — a corrupt file makes its loader raise anything
+            reason = load_reason(e, self.path).removeprefix(f"{files}: ")
+            raise ModelError(f"cannot load model from {self.path}: {files}: {reason}") from e
 
     def analyse(self, convs: Sequence[Conversation]) -> list:
         """Rule/timing analyses for the features when the caller passed none (``qa predict``): the shared

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import random
 import shutil
 import time
@@ -76,6 +77,12 @@ class TrainArgs:
             raise ValueError("no training data given")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be ≥ 1")
+        for name, low in (("lr", ">"), ("encoder_lr", ">"), ("weight_decay", "≥"), ("ngram_l2", "≥")):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0 or (value == 0 and low == ">"):
+                raise ValueError(f"{name} must be a finite number {low} 0, not {value}")
+        if any(not math.isfinite(w) or w < 0 for w in (self.weights or {}).values()):
+            raise ValueError("weights must be finite numbers ≥ 0")
         if not 0 <= self.dev_fraction < 1:
             raise ValueError("dev_fraction must be in [0, 1)")
         if self.ngram_init not in ("lr", "joint"):

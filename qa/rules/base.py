@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -117,14 +118,121 @@ class Context:
 
 Check = Callable[[Context, dict[str, Any]], Iterable[Draft]]
 REGISTRY: dict[str, Check] = {}
+# check id → param name → its kind (``PARAM_KINDS``): what a rubric's ``params`` for that check must hold
+PARAMS: dict[str, dict[str, str]] = {}
 
 
-def register(name: str) -> Callable[[Check], Check]:
-    """Register a check under a versioned id, e.g. ``off_platform_diversion.v1``."""
+def register(name: str, *, params: dict[str, str] | None = None) -> Callable[[Check], Check]:
+    """Register a check under a versioned id, e.g. ``off_platform_diversion.v1``; ``params`` declares the kind of
+    each param it reads (``regexes``, ``strings``, ``count``, ``positive``, ``fraction``, ``seconds``, ``clock``,
+    ``answer_types``), which ``check_params`` checks when a rubric's rule engine is built."""
+    unknown = {k for k in (params or {}).values() if k not in PARAM_KINDS}
+    if unknown:
+        raise ValueError(f"unknown param kind(s) {sorted(unknown)} for check {name}")
+
     def deco(fn: Check) -> Check:
         REGISTRY[name] = fn
+        PARAMS[name] = dict(params or {})
         return fn
     return deco
+
+
+class ParamError(ValueError):
+    """A param value a check cannot use; ``key`` is the path below the param (a list index, a sub-key)."""
+
+    def __init__(self, message: str, key: str = ""):
+        self.key = key
+        super().__init__(message)
+
+
+def _strings(value: Any) -> list:
+    if not isinstance(value, list):
+        raise ParamError(f"a list of strings, not {value!r}")
+    for i, v in enumerate(value):
+        if not isinstance(v, str):
+            raise ParamError(f"a string, not {v!r}", str(i))
+    return value
+
+
+def _regexes(value: Any) -> list:
+    """A list of regexes, each compiled alone and all joined as one (as the checks join them)."""
+    for i, v in enumerate(_strings(value)):
+        try:
+            re.compile(v)
+        except re.error as e:
+            raise ParamError(f"bad regex {v!r}: {e}", str(i)) from None
+    try:
+        re.compile("|".join(f"(?:{p})" for p in value))
+    except re.error as e:
+        raise ParamError(f"these regexes do not join into one: {e}") from None
+    return value
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ParamError(f"a whole number ≥ 0, not {value!r}")
+    return value
+
+
+def _positive(value: Any) -> int:
+    if _count(value) < 1:
+        raise ParamError(f"a whole number ≥ 1, not {value!r}")
+    return value
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ParamError(f"a number, not {value!r}")
+    return float(value)
+
+
+def _fraction(value: Any) -> float:
+    if not 0 <= _number(value) <= 1:
+        raise ParamError(f"a number from 0 to 1, not {value!r}")
+    return value
+
+
+def _seconds(value: Any) -> float:
+    if _number(value) < 0:
+        raise ParamError(f"seconds ≥ 0, not {value!r}")
+    return value
+
+
+def _clock(value: Any) -> str:
+    if value not in ("wall", "service"):
+        raise ParamError(f"wall or service, not {value!r}")
+    return value
+
+
+def _answer_types(value: Any) -> dict:
+    """name → {ask: [regexes], answer: [regexes]}."""
+    if not isinstance(value, dict):
+        raise ParamError(f"a mapping of name → {{ask: [regexes], answer: [regexes]}}, not {value!r}")
+    for name, spec in value.items():
+        if not isinstance(spec, dict) or set(spec) - {"ask", "answer"}:
+            raise ParamError(f"a mapping with ask and answer (lists of regexes), not {spec!r}", str(name))
+        for part in ("ask", "answer"):
+            try:
+                _regexes(spec.get(part, []))
+            except ParamError as e:
+                raise ParamError(str(e), ".".join(p for p in (str(name), part, e.key) if p)) from None
+    return value
+
+
+PARAM_KINDS: dict[str, Callable[[Any], Any]] = {
+    "regexes": _regexes, "strings": _strings, "count": _count, "positive": _positive, "fraction": _fraction, "seconds": _seconds,
+    "clock": _clock, "answer_types": _answer_types}
+
+
+def check_params(check: str, params: dict[str, Any]) -> None:
+    """Raise ``ParamError`` (its ``key``: ``param`` or ``param.index``) for the first declared param of ``check``
+    whose value it cannot use. Params a check does not declare are left alone."""
+    for name, kind in PARAMS.get(check, {}).items():
+        if name in params:
+            try:
+                PARAM_KINDS[kind](params[name])
+            except ParamError as e:
+                raise ParamError(str(e), ".".join(p for p in (name, e.key) if p)) from None
 
 
 def hit_draft(h: Hit, explanation: str) -> Draft:

@@ -60,7 +60,7 @@ def _quoted(text: str, start: int, end: int) -> bool:
             or bool(_NAMED_WORDS.match(text, end)))
 
 
-@register("off_platform_diversion.v1")
+@register("off_platform_diversion.v1", params={"bare_apps": "strings", "intent": "regexes", "agree": "strings"})
 def off_platform_diversion(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     bare = {w.lower() for w in params.get("bare_apps", ())}
     intent = _any_of(tuple(params.get("intent", ())))
@@ -177,7 +177,7 @@ def _runs(ctx: Context) -> list[tuple[list[int], int | None]]:
     return ctx.runs
 
 
-@register("no_proactive_confirmation.v1")
+@register("no_proactive_confirmation.v1", params={"stated_need_chars": "count", "ask_for_human": "regexes"})
 def no_proactive_confirmation(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     if not ctx.side(("agent",)):
         return
@@ -221,7 +221,7 @@ def _confirm_window(ctx: Context, reply: int) -> list[int]:
     return window
 
 
-@register("vague_reply.v1")
+@register("vague_reply.v1", params={"min_fact_chars": "count", "filler_words": "regexes"})
 def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     min_fact = int(params.get("min_fact_chars", 8))
     filler = _any_of(tuple(params.get("filler_words", ())))   # words around a non-answer that carry no fact
@@ -249,7 +249,7 @@ def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
                 yield hit_draft(ctx.hits_in("holding", holding[-1])[0], "说了“帮您看看”之后再无下文")
 
 
-@register("mechanical_repetition.v1")
+@register("mechanical_repetition.v1", params={"min_chars": "count", "similarity": "fraction"})
 def mechanical_repetition(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     """The same or nearly the same canned text sent again to another question: character-bigram Jaccard ≥
     ``similarity``, or the one text whole inside the other (real agents resend a reply with a word or a closing
@@ -310,7 +310,10 @@ def _same_question(a: str, b: str) -> bool:
     return bool(ga and gb) and _jaccard(ga, gb) >= 0.3
 
 
-@register("unanswered_question.v1")
+@register("unanswered_question.v1", params={
+    "min_fact_chars": "count", "yes_no_question": "regexes", "yes_no_answer": "strings", "wh_question": "regexes",
+    "filler_words": "regexes", "min_chars": "count", "similarity": "fraction", "answer_types": "answer_types",
+    "bare_answer": "regexes"})
 def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     """A question run counts as answered by a reply segment with a fact in it (or, to a yes/no question, a
     short yes or no) that the customer does not then push back on (我问的是…, 还没回答…). Only the replies up
@@ -434,7 +437,7 @@ def _any_of(patterns: tuple[str, ...]) -> re.Pattern:
     return re.compile("|".join(f"(?:{p})" for p in patterns) or r"(?!)")
 
 
-@register("missing_greeting.v1")
+@register("missing_greeting.v1", params={"first_messages": "positive"})
 def missing_greeting(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     agent = ctx.texts(("agent",))
     if not agent:
@@ -444,7 +447,7 @@ def missing_greeting(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
         yield Draft("人工客服接待开始时没有问候语", first[0])
 
 
-@register("missing_closing.v1")
+@register("missing_closing.v1", params={"last_agent_messages": "positive"})
 def missing_closing(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     agent = ctx.texts(("agent",))
     if not agent:
@@ -458,7 +461,7 @@ def missing_closing(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
         yield Draft("人工客服结束时没有礼貌结束语", agent[-1])
 
 
-@register("slow_first_response.v1")
+@register("slow_first_response.v1", params={"clock": "clock", "seconds": "seconds"})
 def slow_first_response(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     """The human agent's first reply comes more than ``seconds`` (the rubric's first_response_s) after human
     service began, or never. ``clock: wall`` (the default) counts every second, as the grading guide and a
@@ -489,7 +492,7 @@ def _duration(seconds: float) -> str:
     return f"{s // 3600} 小时 {s % 3600 // 60} 分"
 
 
-@register("negative_emotion_unsoothed.v1")
+@register("negative_emotion_unsoothed.v1", params={"warmth": "regexes"})
 def negative_emotion_unsoothed(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     upset = [h for h in ctx.hits.get("upset", ()) if ctx.msgs[h.message].role == "customer"]
     # a plainly reported problem (坏了, 掉色, 质量问题) counts unless the customer asks in the same message how to

@@ -7,7 +7,7 @@ import re
 from qa.errors import RubricError
 from qa.rubric import Rubric
 from qa.rules import checks as _checks  # noqa: F401  (registers the default checks)
-from qa.rules.base import REGISTRY, Context, Finding
+from qa.rules.base import REGISTRY, Context, Finding, ParamError, check_params
 from qa.rules.lexicon import Lexicon
 from qa.schema import Conversation
 from qa.timing import Timing, compute_timing
@@ -18,13 +18,18 @@ class RuleEngine:
 
     def __init__(self, rubric: Rubric, *, max_per_rule: int = 5):
         self.rubric, self.max_per_rule = rubric, max_per_rule
-        self.lexicon = Lexicon(rubric.lexicon_data(), source=str(rubric.lexicon))
+        self.lexicon = Lexicon(rubric.lexicon_data(), source=str(rubric.lexicon_file))
         self.checks = []
         for rid, rule in rubric.rules.items():
             name = rule.check or f"{rid}.v1"
             if name not in REGISTRY:
                 raise RubricError(f"unknown check {name!r} (registered: {', '.join(sorted(REGISTRY))})",
                                   file=str(rubric.path), key=f"rules -> {rid} -> check")
+            try:
+                check_params(name, rule.params)
+            except ParamError as e:
+                key = " -> ".join(["rules", rid, "params", *e.key.split(".")])
+                raise RubricError(str(e), file=str(rubric.path), key=key) from None
             self.checks.append((rid, rule, REGISTRY[name]))
         for fid, flag in rubric.model_flags.items():
             for c in flag.veto:

@@ -79,20 +79,30 @@ class Lexicon:
         self.matcher = PhraseMatcher(self.vocab)
         self.categories: dict[str, _Category] = {}
         self._labels: dict[int, str] = {}  # match id → matcher key (no StringStore lookup per match)
+        if data is not None and not isinstance(data, dict):
+            raise RubricError("a lexicon is a mapping of category → phrases", file=source)
         for name, spec in (data or {}).items():
             if not isinstance(spec, dict):
                 raise RubricError("a lexicon category is a mapping", file=source, key=name)
-            try:
-                # a negated class never runs into the next message: the texts are scanned joined by newlines, and a
-                # match across two (dropped) would swallow the one inside the second
-                regexes = [re.compile(str(r).replace("[^", "[^\n"), re.M) for r in spec.get("regex", [])]
-            except re.error as e:
-                raise RubricError(f"bad regex: {e}", file=source, key=f"{name} -> regex") from None
+            for field in ("regex", "phrases", "exclude"):
+                _check_list(spec.get(field), source, f"{name} -> {field}")
+            regexes = []
+            for i, r in enumerate(spec.get("regex") or ()):
+                try:
+                    # a negated class never runs into the next message: the texts are scanned joined by newlines,
+                    # and a match across two (dropped) would swallow the one inside the second
+                    regexes.append(re.compile(str(r).replace("[^", "[^\n"), re.M))
+                except re.error as e:
+                    raise RubricError(f"bad regex {r!r}: {e}", file=source, key=f"{name} -> regex -> {i}") from None
             neg = spec.get("negated_by")
-            if neg is not None and neg not in data:
+            if neg is not None and (not isinstance(neg, str) or neg not in data):
                 raise RubricError(f"unknown category {neg!r}", file=source, key=f"{name} -> negated_by")
+            window = spec.get("window", 6)
+            if isinstance(window, bool) or not isinstance(window, int) or window < 0:
+                raise RubricError(f"window is a number of characters (a whole number ≥ 0), not {window!r}",
+                                  file=source, key=f"{name} -> window")
             self.categories[name] = _Category(name, tuple((rx, frozenset(_needed_chars(rx))) for rx in regexes), neg,
-                                              int(spec.get("window", 6)))
+                                              window)
             for key, phrases in ((name, spec.get("phrases")), (name + "!exclude", spec.get("exclude"))):
                 if phrases:
                     self.matcher.add(key, [self._doc(str(p).lower()) for p in phrases])
@@ -163,6 +173,17 @@ class Lexicon:
         for m in _CLAUSE_END.finditer(text, lo, start):
             lo = m.end()
         return any(lo <= ns and ne <= start for ns, ne in negs)
+
+
+def _check_list(value: Any, source: str, key: str) -> None:
+    """A lexicon's phrases or regexes: a list of strings (or numbers, such as 12315), or absent."""
+    if value is None:
+        return
+    if not isinstance(value, list):
+        raise RubricError(f"a list of phrases or regexes, not {value!r}", file=source, key=key)
+    for i, item in enumerate(value):
+        if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+            raise RubricError(f"a phrase or regex is a string, not {item!r}", file=source, key=f"{key} -> {i}")
 
 
 def _needed_chars(rx: re.Pattern) -> str:

@@ -1,0 +1,333 @@
+"""Hostile configuration: rubrics, lexicons, column profiles, model folders, labelled data and float options that
+are broken in every way a fuzzing session found. Each one ends as one ``error:`` line (exit 2) that names the
+file and the key or field, or — for a malformed label — a counted warning; never a traceback."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+
+from qa.errors import InputError, ModelError, RubricError
+from qa.rubric import load_rubric
+from qa.rules import RuleEngine
+
+from tests.test_hostile import assert_one_line_error, run_main
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_RUBRIC = ROOT / "rubrics" / "default.yaml"
+MODEL = ROOT / "models" / "default"
+CHATS = ROOT / "tests" / "data" / "short_replies.jsonl"
+LABELLED = ROOT / "data" / "labelled" / "eval" / "eval_eval-f.jsonl"
+
+
+def rubric_copy(tmp_path: Path, edit=None, name: str = "r.yaml") -> Path:
+    """The default rubric (and its lexicon) in ``tmp_path``, its text passed through ``edit``."""
+    shutil.copytree(ROOT / "rubrics" / "lexicon", tmp_path / "lexicon", dirs_exist_ok=True)
+    text = DEFAULT_RUBRIC.read_text(encoding="utf-8")
+    if edit:
+        new = edit(text)
+        assert new != text, "the edit changed nothing"
+        text = new
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    return tmp_path / name
+
+
+def model_copy(tmp_path: Path, **files: bytes | str) -> Path:
+    """models/default in ``tmp_path`` as links to its files, with ``files`` (name → content) written instead."""
+    out = tmp_path / "m"
+    out.mkdir()
+    for f in MODEL.iterdir():
+        if f.name not in files:
+            (out / f.name).symlink_to(f)
+    for name, content in files.items():
+        (out / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    return out
+
+
+def labelled(tmp_path: Path, n: int = 12, edit=None) -> Path:
+    rows = [json.loads(x) for x in LABELLED.read_text(encoding="utf-8").splitlines()[:n]]
+    for r in rows:
+        if edit:
+            edit(r)
+    out = tmp_path / "labelled.jsonl"
+    out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return out
+
+
+# -- rubric and lexicon ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("encoding", ["gb18030", "utf-16"])
+def test_hostile_config_a_rubric_not_in_utf8_is_one_line_naming_the_file(tmp_path, capsys, encoding):
+    p = tmp_path / "r.yaml"
+    p.write_bytes(DEFAULT_RUBRIC.read_text(encoding="utf-8").encode(encoding))
+    for args in (["rubric", "validate", p], ["check", CHATS, "-q", "--rubric", p, "--out", tmp_path / "f.jsonl"],
+                 ["metrics", CHATS, "--rubric", p, "--out", tmp_path / "m"]):
+        code, _, err = run_main(capsys, *args)
+        assert_one_line_error(code, err)
+        assert "r.yaml" in err and "UTF-8" in err
+
+
+def test_hostile_config_a_binary_rubric_is_one_line(tmp_path, capsys):
+    p = tmp_path / "r.yaml"
+    p.write_bytes(bytes(range(256)) * 4)
+    code, _, err = run_main(capsys, "rubric", "validate", p)
+    assert_one_line_error(code, err)
+    assert "r.yaml" in err
+
+
+@pytest.mark.parametrize("edit, key", [
+    (lambda t: t.replace("weights: {attitude: 20,", "weights: {attitude: .nan,", 1), "weights -> attitude"),
+    (lambda t: t.replace("weights: {attitude: 20,", "weights: {attitude: .inf,", 1), "weights -> attitude"),
+    (lambda t: t.replace("  first_response_s: 120 ", "  first_response_s: -5 ", 1), "timing -> first_response_s"),
+    (lambda t: t.replace("  reply_s: 180 ", "  reply_s: .nan ", 1), "timing -> reply_s"),
+])
+def test_hostile_config_nan_weights_and_negative_limits_are_refused_with_the_key_path(tmp_path, capsys, edit, key):
+    p = rubric_copy(tmp_path, edit)
+    with pytest.raises(RubricError, match=key):
+        load_rubric(p)
+    code, _, err = run_main(capsys, "rubric", "validate", p)
+    assert_one_line_error(code, err)
+    assert key in err and "r.yaml" in err
+
+
+@pytest.mark.parametrize("category, key", [
+    ("blame:\n  window: x\n  phrases: [a]\n", "blame -> window"),
+    ("blame:\n  window: -1\n  phrases: [a]\n", "blame -> window"),
+    ("blame:\n  phrases: 12\n", "blame -> phrases"),
+    ("blame:\n  regex: ['(a']\n", "blame -> regex -> 0"),
+    ("blame:\n  regex: [{a: 1}]\n", "blame -> regex -> 0"),
+])
+def test_hostile_config_a_bad_lexicon_category_names_the_lexicon_and_key(tmp_path, capsys, category, key):
+    p = rubric_copy(tmp_path, lambda t: t.replace("lexicon: lexicon/zh.yaml", "lexicon: lex.yaml"))
+    (tmp_path / "lex.yaml").write_text(category, encoding="utf-8")
+    code, _, err = run_main(capsys, "rubric", "validate", p)
+    assert_one_line_error(code, err)
+    assert "lex.yaml" in err and key in err
+
+
+@pytest.mark.parametrize("content", ["- a\n- b\n", "just a string\n"])
+def test_hostile_config_a_lexicon_that_is_not_a_mapping_is_one_line(tmp_path, capsys, content):
+    p = rubric_copy(tmp_path, lambda t: t.replace("lexicon: lexicon/zh.yaml", "lexicon: lex.yaml"))
+    (tmp_path / "lex.yaml").write_text(content, encoding="utf-8")
+    code, _, err = run_main(capsys, "rubric", "validate", p)
+    assert_one_line_error(code, err)
+    assert "lex.yaml" in err and "mapping" in err
+
+
+def test_hostile_config_a_lexicon_not_in_utf8_is_one_line(tmp_path, capsys):
+    p = rubric_copy(tmp_path)
+    zh = tmp_path / "lexicon" / "zh.yaml"
+    zh.write_bytes(zh.read_text(encoding="utf-8").encode("gb18030"))
+    code, _, err = run_main(capsys, "rubric", "validate", p)
+    assert_one_line_error(code, err)
+    assert "zh.yaml" in err and "UTF-8" in err
+
+
+@pytest.mark.parametrize("edit, key", [
+    # a regex param of a check the dry run does not reach (no upset customer in it)
+    (lambda t: t.replace("warmth: ['不客气',", "warmth: ['(unclosed', '不客气',", 1),
+     "rules -> negative_emotion_unsoothed -> params -> warmth -> 0"),
+    (lambda t: t.replace("intent: ['加',", "intent: ['加', '[x',", 1),
+     "rules -> off_platform_diversion -> params -> intent -> 1"),
+    (lambda t: t.replace("ask_for_human: [", "ask_for_human: ['*', ", 1),
+     "rules -> no_proactive_confirmation -> params -> ask_for_human -> 0"),
+    (lambda t: t.replace("warmth: ['不客气',", "warmth: '不客气'\n      x: ['不客气',", 1),
+     "rules -> negative_emotion_unsoothed -> params -> warmth"),
+    (lambda t: t.replace("params: {last_agent_messages: 5}", "params: {last_agent_messages: five}", 1),
+     "rules -> missing_closing -> params -> last_agent_messages"),
+    (lambda t: t.replace("params: {clock: wall}", "params: {clock: wall, seconds: .nan}", 1),
+     "rules -> slow_first_response -> params -> seconds"),
+])
+def test_hostile_config_every_regex_and_number_param_is_checked_on_load(tmp_path, capsys, edit, key):
+    p = rubric_copy(tmp_path, edit)
+    with pytest.raises(RubricError, match=key):
+        RuleEngine(load_rubric(p))
+    code, _, err = run_main(capsys, "rubric", "validate", p)
+    assert_one_line_error(code, err)
+    assert key in err
+    code, _, err = run_main(capsys, "check", CHATS, "-q", "--rubric", p, "--out", tmp_path / "f.jsonl")
+    assert_one_line_error(code, err)
+    assert key in err
+
+
+def test_hostile_config_answer_types_regexes_are_checked(tmp_path):
+    p = rubric_copy(tmp_path, lambda t: t.replace("          answer: ['(?:[0-9]|", "          answer: ['(元', '(?:[0-9]|", 1))
+    with pytest.raises(RubricError, match="unanswered_question -> params -> answer_types -> price -> answer -> 0"):
+        RuleEngine(load_rubric(p))
+
+
+def test_hostile_config_the_shipped_rubrics_still_validate(capsys):
+    for p in sorted((ROOT / "rubrics").glob("*.yaml")):
+        code, out, err = run_main(capsys, "rubric", "validate", p)
+        assert code == 0 and "ok" in out, err
+
+
+# -- column profiles ---------------------------------------------------------------------------------------
+
+def _profile(tmp_path: Path, tz: str = "Asia/Shanghai") -> str:
+    return (f"name: mine\ntimezone: {tz}\ncolumns:\n  conversation_id: 会话ID\n  ts: 时间\n  role: 角色\n"
+            "  text: 内容\n")
+
+
+def test_hostile_config_a_column_profile_not_in_utf8_is_one_line(tmp_path, capsys):
+    (tmp_path / "cols.yaml").write_bytes(_profile(tmp_path).encode("gb18030"))
+    (tmp_path / "x.csv").write_text("会话ID,时间,角色,内容\n1,2026-01-01 10:00,顾客,你好\n", encoding="utf-8")
+    code, _, err = run_main(capsys, "check", tmp_path / "x.csv", "--columns", tmp_path / "cols.yaml",
+                            "--out", tmp_path / "f.jsonl")
+    assert_one_line_error(code, err)
+    assert "cols.yaml" in err and "UTF-8" in err
+
+
+def test_hostile_config_a_column_profile_with_an_unknown_timezone_is_refused_when_it_loads(tmp_path, capsys):
+    from qa.io.profiles import load_profile
+    (tmp_path / "cols.yaml").write_text(_profile(tmp_path, "Mars/Olympus"), encoding="utf-8")
+    with pytest.raises(InputError, match="timezone"):
+        load_profile(tmp_path / "cols.yaml")
+    (tmp_path / "x.csv").write_text("会话ID,时间,角色,内容\n1,2026-01-01 10:00,顾客,你好\n", encoding="utf-8")
+    code, _, err = run_main(capsys, "check", tmp_path / "x.csv", "--columns", tmp_path / "cols.yaml",
+                            "--out", tmp_path / "f.jsonl")
+    assert_one_line_error(code, err)
+    assert "cols.yaml" in err and "Mars/Olympus" in err and not (tmp_path / "f.jsonl").exists()
+
+
+# -- model folders -----------------------------------------------------------------------------------------
+
+_GBK_RUBRIC = (MODEL / "rubric.yaml").read_text(encoding="utf-8").encode("gb18030")
+
+
+@pytest.mark.parametrize("files, named", [
+    ({"tokenizer.json": "{garbage"}, "tokenizer.json"),
+    ({"tokenizer.json": "{}"}, "tokenizer.json"),
+    ({"tokenizer.json": "[1]"}, "tokenizer.json"),
+    ({"tokenizer_config.json": "{garbage"}, "tokenizer_config.json"),
+    ({"ngrams.json": "{garbage"}, "ngrams.json"),
+    ({"ngrams.json": "{}"}, "ngrams.json"),
+    ({"rubric.yaml": _GBK_RUBRIC}, "rubric.yaml"),
+    ({"ridge.json": "{garbage"}, "ridge.json"),
+    ({"offsets.json": json.dumps({"offsets": {"douyin": {"attitude": float("nan")}}})}, "offsets.json"),
+    ({"offsets.json": json.dumps({"offsets": {}, "flags": {"douyin": {"vague_reply": float("inf")}}})},
+     "offsets.json"),
+])
+def test_hostile_config_a_broken_model_file_is_a_model_error_naming_it(tmp_path, files, named):
+    pytest.importorskip("torch")
+    from qa.model.predict import Classifier
+    m = model_copy(tmp_path, **files)
+    with pytest.raises(ModelError, match=f"cannot load model from {m}: .*{named}"):
+        Classifier(m)
+
+
+@pytest.mark.parametrize("key, value", [("cutpoints", {"attitude": [float("nan"), 1.3, 1.6]}),
+                                        ("temperatures", {"attitude": float("inf")})])
+def test_hostile_config_nan_calibration_numbers_in_config_are_a_model_error(tmp_path, key, value):
+    pytest.importorskip("torch")
+    from qa.model.predict import Classifier
+    cfg = json.loads((MODEL / "config.json").read_text(encoding="utf-8"))
+    cfg[key] = value
+    m = model_copy(tmp_path, **{"config.json": json.dumps(cfg)})
+    with pytest.raises(ModelError, match=f"config.json: {key}.attitude"):
+        Classifier(m)
+
+
+def test_hostile_config_predict_with_a_garbage_tokenizer_is_one_line(tmp_path, capsys):
+    pytest.importorskip("torch")
+    m = model_copy(tmp_path, **{"tokenizer.json": "{garbage"})
+    code, _, err = run_main(capsys, "predict", CHATS, "--model", m, "--out", tmp_path / "p.jsonl")
+    assert_one_line_error(code, err)
+    assert "tokenizer.json" in err and "not valid JSON" in err
+
+
+@pytest.mark.parametrize("config", ["[1]", '"x"', '{"dimension_list": 3}', '{"dimensions": {"attitude": 5}}'])
+def test_hostile_config_grade_with_a_config_that_is_no_object_is_one_line(tmp_path, capsys, config):
+    m = model_copy(tmp_path, **{"config.json": config})
+    code, _, err = run_main(capsys, "grade", CHATS, "--model", m, "--workers", "1", "--out", tmp_path / "g.jsonl")
+    assert_one_line_error(code, err)
+    assert "config.json" in err and str(m) in err
+
+
+def test_hostile_config_eval_with_corrupt_training_args_is_one_line(tmp_path, capsys):
+    pytest.importorskip("torch")
+    m = model_copy(tmp_path, **{"training_args.json": "{garbage"})
+    code, _, err = run_main(capsys, "eval", m, labelled(tmp_path))
+    assert_one_line_error(code, err)
+    assert "training_args.json" in err and "--no-baselines" in err
+
+
+# -- labelled data -----------------------------------------------------------------------------------------
+
+def test_hostile_config_malformed_grades_are_skipped_with_a_counted_warning(tmp_path, caplog):
+    from qa.model.data import load_examples
+
+    def edit(r):
+        if r["id"].endswith("1"):
+            r["labels"]["reviews"][0]["grades"] = [5, 4]
+        elif r["id"].endswith("2"):
+            r["labels"]["reviews"][0]["grades"]["attitude"] = "x"
+        elif r["id"].endswith("3"):
+            r["labels"]["reviews"].append("not a review")
+    p = labelled(tmp_path, edit=edit)
+    dims = {d: [5, 4, 3, 2] for d in ("attitude", "etiquette", "professionalism", "clarity")}
+    with caplog.at_level(logging.WARNING, logger="qa.model.data"):
+        examples = load_examples([str(p)], dims)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and str(p) in warnings[0] and "conversation" in warnings[0], warnings
+    bad = sum(r.endswith(("1", "2", "3")) for r in (json.loads(x)["id"] for x in p.read_text().splitlines()))
+    assert f"in {bad} conversation(s)" in warnings[0]
+    assert not any(e.conv.id.endswith("1") for e in examples)               # its only review had no usable grades
+    two = [e for e in examples if e.conv.id.endswith("2")]
+    assert two and all("attitude" not in e.targets and "etiquette" in e.targets for e in two)
+
+
+def test_hostile_config_eval_with_a_list_of_grades_warns_and_scores_the_rest(tmp_path, capsys, caplog):
+    pytest.importorskip("torch")
+
+    def edit(r):
+        if r["id"].endswith("1"):
+            r["labels"]["reviews"][0]["grades"] = [5, 4]
+    code, out, err = run_main(capsys, "eval", MODEL, labelled(tmp_path, edit=edit), "--no-baselines")
+    assert code == 0 and "Traceback" not in err + out, err
+    assert "attitude (n=10)" in out                     # 12 chats, the 2 with a list of grades left out
+    assert any("labelled.jsonl: skipped malformed labels in 2 conversation(s)" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_hostile_config_eval_with_no_usable_grade_for_a_dimension_is_one_line(tmp_path, capsys):
+    pytest.importorskip("torch")
+
+    def edit(r):
+        r["labels"]["reviews"][0]["grades"]["attitude"] = "x"
+    p = labelled(tmp_path, edit=edit)
+    code, out, err = run_main(capsys, "eval", MODEL, p, "--no-baselines")
+    assert code == 2 and "Traceback" not in err, err
+    assert err.strip().startswith("error:") and len(err.strip().splitlines()) == 1, err
+    assert "attitude" in err and str(p) in err and "no examples to score" not in err
+
+
+# -- float options -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("prior", ["nan", "inf", "-inf", "-1"])
+def test_hostile_config_calibrate_refuses_a_non_finite_or_negative_prior(tmp_path, capsys, prior):
+    code, _, err = run_main(capsys, "calibrate", MODEL, labelled(tmp_path), "--prior", prior, "--min-chats", "5",
+                            "--out", tmp_path / "cal")
+    assert_one_line_error(code, err)
+    assert "--prior" in err and not (tmp_path / "cal").exists()
+
+
+def test_hostile_config_calibrate_refuses_nan_in_the_library_too(tmp_path):
+    from qa.model.offsets import calibrate
+    with pytest.raises(ValueError, match="prior"):
+        calibrate(MODEL, [str(labelled(tmp_path))], tmp_path / "cal", prior=float("nan"))
+    assert not (tmp_path / "cal").exists()
+
+
+@pytest.mark.parametrize("args", [["--lr", "nan"], ["--encoder-lr", "inf"], ["--lr", "0"],
+                                  ["--weight", "*=nan"], ["--weight", "*=inf"], ["--dev-fraction", "nan"],
+                                  ["--augment", "nan"], ["--excerpt", "inf"]])
+def test_hostile_config_train_refuses_non_finite_float_options(tmp_path, capsys, args):
+    code, _, err = run_main(capsys, "train", labelled(tmp_path), "--out", tmp_path / "t", *args)
+    assert code == 2 and "Traceback" not in err, err
+    assert len([ln for ln in err.splitlines() if ln.strip()]) == 1 and err.startswith("error:"), err
+    assert not (tmp_path / "t").exists()
