@@ -32,6 +32,7 @@ ALIASES = {"店铺": "shop", "日期": "day", "订单数": "orders", "投诉数"
 
 
 MAX_COUNT = 10**12        # more orders, reviews or refunds than this in one shop-day is a broken cell, not data
+MAX_CELL = 1000           # a shop name, a day or a count longer than this is a broken cell
 
 
 def read_stats(path: str | Path) -> list[dict[str, Any]]:
@@ -59,6 +60,10 @@ def read_stats(path: str | Path) -> list[dict[str, Any]]:
             for raw in reader:
                 line = reader.line_num
                 r = {header[k]: (v or "").strip() for k, v in raw.items() if k in header}
+                long = next((k for k, v in r.items() if len(v) > MAX_CELL), None)
+                if long is not None:   # whatever csv's field limit is in this process (a library may raise it)
+                    raise InputError(f"a cell too long ({len(r[long]):,} characters) for a shop-stats value",
+                                     file=str(path), line=line, field=long)
                 row: dict[str, Any] = {"shop": r["shop"] or "-", "day": r["day"] or "unknown"}
                 for c in COUNT_COLUMNS:
                     row[c] = _count(r[c], file=str(path), line=line, field=c)
@@ -67,7 +72,8 @@ def read_stats(path: str | Path) -> list[dict[str, Any]]:
         raise InputError(f"cannot read this file as {encoding} text ({getattr(e, 'reason', e)}); save it as CSV in "
                          "UTF-8, UTF-16 with BOM or GB18030", file=str(path)) from None
     except csv.Error as e:      # a cell over the csv module's field limit (131,072 characters), a stray NUL …
-        raise InputError(f"not a readable CSV ({e})", file=str(path),
+        why = "a cell too long" if "field limit" in str(e) else str(e)
+        raise InputError(f"not a readable CSV ({why})", file=str(path),
                          line=reader.line_num + 1 if reader is not None else None) from None
     return rows
 

@@ -290,7 +290,7 @@ def test_hostile_outputs_shop_score_huge_cell(tmp_path, capsys):
     stats = tmp_path / "s.csv"
     stats.write_text(STATS_HEADER + "店A," + "x" * 140_000 + ",1,1,1,1,1,1,1,1\n", encoding="utf-8")
     code, _, err = qa(capsys, "shop-score", stats)
-    one_line_error(code, err, "s.csv:2", "field limit")
+    one_line_error(code, err, "s.csv:2", "too long")
 
 
 def test_hostile_outputs_shop_score_unwritable_out(tmp_path, capsys):

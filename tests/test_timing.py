@@ -172,5 +172,5 @@ def test_slow_first_response_counts_the_wall_clock_unless_the_rubric_says_servic
     service = load_rubric(tmp_path / "service.yaml")
     assert slow(service, late) == [] and slow(service, night) == []
     (tmp_path / "bad.yaml").write_text(text.replace("params: {clock: wall}", "params: {clock: sundial}"), "utf-8")
-    with pytest.raises(RubricError, match="clock must be wall or service"):
+    with pytest.raises(RubricError, match=r"params -> clock\] wall or service, not .sundial"):
         RuleEngine(load_rubric(tmp_path / "bad.yaml"))
