@@ -38,24 +38,32 @@ def service_seconds(start: dt.datetime, end: dt.datetime, hours: Hours) -> float
     if hours.start == hours.end:
         return (end - start).total_seconds()
     zone = ZoneInfo(hours.tz)
-    a, b = (min(max(t, _FIRST), _LAST).astimezone(zone) for t in (start, end))
-    first, last = a.date() - dt.timedelta(days=1), b.date()   # the windows that can touch [a, b]
-    full_from, full_to = a.date() + dt.timedelta(days=1), b.date() - dt.timedelta(days=2)
+    a, b = _clamp(start).astimezone(zone), _clamp(end).astimezone(zone)
+    wrap = _DAYS[hours.end <= hours.start]   # a window past midnight ends the next day
+    day, last = a.date() - _DAYS[1], b.date()
     total = 0.0
-    if full_to >= full_from:   # each window of these days lies wholly within [a, b]
+    if (last - day).days > 4:   # the windows of the days wholly inside [a, b] count in full, by arithmetic
+        full_from, full_to = day + _DAYS[2], last - _DAYS[2]
         w0 = dt.datetime.combine(full_from, hours.start)
-        w1 = dt.datetime.combine(full_from + dt.timedelta(days=hours.end <= hours.start), hours.end)
-        total += ((full_to - full_from).days + 1) * (w1 - w0).total_seconds()
-        days = [first, a.date(), last - dt.timedelta(days=1), last]
+        total += ((full_to - full_from).days + 1) * (dt.datetime.combine(full_from + wrap, hours.end) - w0).total_seconds()
+        days = (day, day + _DAYS[1], last - _DAYS[1], last)
     else:
-        days = [first + dt.timedelta(days=k) for k in range((last - first).days + 1)]
+        days = tuple(day + dt.timedelta(days=k) for k in range((last - day).days + 1))
     for day in days:
         w0 = dt.datetime.combine(day, hours.start, tzinfo=zone)
-        w1 = dt.datetime.combine(day + dt.timedelta(days=hours.end <= hours.start), hours.end, tzinfo=zone)
+        w1 = dt.datetime.combine(day + wrap, hours.end, tzinfo=zone)
         lo, hi = max(a, w0), min(b, w1)
         if hi > lo:
             total += (hi - lo).total_seconds()
     return total
+
+
+_DAYS = (dt.timedelta(0), dt.timedelta(days=1), dt.timedelta(days=2))
+
+
+def _clamp(t: dt.datetime) -> dt.datetime:
+    """``t`` moved into ``_FIRST`` .. ``_LAST`` (only years 1 and 9999 need it: the cheap test comes first)."""
+    return t if 1 < t.year < 9999 else min(max(t, _FIRST), _LAST)
 
 
 @dataclasses.dataclass(frozen=True)

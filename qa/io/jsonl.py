@@ -57,7 +57,8 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
         for chunk in f:
             if ln == 0 and chunk.startswith(codecs.BOM_UTF8):
                 chunk = chunk[len(codecs.BOM_UTF8):]
-            for part in _EOL.split(chunk.removesuffix(b"\n").removesuffix(b"\r")):
+            chunk = chunk.removesuffix(b"\n").removesuffix(b"\r")
+            for part in _EOL.split(chunk) if b"\r" in chunk else (chunk,):   # a bare \r ends a line too
                 ln += 1
                 yield ln, part
 
