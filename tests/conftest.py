@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,19 @@ def _ngram_fit_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def rubric():
     return load_rubric()
+
+
+def run_main(capsys, *args) -> tuple[int, str, str]:
+    """The installed ``qa`` entry point, in process: (exit code, stdout, stderr)."""
+    from qa.cli import main
+    old = sys.argv
+    sys.argv = ["qa", *map(str, args)]
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    finally:
+        sys.argv = old
+    out = capsys.readouterr()
+    return code, out.out, out.err

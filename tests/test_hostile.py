@@ -11,14 +11,14 @@ import csv
 import html
 import json
 import re
-import sys
 from pathlib import Path
 
 import openpyxl
 import pytest
 from typer.testing import CliRunner
 
-from qa.cli import app, main
+from qa.cli import app
+from tests.conftest import run_main
 from qa.safety import FORMULA_START, MAX_CELL, mask_text, neutralise_cell, unneutralise_cell
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,21 +37,6 @@ def cli(*args: str):
     if r.exception and not isinstance(r.exception, SystemExit):
         raise r.exception
     return r
-
-
-def run_main(capsys, *args: str) -> tuple[int, str, str]:
-    """The installed ``qa`` entry point, in process: (exit code, stdout, stderr)."""
-    old = sys.argv
-    sys.argv = ["qa", *map(str, args)]
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    finally:
-        sys.argv = old
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def assert_one_line_error(code: int, err: str) -> None:

@@ -8,13 +8,12 @@ from __future__ import annotations
 import csv
 import json
 import os
-import sys
 from pathlib import Path
 
 import openpyxl
 import pytest
 
-from qa.cli import main
+from tests.conftest import run_main
 from qa.safety import mask_text
 
 CHAT = {"id": "c1", "shop": "店A", "agent": "客服1",
@@ -31,19 +30,7 @@ STATS_ROW = "店A,2026-03-02,100,50,10,5,2,1,1,3\n"
 STATS_ZH = "店铺,日期,订单数,5星,4星,3星,2星,1星,投诉数,退款数\n" + STATS_ROW
 
 
-def qa(capsys, *args) -> tuple[int, str, str]:
-    """The ``qa`` entry point in process: (exit code, stdout, stderr)."""
-    old = sys.argv
-    sys.argv = ["qa", *map(str, args)]
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    finally:
-        sys.argv = old
-    out = capsys.readouterr()
-    return code, out.out, out.err
+qa = run_main   # the ``qa`` entry point in process: (exit code, stdout, stderr)
 
 
 def one_line_error(code: int, err: str, *words: str) -> str:

@@ -10,13 +10,12 @@ from __future__ import annotations
 import copy
 import csv
 import json
-import sys
 from pathlib import Path
 
 import openpyxl
 import pytest
 
-from qa.cli import main
+from tests.conftest import run_main as main_run
 from qa.grade import check_record
 from qa.shape import FieldError
 
@@ -63,16 +62,8 @@ def write_jsonl(path: Path, *recs: dict, raw: str | None = None) -> Path:
 
 def run_main(capsys, *args) -> tuple[int, str]:
     """The installed ``qa`` entry point, in process: (exit code, stderr)."""
-    old = sys.argv
-    sys.argv = ["qa", *map(str, args)]
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    finally:
-        sys.argv = old
-    return code, capsys.readouterr().err
+    code, _, err = main_run(capsys, *args)
+    return code, err
 
 
 def one_line_error(code: int, err: str) -> str:
