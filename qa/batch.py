@@ -118,27 +118,40 @@ def journal_path(out: Path) -> Path:
     return out if out.suffix == ".jsonl" else out.with_name(out.name + ".partial.jsonl")
 
 
-def _done(journal: Path) -> tuple[list[str], dict | None]:
-    """Ids of the complete lines of a journal and the stamp of its first record; a torn last line (the
-    kill) is cut off."""
+def _done(journal: Path) -> tuple[list[str], dict | None, int]:
+    """Ids of the complete records of a journal, the stamp of its first record and the bytes to keep: a torn last
+    line (the kill) is left out. Blank lines are skipped. Nothing is cut here: the caller cuts (``_cut``) only
+    once the resume is known to be sound, so a refused resume leaves the file as it was."""
     if not journal.is_file():
-        return [], None
-    ids, good, stamp = [], 0, None
+        return [], None, 0
+    ids, good, stamp, bad = [], 0, None, None
     with open(journal, "rb") as f:
-        for raw in f:
+        for n, raw in enumerate(f, 1):
+            if bad is not None:   # a damaged record with more after it: not a kill's torn line
+                raise InputError(f"cannot resume: line {bad} is not a complete result record and more follow it; "
+                                 "grade again without --resume", file=str(journal))
             if not raw.endswith(b"\n"):
                 break
+            if not raw.strip():
+                good += len(raw)
+                continue
             try:
                 rec = json.loads(raw)
                 ids.append(rec["id"])
             except (ValueError, KeyError, TypeError):
-                break
+                bad = n
+                continue
             if len(ids) == 1:
                 stamp = rec.get("stamp")
             good += len(raw)
-    with open(journal, "r+b") as f:
-        f.truncate(good)
-    return ids, stamp
+    return ids, stamp, good
+
+
+def _cut(journal: Path, keep: int) -> None:
+    """Drop what follows the journal's last complete record (a torn or damaged last line)."""
+    if journal.is_file() and journal.stat().st_size > keep:
+        with open(journal, "r+b") as f:
+            f.truncate(keep)
 
 
 def _check_stamp(journal: Path, old: dict | None, new: dict) -> None:
@@ -158,7 +171,7 @@ def grade_files(inputs: list[Path], out: Path, settings: GradeSettings, *, worke
         raise InputError("output must end in .jsonl or .parquet", file=str(out))
     started = time.perf_counter()
     journal = journal_path(out)
-    done, old_stamp = _done(journal) if resume else ([], None)
+    done, old_stamp, keep = _done(journal) if resume else ([], None, 0)
     if done:
         _check_stamp(journal, old_stamp, run_stamp(settings))
     stem = out.name[: -len(out.suffix)]
@@ -170,6 +183,7 @@ def grade_files(inputs: list[Path], out: Path, settings: GradeSettings, *, worke
 
     def accepted() -> Iterator:
         nonlocal skipped
+        cut = not resume   # a resumed journal is cut to its complete records only once they all match the input
         with JsonlWriter(rejects_path) as rej:
             t = time.perf_counter()
             for item in read_many(inputs, stats, columns=columns, tz=tz, platform=platform, unique_ids=True):
@@ -182,9 +196,17 @@ def grade_files(inputs: list[Path], out: Path, settings: GradeSettings, *, worke
                                          f"but {done[skipped]!r} in {journal}; the input changed", file=str(journal))
                     skipped += 1
                     continue
+                if not cut:
+                    _cut(journal, keep)
+                    cut = True
                 stages["read"] = stages.get("read", 0) + time.perf_counter() - t
                 yield item
                 t = time.perf_counter()
+            if skipped < len(done):
+                raise InputError(f"cannot resume: the input has {skipped} conversations, fewer than the {len(done)} "
+                                 f"in {journal}; the input changed", file=str(journal))
+            if not cut:
+                _cut(journal, keep)
 
     if not resume and journal.exists():
         journal.unlink()

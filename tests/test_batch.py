@@ -25,7 +25,7 @@ def _mixed_input(tmp_path):
 
 
 def _rows(path):
-    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
 
 
 def test_batch_counts_add_up_on_mixed_input(tmp_path):
@@ -64,6 +64,30 @@ def test_batch_resume_refuses_a_changed_input(tmp_path):
     out.write_text(json.dumps({**first, "id": "someone-else"}) + "\n", encoding="utf-8")
     with pytest.raises(InputError, match="cannot resume"):
         grade_files([src], out, settings, workers=1, resume=True)
+
+
+def test_batch_refused_resume_leaves_the_results_as_they_were(tmp_path):
+    """A resume refused (another input, another stamp, a damaged record mid-file) cuts nothing: not even a torn
+    last line or what follows a blank one."""
+    src = _mixed_input(tmp_path)
+    settings = GradeSettings(model="none", profile="douyin", batch_size=4)
+    out = tmp_path / "results.jsonl"
+    grade_files([src], out, settings, workers=1)
+    lines = out.read_text(encoding="utf-8").splitlines(keepends=True)
+    body = "".join(lines[:3]) + "\n" + "".join(lines[3:9]) + lines[9][:20]   # a blank line, a torn last line
+    other = tmp_path / "other.jsonl"
+    other.write_text("".join(src.read_text(encoding="utf-8").splitlines(keepends=True)[1:]), encoding="utf-8")
+    damaged = "".join(lines[:3]) + "{not json\n" + "".join(lines[3:9])
+    for text, inp, st, why in ((body, other, settings, "the input changed"),
+                               (body, src, GradeSettings(model="none", profile="kuaishou"), "different profile"),
+                               (damaged, src, settings, "line 4 is not a complete result record")):
+        out.write_text(text, encoding="utf-8")
+        with pytest.raises(InputError, match=why):
+            grade_files([inp], out, st, workers=1, resume=True)
+        assert out.read_text(encoding="utf-8") == text
+    out.write_text(body, encoding="utf-8")   # sound: the blank line is skipped, the torn line cut and graded again
+    run = grade_files([src], out, settings, workers=1, resume=True)
+    assert run.resumed == 9 and [r["id"] for r in _rows(out)] == [json.loads(x)["id"] for x in lines]
 
 
 def test_batch_resume_refuses_a_different_stamp(tmp_path):
