@@ -39,6 +39,9 @@ def platform_id(name: str) -> str | None:
 _EPOCH_MS_FROM = 100_000_000_000  # numbers above this are epoch milliseconds (after 1973 in ms)
 # Message times outside [TS_MIN, TS_MAX) are rejected on read (docs/schema.md): a chat log from before the Unix
 # epoch or after 2099 is a broken export, and absurd spans would overflow or stall the timing code.
+# A chat longer than this is a broken export, not a conversation (the longest real ones have a few hundred
+# messages): refused as a reject, so no rule pays its pairwise cost on 200,000 messages.
+MAX_MESSAGES = 10_000
 TS_MIN = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 TS_MAX = dt.datetime(2100, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -205,7 +208,7 @@ class Conversation(BaseModel):
     shop: str | None = None
     agent: str | None = None
     customer: str | None = None
-    messages: tuple[Message, ...] = Field(min_length=1)
+    messages: tuple[Message, ...] = Field(min_length=1, max_length=MAX_MESSAGES)
     rating: Rating | None = None
     labels: dict[str, Any] | None = None
     warnings: tuple[str, ...] = ()

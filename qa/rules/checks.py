@@ -6,6 +6,7 @@ Each check reads the shared ``Context`` and yields ``Draft`` findings; threshold
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 from collections.abc import Iterator
@@ -263,7 +264,8 @@ def mechanical_repetition(ctx: Context, params: dict[str, Any]) -> Iterator[Draf
     for i, (t, last_customer, _) in _agent_texts(ctx).items():
         if len(t) < min_len or ctx.content_len(i, "greeting", "closing", "apology") < min_len:
             continue
-        for j, (k, other, asked) in enumerate(seen):
+        for j in range(max(0, len(seen) - _LOOK_BACK), len(seen)):
+            k, other, asked = seen[j]
             if j in flagged:
                 continue
             # equal, or one whole inside the other, or nearly the same: a repeat
@@ -275,6 +277,11 @@ def mechanical_repetition(ctx: Context, params: dict[str, Any]) -> Iterator[Draf
             yield Draft(f"同一段话术重复发送（第 {k} 条与第 {i} 条）", i, (0, len(ctx.msgs[i].text or "")))
             break
         seen.append((i, t, last_customer))
+
+
+# How many earlier agent texts a message is compared with for a resend: every one in any real chat (the longest have
+# a few hundred messages), and a bound on the pairwise cost of a 10,000-message export.
+_LOOK_BACK = 300
 
 
 def _similar(ctx: Context, i: int, k: int, sim: float) -> bool:
@@ -407,9 +414,10 @@ def _resent(ctx: Context, k: int, min_len: int, sim: float, min_fact: int, fille
     t, asked, _ = texts.get(k, ("", "", None))
     if len(t) < min_len:
         return False
-    for j, (other, asked_j, _) in texts.items():
-        if j >= k:
-            break
+    keys = list(texts)
+    at = bisect.bisect_left(keys, k)
+    for j in keys[max(0, at - _LOOK_BACK):at]:
+        other, asked_j, _ = texts[j]
         copied = t in other or (other in t and ctx.content_len(k, *_NO_FACT, drop=filler) - len(other) < min_fact)
         if (copied or _similar(ctx, k, j, sim)) and not _same_question(asked_j, asked):
             return True

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import itertools
 import re
 from collections import defaultdict
 from typing import Any, NamedTuple
@@ -152,13 +153,13 @@ class Lexicon:
             cat = self.categories.get(name)
             if cat is None:  # an "!exclude" list
                 continue
-            excl = raw.get(name + "!exclude")
-            neg = raw.get(cat.negated_by) if cat.negated_by else None
+            excl = _Spans(raw.get(name + "!exclude"))
+            neg = _by_message(raw.get(cat.negated_by)) if cat.negated_by else {}
             kept = []
             for i, s, e in sorted(set(found)):
-                if excl and any(j == i and xs <= s and e <= xe for j, xs, xe in excl):
+                if excl and excl.covers(i, s, e):
                     continue
-                if neg and self._negated(parts[i], s, [(ns, ne) for j, ns, ne in neg if j == i], cat.window):
+                if i in neg and self._negated(parts[i], s, neg[i], cat.window):
                     continue
                 if _glued(parts[i], s, e):
                     continue
@@ -169,10 +170,46 @@ class Lexicon:
 
     @staticmethod
     def _negated(text: str, start: int, negs: list[tuple[int, int]], window: int) -> bool:
+        """A negator ends within ``window`` characters before ``start``, in the same clause (``negs`` sorted)."""
         lo = max(0, start - window)
         for m in _CLAUSE_END.finditer(text, lo, start):
             lo = m.end()
-        return any(lo <= ns and ne <= start for ns, ne in negs)
+        for ns, ne in itertools.islice(negs, bisect.bisect_left(negs, (lo, -1)), None):   # those starting at lo or later
+            if ns >= start:
+                return False
+            if ne <= start:
+                return True
+        return False
+
+
+def _by_message(spans: list[tuple[int, int, int]] | None) -> dict[int, list[tuple[int, int]]]:
+    """(message, start, end) spans → message → its (start, end) spans, sorted."""
+    out: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for i, s, e in sorted(spans or ()):
+        out[i].append((s, e))
+    return out
+
+
+class _Spans:
+    """Exclude spans by message, answering "is [s, e) inside one of them" by bisection, not by a scan of every
+    span (a 100,000-character message full of hits would make that quadratic)."""
+
+    def __init__(self, spans: list[tuple[int, int, int]] | None):
+        self._starts: dict[int, list[int]] = {}
+        self._reach: dict[int, list[int]] = {}   # the furthest end among the spans starting at or before each
+        for i, found in _by_message(spans).items():
+            self._starts[i] = [s for s, _ in found]
+            self._reach[i] = list(itertools.accumulate((e for _, e in found), max))
+
+    def __bool__(self) -> bool:
+        return bool(self._starts)
+
+    def covers(self, i: int, s: int, e: int) -> bool:
+        starts = self._starts.get(i)
+        if not starts:
+            return False
+        k = bisect.bisect_right(starts, s) - 1
+        return k >= 0 and self._reach[i][k] >= e
 
 
 def _check_list(value: Any, source: str, key: str) -> None:
