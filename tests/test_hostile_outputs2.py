@@ -1,0 +1,89 @@
+"""Hostile outputs, second part: personal data on the console (``qa topics``, ``qa shop-score``) and in topic key
+terms, ``--out`` paths inside the model folder being read, the masking of less common phone / e-mail spellings,
+and ``qa eval`` saying it updated the model card only when it did."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from qa.cli.common import console
+from qa.safety import mask_text
+from tests.conftest import run_main
+
+qa = run_main   # the ``qa`` entry point in process: (exit code, stdout, stderr)
+
+
+def one_line_error(code: int, err: str, *words: str) -> str:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in err, err
+    text = " ".join(err.split())
+    for w in words:
+        assert w in text, (w, err)
+    return text
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def chat(cid: str, question: str, shop: str = "店A") -> dict:
+    return {"id": cid, "platform": "douyin", "shop": shop, "agent": "客服A",
+            "messages": [{"role": "customer", "type": "text", "text": question, "ts": "2026-03-02T10:15:03+08:00"},
+                         {"role": "agent", "type": "text", "text": "亲，今天发货", "ts": "2026-03-02T10:15:33+08:00"}]}
+
+
+@pytest.fixture
+def wide(monkeypatch):
+    """A console wide enough that no table cell wraps (a wrapped number would hide from a substring check)."""
+    monkeypatch.setattr(console, "width", 250)
+
+
+# -- 1. personal data on the console and in key terms -------------------------------------------------------
+
+TOPIC_QUESTIONS = (["我的手机13812345678 请问什么时候发货？"] * 3 + ["邮箱zhangsan@example.com 请问什么时候发货？"] * 2
+                   + ["身份证11010119900307123X 请问什么时候发货？", "请问什么时候发货？"])
+RAW = ("13812345678", "11010119900307123", "zhangsan")
+
+
+def test_topics_console_and_key_terms_are_masked(tmp_path, capsys, wide):
+    src = write_jsonl(tmp_path / "q.jsonl", [chat(f"t{i}", q) for i, q in enumerate(TOPIC_QUESTIONS)])
+    code, out, err = qa(capsys, "topics", src, "--backend", "lsa", "--out", tmp_path / "tp")
+    assert code == 0, err
+    assert "138****5678" in out                          # the most frequent question is the example shown
+    for raw in RAW:
+        assert raw not in out.lower() and raw not in err.lower(), (raw, out)
+    with open(tmp_path / "tp" / "topics.csv", encoding="utf-8-sig") as f:
+        rows = list(csv.DictReader(f))
+    terms = " ".join(r["key_terms"] + " " + r["label"] for r in rows).lower()
+    assert "发货" in terms
+    for bad in (*RAW, "example", "com", "*"):            # nothing from inside a masked span, nor the mask itself
+        assert bad not in terms, (bad, terms)
+    for name in ("topics.csv", "questions.csv", "topic_shops.csv"):
+        text = (tmp_path / "tp" / name).read_text(encoding="utf-8-sig").lower()
+        for raw in RAW:
+            assert raw not in text, (name, raw)
+
+
+def test_topic_key_terms_drop_masked_tokens_only():
+    from qa.topics.terms import ctfidf, unmasked
+
+    assert "zhangsan" not in unmasked("邮箱zhangsan@example.com 发货") and "发货" in unmasked("邮箱zhangsan@example.com 发货")
+    assert "5678" not in unmasked("手机138-1234-5678 退款")
+    terms = [w for w, _ in ctfidf([[("邮箱zhangsan@example.com 发货", 2), ("微信 lily2020x 退款", 1)]])[0]]
+    assert "zhangsan" not in terms and "lily2020x" not in terms and "发货" in terms and "退款" in terms
+
+
+def test_shop_score_console_masks_the_shop(tmp_path, capsys, wide):
+    stats = tmp_path / "s.csv"
+    stats.write_text("shop,day,orders,reviews_5,reviews_4,reviews_3,reviews_2,reviews_1,complaints,refunds\n"
+                     "店13812345678,2026-03-02,100,50,10,5,2,1,1,3\n", encoding="utf-8")
+    code, out, err = qa(capsys, "shop-score", stats, "--out", tmp_path / "o.csv")
+    assert code == 0, err
+    assert "店138****5678" in out and "13812345678" not in out
+    assert "13812345678" not in (tmp_path / "o.csv").read_text(encoding="utf-8-sig")
