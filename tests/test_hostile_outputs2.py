@@ -87,3 +87,80 @@ def test_shop_score_console_masks_the_shop(tmp_path, capsys, wide):
     assert code == 0, err
     assert "店138****5678" in out and "13812345678" not in out
     assert "13812345678" not in (tmp_path / "o.csv").read_text(encoding="utf-8-sig")
+
+
+# -- 2. no output inside the model folder being read ---------------------------------------------------------
+
+@pytest.fixture
+def model_dir(tmp_path) -> Path:
+    """A stand-in model folder: every refusal happens before the model is read, so one file is enough."""
+    m = tmp_path / "M"
+    m.mkdir()
+    (m / "config.json").write_text('{"keep": "me"}', encoding="utf-8")
+    return m
+
+
+@pytest.fixture
+def labelled(tmp_path) -> Path:
+    return write_jsonl(tmp_path / "labelled.jsonl", [chat("l1", "请问什么时候发货？")])
+
+
+def _untouched(m: Path) -> None:
+    assert sorted(p.name for p in m.iterdir()) == ["config.json"]
+    assert (m / "config.json").read_text(encoding="utf-8") == '{"keep": "me"}'
+
+
+@pytest.mark.parametrize("rel", ["config.json", "eval.json", "sub/e.json", "../M/x.json"])
+def test_eval_out_inside_model_is_refused(tmp_path, capsys, model_dir, labelled, rel):
+    code, _, err = qa(capsys, "eval", model_dir, labelled, "--no-baselines", "--out", model_dir / rel)
+    one_line_error(code, err, "--out", "inside the model folder")
+    _untouched(model_dir)
+
+
+def test_eval_out_inside_model_through_a_link_is_refused(tmp_path, capsys, model_dir, labelled):
+    link = tmp_path / "Mlink"
+    link.symlink_to(model_dir, target_is_directory=True)
+    code, _, err = qa(capsys, "eval", link, labelled, "--no-baselines", "--out", model_dir / "e.json")
+    one_line_error(code, err, "inside the model folder")
+    _untouched(model_dir)
+
+
+@pytest.mark.parametrize("name", ["labels.json", "config.json", "tokenizer.json"])
+def test_predict_out_inside_model_is_refused(tmp_path, capsys, model_dir, labelled, name):
+    code, _, err = qa(capsys, "predict", labelled, "--model", model_dir, "--out", model_dir / name)
+    one_line_error(code, err, "--out", "inside the model folder")
+    _untouched(model_dir)
+
+
+def test_grade_out_inside_model_is_refused(tmp_path, capsys, model_dir, labelled):
+    code, _, err = qa(capsys, "grade", labelled, "--model", model_dir, "--workers", "1",
+                      "--out", model_dir / "r.jsonl")
+    one_line_error(code, err, "--out", "inside the model folder")
+    _untouched(model_dir)
+
+
+def test_grade_without_model_may_write_anywhere(tmp_path, capsys, labelled):
+    code, _, err = qa(capsys, "grade", labelled, "--model", "none", "--workers", "1",
+                      "--out", tmp_path / "none" / "r.jsonl")
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("rel", [".", "cal", "a/b"])
+def test_calibrate_out_equal_to_or_inside_model_is_refused(tmp_path, capsys, model_dir, labelled, rel):
+    code, _, err = qa(capsys, "calibrate", model_dir, labelled, "--out", model_dir / rel)
+    one_line_error(code, err, "--out", "the model folder")
+    _untouched(model_dir)
+
+
+def test_check_not_inputs_inside_names_the_derived_file(tmp_path, capsys):
+    import typer
+
+    from qa.cli.common import check_not_inputs
+    m = tmp_path / "M"
+    m.mkdir()
+    with pytest.raises(typer.Exit):
+        check_not_inputs([], [tmp_path / "o.json", m / "o.rejects.jsonl"], inside=[m])
+    err = capsys.readouterr().err
+    assert "written with --out" in err and "inside the model folder" in err
+    check_not_inputs([], [tmp_path / "o.json"], inside=[m, None])          # outside: no exit
+    check_not_inputs([], [tmp_path / "Mx" / "o.json"], inside=[m])         # a sibling with a longer name

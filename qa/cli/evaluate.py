@@ -29,7 +29,7 @@ def eval_cli(
     check_inputs(list(data), platform=platform)
     if out is not None:
         check_out(out)
-        check_not_inputs([*data, *(train or [])], [out])
+        check_not_inputs([*data, *(train or [])], [out], inside=[model])
     with cli_errors():
         report = evaluate(model, [str(p) for p in data], train_paths=[str(p) for p in train] if train else None,
                           baselines=not no_baselines, platform=platform)
