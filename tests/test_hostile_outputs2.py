@@ -164,3 +164,19 @@ def test_check_not_inputs_inside_names_the_derived_file(tmp_path, capsys):
     assert "written with --out" in err and "inside the model folder" in err
     check_not_inputs([], [tmp_path / "o.json"], inside=[m, None])          # outside: no exit
     check_not_inputs([], [tmp_path / "Mx" / "o.json"], inside=[m])         # a sibling with a longer name
+
+
+# -- 4. qa eval names the model card only when it wrote it -----------------------------------------------------
+
+def test_eval_says_updated_card_only_with_card(tmp_path, capsys):
+    pytest.importorskip("torch")
+    from tests.test_hostile_config import labelled as labelled_rows, model_copy
+    m = model_copy(tmp_path)
+    data = labelled_rows(tmp_path, n=6)
+    files = (m / "MODEL_CARD.md", m / "eval.json")
+    before = [f.read_bytes() if f.exists() else None for f in files]
+    code, out, err = qa(capsys, "eval", m, data, "--no-baselines", "--out", tmp_path / "e.json")
+    assert code == 0, err
+    assert "MODEL_CARD" not in out and "updated" not in out, out
+    assert [f.read_bytes() if f.exists() else None for f in files] == before
+    assert json.loads((tmp_path / "e.json").read_text(encoding="utf-8"))["dimensions"]

@@ -54,4 +54,4 @@ def eval_cli(
         if card:
             (Path(model) / "eval.json").write_text(text, encoding="utf-8")
             write_card(model)
-        console.print(f"updated {Path(model) / 'MODEL_CARD.md'}", highlight=False)
+            console.print(f"updated {Path(model) / 'MODEL_CARD.md'}", highlight=False)
