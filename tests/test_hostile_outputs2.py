@@ -180,3 +180,43 @@ def test_eval_says_updated_card_only_with_card(tmp_path, capsys):
     assert "MODEL_CARD" not in out and "updated" not in out, out
     assert [f.read_bytes() if f.exists() else None for f in files] == before
     assert json.loads((tmp_path / "e.json").read_text(encoding="utf-8"))["dimensions"]
+
+
+# -- 3. masking of less common spellings ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, masked", [
+    ("手机138.1234.5678 请问", "手机138.****.5678 请问"),
+    ("手机(138)1234-5678", "手机(138)****-5678"),
+    ("手机（138）1234-5678", "手机（138）****-5678"),
+    ("手机（138）12345678", "手机（138）****5678"),
+    ("138．1234．5678", "138．****．5678"),
+    ("邮箱zhangsan＠example.com 请问", "邮箱z*******＠example.com 请问"),
+    ("zhangsan@example．com", "z*******@example．com"),
+    ("地址：北京市朝阳区，建国路88号 请问", "地址：北京市朝阳区，****** 请问"),
+    ("地址上海市南京东路100号5楼 请问", "地址上海市********** 请问"),
+    ("加v lily2020x", "加v l********"),
+    ("+V：lily2020x", "+V：l********"),
+])
+def test_mask_text_less_common_spellings(text, masked):
+    assert mask_text(text) == masked
+    assert len(mask_text(text)) == len(text)
+
+
+@pytest.mark.parametrize("text", [
+    "订单号 2024.0101.1234", "价格 1.38元 13.8元", "v1.3.8.1234.5678", "138.1234.5678.9", "加vip12345",
+    "这个城市的路很好走", "我在朝阳区，明天到", "上海市很热",
+])
+def test_mask_text_leaves_look_alikes(text):
+    assert mask_text(text) == text
+
+
+def test_pii_spellings_are_masked_in_topics_outputs(tmp_path, capsys, wide):
+    qs = ["手机138.1234.5678 请问什么时候发货？", "手机(138)1234-5678 请问什么时候发货？",
+          "邮箱zhangsan＠example.com 请问什么时候发货？", "请问什么时候发货？"]
+    src = write_jsonl(tmp_path / "g.jsonl", [chat(f"g{i}", q) for i, q in enumerate(qs)])
+    code, out, err = qa(capsys, "topics", src, "--backend", "lsa", "--out", tmp_path / "tp")
+    assert code == 0, err
+    texts = [out] + [(tmp_path / "tp" / n).read_text(encoding="utf-8-sig") for n in
+                     ("topics.csv", "questions.csv", "topic_shops.csv")]
+    for t in texts:
+        assert "1234" not in t and "zhangsan" not in t.lower(), t

@@ -29,7 +29,7 @@ STOP = set("""的 了 吗 呢 啊 吧 呀 么 嘛 哦 哈 啦 喔 噢 嗯 额 �
 KEEP_SINGLE = set("码 色 票 价 券 退 换 货 钱 修 送 寄 税 单 邮 码 鞋 衣 裤 裙 杯 锅 表")
 _WORD = re.compile(r"[\w]+")
 # a run of ASCII token characters (and the masks' ``*``) that holds a ``*``: what is left of a masked span
-_MASKED = re.compile(r"[A-Za-z0-9_.@%+\-*]*\*[A-Za-z0-9_.@%+\-*]*")
+_MASKED = re.compile(r"[A-Za-z0-9_.@%+\-*＠．]*\*[A-Za-z0-9_.@%+\-*＠．]*")
 _COUNT = re.compile(r"^[0-9一二三四五六七八九十百两几半多]+[个件天次瓶批台双号斤块元周月年份点套箱只]?$")
 
 
