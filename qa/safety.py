@@ -3,10 +3,11 @@
 Use these for any new human-facing artefact (docs/security.md):
 
 - ``mask_text`` / ``mask_value`` — personal data replaced by ``*``, keeping the text's length so finding spans
-  still point at the same characters: mobile numbers (digits, with spaces or dashes, after +86, in Chinese
-  numerals 一三八… or with 幺 for 1), 18-digit ID numbers, 16–19 digit bank-card-like numbers (order numbers of
-  that length too, on purpose), e-mail addresses, WeChat and QQ ids (after 微信/vx/wx/QQ/扣扣, and bare
-  ``wxid_…``), and the detail of a street address after its district / county / town.
+  still point at the same characters: mobile numbers (digits, with spaces or dashes, 3-4-4 with dots or the
+  first group in brackets, after +86, in Chinese numerals 一三八… or with 幺 for 1), 18-digit ID numbers, 16–19
+  digit bank-card-like numbers (order numbers of that length too, on purpose), e-mail addresses (``＠`` too),
+  WeChat and QQ ids (after 微信/vx/wx/QQ/扣扣/加v, and bare ``wxid_…``), the detail of a street address after its
+  district / county / town, and a numbered street right after a city (上海市南京东路100号).
 - ``neutralise_cell`` — a text value that a spreadsheet would run as a formula (it begins with ``=``, ``+``,
   ``-``, ``@``, tab or CR) gets a leading ``'`` (numbers are written as numbers, so only text is touched).
   ``unneutralise_cell`` undoes it exactly (a value that already began with ``'`` before such a character
@@ -35,17 +36,26 @@ _PHONE = re.compile(r"(?:(?<=86)|(?<=86[ \-])|(?<!\d)(?<!\d-))(?P<p>1" + _SEP + 
                     + r")(?!\d)(?![\-－]\d)")
 _ID = re.compile(r"(?<![0-9A-Za-z])\d{6}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx]"
                  r"(?![0-9A-Za-z])")
+# 3-4-4 groups joined by dots, or the first group in brackets: 138.1234.5678, (138)1234-5678, （138）12345678
+_PHONE_GROUPED = re.compile(r"(?<!\d)(?<!\d[.．\-－])(?P<p>[(（]?1[3-9]\d[)）]?[ \-－.．]?\d{4}[ \-－.．]?\d{4})"
+                            r"(?!\d)(?![.．\-－]\d)")
 _CARD = re.compile(r"(?<!\d)\d{4}(?:[ \-－]?\d){12,15}(?!\d)(?![\-－]\d)")
 # Chinese numerals (幺 and 两 as spoken in phone numbers) and full-width digits, one character for one
 _NUMERALS = str.maketrans("零〇○一幺二两三四五六七八九０１２３４５６７８９", "000112234567890123456789")
-_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+\-])(?P<user>[A-Za-z0-9._%+\-*]{1,64})@(?P<domain>[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+)")
-_IM = re.compile(r"(?i)(?:微信号?|威信|薇信|v信|vx|wx|weixin|wechat|qq号?|扣扣|企鹅号?)\s*(?:号码|号)?\s*[:：]?\s*(?:是|为)?\s*"
+# the @ may be full-width (＠), the domain's dots full-width (．) or 。
+_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+\-])(?P<user>[A-Za-z0-9._%+\-*]{1,64})(?P<at>[@＠])"
+                    r"(?P<domain>[A-Za-z0-9\-]+(?:[.．。][A-Za-z0-9\-]+)+)")
+_IM = re.compile(r"(?i)(?:微信号?|威信|薇信|v信|vx|wx|weixin|wechat|qq号?|扣扣|企鹅号?|[加+]v(?![a-z]))\s*(?:号码|号)?\s*[:：]?\s*(?:是|为)?\s*"
                  r"(?P<id>[A-Za-z0-9_\-]{5,30})")
 _WXID = re.compile(r"(?i)(?<![A-Za-z0-9])wxid_[A-Za-z0-9_\-]{4,30}")
 _HAN = r"\u4e00-\u9fff"
 _ADDRESS = re.compile(
     rf"(?:[{_HAN}]{{2,6}}(?:省|自治区))?(?:[{_HAN}]{{1,7}}(?:市|州|盟))?[{_HAN}]{{1,7}}?(?:区|县|镇|街道)"
-    rf"(?P<detail> ?[{_HAN}A-Za-z0-9#＃\-－()（）]{{2,60}})")
+    rf"(?P<detail>[ ，,]?[{_HAN}A-Za-z0-9#＃\-－()（）]{{2,60}})")
+# a city, then a street and a number with no district between: 上海市南京东路100号5楼
+_CITY_STREET = re.compile(
+    rf"(?:[{_HAN}]{{2,6}}(?:省|自治区))?[{_HAN}]{{1,7}}?市"
+    rf"(?P<detail>[{_HAN}]{{1,10}}?(?:路|街|大道|巷|弄|胡同)[{_HAN}A-Za-z0-9#＃\-－()（）]{{1,50}})")
 _DETAIL_MARK = re.compile(r"\d|路|街|巷|弄|村|号|栋|幢|单元|室|小区|苑|大厦|公寓|花园|广场|社区|楼")
 _ADMIN_PREFIX = re.compile(r"省|自治区|市|州|盟")
 NO_MASK = frozenset({"id", "ts", "day", "review_key"})  # keys whose values are identifiers or times
@@ -65,7 +75,14 @@ def _address(m: re.Match) -> str:
     strong = _ADMIN_PREFIX.search(prefix[:-1]) is not None
     if not _DETAIL_MARK.search(detail) or not (strong or re.search(r"\d", detail)):
         return m.group(0)
-    return prefix + "".join(ch if ch == " " else "*" for ch in detail)
+    return prefix + "".join(ch if ch in " ，," else "*" for ch in detail)
+
+
+def _city_street(m: re.Match) -> str:
+    detail = m.group("detail")
+    if not re.search(r"\d", detail):
+        return m.group(0)
+    return m.group(0)[: m.start("detail") - m.start(0)] + "*" * len(detail)
 
 
 def _stars(s: str, keep: int = 1) -> str:
@@ -77,14 +94,14 @@ def mask_text(text: str | None) -> str | None:
     if not text or not isinstance(text, str):
         return text
     chars, norm = list(text), list(text.translate(_NUMERALS))
-    for rx, group, head, tail in ((_ID, 0, 3, 4), (_CARD, 0, 4, 4), (_PHONE, "p", 3, 4)):
+    for rx, group, head, tail in ((_ID, 0, 3, 4), (_CARD, 0, 4, 4), (_PHONE, "p", 3, 4), (_PHONE_GROUPED, "p", 3, 4)):
         for m in list(rx.finditer("".join(norm))):
             _hide(chars, norm, *m.span(group), head, tail)
     text = "".join(chars)
-    text = _EMAIL.sub(lambda m: _stars(m.group("user")) + "@" + m.group("domain"), text)
+    text = _EMAIL.sub(lambda m: _stars(m.group("user")) + m.group("at") + m.group("domain"), text)
     text = _WXID.sub(lambda m: _stars(m.group(0), 2), text)
     text = _IM.sub(lambda m: m.group(0)[: m.start("id") - m.start(0)] + _stars(m.group("id")), text)
-    return _ADDRESS.sub(_address, text)
+    return _CITY_STREET.sub(_city_street, _ADDRESS.sub(_address, text))
 
 
 def mask_value(value: Any, keep: Iterable[str] = NO_MASK) -> Any:

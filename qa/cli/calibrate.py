@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from qa.cli.common import PLATFORM, at_least, check_inputs, cli_errors, console, fail
+from qa.cli.common import PLATFORM, at_least, check_inputs, check_not_inputs, cli_errors, console, fail
 from qa.cli.model_common import finite
 
 
@@ -30,6 +30,7 @@ def calibrate_cli(
     at_least("--min-chats", min_chats, 1)
     at_least("--min-flagged", min_flagged, 1)
     finite("--prior", prior, 0)
+    check_not_inputs(data, [out], inside=[model])
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         fail(f"--out {out}: exists and is not an empty folder (pick a new folder for the calibrated model)")
     with cli_errors():

@@ -148,19 +148,37 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.absolute() == b.absolute()
 
 
+def _within(path: Path, folder: Path) -> bool:
+    """``path`` is ``folder`` or lies inside it, once both are resolved (symbolic links, ``..``)."""
+    try:
+        p, d = path.resolve(), folder.resolve()
+    except (OSError, RuntimeError):                  # a symbolic-link loop
+        p, d = path.absolute(), folder.absolute()
+    return p == d or d in p.parents
+
+
 def check_not_inputs(inputs: Iterable[Path | None], outputs: Iterable[Path | None], *,
-                     option: str = "--out") -> None:
+                     option: str = "--out", inside: Iterable[Path | None] = (),
+                     inside_what: str = "the model folder") -> None:
     """No output — ``option``'s path or a file the command derives from it (rejects file, sidecar, the files
-    of an output folder) — is one of the inputs: writing it would wipe what is being read. Exit 2 with one
-    line otherwise, before anything is written. Give the outputs in order, ``option``'s own path first."""
+    of an output folder) — is one of the inputs: writing it would wipe what is being read. Nor is any output
+    one of the folders in ``inside`` (``inside_what``, e.g. the model folder being read) or inside one. Exit 2
+    with one line otherwise, before anything is written. Give the outputs in order, ``option``'s own path
+    first."""
     ins = [Path(p) for p in inputs if p is not None]
     outs = [Path(p) for p in outputs if p is not None]
+    dirs = [Path(p) for p in inside if p is not None]
     for i, out in enumerate(outs):
+        what = f"{option} {out}" if i == 0 else f"{out} (written with {option} {outs[0]})"
         for inp in ins:
             if _same_file(out, inp):
-                what = f"{option} {out}" if i == 0 else f"{out} (written with {option} {outs[0]})"
                 fail(f"{what} is the input file {inp}: writing it would destroy the input (choose another "
                      "output path)")
+        for d in dirs:
+            if _within(out, d):
+                where = "is" if _within(d, out) else "is inside"
+                fail(f"{what} {where} {inside_what} {d}: writing it would overwrite what is being read "
+                     "(choose an output path outside it)")
 
 
 def progress(total: int | None = None) -> Progress:

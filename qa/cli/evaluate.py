@@ -29,7 +29,7 @@ def eval_cli(
     check_inputs(list(data), platform=platform)
     if out is not None:
         check_out(out)
-        check_not_inputs([*data, *(train or [])], [out])
+        check_not_inputs([*data, *(train or [])], [out], inside=[model])
     with cli_errors():
         report = evaluate(model, [str(p) for p in data], train_paths=[str(p) for p in train] if train else None,
                           baselines=not no_baselines, platform=platform)
@@ -54,4 +54,4 @@ def eval_cli(
         if card:
             (Path(model) / "eval.json").write_text(text, encoding="utf-8")
             write_card(model)
-        console.print(f"updated {Path(model) / 'MODEL_CARD.md'}", highlight=False)
+            console.print(f"updated {Path(model) / 'MODEL_CARD.md'}", highlight=False)

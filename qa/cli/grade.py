@@ -90,7 +90,9 @@ def grade_cli(
     if engine == "ray" and out.suffix not in ("", ".parquet"):
         raise typer.BadParameter("the Ray engine writes Parquet: a folder or a .parquet file", param_hint="--out")
     check_out(out, folder=engine == "ray" and out.suffix == "")
-    check_not_inputs(inputs, grade_outputs(out, engine))
+    from qa.resources import default_model_dir
+    check_not_inputs(inputs, grade_outputs(out, engine),
+                     inside=[None if model == "none" else Path(model) if model else default_model_dir()])
     if not 1 <= workers <= max_workers(engine):
         fail(f"--workers {workers}: must be from 1 to {max_workers(engine)}"
              + (f" (4 per CPU; this machine has {os.cpu_count() or 1})" if engine == "local" else ""))

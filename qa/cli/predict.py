@@ -90,7 +90,8 @@ def predict_cli(
     at_least("--batch-size", batch_size, 1)
     check_inputs(inputs, chats=True, columns=columns, tz=tz, platform=platform)
     check_out(out)
-    check_not_inputs(inputs, [out, rejects_file(out)])
+    from qa.resources import default_model_dir
+    check_not_inputs(inputs, [out, rejects_file(out)], inside=[model or default_model_dir()])
     with cli_errors(), progress() as bar:
         task = bar.add_task("predict", total=None, rate="")
         stats, rejects = predict(inputs, out, model=model, fmt=fmt, columns=columns, tz=tz, platform=platform,

@@ -21,6 +21,7 @@ def shop_score_cli(
     from rich.table import Table
 
     from qa.report.shop_views import write_rows
+    from qa.safety import mask_text
     from qa.shopscore import read_stats, shop_scores
 
     check_inputs([stats])
@@ -34,8 +35,8 @@ def shop_score_cli(
         t.add_column(col, justify="left" if col in ("shop", "day") else "right")
     f = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
     for r in rows:
-        t.add_row(escape(r["shop"]), "[bold]全部[/]" if r["day"] == "all" else escape(r["day"]), f(r["review_score"]),
-                  f(r["complaint_score"]), f(r["refund_score"]), f(r["total"]))
+        t.add_row(escape(mask_text(r["shop"]) or ""), "[bold]全部[/]" if r["day"] == "all" else escape(r["day"]),
+                  f(r["review_score"]), f(r["complaint_score"]), f(r["refund_score"]), f(r["total"]))
     console.print(t)
     if out is not None:
         with cli_errors():                              # /proc/x.csv, a full disk, a read-only folder: one line

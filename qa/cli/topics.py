@@ -34,6 +34,7 @@ def topics_cli(
 
     from qa.chatrecords import load_chats
     from qa.report.shop_views import write_rows
+    from qa.safety import mask_text
     from qa.topics import TOPIC_COLUMNS, build_topics
 
     check_inputs(inputs, columns=columns, tz=tz, platform=platform)
@@ -58,8 +59,9 @@ def topics_cli(
         t.add_column(col, justify="right" if col in ("#", "conv", "share", "好评率", "未回复") else "left")
     pct = lambda v: "–" if v is None else f"{v:.0%}"  # noqa: E731
     for r in res.rows[:30]:
-        t.add_row(str(r["topic"]), escape(r["key_terms"]), str(r["conversations"]), pct(r["share"]),
-                  pct(r["good_review_rate"]), pct(r["unanswered_rate"]), escape(r["examples"].split(" | ")[0]))
+        t.add_row(str(r["topic"]), escape(mask_text(r["key_terms"]) or ""), str(r["conversations"]), pct(r["share"]),
+                  pct(r["good_review_rate"]), pct(r["unanswered_rate"]),
+                  escape(mask_text(r["examples"].split(" | ")[0]) or ""))
     console.print(t)
     secs = " · ".join(f"{k2} {v:.1f}s" for k2, v in {"read": t_read, **res.seconds}.items())
     console.print(f"{len(chats)} chats ({rejected} rejected) · {res.questions} questions · {res.distinct} distinct · "

@@ -3,7 +3,9 @@
 All questions of a type form one document; term t of type c weighs ``tf(t, c) / |c| × log(1 + A / f(t))``,
 where ``|c|`` is the number of words in c, ``A`` the mean number of words per type and ``f(t)`` the count of t
 over all types. Stop words (particles, pronouns, greetings) and one-character words other than a few
-meaningful ones are dropped. Without jieba, words fall back to character bigrams.
+meaningful ones are dropped. Without jieba, words fall back to character bigrams. Personal data never becomes
+a key term: each question is masked first (``qa.safety.mask_text``) and every token the mask touched — the whole
+phone number, ID, e-mail address (user name and domain), WeChat id or address detail — is dropped.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import math
 import re
 from collections.abc import Sequence
 
+from qa.safety import mask_text
+
 log = logging.getLogger(__name__)
 
 STOP = set("""的 了 吗 呢 啊 吧 呀 么 嘛 哦 哈 啦 喔 噢 嗯 额 呃 吖 哇 我 你 您 他 她 它 我们 你们 他们 这 那 这个 那个 这款 那款
@@ -24,6 +28,8 @@ STOP = set("""的 了 吗 呢 啊 吧 呀 么 嘛 哦 哈 啦 喔 噢 嗯 额 �
 多 少 大 小 好的 ok 呐 哎 唉 时候 不会 一样 一下子 东西 真的 这样 那样 之前 之后 还有 可能 需要""".split())
 KEEP_SINGLE = set("码 色 票 价 券 退 换 货 钱 修 送 寄 税 单 邮 码 鞋 衣 裤 裙 杯 锅 表")
 _WORD = re.compile(r"[\w]+")
+# a run of ASCII token characters (and the masks' ``*``) that holds a ``*``: what is left of a masked span
+_MASKED = re.compile(r"[A-Za-z0-9_.@%+\-*＠．]*\*[A-Za-z0-9_.@%+\-*＠．]*")
 _COUNT = re.compile(r"^[0-9一二三四五六七八九十百两几半多]+[个件天次瓶批台双号斤块元周月年份点套箱只]?$")
 
 
@@ -52,13 +58,18 @@ def words(text: str) -> list[str]:
             if w and w not in STOP and _WORD.fullmatch(w) and (len(w) > 1 or w in KEEP_SINGLE) and not _COUNT.match(w)]
 
 
+def unmasked(text: str) -> str:
+    """``text`` masked, with every token a mask touched replaced by a space (see the module doc)."""
+    return _MASKED.sub(" ", mask_text(text) or "")
+
+
 def ctfidf(docs: Sequence[Sequence[tuple[str, int]]], top: int = 8) -> list[list[tuple[str, float]]]:
     """``docs[c]`` = (question, count) of type c → its ``top`` terms with their c-TF-IDF weight."""
     tf = []
     for doc in docs:
         c: collections.Counter[str] = collections.Counter()
         for text, n in doc:
-            for w in words(text):
+            for w in words(unmasked(text)):
                 c[w] += n
         tf.append(c)
     total: collections.Counter[str] = collections.Counter()
