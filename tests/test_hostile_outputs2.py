@@ -41,7 +41,7 @@ def chat(cid: str, question: str, shop: str = "店A") -> dict:
 @pytest.fixture
 def wide(monkeypatch):
     """A console wide enough that no table cell wraps (a wrapped number would hide from a substring check)."""
-    monkeypatch.setattr(console, "width", 250)
+    monkeypatch.setattr(console, "_width", 250)   # the attribute: undoing a set of the property would pin the width
 
 
 # -- 1. personal data on the console and in key terms -------------------------------------------------------
