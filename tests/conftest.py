@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sys
 from pathlib import Path
 
@@ -63,3 +64,19 @@ def run_main(capsys, *args) -> tuple[int, str, str]:
         sys.argv = old
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+def one_line_error(code: int, err: str, *words: str) -> str:
+    """Exit 2 and one ``error:`` line holding every one of ``words``, no traceback: the line, spaces collapsed."""
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in err, err
+    text = " ".join(err.split())
+    for w in words:
+        assert w in text, (w, err)
+    return text
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    return path

@@ -13,7 +13,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from tests.conftest import run_main
+from tests.conftest import one_line_error, run_main, write_jsonl
 from qa.safety import mask_text
 
 CHAT = {"id": "c1", "shop": "店A", "agent": "客服1",
@@ -31,21 +31,6 @@ STATS_ZH = "店铺,日期,订单数,5星,4星,3星,2星,1星,投诉数,退款数
 
 
 qa = run_main   # the ``qa`` entry point in process: (exit code, stdout, stderr)
-
-
-def one_line_error(code: int, err: str, *words: str) -> str:
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert code == 2, err
-    assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in err, err
-    text = " ".join(err.split())
-    for w in words:
-        assert w in text, (w, err)
-    return text
-
-
-def write_jsonl(path: Path, records: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-    return path
 
 
 @pytest.fixture

@@ -12,24 +12,9 @@ import pytest
 
 from qa.cli.common import console
 from qa.safety import mask_text
-from tests.conftest import run_main
+from tests.conftest import one_line_error, run_main, write_jsonl
 
 qa = run_main   # the ``qa`` entry point in process: (exit code, stdout, stderr)
-
-
-def one_line_error(code: int, err: str, *words: str) -> str:
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert code == 2, err
-    assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in err, err
-    text = " ".join(err.split())
-    for w in words:
-        assert w in text, (w, err)
-    return text
-
-
-def write_jsonl(path: Path, records: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-    return path
 
 
 def chat(cid: str, question: str, shop: str = "店A") -> dict:
