@@ -414,7 +414,9 @@ def _resent(ctx: Context, k: int, min_len: int, sim: float, min_fact: int, fille
     t, asked, _ = texts.get(k, ("", "", None))
     if len(t) < min_len:
         return False
-    keys = list(texts)
+    keys = ctx._memo.get("agent_text_keys")
+    if keys is None:   # once per conversation: _resent runs for every reply
+        keys = ctx._memo["agent_text_keys"] = list(texts)
     at = bisect.bisect_left(keys, k)
     for j in keys[max(0, at - _LOOK_BACK):at]:
         other, asked_j, _ = texts[j]
