@@ -4,7 +4,8 @@ Use these for any new human-facing artefact (docs/security.md):
 
 - ``mask_text`` / ``mask_value`` — personal data replaced by ``*``, keeping the text's length so finding spans
   still point at the same characters: mobile numbers (digits, with spaces or dashes, 3-4-4 with dots or the
-  first group in brackets, after +86, in Chinese numerals 一三八… or with 幺 for 1), 18-digit ID numbers, 16–19
+  first group in brackets, after +86, in Chinese numerals 一三八… or with 幺 for 1), landlines with an area code
+  (010-12345678, (0755)8888 6666), 18-digit and old 15-digit ID numbers, 16–19
   digit bank-card-like numbers (order numbers of that length too, on purpose), e-mail addresses (``＠`` too),
   WeChat and QQ ids (after 微信/vx/wx/QQ/扣扣/加v, and bare ``wxid_…``), the detail of a street address after its
   district / county / town, and a numbered street right after a city (上海市南京东路100号).
@@ -40,6 +41,13 @@ _ID = re.compile(r"(?<![0-9A-Za-z])\d{6}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]
 _PHONE_GROUPED = re.compile(r"(?<!\d)(?<!\d[.．\-－])(?P<p>[(（]?1[3-9]\d[)）]?[ \-－.．]?\d{4}[ \-－.．]?\d{4})"
                             r"(?!\d)(?![.．\-－]\d)")
 _CARD = re.compile(r"(?<!\d)\d{4}(?:[ \-－]?\d){12,15}(?!\d)(?![\-－]\d)")
+# the first-generation 15-digit ID: region, YYMMDD, three digits
+_ID15 = re.compile(r"(?<![0-9A-Za-z])\d{6}\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}(?![0-9A-Za-z])")
+# a landline: area code (010, 02X, 03XX–09XX; a dash, space or brackets after it, or nothing), then a 7–8 digit
+# local number that does not begin with 0 or 1; the area code stays. 400 / 800 service lines have no area code and
+# are a shop's, so they stay too
+_LANDLINE = re.compile(r"(?<![\d\-－.．])(?P<p>[(（]?(?P<area>010|02\d|0[3-9]\d{2})[)）]?[ \-－]?[2-9]\d{2,3}[ \-－]?\d{4})"
+                       r"(?!\d)(?![\-－.．]\d)")
 # Chinese numerals (幺 and 两 as spoken in phone numbers) and full-width digits, one character for one
 _NUMERALS = str.maketrans("零〇○一幺二两三四五六七八九０１２３４５６７８９", "000112234567890123456789")
 # the @ may be full-width (＠), the domain's dots full-width (．) or 。
@@ -94,9 +102,10 @@ def mask_text(text: str | None) -> str | None:
     if not text or not isinstance(text, str):
         return text
     chars, norm = list(text), list(text.translate(_NUMERALS))
-    for rx, group, head, tail in ((_ID, 0, 3, 4), (_CARD, 0, 4, 4), (_PHONE, "p", 3, 4), (_PHONE_GROUPED, "p", 3, 4)):
+    for rx, group, head, tail in ((_ID, 0, 3, 4), (_ID15, 0, 3, 3), (_CARD, 0, 4, 4), (_PHONE, "p", 3, 4),
+                                  (_PHONE_GROUPED, "p", 3, 4), (_LANDLINE, "p", None, 2)):
         for m in list(rx.finditer("".join(norm))):
-            _hide(chars, norm, *m.span(group), head, tail)
+            _hide(chars, norm, *m.span(group), len(m.group("area")) if head is None else head, tail)
     text = "".join(chars)
     text = _EMAIL.sub(lambda m: _stars(m.group("user")) + m.group("at") + m.group("domain"), text)
     text = _WXID.sub(lambda m: _stars(m.group(0), 2), text)

@@ -192,6 +192,12 @@ def test_review_sample_reads_parquet_like_jsonl(tmp_path):
     ("退货地址是浙江省杭州市余杭区仓前街道文一西路969号", "退货地址是浙江省杭州市余杭区************"),
     ("这款区别不大 尺码155 160 165", "这款区别不大 尺码155 160 165"),          # not personal data
     ("价格139元 订单2026-03-02 10:15", "价格139元 订单2026-03-02 10:15"),
+    ("座机010-62345678", "座机010-******78"),                                # landlines keep the area code
+    ("（0571）8765-4321转2", "（0571）****-**21转2"),
+    ("075588886666", "0755******66"),
+    ("老身份证110101900307123", "老身份证110*********123"),                   # the 15-digit ID
+    ("热线400-820-8820", "热线400-820-8820"),                                # a shop's service line stays
+    ("快递单号0123456789", "快递单号0123456789"),                            # 012 is no area code
 ])
 def test_review_mask_keeps_length(text, masked):
     assert mask_text(text) == masked and len(mask_text(text)) == len(text)
