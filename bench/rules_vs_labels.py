@@ -56,7 +56,8 @@ def main() -> None:
         from qa.rules.combine import combine
         clf = Classifier(args.model)
         preds = clf.predict_all(convs, findings=findings, timings=timings)
-        findings = [combine(f, p.raised, rubric, c, engine) for f, p, c in zip(findings, preds, convs)]
+        findings = [combine(f, p.raised, rubric, c, engine, p.flags, clf.config.flag_vetoes)
+                    for f, p, c in zip(findings, preds, convs)]
     tp, fp, fn = collections.Counter(), collections.Counter(), collections.Counter()
     for conv, fs, t in zip(convs, findings, timings):
         gold = gold_flags(conv, args.reviewer)

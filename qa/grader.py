@@ -203,12 +203,15 @@ class Grader:
 
     def with_model_flags(self, conv: Conversation, analysis, prediction):
         """``analysis`` with the rule flags the model raised added to its findings (``qa.rules.combine``):
-        they then cap and deduct like any finding, marked ``source: model`` (or ``both``)."""
-        if prediction is None or not prediction.raised:
+        they then cap and deduct like any finding, marked ``source: model`` (or ``both``); rule findings below the
+        model's veto for their flag are dropped."""
+        if prediction is None:
             return analysis
         from qa.rules.combine import combine
+        vetoes = self.classifier.config.flag_vetoes if self.classifier is not None else None
         return dataclasses.replace(analysis, findings=tuple(combine(analysis.findings, prediction.raised,
-                                                                    self.rubric, conv, self.engine)))
+                                                                    self.rubric, conv, self.engine,
+                                                                    prediction.flags, vetoes)))
 
     def predict(self, convs: Sequence[Conversation], analyses) -> list:
         """The classifier's ``Prediction`` per conversation (None for those with no agent or bot turn)."""

@@ -13,7 +13,10 @@ flag's threshold (the mean of the network's and the turn model's probability, be
 best F1 over the dev split's chats and the ``--select`` probe chats of that flag (``bench/rule_probe.py``'s format).
 ``--keep-threshold`` keeps a flag's threshold as it was. ``--thresholds-only`` refits nothing and only chooses the
 flags' thresholds again, beside the rules as they are now: a threshold chosen beside an older lexicon goes stale when
-the rules come to find more by themselves. Without ``--out`` the model directory is written in place.
+the rules come to find more by themselves. ``--vetoes`` refits nothing and chooses, on the same chats, each flag's
+veto on rule findings the model did not raise (``config.json`` ``flag_vetoes``; ``qa.model.flags.best_veto``).
+``--select PROBES:FLAG:odd`` reads only one half of the probe ids. Without ``--out`` the model directory is written
+in place.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from qa.model.data import load_examples, matches, split_by_ids  # noqa: E402
-from qa.model.flags import add_flag_votes, best_threshold, flag_targets  # noqa: E402
+from qa.model.flags import add_flag_votes, add_veto_votes, best_threshold, flag_targets  # noqa: E402
 from qa.model.ridge import RidgeChannel  # noqa: E402
 from qa.model.turnflags import TurnFlags  # noqa: E402
 from qa.rubric import load_rubric  # noqa: E402
@@ -75,25 +78,56 @@ def refit(model: Path, flags: list[str], add: list[str]) -> tuple[TurnFlags, lis
                      new.focus, frozen), dev_ex
 
 
-def choose(model: Path, flags: list[str], dev_ex, select: list[tuple[str, str]]) -> dict:
-    """Per flag: the threshold with the best F1 (rules, or the mean probability past it) over the dev chats and
-    the flag's probe chats; sets it in the model's turnflags.json."""
+def gather(model: Path, flags: list[str], dev_ex, select: list[tuple[str, ...]]):
+    """The model, and per flag over the dev chats and the flag's probe chats (``PATH:FLAG[:odd|even]``: one half of
+    the probe ids only): ``add_flag_votes``' and ``add_veto_votes``' gatherings."""
     from qa.model.predict import Classifier
     from rule_probe import probes
     clf = Classifier(model)
     engine = RuleEngine(clf.rubric)
     sets = [("dev", [e.conv for e in dev_ex], None, None)]
-    for path, flag in select:
-        items = probes(path)
+    for path, flag, *half in select:
+        items = [it for it in probes(path)
+                 if not half or int(it[0].id.rsplit("-", 1)[1]) % 2 == (half[0] == "odd")]
         sets.append((Path(path).name, [c for c, _, _ in items], flag, [label for _, label, _ in items]))
     votes: dict = {}
+    vetoes: dict = {}
     for _, convs, only, labels in sets:
         timings = [compute_timing(c, clf.rubric) for c in convs]
         findings = [engine.check(c, t) for c, t in zip(convs, timings)]
         preds = clf.predict_all(convs, findings=findings, timings=timings)
         golds = [flag_targets(c, flags) if only is None else {only: float(label)} for c, label in
                  zip(convs, labels or [None] * len(convs))]
-        add_flag_votes(votes, preds, findings, [{f: g[f] for f in flags if f in g} for g in golds])
+        golds = [{f: g[f] for f in flags if f in g} for g in golds]
+        add_flag_votes(votes, preds, findings, golds)
+        add_veto_votes(vetoes, preds, findings, golds)
+    return clf, votes, vetoes
+
+
+def choose_vetoes(model: Path, flags: list[str], dev_ex, select: list[tuple[str, ...]]) -> dict:
+    """Per flag: the veto with the best F1 (``qa.model.flags.choose_vetoes``) over the dev chats and the flag's probe
+    chats; sets it in the model's config.json (``flag_vetoes``; a red line gets none)."""
+    from qa.model.flags import choose_vetoes as choose_on
+    clf, _, votes = gather(model, flags, dev_ex, select)
+    red = [f for f in flags if f not in clf.rubric.rules or clf.rubric.rules[f].severity == "red_line"]
+    if red:
+        sys.exit(f"--flags {', '.join(red)}: not a rule, or a red line (never vetoed by the model)")
+    cfg_path = model / "config.json"
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    vetoes = cfg.setdefault("flag_vetoes", {})
+    report = choose_on(votes, clf.rubric, flags)
+    for f, r in report.items():
+        r["was"], r["chosen_on"] = vetoes.get(f), ["dev"] + [":".join([Path(x[0]).name, *x[2:]])
+                                                             for x in select if x[1] == f]
+        vetoes[f] = r["veto"]
+    cfg_path.write_text(json.dumps(cfg, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return report
+
+
+def choose(model: Path, flags: list[str], dev_ex, select: list[tuple[str, ...]]) -> dict:
+    """Per flag: the threshold with the best F1 (rules, or the mean probability past it) over the dev chats and
+    the flag's probe chats; sets it in the model's turnflags.json."""
+    clf, votes, _ = gather(model, flags, dev_ex, select)
     path = model / "turnflags.json"
     meta = json.loads(path.read_text(encoding="utf-8"))
     cfg_path = model / "config.json"   # a flag without a turn model is raised on the network's probability alone
@@ -110,7 +144,7 @@ def choose(model: Path, flags: list[str], dev_ex, select: list[tuple[str, str]])
             report[f]["network_alone"] = True
         where[f] = round(t, 3)
     cfg_path.write_text(json.dumps(cfg, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    chosen_on = ["dev"] + [Path(p).name for p, _ in select]
+    chosen_on = ["dev"] + [":".join([Path(x[0]).name, *x[2:]]) for x in select]
     earlier = {f: v for f, v in (meta["info"]["refit"].get("thresholds") or {}).items() if f != "chosen_on"}
     meta["info"]["refit"]["thresholds"] = {**earlier, **{f: {**r, "chosen_on": chosen_on} for f, r in report.items()},
                                            "chosen_on": chosen_on}
@@ -124,8 +158,8 @@ def arguments(add_help: str) -> argparse.ArgumentParser:
     ap.add_argument("model", type=Path)
     ap.add_argument("--flags", nargs="+", required=True)
     ap.add_argument("--add", nargs="*", default=[], help=add_help)
-    ap.add_argument("--select", nargs="*", default=[], metavar="PROBES:FLAG",
-                    help="probe chats that join the dev split in choosing FLAG's threshold")
+    ap.add_argument("--select", nargs="*", default=[], metavar="PROBES:FLAG[:odd|even]",
+                    help="probe chats (or one half of their ids) that join the dev split in choosing FLAG's threshold")
     ap.add_argument("--keep-threshold", nargs="*", default=[], metavar="FLAG",
                     help="refit FLAG but keep its threshold (choose none)")
     ap.add_argument("--out", type=Path, help="write a copy of the model here (default: in place)")
@@ -135,7 +169,7 @@ def arguments(add_help: str) -> argparse.ArgumentParser:
 def rechoose(out: Path, a: argparse.Namespace, dev_ex) -> None:
     """Choose the refitted flags' thresholds again (all but ``--keep-threshold``'s) and say what moved."""
     chosen = [f for f in a.flags if f not in a.keep_threshold]
-    select = [tuple(s.rsplit(":", 1)) for s in a.select]
+    select = [tuple(s.split(":")) for s in a.select]
     for f, r in (choose(out, chosen, dev_ex, select) if chosen else {}).items():
         print(f"{f:20s} threshold {r['was']} -> {r['threshold']} (F1 {r['f1']} on {r['chats']} chats, "
               f"{r['positive']} positive)")
@@ -147,8 +181,20 @@ def main() -> None:
     ap.add_argument("--thresholds-only", action="store_true",
                     help="refit nothing: choose FLAG's threshold again beside the rules as they are now (after a "
                          "lexicon or rule change)")
+    ap.add_argument("--vetoes", action="store_true",
+                    help="refit nothing: choose FLAG's veto on rule findings the model did not raise (config.json "
+                         "flag_vetoes) instead of its threshold")
     a = ap.parse_args()
     out = a.out or a.model
+    if a.vetoes:
+        if out != a.model:
+            shutil.copytree(a.model, out, dirs_exist_ok=True)
+        rep = choose_vetoes(out, a.flags, examples(a.model, [])[3], [tuple(s.split(":")) for s in a.select])
+        for f, r in rep.items():
+            print(f"{f:28s} veto {r['was']} -> {r['veto']} (F1 {r['f1_without']} -> {r['f1']} on {r['chats']} "
+                  f"chats, {r['positive']} positive; {', '.join(r['chosen_on'])})")
+        print(f"wrote {out}")
+        return
     if a.thresholds_only:
         dev_ex = examples(a.model, [])[3]
     else:

@@ -75,6 +75,51 @@ def test_combine_marks_source_and_keeps_rule_evidence():
     assert out["unanswered_question"].evidence == "到底有没有"
 
 
+def test_best_veto_keeps_rule_findings_the_model_backs():
+    from qa.model.flags import best_veto
+    probs = np.array([0.9, 0.3, 0.1, 0.05, 0.4])
+    gold = np.array([True, True, False, False, False])
+    fired = np.array([False, True, True, True, True])
+    raised = np.array([True, False, False, False, False])
+    v, f1 = best_veto(probs, gold, fired, raised)
+    assert v == pytest.approx(0.15) and f1 == pytest.approx(0.8)   # drops 0.1 and 0.05, keeps the backed 0.3
+    assert best_veto(probs, gold, fired | True, raised | True)[0] == 0.0   # nothing to gain: no veto
+
+
+def test_rule_finding_below_the_models_veto_is_dropped_but_never_a_red_line():
+    from qa.model.predict import FlagPrediction
+    from qa.rubric import load_rubric
+    from qa.rules.base import Finding
+    from qa.rules.combine import combine
+    rubric = load_rubric()
+    conv = _conv(CHAT)
+    vague = Finding("vague_reply", "major", "敷衍回复", "rule text", 1, (0, 5), "我帮您看看")
+    rude = Finding("uncivil_language", "red_line", "不文明用语", "rule text", 3, None, None)
+    vetoes = {"vague_reply": 0.45, "uncivil_language": 0.45}
+    low = {"vague_reply": 0.2, "uncivil_language": 0.01}
+    assert [f.rule for f in combine([vague, rude], [], rubric, conv, probs=low, vetoes=vetoes)] == ["uncivil_language"]
+    assert len(combine([vague], [], rubric, conv, probs={"vague_reply": 0.45}, vetoes=vetoes)) == 1   # at the veto
+    assert len(combine([vague], [], rubric, conv, probs=low)) == 1                                  # no vetoes
+    backed = combine([vague], [FlagPrediction("vague_reply", 0.3, 0.3, 1)], rubric, conv, probs=low, vetoes=vetoes)
+    assert [(f.rule, f.source) for f in backed] == [("vague_reply", "both")]   # raised below the veto: kept
+
+
+def test_shipped_model_drops_a_lexicon_only_vague_reply_on_a_dev_chat():
+    """hand-al-0039 (dev split; reviewers raised no flag): the lexicon finds a vague reply and an unanswered
+    question, the model gives both far below their vetoes, so ``qa grade`` keeps neither; ``qa check`` (rules
+    alone) still reports them."""
+    from qa.analysis import analyse
+    from qa.grader import Grader, GradeSettings
+    from qa.io import read_many
+    conv = next(c for c in read_many([ROOT / "data" / "labelled" / "hand" / "train_hand-al.jsonl"])
+                if getattr(c, "id", None) == "hand-al-0039")
+    grader = Grader.from_settings(GradeSettings(messages=False))
+    rules = {f.rule for f in analyse(conv, grader.rubric, grader.engine).findings}
+    assert {"vague_reply", "unanswered_question"} <= rules
+    graded = {f["rule"] for f in grader.grade_batch([conv])[0].findings}
+    assert not graded & {"vague_reply", "unanswered_question"}
+
+
 def test_model_only_privacy_flag_is_vetoed_on_a_warning_or_a_need():
     """A privacy flag only the model raised is dropped when its evidence message warns the customer against giving
     data or names a need for it (rubric ``model_flags -> privacy_leak -> veto``); a rule finding is never vetoed."""
@@ -245,6 +290,10 @@ def test_flag_model_learns_thresholds_and_predicts_flags_turns_and_evidence(flag
     assert cfg["turn_labels"] == {"customer": ["request", "unanswered"], "agent": ["vague", "uncivil", "pii"]}
     assert set(cfg["flag_thresholds"]) <= set(cfg["flags"]) and cfg["flag_thresholds"]
     assert set(metrics["dev_flags"]) == set(cfg["flag_thresholds"])
+    vetoes = metrics["dev_flag_vetoes"]     # chosen on the dev split for every flag with a positive, no red line
+    assert vetoes and not set(vetoes) & {"uncivil_language", "privacy_leak"}
+    assert all(r["f1"] >= r["f1_without"] for r in vetoes.values())
+    assert cfg.get("flag_vetoes", {}) == {f: r["veto"] for f, r in vetoes.items() if r["veto"] > 0}
     clf = Classifier(path)
     convs = list(read_path(ROOT / "data" / "samples" / "samples.jsonl"))[:6]
     for conv, p in zip(convs, clf.predict_all(convs, batch_size=4)):

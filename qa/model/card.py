@@ -71,6 +71,11 @@ def write_card(model_dir: str | Path) -> Path:
              _offsets_line(_read(d / "offsets.json")),
              _turn_line(_turn_info(metrics, _read(d / "turnflags.json")), metrics.get("dev_turn_flags"),
                         _read(d / "turnflags.json").get("thresholds")),
+             ("- Vetoes on rule findings (chosen after training on the dev split: `qa train`, or "
+              "`scripts/refit_turnflags.py --vetoes` with probe chats too): a rule finding the model did not raise is "
+              "dropped when the model's probability is below " + ", ".join(f"{v} for `{f}`" for f, v in
+                                                                           sorted(cfg["flag_vetoes"].items()))
+              + "; red lines never are.") if cfg.get("flag_vetoes") else None,
              f"- Nugget head (per turn): {cfg.get('nuggets')}." if cfg.get("nuggets") else None,
              f"- Non-text features: {', '.join(cfg.get('feature_names', [])) or 'none'}.",
              f"- Output: calibrated level probabilities (temperature per dimension on the dev split: "

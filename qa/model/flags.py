@@ -106,6 +106,51 @@ def best_threshold(probs: np.ndarray, gold: np.ndarray, base: np.ndarray | None 
     return best_t, best_f
 
 
+VETO_GRID = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 1.01)
+
+
+def best_veto(probs: np.ndarray, gold: np.ndarray, fired: np.ndarray, raised: np.ndarray,
+              grid: Sequence[float] = VETO_GRID) -> tuple[float, float]:
+    """The veto on ``probs`` with the best F1 against ``gold`` of ``raised | (fired & probs ≥ v)``: a rule finding
+    the model did not raise counts only where the model gives it at least ``v`` (0: every rule finding counts;
+    above 1: only those the model raised too). Ties go to the lower veto (the rule's finding kept)."""
+    gold, fired, raised = (np.asarray(x, dtype=bool) for x in (gold, fired, raised))
+    best_v, best_f = 0.0, -1.0
+    for v in grid:
+        pred = raised | (fired & (np.asarray(probs) >= v))
+        f1 = 2 * float((pred & gold).sum()) / max(1.0, pred.sum() + gold.sum())
+        if f1 > best_f + 1e-12:
+            best_v, best_f = float(v), f1
+    return best_v, best_f
+
+
+def add_veto_votes(votes: dict, preds, findings, golds: Sequence[dict[str, float]]) -> dict:
+    """Gather, per flag, what choosing its veto needs: ``votes[flag]`` = rows of (probability, gold, rule fired,
+    model raised) over the chats whose ``golds`` name the flag. Returns ``votes``, extended."""
+    for pred, fs, share in zip(preds, findings, golds):
+        rules, up = {x.rule for x in fs}, {r.rule for r in pred.raised}
+        for f, q in pred.flags.items():
+            if f in share:
+                votes.setdefault(f, []).append((q, share[f] >= 0.5, f in rules, f in up))
+    return votes
+
+
+def choose_vetoes(votes: dict, rubric, flags: Sequence[str] | None = None) -> dict[str, dict]:
+    """Per flag of ``votes`` (or of ``flags``) that is no red line and has a positive: its veto (``best_veto``), the
+    F1 with it and without one, chats and positives."""
+    out = {}
+    for f in flags if flags is not None else sorted(votes):
+        rows = np.array(votes.get(f, []), dtype=float).reshape(-1, 4)
+        spec = rubric.rules.get(f)
+        if spec is None or spec.severity == "red_line" or not rows[:, 1].any():
+            continue
+        q, gold, fired, up = rows.T
+        v, f1 = best_veto(q, gold, fired, up)
+        out[f] = {"veto": v, "f1": round(f1, 4), "f1_without": round(best_veto(q, gold, fired, up, (0.0,))[1], 4),
+                  "chats": len(rows), "positive": int(gold.sum())}
+    return out
+
+
 def add_flag_votes(votes: dict, preds, findings, golds: Sequence[dict[str, float]]) -> dict:
     """Gather, per flag, what choosing its threshold needs: ``votes[flag]`` = (probabilities, gold booleans, rule
     fired) over the chats whose ``golds`` (flag → share of reviews that set it) name the flag. ``preds``: the

@@ -29,7 +29,8 @@ class RubricConfig(PretrainedConfig):
                  flag_thresholds: dict[str, float] | None = None, flag_turns: dict[str, str | None] | None = None,
                  turn_labels: dict[str, list[str]] | None = None, cutpoints: dict[str, list[float]] | None = None,
                  nugget_temperatures: dict[str, float] | None = None,
-                 cutpoints_ungated: dict[str, list[float]] | None = None, **kwargs):
+                 cutpoints_ungated: dict[str, list[float]] | None = None,
+                 flag_vetoes: dict[str, float] | None = None, **kwargs):
         super().__init__(**kwargs)
         self.encoder = encoder or {}
         pairs = dimension_list if dimension_list is not None else list((dimensions or {}).items())
@@ -44,6 +45,8 @@ class RubricConfig(PretrainedConfig):
         self.nugget_temperatures = dict(nugget_temperatures or {})   # role → softmax temperature (dev split)
         self.flags = list(flags or [])         # rule flags predicted per conversation (binary)
         self.flag_thresholds = dict(flag_thresholds or {})   # flag → probability at which it is raised
+        self.flag_vetoes = dict(flag_vetoes or {})   # flag → probability below which a rule finding the model did
+                                                     # not raise is dropped (``qa.rules.combine``; not red lines)
         self.flag_turns = dict(flag_turns or {})             # flag → "role.label" giving its evidence turn
         self.turn_labels = dict(turn_labels or {})           # role → binary per-turn labels; needs the encoder
         self.cutpoints = dict(cutpoints or {})   # dimension → thresholds on the expected level index (decision

@@ -247,7 +247,11 @@ class _Shop:
         from qa.model.flags import flag_targets
         names = [f for f in (preds[0].flags if preds else {}) if f in self.clf.rubric.model_flags]
         probs = {f: np.array([p.flags.get(f, 0.0) for p in preds]) for f in names}
-        fired = {f: np.array([any(x.rule == f for x in fs) for fs in self.findings]) for f in names}
+        from qa.rules.combine import vetoed
+        vetoes, rubric = self.clf.config.flag_vetoes, self.clf.rubric
+        fired = {f: np.array([any(x.rule == f for x in fs) and not vetoed(f, rubric, p.flags, vetoes,
+                                                                           {r.rule for r in p.raised})
+                              for fs, p in zip(self.findings, preds)]) for f in names}
         shares = [flag_targets(c, names) for c in self.convs]
         gold = {f: np.array([s.get(f, np.nan) for s in shares], dtype=float) for f in names}
         before = {f: fired[f] | np.array([any(r.rule == f for r in p.raised) for p in preds]) for f in names}

@@ -70,7 +70,8 @@ def _json_object(path: Path) -> None:
 def _check_numbers(config) -> None:
     """The calibration numbers of ``config.json`` are finite: a NaN cutpoint or temperature grades every chat the
     same, silently."""
-    for name in ("temperatures", "nugget_temperatures", "flag_thresholds", "cutpoints", "cutpoints_ungated"):
+    for name in ("temperatures", "nugget_temperatures", "flag_thresholds", "flag_vetoes", "cutpoints",
+                 "cutpoints_ungated"):
         for key, value in (getattr(config, name, None) or {}).items():
             for x in value if isinstance(value, list) else [value]:
                 if isinstance(x, bool) or not isinstance(x, (int, float)) or not np.isfinite(x):

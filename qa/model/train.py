@@ -509,8 +509,35 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
     save(model.cpu(), tok, ngrams, rubric, out, metrics, args)
     if ridge is not None:
         ridge.save(out)
+    if dev_ex and flags and rubric.rules:
+        metrics["dev_flag_vetoes"] = choose_flag_vetoes(out, dev_ex, rubric, dev_feats[1])
+        (out / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=1), encoding="utf-8")
+        from qa.model.card import write_card
+        write_card(out)
     shutil.rmtree(ckpt, ignore_errors=True)
     return metrics
+
+
+def choose_flag_vetoes(out: Path, dev_ex, rubric, timings) -> dict:
+    """The saved model graded on the dev split as ``qa grade`` would (rule findings, then the model): per model flag
+    that is no red line, the veto on rule findings it did not raise (``qa.model.flags.choose_vetoes``), written to
+    ``config.json`` as ``flag_vetoes`` where one helps."""
+    from qa.model.flags import add_veto_votes, choose_vetoes, flag_targets
+    from qa.model.predict import Classifier
+    from qa.rules.engine import RuleEngine
+    clf = Classifier(out)
+    convs = [e.conv for e in dev_ex]
+    engine = RuleEngine(rubric)
+    findings = [engine.check(c, t) for c, t in zip(convs, timings)]
+    preds = clf.predict_all(convs, findings=findings, timings=timings)
+    flags = list(clf.config.flags)
+    votes = add_veto_votes({}, preds, findings, [flag_targets(c, flags) for c in convs])
+    report = choose_vetoes(votes, rubric, [f for f in flags if f in rubric.rules])
+    cfg_path = out / "config.json"
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    cfg["flag_vetoes"] = {f: r["veto"] for f, r in report.items() if r["veto"] > 0}
+    cfg_path.write_text(json.dumps(cfg, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return report
 
 
 NUGGET_TEMPERATURES = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 1.75, 2.0)

@@ -2,7 +2,10 @@
 
 A rule finding the model also raised becomes ``source="both"`` (the rule's evidence span is kept); a flag only
 the model raised becomes a finding of its own with ``source="model"``, the evidence message the model picked
-and the probability in its explanation. Pure: no model or engine is loaded here.
+and the probability in its explanation. A rule finding the model did not raise is dropped where the model's
+probability for it is below the flag's **veto** (``flag_vetoes`` in the model's config, chosen on its dev split:
+on the training chats most lexicon-only vague and unanswered findings were false alarms); a red line is never
+dropped. Pure: no model or engine is loaded here.
 """
 
 from __future__ import annotations
@@ -14,11 +17,25 @@ from qa.rubric import Rubric
 from qa.rules.base import Finding
 
 
-def combine(findings: Iterable[Finding], raised: Iterable, rubric: Rubric, conv=None, engine=None) -> list[Finding]:
+def vetoed(rule: str, rubric: Rubric, probs: dict[str, float] | None, vetoes: dict[str, float] | None,
+           raised: Iterable[str] = ()) -> bool:
+    """Whether a rule finding of ``rule`` is dropped: the model did not raise it, its probability is below the
+    flag's veto, and it is no red line."""
+    if not vetoes or rule not in vetoes or probs is None or rule not in probs or rule in raised:
+        return False
+    spec = rubric.rules.get(rule)
+    return (spec is None or spec.severity != "red_line") and probs[rule] < vetoes[rule]
+
+
+def combine(findings: Iterable[Finding], raised: Iterable, rubric: Rubric, conv=None, engine=None,
+            probs: dict[str, float] | None = None, vetoes: dict[str, float] | None = None) -> list[Finding]:
     """``raised``: objects with ``rule``, ``prob``, ``threshold`` and ``message`` (``FlagPrediction``); only
     flags the rubric lists under ``model_flags`` are used. With ``engine`` (a ``RuleEngine``) and ``conv``, a flag
-    only the model raised is dropped when its evidence message holds a lexicon category of the flag's ``veto``."""
-    out = list(findings)
+    only the model raised is dropped when its evidence message holds a lexicon category of the flag's ``veto``.
+    ``probs`` (flag → the model's probability) and ``vetoes`` (flag → veto): rule findings to drop (``vetoed``)."""
+    raised = list(raised)
+    up = {r.rule for r in raised if r.rule in rubric.model_flags}
+    out = [f for f in findings if f.source != "rule" or not vetoed(f.rule, rubric, probs, vetoes, up)]
     fired = {f.rule for f in out}
     for r in raised:
         if r.rule not in rubric.model_flags or r.rule not in rubric.rules:
