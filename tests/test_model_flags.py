@@ -383,3 +383,31 @@ def test_flag_votes_gather_probability_gold_and_rule_per_flag():
     assert votes == {"vague_reply": ([0.7, 0.1], [True, False], [True, False])}   # chat 2 has no uncivil prob
     add_flag_votes(votes, preds[:1], [[]], [{"uncivil_language": 1.0}])
     assert votes["uncivil_language"] == ([0.2], [True], [False]) and len(votes["vague_reply"][0]) == 2
+
+
+def test_qa_predict_writes_flag_probabilities_and_turn_labels_per_message(tmp_path):
+    """``qa predict`` with the shipped model: beside the grades, every model flag's probability, the flags the model
+    raises alone with their evidence message, and per message its role's turn-label probabilities."""
+    from qa.cli.predict import predict
+    src = ROOT / "data" / "samples" / "samples.jsonl"
+    out = tmp_path / "p.jsonl"
+    predict([src], out)
+    convs = {c["id"]: c for c in map(json.loads, src.read_text(encoding="utf-8").splitlines())}
+    recs = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert len(recs) == len(convs)
+    cfg = json.loads((ROOT / "models" / "default" / "config.json").read_text(encoding="utf-8"))
+    for r in recs:
+        assert set(r["flags"]) == set(cfg["flags"]) and all(0 <= v <= 1 for v in r["flags"].values())
+        msgs = convs[r["id"]]["messages"]
+        assert len(r["turns"]) == len(msgs)
+        for m, t in zip(msgs, r["turns"]):
+            if t is not None:
+                assert set(t) == set(cfg["turn_labels"]["customer" if m["role"] == "customer" else "agent"])
+        for x in r["raised"]:
+            assert x["prob"] >= x["threshold"] and 0 <= x["message"] < len(msgs)
+    privacy = next(r for r in recs if r["id"] == "tb-0011")   # asks for a bank card number (the samples' red line)
+    pii = [(t or {}).get("pii", -1) for t in privacy["turns"]]   # the turn-level privacy model's, per agent message
+    asks = max(range(len(pii)), key=pii.__getitem__)
+    assert "银行卡号" in convs["tb-0011"]["messages"][asks]["text"] and pii[asks] > 0.5
+    greeting = convs["tb-0011"]["messages"].index(next(m for m in convs["tb-0011"]["messages"] if m["role"] == "agent"))
+    assert pii[greeting] < 0.1                                                  # 您好，我是西西: no personal data

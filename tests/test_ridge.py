@@ -340,7 +340,7 @@ class _FixedTurnFlags:
 
     def both_probs(self, convs):
         probs = self.chat_probs(convs)
-        return probs, probs
+        return probs, probs, {}
 
 
 def test_struct_part_reads_turn_flag_probabilities_and_round_trips(tmp_path):

@@ -122,13 +122,18 @@ def test_frozen_models_feed_the_stack_while_the_refitted_ones_raise_flags(tmp_pa
     assert second.focus == first.focus
     tf = TurnFlags(proj, second.models, focus=second.focus, frozen={"vague_reply": first.models["vague_reply"]})
     test = convs[400:]
-    flags, struct = tf.both_probs(test)
+    flags, struct, each = tf.both_probs(test)
     assert np.allclose(flags["vague_reply"][0], second.chat_probs(test)["vague_reply"][0])
     assert np.allclose(struct["vague_reply"][0], first.chat_probs(test)["vague_reply"][0])
     assert not np.allclose(flags["vague_reply"][0], struct["vague_reply"][0])
     assert np.allclose(struct["unanswered_question"][0], flags["unanswered_question"][0])   # not refitted: one model
+    for f, (probs, where) in flags.items():   # per message: the chat's probability is its likeliest message's
+        for b, per in enumerate(each[f]):
+            assert (where[b] is None) == (not per)
+            if per:
+                assert max(per, key=per.get) == where[b] and per[where[b]] == pytest.approx(float(probs[b]))
     tf.save(tmp_path)
-    back_flags, back_struct = TurnFlags.load(tmp_path, proj).both_probs(test)
+    back_flags, back_struct, _ = TurnFlags.load(tmp_path, proj).both_probs(test)
     assert np.allclose(back_struct["vague_reply"][0], struct["vague_reply"][0], atol=1e-2)
     assert np.allclose(back_flags["vague_reply"][0], flags["vague_reply"][0], atol=1e-2)
 

@@ -1,4 +1,5 @@
-"""``qa predict``: the classifier's level distributions and expected grades per conversation."""
+"""``qa predict``: the classifier alone per conversation: level distributions and expected grades, rule-flag
+probabilities, per-message turn labels."""
 
 from __future__ import annotations
 
@@ -37,25 +38,37 @@ def predict(inputs: list[Path], out: Path, *, model: Path | None = None, fmt: st
             for r in chunk:
                 if isinstance(r, Reject):
                     rej.write(r.to_record())
-            for conv, (pred, nug) in zip(convs, clf.predict_full(convs, batch_size=batch_size)):
+            for conv, p in zip(convs, clf.predict_all(convs, batch_size=batch_size)):
                 if fmt == "dialeval":
-                    rec = {"id": conv.id, "quality": {d: {str(k): round(v, 6) for k, v in p.probs.items()}
-                                                      for d, p in pred.items()}}
+                    rec = {"id": conv.id, "quality": {d: {str(k): round(v, 6) for k, v in g.probs.items()}
+                                                      for d, g in p.grades.items()}}
                     if clf.nuggets:
-                        rec["nugget"] = [_nugget_or_uniform(n, m.role, clf.nuggets) for n, m in zip(nug, conv.messages)]
+                        rec["nugget"] = [_nugget_or_uniform(n, m.role, clf.nuggets)
+                                         for n, m in zip(p.nuggets, conv.messages)]
                     dialeval.append(rec)
                 else:
-                    rec = {"id": conv.id, "model": clf.path.name,
-                           "dimensions": {d: p.to_record() for d, p in pred.items()}}
-                    if clf.nuggets:
-                        rec["nuggets"] = [{k: round(v, 4) for k, v in n.items()} if n else None for n in nug]
-                    w.write(rec)
+                    w.write(_record(conv, p, clf))
             if on_batch:
                 on_batch(len(chunk))
     if fmt == "dialeval":
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(dialeval, ensure_ascii=False), encoding="utf-8")
     return stats, rejects_path
+
+
+def _record(conv, p, clf) -> dict:
+    """One JSONL line: per dimension the level distribution, expected grade and evidence; the rule flags' probabilities
+    and those the model raises alone (threshold, evidence message; before the rule checks, ``qa grade`` combines the
+    two); per message its turn-label probabilities (null for messages the model did not read); nuggets."""
+    rec = {"id": conv.id, "model": clf.path.name, "dimensions": {d: g.to_record() for d, g in p.grades.items()}}
+    if p.flags:
+        rec["flags"] = {f: round(v, 4) for f, v in p.flags.items()}
+        rec["raised"] = [r.to_record() for r in p.raised]
+    if any(t for t in p.turns):
+        rec["turns"] = [{k: round(v, 4) for k, v in t.items()} if t else None for t in p.turns]
+    if clf.nuggets:
+        rec["nuggets"] = [{k: round(v, 4) for k, v in n.items()} if n else None for n in p.nuggets]
+    return rec
 
 
 def rejects_file(out: Path) -> Path:

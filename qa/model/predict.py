@@ -244,6 +244,12 @@ class Classifier:
                     role = "customer" if turn.role == "customer" else "agent"
                     if role in probs:
                         turn_probs[b][turn.index] = {n: float(q) for n, q in zip(cfg.turn_labels[role], probs[role][b, j])}
+        if self.ridge is not None:   # a flag's turn-level model judges its turn label per message (the network's
+            for f, per in self.ridge.turn_message_probs(convs).items():   # own head there barely varies)
+                role, _, label = (cfg.flag_turns.get(f) or "").partition(".")
+                for b, probs in enumerate(per) if label else ():
+                    for i, q in probs.items():
+                        turn_probs[b][i] = {**(turn_probs[b][i] or {}), label: q}
         if res.get("flags") is None:
             return flags, raised, turn_probs
         p = res["flags"].sigmoid().cpu().numpy()

@@ -240,6 +240,12 @@ class RidgeChannel:
             return {}
         return self._memo("flags", convs, self.turn_flags.both_probs)[int(struct)]
 
+    def turn_message_probs(self, convs: Sequence[Conversation]) -> dict[str, list[dict[int, float]]]:
+        """Flag → per chat, each message its turn-level model read and that model's probability (not gated)."""
+        if self.turn_flags is None or not convs:
+            return {}
+        return self._memo("flags", convs, self.turn_flags.both_probs)[2]
+
     def turn_flag_probs(self, convs: Sequence[Conversation]) -> dict[str, tuple[np.ndarray, list[int | None]]]:
         """Flag → ([n] the turn-level flag model's chat probability × the gate, [n] its evidence message); not
         gated when the models also learnt from other chats than the channel's (``qa train --turns-on``)."""

@@ -142,15 +142,17 @@ class TurnFlags:
         """Flag → ([n] probability of the chat's likeliest message, [n] that message's index or None)."""
         return self.both_probs(convs)[0]
 
-    def both_probs(self, convs: Sequence[Conversation]) -> tuple[dict, dict]:
+    def both_probs(self, convs: Sequence[Conversation]) -> tuple[dict, dict, dict]:
         """(``chat_probs``, the same from the models the ridge channel's structure part was fitted on: ``frozen``
-        where a flag's model was refitted after the channel, else the flag's model), from one reading."""
+        where a flag's model was refitted after the channel, else the flag's model, and per flag and chat each read
+        message's probability {message index: p}), from one reading."""
         models = {**self.models, **{f"frozen:{f}": m for f, m in self.frozen.items()}}
         feats = self.features(convs, sorted({m["role"] for m in models.values()}))
-        out, cols = {}, {}
+        out, cols, each = {}, {}, {}
         for flag, m in models.items():
             rows, x, d = feats[m["role"]]
             probs, where = np.zeros(len(convs), np.float32), [None] * len(convs)
+            per = each[flag] = [{} for _ in convs]
             if x is not None:
                 # the sparse columns the model read: one fitted without the focus vocabulary reads the first ones
                 nx = len(m["coef"]) - len(m["mean"])
@@ -160,11 +162,12 @@ class TurnFlags:
                 z = np.asarray(xs @ m["coef"][:nx]).ravel() + ((d - m["mean"]) / m["scale"]) @ m["coef"][nx:]
                 p = 1 / (1 + np.exp(-(z + m["bias"])))
                 for (ci, i), q in zip(rows, p):
+                    per[ci][i] = float(q)
                     if where[ci] is None or q > probs[ci]:
                         probs[ci], where[ci] = q, i
             out[flag] = (probs, where)
         flags = {f: out[f] for f in self.models}
-        return flags, {f: out.get(f"frozen:{f}", out[f]) for f in self.models}
+        return flags, {f: out.get(f"frozen:{f}", out[f]) for f in self.models}, {f: each[f] for f in self.models}
 
     # -- fitting ------------------------------------------------------------------------------------------
     @classmethod
