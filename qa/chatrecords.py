@@ -67,19 +67,13 @@ class Chat:
 
 
 def _ts(v: Any) -> dt.datetime | None:
-    """A message time; None when missing or unparseable; ``ValueError`` when outside the schema's range."""
+    """A message time of a results record (checked on read by ``qa.grade.check_record``); None when missing."""
     if v is None or v == "":
         return None
     if isinstance(v, dt.datetime):
-        t = v
-    else:
-        try:
-            t = dt.datetime.fromisoformat(str(v))
-        except ValueError:
-            return None
-    from qa.schema import in_range
-    in_range(t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc), v)
-    return t
+        return v
+    from qa.schema import iso_time
+    return iso_time(str(v))
 
 
 def chat_from_result(r: dict[str, Any], file: str = "") -> Chat:
@@ -137,7 +131,7 @@ def _read_results(path: Path) -> Iterator[Chat]:
     for line, r in numbered_records(path):
         try:
             chat = chat_from_result(r, str(path))
-        except (ValueError, KeyError, TypeError, AttributeError) as e:   # a message time out of range
+        except (ValueError, KeyError, TypeError, AttributeError) as e:   # checked above: should not happen
             raise InputError(f"not a graded-result record ({e})", file=str(path), line=line) from None
         yield chat
 

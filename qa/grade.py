@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from qa.errors import InputError
+from qa.schema import iso_day, iso_time
 from qa.shape import FieldError, check, check_fields, check_list, check_map, check_range
 
 BANDS = ((90, "优秀"), (75, "良好"), (60, "合格"), (None, "不合格"))
@@ -185,7 +186,9 @@ def check_record(rec: Any, *, required: Iterable[str] | None = None) -> None:
     result record that is missing or has the wrong type or an impossible value (docs/results.md).
 
     ``required`` must be present; ``score`` is a finite number from 0 to 100 and ``rating.stars`` from 1 to 5
-    when given: a record outside those was not written by ``qa grade`` and is refused, not clamped."""
+    when given; ``day`` a YYYY-MM-DD date and every time (``messages[].ts``, ``timing.human_start``) ISO-8601,
+    both within 1970–2100 (``qa.schema.iso_day`` / ``iso_time``, the ingest range): a record outside those was
+    not written by ``qa grade`` and is refused, not clamped."""
     if not isinstance(rec, Mapping):
         raise ValueError("a result record is a JSON object")
     for f in REQUIRED if required is None else required:
@@ -196,6 +199,7 @@ def check_record(rec: Any, *, required: Iterable[str] | None = None) -> None:
             check(f, rec[f], types)
     if rec.get("score") is not None:
         check_range("score", rec["score"], *SCORE_RANGE)
+    _check_time("day", rec.get("day"), iso_day)
     check("dimensions", rec.get("dimensions"), "obj|null")
     for k, d in (rec.get("dimensions") or {}).items():
         check_fields(f"dimensions.{k}", d, _DIMENSION)
@@ -207,6 +211,7 @@ def check_record(rec: Any, *, required: Iterable[str] | None = None) -> None:
         t = rec["timing"]
         check_fields("timing", t, _TIMING)
         check_list("timing.reply_delays_s", t.get("reply_delays_s"), "num")
+        _check_time("timing.human_start", t.get("human_start"), iso_time)
         for k in ("reply_runs", "replies_ok", "unanswered_runs", "night_messages"):
             if (t.get(k) or 0) < 0:
                 raise FieldError(f"timing.{k}", f"must be 0 or more, not {t[k]}")
@@ -218,10 +223,22 @@ def check_record(rec: Any, *, required: Iterable[str] | None = None) -> None:
         if rec["rating"].get("stars") is not None:
             check_range("rating.stars", rec["rating"]["stars"], *STARS_RANGE)
     check_list("messages", rec.get("messages"), _MESSAGE)
+    for i, m in enumerate(rec.get("messages") or ()):
+        _check_time(f"messages[{i}].ts", m.get("ts"), iso_time)
     check_list("warnings", rec.get("warnings"), "str")
     check_list("pick_flags", rec.get("pick_flags"), "str")
     check_map("not_graded", rec.get("not_graded"), "str")
     check("stamp", rec.get("stamp"), "obj|null")
+
+
+def _check_time(path: str, v: Any, parse) -> None:
+    """``v`` (a string, type-checked already; empty reads as missing, as on ingest) parses with ``parse`` and lies
+    in range, else ``FieldError``."""
+    if v not in (None, ""):
+        try:
+            parse(v)
+        except ValueError as e:
+            raise FieldError(path, str(e)) from None
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(Grade))

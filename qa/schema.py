@@ -71,6 +71,35 @@ def in_range(t: dt.datetime, raw: Any = None) -> dt.datetime:
     return t
 
 
+def iso_time(value: str) -> dt.datetime:
+    """An ISO-8601 time as a results record stores it (``messages[].ts``, ``timing.human_start``), parsed as is
+    (a naive one stays naive and is range-checked as UTC). ``ValueError`` when it is not ISO-8601 text or lies
+    outside ``TS_MIN`` .. ``TS_MAX``: the one check every reader of results applies (``qa.grade.check_record``)."""
+    try:
+        t = dt.datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"must be an ISO-8601 time, not {_short_repr(value)}") from None
+    in_range(t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc), value)
+    return t
+
+
+DAY_MIN, DAY_MAX = TS_MIN.date(), TS_MAX.date()   # the shop's day of a time in range (Asia/Shanghai: UTC+8)
+
+
+def iso_day(value: str) -> dt.date:
+    """A record's ``day`` (``YYYY-MM-DD``, the first message's date in the shop's time zone) as a date; ``ValueError``
+    when it is not one or lies outside ``DAY_MIN`` .. ``DAY_MAX`` (the days of times ``parse_ts`` accepts)."""
+    try:
+        if not (isinstance(value, str) and len(value) == 10 and value[4] == value[7] == "-"):
+            raise ValueError
+        d = dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"must be a YYYY-MM-DD date, not {_short_repr(value)}") from None
+    if not DAY_MIN <= d <= DAY_MAX:
+        raise ValueError(f"date {value!r} out of range (allowed: {DAY_MIN} to {DAY_MAX})")
+    return d
+
+
 def _out_of_range(raw: Any) -> ValueError:
     return ValueError(f"time {_short_repr(raw)} out of range (allowed: {TS_MIN:%Y-%m-%d} to {TS_MAX:%Y-%m-%d} UTC)")
 

@@ -11,8 +11,8 @@ from rich.table import Table
 
 from qa.cli.common import RUBRIC, check_inputs, check_not_inputs, check_out, cli_errors, console, err_console, fail
 from qa.io.write import JsonlWriter, write_json
-from qa.review import (Exported, Imported, Sample, SampleSpec, agreement_report, export_review, import_reviews,
-                       read_results, sample)
+from qa.review import (Exported, Imported, Sample, SampleSpec, UniqueResults, agreement_report, export_review,
+                       import_reviews, read_unique, sample)
 from qa.review.sample import REASON_ZH, TARGETED
 from qa.rubric import load_rubric
 
@@ -20,15 +20,38 @@ from qa.rubric import load_rubric
 REVIEW_SUFFIXES = {"xlsx": (".xlsx",), "csv": (".csv",), "html": (".html", ".htm")}
 
 RESULTS = typer.Argument(..., help="Graded results from `qa grade`: .jsonl or .parquet")
+SHOW_DUPLICATES = 20   # duplicates listed one a line; the rest are counted per file
 
 
-def sample_results(inputs: list[Path], out: Path, spec: SampleSpec, *, rubric: Path | None = None) -> Sample:
-    """Sample the result records of ``inputs`` and write the picks (full record + pick fields) as JSONL."""
-    s = sample(read_results(inputs), load_rubric(rubric), spec)
+def print_read(res: UniqueResults, kept: str) -> None:
+    """The duplicates left out (file, line, where the id was first read), then ``read N · <kept> K · duplicate ids
+    left out D`` with N = K + D, on stderr."""
+    for d in res.duplicates[:SHOW_DUPLICATES]:
+        err_console.print(f"[yellow]duplicate_id[/] {escape(str(d))}", highlight=False, soft_wrap=True)
+    rest = res.duplicates[SHOW_DUPLICATES:]
+    if rest:
+        per_file: dict[str, int] = {}
+        for d in rest:
+            per_file[d.file] = per_file.get(d.file, 0) + 1
+        where = ", ".join(f"{f}: {n}" for f, n in per_file.items())
+        err_console.print(f"… {len(rest)} more duplicate ids left out ({escape(where)})", highlight=False,
+                          soft_wrap=True)
+    msg = f"read {res.read} · {kept} {len(res.records)} · duplicate ids left out {len(res.duplicates)}"
+    if res.duplicates:
+        msg += " (the first record of each id is kept)"
+    err_console.print(msg, highlight=False, soft_wrap=True)
+
+
+def sample_results(inputs: list[Path], out: Path, spec: SampleSpec, *,
+                   rubric: Path | None = None) -> tuple[Sample, UniqueResults]:
+    """Sample the result records of ``inputs`` (the first of each id: ``read_unique``) and write the picks (full
+    record + pick fields) as JSONL; returns the sample and what was read."""
+    res = read_unique(inputs)
+    s = sample(res.records, load_rubric(rubric), spec)
     with JsonlWriter(out) as w:
         for rec in s.records:
             w.write(rec)
-    return s
+    return s, res
 
 
 def sample_cli(
@@ -47,8 +70,8 @@ def sample_cli(
     check_out(out)
     check_not_inputs(inputs, [out])
     with cli_errors():
-        s = sample_results(inputs, out, SampleSpec(n=n, seed=seed, per_agent=per_agent,
-                                                   confidence_below=confidence_below), rubric=rubric)
+        s, res = sample_results(inputs, out, SampleSpec(n=n, seed=seed, per_agent=per_agent,
+                                                        confidence_below=confidence_below), rubric=rubric)
     t = Table(title=f"Sample of {len(s.records)} from {s.population} conversations", title_justify="left",
               header_style="bold")
     for c in ("pick_reason", "picked", "candidates"):
@@ -56,10 +79,9 @@ def sample_cli(
     for reason in ("control", *TARGETED, "stratified"):
         t.add_row(f"{reason} {REASON_ZH[reason]}", str(s.by_reason[reason]), str(s.candidates.get(reason, "")))
     console.print(t)
+    print_read(res, "conversations")
     agents = {(r.get("shop"), r.get("agent")) for r in s.records}
     msg = f"{len(agents)} agents"
-    if s.duplicates:
-        msg += f" · {s.duplicates} duplicate ids skipped"
     if len(s.records) < n:
         msg += f" · {n - len(s.records)} fewer than asked (population or --per-agent cap)"
     err_console.print(msg, highlight=False)
@@ -73,13 +95,16 @@ def export_cli(
     blind: bool = typer.Option(False, "--blind", help="Leave out the model's grades, findings and pick reasons"),
     rubric: Path = RUBRIC,
 ) -> None:
-    """A review sheet: XLSX with drop-downs for reviewers, CSV, or an HTML view. Personal data is masked."""
+    """A review sheet: XLSX with drop-downs for reviewers, CSV, or an HTML view. Personal data is masked.
+    One row per conversation id: a later record with an id already read is left out and listed."""
     check_inputs(inputs)
     fmt = review_format(fmt, out)
     check_out(out)
     check_not_inputs(inputs, [out, *([] if fmt == "xlsx" else [out.with_name(out.name + ".records.json")])])
     with cli_errors():
-        res: Exported = export_review(list(read_results(inputs)), out, load_rubric(rubric), fmt=fmt, blind=blind)
+        read = read_unique(inputs)
+        res: Exported = export_review(read.records, out, load_rubric(rubric), fmt=fmt, blind=blind)
+    print_read(read, "exported")
     extra = f" and {res.sidecar} (the conversations, for import-review)" if res.sidecar else ""
     console.print(f"wrote {res.out}{extra}: {res.conversations} conversations", highlight=False)
 

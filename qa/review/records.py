@@ -2,15 +2,18 @@
 
 Reading goes through ``qa.grade.read_records``, the one reader of results files; the review needs each
 record's messages, so a file graded with ``--no-messages`` is refused with a message saying so.
+``read_unique`` is what ``qa sample`` and ``qa export-review`` read with: the first record of each id is kept and
+every later one is left out as a ``Duplicate`` naming its file and line, so no chat is reviewed twice.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from qa.grade import read_records
+from qa.grade import numbered_records, read_records
 
 ROLE_ZH = {"customer": "客户", "agent": "客服", "bot": "机器人", "system": "系统"}
 TYPE_ZH = {"image": "图片", "video": "视频", "emoji": "表情", "product_card": "商品卡片", "order_card": "订单卡片",
@@ -20,6 +23,50 @@ TYPE_ZH = {"image": "图片", "video": "视频", "emoji": "表情", "product_car
 def read_results(paths: Iterable[str | Path]) -> Iterator[dict[str, Any]]:
     """Every result record of every file, in file order. Raises ``InputError`` naming file and line."""
     return read_records(paths, need_messages=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class Duplicate:
+    """A record left out because an earlier record (``first``, as ``file:line``) has the same id."""
+
+    id: str
+    file: str
+    line: int
+    first: str
+
+    def __str__(self) -> str:
+        cid = repr(self.id) if len(self.id) <= 60 else repr(self.id[:60]) + "…"
+        where = f"{self.file}:{self.line}"
+        first = "the same record: a file given twice" if self.first == where else f"first read at {self.first}"
+        return f"{where}: id: duplicate conversation id {cid} ({first}); left out"
+
+
+@dataclasses.dataclass
+class UniqueResults:
+    """The records kept (first of each id, in file order) and the duplicates left out: read = kept + left out."""
+
+    records: list[dict[str, Any]]
+    duplicates: list[Duplicate]
+
+    @property
+    def read(self) -> int:
+        return len(self.records) + len(self.duplicates)
+
+
+def read_unique(paths: Iterable[str | Path]) -> UniqueResults:
+    """Every record of every file, checked as ``read_results``, keeping the first of each id (across the files,
+    as ``qa report`` counts them; docs/ingest.md); later ones are listed, not returned."""
+    seen: dict[str, str] = {}
+    out = UniqueResults([], [])
+    for path in paths:
+        for line, rec in numbered_records(path, need_messages=True):
+            first = seen.get(rec["id"])
+            if first is None:
+                seen[rec["id"]] = f"{path}:{line}"
+                out.records.append(rec)
+            else:
+                out.duplicates.append(Duplicate(rec["id"], str(path), line, first))
+    return out
 
 
 def model_dimensions(rec: dict[str, Any]) -> dict[str, dict[str, Any]]:
