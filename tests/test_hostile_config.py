@@ -361,3 +361,11 @@ def test_hostile_config_pretrain_refuses_bad_floats_in_the_library_and_heads_in_
     code, _, err = run_main(capsys, "pretrain", "--corpus", tmp_path / "no-corpus", "--out", tmp_path / "base",
                             "--hidden", "100", "--heads", "3")
     one_line_error(code, err, "--hidden 100", "--heads 3")
+
+
+@pytest.mark.parametrize("option,value", [("--batch-size", "0"), ("--steps", "0"), ("--heads", "0"),
+                                          ("--layers", "0"), ("--eval-every", "-1"), ("--num-proc", "0")])
+def test_hostile_config_pretrain_refuses_zero_or_negative_counts(tmp_path, capsys, option, value):
+    code, _, err = run_main(capsys, "pretrain", "--corpus", tmp_path / "no-corpus", "--out", tmp_path / "base",
+                            option, value)
+    one_line_error(code, err, option, "at least")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from qa.cli.common import cli_errors, console, fail
+from qa.cli.common import at_least, cli_errors, console, fail
 from qa.cli.model_common import finite, step_progress
 
 
@@ -49,6 +49,13 @@ def pretrain_cli(
     for name, value in floats.items():
         low, high, above = FLOAT_LIMITS[name]
         finite(f"--{name.replace('_', '-')}", value, low, high, above=above)
+    for option, value, low in (("--steps", steps, 1), ("--layers", layers, 1), ("--hidden", hidden, 1),
+                               ("--heads", heads, 1), ("--intermediate", intermediate, 1),
+                               ("--vocab-size", vocab_size, 1), ("--batch-size", batch_size, 1),
+                               ("--eval-every", eval_every, 0), ("--eval-size", eval_size, 1),
+                               ("--save-every", save_every, 0), ("--threads", threads, 1),
+                               ("--num-proc", num_proc, 1), ("--pack-max-rows", pack_max_rows, 1)):
+        at_least(option, value, low)
     logging.basicConfig(format="%(message)s")
     logging.getLogger("qa.model").setLevel(logging.INFO)   # one line per 50 steps and per evaluation
     with cli_errors():
