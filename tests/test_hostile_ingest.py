@@ -259,6 +259,77 @@ def test_hostile_ingest_csv_unbalanced_quote_is_a_clear_reject_not_a_merge(tmp_p
     assert stats.accepted == 0
 
 
+def _csv_text(header, rows, edit_line: int, old: str, new: str, end: str = "\n") -> str:
+    """The CSV of ``header`` and ``rows`` with ``old`` → ``new`` once in line ``edit_line`` (1-based)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    lines = buf.getvalue().splitlines()
+    assert old in lines[edit_line - 1]
+    lines[edit_line - 1] = lines[edit_line - 1].replace(old, new, 1)
+    return "\n".join(lines) + end
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "gb18030"])
+@pytest.mark.parametrize("end", ["\n", "\r\n", ""])
+@pytest.mark.parametrize("old,new,column", [("可以的亲", '"可以的亲', "聊天内容"), ("卖家,小柚", '卖家,"小柚', "发送人"),
+                                            ("花间,小柚", '花间,"小柚', "客服")])
+def test_hostile_ingest_csv_quote_left_open_on_the_last_row_is_a_clear_reject(tmp_path, encoding, end, old, new,
+                                                                              column):
+    # the last row opens a quote that the file never closes: the cells after it were merged into its cell
+    text = _csv_text(HEADER, _rows(), 9, old, new, end)
+    p = tmp_path / "last.csv"
+    p.write_bytes(text.replace("\n", "\r\n").encode(encoding) if end == "\r\n" else text.encode(encoding))
+    items, stats = _read(p)
+    rej = _one_reject(items)
+    assert (rej.line, rej.field) == (9, column) and "never closed" in rej.reason and "quote" in rej.reason
+    assert (stats.read, stats.accepted) == (1, 0)
+
+
+@pytest.mark.parametrize("last", ["好的\n", "第一行\n第二行,有逗号,两个\n", '说"好"', "\n", '""'])
+@pytest.mark.parametrize("end", ["\n", ""])
+def test_hostile_ingest_csv_closed_quote_on_the_last_row_is_read(tmp_path, last, end):
+    rows = _rows()
+    rows[-1][-1] = last                                  # a quoted cell, closed, as the very end of the file
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows([HEADER, *rows])
+    p = tmp_path / "ok.csv"
+    p.write_text(buf.getvalue().removesuffix("\n") + end, encoding="utf-8")
+    items, stats = _read(p)
+    assert (stats.read, stats.accepted, stats.rejected) == (4, 4, 0)
+
+
+def test_hostile_ingest_csv_unbalanced_quote_with_three_columns_is_a_clear_reject(tmp_path):
+    # id, time, role: the fewest columns a profile reads; the quote took in rows of three conversations
+    p = tmp_path / "three.csv"
+    p.write_text(_csv_text(HEADER[:3], [r[:3] for r in _rows()], 3, "卖家", '"卖家'), encoding="utf-8")
+    items, stats = _read(p)
+    rej = _one_reject(items)
+    assert (rej.line, rej.field) == (3, "发送方角色") and "quote" in rej.reason
+    assert (stats.read, stats.accepted) == (1, 0)
+
+
+def test_hostile_ingest_csv_unbalanced_quote_in_the_header_is_a_clear_reject(tmp_path):
+    # before: the header swallowed every row, the profile still fitted, and the file read as 0 conversations
+    p = tmp_path / "head.csv"
+    p.write_text(_csv_text(HEADER, _rows(), 1, "消息类别", '"消息类别'), encoding="utf-8")
+    items, stats = _read(p)
+    rej = _one_reject(items)
+    assert (rej.line, rej.field) == (1, "消息类别") and "quote" in rej.reason and "header" in rej.reason
+    assert (stats.read, stats.rejected) == (1, 1)
+
+
+def test_hostile_ingest_check_on_a_quote_left_open_at_the_end_counts_and_names_it(tmp_path):
+    p = tmp_path / "last.csv"
+    p.write_text(_csv_text(HEADER, _rows(), 9, "可以的亲", '"可以的亲'), encoding="utf-8-sig")
+    r = cli("check", p, "-q", "--out", tmp_path / "f.jsonl")
+    assert r.exit_code == 0, r.output
+    assert _summary(r.stderr) == (1, 0, 1)
+    (rej,) = [json.loads(x) for x in (tmp_path / "f.rejects.jsonl").read_text("utf-8").splitlines()]
+    assert (rej["file"], rej["line"], rej["field"]) == (str(p), 9, "聊天内容") and "never closed" in rej["reason"]
+
+
 def test_hostile_ingest_csv_multiline_message_is_still_one_message(tmp_path):
     rows = _rows(2)
     rows[1][5] = "可以的亲，\n成分温和,不含酒精\n有问题随时找我"

@@ -51,33 +51,71 @@ def _csv_rows(path: Path) -> tuple[list[str], Iterator[Row]]:
     delim = "\t" if path.suffix.lower() == ".tsv" or sample.split("\n", 1)[0].count("\t") > \
         sample.split("\n", 1)[0].count(",") else ","
     reader = csv.reader(f, delimiter=delim)
-    header = [h.strip() for h in next(reader, [])]
+    first = next(reader, [])
+    for i, cell in enumerate(first):
+        if _swallowed(cell, delim, len(first)):
+            f.close()
+            name = cell.splitlines()[0].split(delim)[0].strip() or f"column {i + 1}"
+            raise InputError(f"unbalanced quote (\") in the header cell {name!r}: it runs on over the rows of the "
+                             "file; fix the quoting (no row of the file was read)", file=str(path), line=1,
+                             field=name)
+    header = [h.strip() for h in first]
 
     def rows() -> Iterator[Row]:
         with f:
-            end = reader.line_num
+            end, start, cells = reader.line_num, 0, []
             for cells in reader:
                 start, end = end + 1, reader.line_num
                 _check_quotes(path, start, header, cells, delim)
                 if any(c.strip() for c in cells):
                     yield end, dict(zip(header, cells))
+        if cells and _open_at_end(path, enc, delim, cells[-1]):
+            column = header[len(cells) - 1] if len(cells) <= len(header) else f"column {len(cells)}"
+            raise InputError(f"unbalanced quote (\") in column {column!r}: the cell that starts here is never "
+                             "closed and runs to the end of the file, taking in the cells after it; fix the "
+                             "quoting (no row of the file was read)", file=str(path), line=start, field=column)
     return header, rows()
+
+
+def _swallowed(cell: str, delim: str, width: int) -> int:
+    """How many of the later lines of a multi-line cell carry a row's worth of delimiters (``width`` − 1): rows
+    an unclosed quote took in (a multi-line message rarely has them). 0 for a single column: nothing to tell by."""
+    if width < 2 or ("\n" not in cell and "\r" not in cell):
+        return 0
+    return sum(part.count(delim) >= width - 1 for part in cell.splitlines()[1:])
 
 
 def _check_quotes(path: Path, line: int, header: list[str], cells: list[str], delim: str) -> None:
     """A quote that is never closed swallows the rows after it into one cell: raise ``InputError`` when a cell
-    holds line breaks followed by a line with a row's worth of delimiters (a multi-line message rarely has)."""
-    if len(header) < 4:   # too few columns to tell a row from a line of text
-        return
+    holds line breaks followed by a line with a row's worth of delimiters."""
     for i, cell in enumerate(cells):
-        if "\n" not in cell and "\r" not in cell:
+        if "\n" not in cell and "\r" not in cell:     # the common case, without a call
             continue
-        rows = sum(part.count(delim) >= len(header) - 1 for part in cell.splitlines()[1:])
+        rows = _swallowed(cell, delim, len(header))
         if rows:
             column = header[i] if i < len(header) else f"column {i + 1}"
             raise InputError(f"unbalanced quote (\") in column {column!r}: the cell that starts here runs on over "
                              f"{rows} line(s) that look like rows of this file; fix the quoting (no row of the "
                              "file was read)", file=str(path), line=line, field=column)
+
+
+def _open_at_end(path: Path, enc: str, delim: str, cell: str) -> bool:
+    """The file ends inside a quoted cell: the last row's last cell (``cell``) is what a quote never closed
+    keeps — the rest of the file — so the raw file ends with ``"`` and the cell (quotes doubled) right after a
+    delimiter or line break, where a closed cell ends with its closing quote or the line break after it. One
+    short read at the end of the file. A blank cell is let be (nothing was taken in)."""
+    if not cell.strip():
+        return False
+    with open(path, "rb") as f:
+        codec = {"utf-8-sig": "utf-8", "utf-16": "utf-16-be" if f.read(2) == codecs.BOM_UTF16_BE else "utf-16-le"
+                 }.get(enc, enc)
+        tail, unit = ('"' + cell.replace('"', '""')).encode(codec), len(delim.encode(codec))
+        size = f.seek(0, 2)
+        if size < len(tail) + unit:
+            return False
+        f.seek(size - len(tail) - unit)
+        raw = f.read()
+    return raw.endswith(tail) and raw[:unit] in {c.encode(codec) for c in (delim, "\n", "\r")}
 
 
 def _xlsx_rows(path: Path, sheet: str | None) -> tuple[list[str], Iterator[Row]]:
