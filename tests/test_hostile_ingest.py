@@ -10,6 +10,7 @@ import io
 import json
 import random
 import re
+import zipfile
 from zoneinfo import ZoneInfo
 
 import openpyxl
@@ -354,3 +355,70 @@ def test_hostile_ingest_xlsx_far_cell_reads_the_cells_present(tmp_path):
     rej = _one_reject(items)
     assert rej.line == 1048576 and rej.field == "会话ID"
     assert (stats.read, stats.accepted, stats.rejected) == (2, 1, 1)
+
+
+# -- XLSX formula cells ---------------------------------------------------------------------------------------
+
+def _xlsx_with_formulas(path, formulas: dict[str, str], cached: dict[str, str] | None = None):
+    """The test chats as a workbook with ``formulas`` (cell → formula); those in ``cached`` carry the value Excel
+    would have saved (openpyxl saves none)."""
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(HEADER)
+    for r in _rows():
+        ws.append(r)
+    for ref, f in formulas.items():
+        ws[ref] = f
+    wb.save(path)
+    with zipfile.ZipFile(path) as z:
+        files = {i.filename: z.read(i.filename) for i in z.infolist()}
+    sheet = files["xl/worksheets/sheet1.xml"].decode()
+    for ref, value in (cached or {}).items():
+        old = f'<c r="{ref}"><f>{formulas[ref][1:].replace("&", "&amp;")}</f><v /></c>'
+        assert old in sheet, sheet
+        sheet = sheet.replace(old, f'<c r="{ref}" t="str"><f>{formulas[ref][1:].replace("&", "&amp;")}</f>'
+                                   f"<v>{value}</v></c>")
+    files["xl/worksheets/sheet1.xml"] = sheet.encode()
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return path
+
+
+def test_hostile_ingest_xlsx_formula_without_a_cached_value_is_a_warning_naming_the_cell(tmp_path):
+    p = _xlsx_with_formulas(tmp_path / "f.xlsx", {"F3": '="可以"&"的亲"', "F5": "=F3", "H9": "=1+1"},
+                            cached={"F5": "可以的亲"})
+    items, stats = _read(p)
+    assert (stats.read, stats.accepted, stats.repaired) == (4, 4, 2)
+    by_id = {c.id: c for c in items}
+    assert by_id["tb-0"].messages[1].text is None
+    assert by_id["tb-0"].warnings == ("formula_no_cached_value:F3", "empty_text:1")
+    assert by_id["tb-1"].messages[1].text == "可以的亲" and by_id["tb-1"].warnings == ()   # the cached value
+    assert by_id["tb-3"].warnings == ("formula_no_cached_value:H9",)                      # 客服: read by the profile
+    assert by_id["tb-2"].warnings == ()
+
+
+def test_hostile_ingest_xlsx_formula_without_a_value_where_a_row_needs_one_says_so_in_the_reject(tmp_path):
+    p = _xlsx_with_formulas(tmp_path / "f.xlsx", {"C7": '="卖"&"家"', "A8": '="tb-3"'})
+    items, stats = _read(p)
+    rejects = sorted((x.line, x.field, x.reason) for x in items if isinstance(x, Reject))
+    assert [(n, f) for n, f, _ in rejects] == [(7, "发送方角色"), (8, "会话ID")]
+    assert all("formula with no cached value" in r for _, _, r in rejects)
+    assert "cell C7" in rejects[0][2] and "cell A8" in rejects[1][2]
+    assert (stats.read, stats.accepted, stats.rejected) == (5, 3, 2)
+
+
+def test_hostile_ingest_xlsx_shared_formula_without_a_value_is_named_too(tmp_path):
+    p = _xlsx_with_formulas(tmp_path / "f.xlsx", {"F3": "=F2"})
+    with zipfile.ZipFile(p) as z:
+        files = {i.filename: z.read(i.filename) for i in z.infolist()}
+    sheet = files["xl/worksheets/sheet1.xml"]
+    old = b'<c r="F3"><f>F2</f><v /></c>'
+    assert old in sheet
+    files["xl/worksheets/sheet1.xml"] = sheet.replace(old, b'<c r="F3"><f t="shared" si="0"/>\n  <v/>\n</c>')
+    with zipfile.ZipFile(p, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    items, stats = _read(p)
+    assert {c.id: c.warnings for c in items}["tb-0"] == ("formula_no_cached_value:F3", "empty_text:1")
+    assert (stats.accepted, stats.repaired) == (4, 1)

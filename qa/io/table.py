@@ -11,6 +11,8 @@ from __future__ import annotations
 import codecs
 import csv
 import logging
+import re
+import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -118,7 +120,11 @@ def _open_at_end(path: Path, enc: str, delim: str, cell: str) -> bool:
     return raw.endswith(tail) and raw[:unit] in {c.encode(codec) for c in (delim, "\n", "\r")}
 
 
-def _xlsx_rows(path: Path, sheet: str | None) -> tuple[list[str], Iterator[Row]]:
+def _xlsx_rows(path: Path, sheet: str | None, uncached: dict[int, dict[str, str]] | None = None
+               ) -> tuple[list[str], Iterator[Row]]:
+    """Header and rows of the sheet, a formula cell read as its cached value (the value Excel saved). A formula
+    saved without one (by a program that does not calculate) reads as empty; with ``uncached`` given, each such
+    cell under a header is noted there: line → {column: cell reference}."""
     import openpyxl
 
     wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
@@ -127,6 +133,9 @@ def _xlsx_rows(path: Path, sheet: str | None) -> tuple[list[str], Iterator[Row]]
     it = ws.iter_rows(values_only=True)
     first = next(it, None) or ()
     header = ["" if h is None else str(h).strip() for h in first]
+    member = getattr(ws, "_worksheet_path", None)   # the sheet's XML in the zip, as openpyxl reads it
+    if uncached is not None and member:
+        uncached.update(_uncached_formulas(path, member, header))
 
     def rows() -> Iterator[Row]:
         try:
@@ -136,6 +145,48 @@ def _xlsx_rows(path: Path, sheet: str | None) -> tuple[list[str], Iterator[Row]]
         finally:
             wb.close()
     return header, rows()
+
+
+# the end of a formula — </f>, or <f t="shared" …/> — closing its cell with no value or an empty one (any
+# namespace prefix); two patterns that start with a literal, so the search runs at the speed of unzipping
+_NS = rb"(?:[A-Za-z_][\w.-]*:)?"
+_NO_VALUE = rb"\s*(?:<" + _NS + rb"v\s*/>|<" + _NS + rb"v>\s*</" + _NS + rb"v>)?\s*</" + _NS + rb"c>"
+_UNCACHED = (re.compile(rb"f>" + _NO_VALUE), re.compile(rb"/>" + _NO_VALUE))
+
+
+def _uncached_formulas(path: Path, member: str, header: list[str]) -> dict[int, dict[str, str]]:
+    """Line → {column: cell} of the sheet's formula cells under a header that were saved with no cached value
+    (or an empty one): what ``data_only`` reads as empty. The XML is first searched for such a formula, in chunks
+    (a regular expression: C speed); only a sheet that has one is walked cell by cell (cells without an ``r``
+    reference are not named)."""
+    from xml.etree.ElementTree import iterparse
+
+    from openpyxl.utils.cell import coordinate_to_tuple
+
+    out: dict[int, dict[str, str]] = {}
+    with zipfile.ZipFile(path) as z:
+        with z.open(member) as f:
+            tail = b""
+            while chunk := f.read(1 << 20):
+                if any(r.search(tail + chunk) for r in _UNCACHED):
+                    break
+                tail = chunk[-4096:]
+            else:
+                return out
+        with z.open(member) as f:
+            for _, el in iterparse(f):
+                tag = el.tag.rpartition("}")[2]
+                if tag == "c":
+                    kids = {k.tag.rpartition("}")[2]: k for k in el}
+                    ref = el.get("r")
+                    if "f" in kids and not ("v" in kids and kids["v"].text) and ref:
+                        line, col = coordinate_to_tuple(ref)
+                        if col <= len(header) and header[col - 1]:
+                            out.setdefault(line, {})[header[col - 1]] = ref
+                    el.clear()
+                elif tag == "row":
+                    el.clear()
+    return out
 
 
 def _cell(row: dict[str, Any], profile: Profile, field: str) -> Any:
@@ -199,7 +250,9 @@ def read_table(path: Path, *, tz: str | None = None, columns: str | Path | None 
     if path.stat().st_size == 0:
         log.warning("%s: empty file, no conversations", name)
         return
-    header, rows = _xlsx_rows(path, None) if path.suffix.lower() in (".xlsx", ".xlsm") else _csv_rows(path)
+    uncached: dict[int, dict[str, str]] = {}   # XLSX: line → {column: cell} of formulas with no cached value
+    header, rows = _xlsx_rows(path, None, uncached) if path.suffix.lower() in (".xlsx", ".xlsm") \
+        else _csv_rows(path)
     if not any(header):
         log.warning("%s: no header row, no conversations", name)
         return
@@ -216,23 +269,31 @@ def read_table(path: Path, *, tz: str | None = None, columns: str | Path | None 
                      "extra one (no row of the file was read)", field=twice[0])
         return
     tz = tz or profile.timezone
-    yield from _grouped(name, _group(name, rows, profile), profile, tz)
+    yield from _grouped(name, _group(name, rows, profile, uncached), profile, tz, uncached)
 
 
-def _group(name: str, rows: Iterable[Row], p: Profile) -> Iterator[Reject | tuple[str, list[Row]]]:
+def _group(name: str, rows: Iterable[Row], p: Profile, uncached: dict[int, dict[str, str]]
+           ) -> Iterator[Reject | tuple[str, list[Row]]]:
     groups: dict[str, list[Row]] = {}
     col = p.columns["conversation_id"]
     for line, row in rows:
         cid = _cell(row, p, "conversation_id")
         if cid is None:
-            yield Reject(name, line, "row has no conversation id", field=col)
+            yield Reject(name, line, "row has no conversation id" + _formula_note(uncached, line, col), field=col)
             continue
         groups.setdefault(str(cid), []).append((line, row))
     yield from groups.items()
 
 
-def _grouped(name: str, items: Iterable[Reject | tuple[str, list[Row]]], p: Profile, tz: str
-             ) -> Iterator[Conversation | Reject]:
+def _formula_note(uncached: dict[int, dict[str, str]], line: int, column: str) -> str:
+    """For a reject: that its cell held a formula saved with no cached value, if it did."""
+    cell = uncached.get(line, {}).get(column) if uncached else None
+    return f" (cell {cell} holds a formula with no cached value: open and save the file in Excel)" if cell else ""
+
+
+def _grouped(name: str, items: Iterable[Reject | tuple[str, list[Row]]], p: Profile, tz: str,
+             uncached: dict[int, dict[str, str]]) -> Iterator[Conversation | Reject]:
+    read = set(p.columns.values())
     for item in items:
         if isinstance(item, Reject):
             yield item
@@ -241,8 +302,13 @@ def _grouped(name: str, items: Iterable[Reject | tuple[str, list[Row]]], p: Prof
         try:
             rec = _conversation(cid, rows, p)
         except _RowError as e:
-            yield Reject(name, e.line, e.reason, field=e.column, id=cid)
+            yield Reject(name, e.line, e.reason + _formula_note(uncached, e.line, e.column), field=e.column, id=cid)
             continue
+        if uncached:   # a formula cell the profile reads, saved without a value: read as empty, said so
+            notes = [f"formula_no_cached_value:{ref}" for n, _ in rows
+                     for col, ref in uncached.get(n, {}).items() if col in read]
+            if notes:
+                rec["warnings"] = notes
         conv = build(rec, file=name, line=rows[0][0], tz=tz)
         if isinstance(conv, Reject) and conv.field and conv.field.startswith("messages."):
             conv = _locate(conv, [n for n, _ in rows], p)
