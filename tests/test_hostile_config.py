@@ -15,6 +15,7 @@ from qa.errors import InputError, ModelError, RubricError
 from qa.rubric import load_rubric
 from qa.rules import RuleEngine
 
+from tests.conftest import one_line_error
 from tests.test_hostile import assert_one_line_error, run_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -331,3 +332,40 @@ def test_hostile_config_train_refuses_non_finite_float_options(tmp_path, capsys,
     assert code == 2 and "Traceback" not in err, err
     assert len([ln for ln in err.splitlines() if ln.strip()]) == 1 and err.startswith("error:"), err
     assert not (tmp_path / "t").exists()
+
+
+@pytest.mark.parametrize("option,value", [("--lr", "nan"), ("--lr", "0"), ("--lr", "-1e-4"), ("--warmup", "nan"),
+                                          ("--warmup", "1.5"), ("--warmup", "-0.1"), ("--mask-prob", "inf"),
+                                          ("--mask-prob", "0"), ("--mask-prob", "2"), ("--minutes", "nan"),
+                                          ("--minutes", "inf"), ("--minutes", "0"), ("--chat-weight", "inf"),
+                                          ("--chat-weight", "-1"), ("--teacher-weight", "nan")])
+def test_hostile_config_pretrain_refuses_bad_float_options_first(tmp_path, capsys, option, value):
+    # refused before the corpus is looked for (there is none here) and before anything is written
+    code, _, err = run_main(capsys, "pretrain", "--corpus", tmp_path / "no-corpus", "--out", tmp_path / "base",
+                            option, value)
+    one_line_error(code, err, option)
+    assert "corpus" not in err and not (tmp_path / "base").exists()
+
+
+def test_hostile_config_pretrain_takes_float_options_at_their_limits(tmp_path, capsys):
+    code, _, err = run_main(capsys, "pretrain", "--corpus", tmp_path / "no-corpus", "--out", tmp_path / "base",
+                            "--warmup", "0", "--mask-prob", "1", "--chat-weight", "0", "--teacher-weight", "0")
+    one_line_error(code, err, "no pretraining corpus")          # got past the option checks
+
+
+def test_hostile_config_pretrain_refuses_bad_floats_in_the_library_and_heads_in_one_line(tmp_path, capsys):
+    from qa.model.pretrain import PretrainArgs
+    for name, value in (("lr", float("nan")), ("mask_prob", 0.0), ("warmup", float("inf")), ("minutes", -1.0)):
+        with pytest.raises(ValueError, match=name):
+            PretrainArgs(out=str(tmp_path / "base"), **{name: value})
+    code, _, err = run_main(capsys, "pretrain", "--corpus", tmp_path / "no-corpus", "--out", tmp_path / "base",
+                            "--hidden", "100", "--heads", "3")
+    one_line_error(code, err, "--hidden 100", "--heads 3")
+
+
+@pytest.mark.parametrize("option,value", [("--batch-size", "0"), ("--steps", "0"), ("--heads", "0"),
+                                          ("--layers", "0"), ("--eval-every", "-1"), ("--num-proc", "0")])
+def test_hostile_config_pretrain_refuses_zero_or_negative_counts(tmp_path, capsys, option, value):
+    code, _, err = run_main(capsys, "pretrain", "--corpus", tmp_path / "no-corpus", "--out", tmp_path / "base",
+                            option, value)
+    one_line_error(code, err, option, "at least")

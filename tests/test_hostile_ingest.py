@@ -10,6 +10,7 @@ import io
 import json
 import random
 import re
+import zipfile
 from zoneinfo import ZoneInfo
 
 import openpyxl
@@ -259,6 +260,77 @@ def test_hostile_ingest_csv_unbalanced_quote_is_a_clear_reject_not_a_merge(tmp_p
     assert stats.accepted == 0
 
 
+def _csv_text(header, rows, edit_line: int, old: str, new: str, end: str = "\n") -> str:
+    """The CSV of ``header`` and ``rows`` with ``old`` → ``new`` once in line ``edit_line`` (1-based)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    lines = buf.getvalue().splitlines()
+    assert old in lines[edit_line - 1]
+    lines[edit_line - 1] = lines[edit_line - 1].replace(old, new, 1)
+    return "\n".join(lines) + end
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "gb18030"])
+@pytest.mark.parametrize("end", ["\n", "\r\n", ""])
+@pytest.mark.parametrize("old,new,column", [("可以的亲", '"可以的亲', "聊天内容"), ("卖家,小柚", '卖家,"小柚', "发送人"),
+                                            ("花间,小柚", '花间,"小柚', "客服")])
+def test_hostile_ingest_csv_quote_left_open_on_the_last_row_is_a_clear_reject(tmp_path, encoding, end, old, new,
+                                                                              column):
+    # the last row opens a quote that the file never closes: the cells after it were merged into its cell
+    text = _csv_text(HEADER, _rows(), 9, old, new, end)
+    p = tmp_path / "last.csv"
+    p.write_bytes(text.replace("\n", "\r\n").encode(encoding) if end == "\r\n" else text.encode(encoding))
+    items, stats = _read(p)
+    rej = _one_reject(items)
+    assert (rej.line, rej.field) == (9, column) and "never closed" in rej.reason and "quote" in rej.reason
+    assert (stats.read, stats.accepted) == (1, 0)
+
+
+@pytest.mark.parametrize("last", ["好的\n", "第一行\n第二行,有逗号,两个\n", '说"好"', "\n", '""'])
+@pytest.mark.parametrize("end", ["\n", ""])
+def test_hostile_ingest_csv_closed_quote_on_the_last_row_is_read(tmp_path, last, end):
+    rows = _rows()
+    rows[-1][-1] = last                                  # a quoted cell, closed, as the very end of the file
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows([HEADER, *rows])
+    p = tmp_path / "ok.csv"
+    p.write_text(buf.getvalue().removesuffix("\n") + end, encoding="utf-8")
+    items, stats = _read(p)
+    assert (stats.read, stats.accepted, stats.rejected) == (4, 4, 0)
+
+
+def test_hostile_ingest_csv_unbalanced_quote_with_three_columns_is_a_clear_reject(tmp_path):
+    # id, time, role: the fewest columns a profile reads; the quote took in rows of three conversations
+    p = tmp_path / "three.csv"
+    p.write_text(_csv_text(HEADER[:3], [r[:3] for r in _rows()], 3, "卖家", '"卖家'), encoding="utf-8")
+    items, stats = _read(p)
+    rej = _one_reject(items)
+    assert (rej.line, rej.field) == (3, "发送方角色") and "quote" in rej.reason
+    assert (stats.read, stats.accepted) == (1, 0)
+
+
+def test_hostile_ingest_csv_unbalanced_quote_in_the_header_is_a_clear_reject(tmp_path):
+    # before: the header swallowed every row, the profile still fitted, and the file read as 0 conversations
+    p = tmp_path / "head.csv"
+    p.write_text(_csv_text(HEADER, _rows(), 1, "消息类别", '"消息类别'), encoding="utf-8")
+    items, stats = _read(p)
+    rej = _one_reject(items)
+    assert (rej.line, rej.field) == (1, "消息类别") and "quote" in rej.reason and "header" in rej.reason
+    assert (stats.read, stats.rejected) == (1, 1)
+
+
+def test_hostile_ingest_check_on_a_quote_left_open_at_the_end_counts_and_names_it(tmp_path):
+    p = tmp_path / "last.csv"
+    p.write_text(_csv_text(HEADER, _rows(), 9, "可以的亲", '"可以的亲'), encoding="utf-8-sig")
+    r = cli("check", p, "-q", "--out", tmp_path / "f.jsonl")
+    assert r.exit_code == 0, r.output
+    assert _summary(r.stderr) == (1, 0, 1)
+    (rej,) = [json.loads(x) for x in (tmp_path / "f.rejects.jsonl").read_text("utf-8").splitlines()]
+    assert (rej["file"], rej["line"], rej["field"]) == (str(p), 9, "聊天内容") and "never closed" in rej["reason"]
+
+
 def test_hostile_ingest_csv_multiline_message_is_still_one_message(tmp_path):
     rows = _rows(2)
     rows[1][5] = "可以的亲，\n成分温和,不含酒精\n有问题随时找我"
@@ -283,3 +355,70 @@ def test_hostile_ingest_xlsx_far_cell_reads_the_cells_present(tmp_path):
     rej = _one_reject(items)
     assert rej.line == 1048576 and rej.field == "会话ID"
     assert (stats.read, stats.accepted, stats.rejected) == (2, 1, 1)
+
+
+# -- XLSX formula cells ---------------------------------------------------------------------------------------
+
+def _xlsx_with_formulas(path, formulas: dict[str, str], cached: dict[str, str] | None = None):
+    """The test chats as a workbook with ``formulas`` (cell → formula); those in ``cached`` carry the value Excel
+    would have saved (openpyxl saves none)."""
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(HEADER)
+    for r in _rows():
+        ws.append(r)
+    for ref, f in formulas.items():
+        ws[ref] = f
+    wb.save(path)
+    with zipfile.ZipFile(path) as z:
+        files = {i.filename: z.read(i.filename) for i in z.infolist()}
+    sheet = files["xl/worksheets/sheet1.xml"].decode()
+    for ref, value in (cached or {}).items():
+        old = f'<c r="{ref}"><f>{formulas[ref][1:].replace("&", "&amp;")}</f><v /></c>'
+        assert old in sheet, sheet
+        sheet = sheet.replace(old, f'<c r="{ref}" t="str"><f>{formulas[ref][1:].replace("&", "&amp;")}</f>'
+                                   f"<v>{value}</v></c>")
+    files["xl/worksheets/sheet1.xml"] = sheet.encode()
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return path
+
+
+def test_hostile_ingest_xlsx_formula_without_a_cached_value_is_a_warning_naming_the_cell(tmp_path):
+    p = _xlsx_with_formulas(tmp_path / "f.xlsx", {"F3": '="可以"&"的亲"', "F5": "=F3", "H9": "=1+1"},
+                            cached={"F5": "可以的亲"})
+    items, stats = _read(p)
+    assert (stats.read, stats.accepted, stats.repaired) == (4, 4, 2)
+    by_id = {c.id: c for c in items}
+    assert by_id["tb-0"].messages[1].text is None
+    assert by_id["tb-0"].warnings == ("formula_no_cached_value:F3", "empty_text:1")
+    assert by_id["tb-1"].messages[1].text == "可以的亲" and by_id["tb-1"].warnings == ()   # the cached value
+    assert by_id["tb-3"].warnings == ("formula_no_cached_value:H9",)                      # 客服: read by the profile
+    assert by_id["tb-2"].warnings == ()
+
+
+def test_hostile_ingest_xlsx_formula_without_a_value_where_a_row_needs_one_says_so_in_the_reject(tmp_path):
+    p = _xlsx_with_formulas(tmp_path / "f.xlsx", {"C7": '="卖"&"家"', "A8": '="tb-3"'})
+    items, stats = _read(p)
+    rejects = sorted((x.line, x.field, x.reason) for x in items if isinstance(x, Reject))
+    assert [(n, f) for n, f, _ in rejects] == [(7, "发送方角色"), (8, "会话ID")]
+    assert all("formula with no cached value" in r for _, _, r in rejects)
+    assert "cell C7" in rejects[0][2] and "cell A8" in rejects[1][2]
+    assert (stats.read, stats.accepted, stats.rejected) == (5, 3, 2)
+
+
+def test_hostile_ingest_xlsx_shared_formula_without_a_value_is_named_too(tmp_path):
+    p = _xlsx_with_formulas(tmp_path / "f.xlsx", {"F3": "=F2"})
+    with zipfile.ZipFile(p) as z:
+        files = {i.filename: z.read(i.filename) for i in z.infolist()}
+    sheet = files["xl/worksheets/sheet1.xml"]
+    old = b'<c r="F3"><f>F2</f><v /></c>'
+    assert old in sheet
+    files["xl/worksheets/sheet1.xml"] = sheet.replace(old, b'<c r="F3"><f t="shared" si="0"/>\n  <v/>\n</c>')
+    with zipfile.ZipFile(p, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    items, stats = _read(p)
+    assert {c.id: c.warnings for c in items}["tb-0"] == ("formula_no_cached_value:F3", "empty_text:1")
+    assert (stats.accepted, stats.repaired) == (4, 1)

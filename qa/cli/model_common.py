@@ -12,15 +12,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from qa.cli.common import err_console, fail
 
 
-def finite(option: str, value: float | None, low: float | None = None) -> None:
-    """``option``'s value is a finite number (``low`` or more when given; None: not given). ``at_least`` alone
-    lets NaN through: every comparison with it is false."""
+def finite(option: str, value: float | None, low: float | None = None, high: float | None = None, *,
+           above: bool = False) -> None:
+    """``option``'s value is a finite number, ``low`` or more (more than ``low`` when ``above``) and ``high`` or
+    less when given (None: not given). ``at_least`` alone lets NaN through: every comparison with it is false."""
     if value is None:
         return
     if not math.isfinite(value):
         fail(f"{option} {value}: must be a finite number")
-    if low is not None and value < low:
-        fail(f"{option} {value}: must be at least {low:g}")
+    if low is not None and (value <= low if above else value < low):
+        fail(f"{option} {value}: must be {'above' if above else 'at least'} {low:g}")
+    if high is not None and value > high:
+        fail(f"{option} {value}: must be at most {high:g}")
 
 
 @contextlib.contextmanager

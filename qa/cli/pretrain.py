@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
-from qa.cli.common import cli_errors, console
-from qa.cli.model_common import step_progress
+from qa.cli.common import at_least, cli_errors, console, fail
+from qa.cli.model_common import finite, step_progress
 
 
 def pretrain_cli(
@@ -43,20 +43,35 @@ def pretrain_cli(
     teacher_weight: float = typer.Option(1.0, help="Weight of the distillation loss"),
 ) -> None:
     """Pretrain the char BERT encoder with whole-word-masked language modelling (corpus + your chats)."""
-    from qa.model.pretrain import PretrainArgs, pretrain
+    from qa.model.pretrain import FLOAT_LIMITS, PretrainArgs, pretrain
+    floats = {"lr": lr, "warmup": warmup, "minutes": minutes, "mask_prob": mask_prob, "chat_weight": chat_weight,
+              "teacher_weight": teacher_weight}
+    for name, value in floats.items():
+        low, high, above = FLOAT_LIMITS[name]
+        finite(f"--{name.replace('_', '-')}", value, low, high, above=above)
+    for option, value, low in (("--steps", steps, 1), ("--layers", layers, 1), ("--hidden", hidden, 1),
+                               ("--heads", heads, 1), ("--intermediate", intermediate, 1),
+                               ("--vocab-size", vocab_size, 1), ("--batch-size", batch_size, 1),
+                               ("--eval-every", eval_every, 0), ("--eval-size", eval_size, 1),
+                               ("--save-every", save_every, 0), ("--threads", threads, 1),
+                               ("--num-proc", num_proc, 1), ("--pack-max-rows", pack_max_rows, 1)):
+        at_least(option, value, low)
     logging.basicConfig(format="%(message)s")
     logging.getLogger("qa.model").setLevel(logging.INFO)   # one line per 50 steps and per evaluation
     with cli_errors():
-        args = PretrainArgs(out=str(out), corpus=str(corpus) if corpus else None,
-                            conversations=[str(p) for p in conversations or []], steps=steps, minutes=minutes,
-                            hidden=hidden, layers=layers, heads=heads, intermediate=intermediate, max_len=max_len,
-                            vocab_size=vocab_size, batch_size=batch_size, lr=lr, warmup=warmup, mask_prob=mask_prob,
-                            chat_weight=chat_weight, eval_every=eval_every, eval_size=eval_size,
-                            save_every=save_every, resume=resume, device=device, seed=seed, threads=threads,
-                            num_proc=num_proc, pack=str(pack) if pack else None, pack_max_rows=pack_max_rows,
-                            from_pack=str(from_pack) if from_pack else None,
-                            init_from=str(init_from) if init_from else None,
-                            teacher=str(teacher) if teacher else None, teacher_weight=teacher_weight)
+        try:
+            args = PretrainArgs(out=str(out), corpus=str(corpus) if corpus else None,
+                                conversations=[str(p) for p in conversations or []], steps=steps, minutes=minutes,
+                                hidden=hidden, layers=layers, heads=heads, intermediate=intermediate, max_len=max_len,
+                                vocab_size=vocab_size, batch_size=batch_size, lr=lr, warmup=warmup, mask_prob=mask_prob,
+                                chat_weight=chat_weight, eval_every=eval_every, eval_size=eval_size,
+                                save_every=save_every, resume=resume, device=device, seed=seed, threads=threads,
+                                num_proc=num_proc, pack=str(pack) if pack else None, pack_max_rows=pack_max_rows,
+                                from_pack=str(from_pack) if from_pack else None,
+                                init_from=str(init_from) if init_from else None,
+                                teacher=str(teacher) if teacher else None, teacher_weight=teacher_weight)
+        except ValueError as e:                        # e.g. hidden not a multiple of heads
+            fail(str(e))
         if pack:
             from qa.model.pretrain import pretrain as run
             info = run(args)

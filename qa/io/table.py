@@ -11,6 +11,8 @@ from __future__ import annotations
 import codecs
 import csv
 import logging
+import re
+import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -51,28 +53,47 @@ def _csv_rows(path: Path) -> tuple[list[str], Iterator[Row]]:
     delim = "\t" if path.suffix.lower() == ".tsv" or sample.split("\n", 1)[0].count("\t") > \
         sample.split("\n", 1)[0].count(",") else ","
     reader = csv.reader(f, delimiter=delim)
-    header = [h.strip() for h in next(reader, [])]
+    first = next(reader, [])
+    for i, cell in enumerate(first):
+        if _swallowed(cell, delim, len(first)):
+            f.close()
+            name = cell.splitlines()[0].split(delim)[0].strip() or f"column {i + 1}"
+            raise InputError(f"unbalanced quote (\") in the header cell {name!r}: it runs on over the rows of the "
+                             "file; fix the quoting (no row of the file was read)", file=str(path), line=1,
+                             field=name)
+    header = [h.strip() for h in first]
 
     def rows() -> Iterator[Row]:
         with f:
-            end = reader.line_num
+            end, start, cells = reader.line_num, 0, []
             for cells in reader:
                 start, end = end + 1, reader.line_num
                 _check_quotes(path, start, header, cells, delim)
                 if any(c.strip() for c in cells):
                     yield end, dict(zip(header, cells))
+        if cells and _open_at_end(path, enc, delim, cells[-1]):
+            column = header[len(cells) - 1] if len(cells) <= len(header) else f"column {len(cells)}"
+            raise InputError(f"unbalanced quote (\") in column {column!r}: the cell that starts here is never "
+                             "closed and runs to the end of the file, taking in the cells after it; fix the "
+                             "quoting (no row of the file was read)", file=str(path), line=start, field=column)
     return header, rows()
+
+
+def _swallowed(cell: str, delim: str, width: int) -> int:
+    """How many of the later lines of a multi-line cell carry a row's worth of delimiters (``width`` − 1): rows
+    an unclosed quote took in (a multi-line message rarely has them). 0 for a single column: nothing to tell by."""
+    if width < 2 or ("\n" not in cell and "\r" not in cell):
+        return 0
+    return sum(part.count(delim) >= width - 1 for part in cell.splitlines()[1:])
 
 
 def _check_quotes(path: Path, line: int, header: list[str], cells: list[str], delim: str) -> None:
     """A quote that is never closed swallows the rows after it into one cell: raise ``InputError`` when a cell
-    holds line breaks followed by a line with a row's worth of delimiters (a multi-line message rarely has)."""
-    if len(header) < 4:   # too few columns to tell a row from a line of text
-        return
+    holds line breaks followed by a line with a row's worth of delimiters."""
     for i, cell in enumerate(cells):
-        if "\n" not in cell and "\r" not in cell:
+        if "\n" not in cell and "\r" not in cell:     # the common case, without a call
             continue
-        rows = sum(part.count(delim) >= len(header) - 1 for part in cell.splitlines()[1:])
+        rows = _swallowed(cell, delim, len(header))
         if rows:
             column = header[i] if i < len(header) else f"column {i + 1}"
             raise InputError(f"unbalanced quote (\") in column {column!r}: the cell that starts here runs on over "
@@ -80,7 +101,30 @@ def _check_quotes(path: Path, line: int, header: list[str], cells: list[str], de
                              "file was read)", file=str(path), line=line, field=column)
 
 
-def _xlsx_rows(path: Path, sheet: str | None) -> tuple[list[str], Iterator[Row]]:
+def _open_at_end(path: Path, enc: str, delim: str, cell: str) -> bool:
+    """The file ends inside a quoted cell: the last row's last cell (``cell``) is what a quote never closed
+    keeps — the rest of the file — so the raw file ends with ``"`` and the cell (quotes doubled) right after a
+    delimiter or line break, where a closed cell ends with its closing quote or the line break after it. One
+    short read at the end of the file. A blank cell is let be (nothing was taken in)."""
+    if not cell.strip():
+        return False
+    with open(path, "rb") as f:
+        codec = {"utf-8-sig": "utf-8", "utf-16": "utf-16-be" if f.read(2) == codecs.BOM_UTF16_BE else "utf-16-le"
+                 }.get(enc, enc)
+        tail, unit = ('"' + cell.replace('"', '""')).encode(codec), len(delim.encode(codec))
+        size = f.seek(0, 2)
+        if size < len(tail) + unit:
+            return False
+        f.seek(size - len(tail) - unit)
+        raw = f.read()
+    return raw.endswith(tail) and raw[:unit] in {c.encode(codec) for c in (delim, "\n", "\r")}
+
+
+def _xlsx_rows(path: Path, sheet: str | None, uncached: dict[int, dict[str, str]] | None = None
+               ) -> tuple[list[str], Iterator[Row]]:
+    """Header and rows of the sheet, a formula cell read as its cached value (the value Excel saved). A formula
+    saved without one (by a program that does not calculate) reads as empty; with ``uncached`` given, each such
+    cell under a header is noted there: line → {column: cell reference}."""
     import openpyxl
 
     wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
@@ -89,6 +133,9 @@ def _xlsx_rows(path: Path, sheet: str | None) -> tuple[list[str], Iterator[Row]]
     it = ws.iter_rows(values_only=True)
     first = next(it, None) or ()
     header = ["" if h is None else str(h).strip() for h in first]
+    member = getattr(ws, "_worksheet_path", None)   # the sheet's XML in the zip, as openpyxl reads it
+    if uncached is not None and member:
+        uncached.update(_uncached_formulas(path, member, header))
 
     def rows() -> Iterator[Row]:
         try:
@@ -98,6 +145,48 @@ def _xlsx_rows(path: Path, sheet: str | None) -> tuple[list[str], Iterator[Row]]
         finally:
             wb.close()
     return header, rows()
+
+
+# the end of a formula — </f>, or <f t="shared" …/> — closing its cell with no value or an empty one (any
+# namespace prefix); two patterns that start with a literal, so the search runs at the speed of unzipping
+_NS = rb"(?:[A-Za-z_][\w.-]*:)?"
+_NO_VALUE = rb"\s*(?:<" + _NS + rb"v\s*/>|<" + _NS + rb"v>\s*</" + _NS + rb"v>)?\s*</" + _NS + rb"c>"
+_UNCACHED = (re.compile(rb"f>" + _NO_VALUE), re.compile(rb"/>" + _NO_VALUE))
+
+
+def _uncached_formulas(path: Path, member: str, header: list[str]) -> dict[int, dict[str, str]]:
+    """Line → {column: cell} of the sheet's formula cells under a header that were saved with no cached value
+    (or an empty one): what ``data_only`` reads as empty. The XML is first searched for such a formula, in chunks
+    (a regular expression: C speed); only a sheet that has one is walked cell by cell (cells without an ``r``
+    reference are not named)."""
+    from xml.etree.ElementTree import iterparse
+
+    from openpyxl.utils.cell import coordinate_to_tuple
+
+    out: dict[int, dict[str, str]] = {}
+    with zipfile.ZipFile(path) as z:
+        with z.open(member) as f:
+            tail = b""
+            while chunk := f.read(1 << 20):
+                if any(r.search(tail + chunk) for r in _UNCACHED):
+                    break
+                tail = chunk[-4096:]
+            else:
+                return out
+        with z.open(member) as f:
+            for _, el in iterparse(f):
+                tag = el.tag.rpartition("}")[2]
+                if tag == "c":
+                    kids = {k.tag.rpartition("}")[2]: k for k in el}
+                    ref = el.get("r")
+                    if "f" in kids and not ("v" in kids and kids["v"].text) and ref:
+                        line, col = coordinate_to_tuple(ref)
+                        if col <= len(header) and header[col - 1]:
+                            out.setdefault(line, {})[header[col - 1]] = ref
+                    el.clear()
+                elif tag == "row":
+                    el.clear()
+    return out
 
 
 def _cell(row: dict[str, Any], profile: Profile, field: str) -> Any:
@@ -161,7 +250,9 @@ def read_table(path: Path, *, tz: str | None = None, columns: str | Path | None 
     if path.stat().st_size == 0:
         log.warning("%s: empty file, no conversations", name)
         return
-    header, rows = _xlsx_rows(path, None) if path.suffix.lower() in (".xlsx", ".xlsm") else _csv_rows(path)
+    uncached: dict[int, dict[str, str]] = {}   # XLSX: line → {column: cell} of formulas with no cached value
+    header, rows = _xlsx_rows(path, None, uncached) if path.suffix.lower() in (".xlsx", ".xlsm") \
+        else _csv_rows(path)
     if not any(header):
         log.warning("%s: no header row, no conversations", name)
         return
@@ -178,23 +269,31 @@ def read_table(path: Path, *, tz: str | None = None, columns: str | Path | None 
                      "extra one (no row of the file was read)", field=twice[0])
         return
     tz = tz or profile.timezone
-    yield from _grouped(name, _group(name, rows, profile), profile, tz)
+    yield from _grouped(name, _group(name, rows, profile, uncached), profile, tz, uncached)
 
 
-def _group(name: str, rows: Iterable[Row], p: Profile) -> Iterator[Reject | tuple[str, list[Row]]]:
+def _group(name: str, rows: Iterable[Row], p: Profile, uncached: dict[int, dict[str, str]]
+           ) -> Iterator[Reject | tuple[str, list[Row]]]:
     groups: dict[str, list[Row]] = {}
     col = p.columns["conversation_id"]
     for line, row in rows:
         cid = _cell(row, p, "conversation_id")
         if cid is None:
-            yield Reject(name, line, "row has no conversation id", field=col)
+            yield Reject(name, line, "row has no conversation id" + _formula_note(uncached, line, col), field=col)
             continue
         groups.setdefault(str(cid), []).append((line, row))
     yield from groups.items()
 
 
-def _grouped(name: str, items: Iterable[Reject | tuple[str, list[Row]]], p: Profile, tz: str
-             ) -> Iterator[Conversation | Reject]:
+def _formula_note(uncached: dict[int, dict[str, str]], line: int, column: str) -> str:
+    """For a reject: that its cell held a formula saved with no cached value, if it did."""
+    cell = uncached.get(line, {}).get(column) if uncached else None
+    return f" (cell {cell} holds a formula with no cached value: open and save the file in Excel)" if cell else ""
+
+
+def _grouped(name: str, items: Iterable[Reject | tuple[str, list[Row]]], p: Profile, tz: str,
+             uncached: dict[int, dict[str, str]]) -> Iterator[Conversation | Reject]:
+    read = set(p.columns.values())
     for item in items:
         if isinstance(item, Reject):
             yield item
@@ -203,8 +302,13 @@ def _grouped(name: str, items: Iterable[Reject | tuple[str, list[Row]]], p: Prof
         try:
             rec = _conversation(cid, rows, p)
         except _RowError as e:
-            yield Reject(name, e.line, e.reason, field=e.column, id=cid)
+            yield Reject(name, e.line, e.reason + _formula_note(uncached, e.line, e.column), field=e.column, id=cid)
             continue
+        if uncached:   # a formula cell the profile reads, saved without a value: read as empty, said so
+            notes = [f"formula_no_cached_value:{ref}" for n, _ in rows
+                     for col, ref in uncached.get(n, {}).items() if col in read]
+            if notes:
+                rec["warnings"] = notes
         conv = build(rec, file=name, line=rows[0][0], tz=tz)
         if isinstance(conv, Reject) and conv.field and conv.field.startswith("messages."):
             conv = _locate(conv, [n for n, _ in rows], p)

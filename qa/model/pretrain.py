@@ -39,6 +39,12 @@ from qa.model.distil import Teacher, distil_loss
 
 log = logging.getLogger(__name__)
 
+# float fields → (low, high, low excluded): the values a run can use (``qa pretrain`` checks its options by it)
+FLOAT_LIMITS: dict[str, tuple[float, float | None, bool]] = {
+    "lr": (0.0, None, True), "warmup": (0.0, 1.0, False), "weight_decay": (0.0, None, False),
+    "minutes": (0.0, None, True), "mask_prob": (0.0, 1.0, True), "chat_weight": (0.0, None, False),
+    "teacher_weight": (0.0, None, False)}
+
 
 @dataclasses.dataclass
 class PretrainArgs:
@@ -78,11 +84,17 @@ class PretrainArgs:
         if self.pack and self.from_pack:
             raise ValueError("--pack and --from-pack cannot be used together")
         if self.hidden % self.heads:
-            raise ValueError("hidden must be a multiple of heads")
+            raise ValueError(f"--hidden {self.hidden} must be a multiple of --heads {self.heads}")
         if self.max_len < 8:
             raise ValueError("max_len must be at least 8")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError("device must be auto, cpu or cuda")
+        for name, (low, high, above) in FLOAT_LIMITS.items():
+            v = getattr(self, name)
+            if v is not None and (not math.isfinite(v) or (v <= low if above else v < low)
+                                  or (high is not None and v > high)):
+                raise ValueError(f"{name} must be a finite number {'>' if above else '≥'} {low:g}"
+                                 + (f" and ≤ {high:g}" if high is not None else "") + f", not {v}")
 
 
 def resolve_device(name: str):
