@@ -80,3 +80,15 @@ def one_line_error(code: int, err: str, *words: str) -> str:
 def write_jsonl(path: Path, records: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
     return path
+
+
+def fill_review_sheet(ws, grades, reviewer: str = "甲") -> dict[str, int]:
+    """A reviewer's pass over an exported 复核 sheet: every 复核· grade column of each row (``grades``: row → grade)
+    set, the rule column left as is, the reviewer named. Returns header → column number."""
+    col = {c.value: c.column for c in ws[1]}
+    for r, g in grades.items():
+        for h in col:
+            if h.startswith("复核·") and h != "复核·违规规则":
+                ws.cell(r, col[h]).value = g
+        ws.cell(r, col["评审人"]).value = reviewer
+    return col

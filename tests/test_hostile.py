@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from qa.cli import app
-from tests.conftest import run_main
+from tests.conftest import fill_review_sheet, run_main
 from qa.safety import FORMULA_START, MAX_CELL, mask_text, neutralise_cell, unneutralise_cell
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,12 +140,7 @@ def test_hostile_xlsx_workbook_does_not_recalculate_and_import_reads_formula_ids
     wb = openpyxl.load_workbook(d / "review.xlsx")
     assert not wb.calculation.fullCalcOnLoad
     ws = wb["复核"]
-    col = {c.value: c.column for c in ws[1]}
-    for r in range(2, ws.max_row + 1):
-        for h in col:
-            if h.startswith("复核·") and h != "复核·违规规则":
-                ws.cell(r, col[h]).value = 4
-        ws.cell(r, col["评审人"]).value = "=甲"
+    fill_review_sheet(ws, {r: 4 for r in range(2, ws.max_row + 1)}, reviewer="=甲")
     wb.save(tmp_path / "done.xlsx")
     r = cli("import-review", tmp_path / "done.xlsx", "--out", tmp_path / "l.jsonl", "--report", tmp_path / "a.json")
     assert r.exit_code == 0, r.output
@@ -256,13 +251,7 @@ def test_hostile_review_of_two_chats_with_one_id_lands_on_each_chat(pipeline, tm
     export_review(_two_chats_one_id(pipeline), tmp_path / "e.xlsx", rubric)
     wb = openpyxl.load_workbook(tmp_path / "e.xlsx")
     ws = wb["复核"]
-    col = {c.value: c.column for c in ws[1]}
-    grade = {2: 5, 3: 2, 4: 4}                       # row → attitude grade
-    for r, g in grade.items():
-        for h in col:
-            if h.startswith("复核·") and h != "复核·违规规则":
-                ws.cell(r, col[h]).value = g
-        ws.cell(r, col["评审人"]).value = "甲"
+    col = fill_review_sheet(ws, {2: 5, 3: 2, 4: 4})    # row → grade
     rows = [[c.value for c in ws[r]] for r in (2, 3, 4)]
     for r, values in zip((2, 3, 4), reversed(rows)):  # the reviewer sorted the sheet
         for j, v in enumerate(values, 1):

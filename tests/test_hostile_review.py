@@ -14,7 +14,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from tests.conftest import one_line_error, run_main
+from tests.conftest import fill_review_sheet, one_line_error, run_main
 from tests.test_hostile_results import record, write_jsonl
 
 
@@ -72,12 +72,7 @@ def test_import_review_maps_every_row_back_after_exporting_duplicates(tmp_path, 
     assert code == 0, err
     wb = openpyxl.load_workbook(tmp_path / "e.xlsx")
     ws = wb["复核"]
-    col = {c.value: c.column for c in ws[1]}
-    for r in range(2, ws.max_row + 1):
-        for h in col:
-            if h.startswith("复核·") and h != "复核·违规规则":
-                ws.cell(r, col[h]).value = 4
-        ws.cell(r, col["评审人"]).value = "甲"
+    col = fill_review_sheet(ws, {r: 4 for r in range(2, ws.max_row + 1)})
     ws.delete_cols(col["复核键"])
     wb.save(tmp_path / "done.xlsx")
     imp = import_reviews([tmp_path / "done.xlsx"], rubric)
