@@ -67,3 +67,35 @@ def test_default_model_raises_upset_customers_the_phrase_list_misses_with_a_text
             found += bool(raised)
             missed += not raised
     assert found >= 10 and found > 2 * missed   # 14 of 19 when written
+
+
+def test_eval_scores_rule_flags_like_the_bench_and_grade_combine_them(tmp_path):
+    """``qa eval`` reports rule flags against the first review, rules alone and rules + model: the same counts as
+    ``bench/rules_vs_labels.py`` (both from ``qa.model.flag_scores``), and rules + model are the findings ``qa grade``
+    writes (the model's flags added, the vetoes applied)."""
+    import json
+
+    from qa.grader import Grader, GradeSettings
+    from qa.model.evaluate import evaluate
+    from qa.model.flag_scores import gold_flags
+    path = ROOT / "data/labelled/eval/eval_eval-g.jsonl"
+    rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()][:40]
+    rows[0]["labels"]["reviews"] = [{k: v for k, v in r.items() if k != "rules"} for r in rows[0]["labels"]["reviews"]]
+    rows[0]["labels"]["reviews"][0]["grades"] = rows[1]["labels"]["reviews"][0]["grades"]   # grades, no flags
+    data = tmp_path / "e.jsonl"
+    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    flags = evaluate(ROOT / "models" / "default", [str(data)], baselines=False)["flags"]
+    convs = list(read_path(data))
+    scored = [c for c in convs if gold_flags(c) is not None]
+    assert flags["chats"] == len(scored) == 39                    # the chat whose review lists no rules is left out
+    graded = Grader.from_settings(GradeSettings(messages=False)).grade_batch(scored)
+    for rule, m in flags["systems"]["rules+model"].items():
+        if rule == "micro" or rule == "slow_first_response":
+            continue
+        fired = [any(f["rule"] == rule for f in g.findings) for g in graded]
+        gold = [rule in gold_flags(c) for c in scored]
+        assert m["predicted"] == sum(fired) and m["gold"] == sum(gold), rule
+        tp = sum(a and b for a, b in zip(fired, gold))
+        assert m["f1"] == (2 * tp / (sum(fired) + sum(gold)) if sum(fired) + sum(gold) else None), rule
+    micro = flags["systems"]["rules+model"]["micro"]
+    assert micro["f1"] >= flags["systems"]["rules"]["micro"]["f1"] - 0.05 and micro["gold"] > 0

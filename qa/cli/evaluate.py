@@ -23,7 +23,8 @@ def eval_cli(
                               "MODEL_CARD.md"),
     no_baselines: bool = typer.Option(False, "--no-baselines"), platform: str = PLATFORM,
 ) -> None:
-    """Exact and within-one accuracy, macro-F1, quadratic weighted kappa and confusion, per dimension."""
+    """Exact and within-one accuracy, macro-F1, quadratic weighted kappa and confusion, per dimension; rule-flag
+    precision, recall and F1 (rules alone, and rules + model as qa grade combines them) where reviews list rules."""
     from qa.model.card import write_card
     from qa.model.evaluate import evaluate
     check_inputs(list(data), platform=platform)
@@ -46,6 +47,8 @@ def eval_cli(
         cm = report["systems"]["model"][d]["confusion"]
         console.print("  confusion (rows = reference, cols = model; " + "/".join(map(str, levels[d])) + "): "
                       + " | ".join(" ".join(f"{x:3d}" for x in row) for row in cm), highlight=False)
+    if report.get("flags"):
+        console.print(flag_table(report["flags"]))
     text = json.dumps(report, ensure_ascii=False, indent=1)
     with cli_errors():                                  # an unwritable --out or model folder: one line
         if out:
@@ -55,3 +58,23 @@ def eval_cli(
             (Path(model) / "eval.json").write_text(text, encoding="utf-8")
             write_card(model)
             console.print(f"updated {Path(model) / 'MODEL_CARD.md'}", highlight=False)
+
+
+def flag_table(flags: dict) -> Table:
+    """Per rule with a gold flag or a prediction: gold, and precision / recall / F1 of each system; micro last."""
+    systems = flags["systems"]
+    t = Table(title=f"rule flags (n={flags['chats']}, gold: {flags['gold']})", title_justify="left",
+              header_style="bold")
+    t.add_column("rule")
+    t.add_column("gold", justify="right")
+    for name in systems:
+        t.add_column(f"{name} P / R / F1", justify="right")
+    fmt = lambda x: "-" if x is None else f"{x:.2f}"   # noqa: E731
+    first = next(iter(systems.values()))
+    for rule in first:
+        if rule != "micro" and not any(systems[n][rule]["gold"] or systems[n][rule]["predicted"] for n in systems):
+            continue
+        t.add_row(rule, str(first[rule]["gold"]), *(" / ".join(fmt(systems[n][rule][k]) for k in
+                                                              ("precision", "recall", "f1")) for n in systems))
+    return t
+

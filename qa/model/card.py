@@ -24,6 +24,19 @@ def eval_table(report: dict) -> list[str]:
     return lines
 
 
+def flag_lines(flags: dict | None) -> list[str]:
+    """Markdown rows: rule-flag F1 against the reviews, rules alone and rules + model (``qa eval``'s flags)."""
+    if not flags:
+        return []
+    systems = flags["systems"]
+    rules = [r for r in next(iter(systems.values())) if any(systems[n][r]["gold"] for n in systems)]
+    f1 = lambda m, r: "-" if m["f1"] is None else f"{m['f1']:.{3 if r == 'micro' else 2}f}"   # noqa: E731
+    return ([f"Rule flags ({flags['chats']} chats, gold: {flags['gold']}), F1:", "",
+             "| rule | gold | " + " | ".join(systems) + " |", "|---|---:|" + "---:|" * len(systems)]
+            + [f"| {r} | {systems['rules'][r]['gold']} | " + " | ".join(f1(systems[n][r], r) for n in systems) + " |"
+               for r in rules] + [""])
+
+
 def _command(args: dict) -> str:
     """The ``qa train`` call that reproduces the model from its training_args.json."""
     defaults = {"epochs": 8, "batch_size": 16, "lr": 3e-4, "encoder_lr": 1e-4, "patience": 2, "seed": 13,
@@ -100,7 +113,7 @@ def write_card(model_dir: str | Path) -> Path:
     if report:
         lines += ["## Held-out evaluation", "", f"Data: {', '.join(report.get('data', []))} "
                   f"({report.get('n')} conversations). Command: `{report.get('command', '')}`", ""]
-        lines += eval_table(report) + [""]
+        lines += eval_table(report) + [""] + flag_lines(report.get("flags"))
     extra = d / "CARD_NOTES.md"
     if extra.is_file():
         lines += [extra.read_text(encoding="utf-8").strip(), ""]

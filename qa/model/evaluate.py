@@ -82,9 +82,10 @@ def training_split(model_dir: Path, dims: dict[str, list], train_paths: Sequence
 
 
 def evaluate(model_dir: str | Path | None, data: Sequence[str], *, train_paths: Sequence[str] | None = None,
-             baselines: bool = True, batch_size: int = 32, platform: str | None = None) -> dict:
+             baselines: bool = True, batch_size: int = 32, platform: str | None = None, flags: bool = True) -> dict:
     """Per dimension: accuracy, within-one, macro-F1, QWK and confusion for the model and the baselines
-    (``platform``: the platform of chats whose records name none)."""
+    (``platform``: the platform of chats whose records name none); with ``flags``, the rule flags against the
+    reviews' (``qa.model.flag_scores``: rules alone, and rules + model as ``qa grade`` combines them)."""
     from qa.model.predict import Classifier
     clf = Classifier(model_dir)
     dims = clf.dimensions
@@ -102,6 +103,9 @@ def evaluate(model_dir: str | Path | None, data: Sequence[str], *, train_paths: 
         systems["ngram_lr"] = ngram_baseline(train, test, dims)
     report = {"model": str(clf.path), "data": [str(p) for p in data], "n": len(test), "dimensions": list(dims),
               "levels": dims, "systems": {}}
+    if flags:
+        from qa.model.flag_scores import flag_report
+        report["flags"] = flag_report(clf, [e.conv for e in test])
     for name, by_dim in systems.items():
         report["systems"][name] = {}
         for d, levels in dims.items():
