@@ -98,9 +98,17 @@ def _stars(s: str, keep: int = 1) -> str:
 
 
 def mask_text(text: str | None) -> str | None:
-    """``text`` with personal data replaced by ``*``; same length as the input."""
+    """``text`` with personal data replaced by ``*``; same length as the input. Idempotent: a pass that masked
+    something runs again on its result, as a star can end a number that a longer run of digits hid (the second
+    group of ``000000000000 0000000000000000`` masked makes the first a card number), until nothing changes."""
     if not text or not isinstance(text, str):
         return text
+    while (masked := _mask_once(text)) != text:   # each pass only turns characters into stars: it ends
+        text = masked
+    return text
+
+
+def _mask_once(text: str) -> str:
     chars, norm = list(text), list(text.translate(_NUMERALS))
     for rx, group, head, tail in ((_ID, 0, 3, 4), (_ID15, 0, 3, 3), (_CARD, 0, 4, 4), (_PHONE, "p", 3, 4),
                                   (_PHONE_GROUPED, "p", 3, 4), (_LANDLINE, "p", None, 2)):
