@@ -40,7 +40,9 @@ _ID = re.compile(r"(?<![0-9A-Za-z])\d{6}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]
 # 3-4-4 groups joined by dots, or the first group in brackets: 138.1234.5678, (138)1234-5678, （138）12345678
 _PHONE_GROUPED = re.compile(r"(?<!\d)(?<!\d[.．\-－])(?P<p>[(（]?1[3-9]\d[)）]?[ \-－.．]?\d{4}[ \-－.．]?\d{4})"
                             r"(?!\d)(?![.．\-－]\d)")
-_CARD = re.compile(r"(?<!\d)\d{4}(?:[ \-－]?\d){12,15}(?!\d)(?![\-－]\d)")
+# two dates side by side (2026-03-01 2026-03-05, 20260301-20260305) are no card: no card number begins with 19 or 20
+_DATE = r"(?:19|20)\d{2}[\-－ ]?(?:0[1-9]|1[0-2])[\-－ ]?(?:0[1-9]|[12]\d|3[01])"
+_CARD = re.compile(r"(?<!\d)(?!" + _DATE + r"[\-－ ]" + _DATE + r"(?!\d))\d{4}(?:[ \-－]?\d){12,15}(?!\d)(?![\-－]\d)")
 # the first-generation 15-digit ID: region, YYMMDD, three digits
 _ID15 = re.compile(r"(?<![0-9A-Za-z])\d{6}\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}(?![0-9A-Za-z])")
 # a landline: area code (010, 02X, 03XX–09XX; a dash, space or brackets after it, or nothing), then a 7–8 digit

@@ -19,3 +19,20 @@ def test_mask_text_is_idempotent(text):
     once = mask_text(text)
     assert mask_text(once) == once
     assert len(once) == len(text)
+
+
+@pytest.mark.parametrize("text", [
+    "发货 2026-03-01 2026-03-05 到", "2026-03-01-2026-03-05", "2026－03－01 2026－03－05", "有效期 20260301-20260305",
+    "20250506 20250507",
+])
+def test_mask_text_leaves_date_pairs(text):
+    assert mask_text(text) == text
+
+
+@pytest.mark.parametrize("text, masked", [
+    ("6222 0212 3456 7890", "6222 **** **** 7890"),
+    ("订单号 2026030120260305", "订单号 2026********0305"),       # no separator: an order number, masked on purpose
+    ("2026-03-02 6222021234567890", "2026-03-02 6222********7890"),
+])
+def test_mask_text_still_masks_cards_near_dates(text, masked):
+    assert mask_text(text) == masked
