@@ -34,6 +34,7 @@ def predict(inputs: list[Path], out: Path, *, model: Path | None = None, fmt: st
     with JsonlWriter(rejects_path) as rej, (JsonlWriter(out) if fmt == "jsonl" else _Null()) as w:
         chats = read_many(inputs, stats, columns=columns, tz=tz, platform=platform, unique_ids=True)
         for chunk in _chunks(chats, batch_size):
+            chunk = [_unreadable(c, inputs, stats) or c for c in chunk]
             convs = [c for c in chunk if not isinstance(c, Reject)]
             for r in chunk:
                 if isinstance(r, Reject):
@@ -54,6 +55,18 @@ def predict(inputs: list[Path], out: Path, *, model: Path | None = None, fmt: st
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(dialeval, ensure_ascii=False), encoding="utf-8")
     return stats, rejects_path
+
+
+def _unreadable(conv, inputs, stats) -> Reject | None:
+    """A reject for a conversation with no message the model reads (system events only): its probabilities would
+    be NaN. Counted as rejected, not accepted."""
+    from qa.model.inputs import turns
+    if isinstance(conv, Reject) or turns(conv):
+        return None
+    stats.accepted -= 1
+    stats.rejected += 1
+    return Reject(", ".join(map(str, inputs)), None, "no customer, agent or bot message for the model to read",
+                  "messages", conv.id)
 
 
 def _record(conv, p, clf) -> dict:
