@@ -1,4 +1,4 @@
-"""Hostile inputs for ``qa predict``: a chat the model has nothing to read in."""
+"""Hostile inputs for `qa predict` (a chat the model has nothing to read in) and `qa eval` (a review's rules)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import run_main, write_jsonl
+from tests.conftest import ROOT, run_main, write_jsonl
 
 
 def _msg(role, text, sec, typ="text"):
@@ -30,3 +30,19 @@ def test_predict_rejects_a_chat_of_system_events_only(tmp_path, capsys, fmt, out
     assert ids == ["ok"]
     rejects = [json.loads(ln) for ln in (tmp_path / out).with_name("p.rejects.jsonl").read_text().splitlines()]
     assert [(r["id"], r["field"]) for r in rejects] == [("sys", "messages")]
+
+
+# -- qa eval: a review's rules must be a list of rule names --------------------------------------------------------
+
+@pytest.mark.parametrize("rules", ["vague_reply", 3, None, [{"a": 1}], [["vague_reply"]]])
+def test_eval_rules_not_a_list_of_names_is_one_line(tmp_path, capsys, rules):
+    """A string was scored as a set of its characters; a number, null or a nested list was a traceback."""
+    from tests.conftest import one_line_error
+    from tests.test_hostile_config import labelled
+
+    def edit(r):
+        r["labels"]["reviews"][0]["rules"] = rules
+    data = labelled(tmp_path, n=4, edit=edit)
+    code, _, err = run_main(capsys, "eval", ROOT / "models" / "default", data, "--no-baselines",
+                            "--out", tmp_path / "e.json")
+    one_line_error(code, err, "labelled.jsonl", "labels.reviews[0].rules", "not a list of rule names")

@@ -22,6 +22,17 @@ def gold_flags(conv, reviewer: str | None = None) -> set[str] | None:
     return set(reviews[0]["rules"]) if reviews else None
 
 
+def rules_problem(conv) -> tuple[str, str] | None:
+    """(field, what is wrong) for the first review whose ``rules`` is not a list of rule names, else None."""
+    reviews = (conv.labels or {}).get("reviews") or []
+    for i, r in enumerate(reviews if isinstance(reviews, list) else ()):
+        rules = r.get("rules") if isinstance(r, dict) else None
+        if isinstance(r, dict) and "rules" in r and not (isinstance(rules, list)
+                                                         and all(isinstance(x, str) for x in rules)):
+            return f"labels.reviews[{i}].rules", f"{rules!r} is not a list of rule names"
+    return None
+
+
 def counts(convs: Sequence, fired: Iterable[set[str]], rules: Sequence[str], reviewer: str | None = None):
     """(tp, fp, fn) Counters per rule over the chats with gold flags; ``fired``: per chat the rules it has a
     finding of."""
