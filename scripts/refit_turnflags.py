@@ -152,13 +152,24 @@ def choose(model: Path, flags: list[str], dev_ex, select: list[tuple[str, ...]])
     return report
 
 
+def select_spec(spec: str) -> tuple[str, ...]:
+    """``PROBES:FLAG[:odd|even]`` as a tuple; a malformed spec or a missing file is a usage error, not a traceback."""
+    path, _, rest = spec.partition(":")
+    flag, _, half = rest.partition(":")
+    if not path or not flag or ":" in half or half not in ("", "odd", "even"):
+        raise argparse.ArgumentTypeError(f"{spec!r}: expected PROBES:FLAG, PROBES:FLAG:odd or PROBES:FLAG:even")
+    if not Path(path).is_file():
+        raise argparse.ArgumentTypeError(f"{spec!r}: no such file {path}")
+    return (path, flag, half) if half else (path, flag)
+
+
 def arguments(add_help: str) -> argparse.ArgumentParser:
     """The command line this script and ``refit_flag_head.py`` share."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", type=Path)
     ap.add_argument("--flags", nargs="+", required=True)
     ap.add_argument("--add", nargs="*", default=[], help=add_help)
-    ap.add_argument("--select", nargs="*", default=[], metavar="PROBES:FLAG[:odd|even]",
+    ap.add_argument("--select", nargs="*", default=[], metavar="PROBES:FLAG[:odd|even]", type=select_spec,
                     help="probe chats (or one half of their ids) that join the dev split in choosing FLAG's threshold")
     ap.add_argument("--keep-threshold", nargs="*", default=[], metavar="FLAG",
                     help="refit FLAG but keep its threshold (choose none)")
@@ -169,7 +180,7 @@ def arguments(add_help: str) -> argparse.ArgumentParser:
 def rechoose(out: Path, a: argparse.Namespace, dev_ex) -> None:
     """Choose the refitted flags' thresholds again (all but ``--keep-threshold``'s) and say what moved."""
     chosen = [f for f in a.flags if f not in a.keep_threshold]
-    select = [tuple(s.split(":")) for s in a.select]
+    select = list(a.select)
     for f, r in (choose(out, chosen, dev_ex, select) if chosen else {}).items():
         print(f"{f:20s} threshold {r['was']} -> {r['threshold']} (F1 {r['f1']} on {r['chats']} chats, "
               f"{r['positive']} positive)")
@@ -189,7 +200,7 @@ def main() -> None:
     if a.vetoes:
         if out != a.model:
             shutil.copytree(a.model, out, dirs_exist_ok=True)
-        rep = choose_vetoes(out, a.flags, examples(a.model, [])[3], [tuple(s.split(":")) for s in a.select])
+        rep = choose_vetoes(out, a.flags, examples(a.model, [])[3], list(a.select))
         for f, r in rep.items():
             print(f"{f:28s} veto {r['was']} -> {r['veto']} (F1 {r['f1_without']} -> {r['f1']} on {r['chats']} "
                   f"chats, {r['positive']} positive; {', '.join(r['chosen_on'])})")
