@@ -95,8 +95,11 @@ def evaluate(model_dir: str | Path | None, data: Sequence[str], *, train_paths: 
         raise InputError(f"no conversation has a usable grade for {', '.join(ungraded)} (each must be one of "
                          f"its levels: {'; '.join(f'{d} ' + '/'.join(map(str, dims[d])) for d in ungraded)})",
                          file=", ".join(map(str, data)), field="labels.reviews[].grades")
-    preds = clf.predict([e.conv for e in test], batch_size=batch_size)
-    systems: dict[str, dict[str, list]] = {"model": {d: [p[d].level for p in preds] for d in dims}}
+    convs = [e.conv for e in test]
+    analyses = clf.analyse(convs)   # once: the model's features and the rule flags' findings
+    preds = clf.predict_all(convs, findings=[a.findings for a in analyses], timings=[a.timing for a in analyses],
+                            batch_size=batch_size)
+    systems: dict[str, dict[str, list]] = {"model": {d: [p.grades[d].level for p in preds] for d in dims}}
     if baselines:
         train = training_split(clf.path, dims, train_paths)
         systems["majority"] = {d: [_majority(train, d, lv)] * len(test) for d, lv in dims.items()}
@@ -108,7 +111,7 @@ def evaluate(model_dir: str | Path | None, data: Sequence[str], *, train_paths: 
         for e in test:
             if bad := rules_problem(e.conv):
                 raise InputError(f"conversation {e.conv.id}: {bad[1]}", file=e.source, field=bad[0])
-        report["flags"] = flag_report(clf, [e.conv for e in test])
+        report["flags"] = flag_report(clf, convs, analyses, preds)
     for name, by_dim in systems.items():
         report["systems"][name] = {}
         for d, levels in dims.items():

@@ -66,18 +66,20 @@ def scores(tp, fp, fn, rules: Sequence[str]) -> dict[str, dict]:
     return out
 
 
-def flag_report(clf, convs: Sequence, reviewer: str | None = None) -> dict | None:
+def flag_report(clf, convs: Sequence, analyses: Sequence, preds: Sequence, reviewer: str | None = None) -> dict | None:
     """Rule flags of ``convs`` (those with gold flags) scored for the rule checks alone and for rules + the model
-    as ``qa grade`` combines them (``qa.grader.Grader``: the model's raised flags added, the vetoes applied); None
-    when no chat has a review that lists rules."""
-    from qa.analysis import analyse, default_engine
+    as ``qa grade`` combines them (``qa.grader.Grader.with_model_flags``: the model's raised flags added, the vetoes
+    applied; a chat with no reply keeps its rule findings). ``analyses`` and ``preds``: the chats' rule analyses and
+    the classifier's predictions, made once by the caller. None when no chat has a review that lists rules."""
+    from qa.analysis import default_engine
     from qa.grader import Grader
-    convs = [c for c in convs if gold_flags(c, reviewer) is not None]
-    if not convs or not clf.rubric.rules:
+    keep = [i for i, c in enumerate(convs) if gold_flags(c, reviewer) is not None]
+    if not keep or not clf.rubric.rules:
         return None
-    grader = Grader(clf.rubric, engine=default_engine(clf.rubric), classifier=clf)
-    analyses = [analyse(c, clf.rubric, grader.engine) for c in convs]
-    combined = [grader.with_model_flags(c, a, p) for c, a, p in zip(convs, analyses, grader.predict(convs, analyses))]
+    grader = Grader(clf.rubric, engine=default_engine(clf.rubric), classifier=clf)   # its lexicon vetoes
+    convs, analyses = [convs[i] for i in keep], [analyses[i] for i in keep]
+    combined = [grader.with_model_flags(c, a, preds[i] if a.has_reply else None)
+                for c, a, i in zip(convs, analyses, keep)]
     rules = list(clf.rubric.rules)
     return {"chats": len(convs), "gold": f"reviewer {reviewer}" if reviewer else "first review",
             "systems": {name: scores(*counts(convs, [{f.rule for f in a.findings} for a in found], rules, reviewer),
