@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from qa.text import normalize
+from qa.text import normalize, unsegment, word_segmented
 
 Role = Literal["customer", "agent", "bot", "system"]
 MessageType = Literal["text", "image", "video", "emoji", "product_card", "order_card", "event"]
@@ -182,6 +182,12 @@ class Message(BaseModel):
     def has_text(self) -> bool:
         return bool(self.text and self.text.strip())
 
+    def with_text(self, text: str) -> "Message":
+        """A copy with ``text`` in place of its text (``norm`` recomputed, not copied)."""
+        copy = self.model_copy(update={"text": text})
+        copy.__dict__.pop("norm", None)
+        return copy
+
 
 class Rating(BaseModel):
     """The customer's rating: stars 1–5 and/or a label 满意 | 一般 | 失望."""
@@ -263,7 +269,8 @@ class Conversation(BaseModel):
 
     @model_validator(mode="after")
     def _repair(self) -> "Conversation":
-        """Flag empty texts and missing times; put out-of-order messages back in time order (stable)."""
+        """Flag empty texts and missing times; put out-of-order messages back in time order (stable); join the words
+        of a word-segmented chat (both sides spaced word by word, as corpus exports are) back into plain text."""
         warnings = list(self.warnings)
         msgs = list(self.messages)
         keys, last = [], None
@@ -274,6 +281,11 @@ class Conversation(BaseModel):
             first = next(k for k in keys if k)
             msgs = [msgs[i] for i in sorted(range(len(msgs)), key=lambda i: keys[i] or first)]
             warnings.append("out_of_order_ts")
+            object.__setattr__(self, "messages", tuple(msgs))
+        if word_segmented(*([m.text for m in msgs if m.type == "text" and m.text and (m.role == "customer") == side]
+                            for side in (True, False))):
+            msgs = [m.with_text(unsegment(m.text)) if m.text else m for m in msgs]
+            warnings.append("word_segmented")
             object.__setattr__(self, "messages", tuple(msgs))
         from qa.io.cards import card_type
         for i, m in enumerate(msgs):   # a pasted item link / number or order number alone is a card

@@ -1,12 +1,14 @@
 """Text normalisation for analysis: traditional → simplified Chinese (OpenCC), full-width → ASCII, lower case.
 
 Normalisation keeps the length of the text, so a character span found in the normalised text is the same
-span in the original, which is always kept for display.
+span in the original, which is always kept for display. ``unsegment`` is the one change that moves text: it
+undoes the word segmentation of corpus exports, which the schema applies when both sides of a chat are segmented.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 
 # Full-width ASCII variants (！ to ～) and the ideographic space fold one-to-one onto ASCII.
 _FULLWIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
@@ -30,3 +32,43 @@ def normalize(text: str) -> str:
             converted = "".join(c if len(s := _t2s().convert(c)) != 1 else s for c in text)
         text = converted
     return text.lower()
+
+
+# Chinese characters, CJK punctuation and full-width forms: a space beside one of them is a word-segmentation space
+# (and, in a segmented chat, one beside ASCII or general punctuation: 08 : 00, TPU + PC, 1 .).
+_CJK = (r"\u2e80-\u2fff\u3000-\u303f\u3040-\u30ff\u3100-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+        r"\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef\U00020000-\U0002fa1f")
+_PUNCT = r"!-/:-@\[-`{-~\u2010-\u206f"
+_SEG_SPACE = re.compile(rf"(?<=[{_CJK}])[ \t\u3000]+|[ \t\u3000]+(?=[{_CJK}])")
+_SEG_JOIN = re.compile(rf"(?<=[{_CJK}{_PUNCT}])[ \t\u3000]+|[ \t\u3000]+(?=[{_CJK}{_PUNCT}])")
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
+_WS = re.compile(r"\s+")
+SEGMENTED_SHARE = 0.3   # word-segmented Chinese has a space for every 1.5–2 characters; typed chats far fewer
+SEGMENTED_MIN_HAN = 6
+
+
+def unsegment(text: str, punctuation: bool = True) -> str:
+    """Undo word segmentation: drop spaces next to a Chinese character, a CJK punctuation mark or full-width form,
+    or (``punctuation``) a punctuation mark; keep single spaces between Latin/digit words (``"ok ok"``,
+    ``"iPhone 8"``)."""
+    return (_SEG_JOIN if punctuation else _SEG_SPACE).sub("", _WS.sub(" ", text)).strip()
+
+
+def segmented_share(texts) -> tuple[float, int]:
+    """Spaces beside a Chinese character per Chinese character over ``texts``, and the number of characters."""
+    spaces = han = 0
+    for t in texts:
+        spaces += len(_SEG_SPACE.findall(t))
+        han += len(_HAN.findall(t))
+    return spaces / max(han, 1), han
+
+
+def word_segmented(customer_texts, agent_texts) -> bool:
+    """True when both sides of a chat read as word-segmented (a corpus export such as the E-commerce Dialogue
+    Corpus), not as one writer's spaced-out message: each side has at least ``SEGMENTED_MIN_HAN`` Chinese
+    characters and a space beside at least ``SEGMENTED_SHARE`` of them."""
+    for texts in (customer_texts, agent_texts):
+        share, han = segmented_share(texts)
+        if han < SEGMENTED_MIN_HAN or share < SEGMENTED_SHARE:
+            return False
+    return True

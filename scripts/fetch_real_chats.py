@@ -35,22 +35,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from qa.io.cards import card_type  # noqa: E402
+from qa.text import unsegment  # noqa: E402  (the schema applies it too, to word-segmented chats on read)
 
 OBTAINED = "2026-12-04"
 
 # ---------------------------------------------------------------------------------------------------
 # Text clean-up
 
-_CJK = (r"\u2e80-\u2fff\u3000-\u303f\u3040-\u30ff\u3100-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
-        r"\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef\U00020000-\U0002fa1f")
-_SEG_SPACE = re.compile(rf"(?<=[{_CJK}])[ \t\u3000]+|[ \t\u3000]+(?=[{_CJK}])")
 _WS = re.compile(r"\s+")
-
-
-def unsegment(text: str) -> str:
-    """Undo word segmentation: drop spaces next to a Chinese character (or CJK punctuation /
-    full-width form); keep single spaces between Latin/digit words (``"ok ok"``, ``"iPhone 8"``)."""
-    return _SEG_SPACE.sub("", _WS.sub(" ", text)).strip()
 
 
 def tidy(text: str) -> str:
@@ -84,7 +76,7 @@ def parse_ecd(raw: str) -> Iterator[Session]:
         n = len(utts)
         msgs = []
         for i, u in enumerate(utts):
-            text = unsegment(u)
+            text = unsegment(u, punctuation=False)   # as the cache the shipped model learnt from was built
             if not text:
                 continue
             role = "agent" if (n - 1 - i) % 2 == 0 else "customer"
