@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from refit_flag_head import Head, grow, refit, turn_inputs  # noqa: E402
 
 from qa.io import read_path  # noqa: E402
-from qa.model.inputs import flat_text  # noqa: E402
+from qa.model.inputs import flat_text, joined  # noqa: E402
 from qa.model.predict import Classifier  # noqa: E402
 
 SAMPLES = ROOT / "data/samples/samples.jsonl"
@@ -33,7 +33,7 @@ def _network_probs(clf, convs):
 
 def test_the_head_is_the_networks_own():
     clf = Classifier(ROOT / "models/default")
-    convs = list(read_path(str(SAMPLES)))[:24]
+    convs = [joined(c)[0] for c in list(read_path(str(SAMPLES)))[:24]]   # as the model reads them: agent runs joined
     vecs, feats = turn_inputs(clf, convs, batch_size=10)
     _, net = _network_probs(clf, convs)
     x = clf.batcher.ngrams.transform([flat_text(c) for c in convs])

@@ -13,6 +13,7 @@ from tests.conftest import ROOT
 pytest.importorskip("sklearn")
 
 from qa.io import read_path  # noqa: E402
+from qa.model.inputs import joined  # noqa: E402
 from qa.model.projection import Projection, load_teacher  # noqa: E402
 from qa.model.ridge import RidgeChannel, agent_text, centred, sem_features  # noqa: E402
 from qa.text import normalize  # noqa: E402
@@ -235,6 +236,7 @@ def test_the_default_grades_written_chats_with_their_own_cutpoints():
     assert clf.config.decision == "cutpoints" and ungated and clf.ridge.gate is not None
     convs = [c for c in read_path(ROOT / "data" / "samples" / "samples.jsonl") if hasattr(c, "messages")]
     convs += [c for c in read_path(HAND) if hasattr(c, "messages")][:40]
+    convs = [joined(c)[0] for c in convs]   # as the model reads them: agent runs joined
     gate = clf.ridge.gate_probs(convs)
     preds = clf.predict_all(convs, batch_size=len(convs))
     findings = [a.findings for a in clf.analyse(convs)]

@@ -12,6 +12,7 @@ from tests.conftest import ROOT
 pytest.importorskip("sklearn")
 
 from qa.io import read_path  # noqa: E402
+from qa.model.inputs import joined  # noqa: E402
 from qa.model.projection import Projection  # noqa: E402
 from qa.model.turnflags import TurnFlags, contexts  # noqa: E402
 from qa.schema import Conversation  # noqa: E402
@@ -165,7 +166,7 @@ def test_train_fits_turn_flags_with_the_ridge_channel_and_grading_raises_them(tm
     # with the network's thresholds out of reach, what is raised is exactly the gated turn model's verdict
     clf.config.flag_thresholds = {f: 1.01 for f in clf.config.flag_thresholds}
     clf.ridge.turn_flags.thresholds = {f: 0.5 for f in clf.ridge.turn_flags.flags}
-    chats = convs[40:140]
+    chats = [joined(c)[0] for c in convs[40:140]]   # as the model reads them: agent runs joined
     probs = clf.ridge.turn_flag_probs(chats)
     want = {(i, f, probs[f][1][i]) for f in probs for i in range(len(chats)) if probs[f][0][i] >= 0.5}
     got = {(i, r.rule, r.message) for i, p in enumerate(clf.predict_all(chats)) for r in p.raised}
@@ -181,7 +182,7 @@ def test_turns_on_adds_other_files_turns_and_the_models_then_apply_ungated(tmp_p
     info = metrics["ridge"]["turn_flags"]
     assert info["gated"] is False and 120 <= info["extra_chats"] <= 200    # the hand file's training chats
     clf = Classifier(tmp_path / "m")
-    chats = convs[:50]
+    chats = [joined(c)[0] for c in convs[:50]]   # as the model reads them: agent runs joined
     ungated = clf.ridge.turn_flags.chat_probs(chats)
     assert all(np.allclose(p, ungated[f][0]) for f, (p, _) in clf.ridge.turn_flag_probs(chats).items())
     clf.ridge.turn_flags.thresholds = {f: 0.5 for f in clf.ridge.turn_flags.flags}

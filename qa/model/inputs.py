@@ -13,6 +13,7 @@ import dataclasses
 from qa.schema import Conversation
 
 ROLES = ("customer", "agent", "bot")
+JOIN_ROLES = ("agent", "bot")   # the sides whose runs ``joined`` joins
 ROLE_TOKENS = {"customer": "[CUS]", "agent": "[AGT]", "bot": "[BOT]"}
 TYPE_TEXT = {"image": "[图片]", "product_card": "[商品卡片]", "order_card": "[订单卡片]", "emoji": "[表情]",
              "video": "[视频]", "file": "[文件]"}
@@ -23,6 +24,32 @@ class Turn:
     index: int          # message index in the conversation
     role: str           # customer | agent | bot
     text: str           # normalised text the encoder reads
+
+
+def joined(conv: Conversation) -> tuple[Conversation, list[list[int]]]:
+    """The chat as the classifier reads it: each run of the agent's (or bot's) consecutive text messages joined
+    into one, with a space, as the JD training chats join them. Platform exports split a reply into several
+    messages, but the real training chats have none, so a split reply read piece by piece is graded lower and
+    flagged vague more often. The customer's runs stay apart: each of several questions sent in a row is judged
+    answered or not on its own. Also, per message of the view, the indexes of the messages it joins. No run:
+    ``conv`` itself."""
+    msgs = conv.messages
+    if not any(_joins(a, b) for a, b in zip(msgs, msgs[1:])):
+        return conv, [[i] for i in range(len(msgs))]
+    out, where = [], []
+    for i, m in enumerate(msgs):
+        if out and _joins(msgs[i - 1], m):
+            out[-1] = out[-1].with_text(f"{out[-1].text} {m.text}")
+            where[-1].append(i)
+        else:
+            out.append(m)
+            where.append([i])
+    return conv.model_copy(update={"messages": tuple(out)}), where
+
+
+def _joins(a, b) -> bool:
+    return (a.role == b.role and a.role in JOIN_ROLES and a.type == b.type == "text"
+            and bool(a.text and a.text.strip()) and bool(b.text and b.text.strip()))
 
 
 def turns(conv: Conversation, max_messages: int = 40, max_chars: int = 120) -> list[Turn]:

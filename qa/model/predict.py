@@ -12,6 +12,7 @@ import numpy as np
 
 from qa.errors import ModelError, QAError
 from qa.model.decision import chat_cuts, decide
+from qa.model.inputs import joined
 from qa.resources import default_model_dir
 from qa.rubric import load_rubric
 from qa.schema import Conversation
@@ -188,11 +189,36 @@ class Classifier:
         return out
 
     def _predict(self, convs, findings, timings):
-        import torch
-
+        """The model reads each chat with its runs of one side's messages joined (``qa.model.inputs.joined``);
+        the rules' findings and the timings come from the messages as sent, and every message index the model
+        gives back is one of those."""
         if timings is None and (self.config.feature_names or (self.ridge and self.ridge.needs_findings)):
             analyses = self.analyse(convs)   # the caller passed none (``qa predict``): the shared step, once
             findings, timings = [a.findings for a in analyses], [a.timing for a in analyses]
+        views = [joined(c) for c in convs]
+        preds = self._predict_read([v for v, _ in views], findings, timings)
+        split = [b for b, (v, _) in enumerate(views) if v is not convs[b]]
+        labels = {f: t.partition(".")[2] for f, t in self.config.flag_turns.items() if t}
+        for b, fine in zip(split, self._message_labels([convs[b] for b in split])):
+            preds[b] = _unjoin(preds[b], views[b][1], convs[b], fine, labels)
+        return preds
+
+    def _message_labels(self, convs) -> list[dict[int, dict[str, float]]]:
+        """Per chat, message index → turn label → the probability of the flag's turn-level model (which tells
+        messages apart; the network's own turn head barely varies)."""
+        out = [{} for _ in convs]
+        if self.ridge is None or not convs:
+            return out
+        for f, per in self.ridge.turn_message_probs(convs).items():
+            label = (self.config.flag_turns.get(f) or "").partition(".")[2]
+            for b, probs in enumerate(per) if label else ():
+                for i, q in probs.items():
+                    out[b].setdefault(i, {})[label] = q
+        return out
+
+    def _predict_read(self, convs, findings, timings):
+        import torch
+
         batch, all_turns = self.batcher(convs, findings=findings, timings=timings)
         batch = {k: v.to(self.device) for k, v in batch.items()}
         with torch.inference_mode():
@@ -244,12 +270,9 @@ class Classifier:
                     role = "customer" if turn.role == "customer" else "agent"
                     if role in probs:
                         turn_probs[b][turn.index] = {n: float(q) for n, q in zip(cfg.turn_labels[role], probs[role][b, j])}
-        if self.ridge is not None:   # a flag's turn-level model judges its turn label per message (the network's
-            for f, per in self.ridge.turn_message_probs(convs).items():   # own head there barely varies)
-                role, _, label = (cfg.flag_turns.get(f) or "").partition(".")
-                for b, probs in enumerate(per) if label else ():
-                    for i, q in probs.items():
-                        turn_probs[b][i] = {**(turn_probs[b][i] or {}), label: q}
+        for b, fine in enumerate(self._message_labels(convs)):
+            for i, row in fine.items():
+                turn_probs[b][i] = {**(turn_probs[b][i] or {}), **row}
         if res.get("flags") is None:
             return flags, raised, turn_probs
         p = res["flags"].sigmoid().cpu().numpy()
@@ -319,6 +342,28 @@ class Classifier:
             evidence = sorted(turns[j].index for j in ranked[:2] if attn[j] > 0 and turns[j].role != "customer")
         return DimensionPrediction({lv: float(q) for lv, q in zip(levels, p)}, levels[k], expected,
                                    float(p[k]), evidence)
+
+
+def _unjoin(p: Prediction, where: list[list[int]], conv: Conversation, fine: dict[int, dict[str, float]],
+            labels: dict[str, str]) -> Prediction:
+    """``p``, made on the joined view of ``conv``, with ``conv``'s message indexes. A joined message's nuggets go
+    to every message of its run, and its turn labels too, except those a turn-level model gives per message
+    (``fine``, read on ``conv`` itself). A flag's evidence is the run's message that model likes most, a
+    grade's the run's longest message."""
+    def one(v: int, label: str = "") -> int:
+        return max(where[v], key=lambda i: ((fine.get(i) or {}).get(label, 0.0), len(conv.messages[i].text or ""), -i))
+
+    def spread(per: list, own: dict | None = None) -> list:
+        out = [None] * len(conv.messages)
+        for v, row in enumerate(per):
+            for i in where[v]:
+                out[i] = {**(row or {}), **own[i]} if own and i in own else row
+        return out
+
+    grades = {d: dataclasses.replace(g, evidence=sorted({one(v) for v in g.evidence})) for d, g in p.grades.items()}
+    raised = [f if f.message is None else dataclasses.replace(f, message=one(f.message, labels.get(f.rule, "")))
+              for f in p.raised]
+    return Prediction(grades, spread(p.nuggets), p.flags, raised, spread(p.turns, fine))
 
 
 def _step(levels) -> float:
