@@ -36,15 +36,14 @@ def joined(conv: Conversation) -> tuple[Conversation, list[list[int]]]:
     msgs = conv.messages
     if not any(_joins(a, b) for a, b in zip(msgs, msgs[1:])):
         return conv, [[i] for i in range(len(msgs))]
-    out, where = [], []
+    where: list[list[int]] = []
     for i, m in enumerate(msgs):
-        if out and _joins(msgs[i - 1], m):
-            out[-1] = out[-1].with_text(f"{out[-1].text} {m.text}")
+        if where and _joins(msgs[i - 1], m):
             where[-1].append(i)
         else:
-            out.append(m)
             where.append([i])
-    return conv.model_copy(update={"messages": tuple(out)}), where
+    out = tuple(msgs[w[0]] if len(w) == 1 else msgs[w[0]].with_text(" ".join(msgs[i].text for i in w)) for w in where)
+    return conv.model_copy(update={"messages": out}), where
 
 
 def _joins(a, b) -> bool:
