@@ -463,12 +463,24 @@ def missing_closing(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     if not agent:
         return
     last_customer = max((i for i, m in enumerate(ctx.msgs) if m.role == "customer"), default=-1)
-    tail = [k for k in agent if k > last_customer] or agent[-1:]
+    # what the agent said after the customer's last word, else the agent's last reply: the run of messages
+    # it ends with (an export splits a reply such as 感谢理解 / 请问还有什么其他咨询的呢 over two messages)
+    tail = [k for k in agent if k > last_customer] or _last_run(ctx, agent)
     # a closing offer in the agent's last few messages still closes the chat when the customer answers it
     # with a short word and the agent adds a last fact ("请问还有其他可以帮您的吗" … "没有了" … "好的")
     window = [k for k in agent[-int(params.get("last_agent_messages", 1)):] if k not in tail]
     if not any(ctx.has("closing", k) for k in tail) and not any(ctx.has("closing_offer", k) for k in window):
         yield Draft("人工客服结束时没有礼貌结束语", agent[-1])
+
+
+def _last_run(ctx: Context, agent: list[int]) -> list[int]:
+    """The agent texts of the agent's last run of messages (no customer message between them)."""
+    run = agent[-1:]
+    for k in reversed(agent[:-1]):
+        if any(m.role == "customer" for m in ctx.msgs[k + 1:run[0]]):
+            break
+        run.insert(0, k)
+    return run
 
 
 @register("slow_first_response.v1", params={"clock": "clock", "seconds": "seconds"})
