@@ -282,8 +282,11 @@ class Conversation(BaseModel):
             msgs = [msgs[i] for i in sorted(range(len(msgs)), key=lambda i: keys[i] or first)]
             warnings.append("out_of_order_ts")
             object.__setattr__(self, "messages", tuple(msgs))
-        if word_segmented(*([m.text for m in msgs if m.type == "text" and m.text and (m.role == "customer") == side]
-                            for side in (True, False))):
+        sides: tuple[list[str], list[str]] = ([], [])    # customer texts, the other side's
+        for m in msgs:
+            if m.type == "text" and m.text:
+                sides[m.role != "customer"].append(m.text)
+        if word_segmented(*sides):
             msgs = [m.with_text(unsegment(m.text)) if m.text else m for m in msgs]
             warnings.append("word_segmented")
             object.__setattr__(self, "messages", tuple(msgs))
