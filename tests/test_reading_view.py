@@ -144,3 +144,22 @@ def test_a_run_as_long_as_a_chat_may_be_is_joined_in_one_pass():
     view, where = joined(Conversation.model_validate({"id": "big", "messages": msgs}))
     assert len(view.messages) == 2 and len(where[1]) == 9_999
     assert view.messages[1].text.startswith("第0条回复 第1条回复") and view.messages[1].text.endswith("第9998条回复")
+
+
+def test_export_forms_rewrite_texts_and_keep_labels(samples):
+    """bench/export_forms.py: each form keeps the chat's labels and rewrites only what it says."""
+    import random
+
+    from bench.export_forms import FORMS
+    rec = {**samples[0], "labels": {"reviews": [{"grades": {"attitude": 4}}]}}
+    out = {name: FORMS[name](json.loads(json.dumps(rec)), random.Random(1)) for name in FORMS}
+    assert all(o["labels"] == rec["labels"] for o in out.values())
+    seg = Conversation.model_validate(out["segmented"])
+    assert "word_segmented" in seg.warnings
+    assert [m.text for m in seg.messages] == [m.text for m in Conversation.model_validate(rec).messages]
+    agents = [m for m in out["split_clauses"]["messages"] if m["role"] == "agent"]
+    assert len(agents) > sum(m["role"] == "agent" for m in rec["messages"])
+    ts = [m["ts"] for m in out["timestamps"]["messages"]]
+    assert ts == sorted(ts) and len(set(ts)) == len(ts)
+    assert not any(c in m.get("text", "") for m in out["no_punct"]["messages"] if m.get("type", "text") == "text"
+                   for c in "，。？！ ")
