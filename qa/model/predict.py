@@ -189,9 +189,9 @@ class Classifier:
         return out
 
     def _predict(self, convs, findings, timings):
-        """The model reads each chat with its runs of one side's messages joined (``qa.model.inputs.joined``);
-        the rules' findings and the timings come from the messages as sent, and every message index the model
-        gives back is one of those."""
+        """The model reads each chat with the agent's runs of messages joined (``qa.model.inputs.joined``); the
+        rules' findings and the timings come from the messages as sent, and every message index the model gives
+        back is one of those."""
         if timings is None and (self.config.feature_names or (self.ridge and self.ridge.needs_findings)):
             analyses = self.analyse(convs)   # the caller passed none (``qa predict``): the shared step, once
             findings, timings = [a.findings for a in analyses], [a.timing for a in analyses]
