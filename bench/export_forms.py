@@ -1,7 +1,7 @@
 """The same labelled chats in other export forms, graded and flagged as ``qa grade`` does.
 
     python bench/export_forms.py ~/.cache/qa/real/real_eval_ecom.jsonl [--model models/default] \
-        [--forms as_is segmented split_joined split_clauses timestamps no_punct]
+        [--forms as_is segmented split_joined split_clauses timestamps no_punct traditional]
 
 A shop's or a corpus's export differs from our caches in ways that have nothing to do with service: words cut apart by
 a segmenter, one reply sent as several messages, times or punctuation present or not. Each form rewrites the records'
@@ -13,7 +13,8 @@ Forms: ``as_is``; ``segmented`` (every text message cut into words by jieba, as 
 are); ``split_joined`` (each text message split at its spaces: JD's log joins a speaker's consecutive messages with
 one); ``split_clauses`` (each agent message of two clauses or more sent a clause a message); ``timestamps`` (a time
 on every message: 15–70 s after the other side's message, 5–25 s after one's own); ``no_punct`` (punctuation and
-spaces dropped, as the Taobao corpus has none).
+spaces dropped, as the Taobao corpus has none); ``traditional`` (traditional characters, OpenCC s2t, as Taiwan and
+Hong Kong shoppers type).
 """
 
 from __future__ import annotations
@@ -80,8 +81,14 @@ def no_punct(rec: dict, rng: random.Random) -> dict:
     return _texts(rec, lambda t: [_PUNCT.sub("", t) or t])
 
 
+def traditional(rec: dict, rng: random.Random) -> dict:
+    import opencc
+    s2t = opencc.OpenCC("s2t")
+    return _texts(rec, lambda t: [s2t.convert(t)])
+
+
 FORMS = {"as_is": lambda rec, rng: rec, "segmented": segmented, "split_joined": split_joined,
-         "split_clauses": split_clauses, "timestamps": timestamps, "no_punct": no_punct}
+         "split_clauses": split_clauses, "timestamps": timestamps, "no_punct": no_punct, "traditional": traditional}
 
 
 def main() -> None:
