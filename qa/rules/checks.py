@@ -236,9 +236,12 @@ def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
         if answer and pushed:  # the customer says the reply did not answer them
             yield Draft("回复没有回答顾客的问题，顾客随即追问", answer[-1], (0, len(ctx.msgs[answer[-1]].text or "")))
             continue
+        # the fact may come in another message of the same reply (an export splits 请耐心等待 / 明天发货)
+        fact = sum(ctx.content_len(k, "nonanswer", "deferral", "greeting", "apology", "closing", drop=filler)
+                   for k in answer)
         for k in answer:
             for h in ctx.hits_in("nonanswer", k):
-                if ctx.content_len(k, "nonanswer", "deferral", "greeting", "apology", "closing", drop=filler) < min_fact:
+                if fact < min_fact:
                     yield hit_draft(h, "对具体问题给出敷衍的非回答")
                     break
         holding = [k for k in answer if ctx.has("holding", k)]
@@ -468,19 +471,29 @@ def missing_closing(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     tail = [k for k in agent if k > last_customer] or _last_run(ctx, agent)
     # a closing offer in the agent's last few messages still closes the chat when the customer answers it
     # with a short word and the agent adds a last fact ("请问还有其他可以帮您的吗" … "没有了" … "好的")
-    window = [k for k in agent[-int(params.get("last_agent_messages", 1)):] if k not in tail]
+    # (counted in runs of messages, so a reply split over several messages counts once)
+    window = [k for k in _last_runs(ctx, agent, int(params.get("last_agent_messages", 1))) if k not in tail]
     if not any(ctx.has("closing", k) for k in tail) and not any(ctx.has("closing_offer", k) for k in window):
         yield Draft("人工客服结束时没有礼貌结束语", agent[-1])
 
 
 def _last_run(ctx: Context, agent: list[int]) -> list[int]:
     """The agent texts of the agent's last run of messages (no customer message between them)."""
-    run = agent[-1:]
+    return _last_runs(ctx, agent, 1)
+
+
+def _last_runs(ctx: Context, agent: list[int], n: int) -> list[int]:
+    """The agent texts of the agent's last ``n`` runs of messages (a run: no customer message between them)."""
+    if not agent or n < 1:
+        return []
+    out, runs = agent[-1:], 1
     for k in reversed(agent[:-1]):
-        if any(m.role == "customer" for m in ctx.msgs[k + 1:run[0]]):
-            break
-        run.insert(0, k)
-    return run
+        if any(m.role == "customer" for m in ctx.msgs[k + 1:out[0]]):
+            runs += 1
+            if runs > n:
+                break
+        out.insert(0, k)
+    return out
 
 
 @register("slow_first_response.v1", params={"clock": "clock", "seconds": "seconds"})
