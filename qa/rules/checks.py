@@ -455,7 +455,8 @@ def missing_greeting(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     agent = ctx.texts(("agent",))
     if not agent:
         return
-    first = agent[: int(params.get("first_messages", 2))]
+    # counted in runs of messages, so a reply split over several messages (请稍等 / 亲爱的 / 您好) counts once
+    first = _first_runs(ctx, agent, int(params.get("first_messages", 2)))
     if not any(ctx.has("greeting", k) for k in first):
         yield Draft("人工客服接待开始时没有问候语", first[0])
 
@@ -480,6 +481,20 @@ def missing_closing(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
 def _last_run(ctx: Context, agent: list[int]) -> list[int]:
     """The agent texts of the agent's last run of messages (no customer message between them)."""
     return _last_runs(ctx, agent, 1)
+
+
+def _first_runs(ctx: Context, agent: list[int], n: int) -> list[int]:
+    """The agent texts of the agent's first ``n`` runs of messages (a run: no customer message between them)."""
+    if not agent or n < 1:
+        return []
+    out, runs = agent[:1], 1
+    for k in agent[1:]:
+        if any(m.role == "customer" for m in ctx.msgs[out[-1] + 1:k]):
+            runs += 1
+            if runs > n:
+                break
+        out.append(k)
+    return out
 
 
 def _last_runs(ctx: Context, agent: list[int], n: int) -> list[int]:
