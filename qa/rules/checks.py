@@ -222,10 +222,17 @@ def _confirm_window(ctx: Context, reply: int) -> list[int]:
     return window
 
 
-@register("vague_reply.v1", params={"min_fact_chars": "count", "filler_words": "regexes"})
+@register("vague_reply.v1", params={"min_fact_chars": "count", "filler_words": "regexes", "yes_no_question": "regexes",
+                                   "yes_no_answer": "strings", "wh_question": "regexes"})
 def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
+    """A question answered with a non-answer and too few other characters to hold a fact, counted over the whole
+    reply (an export splits one); or a reply the customer says did not answer; or a "let me look" with nothing after
+    it. A yes or a no to a yes/no question is an answer even with reassurance beside it (会掉色吗 → 不会掉色的 放心哦)."""
     min_fact = int(params.get("min_fact_chars", 8))
     filler = _any_of(tuple(params.get("filler_words", ())))   # words around a non-answer that carry no fact
+    yes_no_q = _any_of(tuple(params.get("yes_no_question", ())))
+    yes_no_a = tuple(params.get("yes_no_answer", ()))
+    wh_q = _any_of(tuple(params.get("wh_question", (r"[\s\S]",))))
     runs = _runs(ctx)
     for n, (run, reply) in enumerate(runs):
         if reply is None or not any(ctx.has("question", k) for k in run):
@@ -239,6 +246,11 @@ def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
         # the fact may come in another message of the same reply (an export splits 请耐心等待 / 明天发货)
         fact = sum(ctx.content_len(k, "nonanswer", "deferral", "greeting", "apology", "closing", drop=filler)
                    for k in answer)
+        if fact < min_fact and yes_no_a:
+            q = [ctx.norms[k] for k in run if ctx.has("question", k)]
+            if any(yes_no_q.search(t) or not wh_q.search(t) for t in q) and \
+                    any(_yes_no_answered(ctx, k, yes_no_a, q) for k in answer):
+                continue
         for k in answer:
             for h in ctx.hits_in("nonanswer", k):
                 if fact < min_fact:
@@ -251,6 +263,34 @@ def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
             rest = [k for k in answer if k != holding[-1] and ctx.content_len(k, "holding", "greeting", "apology") >= min_fact]
             if not later and not rest and ctx.content_len(holding[-1], "holding", "greeting", "apology") < min_fact:
                 yield hit_draft(ctx.hits_in("holding", holding[-1])[0], "说了“帮您看看”之后再无下文")
+
+
+_CLAUSE_TAIL = re.compile(r"[的哦呢哈呀啊滴嘛啦噢亲]{0,3}(?:$|[\s，,。.!！?？~～；;、])")
+_CLAUSE_HEAD = frozenset(" \t\n，,。.!！?？~～；;、:：亲嗯恩哦噢")
+
+
+def _yes_no_answered(ctx: Context, k: int, tokens: tuple[str, ...], questions: list[str]) -> bool:
+    """Message k says yes or no outside its non-answer and courtesy phrases: a token (不会, 有, 可以 …) that is its
+    clause whole (不会的亲, 有的), or one that says back the question's words (会掉色吗 → 都不会掉色, 能投屏吗 → 能投屏).
+    您可以看看详情页, 一般是不会的, 感谢您对极光影视的支持 are no yes."""
+    if ctx.has("unsure", k):   # 行 这个不太清楚 / 应该要寄回吧: a yes from someone who does not know
+        return False
+    text = list(ctx.norms[k])
+    for cat in ("nonanswer", "deferral", "greeting", "apology", "closing"):   # courtesy is no yes (感谢您的支持)
+        for h in ctx.hits_in(cat, k):
+            text[h.start:h.end] = ["\0"] * (h.end - h.start)
+    text = "".join(text)
+    for tok in tokens:
+        core = tok.lstrip("不没") or tok   # 不会掉色 echoes 会掉色吗
+        start = text.find(tok)
+        while start >= 0:
+            end = start + len(tok)
+            echo = text[end:end + 2]
+            if (_CLAUSE_TAIL.match(text, end) and (start == 0 or text[start - 1] in _CLAUSE_HEAD)) or (
+                    len(echo) == 2 and "\0" not in echo and any(core + echo in q for q in questions)):
+                return True
+            start = text.find(tok, start + 1)
+    return False
 
 
 @register("mechanical_repetition.v1", params={"min_chars": "count", "similarity": "fraction"})
