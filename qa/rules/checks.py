@@ -589,6 +589,9 @@ def negative_emotion_unsoothed(ctx: Context, params: dict[str, Any]) -> Iterator
     # fix it (坏了怎么保修, 充电仓坏了 保修吗): that is a practical request, not an upset customer
     upset += [h for h in ctx.hits.get("upset_weak", ())
               if ctx.msgs[h.message].role == "customer" and not ctx.has("question", h.message)]
+    # exclamation runs and crying faces count only in a message that does not praise or thank (五分好评!!)
+    upset += [h for h in ctx.hits.get("upset_marks", ())
+              if ctx.msgs[h.message].role == "customer" and not ctx.has("pleased", h.message)]
     if not upset:
         return
     first = min(upset, key=lambda h: (h.message, h.start))
