@@ -374,12 +374,14 @@ def test_hostile_rubric_weights_must_sum_to_100(tmp_path, capsys):
             assert sum(prof.weights.values()) == pytest.approx(100)
 
 
-@pytest.mark.parametrize("old, new, why", [
-    ("ask: ['多少钱',", "ask: ['(多少钱',", "bad regex"),                       # answer_types' question pattern
-    ("yes_no_question: ['吗',", "yes_no_question: ['[吗',", "bad regex"),
-    ("      answer_types:\n", "      answer_types: [price]\n      old_answer_types:\n", "a mapping of name"),
+@pytest.mark.parametrize("old, new, why, rule", [
+    ("ask: ['多少钱',", "ask: ['(多少钱',", "bad regex", "unanswered_question"),   # answer_types' question pattern
+    # the yes/no questions are written once (a YAML anchor in vague_reply) and shared with unanswered_question
+    ("yes_no_question: &yes_no_question ['吗',", "yes_no_question: &yes_no_question ['[吗',", "bad regex", "vague_reply"),
+    ("      answer_types:\n", "      answer_types: [price]\n      old_answer_types:\n", "a mapping of name",
+     "unanswered_question"),
 ])
-def test_hostile_rubric_rule_params_a_check_cannot_use(tmp_path, capsys, old, new, why):
+def test_hostile_rubric_rule_params_a_check_cannot_use(tmp_path, capsys, old, new, why, rule):
     from qa.errors import RubricError
     from qa.rubric import DEFAULT_RUBRIC, load_rubric
     from qa.rules import RuleEngine
@@ -390,12 +392,12 @@ def test_hostile_rubric_rule_params_a_check_cannot_use(tmp_path, capsys, old, ne
     (tmp_path / "bad.yaml").write_text(text.replace(old, new, 1), encoding="utf-8")
     with pytest.raises(RubricError, match=why) as e:
         RuleEngine(load_rubric(tmp_path / "bad.yaml"))
-    assert "rules -> unanswered_question -> params" in str(e.value)
+    assert f"rules -> {rule} -> params" in str(e.value)
     for cmd in (["rubric", "validate", tmp_path / "bad.yaml"],
                 ["check", CHATS, "--rubric", tmp_path / "bad.yaml", "--out", tmp_path / "out"]):
         code, _, err = run_main(capsys, *cmd)
         assert_one_line_error(code, err)
-        assert "unanswered_question" in err and str(tmp_path / "bad.yaml") in err
+        assert rule in err and str(tmp_path / "bad.yaml") in err
 
 
 def test_hostile_scores_stay_within_0_and_100(pipeline):
