@@ -244,18 +244,15 @@ def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
             yield Draft("回复没有回答顾客的问题，顾客随即追问", answer[-1], (0, len(ctx.msgs[answer[-1]].text or "")))
             continue
         # the fact may come in another message of the same reply (an export splits 请耐心等待 / 明天发货)
-        fact = sum(ctx.content_len(k, "nonanswer", "deferral", "greeting", "apology", "closing", drop=filler)
-                   for k in answer)
-        if fact < min_fact and yes_no_a:
+        if any(ctx.has("nonanswer", k) for k in answer) and sum(
+                ctx.content_len(k, "nonanswer", "deferral", "greeting", "apology", "closing", drop=filler)
+                for k in answer) < min_fact:
             q = [ctx.norms[k] for k in run if ctx.has("question", k)]
-            if any(yes_no_q.search(t) or not wh_q.search(t) for t in q) and \
-                    any(_yes_no_answered(ctx, k, yes_no_a, q) for k in answer):
-                continue
-        for k in answer:
-            for h in ctx.hits_in("nonanswer", k):
-                if fact < min_fact:
-                    yield hit_draft(h, "对具体问题给出敷衍的非回答")
-                    break
+            said_yes_no = bool(yes_no_a) and any(yes_no_q.search(t) or not wh_q.search(t) for t in q) and \
+                any(_yes_no_answered(ctx, k, yes_no_a, q) for k in answer)
+            for k in answer if not said_yes_no else ():
+                if ctx.has("nonanswer", k):
+                    yield hit_draft(ctx.hits_in("nonanswer", k)[0], "对具体问题给出敷衍的非回答")
         holding = [k for k in answer if ctx.has("holding", k)]
         if holding:
             later = [k for k in range(holding[-1] + 1, len(ctx.msgs)) if ctx.msgs[k].role == "agent"

@@ -39,7 +39,7 @@ class Hit(NamedTuple):
 @dataclasses.dataclass(frozen=True)
 class _Category:
     name: str
-    regexes: tuple[tuple[re.Pattern, frozenset[str]], ...]  # each with its _needed_chars
+    regexes: tuple[tuple[re.Pattern, frozenset[str], str], ...]  # each with its _needed_chars and _needed_literal
     negated_by: str | None
     window: int
 
@@ -102,7 +102,8 @@ class Lexicon:
             if isinstance(window, bool) or not isinstance(window, int) or window < 0:
                 raise RubricError(f"window is a number of characters (a whole number ≥ 0), not {window!r}",
                                   file=source, key=f"{name} -> window")
-            self.categories[name] = _Category(name, tuple((rx, frozenset(_needed_chars(rx))) for rx in regexes), neg,
+            self.categories[name] = _Category(name, tuple((rx, frozenset(_needed_chars(rx)), _needed_literal(rx))
+                                                          for rx in regexes), neg,
                                               window)
             for key, phrases in ((name, spec.get("phrases")), (name + "!exclude", spec.get("exclude"))):
                 if phrases:
@@ -141,9 +142,9 @@ class Lexicon:
                 raw[self._labels[match_id]].append((i, s - starts[i], e - starts[i]))
         present = set(joined)
         for name, cat in self.categories.items():
-            for rx, needs in cat.regexes:
-                if needs and needs.isdisjoint(present):
-                    continue  # none of the characters every match needs: skip the (slower) regex
+            for rx, needs, literal in cat.regexes:
+                if (literal and literal not in joined) or (needs and needs.isdisjoint(present)):
+                    continue  # a text every match holds is not there: skip the (slower) regex
                 for m in rx.finditer(joined):
                     i = bisect.bisect_right(starts, m.start()) - 1
                     if m.end() <= starts[i] + len(parts[i]):  # within one message
@@ -235,6 +236,23 @@ def _needed_chars(rx: re.Pattern) -> str:
         return ""
     found = ["".join(dict.fromkeys(c)) for c in map(_first_chars, parsed) if c]
     return min(found, key=len, default="")
+
+
+def _needed_literal(rx: re.Pattern) -> str:
+    """A second pre-test: the longest run of two or more literal characters every match holds in a row (小号 in
+    ``(?:加我|搜)[^，]{0,10}小号``), or ""."""
+    try:
+        parsed = _sre_parse.parse(rx.pattern, rx.flags)
+    except Exception:
+        return ""
+    if parsed.state.flags & re.IGNORECASE:
+        return ""
+    best, run = "", ""
+    for op, av in parsed:
+        run = run + chr(av) if op == _sre.LITERAL else ""
+        if len(run) > len(best):
+            best = run
+    return best if len(best) >= 2 else ""
 
 
 def _first_chars(item: tuple[Any, Any]) -> str:
