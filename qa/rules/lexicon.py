@@ -2,7 +2,8 @@
 once per conversation over all its text messages, with exclusions and negation windows applied.
 
 Speed (the engine's main cost): the Doc is built from cached per-character orth ids, and a regex is skipped
-when the text lacks every character one of its required items must start with (``_needed_chars``).
+when the text lacks every character one of its required items must start with (``_needed_chars``) or a run of
+literal characters every match holds (``_needed_literal``).
 """
 
 from __future__ import annotations
