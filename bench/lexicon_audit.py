@@ -3,11 +3,15 @@ their commonest contexts, over benign text (pretraining corpus passages, or revi
 
     python bench/lexicon_audit.py insult blame --corpus ~/.cache/qa/corpus/train            # every corpus passage
     python bench/lexicon_audit.py upset upset_weak --reviews waimai_10k.csv online_shopping_10_cats.csv
+    python bench/lexicon_audit.py --red-lines --corpus ~/.cache/qa/corpus/train   # each passage as an agent's reply
 
 ``--corpus`` reads the ``*.txt`` passages ``scripts/build_corpus.py`` writes (``--only`` builds a few sources);
 ``--reviews`` reads CSV files with ``label`` and ``review`` columns (the SophonPlus sentiment sets) and keeps the
 reviews labelled 1. A phrase that fires often on such text inside a longer word (摇滚, 小气泡, 大中小号, 舒服了) is a
 candidate for the category's ``exclude`` list; one that fires on genuine insults or complaints is working.
+``--red-lines`` runs the whole rule engine instead, each passage the agent's reply in a two-message chat, and counts
+the red-line findings (uncivil language, diversion, privacy) by rule and evidence: on answers written to help
+(``medical_dialogue_im``, ``sogou_qa``, ``alpaca_zh``) nearly every one is a false alarm.
 """
 from __future__ import annotations
 
@@ -37,9 +41,35 @@ def passages(corpus: list[str], reviews: list[str]) -> list[str]:
     return out
 
 
+def red_lines(texts: list[str], rubric, top: int, shown: int) -> None:
+    """Each passage (its first 300 characters) as the agent's reply to a neutral question; red-line findings."""
+    from qa.rules import RuleEngine
+    from qa.schema import Conversation
+    from qa.timing import compute_timing
+
+    engine = RuleEngine(rubric)
+    count: collections.Counter = collections.Counter()
+    evidence: dict = collections.defaultdict(collections.Counter)
+    example: dict = {}
+    for i, t in enumerate(texts):
+        conv = Conversation.model_validate({"id": f"p{i}", "messages": [
+            {"role": "customer", "text": "请问这个怎么样"}, {"role": "agent", "text": t[:300]}]})
+        for f in engine.check(conv, compute_timing(conv, rubric)):
+            if f.severity == "red_line":
+                count[f.rule] += 1
+                evidence[f.rule][f.evidence] += 1
+                example.setdefault((f.rule, f.evidence), t[:80])
+    print(f"{len(texts):,} passages as replies; red-line findings: {dict(count)}")
+    for rule in count:
+        print(f"== {rule}")
+        for ev, n in evidence[rule].most_common(top):
+            print(f"  {n:5d}  {ev!r:20s} {example[(rule, ev)] if shown else ''}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("categories", nargs="+", help="lexicon categories (insult, contact_app, upset, …)")
+    ap.add_argument("categories", nargs="*", help="lexicon categories (insult, contact_app, upset, …)")
+    ap.add_argument("--red-lines", action="store_true", help="each passage as an agent's reply: red-line findings")
     ap.add_argument("--corpus", nargs="*", default=[], help="folders of *.txt passages")
     ap.add_argument("--reviews", nargs="*", default=[], help="CSV files (label, review): the positive ones are read")
     ap.add_argument("--rubric", help="rubric whose lexicon is audited (default: the shipped one)")
@@ -49,7 +79,12 @@ def main() -> None:
     texts = passages(args.corpus, args.reviews)
     if not texts:
         sys.exit("no text: give --corpus FOLDER or --reviews FILE.csv")
+    if args.red_lines:
+        red_lines(texts, load_rubric(args.rubric), args.top, args.contexts)
+        return
     rubric = load_rubric(args.rubric)
+    if not args.categories:
+        sys.exit("name lexicon categories, or give --red-lines")
     lexicon = Lexicon(rubric.lexicon_data(), source=str(rubric.lexicon_file))
     unknown = [c for c in args.categories if c not in lexicon.categories]
     if unknown:
