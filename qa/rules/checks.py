@@ -360,7 +360,7 @@ def _same_question(a: str, b: str) -> bool:
 @register("unanswered_question.v1", params={
     "min_fact_chars": "count", "yes_no_question": "regexes", "yes_no_answer": "strings", "wh_question": "regexes",
     "filler_words": "regexes", "min_chars": "count", "similarity": "fraction", "answer_types": "answer_types",
-    "bare_answer": "regexes"})
+    "bare_answer": "regexes", "yes_no_beside_non_answer": "strings"})
 def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     """A question run counts as answered by a reply segment with a fact in it (or, to a yes/no question, a
     short yes or no) that the customer does not then push back on (我问的是…, 还没回答…). Only the replies up
@@ -370,6 +370,7 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
     min_fact = int(params.get("min_fact_chars", 4))
     yes_no_q = _any_of(tuple(params.get("yes_no_question", ())))
     yes_no_a = tuple(params.get("yes_no_answer", ()))
+    beside = tuple(params.get("yes_no_beside_non_answer", ()))   # 不会的亲 放心哦: read as vague_reply reads it
     wh_q = _any_of(tuple(params.get("wh_question", (r"[\s\S]",))))  # no list: every question asks a fact
     filler = _any_of(tuple(params.get("filler_words", ())))   # words that carry no fact: 这个, 一般, 都 …
     responders = ("agent",) if ctx.side(("agent",)) else AGENT_SIDE
@@ -402,7 +403,8 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
                     has_fact = not wants or any(a.search(ctx.norms[k]) for a in named)
                 elif wants and not ctx.has("nonanswer", k):
                     has_fact = any(a.search(ctx.norms[k]) for a in named)   # 明天, 3天内, m码
-                elif yes_no_a and not ctx.has("nonanswer", k) and any(map(ctx.norms[k].__contains__, yes_no_a)):
+                elif (yes_no_a and not ctx.has("nonanswer", k) and any(map(ctx.norms[k].__contains__, yes_no_a))) or (
+                        beside and ctx.has("nonanswer", k) and _yes_no_answered(ctx, k, beside, [ctx.norms[j] for j in q])):
                     if yes_no is None:  # a yes/no pattern, or a question with no wh-word (所以这样就行？)
                         yes_no = any(yes_no_q.search(ctx.norms[j]) or not wh_q.search(ctx.norms[j]) for j in q)
                     has_fact = yes_no
