@@ -495,7 +495,7 @@ def missing_greeting(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     if not agent:
         return
     # counted in runs of messages, so a reply split over several messages (请稍等 / 亲爱的 / 您好) counts once
-    first = _first_runs(ctx, agent, int(params.get("first_messages", 2)))
+    first = _flat(_replies(ctx)[:max(int(params.get("first_messages", 2)), 1)])
     if not any(ctx.has("greeting", k) for k in first):
         yield Draft("人工客服接待开始时没有问候语", first[0])
 
@@ -508,46 +508,32 @@ def missing_closing(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     last_customer = max((i for i, m in enumerate(ctx.msgs) if m.role == "customer"), default=-1)
     # what the agent said after the customer's last word, else the agent's last reply: the run of messages
     # it ends with (an export splits a reply such as 感谢理解 / 请问还有什么其他咨询的呢 over two messages)
-    tail = [k for k in agent if k > last_customer] or _last_run(ctx, agent)
+    replies = _replies(ctx)
+    tail = [k for k in agent if k > last_customer] or replies[-1]
     # a closing offer in the agent's last few messages still closes the chat when the customer answers it
     # with a short word and the agent adds a last fact ("请问还有其他可以帮您的吗" … "没有了" … "好的")
     # (counted in runs of messages, so a reply split over several messages counts once)
-    window = [k for k in _last_runs(ctx, agent, int(params.get("last_agent_messages", 1))) if k not in tail]
+    window = [k for k in _flat(replies[-max(int(params.get("last_agent_messages", 1)), 1):]) if k not in tail]
     if not any(ctx.has("closing", k) for k in tail) and not any(ctx.has("closing_offer", k) for k in window):
         yield Draft("人工客服结束时没有礼貌结束语", agent[-1])
 
 
-def _last_run(ctx: Context, agent: list[int]) -> list[int]:
-    """The agent texts of the agent's last run of messages (no customer message between them)."""
-    return _last_runs(ctx, agent, 1)
+def _replies(ctx: Context) -> list[list[int]]:
+    """The agent's texts grouped into replies: runs with no customer message between them (an export splits a
+    reply over several messages)."""
+    if "replies" not in ctx._memo:
+        out: list[list[int]] = []
+        for k in ctx.texts(("agent",)):
+            if out and not any(m.role == "customer" for m in ctx.msgs[out[-1][-1] + 1:k]):
+                out[-1].append(k)
+            else:
+                out.append([k])
+        ctx._memo["replies"] = out
+    return ctx._memo["replies"]
 
 
-def _first_runs(ctx: Context, agent: list[int], n: int) -> list[int]:
-    """The agent texts of the agent's first ``n`` runs of messages (a run: no customer message between them)."""
-    if not agent or n < 1:
-        return []
-    out, runs = agent[:1], 1
-    for k in agent[1:]:
-        if any(m.role == "customer" for m in ctx.msgs[out[-1] + 1:k]):
-            runs += 1
-            if runs > n:
-                break
-        out.append(k)
-    return out
-
-
-def _last_runs(ctx: Context, agent: list[int], n: int) -> list[int]:
-    """The agent texts of the agent's last ``n`` runs of messages (a run: no customer message between them)."""
-    if not agent or n < 1:
-        return []
-    out, runs = agent[-1:], 1
-    for k in reversed(agent[:-1]):
-        if any(m.role == "customer" for m in ctx.msgs[k + 1:out[0]]):
-            runs += 1
-            if runs > n:
-                break
-        out.insert(0, k)
-    return out
+def _flat(runs: list[list[int]]) -> list[int]:
+    return [k for run in runs for k in run]
 
 
 @register("slow_first_response.v1", params={"clock": "clock", "seconds": "seconds"})
