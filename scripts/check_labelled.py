@@ -6,6 +6,7 @@ Prints per-file counts and the level distribution; exits 1 on any problem.
 import collections
 import datetime as dt
 import json
+import os
 import sys
 
 DIMS = ("attitude", "etiquette", "professionalism", "clarity")
@@ -103,7 +104,14 @@ def check_turns(msgs, turns):
     return errs
 
 
-def main(paths):
+def main(argv):
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("files", nargs="+", metavar="FILE.jsonl")
+    paths = ap.parse_args(argv).files
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        ap.error(f"no such file: {', '.join(missing)}")
     ok = True
     ids = set()
     for path in paths:

@@ -51,6 +51,13 @@ def check_row(row: dict, text: dict | None) -> list[str]:
 
 
 def main(paths: list[str]) -> int:
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("files", nargs="*", metavar="FILE", help="label files (default: every labels_*.jsonl)")
+    paths = ap.parse_args(paths).files
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        ap.error(f"no such file: {', '.join(missing)}")
     folder = ROOT / "data" / "labelled" / "real"
     paths = paths or sorted(str(p) for p in folder.glob("labels_*.jsonl"))
     cache = Path(os.environ.get("QA_CACHE", Path.home() / ".cache" / "qa"))

@@ -7,6 +7,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("check_labelled", ROOT / "scripts" / "check_labelled.py")
 check_labelled = importlib.util.module_from_spec(spec)
@@ -17,6 +19,12 @@ def test_every_shipped_labelled_file_passes_the_checker(capsys):
     files = sorted(str(p) for p in (ROOT / "data" / "labelled").glob("*/*.jsonl") if "real" not in p.parts)
     assert len(files) >= 17
     assert check_labelled.main(files) == 0, capsys.readouterr().out
+
+
+def test_checker_names_a_missing_file_without_a_traceback(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        check_labelled.main([str(tmp_path / "nope.jsonl")])
+    assert e.value.code == 2 and "no such file" in capsys.readouterr().err
 
 
 def test_turn_labels_must_point_at_messages_of_their_side():
@@ -64,3 +72,9 @@ def test_real_label_rows_are_checked_alone_and_against_their_text():
     assert check_real_labels.check_row(row, text) == []
     messages[row["turns"]["agent"][0]["i"]]["role"] = "customer"              # the labels now miss their side
     assert any("is not a message of the agent side" in e for e in check_real_labels.check_row(row, text))
+
+
+def test_real_checker_names_a_missing_file_without_a_traceback(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        check_real_labels.main([str(tmp_path / "nope.jsonl")])
+    assert e.value.code == 2 and "no such file" in capsys.readouterr().err
