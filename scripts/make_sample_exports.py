@@ -44,6 +44,8 @@ def rows_for(convs, profile):
 
 
 def main() -> None:
+    import argparse
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()   # --help only: it takes no arguments
     convs = [c for c in read_path(SAMPLES / "samples.jsonl") if hasattr(c, "messages")]
     for platform, (pname, fname, enc) in TARGETS.items():
         header, rows = rows_for([c for c in convs if c.platform == platform], shipped_profiles()[pname])
