@@ -71,9 +71,11 @@ def refit(model: Path, flags: list[str], add: list[str]) -> tuple[TurnFlags, lis
     turns = {f: rubric.model_flags[f].turn for f in flags}
     new = TurnFlags.fit(own + extra, ridge.projection, turns, focus=old.focus)   # frozen models read it too
     frozen = {**{f: old.models[f] for f in flags if f in old.models}, **old.frozen}   # the first fit stays frozen
+    before = [*old.info.get("refits_before", []), *([old.info["refit"]] if "refit" in old.info else [])]
     info = {**old.info, "turns": {**old.info.get("turns", {}), **new.info.get("turns", {})},
             "refit": {"flags": flags, "added": add, "chats": len(own) + len(extra),
-                      "date": dt.date.today().isoformat()}}
+                      "date": dt.date.today().isoformat()},
+            "refits_before": before}   # what earlier refits fitted and chose, oldest first
     return TurnFlags(ridge.projection, {**old.models, **new.models}, info, old.thresholds, old.thresholds_real,
                      new.focus, frozen), dev_ex
 
