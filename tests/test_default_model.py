@@ -99,3 +99,26 @@ def test_eval_scores_rule_flags_like_the_bench_and_grade_combine_them(tmp_path):
         assert m["f1"] == (2 * tp / (sum(fired) + sum(gold)) if sum(fired) + sum(gold) else None), rule
     micro = flags["systems"]["rules+model"]["micro"]
     assert micro["f1"] >= flags["systems"]["rules"]["micro"]["f1"] - 0.05 and micro["gold"] > 0
+
+
+def test_default_model_raises_questions_answered_with_a_pitch_and_not_short_complete_answers():
+    """Written for this check (session 35, `tests/data/unanswered_cases.jsonl`): a question met with a sales pitch or
+    a selling point in place of the fact (ua-*) is an unanswered question, found by the model where the rules see a
+    reply with facts in it; short complete answers, two facts in one reply and a hold line followed by the answer
+    (ok-*) are not. As `qa grade` combines them: the rules' findings plus the model's raised flags."""
+    from qa.analysis import analyse
+    from qa.grader import Grader
+    from qa.model.predict import Classifier
+    from qa.rubric import load_rubric
+    from qa.rules import RuleEngine
+    rubric = load_rubric()
+    engine = RuleEngine(rubric)
+    convs = list(read_path(ROOT / "tests" / "data" / "unanswered_cases.jsonl"))
+    assert len(convs) == 6
+    grader = Grader(rubric, engine=engine, classifier=Classifier(ROOT / "models" / "default"))
+    analyses = [analyse(c, rubric, engine) for c in convs]
+    for conv, a, p in zip(convs, analyses, grader.predict(convs, analyses)):
+        found = [f for f in grader.with_model_flags(conv, a, p).findings if f.rule == "unanswered_question"]
+        assert bool(found) == conv.id.startswith("ua-"), (conv.id, found, p.flags["unanswered_question"])
+        if found:   # the evidence is the customer's question
+            assert conv.messages[found[0].message].role == "customer", (conv.id, found[0].message)
