@@ -217,3 +217,10 @@ def test_the_card_says_how_turn_models_vote():
     line = _turn_line(refit, {"vague_reply": {"threshold": 0.6}}, {"vague_reply": 0.4})
     assert "threshold 0.4)" in line and "dev split chose" not in line
     assert "refitted on 2026-12-06" in line and "chosen on dev, probe.jsonl" in line and "structure part" in line
+    # a later refit of another flag (session 35): the earlier one stays on the card, with its flag's threshold
+    later = {**refit, "refit": {"flags": ["unanswered_question"], "added": ["b.jsonl"], "chats": 30, "date": "2026-12-07",
+                                "thresholds": {"chosen_on": ["dev"], "unanswered_question": {"threshold": 0.45}}},
+             "refits_before": [refit["refit"]]}
+    line = _turn_line(later, {"vague_reply": {"threshold": 0.6}}, {"vague_reply": 0.4})
+    assert "threshold 0.4)" in line and "dev split chose" not in line
+    assert "`vague_reply` was refitted on 2026-12-06" in line and "`unanswered_question` was refitted on 2026-12-07" in line

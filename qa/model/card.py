@@ -189,7 +189,8 @@ def _turn_line(info: dict | None, dev: dict | None, used: dict | None = None) ->
     ``turnflags.json`` (they win over the dev split's choice)."""
     if not info or not info.get("turns"):
         return None
-    rechosen = set((info.get("refit") or {}).get("thresholds") or {}) - {"chosen_on"}
+    refits = [r for r in (*info.get("refits_before", []), info.get("refit")) if r]   # scripts/refit_turnflags.py
+    rechosen = {f for r in refits for f in (r.get("thresholds") or {})} - {"chosen_on"}
     dev = {f: v for f, v in (dev or {}).items() if f not in rechosen}   # the training run's choice is gone
     each = "; ".join(f"`{f}` ({v['rows']} labelled messages, {v['positive']} positive; {_threshold(f, dev, used)})"
                      for f, v in info["turns"].items())
@@ -200,15 +201,17 @@ def _turn_line(info: dict | None, dev: dict | None, used: dict | None = None) ->
         src, rule = (f"the turn labels of the same chats and of {info.get('extra_chats')} other training chats "
                      "(`--turns-on`)", "A flag is raised when the rules find it or when the mean of the network's "
                      "and the turn model's probabilities reaches the threshold (1.01: the rules alone).")
-    refit = info.get("refit")
-    if refit:   # scripts/refit_turnflags.py
+    for refit in refits:   # oldest first
         ths = refit.get("thresholds") or {}   # each refit records what chose its flags' thresholds
         per_flag = [c for v in ths.values() if isinstance(v, dict) for c in v.get("chosen_on", [])]
         chosen = list(dict.fromkeys([*(ths.get("chosen_on") or []), *per_flag]))
-        rule += (f" {', '.join(f'`{f}`' for f in refit['flags'])} were refitted on {refit['date']} "
+        rule += (f" {', '.join(f'`{f}`' for f in refit['flags'])} {'was' if len(refit['flags']) == 1 else 'were'} "
+                 f"refitted on {refit['date']} "
                  f"(`scripts/refit_turnflags.py`, {refit['chats']} chats with {len(refit['added'])} added files"
                  + (f"; thresholds chosen on {', '.join(chosen)}" if chosen else "")
-                 + "); the ridge channel's structure part still reads the models it was fitted on.")
+                 + ").")
+    if refits:
+        rule += " The ridge channel's structure part still reads the models it was fitted on."
     head = info.get("head_refit")
     if head:   # scripts/refit_flag_head.py
         rule += (f" The network's own head and n-gram column for {', '.join(f'`{f}`' for f in head['flags'])} were "
