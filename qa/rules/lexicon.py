@@ -110,6 +110,7 @@ class Lexicon:
                 if phrases:
                     self.matcher.add(key, [self._doc(str(p).lower()) for p in phrases])
                     self._labels[self.vocab.strings[key]] = key
+        self._regexes = tuple((name, *r) for name, cat in self.categories.items() for r in cat.regexes)
 
     def _doc(self, text: str):
         """One token per character, built from cached orth ids: no tokenizer and no string hashing per char
@@ -142,20 +143,20 @@ class Lexicon:
                 i = bisect.bisect_right(starts, s) - 1
                 raw[self._labels[match_id]].append((i, s - starts[i], e - starts[i]))
         present = set(joined)
-        for name, cat in self.categories.items():
-            for rx, needs, literal in cat.regexes:
-                if (literal and literal not in joined) or (needs and needs.isdisjoint(present)):
-                    continue  # a text every match holds is not there: skip the (slower) regex
-                for m in rx.finditer(joined):
-                    i = bisect.bisect_right(starts, m.start()) - 1
-                    if m.end() <= starts[i] + len(parts[i]):  # within one message
-                        raw[name].append((i, m.start() - starts[i], m.end() - starts[i]))
+        for name, rx, needs, literal in self._regexes:
+            if (literal and literal not in joined) or (needs and needs.isdisjoint(present)):
+                continue  # a text every match holds is not there: skip the (slower) regex
+            for m in rx.finditer(joined):
+                i = bisect.bisect_right(starts, m.start()) - 1
+                if m.end() <= starts[i] + len(parts[i]):  # within one message
+                    raw[name].append((i, m.start() - starts[i], m.end() - starts[i]))
         hits: dict[str, list[Hit]] = {}
         for name, found in raw.items():
             cat = self.categories.get(name)
             if cat is None:  # an "!exclude" list
                 continue
-            excl = _Spans(raw.get(name + "!exclude"))
+            excluded = raw.get(name + "!exclude")
+            excl = _Spans(excluded) if excluded else None
             neg = _by_message(raw.get(cat.negated_by)) if cat.negated_by else {}
             kept = []
             for i, s, e in sorted(set(found)):
