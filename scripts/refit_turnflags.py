@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from qa.model.data import load_examples, matches, split_by_ids  # noqa: E402
 from qa.model.flags import add_flag_votes, add_veto_votes, best_threshold, flag_targets  # noqa: E402
 from qa.model.ridge import RidgeChannel  # noqa: E402
-from qa.model.turnflags import TurnFlags  # noqa: E402
+from qa.model.turnflags import BLOCKS, TurnFlags  # noqa: E402
 from qa.rubric import load_rubric  # noqa: E402
 from qa.rules import RuleEngine  # noqa: E402
 from qa.timing import compute_timing  # noqa: E402
@@ -55,8 +55,10 @@ def examples(model: Path, add: list[str]) -> tuple[dict, object, list, list]:
     return targs, rubric, train_ex, dev_ex
 
 
-def refit(model: Path, flags: list[str], add: list[str]) -> tuple[TurnFlags, list]:
-    """The model's turn flags with ``flags`` refitted (the old ones frozen), and its dev examples."""
+def refit(model: Path, flags: list[str], add: list[str], refocus: bool = False) -> tuple[TurnFlags, list]:
+    """The model's turn flags with ``flags`` refitted (the old ones frozen), and its dev examples. ``refocus``: fit
+    the focus vocabulary of the refitted flags' side again, on its turn-labelled messages (``add``'s too), when no
+    other model reads it."""
     targs, rubric, train_ex, dev_ex = examples(model, add)
     own = [e.conv for e in train_ex if any(matches(e.source, p) for p in targs["ridge_on"])]
     seen = {id(c) for c in own}
@@ -69,12 +71,23 @@ def refit(model: Path, flags: list[str], add: list[str]) -> tuple[TurnFlags, lis
         sys.exit(f"--flags: {', '.join(unknown)}: not a model flag with a turn label in {model}'s rubric "
                  f"(these are: {', '.join(f for f, m in rubric.model_flags.items() if m.turn)})")
     turns = {f: rubric.model_flags[f].turn for f in flags}
-    new = TurnFlags.fit(own + extra, ridge.projection, turns, focus=old.focus)   # frozen models read it too
+    focus = dict(old.focus)   # kept: frozen and other models read it
+    if refocus:
+        sides = {turns[f].partition(".")[0] for f in flags}
+        n_blocks = len(BLOCKS) * len(ridge.projection.vec.vocabulary_)
+        readers = [f"{f} ({kind})" for kind, models in (("model", old.models), ("frozen", old.frozen))
+                   for f, m in models.items() if m["role"] in sides and len(m["coef"]) - len(m["mean"]) > n_blocks
+                   and not (kind == "model" and f in flags)]
+        if readers:
+            sys.exit(f"--refocus: {', '.join(readers)} also read the {'/'.join(sorted(sides))} focus vocabulary; "
+                     "refit them too (--flags) or keep the vocabulary")
+        focus = {role: vec for role, vec in focus.items() if role not in sides}
+    new = TurnFlags.fit(own + extra, ridge.projection, turns, focus=focus)
     frozen = {**{f: old.models[f] for f in flags if f in old.models}, **old.frozen}   # the first fit stays frozen
     before = [*old.info.get("refits_before", []), *([old.info["refit"]] if "refit" in old.info else [])]
     info = {**old.info, "turns": {**old.info.get("turns", {}), **new.info.get("turns", {})},
             "refit": {"flags": flags, "added": add, "chats": len(own) + len(extra),
-                      "date": dt.date.today().isoformat()},
+                      "date": dt.date.today().isoformat(), **({"refocused": True} if refocus else {})},
             "refits_before": before}   # what earlier refits fitted and chose, oldest first
     return TurnFlags(ridge.projection, {**old.models, **new.models}, info, old.thresholds, old.thresholds_real,
                      new.focus, frozen), dev_ex
@@ -197,6 +210,10 @@ def main() -> None:
     ap.add_argument("--vetoes", action="store_true",
                     help="refit nothing: choose FLAG's veto on rule findings the model did not raise (config.json "
                          "flag_vetoes) instead of its threshold")
+    ap.add_argument("--refocus", action="store_true",
+                    help="fit the refitted flags' side's focus vocabulary (the message's own n-grams) again, on the "
+                         "turn-labelled messages with --add's: new words get columns (refused while a model not "
+                         "refitted reads that vocabulary)")
     a = ap.parse_args()
     out = a.out or a.model
     if a.vetoes:
@@ -211,7 +228,7 @@ def main() -> None:
     if a.thresholds_only:
         dev_ex = examples(a.model, [])[3]
     else:
-        flags, dev_ex = refit(a.model, a.flags, a.add)
+        flags, dev_ex = refit(a.model, a.flags, a.add, a.refocus)
     if out != a.model:
         shutil.copytree(a.model, out, dirs_exist_ok=True)
     if not a.thresholds_only:

@@ -97,13 +97,15 @@ def off_platform_diversion(ctx: Context, params: dict[str, Any]) -> Iterator[Dra
 def privacy_leak(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     need = [h.message for h in ctx.hits.get("privacy_need", ())]  # 专票, 清关, 提现 …
     for i in ctx.texts(AGENT_SIDE):
+        # a message that refuses or warns (不能透露, 不需要提供, 请撤回) names the data it will not ask for or give
+        safe = ctx.has("privacy_safe", i)
         # a need raised before or with the ask — not one made up afterwards, nor the customer's objection to it
-        if not any(k <= i for k in need):
+        if not safe and not any(k <= i for k in need):
             for h in ctx.hits_in("privacy_ask", i):
                 yield hit_draft(h, "客服索要非必要的敏感信息")
         for h in ctx.hits_in("privacy_never", i):
             yield hit_draft(h, "客服索要密码、验证码等任何情况下都不该提供的信息")
-        for h in ctx.hits_in("privacy_reveal", i):
+        for h in ctx.hits_in("privacy_reveal", i) if not safe else ():
             yield hit_draft(h, "客服泄露他人或敏感信息")
         if ctx.has("privacy_reveal", i) or _someone_elses(ctx, i):
             for c in _PERSONAL:
