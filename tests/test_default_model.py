@@ -122,3 +122,31 @@ def test_default_model_raises_questions_answered_with_a_pitch_and_not_short_comp
         assert bool(found) == conv.id.startswith("ua-"), (conv.id, found, p.flags["unanswered_question"])
         if found:   # the evidence is the customer's question
             assert conv.messages[found[0].message].role == "customer", (conv.id, found[0].message)
+
+
+def test_default_model_finds_mockery_and_data_asks_and_spares_civil_replies_and_needed_data():
+    """Written for this check (session 36, `tests/data/civility_privacy_cases.jsonl`): an agent who mocks the customer's
+    small order (unc-3: found by the model alone) or blames them with a rude emoji (unc-2), and one who reveals a prize
+    winner's phone and address or asks for a login password or a spouse's ID (priv-*) raise the flag; an apology to an
+    angry customer, a husky's coat size, a train ticket's legal real-name and a customer told to withdraw the ID they
+    sent (ok-*) raise neither. As `qa grade` combines them: the rules' findings plus the model's raised flags."""
+    from qa.analysis import analyse
+    from qa.grader import Grader
+    from qa.model.predict import Classifier
+    from qa.rubric import load_rubric
+    from qa.rules import RuleEngine
+    rubric = load_rubric()
+    engine = RuleEngine(rubric)
+    convs = list(read_path(ROOT / "tests" / "data" / "civility_privacy_cases.jsonl"))
+    assert len(convs) == 9
+    grader = Grader(rubric, engine=engine, classifier=Classifier(ROOT / "models" / "default"))
+    analyses = [analyse(c, rubric, engine) for c in convs]
+    for conv, a, p in zip(convs, analyses, grader.predict(convs, analyses)):
+        found = {f.rule: f for f in grader.with_model_flags(conv, a, p).findings
+                 if f.rule in ("uncivil_language", "privacy_leak")}
+        want = {"unc": {"uncivil_language"}, "priv": {"privacy_leak"}, "ok": set()}[conv.id.split("-")[0]]
+        assert set(found) == want, (conv.id, found)
+        for f in found.values():   # the evidence is the agent's message
+            assert conv.messages[f.message].role == "agent", (conv.id, f.message)
+    unc3 = next(i for i, c in enumerate(convs) if c.id == "unc-3")
+    assert not any(f.rule == "uncivil_language" for f in analyses[unc3].findings)   # the rules alone miss it

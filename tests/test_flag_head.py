@@ -164,3 +164,33 @@ def test_thresholds_only_moves_a_threshold_and_nothing_else(tmp_path, monkeypatc
     assert after["thresholds"]["uncivil_language"] == chosen["threshold"] and chosen["chosen_on"] == ["dev"]
     assert chosen["chats"] == 40   # the dev split of the model's (here: one file's) training chats
     assert after["info"]["refit"]["flags"] == before["info"]["refit"]["flags"]   # what was refitted before stays said
+
+
+def test_refocus_fits_the_agent_vocabulary_again_only_when_no_other_model_reads_it(tmp_path):
+    """``refit_turnflags.py --refocus``: n-grams of the added chats (a new batch's insults) get focus
+    columns; the customer side's vocabulary and every model not refitted stay as they were; and a refit that would
+    leave a model reading the old vocabulary (privacy_leak beside uncivil_language) is refused."""
+    import refit_turnflags
+    hand = ROOT / "data/labelled/hand"
+    model = _model_on(tmp_path, [str(hand / "train_hand-a.jsonl")])
+    add = [str(hand / "train_hand-cc.jsonl"), str(hand / "train_hand-cf.jsonl")]
+    with pytest.raises(SystemExit, match="privacy_leak"):
+        refit_turnflags.refit(model, ["uncivil_language"], add, refocus=True)
+    old = Classifier(model).ridge.turn_flags
+    new, _ = refit_turnflags.refit(model, ["uncivil_language", "privacy_leak"], add, refocus=True)
+    before, after = old.focus["agent"].vocabulary_, new.focus["agent"].vocabulary_
+    agent_text = "\n".join(m.norm for f in add for c in read_path(f) for m in c.messages
+                           if m.role == "agent" and m.text)
+    novel = set(after) - set(before)   # fitted here on the added chats alone: each new n-gram is theirs
+    assert len(novel) > 100 and all(g in agent_text for g in novel)
+    assert new.focus["customer"].vocabulary_ == old.focus["customer"].vocabulary_
+    assert np.array_equal(new.focus["customer"].idf_, old.focus["customer"].idf_)
+    for f, m in [*((f, new.models[f]) for f in ("vague_reply", "unanswered_question")),
+                 *((f"frozen {f}", new.frozen[f]) for f in new.frozen)]:
+        o = old.frozen[f.split()[-1]] if f.startswith("frozen") else old.models[f]
+        assert np.array_equal(m["coef"], o["coef"]) and m["bias"] == o["bias"], f
+    assert new.info["refit"]["refocused"] is True and new.info["refit"]["flags"] == ["uncivil_language", "privacy_leak"]
+    chats = list(read_path(str(hand / "train_hand-cc.jsonl")))
+    probs = new.chat_probs(chats)["uncivil_language"][0]
+    gold = np.array([any("uncivil_language" in r["rules"] for r in c.labels["reviews"]) for c in chats])
+    assert probs[gold].mean() > probs[~gold].mean() + 0.4   # chats it was fitted on: a plain sanity bound
