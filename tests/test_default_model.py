@@ -101,11 +101,9 @@ def test_eval_scores_rule_flags_like_the_bench_and_grade_combine_them(tmp_path):
     assert micro["f1"] >= flags["systems"]["rules"]["micro"]["f1"] - 0.05 and micro["gold"] > 0
 
 
-def test_default_model_raises_questions_answered_with_a_pitch_and_not_short_complete_answers():
-    """Written for this check (session 35, `tests/data/unanswered_cases.jsonl`): a question met with a sales pitch or
-    a selling point in place of the fact (ua-*) is an unanswered question, found by the model where the rules see a
-    reply with facts in it; short complete answers, two facts in one reply and a hold line followed by the answer
-    (ok-*) are not. As `qa grade` combines them: the rules' findings plus the model's raised flags."""
+def _graded_cases(name: str):
+    """The chats of ``tests/data/NAME`` with the rules' findings alone and, as ``qa grade`` combines them, the rules'
+    findings plus the default model's raised flags: (conversation, rules' findings, combined findings, prediction)."""
     from qa.analysis import analyse
     from qa.grader import Grader
     from qa.model.predict import Classifier
@@ -113,12 +111,22 @@ def test_default_model_raises_questions_answered_with_a_pitch_and_not_short_comp
     from qa.rules import RuleEngine
     rubric = load_rubric()
     engine = RuleEngine(rubric)
-    convs = list(read_path(ROOT / "tests" / "data" / "unanswered_cases.jsonl"))
-    assert len(convs) == 6
+    convs = list(read_path(ROOT / "tests" / "data" / name))
     grader = Grader(rubric, engine=engine, classifier=Classifier(ROOT / "models" / "default"))
     analyses = [analyse(c, rubric, engine) for c in convs]
-    for conv, a, p in zip(convs, analyses, grader.predict(convs, analyses)):
-        found = [f for f in grader.with_model_flags(conv, a, p).findings if f.rule == "unanswered_question"]
+    return [(c, a.findings, grader.with_model_flags(c, a, p).findings, p)
+            for c, a, p in zip(convs, analyses, grader.predict(convs, analyses))]
+
+
+def test_default_model_raises_questions_answered_with_a_pitch_and_not_short_complete_answers():
+    """Written for this check (session 35, `tests/data/unanswered_cases.jsonl`): a question met with a sales pitch or
+    a selling point in place of the fact (ua-*) is an unanswered question, found by the model where the rules see a
+    reply with facts in it; short complete answers, two facts in one reply and a hold line followed by the answer
+    (ok-*) are not. As `qa grade` combines them: the rules' findings plus the model's raised flags."""
+    cases = _graded_cases("unanswered_cases.jsonl")
+    assert len(cases) == 6
+    for conv, _, findings, p in cases:
+        found = [f for f in findings if f.rule == "unanswered_question"]
         assert bool(found) == conv.id.startswith("ua-"), (conv.id, found, p.flags["unanswered_question"])
         if found:   # the evidence is the customer's question
             assert conv.messages[found[0].message].role == "customer", (conv.id, found[0].message)
@@ -130,23 +138,13 @@ def test_default_model_finds_mockery_and_data_asks_and_spares_civil_replies_and_
     winner's phone and address or asks for a login password or a spouse's ID (priv-*) raise the flag; an apology to an
     angry customer, a husky's coat size, a train ticket's legal real-name and a customer told to withdraw the ID they
     sent (ok-*) raise neither. As `qa grade` combines them: the rules' findings plus the model's raised flags."""
-    from qa.analysis import analyse
-    from qa.grader import Grader
-    from qa.model.predict import Classifier
-    from qa.rubric import load_rubric
-    from qa.rules import RuleEngine
-    rubric = load_rubric()
-    engine = RuleEngine(rubric)
-    convs = list(read_path(ROOT / "tests" / "data" / "civility_privacy_cases.jsonl"))
-    assert len(convs) == 9
-    grader = Grader(rubric, engine=engine, classifier=Classifier(ROOT / "models" / "default"))
-    analyses = [analyse(c, rubric, engine) for c in convs]
-    for conv, a, p in zip(convs, analyses, grader.predict(convs, analyses)):
-        found = {f.rule: f for f in grader.with_model_flags(conv, a, p).findings
-                 if f.rule in ("uncivil_language", "privacy_leak")}
+    cases = _graded_cases("civility_privacy_cases.jsonl")
+    assert len(cases) == 9
+    for conv, rules_alone, findings, _ in cases:
+        found = {f.rule: f for f in findings if f.rule in ("uncivil_language", "privacy_leak")}
         want = {"unc": {"uncivil_language"}, "priv": {"privacy_leak"}, "ok": set()}[conv.id.split("-")[0]]
         assert set(found) == want, (conv.id, found)
         for f in found.values():   # the evidence is the agent's message
             assert conv.messages[f.message].role == "agent", (conv.id, f.message)
-    unc3 = next(i for i, c in enumerate(convs) if c.id == "unc-3")
-    assert not any(f.rule == "uncivil_language" for f in analyses[unc3].findings)   # the rules alone miss it
+        if conv.id == "unc-3":   # the rules alone miss it
+            assert not any(f.rule == "uncivil_language" for f in rules_alone)
