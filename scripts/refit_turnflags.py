@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from qa.model.data import load_examples, matches, split_by_ids  # noqa: E402
 from qa.model.flags import add_flag_votes, add_veto_votes, best_threshold, flag_targets  # noqa: E402
 from qa.model.ridge import RidgeChannel  # noqa: E402
-from qa.model.turnflags import BLOCKS, TurnFlags  # noqa: E402
+from qa.model.turnflags import TurnFlags  # noqa: E402
 from qa.rubric import load_rubric  # noqa: E402
 from qa.rules import RuleEngine  # noqa: E402
 from qa.timing import compute_timing  # noqa: E402
@@ -74,10 +74,7 @@ def refit(model: Path, flags: list[str], add: list[str], refocus: bool = False) 
     focus = dict(old.focus)   # kept: frozen and other models read it
     if refocus:
         sides = {turns[f].partition(".")[0] for f in flags}
-        n_blocks = len(BLOCKS) * len(ridge.projection.vec.vocabulary_)
-        readers = [f"{f} ({kind})" for kind, models in (("model", old.models), ("frozen", old.frozen))
-                   for f, m in models.items() if m["role"] in sides and len(m["coef"]) - len(m["mean"]) > n_blocks
-                   and not (kind == "model" and f in flags)]
+        readers = [f for side in sorted(sides) for f in old.focus_readers(side) if f not in flags]
         if readers:
             sys.exit(f"--refocus: {', '.join(readers)} also read the {'/'.join(sorted(sides))} focus vocabulary; "
                      "refit them too (--flags) or keep the vocabulary")

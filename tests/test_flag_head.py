@@ -177,6 +177,8 @@ def test_refocus_fits_the_agent_vocabulary_again_only_when_no_other_model_reads_
     with pytest.raises(SystemExit, match="privacy_leak"):
         refit_turnflags.refit(model, ["uncivil_language"], add, refocus=True)
     old = Classifier(model).ridge.turn_flags
+    assert set(old.focus_readers("agent")) == {"uncivil_language", "privacy_leak"}   # the frozen first fits read none
+    assert set(old.focus_readers("customer")) == {"unanswered_question"}
     new, _ = refit_turnflags.refit(model, ["uncivil_language", "privacy_leak"], add, refocus=True)
     before, after = old.focus["agent"].vocabulary_, new.focus["agent"].vocabulary_
     agent_text = "\n".join(m.norm for f in add for c in read_path(f) for m in c.messages

@@ -138,6 +138,13 @@ class TurnFlags:
             out[role] = (rows, sparse.hstack([x[idx[:, b]] for b in range(len(BLOCKS))] + own).tocsr(), d)
         return out
 
+    def focus_readers(self, role: str) -> list[str]:
+        """The models (``frozen:FLAG`` for a frozen one) that read ``role``'s focus vocabulary: those with more sparse
+        columns than the four blocks' n-grams. A refit that fits the vocabulary again must refit them all."""
+        blocks = len(BLOCKS) * len(self.projection.vec.vocabulary_)
+        models = {**self.models, **{f"frozen:{f}": m for f, m in self.frozen.items()}}
+        return [f for f, m in models.items() if m["role"] == role and len(m["coef"]) - len(m["mean"]) > blocks]
+
     def chat_probs(self, convs: Sequence[Conversation]) -> dict[str, tuple[np.ndarray, list[int | None]]]:
         """Flag → ([n] probability of the chat's likeliest message, [n] that message's index or None)."""
         return self.both_probs(convs)[0]

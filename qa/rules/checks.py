@@ -105,9 +105,10 @@ def privacy_leak(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
                 yield hit_draft(h, "客服索要非必要的敏感信息")
         for h in ctx.hits_in("privacy_never", i):
             yield hit_draft(h, "客服索要密码、验证码等任何情况下都不该提供的信息")
-        for h in ctx.hits_in("privacy_reveal", i) if not safe else ():
+        reveal = not safe and ctx.has("privacy_reveal", i)
+        for h in ctx.hits_in("privacy_reveal", i) if reveal else ():
             yield hit_draft(h, "客服泄露他人或敏感信息")
-        if ctx.has("privacy_reveal", i) or _someone_elses(ctx, i):
+        if reveal or _someone_elses(ctx, i):
             for c in _PERSONAL:
                 for h in ctx.hits_in(c, i):
                     if c != "contact_number" or _phone_like(ctx, i, h):
