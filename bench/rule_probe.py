@@ -4,6 +4,10 @@ data/probe/README.md).
 
     python bench/rule_probe.py data/probe/uncivil.jsonl uncivil_language [--model models/default] [--show [--half odd]]
 
+With ``--model`` the findings are the grading core's (``qa.grader.Grader.with_model_flags``, as ``qa grade`` and
+``bench/rules_vs_labels.py`` make them): the model's raised flags added and the model's vetoes on rule findings
+applied. Before session 37 this script left the vetoes out.
+
 A probe line: {"id": "u-001", "label": true, "messages": [["customer", "…"], ["agent", "…"]], "note": "why"}.
 """
 
@@ -17,10 +21,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from qa.analysis import analyse  # noqa: E402
+from qa.grader import Grader  # noqa: E402
 from qa.rubric import load_rubric  # noqa: E402
 from qa.rules import RuleEngine  # noqa: E402
 from qa.schema import Conversation  # noqa: E402
-from qa.timing import compute_timing  # noqa: E402
 
 T0 = dt.datetime(2026, 5, 1, 10, 0, 0)
 
@@ -36,6 +41,19 @@ def probes(path: str) -> list[tuple[Conversation, bool, str]]:
     return out
 
 
+def findings(convs: list[Conversation], model: str | None = None) -> list[tuple]:
+    """Each chat's findings: the rule checks' alone, or with ``model`` the grading core's (the model's raised flags
+    added, its vetoes applied), as ``qa grade`` reports them."""
+    rubric = load_rubric()
+    engine = RuleEngine(rubric)
+    analyses = [analyse(c, rubric, engine) for c in convs]
+    if model:
+        from qa.model.predict import Classifier
+        grader = Grader(rubric, engine=engine, classifier=Classifier(model))
+        analyses = [grader.with_model_flags(c, x, p) for c, x, p in zip(convs, analyses, grader.predict(convs, analyses))]
+    return [x.findings for x in analyses]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("file")
@@ -44,18 +62,8 @@ def main() -> None:
     ap.add_argument("--show", action="store_true", help="print each miss and false alarm")
     ap.add_argument("--half", choices=("odd", "even"), help="with --show: print only this half's ids (keep the other unread)")
     a = ap.parse_args()
-    rubric = load_rubric()
-    engine = RuleEngine(rubric)
     items = probes(a.file)
-    convs = [c for c, _, _ in items]
-    timings = [compute_timing(c, rubric) for c in convs]
-    findings = [engine.check(c, t) for c, t in zip(convs, timings)]
-    if a.model:
-        from qa.model.predict import Classifier
-        from qa.rules.combine import combine
-        preds = Classifier(a.model).predict_all(convs, findings=findings, timings=timings)
-        findings = [combine(f, p.raised, rubric, c, engine) for f, p, c in zip(findings, preds, convs)]
-    found = [[f for f in fs if f.rule == a.rule] for fs in findings]
+    found = [[f for f in fs if f.rule == a.rule] for fs in findings([c for c, _, _ in items], a.model)]
     print(f"{Path(a.file).name}: {a.rule}, " + ("rules + model " + a.model if a.model else "rules only"))
     for half, odd in (("odd ids", 1), ("even ids", 0), ("all", None)):
         sel = [(f, label) for (c, label, _), f in zip(items, found)

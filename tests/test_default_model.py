@@ -148,3 +148,27 @@ def test_default_model_finds_mockery_and_data_asks_and_spares_civil_replies_and_
             assert conv.messages[f.message].role == "agent", (conv.id, f.message)
         if conv.id == "unc-3":   # the rules alone miss it
             assert not any(f.rule == "uncivil_language" for f in rules_alone)
+
+
+def test_rule_probe_bench_counts_the_findings_grade_writes(tmp_path):
+    """``bench/rule_probe.py --model`` scores the findings ``qa grade`` writes: the model's raised flags added and its
+    vetoes applied (before session 37 it left the vetoes out and counted rule findings the grade drops)."""
+    import json
+
+    from bench.rule_probe import findings, probes
+    from qa.grader import Grader, GradeSettings
+    chats = [[["customer", "背包能放下15寸电脑吗"], ["agent", "容量挺大的呢 背着很舒服的"]],
+             [["customer", "这款拖鞋防滑吗"], ["agent", "穿着很舒服的"]],
+             [["customer", "这个锅能上电磁炉吗"], ["agent", "亲 做饭很方便的哦"]],
+             [["customer", "耳机续航几个小时"], ["agent", "单次6小时 加充电仓一共24小时"]],
+             [["customer", "这床垫多厚"], ["agent", "以页面为准哦"]]]
+    path = tmp_path / "probe.jsonl"
+    path.write_text("".join(json.dumps({"id": f"t-{k:03d}", "label": k != 3, "messages": m}, ensure_ascii=False) + "\n"
+                            for k, m in enumerate(chats)), encoding="utf-8")
+    convs = [c for c, _, _ in probes(str(path))]
+    graded = Grader.from_settings(GradeSettings(messages=False)).grade_batch(convs)
+    got = findings(convs, str(ROOT / "models" / "default"))
+    assert [sorted(f.rule for f in fs) for fs in got] == [sorted(f["rule"] for f in g.findings) for g in graded]
+    rules_alone = findings(convs)
+    vague = [[any(f.rule == "vague_reply" for f in fs) for fs in x] for x in (rules_alone, got)]
+    assert vague[0] != vague[1], "no vetoed rule finding left in these chats: the test no longer tells the two apart"
