@@ -200,6 +200,15 @@ def test_sha256_mismatch_is_an_error(monkeypatch):
     ("【抖音商城】https://v.douyin.com/iRNBmXyZ/ 长按复制此条消息，打开抖音搜索，查看商品详情！", "product_card"),
     ("￥AbCd1234￥ 打开👉手机淘宝👈即可查看「纯棉四件套」", "product_card"),
     ("https://item.taobao.com/item.htm?id=6723412345 这个", "product_card"),
+    # the Taobao app's own share text keeps a space before its second instruction; Pinduoduo, Kuaishou, TikTok links
+    ("【淘宝】https://m.tb.cn/h.5Xyz12Ab?tk=AbCdEfGh 「2024新款纯棉T恤女宽松短袖」点击链接直接打开 或者 淘宝搜索直接打开",
+     "product_card"),
+    ("https://mobile.yangkeduo.com/goods.html?goods_id=123456789", "product_card"),
+    ("https://mobile.yangkeduo.com/goods2.html?goods_id=123456789&page_from=23", "product_card"),
+    ("https://v.kuaishou.com/Ab12Cd 看看这个", "product_card"),
+    ("https://vt.tiktok.com/ZSabc123/", "product_card"),
+    ("https://www.kuaishou.com", None),          # a site, not an item
+    ("https://mobile.yangkeduo.com 这家店靠谱吗", None),
     ("https://m.tb.cn/h.5XyZabc 这个还有货吗 我想要黑色的", None),   # a question with the link: text
     ("这个链接的裤子还有M码吗 https://item.taobao.com/item.htm?id=6723412345", None),
     ("https://www.taobao.com 看看", None),

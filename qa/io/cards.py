@@ -15,10 +15,12 @@ import re
 
 __all__ = ["card_type"]
 
-# Hosts whose links are item (product) pages: Taobao/Tmall (incl. short links), JD, Douyin shop.
+# Hosts whose links are item (product) pages: Taobao/Tmall (incl. short links), JD, Douyin shop, Kuaishou,
+# Pinduoduo, TikTok.
 _ITEM_HOSTS = (
     r"(?:[\w-]+\.)*(?:taobao\.com|tmall\.com|tmall\.hk|tb\.cn|jd\.com|jd\.hk|3\.cn|"
-    r"jinritemai\.com|v\.douyin\.com|douyin\.com|kwaixiaodian\.com|tiktok\.com)"
+    r"jinritemai\.com|v\.douyin\.com|douyin\.com|kwaixiaodian\.com|kuaishou\.com|yangkeduo\.com|pinduoduo\.com|"
+    r"tiktok\.com)"
 )
 _URL = re.compile(rf"^(?:https?://)?{_ITEM_HOSTS}(?::\d+)?(?:[/?#]\S*)?$", re.I)
 # Order pages: a link of those hosts whose path or query names an order.
@@ -27,8 +29,9 @@ _ORDER_IN_URL = re.compile(r"(?:biz_?order_?id|order_?id|orderid|/order/|trade_?
 # A product link that is a shop/search page, not an item, is still sent as a link card by most
 # platforms; we only claim product_card for URLs that look like an item page or a share short-link.
 _ITEM_IN_URL = re.compile(
-    r"(?:item\.htm|[?&]id=\d|item\.(?:m\.)?jd\.(?:com|hk)/\d|/product/|/detail|/goods|"
-    r"^(?:https?://)?(?:m\.tb\.cn|tb\.cn|s\.tb\.cn|e\.tb\.cn|u\.jd\.com|3\.cn|v\.douyin\.com)/|"
+    r"(?:item\.htm|[?&]id=\d|[?&]goods_id=\d|item\.(?:m\.)?jd\.(?:com|hk)/\d|/product/|/detail|/goods|"
+    r"^(?:https?://)?(?:m\.tb\.cn|tb\.cn|s\.tb\.cn|e\.tb\.cn|u\.jd\.com|3\.cn|v\.douyin\.com|v\.kuaishou\.com|"
+    r"(?:vt|vm)\.tiktok\.com)/|"
     r"item\.taobao\.com|detail\.tmall\.(?:com|hk)|chaoshi\.detail\.tmall\.com|haohuo\.jinritemai\.com)",
     re.I,
 )
@@ -60,7 +63,7 @@ _STRIP = " \t\r\n\u3000[]【】()（）<>《》「」\"'“”‘’"
 _URL_IN_TEXT = re.compile(rf"(?:https?://)?{_ITEM_HOSTS}(?::\d+)?(?:[/?#][!-~]*)?", re.I)
 _SHARE_NOISE = re.compile(
     r"「[^」]{0,80}」|【[^】]{0,30}】|《[^》]{0,80}》|[￥$€₤¢₳₴](?:[A-Za-z0-9]{4,20})[￥$€₤¢₳₴]|[A-Za-z0-9]{4,}|"
-    r"点击链接直接打开|或者?(?:淘宝|天猫)搜索直接打开|复制(?:这条|此条|整段|本条)(?:信息|消息|内容)?|长按复制此条消息|"
+    r"点击链接直接打开|或者?\s*(?:淘宝|天猫)搜索直接打开|复制(?:这条|此条|整段|本条)(?:信息|消息|内容)?|长按复制此条消息|"
     r"(?:打开|去)(?:👉)?(?:手机)?(?:淘宝|天猫|抖音|京东|快手|tiktok)(?:👈)?(?:app|搜索|看看)?|查看商品详情|"
     r"复制链接|链接|看看|商品|宝贝|分享|给你|推荐",
     re.I)
