@@ -290,12 +290,15 @@ class Conversation(BaseModel):
             msgs = [m.with_text(unsegment(m.text)) if m.text else m for m in msgs]
             warnings.append("word_segmented")
             object.__setattr__(self, "messages", tuple(msgs))
-        from qa.io.cards import card_type
-        for i, m in enumerate(msgs):   # a pasted item link / number or order number alone is a card
-            kind = card_type(m.text) if m.role == "customer" and m.type == "text" and m.text else None
+        from qa.io.cards import card_type, media_type
+        for i, m in enumerate(msgs):   # a pasted item link / number or order number alone is a card; [图片] an image
+            if m.role != "customer" or m.type != "text" or not m.text:
+                continue
+            card = card_type(m.text)
+            kind = card or media_type(m.text)
             if kind:
                 msgs[i] = m.model_copy(update={"type": kind})
-                warnings.append(f"card_from_text:{i}")
+                warnings.append(f"{'card' if card else 'media'}_from_text:{i}")
                 object.__setattr__(self, "messages", tuple(msgs))
         for i, m in enumerate(msgs):
             if m.type == "text" and not m.has_text:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.io.cards import card_type
+from qa.io.cards import card_type, media_type
 from qa.schema import Conversation
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -224,3 +224,27 @@ def test_sha256_mismatch_is_an_error(monkeypatch):
 ])
 def test_card_type(text, kind):
     assert card_type(text) == kind
+
+
+@pytest.mark.parametrize("text, kind", [
+    ("[图片]", "image"), ("[图片][图片]", "image"), (" [截图] ", "image"),
+    ("https://img.alicdn.com/imgextra/i1/123/O1CN01abc.jpg", "image"),
+    ("[视频]", "video"),
+    ("[表情]", "emoji"), ("[捂脸][捂脸]", "emoji"), ("/:^_^", "emoji"), ("/:087", "emoji"), ("👌🏻", "emoji"),
+    ("🌹🌹", "emoji"), ("❤️", "emoji"),
+    ("[语音]", None), ("[文件]", None), ("[位置]", None),          # not a sticker: flattened voice, file, location
+    ("[数字x]", None), ("[姓名x]", None),                           # JDDC masks
+    ("好的👌", None), ("[微笑] 在吗", None), ("这张图片看一下", None), ("", None), (None, None),
+])
+def test_media_type(text, kind):
+    assert media_type(text) == kind
+
+
+def test_a_customer_placeholder_is_read_as_its_media_with_a_warning():
+    from qa.schema import Conversation
+    conv = Conversation.model_validate({"id": "m", "messages": [
+        {"role": "customer", "type": "text", "text": "[图片]"}, {"role": "agent", "type": "text", "text": "[图片]"},
+        {"role": "customer", "type": "text", "text": "https://item.jd.com/100012345678.html"}]})
+    assert [m.type for m in conv.messages] == ["image", "text", "product_card"]   # the agent's text stays text
+    assert [m.text for m in conv.messages][0] == "[图片]"
+    assert "media_from_text:0" in conv.warnings and "card_from_text:2" in conv.warnings

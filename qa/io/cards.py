@@ -1,8 +1,9 @@
-"""Recognise chat messages that are really a product card or an order card.
+"""Recognise chat messages that are really a product card, an order card, an image or an emoji.
 
 Exports of real chats often flatten cards to text: a customer "sends" an item by pasting its link or
 its item id, or an order by pasting its order number. ``card_type`` tells such a message apart from
 ordinary text so that readers can set ``type`` to ``product_card`` / ``order_card`` (keeping the text).
+``media_type`` does the same for an export's placeholder of a picture or a sticker ([图片], [捂脸], /:^_^, 👌).
 
 Only a message that is *nothing but* the link / number (optionally with a short label such as
 ``商品ID:`` or ``订单号：`` and surrounding brackets) counts; a sentence that mentions a number does not.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["card_type"]
+__all__ = ["card_type", "media_type"]
 
 # Hosts whose links are item (product) pages: Taobao/Tmall (incl. short links), JD, Douyin shop, Kuaishou,
 # Pinduoduo, TikTok.
@@ -131,4 +132,34 @@ def card_type(text: str | None) -> str | None:
     m = _ITEM_LABELLED.match(s)
     if m and not _MOBILE.match(m.group(1)):
         return "product_card"
+    return None
+
+
+# Media placeholders: what 千牛 / 飞鸽 / 快手 exports write for a picture, a video or a sticker, and Wangwang's
+# emoticon codes. A bracketed name of one to four Chinese characters is a sticker ([微笑], [捂脸], Weibo's [哈哈])
+# unless it names something else an export flattens (a voice message, a file, a location, a red packet …).
+_IMAGE = re.compile(r"^(?:\[(?:图片|照片|截图|图片消息|相册)\]\s*)+$")
+_VIDEO = re.compile(r"^(?:\[(?:视频|视频消息|小视频)\]\s*)+$")
+_NOT_STICKER = frozenset("语音 语音消息 文件 位置 红包 转账 链接 商品 订单 卡片 名片 通话 语音通话 视频通话 撤回 系统消息 消息 "
+                         "图片 照片 截图 视频 地址 姓名 数字 日期 时间 金额 站点".split())
+_STICKER = r"(?:\[([\u4e00-\u9fff]{1,4})\]|/:[^\s/]{1,4}|[\U0001F300-\U0001FAFF\u2600-\u27BF\u2B50\u2764]" \
+           r"[\uFE0F\u200D\U0001F3FB-\U0001F3FF]*)"
+_STICKERS = re.compile(rf"^(?:{_STICKER}\s*)+$")
+_IMAGE_URL = re.compile(r"^https?://\S+\.(?:jpe?g|png|gif|webp|heic)(?:[?#]\S*)?$", re.I)
+
+
+def media_type(text: str | None) -> str | None:
+    """``"image"``, ``"video"``, ``"emoji"`` or ``None`` for a message text that is *only* an export's placeholder
+    of a picture ([图片], [截图], or a picture's link ending .jpg/.png …), of a video ([视频]), or stickers: bracketed
+    sticker names ([微笑][捂脸]), Wangwang codes (/:^_^, /:087) or emoji characters (👌, 🌹🌹)."""
+    s = (text or "").strip()
+    if not s:
+        return None
+    if _IMAGE.match(s) or _IMAGE_URL.match(s):
+        return "image"
+    if _VIDEO.match(s):
+        return "video"
+    m = _STICKERS.match(s)
+    if m and not any(name in _NOT_STICKER for name in re.findall(r"\[([\u4e00-\u9fff]{1,4})\]", s)):
+        return "emoji"
     return None
