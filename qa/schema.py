@@ -290,8 +290,13 @@ class Conversation(BaseModel):
             msgs = [m.with_text(unsegment(m.text)) if m.text else m for m in msgs]
             warnings.append("word_segmented")
             object.__setattr__(self, "messages", tuple(msgs))
-        from qa.io.cards import card_type, media_type
+        from qa.io.cards import auto_reply, card_type, media_type
         for i, m in enumerate(msgs):   # a pasted item link / number or order number alone is a card; [图片] an image
+            if m.role == "agent" and auto_reply(m.text):   # [自动回复]亲，欢迎光临…: the shop's robot, not a person
+                msgs[i] = m.model_copy(update={"role": "bot"})
+                warnings.append(f"bot_from_text:{i}")
+                object.__setattr__(self, "messages", tuple(msgs))
+                continue
             if m.role != "customer" or m.type != "text" or not m.text:
                 continue
             card = card_type(m.text)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.io.cards import card_type, media_type
+from qa.io.cards import auto_reply, card_type, media_type
 from qa.schema import Conversation
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -248,3 +248,22 @@ def test_a_customer_placeholder_is_read_as_its_media_with_a_warning():
     assert [m.type for m in conv.messages] == ["image", "text", "product_card"]   # the agent's text stays text
     assert [m.text for m in conv.messages][0] == "[图片]"
     assert "media_from_text:0" in conv.warnings and "card_from_text:2" in conv.warnings
+
+
+@pytest.mark.parametrize("text, auto", [
+    ("[自动回复]亲，欢迎光临", True), ("【自动回复】您好", True), ("自动回复：亲 在的", True), ("(自动回复)您好", True),
+    ("[auto-reply] hi", True), ("亲 自动回复的话不准 我来说", False), ("您好", False), ("", False), (None, False),
+])
+def test_auto_reply(text, auto):
+    assert auto_reply(text) is auto
+
+
+def test_an_agent_auto_reply_is_read_as_the_bot_with_a_warning():
+    from qa.schema import Conversation
+    conv = Conversation.model_validate({"id": "a", "messages": [
+        {"role": "customer", "type": "text", "text": "在吗"},
+        {"role": "agent", "type": "text", "text": "[自动回复]亲，欢迎光临"},
+        {"role": "customer", "type": "text", "text": "[自动回复]是什么"},
+        {"role": "agent", "type": "text", "text": "您好 在的"}]})
+    assert [m.role for m in conv.messages] == ["customer", "bot", "customer", "agent"]
+    assert [w for w in conv.warnings if "from_text" in w] == ["bot_from_text:1"]

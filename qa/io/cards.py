@@ -3,7 +3,8 @@
 Exports of real chats often flatten cards to text: a customer "sends" an item by pasting its link or
 its item id, or an order by pasting its order number. ``card_type`` tells such a message apart from
 ordinary text so that readers can set ``type`` to ``product_card`` / ``order_card`` (keeping the text).
-``media_type`` does the same for an export's placeholder of a picture or a sticker ([图片], [捂脸], /:^_^, 👌).
+``media_type`` does the same for an export's placeholder of a picture or a sticker ([图片], [捂脸], /:^_^, 👌), and
+``auto_reply`` tells a shop account's automatic reply ([自动回复]亲，欢迎光临…) from its human agent's.
 
 Only a message that is *nothing but* the link / number (optionally with a short label such as
 ``商品ID:`` or ``订单号：`` and surrounding brackets) counts; a sentence that mentions a number does not.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["card_type", "media_type"]
+__all__ = ["auto_reply", "card_type", "media_type"]
 
 # Hosts whose links are item (product) pages: Taobao/Tmall (incl. short links), JD, Douyin shop, Kuaishou,
 # Pinduoduo, TikTok.
@@ -163,3 +164,14 @@ def media_type(text: str | None) -> str | None:
     if m and not any(name in _NOT_STICKER for name in re.findall(r"\[([\u4e00-\u9fff]{1,4})\]", s)):
         return "emoji"
     return None
+
+
+# The mark 千牛 / 飞鸽 / 快手 exports put before a shop account's automatic reply: [自动回复], 【自动回复】, 自动回复：
+_AUTO_REPLY = re.compile(r"^\s*(?:[\[【(（［<《]\s*(?:自动回复|自动应答|auto[- ]?reply)\s*[\]】)）］>》]|"
+                         r"(?:自动回复|自动应答)\s*[:：])", re.I)
+
+
+def auto_reply(text: str | None) -> bool:
+    """The text of an agent-side message starts with an export's automatic-reply mark ([自动回复], 【自动回复】,
+    自动回复：, (auto-reply)): the shop's robot wrote it, not its human agent."""
+    return bool(text and _AUTO_REPLY.match(text))
