@@ -261,3 +261,17 @@ def test_ingest_jsonl_event_named_only_in_text_takes_it_as_its_event(tmp_path):
     from qa.rubric import load_rubric
     from qa.timing import compute_timing
     assert compute_timing(conv, load_rubric()).first_response_s == 30
+
+
+def test_export_role_auto_reply_reads_as_the_bot(tmp_path):
+    """千牛's 自动回复 sender role (and 阿里店小蜜, 智能客服) is the shop's robot, like 店小蜜."""
+    from qa.io import Reject, read_many
+    head = "会话ID,时间,发送方角色,发送人,消息类别,聊天内容,店铺,客服,买家昵称,服务评价\n"
+    rows = ["t1,2026-03-02 09:10:27,买家,,文本,这个有货吗,店,小柚,t_1,5",
+            "t1,2026-03-02 09:10:28,自动回复,,文本,亲，欢迎光临,店,小柚,t_1,5",
+            "t1,2026-03-02 09:10:29,阿里店小蜜,,文本,正在为您转接,店,小柚,t_1,5",
+            "t1,2026-03-02 09:13:40,客服,小柚,文本,您好 有货的,店,小柚,t_1,5"]
+    path = tmp_path / "qianniu.csv"
+    path.write_text(head + "\n".join(rows) + "\n", encoding="utf-8-sig")
+    (conv,) = [c for c in read_many([str(path)]) if not isinstance(c, Reject)]
+    assert [m.role for m in conv.messages] == ["customer", "bot", "bot", "agent"]
