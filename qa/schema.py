@@ -290,8 +290,13 @@ class Conversation(BaseModel):
             msgs = [m.with_text(unsegment(m.text)) if m.text else m for m in msgs]
             warnings.append("word_segmented")
             object.__setattr__(self, "messages", tuple(msgs))
-        from qa.io.cards import auto_reply, card_type, media_type
+        from qa.io.cards import auto_reply, card_type, media_type, recall_notice
         for i, m in enumerate(msgs):   # a pasted item link / number or order number alone is a card; [图片] an image
+            if m.role != "system" and m.type == "text" and recall_notice(m.text):   # 对方撤回了一条消息: nobody spoke
+                msgs[i] = m.model_copy(update={"role": "system", "type": "event", "event": "message_recalled"})
+                warnings.append(f"event_from_text:{i}")
+                object.__setattr__(self, "messages", tuple(msgs))
+                continue
             if m.role == "agent" and auto_reply(m.text):   # [自动回复]亲，欢迎光临…: the shop's robot, not a person
                 msgs[i] = m.model_copy(update={"role": "bot"})
                 warnings.append(f"bot_from_text:{i}")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.io.cards import auto_reply, card_type, media_type
+from qa.io.cards import auto_reply, card_type, media_type, recall_notice
 from qa.schema import Conversation
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -267,3 +267,23 @@ def test_an_agent_auto_reply_is_read_as_the_bot_with_a_warning():
         {"role": "agent", "type": "text", "text": "您好 在的"}]})
     assert [m.role for m in conv.messages] == ["customer", "bot", "customer", "agent"]
     assert [w for w in conv.warnings if "from_text" in w] == ["bot_from_text:1"]
+
+
+@pytest.mark.parametrize("text, notice", [
+    ("对方撤回了一条消息", True), ("你撤回了一条消息", True), ("客服小柚撤回了一条消息", True), ("[消息已撤回]", True),
+    ("此消息已撤回", True), ("我想撤回订单", False), ("你们怎么撤回了一条消息都不说", False), ("这个能撤回吗", False),
+    ("", False), (None, False),
+])
+def test_recall_notice(text, notice):
+    assert recall_notice(text) is notice
+
+
+def test_a_recall_notice_is_an_event_not_a_message():
+    from qa.schema import Conversation
+    conv = Conversation.model_validate({"id": "r", "messages": [
+        {"role": "customer", "type": "text", "text": "在吗"},
+        {"role": "agent", "type": "text", "text": "对方撤回了一条消息"},
+        {"role": "agent", "type": "text", "text": "您好 在的"}]})
+    assert [(m.role, m.type, m.event) for m in conv.messages][1] == ("system", "event", "message_recalled")
+    assert conv.messages[1].text == "对方撤回了一条消息"
+    assert [w for w in conv.warnings if "from_text" in w] == ["event_from_text:1"]

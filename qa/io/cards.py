@@ -4,7 +4,8 @@ Exports of real chats often flatten cards to text: a customer "sends" an item by
 its item id, or an order by pasting its order number. ``card_type`` tells such a message apart from
 ordinary text so that readers can set ``type`` to ``product_card`` / ``order_card`` (keeping the text).
 ``media_type`` does the same for an export's placeholder of a picture or a sticker ([图片], [捂脸], /:^_^, 👌), and
-``auto_reply`` tells a shop account's automatic reply ([自动回复]亲，欢迎光临…) from its human agent's.
+``auto_reply`` tells a shop account's automatic reply ([自动回复]亲，欢迎光临…) from its human agent's, and
+``recall_notice`` finds an export's line for a withdrawn message (对方撤回了一条消息), which is no message at all.
 
 Only a message that is *nothing but* the link / number (optionally with a short label such as
 ``商品ID:`` or ``订单号：`` and surrounding brackets) counts; a sentence that mentions a number does not.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["auto_reply", "card_type", "media_type"]
+__all__ = ["auto_reply", "card_type", "media_type", "recall_notice"]
 
 # Hosts whose links are item (product) pages: Taobao/Tmall (incl. short links), JD, Douyin shop, Kuaishou,
 # Pinduoduo, TikTok.
@@ -175,3 +176,13 @@ def auto_reply(text: str | None) -> bool:
     """The text of an agent-side message starts with an export's automatic-reply mark ([自动回复], 【自动回复】,
     自动回复：, (auto-reply)): the shop's robot wrote it, not its human agent."""
     return bool(text and _AUTO_REPLY.match(text))
+
+
+_RECALL = re.compile(r"^[\[【(（]?\s*(?:(?:对方|你|您|我|客服|买家|顾客|商家|[^\s，,。]{1,16}?)\s*)?撤回了(?:一条|1条)?消息\s*[\]】)）]?$|"
+                     r"^[\[【(（]?\s*(?:此|该|这条)?消息已(?:被)?撤回\s*[\]】)）]?$")
+
+
+def recall_notice(text: str | None) -> bool:
+    """The text is only an export's notice that a message was withdrawn (对方撤回了一条消息, 客服小柚撤回了一条消息,
+    [消息已撤回]): an event, not something either side said."""
+    return bool(text and _RECALL.match(text.strip()))
