@@ -195,6 +195,7 @@ def test_sha256_mismatch_is_an_error(monkeypatch):
     ("商品编号[数字x]", "product_card"),
     ("[数字x]", None),
     ("[订单编号:[订单x]，订单金额:[金额x]，下单时间:[日期x] [时间x]]", "order_card"),
+    ("[订单编号:[数字x]，订单金额:，下单时间:]", "order_card"),     # JD's card with its amount and time left empty
     # an app's share text: the link, boilerplate, a bracketed title, a share code (淘口令)
     ("【淘宝】https://m.tb.cn/h.5XyZabc?tk=abc123 CZ0001 「夏季冰丝阔腿裤女高腰垂感」点击链接直接打开", "product_card"),
     ("【抖音商城】https://v.douyin.com/iRNBmXyZ/ 长按复制此条消息，打开抖音搜索，查看商品详情！", "product_card"),
@@ -207,6 +208,8 @@ def test_sha256_mismatch_is_an_error(monkeypatch):
     ("https://mobile.yangkeduo.com/goods2.html?goods_id=123456789&page_from=23", "product_card"),
     ("https://v.kuaishou.com/Ab12Cd 看看这个", "product_card"),
     ("https://vt.tiktok.com/ZSabc123/", "product_card"),
+    ("[商品] 2024新款纯棉T恤 ¥59", "product_card"), ("【商品卡片】纯棉T恤", "product_card"),
+    ("[订单]订单号：1234567890123456 待发货", "order_card"), ("[订单x]这个", None),
     ("https://www.kuaishou.com", None),          # a site, not an item
     ("https://mobile.yangkeduo.com 这家店靠谱吗", None),
     ("https://m.tb.cn/h.5XyZabc 这个还有货吗 我想要黑色的", None),   # a question with the link: text

@@ -56,9 +56,11 @@ _MASKED_LINK = re.compile(r"^\[链接x\]$")
 _MASKED_SEP = r"[\s:：#;；]*"
 _MASKED_ORDER_LABELLED = re.compile(rf"^(?:{_LABEL_ORDER}){_MASKED_SEP}\[订单x\]$", re.I)
 _MASKED_ITEM_LABELLED = re.compile(rf"^(?:{_LABEL_ITEM}){_MASKED_SEP}\[(?:数字|链接)x\]$", re.I)
-_JD_ORDER_CARD = re.compile(r"^\[?订单编号[:：].{1,40}[,，]\s*订单金额[:：].{1,40}[,，]\s*下单时间[:：].{1,60}\]?$")
+_JD_ORDER_CARD = re.compile(r"^\[?订单编号[:：].{1,40}[,，]\s*订单金额[:：].{0,40}[,，]\s*下单时间[:：].{0,60}\]?$")
 
 _STRIP = " \t\r\n\u3000[]【】()（）<>《》「」\"'“”‘’"
+# The label an export puts before a card it writes out as text (飞鸽 / 快手: [商品卡片]…, [订单]…)
+_CARD_LABEL = re.compile(r"^[\[【]\s*(商品|宝贝|商品卡片|宝贝卡片|商品链接|宝贝链接|商品详情|订单|订单卡片|订单信息|订单详情)\s*[\]】]")
 
 # An app's share text: an item link with the app's boilerplate around it, the item's title in brackets and a
 # share code (【淘宝】https://m.tb.cn/h.xxx?tk=… CZ0001 「夏季冰丝阔腿裤」点击链接直接打开 / 【抖音商城】https://v.douyin.com/…/
@@ -99,6 +101,8 @@ def card_type(text: str | None) -> str | None:
     - an order number alone: ``订单号：…``, ``订单编号 …`` or a bare 15–20 digit number → order_card;
     - an app's share text of such a link (【淘宝】… 「title」点击链接直接打开, 【抖音商城】… 长按复制此条消息) → the
       link's card;
+    - an export's card written out as text behind its label: ``[商品]夏季冰丝阔腿裤 ¥59``, ``【商品卡片】…``
+      (product_card), ``[订单]订单号：…`` (order_card);
     - the masked placeholders of de-identified corpora: ``[订单x]`` or ``订单号:[订单x]`` (order_card),
       ``[链接x]`` or ``商品编号:[数字x]`` (product_card), and the JD order card
       ``[订单编号:…，订单金额:…，下单时间:…]`` (order_card).
@@ -108,6 +112,9 @@ def card_type(text: str | None) -> str | None:
     raw = text.strip()
     if not raw:
         return None
+    label = _CARD_LABEL.match(raw)   # an export's flattened card: [商品]夏季冰丝阔腿裤 ¥59 / 【订单】订单号：…
+    if label:
+        return "order_card" if label.group(1).startswith("订单") else "product_card"
     if _JD_ORDER_CARD.match(raw) or _MASKED_ORDER.match(raw) or _MASKED_ORDER_LABELLED.match(raw):
         return "order_card"
     if _MASKED_LINK.match(raw) or _MASKED_ITEM_LABELLED.match(raw):
