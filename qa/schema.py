@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -111,6 +112,22 @@ def _short_repr(value: Any, limit: int = 60) -> str:
     return r if len(r) <= limit else r[:limit] + "…"
 
 
+# The times spreadsheets and Chinese back ends write that ISO-8601 does not read: unpadded (2026/3/2 9:10, as Excel
+# saves a CSV), dotted (2026.03.02) and Chinese (2026年3月2日 09:10:27) dates, with a time to the minute or second.
+_LOCAL_TIME = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?(?:\s*[T\s]\s*"
+                         r"(\d{1,2})\s*[:：时]\s*(\d{1,2})(?:\s*[:：分]\s*(\d{1,2})(?:\.(\d{1,6}))?\s*秒?)?)?")
+
+
+def _local_time(s: str) -> dt.datetime:
+    """A naive time from one of ``_LOCAL_TIME``'s forms (the whole text); ``ValueError`` for anything else."""
+    m = _LOCAL_TIME.fullmatch(s)
+    if not m:
+        raise ValueError(s)
+    y, mo, d, h, mi, sec, frac = m.groups()
+    return dt.datetime(int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(sec or 0),
+                       int((frac or "0").ljust(6, "0")))
+
+
 def _parse(value: Any, tz: str) -> dt.datetime:
     raw = value
     if isinstance(value, dt.datetime):
@@ -123,7 +140,10 @@ def _parse(value: Any, tz: str) -> dt.datetime:
             if s.lstrip("-").replace(".", "", 1).isdigit():
                 value = float(s)
             else:
-                t = dt.datetime.fromisoformat(s.replace("/", "-"))
+                try:
+                    t = dt.datetime.fromisoformat(s.replace("/", "-"))
+                except ValueError:
+                    t = _local_time(s)
                 return t if t.tzinfo else t.replace(tzinfo=_zone(tz))
         except ValueError:
             raise ValueError(f"unparseable time {_short_repr(raw)}") from None

@@ -105,9 +105,20 @@ def test_ingest_platform_option_fills_only_records_that_name_none(tmp_path):
     (1772416800, "2026-03-02T10:00:00+08:00"),                # epoch seconds
     (1772416800000, "2026-03-02T10:00:00+08:00"),             # epoch ms
     ("1772416800", "2026-03-02T10:00:00+08:00"),
+    ("2026/3/2 10:00", "2026-03-02T10:00:00+08:00"),           # as Excel saves a CSV: unpadded, to the minute
+    ("2026-3-2 10:00:00", "2026-03-02T10:00:00+08:00"),
+    ("2026.03.02 10:00:00", "2026-03-02T10:00:00+08:00"),
+    ("2026年3月2日 10:00:00", "2026-03-02T10:00:00+08:00"),
+    ("2026年03月02日 10时00分00秒", "2026-03-02T10:00:00+08:00"),
 ])
 def test_ingest_parse_ts_forms(value, iso):
     assert parse_ts(value).astimezone(parse_ts(iso).tzinfo).isoformat() == iso
+
+
+@pytest.mark.parametrize("value", ["2026-13-02 10:00", "2026-3-2 25:10", "2026-3-2 9:10 xx", "10:00:00", "abc"])
+def test_ingest_parse_ts_refuses_other_text(value):
+    with pytest.raises(ValueError, match="unparseable time"):
+        parse_ts(value)
 
 
 HEADER = ["会话ID", "消息时间", "发送方", "发送方昵称", "消息类型", "消息内容", "店铺名称", "接待客服", "评价星级"]
