@@ -286,3 +286,17 @@ def test_export_role_auto_reply_reads_as_the_bot(tmp_path):
     path.write_text(head + "\n".join(rows) + "\n", encoding="utf-8-sig")
     (conv,) = [c for c in read_many([str(path)]) if not isinstance(c, Reject)]
     assert [m.role for m in conv.messages] == ["customer", "bot", "bot", "agent"]
+
+
+def test_export_role_synonyms_read_as_their_side(tmp_path):
+    """飞鸽 exports that call the sides 顾客 / 客户 and 商家 / 商家客服 read without rejects."""
+    from qa.io import Reject, read_many
+    path = tmp_path / "feige.csv"
+    path.write_text("会话ID,消息时间,发送方,发送方昵称,消息类型,消息内容,店铺名称,接待客服,评价星级\n"
+                    "s1,2026-03-02 10:00:00,顾客,小王,文本,有M码吗,小鹿女装,,\n"
+                    "s1,2026-03-02 10:00:40,商家,小美,文本,亲亲有的呢,小鹿女装,小美,5\n"
+                    "s1,2026-03-02 10:01:00,客户,小王,文本,好的,小鹿女装,,\n"
+                    "s1,2026-03-02 10:01:20,商家客服,小美,文本,感谢支持,小鹿女装,小美,5\n", encoding="utf-8")
+    (conv,) = list(read_many([str(path)]))
+    assert not isinstance(conv, Reject)
+    assert [m.role for m in conv.messages] == ["customer", "agent", "customer", "agent"]
