@@ -300,3 +300,20 @@ def test_export_role_synonyms_read_as_their_side(tmp_path):
     (conv,) = list(read_many([str(path)]))
     assert not isinstance(conv, Reject)
     assert [m.role for m in conv.messages] == ["customer", "agent", "customer", "agent"]
+
+
+def test_export_voice_file_and_link_messages_are_kept_as_text(tmp_path):
+    """A voice, file, location or link message (消息类型 语音 / 文件 / 位置 / 链接) is kept as a text message with its
+    placeholder, not a reject of the whole conversation; a 商品链接 is a product card."""
+    from qa.io import Reject, read_many
+    path = tmp_path / "feige.csv"
+    path.write_text("会话ID,消息时间,发送方,发送方昵称,消息类型,消息内容,店铺名称,接待客服,评价星级\n"
+                    "s1,2026-03-02 10:00:00,买家,小王,语音,[语音],小鹿女装,,\n"
+                    "s1,2026-03-02 10:00:30,买家,小王,商品链接,夏季冰丝阔腿裤,小鹿女装,,\n"
+                    "s1,2026-03-02 10:00:40,客服,小美,文本,亲亲 语音听不了 打字哦,小鹿女装,小美,5\n"
+                    "s1,2026-03-02 10:00:50,客服,小美,链接,https://haohuo.jinritemai.com/x,小鹿女装,小美,5\n",
+                    encoding="utf-8")
+    (conv,) = list(read_many([str(path)]))
+    assert not isinstance(conv, Reject)
+    assert [m.type for m in conv.messages] == ["text", "product_card", "text", "text"]
+    assert conv.messages[0].text == "[语音]"
