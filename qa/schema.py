@@ -317,7 +317,7 @@ class Conversation(BaseModel):
                 warnings.append(f"event_from_text:{i}")
                 object.__setattr__(self, "messages", tuple(msgs))
                 continue
-            if m.role == "agent" and auto_reply(m.text):   # [自动回复]亲，欢迎光临…: the shop's robot, not a person
+            if m.role == "agent" and auto_reply(m.text, m.sender):   # [自动回复]亲，欢迎光临… / 店小蜜: not a person
                 msgs[i] = m.model_copy(update={"role": "bot"})
                 warnings.append(f"bot_from_text:{i}")
                 object.__setattr__(self, "messages", tuple(msgs))

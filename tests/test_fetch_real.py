@@ -261,6 +261,14 @@ def test_auto_reply(text, auto):
     assert auto_reply(text) is auto
 
 
+@pytest.mark.parametrize("sender, auto", [
+    ("店小蜜", True), ("阿里店小蜜", True), ("飞鸽机器人", True), ("智能客服", True), ("Chatbot", True),
+    ("小美", False), ("客服-小柚", False), ("Robert", False), ("智能客服转人工-小安", False), (None, False),
+])
+def test_auto_reply_by_sender(sender, auto):
+    assert auto_reply("您好 在的", sender) is auto
+
+
 def test_an_agent_auto_reply_is_read_as_the_bot_with_a_warning():
     from qa.schema import Conversation
     conv = Conversation.model_validate({"id": "a", "messages": [

@@ -179,10 +179,15 @@ _AUTO_REPLY = re.compile(r"^\s*(?:[\[【(（［<《]\s*(?:自动回复|自动应
                          r"(?:自动回复|自动应答)\s*[:：])", re.I)
 
 
-def auto_reply(text: str | None) -> bool:
+# a sender that is a robot by its whole name (not 智能客服转人工-小安, the human who took over)
+_BOT_SENDER = re.compile(r"(?:阿里)?店小蜜\w{0,4}|\w{0,6}机器人\w{0,2}|智能客服|智能助手|自动回复|chat ?bot|bot", re.I)
+
+
+def auto_reply(text: str | None, sender: str | None = None) -> bool:
     """The text of an agent-side message starts with an export's automatic-reply mark ([自动回复], 【自动回复】,
-    自动回复：, (auto-reply)): the shop's robot wrote it, not its human agent."""
-    return bool(text and _AUTO_REPLY.match(text))
+    自动回复：, (auto-reply)), or its sender is a robot by name (店小蜜, 智能客服, 飞鸽机器人): the shop's robot wrote
+    it, not its human agent."""
+    return bool(text and _AUTO_REPLY.match(text)) or bool(sender and _BOT_SENDER.fullmatch(sender.strip()))
 
 
 _RECALL = re.compile(r"^[\[【(（]?\s*(?:(?:对方|你|您|我|客服|买家|顾客|商家|[^\s，,。]{1,16}?)\s*)?撤回了(?:一条|1条)?消息\s*[\]】)）]?$|"
