@@ -310,25 +310,13 @@ class Conversation(BaseModel):
             msgs = [m.with_text(unsegment(m.text)) if m.text else m for m in msgs]
             warnings.append("word_segmented")
             object.__setattr__(self, "messages", tuple(msgs))
-        from qa.io.cards import auto_reply, card_type, media_type, recall_notice
-        for i, m in enumerate(msgs):   # a pasted item link / number or order number alone is a card; [图片] an image
-            if m.role != "system" and m.type == "text" and recall_notice(m.text):   # 对方撤回了一条消息: nobody spoke
-                msgs[i] = m.model_copy(update={"role": "system", "type": "event", "event": "message_recalled"})
-                warnings.append(f"event_from_text:{i}")
-                object.__setattr__(self, "messages", tuple(msgs))
-                continue
-            if m.role == "agent" and auto_reply(m.text, m.sender):   # [自动回复]亲，欢迎光临… / 店小蜜: not a person
-                msgs[i] = m.model_copy(update={"role": "bot"})
-                warnings.append(f"bot_from_text:{i}")
-                object.__setattr__(self, "messages", tuple(msgs))
-                continue
-            if m.role != "customer" or m.type != "text" or not m.text:
-                continue
-            card = card_type(m.text)
-            kind = card or media_type(m.text)
-            if kind:
-                msgs[i] = m.model_copy(update={"type": kind})
-                warnings.append(f"{'card' if card else 'media'}_from_text:{i}")
+        from qa.io.cards import reread
+        for i, m in enumerate(msgs):   # what an export flattened to text: a card, a picture, an auto-reply, a recall
+            found = reread(m.role, m.text, m.sender) if m.type == "text" and m.text else None
+            if found:
+                role, kind, event, what = found
+                msgs[i] = m.model_copy(update={"role": role, "type": kind, **({"event": event} if event else {})})
+                warnings.append(f"{what}_from_text:{i}")
                 object.__setattr__(self, "messages", tuple(msgs))
         for i, m in enumerate(msgs):
             if m.type == "text" and not m.has_text:

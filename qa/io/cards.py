@@ -14,9 +14,10 @@ Pure function, no I/O.
 
 from __future__ import annotations
 
+import functools
 import re
 
-__all__ = ["auto_reply", "card_type", "media_type", "recall_notice"]
+__all__ = ["auto_reply", "card_type", "media_type", "recall_notice", "reread"]
 
 # Hosts whose links are item (product) pages: Taobao/Tmall (incl. short links), JD, Douyin shop, Kuaishou,
 # Pinduoduo, TikTok.
@@ -162,8 +163,9 @@ def media_type(text: str | None) -> str | None:
     of a picture ([图片], [截图], or a picture's link ending .jpg/.png …), of a video ([视频]), or stickers: bracketed
     sticker names ([微笑][捂脸]), Wangwang codes (/:^_^, /:087) or emoji characters (👌, 🌹🌹)."""
     s = (text or "").strip()
-    if not s:
-        return None
+    c = s[:1]
+    if not c or (c not in "[/hH\u2b50" and not "\u2600" <= c < "\u2800" and c < "\U0001f000"):
+        return None   # every form starts with one of these: most texts are out at once
     if _IMAGE.match(s) or _IMAGE_URL.match(s):
         return "image"
     if _VIDEO.match(s):
@@ -187,7 +189,35 @@ def auto_reply(text: str | None, sender: str | None = None) -> bool:
     """The text of an agent-side message starts with an export's automatic-reply mark ([自动回复], 【自动回复】,
     自动回复：, (auto-reply)), or its sender is a robot by name (店小蜜, 智能客服, 飞鸽机器人): the shop's robot wrote
     it, not its human agent."""
-    return bool(text and _AUTO_REPLY.match(text)) or bool(sender and _BOT_SENDER.fullmatch(sender.strip()))
+    return bool(text and text.lstrip()[:1] in _AUTO_FIRST and _AUTO_REPLY.match(text)) or \
+        bool(sender and _bot_sender(sender))
+
+
+_AUTO_FIRST = frozenset("[【(（［<《自aA")   # what an automatic-reply mark starts with
+
+
+@functools.lru_cache(maxsize=1024)
+def _bot_sender(sender: str) -> bool:
+    """The sender is a robot by its whole name (senders repeat: read each once)."""
+    return bool(_BOT_SENDER.fullmatch(sender.strip()))
+
+
+def reread(role: str, text: str, sender: str | None = None) -> tuple[str, str, str | None, str] | None:
+    """What an export's text message really is, when it is not text from ``role``: (role, type, event, what was
+    read: ``event`` / ``bot`` / ``card`` / ``media``) for a recall notice (an event nobody sent), an agent's automatic
+    reply (the bot's), or a customer's card or media placeholder; None for a plain text message."""
+    if "撤回" in text and role != "system" and recall_notice(text):
+        return "system", "event", "message_recalled", "event"
+    if role == "agent":
+        return ("bot", "text", None, "bot") if auto_reply(text, sender) else None
+    if role == "customer":
+        card = card_type(text)
+        if card:
+            return role, card, None, "card"
+        media = media_type(text)
+        if media:
+            return role, media, None, "media"
+    return None
 
 
 _RECALL = re.compile(r"^[\[【(（]?\s*(?:(?:对方|你|您|我|客服|买家|顾客|商家|[^\s，,。]{1,16}?)\s*)?撤回了(?:一条|1条)?消息\s*[\]】)）]?$|"
