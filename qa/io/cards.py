@@ -3,13 +3,14 @@
 Exports of real chats often flatten cards to text: a customer "sends" an item by pasting its link or
 its item id, or an order by pasting its order number. ``card_type`` tells such a message apart from
 ordinary text so that readers can set ``type`` to ``product_card`` / ``order_card`` (keeping the text).
-``media_type`` does the same for an export's placeholder of a picture or a sticker ([图片], [捂脸], /:^_^, 👌), and
-``auto_reply`` tells a shop account's automatic reply ([自动回复]亲，欢迎光临…) from its human agent's, and
+``media_type`` does the same for an export's placeholder of a picture or a sticker ([图片], [捂脸], /:^_^, 👌).
+``auto_reply`` tells a shop account's automatic reply ([自动回复]亲，欢迎光临…) from its human agent's;
 ``recall_notice`` finds an export's line for a withdrawn message (对方撤回了一条消息), which is no message at all.
+``reread`` puts them together: what the readers make of a text message (``qa.schema``).
 
 Only a message that is *nothing but* the link / number (optionally with a short label such as
 ``商品ID:`` or ``订单号：`` and surrounding brackets) counts; a sentence that mentions a number does not.
-Pure function, no I/O.
+Pure functions, no I/O.
 """
 
 from __future__ import annotations
@@ -179,8 +180,7 @@ def media_type(text: str | None) -> str | None:
 # The mark 千牛 / 飞鸽 / 快手 exports put before a shop account's automatic reply: [自动回复], 【自动回复】, 自动回复：
 _AUTO_REPLY = re.compile(r"^\s*(?:[\[【(（［<《]\s*(?:自动回复|自动应答|auto[- ]?reply)\s*[\]】)）］>》]|"
                          r"(?:自动回复|自动应答)\s*[:：])", re.I)
-
-
+_AUTO_FIRST = frozenset("[【(（［<《自aA")   # what an automatic-reply mark starts with
 # a sender that is a robot by its whole name (not 智能客服转人工-小安, the human who took over)
 _BOT_SENDER = re.compile(r"(?:阿里)?店小蜜\w{0,4}|\w{0,6}机器人\w{0,2}|智能客服|智能助手|自动回复|chat ?bot|bot", re.I)
 
@@ -191,9 +191,6 @@ def auto_reply(text: str | None, sender: str | None = None) -> bool:
     it, not its human agent."""
     return bool(text and text.lstrip()[:1] in _AUTO_FIRST and _AUTO_REPLY.match(text)) or \
         bool(sender and _bot_sender(sender))
-
-
-_AUTO_FIRST = frozenset("[【(（［<《自aA")   # what an automatic-reply mark starts with
 
 
 @functools.lru_cache(maxsize=1024)
