@@ -422,3 +422,20 @@ def test_hostile_ingest_xlsx_shared_formula_without_a_value_is_named_too(tmp_pat
     items, stats = _read(p)
     assert {c.id: c.warnings for c in items}["tb-0"] == ("formula_no_cached_value:F3", "empty_text:1")
     assert (stats.accepted, stats.repaired) == (4, 1)
+
+
+@pytest.mark.parametrize("text", ["👌" + "🏻" * 5000 + "x", "[微笑]" * 20000 + "x", "/:" + "/:a" * 20000 + "x",
+                                  "客" * 50000 + "撤回了消息?", "2026年" + "1" * 5000])
+def test_hostile_ingest_long_placeholder_like_texts_read_in_linear_time(text):
+    """A customer text built to make the placeholder and notice patterns backtrack (a long run of skin tones after
+    an emoji once took seconds per 20 characters more) is read at once, as plain text."""
+    import subprocess
+    import sys
+    code = ("import sys, json; from qa.schema import Conversation, parse_ts; t = json.loads(sys.stdin.read()); "
+            "c = Conversation.model_validate({'id': 'h', 'messages': [{'role': 'customer', 'text': t}, "
+            "{'role': 'agent', 'text': t, 'sender': t[:200]}]}); print(c.messages[0].type)\n"
+            "try:\n    parse_ts(t)\nexcept ValueError:\n    pass")
+    out = subprocess.run([sys.executable, "-c", code], input=json.dumps(text), capture_output=True, text=True,
+                         timeout=20)
+    assert out.returncode == 0, out.stderr[-500:]
+    assert out.stdout.strip() == "text"
