@@ -21,9 +21,10 @@ import re
 __all__ = ["auto_reply", "card_type", "media_type", "recall_notice", "reread"]
 
 # Hosts whose links are item (product) pages: Taobao/Tmall (incl. short links), JD, Douyin shop, Kuaishou,
-# Pinduoduo, TikTok.
+# Pinduoduo, TikTok. Subdomains are bounded as DNS bounds them (labels of at most 63 characters), so a long run of
+# text cannot make a search for a link backtrack quadratically.
 _ITEM_HOSTS = (
-    r"(?:[\w-]+\.)*(?:taobao\.com|tmall\.com|tmall\.hk|tb\.cn|jd\.com|jd\.hk|3\.cn|"
+    r"(?:[\w-]{1,63}\.){0,8}(?:taobao\.com|tmall\.com|tmall\.hk|tb\.cn|jd\.com|jd\.hk|3\.cn|"
     r"jinritemai\.com|v\.douyin\.com|douyin\.com|kwaixiaodian\.com|kuaishou\.com|yangkeduo\.com|pinduoduo\.com|"
     r"tiktok\.com)"
 )
