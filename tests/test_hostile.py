@@ -477,3 +477,19 @@ def test_hostile_a_date_in_the_stars_column_rejects_that_chat_not_the_file(tmp_p
         assert f"read {len(ids)} · accepted {len(ids) - 1} · rejected 1" in r.stderr, r.stderr
         reject = json.loads((tmp_path / "m" / "rejects.jsonl").read_text("utf-8").splitlines()[0])
         assert "服务评价" in json.dumps(reject, ensure_ascii=False) and "not a number" in reject["reason"], reject
+
+
+@pytest.mark.parametrize("text", ["市" * 20000, "微 信 " * 40000, "广东省深圳市" * 8000 + "号"])
+def test_hostile_long_runs_that_once_backtracked_are_checked_in_linear_time(text):
+    """Rule checks on a message built to make the address pattern backtrack (市 × 900 took four minutes) or to make
+    the diversion check search the whole message once per 微信 (40,000 of them, minutes) finish at once."""
+    import subprocess
+    import sys
+    code = ("import sys, json; from qa.schema import Conversation; from qa.rubric import load_rubric; "
+            "from qa.rules import RuleEngine; from qa.timing import compute_timing; t = json.loads(sys.stdin.read()); "
+            "r = load_rubric(); c = Conversation.model_validate({'id': 'h', 'messages': ["
+            "{'role': 'customer', 'text': t}, {'role': 'agent', 'text': t}]}); "
+            "print(len(RuleEngine(r).check(c, compute_timing(c, r))))")
+    out = subprocess.run([sys.executable, "-c", code], input=json.dumps(text), capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr[-500:]

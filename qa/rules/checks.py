@@ -67,12 +67,15 @@ def off_platform_diversion(ctx: Context, params: dict[str, Any]) -> Iterator[Dra
     intent = _any_of(tuple(params.get("intent", ())))
     for i in ctx.texts(AGENT_SIDE):
         hotline = ctx.hits_in("hotline", i)
+        moves = None   # the message moves the customer somewhere: searched once a message, not once a hit
         for h in ctx.hits_in("contact_app", i) + ctx.hits_in("offsite_pay", i):
             # 微信 or QQ named as a way to pay, to log in or to reach an official account is no diversion: the bare
             # name counts only in a message that also moves the customer to it (``intent``: 加, 联系, 发我, 扫码 …)
             # or gives a number
-            if h.text.lower() in bare and not ctx.has("contact_number", i) and not intent.search(ctx.norms[i]):
-                continue
+            if h.text.lower() in bare and not ctx.has("contact_number", i):
+                moves = bool(intent.search(ctx.norms[i])) if moves is None else moves
+                if not moves:
+                    continue
             yield hit_draft(h, "客服引导顾客到站外联系或交易")
         numbers = [h for h in ctx.hits_in("contact_number", i) if not _customers_number(ctx, i, h)]
         if numbers and _someone_elses(ctx, i):
