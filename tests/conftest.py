@@ -92,3 +92,15 @@ def fill_review_sheet(ws, grades, reviewer: str = "甲") -> dict[str, int]:
                 ws.cell(r, col[h]).value = g
         ws.cell(r, col["评审人"]).value = reviewer
     return col
+
+
+def run_bounded(code: str, text: str, timeout: float) -> str:
+    """Run ``code`` in a fresh Python with ``text`` (JSON) on stdin and a wall-clock ``timeout`` — for inputs built to
+    make a pattern backtrack, where a regression hangs rather than fails — and return its stdout."""
+    import json
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", code], input=json.dumps(text), capture_output=True, text=True,
+                         timeout=timeout)
+    assert out.returncode == 0, out.stderr[-500:]
+    return out.stdout.strip()

@@ -483,13 +483,10 @@ def test_hostile_a_date_in_the_stars_column_rejects_that_chat_not_the_file(tmp_p
 def test_hostile_long_runs_that_once_backtracked_are_checked_in_linear_time(text):
     """Rule checks on a message built to make the address pattern backtrack (市 × 900 took four minutes) or to make
     the diversion check search the whole message once per 微信 (40,000 of them, minutes) finish at once."""
-    import subprocess
-    import sys
+    from tests.conftest import run_bounded
     code = ("import sys, json; from qa.schema import Conversation; from qa.rubric import load_rubric; "
             "from qa.rules import RuleEngine; from qa.timing import compute_timing; t = json.loads(sys.stdin.read()); "
             "r = load_rubric(); c = Conversation.model_validate({'id': 'h', 'messages': ["
             "{'role': 'customer', 'text': t}, {'role': 'agent', 'text': t}]}); "
             "print(len(RuleEngine(r).check(c, compute_timing(c, r))))")
-    out = subprocess.run([sys.executable, "-c", code], input=json.dumps(text), capture_output=True, text=True,
-                         timeout=60)
-    assert out.returncode == 0, out.stderr[-500:]
+    assert run_bounded(code, text, timeout=60).isdigit()
