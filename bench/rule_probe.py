@@ -4,7 +4,7 @@ data/probe/README.md).
 
     python bench/rule_probe.py data/probe/uncivil.jsonl uncivil_language [--model models/default] [--show [--half odd]]
 
-With ``--model`` the findings are the grading core's (``qa.grader.Grader.with_model_flags``, as ``qa grade`` and
+With ``--model`` the findings are the grading core's (``qa.grader.Grader.with_model``, as ``qa grade`` and
 ``bench/rules_vs_labels.py`` make them): the model's raised flags added and the model's vetoes on rule findings
 applied. Before session 37 this script left the vetoes out.
 
@@ -50,7 +50,7 @@ def findings(convs: list[Conversation], model: str | None = None) -> list[tuple]
     if model:
         from qa.model.predict import Classifier
         grader = Grader(rubric, engine=engine, classifier=Classifier(model))
-        analyses = [grader.with_model_flags(c, x, p) for c, x, p in zip(convs, analyses, grader.predict(convs, analyses))]
+        analyses = grader.with_model(convs, analyses)[0]
     return [x.findings for x in analyses]
 
 

@@ -49,8 +49,7 @@ def main() -> None:
     if args.model:   # the grading core's own combination: the model's raised flags added, the vetoes applied
         from qa.model.predict import Classifier
         grader = Grader(rubric, engine=engine, classifier=Classifier(args.model))
-        analyses = [grader.with_model_flags(c, a, p)
-                    for c, a, p in zip(convs, analyses, grader.predict(convs, analyses))]
+        analyses = grader.with_model(convs, analyses)[0]
     tp, fp, fn = counts(convs, [{f.rule for f in a.findings} for a in analyses], list(rubric.rules), args.reviewer)
     for conv, a in zip(convs, analyses) if args.show else ():
         gold, fs = gold_flags(conv, args.reviewer), [f for f in a.findings if f.rule == args.show]

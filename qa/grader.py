@@ -193,13 +193,18 @@ class Grader:
         with clock("analyse"):
             analyses = [analyse(c, self.rubric, self.engine) for c in convs]
         with clock("model"):
-            preds = self.predict(convs, analyses)
-            analyses = [self.with_model_flags(c, a, p) for c, a, p in zip(convs, analyses, preds)]
+            analyses, preds = self.with_model(convs, analyses)
         name = self.model_name
         with clock("score"):
             return [grade(c, self.rubric, a, profile=self.profile_for(c), prediction=p.grades if p else None,
                           model=name, stamp=self.stamp, messages=self.messages)
                     for c, a, p in zip(convs, analyses, preds)]
+
+    def with_model(self, convs: Sequence[Conversation], analyses) -> tuple[list, list]:
+        """The rule ``analyses`` of ``convs`` with the model's flags added and its vetoes applied (``with_model_flags``),
+        and the model's predictions (None for a chat with no reply): the findings ``qa grade`` writes, one model run."""
+        preds = self.predict(convs, analyses)
+        return [self.with_model_flags(c, a, p) for c, a, p in zip(convs, analyses, preds)], preds
 
     def with_model_flags(self, conv: Conversation, analysis, prediction):
         """``analysis`` with the rule flags the model raised added to its findings (``qa.rules.combine``):

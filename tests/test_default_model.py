@@ -114,8 +114,8 @@ def _graded_cases(name: str):
     convs = list(read_path(ROOT / "tests" / "data" / name))
     grader = Grader(rubric, engine=engine, classifier=Classifier(ROOT / "models" / "default"))
     analyses = [analyse(c, rubric, engine) for c in convs]
-    return [(c, a.findings, grader.with_model_flags(c, a, p).findings, p)
-            for c, a, p in zip(convs, analyses, grader.predict(convs, analyses))]
+    combined, preds = grader.with_model(convs, analyses)
+    return [(c, a.findings, b.findings, p) for c, a, b, p in zip(convs, analyses, combined, preds)]
 
 
 def test_default_model_raises_questions_answered_with_a_pitch_and_not_short_complete_answers():
