@@ -14,7 +14,7 @@ pytest.importorskip("sklearn")
 from qa.io import read_path  # noqa: E402
 from qa.model.inputs import joined  # noqa: E402
 from qa.model.projection import Projection  # noqa: E402
-from qa.model.turnflags import TurnFlags, contexts  # noqa: E402
+from qa.model.turnflags import TurnFlags, contexts, later_replies  # noqa: E402
 from qa.schema import Conversation  # noqa: E402
 
 GEN = ROOT / "data" / "labelled" / "gen" / "gen.jsonl"
@@ -62,6 +62,21 @@ def test_contexts_read_the_other_sides_reply_and_the_customers_next_message():
     agent = contexts(conv, "agent")
     assert [i for i, _ in agent] == [1, 2, 5]    # agent and bot messages are one side
     assert agent[0][1][1:] == ["几号发货", "好的", "收到"] and agent[2][1][1:] == ["好的", "", ""]
+
+
+def test_later_replies_pair_a_question_with_later_runs_about_the_same_matter():
+    conv = Conversation.model_validate({"id": "c", "messages": [
+        {"role": "customer", "text": "水壶内胆是304吗"}, {"role": "agent", "text": "材质都是食品级的，放心用"},
+        {"role": "customer", "text": "我问是不是304"}, {"role": "agent", "text": "是304的亲"},
+        {"role": "agent", "text": "冲奶粉更建议恒温壶"}, {"role": "customer", "text": "好"},
+        {"role": "bot", "text": "请问还有什么可以帮您"}, {"role": "customer", "text": "没有了"}]})
+    rows = later_replies(conv)
+    # the first question with the run that answered the re-ask (a shared "304"); not the reply right after it,
+    # which ``contexts`` reads, and not the bot's closing offer (nothing shared but the asking frame)
+    assert rows == [(0, ["水壶内胆是304吗", "", "是304的亲 冲奶粉更建议恒温壶", "好"])]
+    assert later_replies(Conversation.model_validate({"id": "d", "messages": [
+        {"role": "customer", "text": "这个可以吗"}, {"role": "agent", "text": "您好"},
+        {"role": "customer", "text": "什么时候发"}, {"role": "agent", "text": "这个可以的"}]})) == []
 
 
 def test_fitted_on_turn_labels_it_finds_unseen_chats_flags_and_round_trips(tmp_path):

@@ -7,7 +7,9 @@ message — the reply a question got and what the customer said next — through
 its char n-grams (one TF-IDF vocabulary for every block) and its sentence vectors (cosines between the blocks),
 plus a few counts, and the message's own char n-grams in a vocabulary of the turn-labelled messages (the
 projection's is fitted on other texts and misses much of what insults and data requests are made of). A chat's
-probability is its most likely message's, which is also the finding's evidence. Grading raises the flag when this
+probability is its most likely message's, which is also the finding's evidence; a question's (``unanswered``) is
+its lowest over the reply right after it and each later reply run about the same matter (``later_replies``), so a
+question the agent answers only when pressed, or a human answers after a bot stalled, is answered. Grading raises the flag when this
 (times the ridge gate) reaches the flag's threshold here, chosen on the dev split beside the network's own.
 Measured: ``docs/real-chats.md``, "Turn-level flag models"; the focus vocabulary: ``docs/rules.md``, "Session 25".
 """
@@ -65,6 +67,61 @@ def contexts(conv: Conversation, role: str) -> list[tuple[int, list[str]]]:
     return out
 
 
+# the asking frame, not the matter asked about: these words and characters split a message into the runs whose
+# two-character grams (and Latin/digit words) say what it is about
+_FRAME = re.compile("这个|那个|这款|那款|这边|那边|可以|什么|怎么|为什么|时候|请问|想问|问下|问一下|一下|你们|我们|"
+                    "您好|你好|亲亲|知道|告诉|还是|就是|现在|的话|一直|还有|多少|到底|"
+                    "[的了吗呢吧啊哦呀哈嘛么亲是有在我你您他她它们和也都就还很会能要不没一个这那下吧，。？！?!,.~～ ]")
+_WORD = re.compile(r"[0-9a-z]+|[\u4e00-\u9fff]+")
+
+
+def _grams(text: str) -> set[str]:
+    """What a message is about: the two-character grams of its CJK runs and its Latin/digit words, once the
+    asking frame (``_FRAME``) is taken out. A question and a later reply that share one are about one matter."""
+    out = set()
+    for run in _WORD.findall(_FRAME.sub(" ", text.lower())):
+        if run.isascii():
+            out.add(run)
+        else:
+            out.update(run[k:k + 2] for k in range(len(run) - 1))
+    return out
+
+
+def later_replies(conv: Conversation) -> list[tuple[int, list[str]]]:
+    """Per customer text message, one row per later agent reply run past the one right after it that shares a
+    gram with it (``_grams``): (index, [the message, the agent's messages before it, that run, the customer's
+    message after that run]). The question was answered when any of these answers it: the customer pressed and
+    the agent answered on the third try, or a bot stalled and the human took over with the answer."""
+    ms = [(i, side(m.role), m.norm if m.type == "text" and m.text else "") for i, m in enumerate(conv.messages)]
+    ms = [x for x in ms if x[1] is not None]
+    runs, cur = [], None          # the agent side's runs: [first k, last k, text]
+    for k, (_, s, text) in enumerate(ms):
+        if s == "agent":
+            if cur is not None and cur[1] == k - 1:
+                cur[1], cur[2] = k, (cur[2] + " " + text).strip()
+            else:
+                cur = [k, k, text]
+                runs.append(cur)
+    out = []
+    ctx = {i: bl for i, bl in contexts(conv, "customer")}
+    for k, (i, s, text) in enumerate(ms):
+        if s != "customer" or i not in ctx:
+            continue
+        grams = _grams(text)
+        later = [r for r in runs if r[0] > k]
+        for r in later[1:]:
+            if r[2] and grams & _grams(r[2]):
+                nxt = next((t for _, s2, t in ms[r[1] + 1:] if s2 == "customer"), "")
+                out.append((i, [text, ctx[i][1], r[2], nxt]))
+    return out
+
+
+def _score(m: dict, x, d: np.ndarray) -> np.ndarray:
+    """A flag model's probability for rows of sparse ``x`` (the columns it read) and dense ``d``."""
+    z = np.asarray(x @ m["coef"][:x.shape[1]]).ravel() + ((d - m["mean"]) / m["scale"]) @ m["coef"][x.shape[1]:]
+    return 1 / (1 + np.exp(-(z + m["bias"])))
+
+
 def _counts(blocks: list[str], pos: float, last: bool) -> list[float]:
     f, b, a, n = blocks
     return [math.log1p(len(f)), math.log1p(len(b)), math.log1p(len(a)), math.log1p(len(n)),
@@ -119,6 +176,21 @@ class TurnFlags:
                     blocks.append(bl)
                     dense.append(_counts(bl, i / max(len(c.messages), 1), k == len(ctx) - 1))
             per[role] = (rows, blocks, dense)
+        return self._read(per)
+
+    def later_features(self, convs: Sequence[Conversation]) -> tuple:
+        """``features``' customer rows for ``later_replies``: each question read with a later reply run."""
+        rows, blocks, dense = [], [], []
+        for ci, c in enumerate(convs):
+            last = max((i for i, _ in contexts(c, "customer")), default=None)
+            for i, bl in later_replies(c):
+                rows.append((ci, i))
+                blocks.append(bl)
+                dense.append(_counts(bl, i / max(len(c.messages), 1), i == last))
+        return self._read({"customer": (rows, blocks, dense)})["customer"]
+
+    def _read(self, per: dict[str, tuple]) -> dict[str, tuple]:
+        from scipy import sparse
         texts = sorted({t for _, blocks, _ in per.values() for bl in blocks for t in bl})
         where = {t: n for n, t in enumerate(texts)}
         x = self.projection.ngram_rows(texts) if texts else None
@@ -155,7 +227,7 @@ class TurnFlags:
         message's probability {message index: p}), from one reading."""
         models = {**self.models, **{f"frozen:{f}": m for f, m in self.frozen.items()}}
         feats = self.features(convs, sorted({m["role"] for m in models.values()}))
-        out, cols, each = {}, {}, {}
+        out, cols, each, later = {}, {}, {}, None
         for flag, m in models.items():
             rows, x, d = feats[m["role"]]
             probs, where = np.zeros(len(convs), np.float32), [None] * len(convs)
@@ -165,13 +237,19 @@ class TurnFlags:
                 nx = len(m["coef"]) - len(m["mean"])
                 if (m["role"], nx) not in cols:
                     cols[m["role"], nx] = x if nx == x.shape[1] else x[:, :nx]
-                xs = cols[m["role"], nx]
-                z = np.asarray(xs @ m["coef"][:nx]).ravel() + ((d - m["mean"]) / m["scale"]) @ m["coef"][nx:]
-                p = 1 / (1 + np.exp(-(z + m["bias"])))
-                for (ci, i), q in zip(rows, p):
+                for (ci, i), q in zip(rows, _score(m, cols[m["role"], nx], d)):
                     per[ci][i] = float(q)
-                    if where[ci] is None or q > probs[ci]:
-                        probs[ci], where[ci] = q, i
+                if m["label"] == "unanswered" and not flag.startswith("frozen:"):
+                    if later is None:
+                        later = self.later_features(convs)
+                    lrows, lx, ld = later
+                    if lx is not None:     # answered later: the question's probability is its best reading's
+                        for (ci, i), q in zip(lrows, _score(m, lx if nx == lx.shape[1] else lx[:, :nx], ld)):
+                            per[ci][i] = min(per[ci][i], float(q))
+                for ci, ps in enumerate(per):
+                    for i, q in ps.items():
+                        if where[ci] is None or q > probs[ci]:
+                            probs[ci], where[ci] = q, i
             out[flag] = (probs, where)
         flags = {f: out[f] for f in self.models}
         return flags, {f: out.get(f"frozen:{f}", out[f]) for f in self.models}, {f: each[f] for f in self.models}
