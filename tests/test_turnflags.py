@@ -73,7 +73,7 @@ def test_later_replies_pair_a_question_with_later_runs_about_the_same_matter():
     rows = later_replies(conv)
     # the first question with the run that answered the re-ask (a shared "304"); not the reply right after it,
     # which ``contexts`` reads, and not the bot's closing offer (nothing shared but the asking frame)
-    assert rows == [(0, ["水壶内胆是304吗", "", "是304的亲 冲奶粉更建议恒温壶", "好"])]
+    assert rows == [(0, ["水壶内胆是304吗", "", "是304的亲 冲奶粉更建议恒温壶", "好"], [0, 2])]   # and the re-ask
     assert later_replies(Conversation.model_validate({"id": "d", "messages": [
         {"role": "customer", "text": "这个可以吗"}, {"role": "agent", "text": "您好"},
         {"role": "customer", "text": "什么时候发"}, {"role": "agent", "text": "这个可以的"}]})) == []

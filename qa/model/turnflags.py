@@ -90,8 +90,9 @@ def _grams(text: str) -> set[str]:
 def later_replies(conv: Conversation) -> list[tuple[int, list[str]]]:
     """Per customer text message, one row per later agent reply run past the one right after it that shares a
     gram with it (``_grams``): (index, [the message, the agent's messages before it, that run, the customer's
-    message after that run]). The question was answered when any of these answers it: the customer pressed and
-    the agent answered on the third try, or a bot stalled and the human took over with the answer."""
+    message after that run], the messages that run would answer: this one and the customer's re-asks of the same
+    matter before the run). The question was answered when any of these answers it: the customer pressed and the
+    agent answered on the third try, or a bot stalled and the human took over with the answer."""
     ms = [(i, side(m.role), m.norm if m.type == "text" and m.text else "") for i, m in enumerate(conv.messages)]
     ms = [x for x in ms if x[1] is not None]
     runs, cur = [], None          # the agent side's runs: [first k, last k, text]
@@ -112,7 +113,9 @@ def later_replies(conv: Conversation) -> list[tuple[int, list[str]]]:
         for r in later[1:]:
             if r[2] and grams & _grams(r[2]):
                 nxt = next((t for _, s2, t in ms[r[1] + 1:] if s2 == "customer"), "")
-                out.append((i, [text, ctx[i][1], r[2], nxt]))
+                # the customer's re-asks of the matter before that run: what answers the question answers them
+                again = [j for j, s2, t in ms[k + 1:r[0]] if s2 == "customer" and j in ctx and grams & _grams(t)]
+                out.append((i, [text, ctx[i][1], r[2], nxt], [i, *again]))
     return out
 
 
@@ -183,8 +186,8 @@ class TurnFlags:
         rows, blocks, dense = [], [], []
         for ci, c in enumerate(convs):
             last = max((i for i, _ in contexts(c, "customer")), default=None)
-            for i, bl in later_replies(c):
-                rows.append((ci, i))
+            for i, bl, covers in later_replies(c):
+                rows.append((ci, i, covers))
                 blocks.append(bl)
                 dense.append(_counts(bl, i / max(len(c.messages), 1), i == last))
         return self._read({"customer": (rows, blocks, dense)})["customer"]
@@ -244,8 +247,9 @@ class TurnFlags:
                         later = self.later_features(convs)
                     lrows, lx, ld = later
                     if lx is not None:     # answered later: the question's probability is its best reading's
-                        for (ci, i), q in zip(lrows, _score(m, lx if nx == lx.shape[1] else lx[:, :nx], ld)):
-                            per[ci][i] = min(per[ci][i], float(q))
+                        for (ci, _, covers), q in zip(lrows, _score(m, lx if nx == lx.shape[1] else lx[:, :nx], ld)):
+                            for i in covers:
+                                per[ci][i] = min(per[ci][i], float(q))
                 for ci, ps in enumerate(per):
                     for i, q in ps.items():
                         if where[ci] is None or q > probs[ci]:
