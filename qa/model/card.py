@@ -217,5 +217,9 @@ def _turn_line(info: dict | None, dev: dict | None, used: dict | None = None) ->
         rule += (f" The network's own head and n-gram column for {', '.join(f'`{f}`' for f in head['flags'])} were "
                  f"refitted on {head['date']} (`scripts/refit_flag_head.py`, {head['chats']} chats, the rest of the "
                  "network frozen: no grade moves).")
+    if "unanswered_question" in info["turns"]:
+        rule += (" A question's `unanswered_question` probability is its lowest over the reply right after it and each "
+                 "later reply run about the same matter (`later_replies`): answered when pressed, or by the human after "
+                 "a bot, is answered.")
     return (f"- Turn-level flag models: a logistic regression per flag over one message in its context (the other "
             f"side's messages before and after it, its side's next message), on {src}: {each}. {rule}")
