@@ -239,3 +239,20 @@ def test_the_card_says_how_turn_models_vote():
     line = _turn_line(later, {"vague_reply": {"threshold": 0.6}}, {"vague_reply": 0.4})
     assert "threshold 0.4)" in line and "dev split chose" not in line
     assert "`vague_reply` was refitted on 2026-12-06" in line and "`unanswered_question` was refitted on 2026-12-07" in line
+
+
+def test_later_replies_stay_linear_in_a_long_chat():
+    """A chat of thousands of turns on one matter (every question shares grams with every reply) reads each question
+    with at most ``LATER_RUNS`` later runs: 9,000 messages in about a second, where pairing every question with every
+    later run took minutes."""
+    from tests.conftest import run_bounded
+    code = ("import sys, json; from qa.schema import Conversation; from qa.model.turnflags import later_replies, "
+            "LATER_RUNS; n = json.loads(sys.stdin.read()); ms = []\n"
+            "for k in range(n): ms += [{'role': 'customer', 'text': f'杯子能装开水吗 {k}'}, "
+            "{'role': 'agent', 'text': '杯子开水可以的'}]\n"
+            "ms += [{'role': 'customer', 'text': f'杯子能装开水吗{k}'} for k in range(n)] + [{'role': 'agent', 'text': "
+            "'杯子可以'}]\n"
+            "rows = later_replies(Conversation.model_validate({'id': 'h', 'messages': ms}))\n"
+            "assert len(rows) <= 2 * n * LATER_RUNS and all(len(r[2]) <= LATER_RUNS + 1 for r in rows)\n"
+            "print(len(rows))")
+    assert int(run_bounded(code, 3000, timeout=60)) > 0

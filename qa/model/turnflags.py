@@ -33,6 +33,7 @@ BLOCKS = ("focus", "before", "after", "next")   # the message; the other side's 
 MIN_POSITIVE = 20                                # fewer positive turns than this: no classifier for the flag
 C = 1.0
 FOCUS_NGRAMS = 20000                             # the focus vocabulary's size, per side (0: none)
+LATER_RUNS = 8     # later reply runs a question is read with, and messages before one read as re-asks (linear in a chat)
 _FACT = re.compile(r"\d|\[(?:数字|日期|时间|金额|订单|链接|地址)")
 _ASK = re.compile(r"[?？]|吗|么|呢$|怎么|什么|多久|几")
 
@@ -105,16 +106,22 @@ def later_replies(conv: Conversation) -> list[tuple[int, list[str]]]:
                 runs.append(cur)
     out = []
     ctx = {i: bl for i, bl in contexts(conv, "customer")}
+    grams_of = {k: _grams(text) for k, (i, s, text) in enumerate(ms) if s == "customer" and i in ctx}
+    run_grams = [_grams(r[2]) for r in runs]
+    first = 0                     # the first run that starts after the message at k
     for k, (i, s, text) in enumerate(ms):
-        if s != "customer" or i not in ctx:
+        while first < len(runs) and runs[first][0] <= k:
+            first += 1
+        if k not in grams_of:
             continue
-        grams = _grams(text)
-        later = [r for r in runs if r[0] > k]
-        for r in later[1:]:
-            if r[2] and grams & _grams(r[2]):
-                nxt = next((t for _, s2, t in ms[r[1] + 1:] if s2 == "customer"), "")
+        grams = grams_of[k]
+        for n in range(first + 1, min(first + 1 + LATER_RUNS, len(runs))):
+            r = runs[n]
+            if r[2] and grams & run_grams[n]:
+                nxt = next((t for _, s2, t in ms[r[1] + 1:r[1] + 2] if s2 == "customer"), "")
                 # the customer's re-asks of the matter before that run: what answers the question answers them
-                again = [j for j, s2, t in ms[k + 1:r[0]] if s2 == "customer" and j in ctx and grams & _grams(t)]
+                again = [ms[j][0] for j in range(max(k + 1, r[0] - LATER_RUNS), r[0])
+                         if j in grams_of and grams & grams_of[j]]
                 out.append((i, [text, ctx[i][1], r[2], nxt], [i, *again]))
     return out
 
