@@ -184,3 +184,28 @@ def test_default_model_counts_a_question_answered_when_pressed_or_after_a_bot_as
     for conv, _, findings, p in cases:
         found = [f for f in findings if f.rule == "unanswered_question"]
         assert bool(found) == conv.id.startswith("never-"), (conv.id, found, p.flags["unanswered_question"])
+
+
+def test_default_model_raises_a_question_left_beside_one_answered_on_its_own_threshold():
+    """Written for this check (session 38, `tests/data/partial_answer_cases.jsonl`): the question the agent left while
+    answering the one asked with it (part-*) is raised when its own turn probability reaches the flag's ``partial``
+    threshold (``TurnFlags.partial_hit``), with that message as evidence; chats where both were answered (whole-*)
+    are not. The shipped threshold (0.35, dev split + probes) is lowered here so the path itself is pinned."""
+    from qa.grader import Grader
+    from qa.model.predict import Classifier
+    from qa.rubric import load_rubric
+    clf = Classifier(ROOT / "models" / "default")
+    assert clf.ridge.turn_flags.partial == {"unanswered_question": 0.35}
+    convs = list(read_path(ROOT / "tests" / "data" / "partial_answer_cases.jsonl"))
+    grader = Grader(load_rubric(), classifier=clf)
+    from qa.analysis import analyse
+    analyses = [analyse(c, grader.rubric, grader.engine) for c in convs]
+    shipped = {c.id: [f for f in a.findings if f.rule == "unanswered_question"]
+               for c, a in zip(convs, grader.with_model(convs, analyses)[0])}
+    assert not shipped["whole-1"] and not shipped["whole-2"]
+    clf.ridge.turn_flags.partial["unanswered_question"] = 0.05
+    lowered = {c.id: [f for f in a.findings if f.rule == "unanswered_question"]
+               for c, a in zip(convs, grader.with_model(convs, analyses)[0])}
+    assert [f.message for f in lowered["part-3"]] == [1] and [f.message for f in lowered["part-4"]] == [0]
+    assert all(f.source == "model" for f in lowered["part-3"] + lowered["part-4"])
+    assert not lowered["whole-1"] and not lowered["whole-2"]

@@ -243,7 +243,7 @@ def test_the_card_says_how_turn_models_vote():
 
 def test_later_replies_stay_linear_in_a_long_chat():
     """A chat of thousands of turns on one matter (every question shares grams with every reply) reads each question
-    with at most ``LATER_RUNS`` later runs: 9,000 messages in about a second, where pairing every question with every
+    (and looks for partial answers, ``partial_misses``) with at most ``LATER_RUNS`` later runs: 9,000 messages in about a second, where pairing every question with every
     later run took minutes."""
     from tests.conftest import run_bounded
     code = ("import sys, json; from qa.schema import Conversation; from qa.model.turnflags import later_replies, "
@@ -252,7 +252,23 @@ def test_later_replies_stay_linear_in_a_long_chat():
             "{'role': 'agent', 'text': '杯子开水可以的'}]\n"
             "ms += [{'role': 'customer', 'text': f'杯子能装开水吗{k}'} for k in range(n)] + [{'role': 'agent', 'text': "
             "'杯子可以'}]\n"
-            "rows = later_replies(Conversation.model_validate({'id': 'h', 'messages': ms}))\n"
+            "c = Conversation.model_validate({'id': 'h', 'messages': ms}); rows = later_replies(c)\n"
             "assert len(rows) <= 2 * n * LATER_RUNS and all(len(r[2]) <= LATER_RUNS + 1 for r in rows)\n"
+            "from qa.model.turnflags import partial_misses; partial_misses(c)\n"
             "print(len(rows))")
     assert int(run_bounded(code, 3000, timeout=60)) > 0
+
+
+def test_partial_misses_find_the_question_left_beside_one_answered():
+    """Written for this check (session 38, `tests/data/partial_answer_cases.jsonl`): two things asked in one message or
+    in two (A不A and X不 count as asking), the agent taking up only one (part-*), or both (whole-*)."""
+    from qa.model.turnflags import partial_misses
+    convs = {c.id: c for c in read_path(ROOT / "tests" / "data" / "partial_answer_cases.jsonl")}
+    assert {k: partial_misses(c) for k, c in convs.items()} == {
+        "part-1": [0], "part-2": [1], "part-3": [1], "part-4": [0], "whole-1": [], "whole-2": []}
+    # nothing taken up at all is no partial answer (the turn model's matter), nor is one question alone
+    lone = Conversation.model_validate({"id": "l", "messages": [
+        {"role": "customer", "text": "充绒量多少克 机洗会不会跑绒"}, {"role": "agent", "text": "亲 您好"}]})
+    one = Conversation.model_validate({"id": "o", "messages": [
+        {"role": "customer", "text": "机洗会不会跑绒"}, {"role": "agent", "text": "亲 羽绒服很暖和"}]})
+    assert partial_misses(lone) == [] and partial_misses(one) == []

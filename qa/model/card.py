@@ -83,7 +83,7 @@ def write_card(model_dir: str | Path) -> Path:
              _stack_line(_read(d / "ridge.json").get("stack")),
              _offsets_line(_read(d / "offsets.json")),
              _turn_line(_turn_info(metrics, _read(d / "turnflags.json")), metrics.get("dev_turn_flags"),
-                        _read(d / "turnflags.json").get("thresholds")),
+                        _read(d / "turnflags.json").get("thresholds"), _read(d / "turnflags.json").get("partial")),
              ("- Vetoes on rule findings (chosen after training on the dev split: `qa train`, or "
               "`scripts/refit_turnflags.py --vetoes` with probe chats too): a rule finding the model did not raise is "
               "dropped when the model's probability is below " + ", ".join(f"{v} for `{f}`" for f, v in
@@ -184,7 +184,8 @@ def _turn_info(metrics: dict, meta: dict) -> dict | None:
     return info if info.get("refit") else (metrics.get("ridge") or {}).get("turn_flags")
 
 
-def _turn_line(info: dict | None, dev: dict | None, used: dict | None = None) -> str | None:
+def _turn_line(info: dict | None, dev: dict | None, used: dict | None = None, partial: dict | None = None
+               ) -> str | None:
     """The turn-level flag models (``qa.model.turnflags``), when the model has them; ``used``: the thresholds in
     ``turnflags.json`` (they win over the dev split's choice)."""
     if not info or not info.get("turns"):
@@ -221,5 +222,8 @@ def _turn_line(info: dict | None, dev: dict | None, used: dict | None = None) ->
         rule += (" A question's `unanswered_question` probability is its lowest over the reply right after it and each "
                  "later reply run about the same matter (`later_replies`): answered when pressed, or by the human after "
                  "a bot, is answered.")
+    for f, t in (partial or {}).items():
+        rule += (f" `{f}` is also raised when a question the agent left while taking up another asked with it "
+                 f"(`partial_misses`) has a turn probability of {t} or more (chosen on the dev split and the probes).")
     return (f"- Turn-level flag models: a logistic regression per flag over one message in its context (the other "
             f"side's messages before and after it, its side's next message), on {src}: {each}. {rule}")

@@ -281,6 +281,7 @@ class Classifier:
         turn_t = self.ridge.turn_flags.thresholds if turn_model else {}
         mean = bool(turn_model) and self.ridge.turn_flags.combine == "mean"
         chat_t = self.ridge.turn_flags.chat_thresholds(self.ridge.gate_probs(convs)) if mean else {}
+        each = self.ridge.turn_message_probs(convs) if mean and self.ridge.turn_flags.partial else {}
         for b, ts in enumerate(all_turns):
             for j, f in enumerate(cfg.flags):
                 flags[b][f] = float(p[b, j])
@@ -289,8 +290,12 @@ class Classifier:
                 if mean and f in turn_model:    # network and turn model vote together (qa train --turns-on)
                     q = flags[b][f] = float((p[b, j] + turn_model[f][0][b]) / 2)
                     cut = own if own is not None else chat_t[f][b] if f in chat_t else None
+                    hit = None if not ts or cut is None or q >= cut or own is not None or f not in each else \
+                        self.ridge.turn_flags.partial_hit(f, convs[b], each[f][b])
                     if ts and cut is not None and q >= cut:
                         raised[b].append(FlagPrediction(f, q, float(cut), turn_model[f][1][b]))
+                    elif hit is not None:   # a question left beside one answered (TurnFlags.partial_misses)
+                        raised[b].append(FlagPrediction(f, hit[1], self.ridge.turn_flags.partial[f], hit[0]))
                 elif ts and t is not None and p[b, j] >= t:
                     raised[b].append(FlagPrediction(f, float(p[b, j]), float(t),
                                                     self._evidence(f, b, j, ts, turn_probs[b], attn, convs[b])))

@@ -33,6 +33,7 @@ BLOCKS = ("focus", "before", "after", "next")   # the message; the other side's 
 MIN_POSITIVE = 20                                # fewer positive turns than this: no classifier for the flag
 C = 1.0
 FOCUS_NGRAMS = 20000                             # the focus vocabulary's size, per side (0: none)
+MAX_CLAUSES = 16   # asking clauses read per customer message
 LATER_RUNS = 8     # later reply runs a question is read with, and messages before one read as re-asks (linear in a chat)
 _FACT = re.compile(r"\d|\[(?:数字|日期|时间|金额|订单|链接|地址)")
 _ASK = re.compile(r"[?？]|吗|么|呢$|怎么|什么|多久|几")
@@ -76,15 +77,19 @@ _FRAME = re.compile("这个|那个|这款|那款|这边|那边|可以|什么|怎
 _WORD = re.compile(r"[0-9a-z]+|[\u4e00-\u9fff]+")
 
 
-def _grams(text: str) -> set[str]:
+def _grams(text: str, singles: bool = False, chars: bool = False) -> set[str]:
     """What a message is about: the two-character grams of its CJK runs and its Latin/digit words, once the
-    asking frame (``_FRAME``) is taken out. A question and a later reply that share one are about one matter."""
+    asking frame (``_FRAME``) is taken out. A question and a later reply that share one are about one matter.
+    ``singles``: a one-character run counts too (会不会坏 → 坏); ``chars``: every character of a run too (what a
+    reply says, for a question's one-character run to meet: 不会坏掉 holds 坏)."""
     out = set()
     for run in _WORD.findall(_FRAME.sub(" ", text.lower())):
-        if run.isascii():
+        if run.isascii() or (singles and len(run) == 1):
             out.add(run)
         else:
             out.update(run[k:k + 2] for k in range(len(run) - 1))
+            if chars:
+                out.update(run)
     return out
 
 
@@ -126,6 +131,47 @@ def later_replies(conv: Conversation) -> list[tuple[int, list[str]]]:
     return out
 
 
+# a customer message's clauses (split after a question mark, at spaces and commas) and the ones that ask something
+_CLAUSE = re.compile(r"(?<=[?？])|[\s，,。!！；;]+")
+_ASKS = re.compile(r"吗|(?<![这那怎什多])么|[?？]|怎么|什么|多少|(?<![好没这十前])几|哪|咋|啥|(\S)[不没]\1|\S\S不$|没$")
+_HOW_MUCH = re.compile(r"多少|(?<![好没这十前])几|多[大重长久宽高厚]")   # the run's one such clause a later number takes up (净重多少 → 500克)
+
+
+def partial_misses(conv: Conversation) -> list[int]:
+    """The customer messages that hold a question the agent never took up while taking up another asked with it:
+    in a run of the customer's messages with two or more asking clauses, a clause none of whose grams (``_grams``)
+    any later agent or bot text shares, where another clause's are shared (鸡蛋一箱多少个 / 路上破了包赔不 →
+    鸡蛋一箱30枚的亲: the breakage question was left). The part of a many-question turn left unanswered."""
+    ms, runs, k = conv.messages, [], 0
+    while k < len(ms):                       # the customer's runs of messages: (first, past the last)
+        if ms[k].role == "customer":
+            j = k
+            while j < len(ms) and ms[j].role == "customer":
+                j += 1
+            runs.append((k, j))
+            k = j
+        else:
+            k += 1
+    out: list[int] = []
+    later: set[str] = set()                  # the grams of every agent-side text after the run at hand
+    number, end = False, len(ms)             # whether one of those texts holds a number
+    for k, j in reversed(runs):
+        for m in ms[j:end]:
+            if side(m.role) == "agent" and m.type == "text" and m.text:
+                later |= _grams(m.norm, singles=True, chars=True)
+                number = number or any(ch.isdigit() for ch in m.norm)
+        end = k
+        asks = [(i, g, c) for i in range(k, j) if ms[i].type == "text" and ms[i].text
+                for c in _CLAUSE.split(ms[i].norm)[:MAX_CLAUSES] if c and _ASKS.search(c) and _grams(c)
+                for g in [_grams(c, singles=True)]]
+        if len(asks) >= 2 and later:
+            how = [bool(_HOW_MUCH.search(c)) for _, _, c in asks]   # one such clause: the number is its answer
+            taken = [bool(g & later) or (number and h and sum(how) == 1) for (_, g, _), h in zip(asks, how)]
+            if any(taken):
+                out += sorted({i for (i, _, _), t in zip(asks, taken) if not t})
+    return sorted(out)
+
+
 def _score(m: dict, x, d: np.ndarray) -> np.ndarray:
     """A flag model's probability for rows of sparse ``x`` (the columns it read) and dense ``d``."""
     z = np.asarray(x @ m["coef"][:x.shape[1]]).ravel() + ((d - m["mean"]) / m["scale"]) @ m["coef"][x.shape[1]:]
@@ -144,7 +190,8 @@ class TurnFlags:
 
     def __init__(self, projection: Projection, models: dict[str, dict], info: dict | None = None,
                  thresholds: dict[str, float] | None = None, thresholds_real: dict[str, float] | None = None,
-                 focus: dict | None = None, frozen: dict[str, dict] | None = None):
+                 focus: dict | None = None, frozen: dict[str, dict] | None = None,
+                 partial: dict[str, float] | None = None):
         self.projection, self.models, self.info = projection, models, dict(info or {})
         self.focus = dict(focus or {})             # side → TF-IDF vectorizer of its messages' own n-grams
         # flag → the model the ridge channel's structure part was fitted on, where the flag's model was refitted
@@ -152,6 +199,8 @@ class TurnFlags:
         self.frozen = dict(frozen or {})
         self.thresholds = dict(thresholds or {})   # flag → threshold on the gated chat probability (dev split)
         self.thresholds_real = dict(thresholds_real or {})   # flag → threshold for the chats the ridge gate claims
+        # flag → threshold on one message's turn probability for a message of ``partial_misses`` (dev split + probes)
+        self.partial = dict(partial or {})
 
     def chat_thresholds(self, gate: np.ndarray) -> dict[str, np.ndarray]:
         """Flag → [n] each chat's threshold: ``thresholds`` blended with ``thresholds_real`` by the ridge gate
@@ -159,6 +208,15 @@ class TurnFlags:
         g = np.asarray(gate, dtype=float)
         return {f: g * self.thresholds_real[f] + (1 - g) * t if f in self.thresholds_real else np.full(len(g), t)
                 for f, t in self.thresholds.items()}
+
+    def partial_hit(self, flag: str, conv: Conversation, probs: dict[int, float]) -> tuple[int, float] | None:
+        """(message, probability): the likeliest of ``conv``'s ``partial_misses`` whose turn probability (``probs``,
+        this flag's per message) reaches the flag's ``partial`` threshold, else None. A question the agent left while
+        answering the one asked with it is raised on less evidence than a whole chat's mean."""
+        if flag not in self.partial:
+            return None
+        hits = [(probs[i], i) for i in partial_misses(conv) if probs.get(i, 0.0) >= self.partial[flag]]
+        return (max(hits)[1], max(hits)[0]) if hits else None
 
     @property
     def flags(self) -> list[str]:
@@ -311,6 +369,8 @@ class TurnFlags:
         t, meta = {}, {"flags": {}, "info": self.info, "thresholds": self.thresholds}
         if self.thresholds_real:
             meta["thresholds_real"] = self.thresholds_real
+        if self.partial:
+            meta["partial"] = self.partial
         for role, vec in self.focus.items():
             meta.setdefault("focus", {})[role] = sorted(vec.vocabulary_, key=vec.vocabulary_.get)
             t[f"focus.{role}.idf"] = vec.idf_.astype(np.float32)
@@ -342,4 +402,4 @@ class TurnFlags:
             focus[role] = _vectorizer(vocabulary={g: i for i, g in enumerate(vocab)}).fit(["x"])
             focus[role].idf_ = np.asarray(t[f"focus.{role}.idf"], dtype=np.float32)
         return cls(projection, models, meta.get("info"), meta.get("thresholds"), meta.get("thresholds_real"), focus,
-                   frozen)
+                   frozen, meta.get("partial"))
