@@ -208,4 +208,5 @@ def test_default_model_raises_a_question_left_beside_one_answered_on_its_own_thr
                for c, a in zip(convs, grader.with_model(convs, analyses)[0])}
     assert [f.message for f in lowered["part-3"]] == [1] and [f.message for f in lowered["part-4"]] == [0]
     assert all(f.source == "model" for f in lowered["part-3"] + lowered["part-4"])
+    assert all("这个问题没有回应" in f.explanation for f in lowered["part-3"] + lowered["part-4"])   # says why
     assert not lowered["whole-1"] and not lowered["whole-2"]

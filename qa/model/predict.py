@@ -34,17 +34,23 @@ class DimensionPrediction:
                 "evidence": self.evidence}
 
 
+PARTIAL_WHY = "同一轮里一起问的另一个问题答了，这个问题没有回应"
+
+
 @dataclasses.dataclass(frozen=True)
 class FlagPrediction:
-    """A rule flag the model raises: its probability, the threshold it passed, the evidence message."""
+    """A rule flag the model raises: its probability, the threshold it passed, the evidence message, and why when the
+    threshold is not the chat's (``why``: a partial answer, ``TurnFlags.partial_hit``)."""
 
     rule: str
     prob: float
     threshold: float
     message: int | None
+    why: str | None = None
 
     def to_record(self) -> dict:
-        return {"rule": self.rule, "prob": round(self.prob, 4), "threshold": self.threshold, "message": self.message}
+        out = {"rule": self.rule, "prob": round(self.prob, 4), "threshold": self.threshold, "message": self.message}
+        return {**out, "why": self.why} if self.why else out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -295,7 +301,8 @@ class Classifier:
                     if ts and cut is not None and q >= cut:
                         raised[b].append(FlagPrediction(f, q, float(cut), turn_model[f][1][b]))
                     elif hit is not None:   # a question left beside one answered (TurnFlags.partial_misses)
-                        raised[b].append(FlagPrediction(f, hit[1], self.ridge.turn_flags.partial[f], hit[0]))
+                        raised[b].append(FlagPrediction(f, hit[1], self.ridge.turn_flags.partial[f], hit[0],
+                                                        PARTIAL_WHY))
                 elif ts and t is not None and p[b, j] >= t:
                     raised[b].append(FlagPrediction(f, float(p[b, j]), float(t),
                                                     self._evidence(f, b, j, ts, turn_probs[b], attn, convs[b])))

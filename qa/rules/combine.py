@@ -50,7 +50,8 @@ def combine(findings: Iterable[Finding], raised: Iterable, rubric: Rubric, conv=
         evidence = None
         if conv is not None and r.message is not None and 0 <= r.message < len(conv.messages):
             evidence = (conv.messages[r.message].text or "")[:60] or None
-        out.append(Finding(r.rule, rule.severity, rule.name, f"模型判断（概率 {r.prob:.2f} ≥ 阈值 {r.threshold:.2f}）",
+        why = f"；{r.why}" if getattr(r, "why", None) else ""
+        out.append(Finding(r.rule, rule.severity, rule.name, f"模型判断（概率 {r.prob:.2f} ≥ 阈值 {r.threshold:.2f}{why}）",
                            r.message, None, evidence, source="model"))
         fired.add(r.rule)
     return out
