@@ -73,7 +73,7 @@ def contexts(conv: Conversation, role: str) -> list[tuple[int, list[str]]]:
 # two-character grams (and Latin/digit words) say what it is about
 _FRAME = re.compile("这个|那个|这款|那款|这边|那边|可以|什么|怎么|为什么|时候|请问|想问|问下|问一下|一下|你们|我们|"
                     "您好|你好|亲亲|知道|告诉|还是|就是|现在|的话|一直|还有|多少|到底|"
-                    "[的了吗呢吧啊哦呀哈嘛么亲是有在我你您他她它们和也都就还很会能要不没一个这那下吧，。？！?!,.~～ ]")
+                    "[的了吗呢吧啊哦呀哈嘛么亲是有在我你您他她它们和也都就还很会能要不没一个这那下，。？！?!,.~～ ]")
 _WORD = re.compile(r"[0-9a-z]+|[\u4e00-\u9fff]+")
 
 
@@ -93,12 +93,13 @@ def _grams(text: str, singles: bool = False, chars: bool = False) -> set[str]:
     return out
 
 
-def later_replies(conv: Conversation) -> list[tuple[int, list[str]]]:
+def later_replies(conv: Conversation, ctx: dict[int, list[str]] | None = None) -> list[tuple[int, list[str], list[int]]]:
     """Per customer text message, one row per later agent reply run past the one right after it that shares a
     gram with it (``_grams``): (index, [the message, the agent's messages before it, that run, the customer's
     message after that run], the messages that run would answer: this one and the customer's re-asks of the same
     matter before the run). The question was answered when any of these answers it: the customer pressed and the
-    agent answered on the third try, or a bot stalled and the human took over with the answer."""
+    agent answered on the third try, or a bot stalled and the human took over with the answer. ``ctx``: the
+    customer's ``contexts`` by message index, when the caller has them."""
     ms = [(i, side(m.role), m.norm if m.type == "text" and m.text else "") for i, m in enumerate(conv.messages)]
     ms = [x for x in ms if x[1] is not None]
     runs, cur = [], None          # the agent side's runs: [first k, last k, text]
@@ -110,7 +111,7 @@ def later_replies(conv: Conversation) -> list[tuple[int, list[str]]]:
                 cur = [k, k, text]
                 runs.append(cur)
     out = []
-    ctx = {i: bl for i, bl in contexts(conv, "customer")}
+    ctx = ctx if ctx is not None else dict(contexts(conv, "customer"))
     grams_of = {k: _grams(text) for k, (i, s, text) in enumerate(ms) if s == "customer" and i in ctx}
     run_grams = [_grams(r[2]) for r in runs]
     first = 0                     # the first run that starts after the message at k
@@ -131,7 +132,9 @@ def later_replies(conv: Conversation) -> list[tuple[int, list[str]]]:
     return out
 
 
-# a customer message's clauses (split after a question mark, at spaces and commas) and the ones that ask something
+# a customer message's clauses (split after a question mark, at spaces and commas) and the ones that ask something;
+# not ``_ASK``, which is one of the fitted models' features and must read as it did when they were fitted (它这么好 is
+# no question here, 好不好 is)
 _CLAUSE = re.compile(r"(?<=[?？])|[\s，,。!！；;]+")
 _ASKS = re.compile(r"吗|(?<![这那怎什多])么|[?？]|怎么|什么|多少|(?<![好没这十前])几|哪|咋|啥|(\S)[不没]\1|\S\S不$|没$")
 _HOW_MUCH = re.compile(r"多少|(?<![好没这十前])几|多[大重长久宽高厚]")   # the run's one such clause a later number takes up (净重多少 → 500克)
@@ -250,8 +253,9 @@ class TurnFlags:
         """``features``' customer rows for ``later_replies``: each question read with a later reply run."""
         rows, blocks, dense = [], [], []
         for ci, c in enumerate(convs):
-            last = max((i for i, _ in contexts(c, "customer")), default=None)
-            for i, bl, covers in later_replies(c):
+            ctx = dict(contexts(c, "customer"))
+            last = max(ctx, default=None)
+            for i, bl, covers in later_replies(c, ctx):
                 rows.append((ci, i, covers))
                 blocks.append(bl)
                 dense.append(_counts(bl, i / max(len(c.messages), 1), i == last))
