@@ -177,10 +177,12 @@ def test_rule_probe_bench_counts_the_findings_grade_writes(tmp_path):
 def test_default_model_counts_a_question_answered_when_pressed_or_after_a_bot_as_answered():
     """Written for this check (session 38, `tests/data/answered_later_cases.jsonl`): a question the agent first met
     with 以详情页为准 and answered when the customer pressed (late-1), or that a bot stalled on and the human answered
-    after the transfer (late-2), is answered, and so is the customer's re-ask; the same chats where the agent never
-    gives the fact (never-*) keep the flag. As `qa grade` combines them: the rules' findings plus the model's."""
+    after the transfer (late-2), is answered, and so is the customer's re-ask; so is one whose answer shares no word
+    with it but is of the kind it asks for (session 39: a size, late-3; a time, late-4); the same chats where the
+    agent never gives the fact (never-*) keep the flag. As `qa grade` combines them: the rules' findings plus the
+    model's."""
     cases = _graded_cases("answered_later_cases.jsonl")
-    assert len(cases) == 4
+    assert len(cases) == 8
     for conv, _, findings, p in cases:
         found = [f for f in findings if f.rule == "unanswered_question"]
         assert bool(found) == conv.id.startswith("never-"), (conv.id, found, p.flags["unanswered_question"])

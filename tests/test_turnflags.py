@@ -79,6 +79,27 @@ def test_later_replies_pair_a_question_with_later_runs_about_the_same_matter():
         {"role": "customer", "text": "什么时候发"}, {"role": "agent", "text": "这个可以的"}]})) == []
 
 
+def test_later_replies_pair_a_question_with_a_later_answer_of_its_kind():
+    from qa.rubric import load_rubric
+    from qa.rules.checks import answer_kinds
+    kinds = answer_kinds(load_rubric().rules["unanswered_question"].params["answer_types"])
+    conv = Conversation.model_validate({"id": "k", "messages": [
+        {"role": "customer", "text": "这个收纳箱多大尺寸啊"}, {"role": "agent", "text": "亲 这款很结实的"},
+        {"role": "customer", "text": "我要具体的数"}, {"role": "agent", "text": "长50 宽35 高28厘米"},
+        {"role": "customer", "text": "好的"}, {"role": "agent", "text": "明天发货哦"}]})
+    assert later_replies(conv) == []    # no word shared with the size that answers it
+    # a size asked, a size given: read with that run (and the re-ask before it, which asks for no kind, is not
+    # covered); not with the later run that gives a time
+    assert later_replies(conv, kinds=kinds) == [(0, ["这个收纳箱多大尺寸啊", "", "长50 宽35 高28厘米", "好的"], [0])]
+
+
+def test_a_classifier_pairs_its_turn_models_questions_by_its_rubrics_answer_kinds():
+    from qa.model.predict import Classifier
+    clf = Classifier(ROOT / "models" / "default")
+    kinds = clf.ridge.turn_flags.kinds
+    assert kinds is not None and kinds.any_ask.search("多大尺寸") and not kinds.any_ask.search("是正品吗")
+
+
 def test_fitted_on_turn_labels_it_finds_unseen_chats_flags_and_round_trips(tmp_path):
     from sklearn.metrics import roc_auc_score
     convs = _gen(500)

@@ -220,8 +220,9 @@ def _turn_line(info: dict | None, dev: dict | None, used: dict | None = None, pa
                  "network frozen: no grade moves).")
     if "unanswered_question" in info["turns"]:
         rule += (" A question's `unanswered_question` probability is its lowest over the reply right after it and each "
-                 "later reply run about the same matter (`later_replies`): answered when pressed, or by the human after "
-                 "a bot, is answered.")
+                 "later reply run about the same matter (`later_replies`: a word shared, or an answer of the kind the "
+                 "rubric's `answer_types` say it asks for, such as a size or a time): answered when pressed, or by the "
+                 "human after a bot, is answered.")
     for f, t in (partial or {}).items():
         rule += (f" `{f}` is also raised when a question the agent left while taking up another asked with it "
                  f"(`partial_misses`) has a turn probability of {t} or more (chosen on the dev split and the probes).")

@@ -140,6 +140,8 @@ class Classifier:
             rubric_file = self.path / "rubric.yaml"
             rubric = self._load("rubric.yaml", lambda: load_rubric(rubric_file if rubric_file.is_file() else None))
         self.rubric = rubric
+        if self.ridge is not None and self.ridge.turn_flags is not None:
+            self.ridge.turn_flags.read_answers(rubric)   # a question answered later in other words (多大 → 长48)
         self.batcher = Batcher(self.config, tok, self._load("ngrams.json", lambda: Ngrams.load(self.path)), self.rubric)
         self.batcher.analyser = self.analyse
         self.device = device

@@ -93,9 +93,12 @@ def _grams(text: str, singles: bool = False, chars: bool = False) -> set[str]:
     return out
 
 
-def later_replies(conv: Conversation, ctx: dict[int, list[str]] | None = None) -> list[tuple[int, list[str], list[int]]]:
+def later_replies(conv: Conversation, ctx: dict[int, list[str]] | None = None,
+                  kinds=None) -> list[tuple[int, list[str], list[int]]]:
     """Per customer text message, one row per later agent reply run past the one right after it that shares a
-    gram with it (``_grams``): (index, [the message, the agent's messages before it, that run, the customer's
+    gram with it (``_grams``) or, for a question of one of ``kinds`` (the rubric's ``answer_types`` compiled by
+    ``qa.rules.checks.answer_kinds``: a price, a time, a size asked), holds an answer of that kind (多大尺寸 → 长48
+    宽25 高8厘米, no word shared): (index, [the message, the agent's messages before it, that run, the customer's
     message after that run], the messages that run would answer: this one and the customer's re-asks of the same
     matter before the run). The question was answered when any of these answers it: the customer pressed and the
     agent answered on the third try, or a bot stalled and the human took over with the answer. ``ctx``: the
@@ -113,6 +116,7 @@ def later_replies(conv: Conversation, ctx: dict[int, list[str]] | None = None) -
     out = []
     ctx = ctx if ctx is not None else dict(contexts(conv, "customer"))
     grams_of = {k: _grams(text) for k, (i, s, text) in enumerate(ms) if s == "customer" and i in ctx}
+    wants = {k: _wanted(ms[k][2], kinds) for k in grams_of}   # the answer kinds each question asks for
     run_grams = [_grams(r[2]) for r in runs]
     first = 0                     # the first run that starts after the message at k
     for k, (i, s, text) in enumerate(ms):
@@ -123,13 +127,20 @@ def later_replies(conv: Conversation, ctx: dict[int, list[str]] | None = None) -
         grams = grams_of[k]
         for n in range(first + 1, min(first + 1 + LATER_RUNS, len(runs))):
             r = runs[n]
-            if r[2] and grams & run_grams[n]:
+            if r[2] and (grams & run_grams[n] or any(a.search(r[2]) for a in wants[k])):
                 nxt = next((t for _, s2, t in ms[r[1] + 1:r[1] + 2] if s2 == "customer"), "")
                 # the customer's re-asks of the matter before that run: what answers the question answers them
                 again = [ms[j][0] for j in range(max(k + 1, r[0] - LATER_RUNS), r[0])
-                         if j in grams_of and grams & grams_of[j]]
+                         if j in grams_of and (grams & grams_of[j] or set(wants[k]) & set(wants[j]))]
                 out.append((i, [text, ctx[i][1], r[2], nxt], [i, *again]))
     return out
+
+
+def _wanted(text: str, kinds) -> list[re.Pattern]:
+    """The answer patterns of the ``kinds`` (``answer_kinds``) whose question ``text`` asks (多少钱 → a price's)."""
+    if kinds is None or not kinds.any_ask.search(text):
+        return []
+    return [answer for ask, answer in kinds.pairs if ask.search(text)]
 
 
 # a customer message's clauses (split after a question mark, at spaces and commas) and the ones that ask something;
@@ -204,6 +215,7 @@ class TurnFlags:
         self.thresholds_real = dict(thresholds_real or {})   # flag → threshold for the chats the ridge gate claims
         # flag → threshold on one message's turn probability for a message of ``partial_misses`` (dev split + probes)
         self.partial = dict(partial or {})
+        self.kinds = None   # the answer kinds a question is also paired by (``read_answers``); None: by words alone
 
     def chat_thresholds(self, gate: np.ndarray) -> dict[str, np.ndarray]:
         """Flag → [n] each chat's threshold: ``thresholds`` blended with ``thresholds_real`` by the ridge gate
@@ -211,6 +223,16 @@ class TurnFlags:
         g = np.asarray(gate, dtype=float)
         return {f: g * self.thresholds_real[f] + (1 - g) * t if f in self.thresholds_real else np.full(len(g), t)
                 for f, t in self.thresholds.items()}
+
+    def read_answers(self, rubric) -> None:
+        """Pair a question with a later reply that holds an answer of the kind it asks for, as the rubric's rule
+        of the same flag reads one (``answer_types`` of the flag whose model reads ``unanswered``; ``later_replies``).
+        The rubric is the grader's, so a shop's own answer types reach the model too."""
+        from qa.rules.checks import answer_kinds
+        for flag, m in self.models.items():
+            rule = rubric.rules.get(flag) if m["label"] == "unanswered" else None
+            if rule is not None and rule.params.get("answer_types"):
+                self.kinds = answer_kinds(rule.params["answer_types"])
 
     def partial_hit(self, flag: str, conv: Conversation, probs: dict[int, float]) -> tuple[int, float] | None:
         """(message, probability): the likeliest of ``conv``'s ``partial_misses`` whose turn probability (``probs``,
@@ -255,7 +277,7 @@ class TurnFlags:
         for ci, c in enumerate(convs):
             ctx = dict(contexts(c, "customer"))
             last = max(ctx, default=None)
-            for i, bl, covers in later_replies(c, ctx):
+            for i, bl, covers in later_replies(c, ctx, self.kinds):
                 rows.append((ci, i, covers))
                 blocks.append(bl)
                 dense.append(_counts(bl, i / max(len(c.messages), 1), i == last))

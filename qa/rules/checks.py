@@ -382,7 +382,7 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
     responders = ("agent",) if ctx.side(("agent",)) else AGENT_SIDE
     runs = _runs(ctx)
     min_len, sim = int(params.get("min_chars", 6)), float(params.get("similarity", 0.8))
-    kinds = _answer_kinds(params.get("answer_types") or {})
+    kinds = answer_kinds(params.get("answer_types") or {})
     bare = _any_of(tuple(params.get("bare_answer", ())))
     for n, (run, _) in enumerate(runs):
         q = [k for k in run if ctx.has("question", k)]
@@ -439,8 +439,9 @@ _NO_KINDS = _Kinds(re.compile(r"(?!)"), [])
 _KINDS: dict[int, tuple[dict, _Kinds]] = {}
 
 
-def _answer_kinds(types: dict) -> _Kinds:
-    """``answer_types`` compiled once per rubric: 多少钱 wants a price, 多久 a time."""
+def answer_kinds(types: dict) -> _Kinds:
+    """``answer_types`` compiled once per rubric: 多少钱 wants a price, 多久 a time (also read by the turn-level
+    models, ``qa.model.turnflags.later_replies``)."""
     if not types:
         return _NO_KINDS
     hit = _KINDS.get(id(types))
