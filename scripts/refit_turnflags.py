@@ -179,11 +179,11 @@ def arguments(add_help: str) -> argparse.ArgumentParser:
     """The command line this script and ``refit_flag_head.py`` share."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", type=Path)
-    ap.add_argument("--flags", nargs="+", required=True)
-    ap.add_argument("--add", nargs="*", default=[], help=add_help)
-    ap.add_argument("--select", nargs="*", default=[], metavar="PROBES:FLAG[:odd|even]", type=select_spec,
+    ap.add_argument("--flags", nargs="+", action="extend", required=True)
+    ap.add_argument("--add", nargs="*", action="extend", default=[], help=add_help)
+    ap.add_argument("--select", nargs="*", action="extend", default=[], metavar="PROBES:FLAG[:odd|even]", type=select_spec,
                     help="probe chats (or one half of their ids) that join the dev split in choosing FLAG's threshold")
-    ap.add_argument("--keep-threshold", nargs="*", default=[], metavar="FLAG",
+    ap.add_argument("--keep-threshold", nargs="*", action="extend", default=[], metavar="FLAG",
                     help="refit FLAG but keep its threshold (choose none)")
     ap.add_argument("--out", type=Path, help="write a copy of the model here (default: in place)")
     return ap

@@ -166,6 +166,18 @@ def test_thresholds_only_moves_a_threshold_and_nothing_else(tmp_path, monkeypatc
     assert after["info"]["refit"]["flags"] == before["info"]["refit"]["flags"]   # what was refitted before stays said
 
 
+def test_refit_options_given_twice_add_up():
+    """``--select A --select B`` selects on both (it kept only B before session 39), as one ``--select A B`` does."""
+    import refit_turnflags
+    ap = refit_turnflags.arguments("")
+    p, q = (str(ROOT / "data/probe" / f) for f in ("unanswered.jsonl", "unanswered_f.jsonl"))
+    a = ap.parse_args(["m", "--flags", "unanswered_question", "--select", f"{p}:unanswered_question:odd",
+                       "--select", f"{q}:unanswered_question", "--add", "x.jsonl", "--add", "y.jsonl"])
+    assert a.select == [(p, "unanswered_question", "odd"), (q, "unanswered_question")]
+    assert a.add == ["x.jsonl", "y.jsonl"]
+    assert ap.parse_args(["m", "--flags", "vague_reply"]).select == []
+
+
 def test_refocus_fits_the_agent_vocabulary_again_only_when_no_other_model_reads_it(tmp_path):
     """``refit_turnflags.py --refocus``: n-grams of the added chats (a new batch's insults) get focus
     columns; the customer side's vocabulary and every model not refitted stay as they were; and a refit that would
