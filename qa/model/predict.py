@@ -298,13 +298,14 @@ class Classifier:
                 if mean and f in turn_model:    # network and turn model vote together (qa train --turns-on)
                     q = flags[b][f] = float((p[b, j] + turn_model[f][0][b]) / 2)
                     cut = own if own is not None else chat_t[f][b] if f in chat_t else None
-                    hit = None if not ts or cut is None or q >= cut or own is not None or f not in each else \
-                        self.ridge.turn_flags.partial_hit(f, convs[b], each[f][b])
                     if ts and cut is not None and q >= cut:
                         raised[b].append(FlagPrediction(f, q, float(cut), turn_model[f][1][b]))
-                    elif hit is not None:   # a question left beside one answered (TurnFlags.partial_misses)
-                        raised[b].append(FlagPrediction(f, hit[1], self.ridge.turn_flags.partial[f], hit[0],
-                                                        PARTIAL_WHY))
+                    elif ts and cut is not None and own is None and f in each:
+                        # a question left beside one answered (TurnFlags.partial_misses), on its own threshold
+                        hit = self.ridge.turn_flags.partial_hit(f, convs[b], each[f][b])
+                        if hit is not None:
+                            raised[b].append(FlagPrediction(f, hit[1], self.ridge.turn_flags.partial[f], hit[0],
+                                                            PARTIAL_WHY))
                 elif ts and t is not None and p[b, j] >= t:
                     raised[b].append(FlagPrediction(f, float(p[b, j]), float(t),
                                                     self._evidence(f, b, j, ts, turn_probs[b], attn, convs[b])))

@@ -93,6 +93,21 @@ def _grams(text: str, singles: bool = False, chars: bool = False) -> set[str]:
     return out
 
 
+def _runs(keys: Sequence, want) -> list[tuple[int, int]]:
+    """(first, past the last) position of each run of consecutive ``keys`` equal to ``want``."""
+    out, k = [], 0
+    while k < len(keys):
+        if keys[k] != want:
+            k += 1
+            continue
+        j = k
+        while j < len(keys) and keys[j] == want:
+            j += 1
+        out.append((k, j))
+        k = j
+    return out
+
+
 def later_replies(conv: Conversation, ctx: dict[int, list[str]] | None = None,
                   kinds=None) -> list[tuple[int, list[str], list[int]]]:
     """Per customer text message, one row per later agent reply run past the one right after it that shares a
@@ -105,14 +120,8 @@ def later_replies(conv: Conversation, ctx: dict[int, list[str]] | None = None,
     customer's ``contexts`` by message index, when the caller has them."""
     ms = [(i, side(m.role), m.norm if m.type == "text" and m.text else "") for i, m in enumerate(conv.messages)]
     ms = [x for x in ms if x[1] is not None]
-    runs, cur = [], None          # the agent side's runs: [first k, last k, text]
-    for k, (_, s, text) in enumerate(ms):
-        if s == "agent":
-            if cur is not None and cur[1] == k - 1:
-                cur[1], cur[2] = k, (cur[2] + " " + text).strip()
-            else:
-                cur = [k, k, text]
-                runs.append(cur)
+    # the agent side's runs: (first k, last k, their texts joined)
+    runs = [(k, j - 1, " ".join(t for _, _, t in ms[k:j] if t)) for k, j in _runs([s for _, s, _ in ms], "agent")]
     out = []
     ctx = ctx if ctx is not None else dict(contexts(conv, "customer"))
     grams_of = {k: _grams(text) for k, (i, s, text) in enumerate(ms) if s == "customer" and i in ctx}
@@ -156,16 +165,8 @@ def partial_misses(conv: Conversation) -> list[int]:
     in a run of the customer's messages with two or more asking clauses, a clause none of whose grams (``_grams``)
     any later agent or bot text shares, where another clause's are shared (鸡蛋一箱多少个 / 路上破了包赔不 →
     鸡蛋一箱30枚的亲: the breakage question was left). The part of a many-question turn left unanswered."""
-    ms, runs, k = conv.messages, [], 0
-    while k < len(ms):                       # the customer's runs of messages: (first, past the last)
-        if ms[k].role == "customer":
-            j = k
-            while j < len(ms) and ms[j].role == "customer":
-                j += 1
-            runs.append((k, j))
-            k = j
-        else:
-            k += 1
+    ms = conv.messages
+    runs = _runs([m.role for m in ms], "customer")   # the customer's runs of messages
     out: list[int] = []
     later: set[str] = set()                  # the grams of every agent-side text after the run at hand
     number, end = False, len(ms)             # whether one of those texts holds a number
