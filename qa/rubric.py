@@ -293,6 +293,8 @@ def _load_yaml(path: Path) -> Any:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
         raise RubricError(f"not valid YAML{where}: {getattr(e, 'problem', e)}", file=str(path)) from None
+    except RecursionError:   # lists or mappings nested thousands deep: no rubric is
+        raise RubricError("its YAML is nested too deep to read", file=str(path)) from None
 
 
 def load_rubric(path: str | Path | None = None) -> Rubric:

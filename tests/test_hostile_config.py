@@ -369,3 +369,21 @@ def test_hostile_config_pretrain_refuses_zero_or_negative_counts(tmp_path, capsy
     code, _, err = run_main(capsys, "pretrain", "--corpus", tmp_path / "no-corpus", "--out", tmp_path / "base",
                             option, value)
     one_line_error(code, err, option, "at least")
+
+
+DEEP_YAML = "a: " + "[" * 50_000 + "]" * 50_000 + "\n"   # nested past Python's recursion limit
+
+
+@pytest.mark.parametrize("where", ["rubric", "lexicon", "columns"])
+def test_hostile_config_yaml_nested_too_deep_is_one_line(tmp_path, capsys, where):
+    p = rubric_copy(tmp_path)
+    target = {"rubric": p, "lexicon": tmp_path / "lexicon" / "zh.yaml", "columns": tmp_path / "cols.yaml"}[where]
+    target.write_text(DEEP_YAML, encoding="utf-8")
+    if where == "columns":
+        (tmp_path / "x.csv").write_text("会话ID,时间,角色,内容\n1,2026-01-01 10:00,顾客,你好\n", encoding="utf-8")
+        args = ("check", tmp_path / "x.csv", "--columns", target, "--out", tmp_path / "f.jsonl")
+    else:
+        args = ("rubric", "validate", p)
+    code, _, err = run_main(capsys, *args)
+    assert_one_line_error(code, err)
+    assert target.name in err and "nested too deep" in err

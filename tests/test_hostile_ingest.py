@@ -439,3 +439,80 @@ def test_hostile_ingest_long_placeholder_like_texts_read_in_linear_time(text, ki
             "{'role': 'agent', 'text': t, 'sender': t[:200]}]}); print(c.messages[0].type)\n"
             "try:\n    parse_ts(t)\nexcept ValueError:\n    pass")
     assert run_bounded(code, text, timeout=20) == kind
+
+
+# -- where the data starts, and cells the readers used to misread (session 40) ---------------------------------
+
+def test_hostile_ingest_csv_blank_lines_above_the_header_lose_nothing(tmp_path):
+    p = _write_csv(tmp_path / "b.csv", HEADER, _rows())
+    p.write_text("\n,,,\n" + p.read_text("utf-8-sig"), encoding="utf-8-sig")
+    items, stats = _read(p)
+    assert (stats.read, stats.accepted) == (4, 4)
+    p.write_text("\n\n" + ",".join(HEADER[1:]) + "\n", encoding="utf-8")   # the header is on line 3
+    (rej,), _ = _read(p)
+    assert rej.line == 3 and "no column profile fits this header" in rej.reason
+    (rej,), _ = _read(p, columns="qianniu")
+    assert (rej.line, rej.field) == (3, "会话ID") and "missing column" in rej.reason
+
+
+def test_hostile_ingest_xlsx_header_below_blank_rows_on_a_later_sheet_is_read(tmp_path):
+    wb = openpyxl.Workbook()
+    wb.active.title = "空"                       # an empty first sheet
+    ws = wb.create_sheet("聊天记录")
+    for i, row in enumerate([HEADER] + _rows(), 3):
+        for j, v in enumerate(row, 1):
+            ws.cell(i, j, v)
+    ws.cell(5, 3, "路人")                        # tb-0's reply from an unknown side: named on its row, 5
+    p = tmp_path / "h.xlsx"
+    wb.save(p)
+    items, stats = _read(p)
+    assert (stats.read, stats.accepted) == (4, 3)
+    assert _one_reject(items).line == 5
+
+
+def test_hostile_ingest_xlsx_time_cell_that_lost_its_date_format_is_read_as_a_date(tmp_path):
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(HEADER)
+    for r in _rows(1):
+        ws.append(r)
+    ws["B2"], ws["B3"] = 46083.39583333333, 46083.396180555555   # 2026-03-02 09:30:00 and 09:30:30, as Excel counts days
+    p = tmp_path / "serial.xlsx"
+    wb.save(p)
+    (conv,), _ = _read(p)
+    assert [m.ts.replace(tzinfo=None) for m in conv.messages] == [dt.datetime(2026, 3, 2, 9, 30),
+                                                                 dt.datetime(2026, 3, 2, 9, 30, 30)]
+
+
+def test_hostile_ingest_csv_cell_past_the_csv_modules_limit_costs_nothing(tmp_path):
+    rows = _rows()
+    rows[1][5] = "好" * 200_000
+    items, stats = _read(_write_csv(tmp_path / "big.csv", HEADER, rows))
+    assert (stats.read, stats.accepted) == (4, 4)
+    assert len(items[0].messages[1].text) == 200_000
+
+
+def test_hostile_ingest_csv_half_a_star_is_a_reject_as_in_jsonl(tmp_path):
+    rows = [r + ["4.5" if r[0] == "tb-1" else "5"] for r in _rows()]
+    items, stats = _read(_write_csv(tmp_path / "stars.csv", HEADER + ["服务评价"], rows))
+    rej = _one_reject(items)
+    assert (rej.id, rej.field) == ("tb-1", "服务评价") and "not a number of whole stars" in rej.reason
+    assert (stats.read, stats.accepted) == (4, 3)
+
+
+def test_hostile_ingest_dialeval_with_turns_after_a_long_opening_is_one_dialogue(tmp_path):
+    d = {"id": "p1", "annotations": [{"quality": {"A": 1, "S": 0, "E": 1}, "nugget": ["HNUG"] * 1000}],
+         "turns": [{"sender": "customer", "utterances": ["在吗"]}, {"sender": "helpdesk", "utterances": ["在的"]}]}
+    p = tmp_path / "pretty.json"
+    p.write_text(json.dumps([d], indent=2), encoding="utf-8")
+    (conv,), stats = _read(p)
+    assert conv.id == "p1" and stats.read == 1
+
+
+@pytest.mark.parametrize("text,reason", [("[" * 100_000 + "]" * 100_000, "nested too deep"),
+                                         ('[{"id": null, "turns": []}]', "id")])
+def test_hostile_ingest_dialeval_deep_or_without_an_id_is_one_reject(tmp_path, text, reason):
+    p = tmp_path / "d.json"
+    p.write_text(text, encoding="utf-8")
+    (rej,), stats = _read(p)
+    assert reason in rej.reason + str(rej.field) and stats.rejected == 1

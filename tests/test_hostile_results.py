@@ -323,6 +323,7 @@ def test_import_review_damaged_qa_sheet_record(exported, capsys, rec, field):
     ("SIDECAR_GRADES_LIST", "grades: must be an object"),
     ("SIDECAR_RECORDS_OBJECT", "records: must be a list"),
     ("SIDECAR_RECORD_BAD", "records[0].findings[0]: must be an object"),
+    ("[" * 100_000, "not a review sidecar (JSON nested too deep)"),
 ])
 def test_import_review_damaged_sidecar(exported, capsys, content, words):
     side = exported / "r.csv.records.json"

@@ -406,7 +406,10 @@ def test_review_import_csv_uses_its_sidecar_or_records(tmp_path, rubric):
 
 @pytest.mark.parametrize("value,expected", [(5, 5), (4.0, 4), ("3", 3), (" 2 ", 2), ("５", 5), (6, "bad_grade"),
                                             ("4.5", "bad_grade"), ("五", "bad_grade"), (True, "bad_grade"),
-                                            (None, "blank_grade"), ("  ", "blank_grade")])
+                                            (None, "blank_grade"), ("  ", "blank_grade"),
+                                            ("9" * 400, "bad_grade"), ("9" * 5000, "bad_grade"),
+                                            (10 ** 400, "bad_grade"), (float("inf"), "bad_grade"),
+                                            (float("nan"), "bad_grade")])
 def test_review_import_parse_grade(value, expected):
     assert parse_grade(value, [5, 4, 3, 2]) == expected
 

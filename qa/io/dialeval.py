@@ -20,9 +20,11 @@ SENDER_ROLE = {"customer": "customer", "helpdesk": "agent"}
 
 
 def looks_like_dialeval(path: Path) -> bool:
+    """A JSON array (no JSONL file starts with one) that is not, by its opening, an array of our own records: a
+    dialogue's ``turns`` may come after a long ``annotations`` block, so their absence says nothing."""
     with open(path, encoding="utf-8-sig", errors="replace") as f:
         head = f.read(4096).lstrip()
-    return head.startswith("[") and '"turns"' in head
+    return head.startswith("[") and ('"turns"' in head or '"messages"' not in head)
 
 
 def to_record(d: dict[str, Any]) -> dict[str, Any]:
@@ -31,6 +33,8 @@ def to_record(d: dict[str, Any]) -> dict[str, Any]:
     for t in d["turns"]:
         role = SENDER_ROLE.get(t["sender"], t["sender"])
         messages.append({"role": role, "type": "text", "text": "\n".join(t["utterances"])})
+    if d["id"] is None:
+        raise KeyError("id")
     rec: dict[str, Any] = {"id": str(d["id"]), "platform": "other", "messages": messages}
     anns = d.get("annotations") or []
     if anns:
@@ -51,6 +55,9 @@ def read_dialeval(path: Path, *, tz: str) -> Iterator[Conversation | Reject]:
             return
         except UnicodeDecodeError as e:
             yield Reject(name, None, f"not UTF-8 text ({e.reason} at byte {e.start})")
+            return
+        except RecursionError:
+            yield Reject(name, 1, "bad JSON: nested too deep to read")
             return
     data = whole_characters(data)
     if not isinstance(data, list):

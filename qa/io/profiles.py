@@ -73,6 +73,8 @@ def load_profile(path: Path) -> Profile:
         return Profile.model_validate(data)
     except (OSError, yaml.YAMLError) as e:
         raise InputError(f"cannot read column profile: {e}", file=str(path)) from None
+    except RecursionError:   # lists or mappings nested thousands deep
+        raise InputError("cannot read column profile: its YAML is nested too deep to read", file=str(path)) from None
     except UnicodeDecodeError as e:  # GB18030, UTF-16, a binary file
         raise InputError(f"cannot read column profile: not UTF-8 text (byte {e.start} cannot be decoded); save "
                          "it as UTF-8", file=str(path)) from None
@@ -87,8 +89,9 @@ def shipped_profiles() -> dict[str, Profile]:
     return {p.name: p for p in (load_profile(f) for f in sorted(PROFILE_DIR.glob("*.yaml")))}
 
 
-def resolve_profile(spec: str | Path | None, header: list[str], file: str) -> Profile:
-    """The profile named (shipped name or YAML path), else the shipped one that best fits the header."""
+def resolve_profile(spec: str | Path | None, header: list[str], file: str, line: int = 1) -> Profile:
+    """The profile named (shipped name or YAML path), else the shipped one that best fits the header (on
+    ``line``)."""
     if spec is not None:
         if Path(spec).suffix in (".yaml", ".yml"):
             return load_profile(Path(spec))
@@ -101,5 +104,5 @@ def resolve_profile(spec: str | Path | None, header: list[str], file: str) -> Pr
     if not scored or scored[0][0] < 0:
         raise InputError(
             "no column profile fits this header " + repr(header[:12]) + "; pass --columns NAME|FILE.yaml "
-            f"(shipped: {', '.join(shipped_profiles())})", file=file, line=1)
+            f"(shipped: {', '.join(shipped_profiles())})", file=file, line=line)
     return shipped_profiles()[scored[0][1]]

@@ -24,6 +24,7 @@ from qa.schema import MESSAGE_TYPES, ROLES, Conversation
 
 log = logging.getLogger(__name__)
 Row = tuple[int, dict[str, Any]]  # (line number, header → cell)
+CELL_LIMIT = 1 << 26   # characters a CSV cell may hold (the csv module's own 131,072 failed the whole file on one)
 
 
 def detect_encoding(path: Path) -> str:
@@ -45,23 +46,27 @@ def detect_encoding(path: Path) -> str:
             return "gb18030"
 
 
-def _csv_rows(path: Path) -> tuple[list[str], Iterator[Row]]:
+def _csv_rows(path: Path) -> tuple[list[str], int, Iterator[Row]]:
+    """Header (the first line that is not blank), its line number, and the rows under it."""
     enc = detect_encoding(path)
     f = open(path, encoding=enc, newline="")
     sample = f.read(8192)
     f.seek(0)
-    delim = "\t" if path.suffix.lower() == ".tsv" or sample.split("\n", 1)[0].count("\t") > \
-        sample.split("\n", 1)[0].count(",") else ","
+    top = next((line for line in sample.split("\n") if line.strip(" ,;\t\r")), "")   # the header's line
+    delim = "\t" if path.suffix.lower() == ".tsv" or top.count("\t") > top.count(",") else ","
+    csv.field_size_limit(max(csv.field_size_limit(), CELL_LIMIT))
     reader = csv.reader(f, delimiter=delim)
-    first = next(reader, [])
-    for i, cell in enumerate(first):
+    at, first = 1, next(reader, None)
+    while first is not None and not any(c.strip() for c in first):   # blank lines above the header
+        at, first = reader.line_num + 1, next(reader, None)
+    for i, cell in enumerate(first or []):
         if _swallowed(cell, delim, len(first)):
             f.close()
             name = cell.splitlines()[0].split(delim)[0].strip() or f"column {i + 1}"
             raise InputError(f"unbalanced quote (\") in the header cell {name!r}: it runs on over the rows of the "
-                             "file; fix the quoting (no row of the file was read)", file=str(path), line=1,
+                             "file; fix the quoting (no row of the file was read)", file=str(path), line=at,
                              field=name)
-    header = [h.strip() for h in first]
+    header = [h.strip() for h in first or []]
 
     def rows() -> Iterator[Row]:
         with f:
@@ -76,7 +81,7 @@ def _csv_rows(path: Path) -> tuple[list[str], Iterator[Row]]:
             raise InputError(f"unbalanced quote (\") in column {column!r}: the cell that starts here is never "
                              "closed and runs to the end of the file, taking in the cells after it; fix the "
                              "quoting (no row of the file was read)", file=str(path), line=start, field=column)
-    return header, rows()
+    return header, at, rows()
 
 
 def _swallowed(cell: str, delim: str, width: int) -> int:
@@ -121,30 +126,38 @@ def _open_at_end(path: Path, enc: str, delim: str, cell: str) -> bool:
 
 
 def _xlsx_rows(path: Path, sheet: str | None, uncached: dict[int, dict[str, str]] | None = None
-               ) -> tuple[list[str], Iterator[Row]]:
-    """Header and rows of the sheet, a formula cell read as its cached value (the value Excel saved). A formula
-    saved without one (by a program that does not calculate) reads as empty; with ``uncached`` given, each such
-    cell under a header is noted there: line → {column: cell reference}."""
+               ) -> tuple[list[str], int, Iterator[Row]]:
+    """Header (the first row that is not blank, on the first sheet that has one), its row number, and the rows
+    under it, a formula cell read as its cached value (the value Excel saved). A formula saved without one (by a
+    program that does not calculate) reads as empty; with ``uncached`` given, each such cell under a header is
+    noted there: line → {column: cell reference}."""
     import openpyxl
 
     wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    ws = wb[sheet] if sheet and sheet in wb.sheetnames else wb.worksheets[0]
-    ws.reset_dimensions()   # else every row is padded to the sheet's used range: one far cell makes it 1M × 16K
-    it = ws.iter_rows(values_only=True)
-    first = next(it, None) or ()
-    header = ["" if h is None else str(h).strip() for h in first]
+    header, at, it, ws = [], 1, iter(()), None
+    for ws in [wb[sheet]] if sheet and sheet in wb.sheetnames else wb.worksheets:
+        ws.reset_dimensions()   # else every row is padded to the used range: one far cell makes it 1M × 16K
+        it = enumerate(ws.iter_rows(values_only=True), 1)
+        at, first = next(((n, r) for n, r in it if r and any(_filled(c) for c in r)), (1, ()))
+        header = ["" if h is None else str(h).strip() for h in first]
+        if any(header):
+            break
     member = getattr(ws, "_worksheet_path", None)   # the sheet's XML in the zip, as openpyxl reads it
     if uncached is not None and member:
         uncached.update(_uncached_formulas(path, member, header))
 
     def rows() -> Iterator[Row]:
         try:
-            for n, cells in enumerate(it, 2):   # a missing row comes as (), a row as far as its last cell
+            for n, cells in it:   # a missing row comes as (), a row as far as its last cell
                 if cells and any(c not in (None, "") for c in cells):
                     yield n, dict(zip(header, cells))
         finally:
             wb.close()
-    return header, rows()
+    return header, at, rows()
+
+
+def _filled(cell: Any) -> bool:
+    return cell is not None and (not isinstance(cell, str) or bool(cell.strip()))
 
 
 # the end of a formula — </f>, or <f t="shared" …/> — closing its cell with no value or an empty one (any
@@ -210,11 +223,20 @@ def _message(line: int, row: dict[str, Any], p: Profile) -> dict[str, Any]:
         raise _RowError(line, p.columns["type"], f"unknown message type {type_raw!r}")
     text = _cell(row, p, "text")
     msg: dict[str, Any] = {"role": role, "type": mtype, "text": None if text is None else str(text),
-                           "ts": _cell(row, p, "ts"), "sender": _cell(row, p, "sender")}
+                           "ts": _sheet_time(_cell(row, p, "ts")), "sender": _cell(row, p, "sender")}
     event = _cell(row, p, "event") or (text if mtype == "event" else None)
     if event is not None:
         msg["event"] = p.events.get(str(event), str(event))
     return {k: v for k, v in msg.items() if v is not None}
+
+
+def _sheet_time(v: Any) -> Any:
+    """A number a sheet holds in a time column below Excel's last day (2,958,466: 9999-12-31) is the day count Excel
+    stores a time as (a time cell that lost its date format), not epoch seconds, which are in the billions."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 2958466:
+        from openpyxl.utils.datetime import from_excel
+        return from_excel(v)
+    return v
 
 
 class _RowError(Exception):
@@ -234,10 +256,13 @@ def _conversation(cid: str, rows: list[Row], p: Profile) -> dict[str, Any]:
         rating: dict[str, Any] = {}
         if stars is not None:
             try:
-                rating["stars"] = int(float(stars))
+                value = float(stars)
+                if not value.is_integer():   # 4.5 is not a star count (the JSONL reader refuses it too)
+                    raise ValueError
+                rating["stars"] = int(value)
             except (ValueError, TypeError, OverflowError):
                 line = next(n for n, r in rows if _cell(r, p, "stars") is not None)
-                raise _RowError(line, p.columns["stars"], f"stars {stars!r} is not a number") from None
+                raise _RowError(line, p.columns["stars"], f"stars {stars!r} is not a number of whole stars") from None
         if label is not None:
             rating["label"] = str(label)
         rec["rating"] = rating
@@ -251,20 +276,20 @@ def read_table(path: Path, *, tz: str | None = None, columns: str | Path | None 
         log.warning("%s: empty file, no conversations", name)
         return
     uncached: dict[int, dict[str, str]] = {}   # XLSX: line → {column: cell} of formulas with no cached value
-    header, rows = _xlsx_rows(path, None, uncached) if path.suffix.lower() in (".xlsx", ".xlsm") \
+    header, at, rows = _xlsx_rows(path, None, uncached) if path.suffix.lower() in (".xlsx", ".xlsm") \
         else _csv_rows(path)
     if not any(header):
         log.warning("%s: no header row, no conversations", name)
         return
-    profile = resolve_profile(columns, header, name)
+    profile = resolve_profile(columns, header, name, at)
     missing = profile.missing_columns(header)
     if missing:
-        yield Reject(name, 1, f"missing column(s) {missing} required by profile {profile.name!r}",
+        yield Reject(name, at, f"missing column(s) {missing} required by profile {profile.name!r}",
                      field=missing[0])
         return
     twice = [c for c in dict.fromkeys(profile.columns.values()) if header.count(c) > 1]
     if twice:
-        yield Reject(name, 1, f"column {twice[0]!r} appears {header.count(twice[0])} times in the header; profile "
+        yield Reject(name, at, f"column {twice[0]!r} appears {header.count(twice[0])} times in the header; profile "
                      f"{profile.name!r} reads it, so which one holds the data is ambiguous: rename or delete the "
                      "extra one (no row of the file was read)", field=twice[0])
         return

@@ -19,6 +19,7 @@ import csv
 import dataclasses
 import io
 import json
+import math
 import re
 import unicodedata
 import zipfile
@@ -113,6 +114,8 @@ def _xlsx_records(path: Path) -> tuple[dict[str, Any] | None, list[dict[str, Any
                 for n, row in enumerate(rows, 2) if row and row[0] is not None]
     except (StopIteration, TypeError, json.JSONDecodeError, KeyError) as e:
         raise InputError(f"the hidden {META_SHEET} sheet is damaged ({e})", file=str(path)) from None
+    except RecursionError:
+        raise InputError(f"the hidden {META_SHEET} sheet is damaged (JSON nested too deep)", file=str(path)) from None
     finally:
         wb.close()
     return _checked(path, meta, [r for _, r in recs], f"the hidden {META_SHEET} sheet is damaged",
@@ -124,6 +127,8 @@ def _sidecar(path: Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise InputError(f"not a review sidecar ({e})", file=str(path)) from None
+    except RecursionError:
+        raise InputError("not a review sidecar (JSON nested too deep)", file=str(path)) from None
     if not isinstance(data, dict):
         raise InputError(f"not a review sidecar (a JSON object with \"records\", not {WORDS.get(kind(data), kind(data))})",
                          file=str(path))
@@ -227,11 +232,13 @@ def parse_grade(value: Any, scale: Sequence[int]) -> int | str:
         return "blank_grade"
     if isinstance(value, bool):
         return "bad_grade"
-    if isinstance(value, (int, float)):
-        level = int(value) if float(value).is_integer() else None
+    if isinstance(value, int):
+        level = value
+    elif isinstance(value, float):
+        level = int(value) if math.isfinite(value) and value.is_integer() else None
     else:
         s = unicodedata.normalize("NFKC", str(value)).strip()
-        level = int(float(s)) if re.fullmatch(r"\d+(\.0+)?", s) else None
+        level = int(s.partition(".")[0]) if re.fullmatch(r"\d{1,9}(\.0+)?", s) else None
     return level if level in scale else "bad_grade"
 
 
@@ -304,7 +311,8 @@ class _Sheet:
             g = parse_grade(v, meta["scale"])
             if isinstance(g, str):
                 levels = "/".join(map(str, meta["scale"]))
-                problem(h, g, "grade is blank" if g == "blank_grade" else f"grade {v!r} is not a level ({levels})")
+                shown = repr(v) if len(repr(v)) <= 40 else repr(v)[:40] + "…"
+                problem(h, g, "grade is blank" if g == "blank_grade" else f"grade {shown} is not a level ({levels})")
             else:
                 grades[meta["grades"][h]] = g
         rules = []
