@@ -341,16 +341,21 @@ def test_hostile_ingest_csv_multiline_message_is_still_one_message(tmp_path):
 
 # -- XLSX far cell --------------------------------------------------------------------------------------------
 
-def test_hostile_ingest_xlsx_far_cell_reads_the_cells_present(tmp_path):
+def _one_chat_xlsx(path, cells: dict):
+    """One chat (``_rows(1)``) under the header as a workbook, with ``cells`` (reference → value) set."""
     wb = openpyxl.Workbook()
     ws = wb.active
     ws.append(HEADER)
     for r in _rows(1):
         ws.append(r)
-    ws["XFD1048576"] = "x"
-    p = tmp_path / "far.xlsx"
-    wb.save(p)
-    items, stats = _read(p)
+    for ref, value in cells.items():
+        ws[ref] = value
+    wb.save(path)
+    return path
+
+
+def test_hostile_ingest_xlsx_far_cell_reads_the_cells_present(tmp_path):
+    items, stats = _read(_one_chat_xlsx(tmp_path / "far.xlsx", {"XFD1048576": "x"}))
     assert [c.id for c in items if isinstance(c, Conversation)] == ["tb-0"]
     rej = _one_reject(items)
     assert rej.line == 1048576 and rej.field == "会话ID"
@@ -471,15 +476,8 @@ def test_hostile_ingest_xlsx_header_below_blank_rows_on_a_later_sheet_is_read(tm
 
 
 def test_hostile_ingest_xlsx_time_cell_that_lost_its_date_format_is_read_as_a_date(tmp_path):
-    wb = openpyxl.Workbook()
-    ws = wb.active
-    ws.append(HEADER)
-    for r in _rows(1):
-        ws.append(r)
-    ws["B2"], ws["B3"] = 46083.39583333333, 46083.396180555555   # 2026-03-02 09:30:00 and 09:30:30, as Excel counts days
-    p = tmp_path / "serial.xlsx"
-    wb.save(p)
-    (conv,), _ = _read(p)
+    days = {"B2": 46083.39583333333, "B3": 46083.396180555555}   # 2026-03-02 09:30:00 and 09:30:30, as Excel counts
+    (conv,), _ = _read(_one_chat_xlsx(tmp_path / "serial.xlsx", days))
     assert [m.ts.replace(tzinfo=None) for m in conv.messages] == [dt.datetime(2026, 3, 2, 9, 30),
                                                                  dt.datetime(2026, 3, 2, 9, 30, 30)]
 
