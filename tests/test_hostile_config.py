@@ -387,3 +387,72 @@ def test_hostile_config_yaml_nested_too_deep_is_one_line(tmp_path, capsys, where
     code, _, err = run_main(capsys, *args)
     assert_one_line_error(code, err)
     assert target.name in err and "nested too deep" in err
+
+
+# -- training and calibration data nothing can be learnt from (session 40) -----------------------------------
+
+def _off_scale_attitude(r):
+    for rev in r["labels"]["reviews"]:
+        rev["grades"]["attitude"] = 6
+
+
+@pytest.mark.parametrize("n,edit,args,words", [
+    (1, None, [], "n-gram channel needs"),                                   # one chat: no shared n-gram
+    (5, _off_scale_attitude, [], "no training chat has a usable grade for attitude"),
+    (5, None, ["--weight", "*=0"], "every training chat weighs 0"),
+    (5, None, ["--threads", "-2"], "threads must be ≥ 1"),
+    (5, None, ["--threads", "0"], "threads must be ≥ 1"),
+])
+def test_hostile_config_train_on_nothing_learnable_is_one_line(tmp_path, capsys, n, edit, args, words):
+    code, _, err = run_main(capsys, "train", labelled(tmp_path, n, edit), "--out", tmp_path / "t", "--epochs", "1",
+                            "--max-steps", "1", *args)
+    assert_one_line_error(code, err)
+    assert words in err
+
+
+def test_hostile_config_train_with_every_chat_in_the_dev_split_is_one_line(tmp_path, capsys):
+    data = labelled(tmp_path, 5)
+    ids = tmp_path / "dev_ids.txt"
+    ids.write_text("".join(json.loads(x)["id"] + "\n" for x in data.read_text("utf-8").splitlines()), "utf-8")
+    code, _, err = run_main(capsys, "train", data, "--dev-ids", ids, "--out", tmp_path / "t", "--max-steps", "1")
+    assert_one_line_error(code, err)
+    assert "training split is empty" in err
+
+
+def test_hostile_config_turn_labels_of_the_wrong_shape_are_no_labels():
+    from qa.model.flags import turn_targets
+    from qa.schema import Conversation
+    conv = Conversation.model_validate({"id": "t", "messages": [{"role": "customer", "text": "在吗"}], "labels": {
+        "turns": {"customer": "x", "agent": [None, 3, "y"]},
+        "reviews": [{"turns": {"customer": [None, {"i": 0, "request": True, "answered_by": None}]}}]}})
+    assert turn_targets(conv, {"customer": ["unanswered"], "agent": ["vague"]}) == {0: {"unanswered": 1.0}}
+
+
+@pytest.mark.parametrize("base", ["foo/typo/base", "./not-here", "models/typo"])
+def test_hostile_config_a_missing_base_model_path_fails_at_once_without_the_network(tmp_path, monkeypatch, base):
+    from qa.model.train import base_source
+    monkeypatch.chdir(ROOT)                      # models/ exists here: models/typo is a typo, not a hub id
+    with pytest.raises(ModelError, match="not found"):
+        base_source(base)
+
+
+def test_hostile_config_the_default_base_model_is_found_from_any_folder(tmp_path, monkeypatch):
+    from qa.model.train import DEFAULT_BASE, base_source
+    monkeypatch.chdir(tmp_path)
+    assert Path(base_source(DEFAULT_BASE)) == ROOT / "models" / "base"
+    assert base_source("hfl/rbt3") == "hfl/rbt3"   # a hub id is passed on (only a user's own choice reaches it)
+
+
+def test_hostile_config_calibrate_one_chat_and_a_read_only_model(tmp_path, capsys):
+    code, _, err = run_main(capsys, "calibrate", MODEL, labelled(tmp_path, 1), "--min-chats", "1",
+                            "--out", tmp_path / "one")
+    assert_one_line_error(code, err)
+    assert "at least 2" in err
+    ro = tmp_path / "ro"
+    shutil.copytree(MODEL, ro)
+    for p in [*ro.rglob("*"), ro]:
+        p.chmod(0o555 if p.is_dir() else 0o444)   # a model installed read-only
+    code, _, err = run_main(capsys, "calibrate", ro, labelled(tmp_path, 12), "--min-chats", "5",
+                            "--out", tmp_path / "cal")
+    assert code == 0, err
+    assert all(p.stat().st_mode & 0o200 for p in [tmp_path / "cal", *(tmp_path / "cal").rglob("*")])

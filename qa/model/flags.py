@@ -31,11 +31,17 @@ def _turn_sets(conv: Conversation) -> list[dict]:
     return sets
 
 
+def _rows(turn_set: dict, side: str) -> list[dict]:
+    """One side's turn label rows; anything else there (a string, a null row) is no label."""
+    rows = turn_set.get(side)
+    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+
+
 def turn_targets(conv: Conversation, turn_labels: dict[str, list[str]]) -> dict[int, dict[str, float]]:
     """Message index → {label: share of reviewers}; only messages some reviewer labelled."""
     acc: dict[int, dict[str, list[float]]] = {}
     for ts in _turn_sets(conv):
-        for row in ts.get("customer") or []:
+        for row in _rows(ts, "customer"):
             i = row.get("i")
             if not isinstance(i, int) or not 0 <= i < len(conv.messages):
                 continue
@@ -44,7 +50,7 @@ def turn_targets(conv: Conversation, turn_labels: dict[str, list[str]]) -> dict[
             for k in turn_labels.get("customer", []):
                 if k in vals:
                     acc.setdefault(i, {}).setdefault(k, []).append(vals[k])
-        for row in ts.get("agent") or []:
+        for row in _rows(ts, "agent"):
             i = row.get("i")
             if not isinstance(i, int) or not 0 <= i < len(conv.messages):
                 continue

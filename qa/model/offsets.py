@@ -145,6 +145,7 @@ def calibrate(model_dir: str | Path, data: Sequence[str], out: str | Path, *, pl
     and mean gap (model − reviews, grade units), and per flag F1 (rules + model vs the reviews' majority), each
     before and after; "after" is out of fold: each fold's chats judged by what was fitted on the other folds."""
     import shutil
+    import stat
 
     from sklearn.model_selection import KFold
 
@@ -162,8 +163,8 @@ def calibrate(model_dir: str | Path, data: Sequence[str], out: str | Path, *, pl
     dims = {d: lv for d, lv in clf.dimensions.items() if d in clf.config.cutpoints and _step(lv)}
     stats, skipped = ReadStats(), []
     examples = load_examples(data, clf.dimensions, platform=platform, stats=stats, rejects=skipped)
-    if len(examples) < min_chats:
-        raise InputError(f"{len(examples)} reviewed chats: a shop calibration needs at least {min_chats}",
+    if len(examples) < max(min_chats, 2):   # its report is cross-validated: two chats at the least
+        raise InputError(f"{len(examples)} reviewed chats: a shop calibration needs at least {max(min_chats, 2)}",
                          file=str(data[0]))
     analyses = clf.analyse([e.conv for e in examples])
     ctx = _Shop(clf, examples, [a.findings for a in analyses], [a.timing for a in analyses],
@@ -183,7 +184,9 @@ def calibrate(model_dir: str | Path, data: Sequence[str], out: str | Path, *, pl
               "min_chats": min_chats, "min_flagged": min_flagged, "fitted": offsets, "flag_thresholds": thresholds,
               "dimensions": grades, "flags": flags}
     out = Path(out)
-    shutil.copytree(clf.path, out, dirs_exist_ok=True)
+    shutil.copytree(clf.path, out, dirs_exist_ok=True, copy_function=shutil.copyfile)
+    for d in [out, *(p for p in out.rglob("*") if p.is_dir())]:   # a read-only model (installed by root) makes
+        d.chmod(d.stat().st_mode | stat.S_IWUSR | stat.S_IXUSR)   # a copy its user can write the calibration into
     (out / "eval.json").unlink(missing_ok=True)   # the uncalibrated model's held-out figures: not this model's
     total = (base or Offsets({})).plus(offsets).with_flags(thresholds)
     total.info = {"calibrations": [*(base.info.get("calibrations", []) if base else []),

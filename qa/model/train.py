@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import random
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.errors import ModelError
+from qa.resources import data_root
 from qa.rubric import load_rubric
 
 log = logging.getLogger(__name__)
@@ -105,6 +107,21 @@ class TrainArgs:
             raise ValueError("keep_beta keeps a trained model's tilt strengths: give from_model too")
         if self.keep_decision and not self.from_model:
             raise ValueError("keep_decision keeps a trained model's grade decision: give from_model too")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError("threads must be ≥ 1")
+
+
+def check_split(train_ex, dims: dict) -> None:
+    """``ModelError`` for a training split nothing can be learnt from: empty, weighing nothing, or with no usable
+    grade for a dimension (its head would be left untrained and grade at random)."""
+    if not train_ex:
+        raise ModelError("the training split is empty: every labelled chat is in the dev split (--dev-ids, --dev)")
+    if not any(e.weight > 0 for e in train_ex):
+        raise ModelError("every training chat weighs 0 (--weight): there is nothing to learn from")
+    ungraded = [d for d in dims if not any(d in e.targets and e.weight > 0 for e in train_ex)]
+    if ungraded:
+        raise ModelError(f"no training chat has a usable grade for {', '.join(ungraded)} (each must be one of "
+                         f"{'/'.join(map(str, next(iter(dims.values()))))}): its head would be left untrained")
 
 
 def _seed(seed: int) -> None:
@@ -122,18 +139,34 @@ def _load_base(args: TrainArgs):
     from qa.model.modeling import auto_encoder
     from qa.model.vocab import ensure_role_tokens
     hf_logging.set_verbosity_error()   # the MLM head we drop is expected, not news
-    base = args.base_model
-    if base and Path(base).exists() or base and "/" in base and not Path(base).is_absolute():
-        try:
-            tok = AutoTokenizer.from_pretrained(base)
-            enc = auto_encoder(path=base)
-        except OSError as e:
-            raise ModelError(f"cannot load base model {base!r}: {e}") from e
-        if ensure_role_tokens(tok):
-            enc.resize_token_embeddings(len(tok))
-        return tok, enc
-    raise ModelError(f"base model {base!r} not found (a local directory or a hub id such as hfl/rbt3); "
-                     "run `qa pretrain` to build the default one")
+    hf_logging.disable_progress_bar()  # nor is loading a few megabytes from disk
+    base = base_source(args.base_model)
+    try:
+        tok = AutoTokenizer.from_pretrained(base)
+        enc = auto_encoder(path=base)
+    except OSError as e:
+        raise ModelError(f"cannot load base model {base!r}: {e}") from e
+    if ensure_role_tokens(tok):
+        enc.resize_token_embeddings(len(tok))
+    return tok, enc
+
+
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")   # owner/name, as the Hugging Face Hub spells one
+
+
+def base_source(base: str) -> str:
+    """Where ``base_model`` loads from: a local folder; the default (``models/base``) is also looked up in the
+    checkout or installed package when the working folder has none; anything else must read as a hub id
+    (``owner/name``), which alone reaches the network. A missing path fails at once, without a download attempt."""
+    if Path(base).is_dir():
+        return base
+    if base == DEFAULT_BASE and (data_root() / DEFAULT_BASE).is_dir():
+        return str(data_root() / DEFAULT_BASE)
+    if base != DEFAULT_BASE and HUB_ID.fullmatch(base) and not Path(base.split("/")[0]).exists():
+        log.warning("base model %r is no local folder: fetching it from the Hugging Face Hub", base)
+        return base
+    raise ModelError(f"base model {base!r} not found: no such folder here (a local folder, or a hub id such as "
+                     "hfl/rbt3); run `qa pretrain` to build the default one")
 
 
 def scratch_encoder(texts, hidden: int = 64, layers: int = 1):
@@ -292,6 +325,7 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
         train_ex, dev_ex = split_by_ids(examples, args.dev_ids)
     else:
         train_ex, dev_ex = split(examples, args.dev_fraction, args.seed)
+    check_split(train_ex, dims)
     original_train = train_ex
     if args.augment or args.excerpt:
         train_ex = (train_ex + (augmented(train_ex, args.augment, args.seed) if args.augment else [])
@@ -319,13 +353,17 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
         model, tok, ngrams = _load_trained(args.from_model, dims)
         config, flags = model.config, list(model.config.flags)
     else:
+        try:
+            ngrams = Ngrams.fit([flat_text(e.conv) for e in train_ex], args.max_ngrams) if args.use_ngrams else None
+        except ValueError:   # scikit-learn: too few chats, or no n-gram two of them share
+            raise ModelError(f"the char n-gram channel needs n-grams that training chats share; {len(train_ex)} "
+                             "training chat(s) have none: give more labelled chats, or --no-ngrams") from None
         tok = encoder = None
         if args.use_encoder:
             if args.base_model in (None, "", "none"):
                 tok, encoder = scratch_encoder([flat_text(e.conv) for e in train_ex])
             else:
                 tok, encoder = _load_base(args)
-        ngrams = Ngrams.fit([flat_text(e.conv) for e in train_ex], args.max_ngrams) if args.use_ngrams else None
         config = RubricConfig(encoder=encoder.config.to_dict() if encoder is not None else {}, dimensions=dims,
                               feature_names=feature_names(rubric) if args.use_features else [],
                               n_ngrams=ngrams.size if ngrams else 0, use_encoder=args.use_encoder,
