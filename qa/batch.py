@@ -25,7 +25,8 @@ from qa.grader import GradeSettings, Grader
 from qa.io import ReadStats, Reject, read_many
 from qa.io.write import JsonlWriter, dumps
 
-__all__ = ["GradeRun", "GradeSettings", "Worker", "grade_files", "journal_path", "jsonl_to_parquet", "run_stamp"]
+__all__ = ["GradeRun", "GradeSettings", "Worker", "check_stamp", "grade_files", "journal_path", "jsonl_to_parquet",
+           "run_stamp"]
 
 
 @dataclasses.dataclass
@@ -98,14 +99,14 @@ class Worker:
 
 def run_stamp(settings: GradeSettings) -> dict:
     """The stamp records graded under ``settings`` carry, computed without loading the model."""
-    from qa.grader import model_hash, rubric_hash
+    from qa.grader import model_hash, read_stamp, rubric_hash
     from qa.resources import default_model_dir
     from qa.rubric import load_rubric
     rubric = load_rubric(settings.rubric)
     model = None
     if settings.model != "none" and rubric.model_dimensions:
         model = model_hash((Path(settings.model) if settings.model else default_model_dir()).resolve())
-    return {"rubric": rubric_hash(rubric), "model": model, "profile": settings.profile}
+    return {"rubric": rubric_hash(rubric), "model": model, "profile": settings.profile, **read_stamp(settings)}
 
 
 def _batches(items: Iterable, n: int) -> Iterator[list]:
@@ -143,6 +144,9 @@ def _done(journal: Path) -> tuple[list[str], dict | None, int]:
                 continue
             if len(ids) == 1:
                 stamp = rec.get("stamp")
+            elif rec.get("stamp") != stamp:   # results of two setups in one file: no resume can extend both
+                raise InputError(f"cannot resume: line {n} was graded under another setup than line 1 (stamp "
+                                 f"{rec.get('stamp')} vs {stamp}); grade again without --resume", file=str(journal))
             good += len(raw)
     return ids, stamp, good
 
@@ -154,13 +158,16 @@ def _cut(journal: Path, keep: int) -> None:
             f.truncate(keep)
 
 
-def _check_stamp(journal: Path, old: dict | None, new: dict) -> None:
+def check_stamp(where: Path, old: dict | None, new: dict) -> None:
+    """``InputError`` unless the results so far (stamp ``old``) were graded as this run grades (``new``)."""
     if old == new:
         return
-    what = [k for k in ("rubric", "model", "profile") if (old or {}).get(k) != new.get(k)]
+    names = {"rubric": "rubric", "model": "model", "profile": "profile",
+             "read": "reading options (--platform/--tz/--columns)"}
+    what = [names[k] for k in names if (old or {}).get(k) != new.get(k)]
     raise InputError(f"cannot resume: the results so far were graded under a different {' and '.join(what) or 'setup'}"
                      f" (stamp {old} vs {new}); grade again without --resume, or with the same "
-                     "--rubric/--model/--profile", file=str(journal))
+                     "--rubric/--model/--profile/--platform/--tz/--columns", file=str(where))
 
 
 def grade_files(inputs: list[Path], out: Path, settings: GradeSettings, *, workers: int = 2, resume: bool = False,
@@ -173,7 +180,7 @@ def grade_files(inputs: list[Path], out: Path, settings: GradeSettings, *, worke
     journal = journal_path(out)
     done, old_stamp, keep = _done(journal) if resume else ([], None, 0)
     if done:
-        _check_stamp(journal, old_stamp, run_stamp(settings))
+        check_stamp(journal, old_stamp, run_stamp(settings))
     stem = out.name[: -len(out.suffix)]
     rejects_path = out.with_name(stem + ".rejects.jsonl")
     stats = ReadStats()

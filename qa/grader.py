@@ -44,12 +44,19 @@ class GradeSettings:
     batch_size: int = 64
     threads: int = 1                    # torch threads per worker
     messages: bool = True               # False: records leave out the conversation's messages
+    read: tuple[tuple[str, str], ...] = ()   # reading options given (platform, tz, columns): in the stamp, so a
+                                             # resume under others is refused
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError("batch_size must be ≥ 1")
         if self.threads < 1:
             raise ValueError("threads must be ≥ 1")
+
+
+def read_stamp(settings: GradeSettings) -> dict:
+    """The stamp's reading options, only when some were given (a default run's stamp stays as it was)."""
+    return {"read": dict(settings.read)} if settings.read else {}
 
 
 def profile_for(rubric: Rubric, platform: str | None, explicit: str | None = None) -> str | None:
@@ -172,7 +179,7 @@ class Grader:
         if settings.model != "none" and rubric.model_dimensions:
             clf = load_classifier(settings.model, rubric, threads=settings.threads)
         stamp = {"rubric": rubric_hash(rubric), "model": model_hash(clf.path.resolve()) if clf else None,
-                 "profile": settings.profile}
+                 "profile": settings.profile, **read_stamp(settings)}
         return cls(rubric, settings.profile, default_engine(rubric), clf, settings.batch_size, settings.messages,
                    stamp)
 

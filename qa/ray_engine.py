@@ -134,9 +134,43 @@ class GradeActor:
 
 # --- resume ----------------------------------------------------------------------------------------------------
 
+PART = "qa-part"   # how the part files this engine writes are named: qa-part_<write>_<task>….parquet
+
+
+def _part_names():
+    """Ray's file namer, naming each part as ours (``PART``), so a rerun tells its own parts from anyone else's."""
+    from ray.data.datasource import FilenameProvider
+
+    class Parts(FilenameProvider):
+        def get_filename_for_task(self, write_uuid: str, task_index: int) -> str:
+            return f"{PART}_{write_uuid}_{task_index:06}.parquet"
+    return Parts(file_format="parquet")
+
+
+def _ours(p: Path) -> bool:
+    """A part file of a qa run: named as ours, or (an earlier run's) a Parquet file with the results' id and stamp."""
+    import pyarrow.parquet as pq
+    if p.name.startswith(PART + "_"):
+        return True
+    try:
+        return {"id", "stamp"} <= set(pq.read_schema(p).names)
+    except Exception:  # noqa: BLE001 — unreadable and not named as ours: someone else's file
+        return False
+
+
+def _check_folder(parts: Path) -> None:
+    """``InputError`` when the parts folder holds a Parquet file that is not a qa part: a rerun deletes or resumes
+    from the parts, and must never take someone's own data for one."""
+    foreign = [p for p in sorted(parts.glob("*.parquet")) if not _ours(p)] if parts.is_dir() else []
+    if foreign:
+        more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
+        raise InputError(f"{foreign[0].name}{more}: not a qa results part; grading into this folder would delete or "
+                         "mix it, so give an empty or new folder", file=str(parts))
+
+
 def _written(parts: Path) -> tuple[list[str], dict | None, list[Path]]:
-    """Ids and stamp of the part files already in ``parts``; a file that cannot be read (torn by a kill) is
-    deleted."""
+    """Ids and stamp of the part files already in ``parts`` (all ours: ``_check_folder``); a part that cannot be
+    read (torn by a kill) is deleted."""
     import pyarrow.parquet as pq
     ids: list[str] = []
     stamp, files = None, []
@@ -154,15 +188,6 @@ def _written(parts: Path) -> tuple[list[str], dict | None, list[Path]]:
         ids.extend(got)
         files.append(p)
     return ids, stamp, files
-
-
-def _check_stamp(where: Path, old: dict | None, new: dict) -> None:
-    if old == new:
-        return
-    what = [k for k in ("rubric", "model", "profile") if (old or {}).get(k) != new.get(k)]
-    raise InputError(f"cannot resume: the results so far were graded under a different {' and '.join(what) or 'setup'}"
-                     f" (stamp {old} vs {new}); grade again without --resume, or with the same "
-                     "--rubric/--model/--profile", file=str(where))
 
 
 def _rows_in(files) -> int:
@@ -208,7 +233,7 @@ def grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, w
                     unique_ids: bool = True):
     """Grade every conversation of ``inputs`` on Ray into ``out`` (a folder of Parquet parts, or one
     ``.parquet`` file) and ``<out>.rejects.jsonl``; returns a ``qa.batch.GradeRun``."""
-    from qa.batch import GradeRun, run_stamp
+    from qa.batch import GradeRun, check_stamp, run_stamp
     from qa.io.write import JsonlWriter
 
     if out.suffix not in ("", ".parquet"):
@@ -224,12 +249,13 @@ def grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, w
     stages: dict[str, float] = {}
 
     # what is there already
+    _check_folder(parts)
     if resume and out.suffix == ".parquet" and out.is_file() and not any(parts.glob("*.parquet")):
         parts.mkdir(parents=True, exist_ok=True)
-        out.rename(parts / "earlier.parquet")           # a finished file counts as one part
+        out.rename(parts / f"{PART}_earlier.parquet")  # a finished file counts as one part
     done, old_stamp, old_files = _written(parts) if resume else ([], None, [])
     if done:
-        _check_stamp(parts, old_stamp, run_stamp(settings))
+        check_stamp(parts, old_stamp, run_stamp(settings))
     if not resume and parts.is_dir():
         for p in parts.glob("*.parquet"):
             p.unlink()
@@ -311,7 +337,8 @@ def grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, w
             try:
                 with warnings.catch_warnings():
                     warnings.filterwarnings("ignore", message=".*won't fully utilize.*")
-                    ds.write_parquet(str(parts), min_rows_per_file=max(settings.batch_size, 1000))
+                    ds.write_parquet(str(parts), min_rows_per_file=max(settings.batch_size, 1000),
+                                     filename_provider=_part_names())
             except Exception as e:  # noqa: BLE001 — surface the project's own error (a model that will not load)
                 inner = _unwrap(e)
                 if inner is not None:

@@ -108,6 +108,27 @@ def test_batch_resume_refuses_a_different_stamp(tmp_path):
                     resume=True)
 
 
+def test_batch_resume_refuses_other_reading_options_and_a_default_run_keeps_its_stamp(tmp_path):
+    src = _mixed_input(tmp_path)
+    out = tmp_path / "results.jsonl"
+    taobao = GradeSettings(model="none", batch_size=4, read=(("platform", "taobao"),))
+    grade_files([src], out, taobao, workers=1, platform="taobao")
+    assert _rows(out)[0]["stamp"]["read"] == {"platform": "taobao"}
+    out.write_text("".join(out.read_text(encoding="utf-8").splitlines(keepends=True)[:3]), encoding="utf-8")
+    with pytest.raises(InputError, match="different reading options"):
+        grade_files([src], out, GradeSettings(model="none", read=(("platform", "douyin"),)), workers=1,
+                    platform="douyin", resume=True)
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 3       # nothing mixed in
+    grade_files([src], out, taobao, workers=1, platform="taobao", resume=True)
+    plain = tmp_path / "plain.jsonl"
+    grade_files([src], plain, GradeSettings(model="none"), workers=1)
+    assert set(_rows(plain)[0]["stamp"]) == {"rubric", "model", "profile"}
+    mixed = _rows(plain)[:2] + _rows(out)[2:4]                      # two setups' records in one file
+    plain.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in mixed), encoding="utf-8")
+    with pytest.raises(InputError, match="line 3 was graded under another setup"):
+        grade_files([src], plain, GradeSettings(model="none"), workers=1, resume=True)
+
+
 def test_batch_parquet_output_matches_jsonl(tmp_path):
     pq = pytest.importorskip("pyarrow.parquet")
     from qa.grade import read_records

@@ -402,6 +402,7 @@ def _off_scale_attitude(r):
     (5, None, ["--weight", "*=0"], "every training chat weighs 0"),
     (5, None, ["--threads", "-2"], "threads must be ≥ 1"),
     (5, None, ["--threads", "0"], "threads must be ≥ 1"),
+    (5, None, ["--excerpt", "0.5", "--excerpt-dim", "nosuch"], "'nosuch' is not a dimension"),
 ])
 def test_hostile_config_train_on_nothing_learnable_is_one_line(tmp_path, capsys, n, edit, args, words):
     code, _, err = run_main(capsys, "train", labelled(tmp_path, n, edit), "--out", tmp_path / "t", "--epochs", "1",
@@ -456,3 +457,37 @@ def test_hostile_config_calibrate_one_chat_and_a_read_only_model(tmp_path, capsy
                             "--out", tmp_path / "cal")
     assert code == 0, err
     assert all(p.stat().st_mode & 0o200 for p in [tmp_path / "cal", *(tmp_path / "cal").rglob("*")])
+
+
+@pytest.mark.parametrize("mb", ["-5", "0", "99999999"])
+def test_hostile_config_ray_object_store_out_of_range_is_one_line(tmp_path, capsys, mb):
+    code, _, err = run_main(capsys, "grade", CHATS, "--engine", "ray", "--model", "none", "--object-store-mb", mb,
+                            "--out", tmp_path / "r")
+    assert_one_line_error(code, err)
+    assert "--object-store-mb" in err and not (tmp_path / "r").exists()
+
+
+def test_hostile_config_damaged_pretraining_files_are_model_errors(tmp_path):
+    import numpy as np
+
+    from qa.model import corpus as C
+    from qa.model.distil import Teacher
+    (tmp_path / "empty.npz").write_bytes(b"")
+    with pytest.raises(ModelError, match="not a teacher file"):
+        Teacher(str(tmp_path / "empty.npz"), None, 16)
+    np.savez(tmp_path / "texts.npz", texts=np.array(["在吗"]))                 # no vectors
+    with pytest.raises(ModelError, match="not a teacher file"):
+        Teacher(str(tmp_path / "texts.npz"), None, 16)
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    (pack / "pack.json").write_text("[1,2", encoding="utf-8")
+    with pytest.raises(ModelError, match="not a pack description"):
+        C.read_pack(pack)
+    (pack / "pack.json").write_text(json.dumps({"sources": {"tiny": {"weight": 1.0, "rows": 1, "stored_rows": 1}}}),
+                                    encoding="utf-8")
+    (pack / "train-tiny.npz").write_bytes(b"")                                 # a shard cut to nothing
+    with pytest.raises(ModelError, match="damaged corpus pack"):
+        C.read_pack(pack)
+    (tmp_path / "manifest.json").write_text(json.dumps({"sources": {"tiny": {"chars": 3}}}), encoding="utf-8")
+    with pytest.raises(ModelError, match="not a corpus manifest"):
+        C.load_manifest(tmp_path)

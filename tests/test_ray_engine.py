@@ -104,11 +104,12 @@ def test_ray_resume_after_a_kill_neither_loses_nor_duplicates(tmp_path):
     out.mkdir()
     table = pq.read_table(full.out)
     pq.write_table(table.slice(0, 9), out / "earlier_000000-0.parquet")
-    pq.write_table(table.slice(9, 5), out / "torn.parquet")
-    data = (out / "torn.parquet").read_bytes()
-    (out / "torn.parquet").write_bytes(data[: len(data) // 2])
+    torn = out / "qa-part_0f3e_000001-0.parquet"          # named as the engine names its parts
+    pq.write_table(table.slice(9, 5), torn)
+    data = torn.read_bytes()
+    torn.write_bytes(data[: len(data) // 2])
     run = grade_files_ray([src], out, NO_MODEL, workers=2, resume=True)
-    assert not (out / "torn.parquet").exists()
+    assert not torn.exists()
     assert run.resumed == 9 and run.graded == 11 and run.stats.accepted == 20
     assert _by_id(out) == expected
     # a second rerun has nothing left to do and writes nothing
@@ -152,3 +153,17 @@ def test_ray_cli_counts_line_and_a_repeated_id_across_files(tmp_path):
     assert len(rej) == 4 and rej[-1]["field"] == "id" and rej[-1]["file"] == str(again) and str(src) in rej[-1]["reason"]
     r = CliRunner().invoke(app, ["grade", str(src), "--engine", "ray", "--out", str(tmp_path / "r.jsonl")])
     assert r.exit_code == 2 and "Parquet" in r.output
+
+
+@needs_ray
+@pytest.mark.parametrize("resume", [False, True])
+def test_ray_never_takes_someone_elses_parquet_for_a_part(tmp_path, resume):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    pq.write_table(pa.table({"order_id": [1, 2]}), folder / "orders.parquet")
+    (folder / "torn.parquet").write_bytes(b"PAR1 not finished")
+    with pytest.raises(InputError, match="not a qa results part"):   # refused before Ray starts
+        grade_files_ray([SAMPLES], folder, NO_MODEL, workers=1, resume=resume)
+    assert sorted(p.name for p in folder.iterdir()) == ["orders.parquet", "torn.parquet"]

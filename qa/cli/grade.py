@@ -11,6 +11,7 @@ from qa.cli.common import COLUMNS, INPUTS, PLATFORM, RUBRIC, TZ, check_inputs, c
     cli_errors, console, fail, print_stats, progress
 
 MAX_BATCH_SIZE = 100_000
+OBJECT_STORE_MIN_MB = 75   # Ray refuses an object store under 75 MiB
 MAX_RAY_WORKERS = 1024          # Ray actors may live on a cluster: bounded, not by this machine's CPUs
 
 
@@ -73,7 +74,7 @@ def grade_cli(
                                         "object-store memory in MB (default: Ray's, 30 % of RAM)"),
     batch_size: int = typer.Option(64, help=f"Conversations per model batch (1 to {MAX_BATCH_SIZE:,})"),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run: keep what it wrote, grade the rest "
-                                "(refused when the rubric, model or profile differ)"),
+                                "(refused when the rubric, model, profile, --platform, --tz or --columns differ)"),
     messages: bool = typer.Option(True, "--messages/--no-messages", help="Keep each conversation's messages in "
                                   "its record (needed by sample/export-review; --no-messages keeps results small)"),
     columns: str = COLUMNS, tz: str = TZ, platform: str = PLATFORM,
@@ -98,10 +99,15 @@ def grade_cli(
              + (f" (4 per CPU; this machine has {os.cpu_count() or 1})" if engine == "local" else ""))
     if not 1 <= batch_size <= MAX_BATCH_SIZE:
         fail(f"--batch-size {batch_size}: must be from 1 to {MAX_BATCH_SIZE:,}")
+    memory_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20 if hasattr(os, "sysconf") else None
+    if object_store_mb is not None and not OBJECT_STORE_MIN_MB <= object_store_mb <= (memory_mb or object_store_mb):
+        most = f" to this machine's memory ({memory_mb:,} MB)" if memory_mb else " up"
+        fail(f"--object-store-mb {object_store_mb}: must be from {OBJECT_STORE_MIN_MB} (Ray's least){most}")
     with cli_errors():
         try:
+            read = tuple((k, str(v)) for k, v in (("platform", platform), ("tz", tz), ("columns", columns)) if v)
             settings = GradeSettings(rubric=str(rubric) if rubric else None, profile=profile, model=model,
-                                     batch_size=batch_size, messages=messages)
+                                     batch_size=batch_size, messages=messages, read=read)
         except ValueError as e:
             raise typer.BadParameter(str(e), param_hint="--batch-size") from None
         preflight(settings)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -40,7 +41,15 @@ def load_manifest(corpus: str | Path) -> dict:
     if not path.is_file():
         raise ModelError(f"no pretraining corpus at {corpus} (manifest.json missing): build it with "
                          "`python scripts/build_corpus.py` (see docs/corpus.md)")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if not all(isinstance(s.get("chars"), int) for s in manifest["sources"].values()) or \
+                not isinstance(manifest["total"]["chars"], int):
+            raise ValueError("each source and the total need a whole number of chars")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ModelError(f"{path}: not a corpus manifest ({type(e).__name__}: {e}); build the corpus again with "
+                         "`python scripts/build_corpus.py`") from None
+    return manifest
 
 
 def source_files(corpus: str | Path, manifest: dict) -> dict[str, list[str]]:
@@ -368,11 +377,35 @@ def write_pack(out: str | Path, sources: dict[str, tuple], held, tokenizer, mani
 
 
 def read_pack(pack: str | Path, seed: int = 13):
-    """(train rows with source weights applied, held-out rows or None, per-source row counts, manifest)."""
+    """(train rows with source weights applied, held-out rows or None, per-source row counts, manifest); a pack
+    that is damaged anywhere (its JSON, a weight, a shard) is a ``ModelError`` naming it."""
     pack = Path(pack)
     if not (pack / "pack.json").is_file():
         raise ModelError(f"{pack} is not a corpus pack (pack.json missing): write one with `qa pretrain --pack`")
-    info = json.loads((pack / "pack.json").read_text(encoding="utf-8"))
+    try:
+        return _read_pack(pack, seed)
+    except ModelError:
+        raise
+    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile) as e:
+        raise ModelError(f"{pack}: a damaged corpus pack ({type(e).__name__}: {e}); write it again with "
+                         "`qa pretrain --pack`") from None
+
+
+def read_pack_info(pack: str | Path) -> dict:
+    """A pack's ``pack.json``; ``ModelError`` when it is not a JSON object."""
+    path = Path(pack) / "pack.json"
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ModelError(f"{path}: not a pack description ({type(e).__name__}: {e}); write the pack again with "
+                         "`qa pretrain --pack`") from None
+    if not isinstance(info, dict):
+        raise ModelError(f"{path}: not a pack description (a JSON object); write the pack again with `qa pretrain --pack`")
+    return info
+
+
+def _read_pack(pack: Path, seed: int):
+    info = read_pack_info(pack)
     parts, rows, offset = [], {}, 0
     arrays = {"ids": [], "offsets": [], "starts": [], "special": []}
     tok_base = 0

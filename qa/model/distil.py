@@ -24,10 +24,17 @@ class Teacher:
     """Tokenised teacher texts and their vectors, split into train and held-out rows."""
 
     def __init__(self, path: str, tokenizer, max_len: int, seed: int = 13):
+        from qa.errors import ModelError
         from qa.text import normalize
-        data = np.load(path, allow_pickle=False)
-        texts = [str(t) for t in data["texts"]]
-        vecs = data["vectors"].astype(np.float32)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                texts = [str(t) for t in data["texts"]]
+                vecs = np.asarray(data["vectors"], np.float32)
+            if vecs.ndim != 2 or len(vecs) != len(texts) or not len(texts):
+                raise ValueError(f"{len(texts)} texts and vectors of shape {vecs.shape}")
+        except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ModelError(f"{path}: not a teacher file of texts and their vectors ({type(e).__name__}: {e}); "
+                             "write one with scripts/build_teacher.py") from None
         vecs /= np.linalg.norm(vecs, axis=1, keepdims=True).clip(min=1e-6)
         self.dim = vecs.shape[1]
         rng = np.random.default_rng(seed)

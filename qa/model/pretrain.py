@@ -305,8 +305,7 @@ def pretrain(args: PretrainArgs, progress: Callable | None = None) -> dict:
     corpus_dir = Path(args.from_pack or args.corpus or C.default_corpus_dir())
     pack_info = None
     if args.from_pack:
-        pack_info = json.loads((corpus_dir / "pack.json").read_text(encoding="utf-8")) \
-            if (corpus_dir / "pack.json").is_file() else None
+        pack_info = C.read_pack_info(corpus_dir) if (corpus_dir / "pack.json").is_file() else None
         manifest = None
         chats = ([], [])
     else:
@@ -347,6 +346,9 @@ def pretrain(args: PretrainArgs, progress: Callable | None = None) -> dict:
                                                    num_proc=args.num_proc, log=log.info)
     if len(train_ds) < args.batch_size:
         raise ModelError(f"only {len(train_ds)} training sequences for batch size {args.batch_size}")
+    if args.from_pack and len(train_ds.ids) and int(train_ds.ids.max()) >= len(tok):
+        raise ModelError(f"{corpus_dir}: the pack holds token ids up to {int(train_ds.ids.max())}, past the "
+                         f"vocabulary's {len(tok)}: it was packed with another tokenizer; pack it again")
     prep_seconds = round(time.time() - started, 1)
     # the chat messages in the corpus: counted here, or by the pack that holds them
     chat_messages, chat_chars = ((pack_info.get("chat_messages", 0), pack_info.get("chat_chars", 0)) if pack_info
@@ -356,12 +358,18 @@ def pretrain(args: PretrainArgs, progress: Callable | None = None) -> dict:
     before = None
     if args.init_from and state is None:
         from transformers import BertForMaskedLM
+        if not Path(args.init_from).is_dir():
+            raise ModelError(f"--init-from {args.init_from}: not a model folder (save_pretrained layout)")
         init = BertForMaskedLM.from_pretrained(args.init_from)
         if init.config.vocab_size != len(tok):
             raise ModelError(f"--init-from {args.init_from}: vocabulary {init.config.vocab_size} ≠ {len(tok)}")
         model.load_state_dict(init.state_dict())
         prev = Path(args.init_from) / "pretrain.json"
-        before = json.loads(prev.read_text(encoding="utf-8")) if prev.is_file() else None
+        try:   # what the earlier run said of itself: only reported, so a damaged file costs the report only
+            before = json.loads(prev.read_text(encoding="utf-8")) if prev.is_file() else None
+        except (OSError, ValueError):
+            before = None
+        before = before if isinstance(before, dict) else None
     model = model.to(device)
     teacher, proj = None, None
     if args.teacher:

@@ -317,6 +317,9 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
     dims = {d: list(rubric.scale) for d in rubric.model_dimensions}
     if not dims:
         raise ModelError(f"rubric {rubric.name!r} has no model dimensions to train")
+    if args.excerpt and args.excerpt_dim not in (*dims, "none"):
+        raise ModelError(f"excerpt_dim {args.excerpt_dim!r} is not a dimension of rubric {rubric.name!r} "
+                         f"({', '.join(dims)}) or none")
     rejects: list = []
     examples = load_examples(args.data, dims, rejects=rejects, nuggets=rubric.nuggets, weights=args.weights)
     if args.dev:
