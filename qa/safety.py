@@ -14,6 +14,7 @@ Use these for any new human-facing artefact (docs/security.md):
   ``unneutralise_cell`` undoes it exactly (a value that already began with ``'`` before such a character
   gets one more ``'``, so the round trip is lossless).
 - ``printable`` (part of ``neutralise_cell``) — control characters no sheet can hold become U+FFFD.
+- ``clip`` — text cut short for a record or a list (evidence, questions), never inside a number masking needs whole.
 - ``clip_cell`` — text longer than Excel's cell limit (32,767 characters) is cut with a note.
 - ``safe_row`` / ``write_csv`` — all three over a flat row, and a CSV writer (UTF-8 with BOM) that applies them.
 """
@@ -28,7 +29,7 @@ from typing import Any
 
 # -- masking -----------------------------------------------------------------------------------------
 
-_SEP = r"[ \-－]?"
+_SEP = r"[ \-－]{0,2}"
 # Boundaries: a number is not part of a longer run of digits (directly, or through a dash: 138-1234-5678-9). A
 # digit beyond a space does not protect it ("13812345678 3点前", "第3 13812345678", "卡号… 2张"): spaced groups
 # of a longer number are caught whole first (IDs, then cards, then phones), so a phone-like tail of a spaced
@@ -52,10 +53,15 @@ _LANDLINE = re.compile(r"(?<![\d\-－.．])(?P<p>[(（]?(?P<area>010|02\d|0[3-9]
                        r"(?!\d)(?![\-－.．]\d)")
 # Chinese numerals (幺 and 两 as spoken in phone numbers) and full-width digits, one character for one
 _NUMERALS = str.maketrans("零〇○一幺二两三四五六七八九０１２３４５６７８９", "000112234567890123456789")
+# what else is typed between the groups of a number, read as a space: the IME's full-width space, no-break and
+# zero-width spaces, a word joiner or soft hyphen (invisible: 138​1234​5678 shows as one number), _ / and dashes
+_NUMERALS.update(str.maketrans("\u3000\u00a0\u202f\u200b\u200c\u200d\u2060\u00ad_/—–", " " * 12))
 # the @ may be full-width (＠), the domain's dots full-width (．) or 。
-_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+\-])(?P<user>[A-Za-z0-9._%+\-*]{1,64})(?P<at>[@＠])"
+_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+\-])(?P<user>[A-Za-z0-9._%+\-*]{1,64}|(?<![\u4e00-\u9fff])[\u4e00-\u9fff]{1,4})"
+                    r"(?P<at>[@＠])"
                     r"(?P<domain>[A-Za-z0-9\-]+(?:[.．。][A-Za-z0-9\-]+)+)")
-_IM = re.compile(r"(?i)(?:微信号?|威信|薇信|v信|vx|wx|weixin|wechat|qq号?|扣扣|企鹅号?|[加+]v(?![a-z]))\s*(?:号码|号)?\s*[:：]?\s*(?:是|为)?\s*"
+_IM = re.compile(r"(?i)(?:微信号?|威信|薇信|v信|vx|wx|weixin|wechat|qq号?|扣扣|企鹅号?|[加+]v(?![a-z])|加微|[薇微](?=\s*[:：])|"
+                 r"(?<![A-Za-z])v(?=\s*[:：]|\s+[A-Za-z]))\s*(?:号码|号)?\s*[:：]?\s*(?:是|为)?\s*"
                  r"(?P<id>[A-Za-z0-9_\-]{5,30})")
 _WXID = re.compile(r"(?i)(?<![A-Za-z0-9])wxid_[A-Za-z0-9_\-]{4,30}")
 _HAN = r"\u4e00-\u9fff"
@@ -121,6 +127,16 @@ def _mask_once(text: str) -> str:
     text = _WXID.sub(lambda m: _stars(m.group(0), 2), text)
     text = _IM.sub(lambda m: m.group(0)[: m.start("id") - m.start(0)] + _stars(m.group("id")), text)
     return _CITY_STREET.sub(_city_street, _ADDRESS.sub(_address, text))
+
+
+def clip(text: str, n: int) -> str:
+    """``text`` cut to at most ``n`` characters, and shorter where the cut would split personal data: up to the first
+    character that masking hides in the whole text but not in the cut one. What is cut first and masked later (a
+    finding's evidence in a results record, a topic's question) then holds no number masking sees only part of."""
+    if len(text) <= n:
+        return text
+    whole, cut = mask_text(text)[:n], mask_text(text[:n])
+    return text[:next((i for i, (a, b) in enumerate(zip(whole, cut)) if a != b), n)]
 
 
 def mask_value(value: Any, keep: Iterable[str] = NO_MASK) -> Any:

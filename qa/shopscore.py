@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 from qa.errors import InputError
+from qa.schema import iso_day
 
 WEIGHTS = {"reviews": 0.5, "complaints": 0.3, "refunds": 0.2}
 COMPLAINT_CAP = 0.02      # a complaint rate of 2 % of orders or more scores 0
@@ -64,7 +66,8 @@ def read_stats(path: str | Path) -> list[dict[str, Any]]:
                 if long is not None:   # whatever csv's field limit is in this process (a library may raise it)
                     raise InputError(f"a cell too long ({len(r[long]):,} characters) for a shop-stats value",
                                      file=str(path), line=line, field=long)
-                row: dict[str, Any] = {"shop": r["shop"] or "-", "day": r["day"] or "unknown"}
+                row: dict[str, Any] = {"shop": r["shop"] or "-",
+                                       "day": _day(r["day"], file=str(path), line=line, field="day")}
                 for c in COUNT_COLUMNS:
                     row[c] = _count(r[c], file=str(path), line=line, field=c)
                 rows.append(row)
@@ -76,6 +79,22 @@ def read_stats(path: str | Path) -> list[dict[str, Any]]:
         raise InputError(f"not a readable CSV ({why})", file=str(path),
                          line=reader.line_num + 1 if reader is not None else None) from None
     return rows
+
+
+_DAY = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?")
+
+
+def _day(text: str, **where: Any) -> str:
+    """A day as YYYY-MM-DD (also as Excel or a Chinese back end writes one: 2026/3/2, 2026年3月2日); blank:
+    ``unknown``. Anything else is refused: the day is printed and written as it is (an identifier, never masked)."""
+    if not text:
+        return "unknown"
+    m = _DAY.fullmatch(text)
+    try:
+        return iso_day(f"{m[1]}-{int(m[2]):02d}-{int(m[3]):02d}" if m else text).isoformat()
+    except ValueError:
+        shown = text if len(text) <= 40 else text[:40] + "…"
+        raise InputError(f"not a day: {shown!r} (YYYY-MM-DD)", **where) from None
 
 
 def _count(text: str, **where: Any) -> int:

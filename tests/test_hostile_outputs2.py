@@ -181,6 +181,17 @@ def test_eval_says_updated_card_only_with_card(tmp_path, capsys):
     ("地址上海市南京东路100号5楼 请问", "地址上海市********** 请问"),
     ("加v lily2020x", "加v l********"),
     ("+V：lily2020x", "+V：l********"),
+    # session 40: what an IME or a paste puts between the groups, and WeChat / e-mail as shoppers write them
+    ("电话 138\u30001234\u30005678", "电话 138\u3000****\u30005678"),
+    ("电话 138  1234  5678", "电话 138  ****  5678"),
+    ("电话 138\u200b1234\u200b5678", "电话 138\u200b****\u200b5678"),
+    ("电话 138\u00a01234\u00a05678", "电话 138\u00a0****\u00a05678"),
+    ("电话 138_1234_5678 或 139/1234/5678", "电话 138_****_5678 或 139/****/5678"),
+    ("退款卡号 6222\u30000202\u30000000\u30001234567", "退款卡号 6222\u3000****\u3000****\u3000***4567"),
+    ("加微 wangxm88 私聊", "加微 w******* 私聊"),
+    ("薇:lily2020 或 微：lily2022", "薇:l******* 或 微：l*******"),
+    ("邮箱 李雷@example.com", "邮箱 李*@example.com"),
+    ("日期 2026/03/02 尺码 150/160/170 V领毛衣 微笑 S/M/L", "日期 2026/03/02 尺码 150/160/170 V领毛衣 微笑 S/M/L"),
 ])
 def test_mask_text_less_common_spellings(text, masked):
     assert mask_text(text) == masked
@@ -205,3 +216,36 @@ def test_pii_spellings_are_masked_in_topics_outputs(tmp_path, capsys, wide):
                      ("topics.csv", "questions.csv", "topic_shops.csv")]
     for t in texts:
         assert "1234" not in t and "zhangsan" not in t.lower(), t
+
+
+
+@pytest.mark.parametrize("text,n", [("请联系我" + "JT0012 " * 10 + "13812345678 好的谢谢", 78),
+                                    ("电话 138 1234 5678 地址", 12), ("身份证110101199003071234 请问", 15)])
+def test_clip_never_leaves_part_of_a_number_masking_would_hide(text, n):
+    from qa.safety import clip, mask_text
+    cut = clip(text, n)
+    assert len(cut) <= n and text.startswith(cut)
+    assert mask_text(cut) == mask_text(text)[:len(cut)]   # masked later, it shows no more than the whole text masked
+
+
+def test_console_prints_control_characters_of_input_as_replacement(capsys):
+    from rich.table import Table
+
+    from qa.cli.common import console
+    t = Table()
+    t.add_column("shop")
+    t.add_row("\x1b[2J假店\x1b]8;;http://evil.example/\x1b\\点我")
+    console.print(t)
+    console.print("id \x1b[1A\x1b[2K伪造", highlight=False)
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and out.count("\ufffd") == 5
+
+
+def test_report_chart_labels_are_cut_in_one_pass():
+    import time
+
+    from qa.report.charts import _clip, text_width
+    assert _clip("店铺名称很长很长很长很长很长", 60) == "店铺名称…" and _clip("abc", 60) == "abc"
+    started = time.perf_counter()
+    label = _clip("店" * 200_000, 120)
+    assert text_width(label) <= 120 and time.perf_counter() - started < 5

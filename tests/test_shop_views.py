@@ -276,3 +276,25 @@ def test_shop_view_cells_go_through_the_safety_policy(tmp_path):
                    "time": "2026-03-02T10:00:00+08:00", "hour": "10"}
     page = html_lib.unescape(_table(["店铺", "客服"], [[("=1+1", ""), ("@SUM(A1)", "n")]]))
     assert "<td>'=1+1</td>" in page and "<td class=\"n\">'@SUM(A1)</td>" in page
+
+
+
+@pytest.mark.parametrize("day,kept", [("2026/3/2", "2026-03-02"), ("2026年3月2日", "2026-03-02"), ("", "unknown")])
+def test_shop_stats_days_are_read_as_dates(tmp_path, day, kept):
+    from qa.shopscore import read_stats
+    p = tmp_path / "s.csv"
+    p.write_text("shop,day,orders,reviews_5,reviews_4,reviews_3,reviews_2,reviews_1,complaints,refunds\n"
+                 f"店A,{day},10,1,0,0,0,0,0,0\n", encoding="utf-8")
+    assert read_stats(p)[0]["day"] == kept
+
+
+@pytest.mark.parametrize("day", ["13912345678 王小明", "110101199003071234", "2026-13-01"])
+def test_shop_stats_day_that_is_no_date_is_refused_not_printed(tmp_path, day):
+    from qa.errors import InputError
+    from qa.shopscore import read_stats
+    p = tmp_path / "s.csv"
+    p.write_text("shop,day,orders,reviews_5,reviews_4,reviews_3,reviews_2,reviews_1,complaints,refunds\n"
+                 f"店A,{day},10,1,0,0,0,0,0,0\n", encoding="utf-8")
+    with pytest.raises(InputError, match="line 2|:2:") as e:
+        read_stats(p)
+    assert "not a day" in str(e.value) and e.value.field == "day"

@@ -63,7 +63,7 @@ def _print(conv: Conversation, findings: list[Finding]) -> None:
     console.print(f"[bold]{escape(conv.id)}[/] [dim]{who}[/]")
     for f in findings:
         where = f"#{f.message}" if f.message is not None else "  "
-        ev = f" 「{f.evidence[:40]}」" if f.evidence and f.span else ""
+        ev = f" 「{mask_text(f.evidence)[:40]}」" if f.evidence and f.span else ""   # masked whole, then cut
         console.print(f"  [{SEVERITY_STYLE[f.severity]}]{f.severity:8s}[/] {f.rule:28s} {where:>4s} "
                       f"{escape(mask_text(f.explanation + ev))}",
                       highlight=False)

@@ -15,14 +15,33 @@ from typing import NoReturn
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.segment import Segment
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, \
     TimeRemainingColumn
 
 from qa.errors import QAError
 from qa.io import ReadStats
 
-console = Console()
-err_console = Console(stderr=True)
+# C0 control characters and DEL (ESC opens sequences that clear the screen, move the cursor over earlier lines or
+# make links); a chat's id, shop or agent name may hold them: printed as U+FFFD, as the files written for people do
+_CONTROL = {c: "\ufffd" for c in (*range(0, 9), 11, 12, *range(13, 32), 127)}
+
+
+class SafeConsole(Console):
+    """A rich console that prints the control characters of what it is given as U+FFFD; its own styles and cursor
+    moves (progress bars) are added after this and stay as they are."""
+
+    def render(self, renderable, options=None):
+        for seg in super().render(renderable, options):
+            if not seg.control and seg.text:
+                clean = seg.text.translate(_CONTROL)
+                if clean != seg.text:
+                    seg = Segment(clean, seg.style, seg.control)
+            yield seg
+
+
+console = SafeConsole()
+err_console = SafeConsole(stderr=True)
 
 INPUTS = typer.Argument(..., help="Chat files: .jsonl, .json (DialEval), .csv/.tsv, .xlsx")
 COLUMNS = typer.Option(None, "--columns", help="Column profile for CSV/XLSX: a shipped name or a YAML file "

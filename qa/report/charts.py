@@ -34,10 +34,14 @@ def text_width(s: str, size: int = 12) -> float:
 
 
 def _clip(s: str, px: float, size: int = 12) -> str:
+    """``s`` cut (with …) to ``px`` wide: one pass over the characters, whatever the label's length."""
     if text_width(s, size) <= px:
         return s
-    while s and text_width(s + "…", size) > px:
-        s = s[:-1]
+    room, width = px - text_width("…", size), 0.0
+    for i, c in enumerate(s):
+        width += text_width(c, size)
+        if width > room:
+            return s[:i] + "…"
     return s + "…"
 
 

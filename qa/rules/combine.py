@@ -15,6 +15,7 @@ from collections.abc import Iterable
 
 from qa.rubric import Rubric
 from qa.rules.base import Finding
+from qa.safety import clip
 
 
 def vetoed(rule: str, rubric: Rubric, probs: dict[str, float] | None, vetoes: dict[str, float] | None,
@@ -49,7 +50,7 @@ def combine(findings: Iterable[Finding], raised: Iterable, rubric: Rubric, conv=
         rule = rubric.rules[r.rule]
         evidence = None
         if conv is not None and r.message is not None and 0 <= r.message < len(conv.messages):
-            evidence = (conv.messages[r.message].text or "")[:60] or None
+            evidence = clip(conv.messages[r.message].text or "", 60) or None   # masked on export: no number cut
         why = f"；{r.why}" if getattr(r, "why", None) else ""
         out.append(Finding(r.rule, rule.severity, rule.name, f"模型判断（概率 {r.prob:.2f} ≥ 阈值 {r.threshold:.2f}{why}）",
                            r.message, None, evidence, source="model"))

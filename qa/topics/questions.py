@@ -6,6 +6,7 @@ import re
 import unicodedata
 
 from qa.chatrecords import Chat
+from qa.safety import clip
 
 MAX_CHARS = 80
 # greetings and fillers a customer opens with (在吗, 你好, 亲…) and an agent greets with; stripped before judging
@@ -21,7 +22,7 @@ _PUNCT_CATS = ("P", "S", "Z", "C")
 def clean_question(text: str) -> str:
     """The question without the greeting the customer opened with, on one line, at most MAX_CHARS."""
     t = " ".join(text.split())
-    return _CUSTOMER_FILLER.sub("", t).strip()[:MAX_CHARS]
+    return clip(_CUSTOMER_FILLER.sub("", t).strip(), MAX_CHARS)   # masked when written: no number cut
 
 
 def dedupe_key(text: str) -> str:
