@@ -101,6 +101,15 @@ def iso_day(value: str) -> dt.date:
     return d
 
 
+def local_day(value: str) -> dt.date:
+    """A day as YYYY-MM-DD or as spreadsheets and Chinese back ends write one (2026/3/2, 2026.03.02, 2026年3月2日),
+    range-checked as ``iso_day``; ``ValueError`` for anything else (a time of day too)."""
+    m = _LOCAL_TIME.fullmatch(value.strip()) if isinstance(value, str) else None
+    if m is None or m[4] is not None:
+        return iso_day(value)
+    return iso_day(f"{m[1]}-{int(m[2]):02d}-{int(m[3]):02d}")
+
+
 def _out_of_range(raw: Any) -> ValueError:
     return ValueError(f"time {_short_repr(raw)} out of range (allowed: {TS_MIN:%Y-%m-%d} to {TS_MAX:%Y-%m-%d} UTC)")
 

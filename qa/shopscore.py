@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import csv
 import math
-import re
 from pathlib import Path
 from typing import Any
 
 from qa.errors import InputError
-from qa.schema import iso_day
+from qa.schema import local_day
 
 WEIGHTS = {"reviews": 0.5, "complaints": 0.3, "refunds": 0.2}
 COMPLAINT_CAP = 0.02      # a complaint rate of 2 % of orders or more scores 0
@@ -81,24 +80,23 @@ def read_stats(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-_DAY = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?")
-
-
 def _day(text: str, **where: Any) -> str:
     """A day as YYYY-MM-DD (also as Excel or a Chinese back end writes one: 2026/3/2, 2026年3月2日); blank:
     ``unknown``. Anything else is refused: the day is printed and written as it is (an identifier, never masked)."""
     if not text:
         return "unknown"
-    m = _DAY.fullmatch(text)
     try:
-        return iso_day(f"{m[1]}-{int(m[2]):02d}-{int(m[3]):02d}" if m else text).isoformat()
+        return local_day(text).isoformat()
     except ValueError:
-        shown = text if len(text) <= 40 else text[:40] + "…"
-        raise InputError(f"not a day: {shown!r} (YYYY-MM-DD)", **where) from None
+        raise InputError(f"not a day: {_shown(text)!r} (YYYY-MM-DD)", **where) from None
+
+
+def _shown(text: str) -> str:
+    return text if len(text) <= 40 else text[:40] + "…"
 
 
 def _count(text: str, **where: Any) -> int:
-    shown = text if len(text) <= 40 else text[:40] + "…"
+    shown = _shown(text)
     try:
         v = float(text or 0)
     except ValueError:

@@ -149,7 +149,7 @@ def _xlsx_rows(path: Path, sheet: str | None, uncached: dict[int, dict[str, str]
     def rows() -> Iterator[Row]:
         try:
             for n, cells in it:   # a missing row comes as (), a row as far as its last cell
-                if cells and any(c not in (None, "") for c in cells):
+                if cells and any(map(_filled, cells)):   # blank as a CSV row is blank: whitespace only
                     yield n, dict(zip(header, cells))
         finally:
             wb.close()
