@@ -10,7 +10,8 @@ Use these for any new human-facing artefact (docs/security.md):
   WeChat and QQ ids (after 微信/vx/wx/QQ/扣扣/加v, and bare ``wxid_…``), the detail of a street address after its
   district / county / town, and a numbered street right after a city (上海市南京东路100号).
 - ``neutralise_cell`` — a text value that a spreadsheet would run as a formula (it begins with ``=``, ``+``,
-  ``-``, ``@``, tab or CR) gets a leading ``'`` (numbers are written as numbers, so only text is touched).
+  ``-``, ``@``, their full-width forms ``＝＋－＠``, any of these behind spaces or line breaks, tab or CR) gets a
+  leading ``'`` (numbers are written as numbers, so only text is touched).
   ``unneutralise_cell`` undoes it exactly (a value that already began with ``'`` before such a character
   gets one more ``'``, so the round trip is lossless).
 - ``printable`` (part of ``neutralise_cell``) — control characters no sheet can hold become U+FFFD.
@@ -153,14 +154,17 @@ def mask_value(value: Any, keep: Iterable[str] = NO_MASK) -> Any:
 
 # -- spreadsheet cells -------------------------------------------------------------------------------
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
 MAX_CELL = 32_000                     # Excel holds at most 32,767 characters in a cell
 CLIPPED = "…（内容过长，已截断）"
+# A formula start, also behind blanks an importer may trim (spaces, the IME's full-width space, no-break and
+# zero-width spaces, line breaks, a BOM), and in its full-width form, which a CJK spreadsheet may read as ASCII
+_FORMULA = re.compile(r"[ \n\u3000\u00a0\u202f\u200b-\u200d\u2060\ufeff]*[=+\-@＝＋－＠]|[\t\r]")
 
 
 def is_formula_like(value: Any) -> bool:
     """True for text a spreadsheet could read as a formula."""
-    return isinstance(value, str) and value.startswith(FORMULA_START)
+    return isinstance(value, str) and _FORMULA.match(value) is not None
 
 
 # characters XML 1.0, and so XLSX, has no place for (openpyxl refuses them)

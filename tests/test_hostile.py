@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from qa.cli import app
 from tests.conftest import fill_review_sheet, run_main
-from qa.safety import FORMULA_START, MAX_CELL, mask_text, neutralise_cell, unneutralise_cell
+from qa.safety import MAX_CELL, is_formula_like, mask_text, neutralise_cell, unneutralise_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 HOSTILE = ROOT / "tests" / "data" / "hostile"
@@ -75,7 +75,7 @@ def assert_safe(paths: list[Path], consoles: list[str] = ()) -> int:
         for where, v in cells(p):
             n += 1
             if isinstance(v, str):
-                assert not v.startswith(FORMULA_START), f"{where}: {v[:40]!r}"
+                assert not is_formula_like(v), f"{where}: {v[:40]!r}"
                 assert len(v) <= 32_767, f"{where}: {len(v)} characters"
         text = p.read_text("utf-8", errors="replace") if p.suffix != ".xlsx" else "\n".join(
             str(v) for _, v in cells(p))
@@ -127,7 +127,7 @@ def test_hostile_every_cell_of_every_artefact_is_neutralised_and_masked(pipeline
     ids = [c.value for c in hidden["A"][1:]]
     assert "'=HYPERLINK(\"http://x\",\"y\")" in ids and "'+cmd" in ids
     kpis = (d / "report" / "kpis.csv").read_text("utf-8-sig")
-    assert "'=1+1" in kpis and "'@SUM(A1:A9)" in kpis
+    assert "'=1+1" in kpis and "'@SUM(A1:A9)" in kpis and "' ＝1+1" in kpis   # blank and full-width forms too
     warnings = (d / "report" / "warnings.csv").read_text("utf-8-sig")
     # the red line's evidence (the first by text: the Chinese-numeral phone number the agent sent), masked
     assert "'=HYPERLINK" in warnings and "一三八****五六七八" in warnings
@@ -177,10 +177,17 @@ def test_hostile_mask_covers_every_form_and_keeps_length(text, kept):
     assert mask_text(text) == kept and len(kept) == len(text)
 
 
-@pytest.mark.parametrize("value", ["=1+1", "+86", "-2", "@x", "\t=x", "\r=x", "'=x", "''@x", "'plain", "ok"])
+@pytest.mark.parametrize("value", ["=1+1", "+86", "-2", "@x", "\t=x", "\r=x", "'=x", "''@x", "'plain", "ok",
+                                   " =HYPERLINK(\"http://x\")", "\u3000=1+1", "\u00a0@SUM(1)", "\n=1", "＝1", "＋1",
+                                   "－1", "＠x", "' ＝x"])
 def test_hostile_neutralise_round_trips(value):
     safe = neutralise_cell(value)
-    assert not safe.startswith(FORMULA_START) and unneutralise_cell(safe) == value
+    assert not is_formula_like(safe) and unneutralise_cell(safe) == value
+
+
+@pytest.mark.parametrize("value", [" 好的", "a=1", "\u3000您好", "1+1"])
+def test_hostile_neutralise_leaves_plain_text(value):
+    assert neutralise_cell(value) == value
 
 
 # -- corrupt files ---------------------------------------------------------------------------------------

@@ -21,10 +21,11 @@ from typing import Any
 
 from qa.errors import InputError
 from qa.io.write import write_json
-from qa.review.mask import FORMULA_START, clip_cell, mask_record, safe_cell
+from qa.review.mask import clip_cell, mask_record, safe_cell
 from qa.review.render import chat_segments, findings_text, model_text, pick_text, plain
 from qa.review.records import model_dimensions
 from qa.rubric import Rubric
+from qa.safety import is_formula_like
 
 FORMAT = "qa-review/1"
 ID, REVIEWER, COMMENT, RULES, KEY = "会话ID", "评审人", "备注", "复核·违规规则", "复核键"
@@ -140,7 +141,7 @@ def record_chunks(rec: dict[str, Any]) -> list[str]:
     out, i = [], 0
     while i < len(s):
         j = min(i + CHUNK, len(s))
-        while j < len(s) and j > i + 1 and s[j] in FORMULA_START:
+        while j < len(s) and j > i + 1 and is_formula_like(s[j:j + 256]):
             j -= 1
         out.append(s[i:j])
         i = j
