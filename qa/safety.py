@@ -73,6 +73,15 @@ _ADDRESS = re.compile(
 _CITY_STREET = re.compile(
     rf"(?:[{_HAN}]{{2,6}}(?:省|自治区))?[{_HAN}]{{1,7}}?市"
     rf"(?P<detail>[{_HAN}]{{1,10}}?(?:路|街|大道|巷|弄|胡同)[{_HAN}A-Za-z0-9#＃\-－()（）]{{1,50}})")
+# a numbered street with neither city nor district before it: 建国路88号3栋2单元501室
+_STREET_NO = re.compile(
+    rf"[{_HAN}]{{1,8}}?(?:路|街|大道|巷|弄|胡同)(?P<detail>[0-9]{{1,5}}[号弄](?:[0-9]+|[A-Za-z#＃\-－]|号楼|栋|幢|座|单元"
+    rf"|楼|层|室|号|院)*)")
+# a name after the label a shipping form gives it: 收件人：张三, 联系人是李小明 (the surname stays)
+_NAME = re.compile(rf"(?:收件人|收货人|联系人|寄件人|真实姓名|姓名)(?:姓名)?\s*(?:[:：]|是|为|叫)\s*"
+                   rf"(?![什多哪谁啥怎写填的不没要有对错改])(?P<name>[{_HAN}·]{{2,4}})")
+# bidi controls: text between them shows reversed (‮87654321831 reads as a phone number)
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
 _DETAIL_MARK = re.compile(r"\d|路|街|巷|弄|村|号|栋|幢|单元|室|小区|苑|大厦|公寓|花园|广场|社区|楼")
 _ADMIN_PREFIX = re.compile(r"省|自治区|市|州|盟")
 NO_MASK = frozenset({"id", "ts", "day", "review_key"})  # keys whose values are identifiers or times
@@ -123,11 +132,18 @@ def _mask_once(text: str) -> str:
                                   (_PHONE_GROUPED, "p", 3, 4), (_LANDLINE, "p", None, 2)):
         for m in list(rx.finditer("".join(norm))):
             _hide(chars, norm, *m.span(group), len(m.group("area")) if head is None else head, tail)
+    if _BIDI.search(text):   # what shows reversed is read reversed too
+        n = len(norm)
+        for rx, group, head, tail in ((_ID, 0, 3, 4), (_ID15, 0, 3, 3), (_CARD, 0, 4, 4), (_PHONE, "p", 3, 4)):
+            for m in list(rx.finditer("".join(reversed(norm)))):
+                _hide(chars, norm, n - m.end(group), n - m.start(group), tail, head)
     text = "".join(chars)
     text = _EMAIL.sub(lambda m: _stars(m.group("user")) + m.group("at") + m.group("domain"), text)
     text = _WXID.sub(lambda m: _stars(m.group(0), 2), text)
     text = _IM.sub(lambda m: m.group(0)[: m.start("id") - m.start(0)] + _stars(m.group("id")), text)
-    return _CITY_STREET.sub(_city_street, _ADDRESS.sub(_address, text))
+    text = _NAME.sub(lambda m: m.group(0)[: m.start("name") - m.start(0)] + _stars(m.group("name")), text)
+    text = _CITY_STREET.sub(_city_street, _ADDRESS.sub(_address, text))
+    return _STREET_NO.sub(lambda m: m.group(0)[: m.start("detail") - m.start(0)] + "*" * len(m.group("detail")), text)
 
 
 def clip(text: str, n: int) -> str:
@@ -167,13 +183,15 @@ def is_formula_like(value: Any) -> bool:
     return isinstance(value, str) and _FORMULA.match(value) is not None
 
 
-# characters XML 1.0, and so XLSX, has no place for (openpyxl refuses them)
-_UNWRITABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# characters XML 1.0, and so XLSX, has no place for (openpyxl refuses them), and the bidi overrides and isolates
+# that make the text after them show in another order than it is read (a reviewer would see another number)
+_UNWRITABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\u202a-\u202e\u2066-\u2069]")
 
 
 def printable(value: Any) -> Any:
-    """Text with each control character a sheet cannot hold (NUL, BEL, ESC …; tab, LF and CR stay) replaced by
-    U+FFFD, one for one, so finding spans still point at the same characters."""
+    """Text with each control character a sheet cannot hold (NUL, BEL, ESC …; tab, LF and CR stay) or that reorders
+    what follows (bidi overrides) replaced by U+FFFD, one for one, so finding spans still point at the same
+    characters."""
     return _UNWRITABLE.sub("\ufffd", value) if isinstance(value, str) else value
 
 

@@ -172,6 +172,15 @@ def test_hostile_xlsx_workbook_does_not_recalculate_and_import_reads_formula_ids
     ("QQ 123456789", "QQ 1********"),
     ("扣扣987654321", "扣扣9********"),
     ("订单 2 件，共 129 元", "订单 2 件，共 129 元"),
+    ("收件人：张三 13812345678", "收件人：张* 138****5678"),     # a name after its shipping-form label
+    ("联系人是李小明", "联系人是李**"),
+    ("收货人姓名:欧阳娜娜", "收货人姓名:欧***"),
+    ("请问收件人姓名是什么", "请问收件人姓名是什么"),           # the question for it is no name
+    ("收件人写错了", "收件人写错了"),
+    ("寄到建国路88号3栋2单元501室", "寄到建国路************"),   # a numbered street with no city or district
+    ("建国路88号发货吗", "建国路***发货吗"),
+    ("坐5路公交", "坐5路公交"),
+    ("\u202e87654321831", "\u202e8765****831"),                  # shown reversed: 138****5678
 ])
 def test_hostile_mask_covers_every_form_and_keeps_length(text, kept):
     assert mask_text(text) == kept and len(kept) == len(text)
@@ -497,3 +506,28 @@ def test_hostile_long_runs_that_once_backtracked_are_checked_in_linear_time(text
             "{'role': 'customer', 'text': t}, {'role': 'agent', 'text': t}]}); "
             "print(len(RuleEngine(r).check(c, compute_timing(c, r))))")
     assert run_bounded(code, text, timeout=60).isdigit()
+
+
+def test_hostile_ids_with_control_and_bidi_characters_round_trip_through_a_review_sheet(tmp_path):
+    """The sheet shows such an id with U+FFFD (so no reviewer sees reordered text); import still finds its chat."""
+    msgs = [{"role": "customer", "type": "text", "text": "在吗", "ts": "2026-03-02T10:15:03+08:00"},
+            {"role": "agent", "type": "text", "text": "您好", "ts": "2026-03-02T10:15:10+08:00"}]
+    ids = ["a\x1bb", "c\u202ed", " plain "]
+    chats = tmp_path / "c.jsonl"
+    chats.write_text("".join(json.dumps({"id": i, "platform": "douyin", "shop": "s", "agent": "a", "messages": msgs},
+                                        ensure_ascii=False) + "\n" for i in ids), "utf-8")
+    assert cli("grade", chats, "--model", "none", "--workers", "1", "--out", tmp_path / "r.jsonl").exit_code == 0
+    assert cli("export-review", tmp_path / "r.jsonl", "--out", tmp_path / "rv.xlsx").exit_code == 0
+    wb = openpyxl.load_workbook(tmp_path / "rv.xlsx")
+    ws = wb["复核"]
+    head = [c.value for c in ws[1]]
+    assert [ws.cell(r, head.index("会话ID") + 1).value for r in (2, 3, 4)] == ["a\ufffdb", "c\ufffdd", " plain "]
+    for r in (2, 3, 4):
+        for j, h in enumerate(head, 1):
+            if h.startswith("复核·") and h != "复核·违规规则":
+                ws.cell(r, j).value = 4
+    wb.save(tmp_path / "rv.xlsx")
+    r = cli("import-review", tmp_path / "rv.xlsx", "--out", tmp_path / "lab.jsonl", "--report", tmp_path / "agr.json")
+    assert r.exit_code == 0 and "accepted 3 · rejected 0" in r.output, r.output
+    got = [json.loads(ln)["id"] for ln in (tmp_path / "lab.jsonl").read_text("utf-8").splitlines()]
+    assert sorted(got) == sorted(ids)

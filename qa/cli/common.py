@@ -24,7 +24,8 @@ from qa.io import ReadStats
 
 # C0 control characters and DEL (ESC opens sequences that clear the screen, move the cursor over earlier lines or
 # make links); a chat's id, shop or agent name may hold them: printed as U+FFFD, as the files written for people do
-_CONTROL = {c: "\ufffd" for c in (*range(0, 9), 11, 12, *range(13, 32), 127)}
+_CONTROL = {c: "\ufffd" for c in (*range(0, 9), 11, 12, *range(13, 32), 127, *range(0x202A, 0x202F),
+                                   *range(0x2066, 0x206A))}   # and the bidi controls that reorder what follows
 
 
 class SafeConsole(Console):

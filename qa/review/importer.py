@@ -33,6 +33,7 @@ from qa.review.export import META_SHEET, REVIEW_SHEET, columns, review_key, revi
 from qa.review.mask import mask_record, unsafe_cell
 from qa.review.records import read_results
 from qa.rubric import Rubric
+from qa.safety import printable
 from qa.shape import WORDS, FieldError, check, check_fields, check_list, check_map, kind
 
 _SPLIT = re.compile(r"[,，、;；\s]+")
@@ -288,7 +289,7 @@ class _Sheet:
     def _row(self, r: int, row: tuple[Any, ...]) -> tuple[list[Problem], Review | None]:
         meta, name = self.meta, self.name
         raw_id = self._cell(row, meta["id"])
-        cid = None if _blank(raw_id) else str(raw_id).strip()
+        cid = None if _blank(raw_id) else _id_key(raw_id)
         out: list[Problem] = []
 
         def problem(column: str | None, code: str, message: str) -> None:
@@ -344,7 +345,7 @@ class _Sheet:
             if cid not in self.imp.by_id:
                 problem(self.meta["id"], "unknown_conversation", f"conversation {cid!r} is not in the export")
                 return None
-            if str(rec["id"]) != cid:
+            if _id_key(rec["id"]) != cid:
                 problem(self.meta["id"], "id_mismatch", f"the row says conversation {cid!r} but its {header} "
                         f"{key!r} belongs to {rec['id']!r}: the row was edited or moved")
                 return None
@@ -358,6 +359,11 @@ class _Sheet:
                     f"its {header or '复核键'} to say which")
             return None
         return keys[0]
+
+
+def _id_key(value: Any) -> str:
+    """A conversation id as its cell shows it: control characters as U+FFFD (``printable``), no outer blanks."""
+    return printable(str(value)).strip()
 
 
 def import_reviews(files: Sequence[Path], rubric: Rubric, *, records: Sequence[Path] = ()) -> Imported:
@@ -377,7 +383,7 @@ def import_reviews(files: Sequence[Path], rubric: Rubric, *, records: Sequence[P
             key = review_key(masked)
             if key not in recs:
                 recs[key] = {**masked, "review_key": key}
-                by_id.setdefault(str(masked["id"]), []).append(key)
+                by_id.setdefault(_id_key(masked["id"]), []).append(key)
     if not recs:
         raise InputError("no conversations: an XLSX export carries them in a hidden sheet; for a CSV keep its "
                          "<file>.records.json beside it or pass --records", file=", ".join(map(str, files)))
