@@ -135,3 +135,94 @@ def test_a_bad_record_is_refused_even_when_its_id_repeats(tmp_path, capsys, comm
     src = write_jsonl(tmp_path / "results.jsonl", record(id="a"), record(id="a", day="9999-01-01"))
     line = one_line_error(*run_main(capsys, command, src, "--out", tmp_path / out)[::2], f"{src}:2: day:")
     assert "out of range" in line
+
+
+# -- review sheets as other programs save them (fuzzing, session 41) --------------------------------------------
+
+def _filled_export(tmp_path, capsys, n: int = 6) -> tuple[Path, "openpyxl.Workbook"]:
+    src = write_jsonl(tmp_path / "results.jsonl", *(record(id=f"c{i}") for i in range(n)))
+    code, _, err = run_main(capsys, "export-review", src, "--out", tmp_path / "e.xlsx")
+    assert code == 0, err
+    wb = openpyxl.load_workbook(tmp_path / "e.xlsx")
+    fill_review_sheet(wb["复核"], {r: 4 for r in range(2, n + 2)}, reviewer="张三")
+    return src, wb
+
+
+@pytest.mark.parametrize("ref", ["A1:Y3", "A1"])
+def test_import_review_reads_every_row_whatever_size_the_file_claims(tmp_path, capsys, rubric, ref):
+    """A stale <dimension> (another program's save) hid the rows past it: 6 rows read as 2, or no grade column."""
+    import re
+    import zipfile
+
+    from qa.review import import_reviews
+
+    _, wb = _filled_export(tmp_path, capsys)
+    wb.save(tmp_path / "full.xlsx")
+    with zipfile.ZipFile(tmp_path / "full.xlsx") as zin, zipfile.ZipFile(tmp_path / "stale.xlsx", "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item)
+            if item.filename.startswith("xl/worksheets/sheet"):
+                data, k = re.subn(rb'<dimension ref="[^"]*" ?/>', f'<dimension ref="{ref}"/>'.encode(), data)
+                assert k == 1
+            zout.writestr(item, data)
+    imp = import_reviews([tmp_path / "stale.xlsx"], rubric)
+    assert (imp.read, imp.accepted, imp.rejected) == (6, 6, 0), imp.problems
+
+
+def test_import_review_refuses_a_read_column_that_appears_twice(tmp_path, capsys, rubric):
+    """A copy of a grade column kept to the right was read in place of the reviewer's own grades, silently."""
+    from qa.review import import_reviews
+
+    _, wb = _filled_export(tmp_path, capsys)
+    ws = wb["复核"]
+    col = {c.value: c.column for c in ws[1]}
+    n = ws.max_column + 1
+    ws.cell(1, n).value = "复核·服务态度"
+    for r in range(2, ws.max_row + 1):
+        ws.cell(r, n).value = 2
+    wb.save(tmp_path / "twice.xlsx")
+    imp = import_reviews([tmp_path / "twice.xlsx"], rubric)
+    assert (imp.read, imp.accepted, imp.rejected) == (6, 0, 6)
+    head = [p for p in imp.problems if p.row == 1]
+    assert [p.code for p in head] == ["duplicate_column"] and "appears 2 times" in head[0].message
+    assert openpyxl.utils.get_column_letter(col["复核·服务态度"]) in head[0].message
+
+
+def test_import_review_gives_a_merged_cell_to_every_row_it_covers(tmp_path, capsys, rubric):
+    """One reviewer name merged over rows 2–7: rows 3–7 were credited to the file's name."""
+    from qa.review import import_reviews
+
+    _, wb = _filled_export(tmp_path, capsys)
+    ws = wb["复核"]
+    col = {c.value: c.column for c in ws[1]}
+    letter = openpyxl.utils.get_column_letter(col["评审人"])
+    for r in range(3, 8):
+        ws.cell(r, col["评审人"]).value = None
+    ws.merge_cells(f"{letter}2:{letter}7")
+    wb.save(tmp_path / "merged.xlsx")
+    imp = import_reviews([tmp_path / "merged.xlsx"], rubric)
+    assert imp.accepted == 6 and {r.reviewer for r in imp.reviews} == {"张三"}
+
+
+@pytest.mark.parametrize("form", ["utf-16 tab", "utf-8 tab", "long cell"])
+def test_import_review_reads_csv_as_excel_saves_it(tmp_path, capsys, rubric, form):
+    """Excel's "Unicode Text" (UTF-16, tabs), tab-separated UTF-8, and a 200,000-character comment."""
+    from qa.review import import_reviews
+
+    src, wb = _filled_export(tmp_path, capsys)
+    code, _, err = run_main(capsys, "export-review", src, "--out", tmp_path / "e.csv")
+    assert code == 0, err
+    rows = list(csv.reader((tmp_path / "e.csv").read_text("utf-8-sig").splitlines(keepends=True)))
+    head = rows[0]
+    for row in rows[1:]:
+        for j, h in enumerate(head):
+            if h.startswith("复核·") and h != "复核·违规规则":
+                row[j] = "4"
+        row[head.index("备注")] = "长" * 200_000 if form == "long cell" else "ok"
+    out = tmp_path / ("e.txt" if "tab" in form else "e.csv")
+    if out.suffix == ".txt":
+        (tmp_path / "e.txt.records.json").write_bytes((tmp_path / "e.csv.records.json").read_bytes())
+    with open(out, "w", encoding="utf-16" if form.startswith("utf-16") else "utf-8", newline="") as f:
+        csv.writer(f, delimiter="\t" if "tab" in form else ",").writerows(rows)
+    imp = import_reviews([out], rubric)
+    assert (imp.read, imp.accepted, imp.rejected) == (6, 6, 0), imp.problems[:3]

@@ -1,20 +1,22 @@
 """Read filled-in review sheets (XLSX/CSV) back, row by row, into reviews and labelled conversations.
 
 Each row is accepted or rejected (``rows read = accepted + rejected``; wholly empty rows are not rows);
-every problem names file, row, column and a code: ``missing_column``, ``missing_id``,
+every problem names file, row, column and a code: ``missing_column``, ``duplicate_column``, ``missing_id``,
 ``unknown_conversation``, ``id_mismatch``, ``ambiguous_id``, ``not_reviewed``, ``blank_grade``, ``bad_grade``,
 ``unknown_rule``, ``duplicate_review``.
 
 A row finds its conversation by its 复核键 (review key, see ``qa.review.export``) and must carry that
 conversation's id (else ``id_mismatch``); a row without a key (an older export, a deleted column) is found by
 its id only when exactly one conversation has that id (else ``ambiguous_id``). So a review never lands on
-another chat that shares the id. The reviewer is the 评审人 cell, else the file's name. The conversations come from the
+another chat that shares the id. The reviewer is the 评审人 cell, else the file's name. A merged cell's value
+holds for every row it covers, as the reviewer sees it. The conversations come from the
 export itself (hidden ``_qa`` sheet, or ``<csv>.records.json``) or from ``records`` (a sidecar, an exported
 XLSX, or results JSONL/Parquet); they are masked whatever the source.
 """
 
 from __future__ import annotations
 
+import collections
 import csv
 import dataclasses
 import io
@@ -29,6 +31,7 @@ from typing import Any
 
 from qa.errors import InputError
 from qa.grade import check_record
+from qa.io.table import CELL_LIMIT, detect_encoding
 from qa.review.export import META_SHEET, REVIEW_SHEET, columns, review_key, review_meta
 from qa.review.mask import mask_record, unsafe_cell
 from qa.review.records import read_results
@@ -109,7 +112,9 @@ def _xlsx_records(path: Path) -> tuple[dict[str, Any] | None, list[dict[str, Any
     try:
         if META_SHEET not in wb.sheetnames:
             return None, []
-        rows = wb[META_SHEET].iter_rows(values_only=True)
+        ws = wb[META_SHEET]
+        ws.reset_dimensions()   # the size a file says its sheet has may be stale (another program saved it)
+        rows = ws.iter_rows(values_only=True)
         meta = json.loads(next(rows)[0])
         recs = [(n, json.loads("".join(c for c in row[1:] if c)))
                 for n, row in enumerate(rows, 2) if row and row[0] is not None]
@@ -187,27 +192,32 @@ def load_records(path: Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]
 # -- reading the sheets ------------------------------------------------------------------------------
 
 def _xlsx_rows(path: Path) -> list[tuple[Any, ...]]:
+    """The review sheet's rows, every cell of a merged range holding the range's value. Read whole (not read-only):
+    the rows are those the sheet holds, whatever size the file claims, and its merged ranges are known."""
     from openpyxl import load_workbook
 
-    wb = load_workbook(path, read_only=True, data_only=False)   # a typed "=…" comes back as its text
+    wb = load_workbook(path, data_only=False)   # a typed "=…" comes back as its text
     try:
         ws = wb[REVIEW_SHEET] if REVIEW_SHEET in wb.sheetnames else wb.worksheets[0]
-        return [tuple(getattr(v, "text", v) for v in r) for r in ws.iter_rows(values_only=True)]
+        rows = [[getattr(v, "text", v) for v in r] for r in ws.iter_rows(values_only=True)]
+        for rng in ws.merged_cells.ranges:
+            value = rows[rng.min_row - 1][rng.min_col - 1]
+            for r in range(rng.min_row - 1, min(rng.max_row, len(rows))):
+                for c in range(rng.min_col - 1, min(rng.max_col, len(rows[r]))):
+                    rows[r][c] = value
+        return [tuple(r) for r in rows]
     finally:
         wb.close()
 
 
 def _csv_rows(path: Path) -> list[tuple[Any, ...]]:
-    raw = path.read_bytes()
-    for enc in ("utf-8-sig", "gb18030"):   # Excel on Chinese Windows saves CSV as GB18030/GBK
-        try:
-            text = raw.decode(enc)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        raise InputError("neither UTF-8 nor GB18030 text", file=str(path))
-    return [tuple(r) for r in csv.reader(io.StringIO(text, newline=""))]
+    """Rows of a review CSV or tab-separated text: UTF-8, UTF-16 (Excel's "Unicode Text") or GB18030 (Excel on
+    Chinese Windows), as the chat reader detects them; tab-separated when the header has more tabs than commas."""
+    text = path.read_text(encoding=detect_encoding(path))
+    top = next((line for line in text.split("\n") if line.strip(" ,;\t\r")), "")
+    delim = "\t" if path.suffix.lower() == ".tsv" or top.count("\t") > top.count(",") else ","
+    csv.field_size_limit(max(csv.field_size_limit(), CELL_LIMIT))
+    return [tuple(r) for r in csv.reader(io.StringIO(text, newline=""), delimiter=delim)]
 
 
 def sheet_rows(path: Path) -> list[tuple[Any, ...]]:
@@ -218,9 +228,15 @@ def sheet_rows(path: Path) -> list[tuple[Any, ...]]:
             return _xlsx_rows(path)
         except (zipfile.BadZipFile, OSError, KeyError, ValueError) as e:
             raise InputError(f"not a readable workbook ({type(e).__name__}: {e})", file=str(path)) from None
-    if path.suffix.lower() in (".csv", ".txt"):
+    if path.suffix.lower() in (".csv", ".tsv", ".txt"):
         return _csv_rows(path)
     raise InputError(f"unknown review file type {path.suffix!r}: use .xlsx or .csv", file=str(path))
+
+
+def _letter(j: int) -> str:
+    from openpyxl.utils import get_column_letter
+
+    return get_column_letter(j + 1)
 
 
 def _blank(v: Any) -> bool:
@@ -255,19 +271,24 @@ class _Sheet:
         self.col = {h: j for j, h in enumerate(self.header) if h}
         required = [meta["id"], *meta["grades"], meta["reviewer"], meta["comment"]]
         self.missing = [h for h in required if h not in self.col]
+        read = {*required, meta.get("rules"), meta.get("key")}   # the columns a row is read from
+        counts = collections.Counter(h for h in self.header if h in read)
+        self.twice = {h: [j for j, h2 in enumerate(self.header) if h2 == h] for h, n in counts.items() if n > 1}
         self.unexpected = [(j, h) for j, h in enumerate(self.header) if h and h not in known]
 
     def letter(self, header: str) -> str:
-        from openpyxl.utils import get_column_letter
-
         j = self.col.get(header)
-        return f"{get_column_letter(j + 1)} {header}" if j is not None else header
+        return f"{_letter(j)} {header}" if j is not None else header
 
     def read(self) -> None:
         for h in self.missing:
             hint = "; found instead: " + ", ".join(h2 for _, h2 in self.unexpected) if self.unexpected else ""
             self.imp.problems.append(Problem(self.name, 1, h, "missing_column",
                                              f"column {h!r} is missing or renamed{hint}"))
+        for h, js in self.twice.items():
+            self.imp.problems.append(Problem(self.name, 1, h, "duplicate_column",
+                                             f"column {h!r} appears {len(js)} times ({', '.join(map(_letter, js))}):"
+                                             " keep the one to read, rename or delete the others"))
         if self.unexpected and not self.missing:
             self.imp.warnings.append(f"{self.name}: columns not read: " + ", ".join(h for _, h in self.unexpected))
         for r, row in enumerate(self.rows, 2):
@@ -297,6 +318,9 @@ class _Sheet:
 
         if self.missing:
             problem(None, "missing_column", "row not read: column(s) missing: " + ", ".join(self.missing))
+            return out, None
+        if self.twice:
+            problem(None, "duplicate_column", "row not read: column(s) twice: " + ", ".join(self.twice))
             return out, None
         if cid is None:
             problem(meta["id"], "missing_id", "no conversation id")
