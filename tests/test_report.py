@@ -139,6 +139,19 @@ def test_report_kpis_by_group(report):
     assert report.histogram == [1, 0, 0, 0, 0, 0, 0, 2, 1, 1]      # 0 (failed); 70, 78; 85; 92
 
 
+def test_report_profile_of_a_mixed_group_does_not_depend_on_line_order(tmp_path):
+    """Two profiles as frequent: the first by name judges the group, whichever line comes first (DuckDB's mode()
+    picked by order: the same records gave douyin or kuaishou thresholds, and other pass marks)."""
+    recs = records()[:4]
+    for r, prof in zip(recs, ("kuaishou", "douyin", "kuaishou", "douyin")):
+        r["profile"] = prof
+    got = set()
+    for name, order in (("a", recs), ("b", recs[::-1]), ("c", recs[1:] + recs[:1])):
+        rep = build_report([write_jsonl(tmp_path / f"{name}.jsonl", order)], tmp_path / name)
+        got.add(_row(rep, "all")["profile"])
+    assert got == {"douyin"}
+
+
 def test_report_profile_option_and_unknown(results, tmp_path):
     rep = build_report(results, tmp_path / "k", profile="kuaishou")
     r = _row(rep, "all")

@@ -39,7 +39,7 @@ FROM base"""
 _KPIS = """SELECT grouping(shop, agent, day) AS g, shop, agent, day,
   count(*) AS conversations, count(*) FILTER (human) AS human_conversations, sum(runs) AS reply_runs,
   count(satisfied) AS rated, avg(score) AS mean_score, count(*) FILTER (failed) AS failed,
-  mode(profile) AS records_profile,
+  histogram(profile) AS profiles,
   count(*) FILTER (human AND first_ok) / nullif(count(*) FILTER (human), 0) AS first_response_rate_2min,
   sum(runs_ok) / nullif(sum(runs), 0) AS reply_rate_3min,
   sum(list_sum(delays)) / nullif(sum(len(delays)), 0) AS avg_reply_s,
@@ -105,10 +105,13 @@ def duplicate_count(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def kpi_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """One row per group, levels in LEVEL_ORDER; ``records_profile`` is the group's most frequent profile."""
+    """One row per group, levels in LEVEL_ORDER; ``records_profile`` is the group's most frequent profile, of two as
+    frequent the first by name (the same records give the same report in any order)."""
     rows = _rows(con, _KPIS)
     for r in rows:
         r["level"] = LEVELS[r.pop("g")]
+        counts = r.pop("profiles") or {}
+        r["records_profile"] = min(counts, key=lambda p: (-counts[p], p)) if counts else None
     order = {lvl: i for i, lvl in enumerate(LEVEL_ORDER)}
     return sorted(rows, key=lambda r: (order[r["level"]], r["shop"] or "", r["agent"] or "", r["day"] or ""))
 
