@@ -157,6 +157,17 @@ def test_alerts_newest_first_with_reason_and_evidence(rub):
     assert rows[2]["reason"] == "差评: 1★" and "03-02 10:05 「能发顺丰吗」" in rows[2]["evidence"]
 
 
+def test_alerts_times_are_on_the_shops_clock_whatever_offset_the_results_carry(rub):
+    """A customer's 00:09 (Beijing) given in UTC showed as '03-03 16:09'; staffing converted, alerts did not."""
+    utc = dt.timezone.utc
+    for zone in (TZ, utc):
+        at = dt.datetime(2026, 3, 3, 16, 9, tzinfo=utc).astimezone(zone)
+        c = Chat(id="n", shop="S", agent="A", day="2026-03-04", stars=1,
+                 messages=[Msg("customer", "text", "晚安", at)])
+        row = alerts([c], rubric=rub)[0]
+        assert row["time"] == "2026-03-04T00:09:00+08:00" and "客户 03-04 00:09 「晚安」" in row["evidence"]
+
+
 # ---------------------------------------------------------------- topics
 
 def topic_chats() -> list[Chat]:
