@@ -185,8 +185,8 @@ def check_record(rec: Any, *, required: Iterable[str] | None = None) -> None:
     """Raise ``FieldError`` (``.field``: the path, e.g. ``findings[0].span``) at the first field of a
     result record that is missing or has the wrong type or an impossible value (docs/results.md).
 
-    ``required`` must be present; ``score`` is a finite number from 0 to 100 and ``rating.stars`` from 1 to 5
-    when given; ``day`` a YYYY-MM-DD date and every time (``messages[].ts``, ``timing.human_start``) ISO-8601,
+    ``required`` must be present; ``score`` is a finite number from 0 to 100 and ``rating.stars`` whole stars
+    from 1 to 5 when given; ``day`` a YYYY-MM-DD date and every time (``messages[].ts``, ``timing.human_start``) ISO-8601,
     both within 1970–2100 (``qa.schema.iso_day`` / ``iso_time``, the ingest range): a record outside those was
     not written by ``qa grade`` and is refused, not clamped."""
     if not isinstance(rec, Mapping):
@@ -222,6 +222,8 @@ def check_record(rec: Any, *, required: Iterable[str] | None = None) -> None:
         check_fields("rating", rec["rating"], _RATING)
         if rec["rating"].get("stars") is not None:
             check_range("rating.stars", rec["rating"]["stars"], *STARS_RANGE)
+            if not float(rec["rating"]["stars"]).is_integer():   # as on ingest: a rating is whole stars
+                raise FieldError("rating.stars", f"must be whole stars (1–5), not {rec['rating']['stars']}")
     check_list("messages", rec.get("messages"), _MESSAGE)
     for i, m in enumerate(rec.get("messages") or ()):
         _check_time(f"messages[{i}].ts", m.get("ts"), iso_time)

@@ -100,6 +100,7 @@ BAD_RECORDS = [   # (changes, field named, words in the message)
     ({"deductions__0__points": "5"}, "deductions[0].points", "must be a number"),
     ({"rating__stars": "5"}, "rating.stars", "must be a number or null"),
     ({"rating__stars": 9}, "rating.stars", "from 1 to 5"),
+    ({"rating__stars": 3.5}, "rating.stars", "must be whole stars (1–5), not 3.5"),   # the report counted it 4★
     ({"rating__label": 5}, "rating.label", "must be a string or null"),
     ({"timing__reply_delays_s": "24"}, "timing.reply_delays_s", "must be a list"),
     ({"timing__replies_ok": 4}, "timing.replies_ok", "reply_delays_s holds only 1"),
