@@ -334,6 +334,21 @@ def test_hostile_config_train_refuses_non_finite_float_options(tmp_path, capsys,
     assert not (tmp_path / "t").exists()
 
 
+def test_hostile_config_train_refuses_a_folder_holding_files(tmp_path, capsys):
+    """A model written over another left its ridge channel and turn models beside the new network: loaded with it."""
+    old = tmp_path / "old"
+    shutil.copytree(MODEL, old)
+    data = labelled(tmp_path)
+    for target in (old, tmp_path / "c.jsonl"):
+        if target.suffix:
+            target.write_text("x", "utf-8")
+        code, _, err = run_main(capsys, "train", data, "--out", target, "--max-steps", "1")
+        assert code == 2 and "Traceback" not in err, err
+        assert len([ln for ln in err.splitlines() if ln.strip()]) == 1, err
+        assert ("is not empty" in err and "--resume" in err) if target == old else "is a file" in err, err
+    assert sorted(p.name for p in old.iterdir()) == sorted(p.name for p in Path(MODEL).iterdir())
+
+
 @pytest.mark.parametrize("option,value", [("--lr", "nan"), ("--lr", "0"), ("--lr", "-1e-4"), ("--warmup", "nan"),
                                           ("--warmup", "1.5"), ("--warmup", "-0.1"), ("--mask-prob", "inf"),
                                           ("--mask-prob", "0"), ("--mask-prob", "2"), ("--minutes", "nan"),

@@ -63,6 +63,13 @@ def train_cli(
     label map, metrics and MODEL_CARD.md."""
     from qa.model.train import TrainArgs, train
     check_inputs(list(data) + list(dev or []) + ([teacher] if teacher else []) + ([dev_ids] if dev_ids else []))
+    if out.exists() and not out.is_dir():
+        raise typer.BadParameter(f"{out} is a file, not a folder", param_hint="--out")
+    if not resume and out.is_dir() and any(out.iterdir()):
+        held = sorted(p.name for p in out.iterdir())
+        raise typer.BadParameter(f"{out} is not empty ({', '.join(held[:4])}{' …' if len(held) > 4 else ''}): files "
+                                 "of another model left there would load with the new one; choose a new folder, or "
+                                 "--resume to continue the run it holds", param_hint="--out")
     if from_model and not (from_model / "config.json").is_file():
         raise typer.BadParameter(f"{from_model}: not a model directory (no config.json)", param_hint="--from-model")
     logging.getLogger("qa.model").setLevel(logging.INFO)   # one line per epoch / 25 steps
