@@ -46,3 +46,21 @@ def test_eval_rules_not_a_list_of_names_is_one_line(tmp_path, capsys, rules):
     code, _, err = run_main(capsys, "eval", ROOT / "models" / "default", data, "--no-baselines",
                             "--out", tmp_path / "e.json")
     one_line_error(code, err, "labelled.jsonl", "labels.reviews[0].rules", "not a list of rule names")
+
+
+@pytest.mark.parametrize("command", ["eval", "train"])
+def test_a_misspelt_rule_in_a_review_is_one_line(tmp_path, capsys, command):
+    """'vague_replies' read as a chat where the reviewer flagged no vague reply: a false miss in eval's flag F1 and
+    a false negative in train's flag targets. Now refused, naming file, conversation and field."""
+    from tests.conftest import one_line_error
+    from tests.test_hostile_config import labelled
+
+    def edit(r):
+        if r["labels"]["reviews"][0].get("rules") is not None:
+            r["labels"]["reviews"][-1]["rules"] = ["vague_replies"]
+    data = labelled(tmp_path, n=12, edit=edit)
+    args = ((ROOT / "models" / "default", data, "--no-baselines", "--out", tmp_path / "e.json") if command == "eval"
+            else (data, "--out", tmp_path / "m", "--max-steps", "1", "--base-model", "none"))
+    code, _, err = run_main(capsys, command, *args)
+    one_line_error(code, err, "labelled.jsonl", ".rules", "'vague_replies' is not a rule of this rubric")
+    assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())

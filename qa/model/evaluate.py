@@ -107,10 +107,8 @@ def evaluate(model_dir: str | Path | None, data: Sequence[str], *, train_paths: 
     report = {"model": str(clf.path), "data": [str(p) for p in data], "n": len(test), "dimensions": list(dims),
               "levels": dims, "systems": {}}
     if flags:
-        from qa.model.flag_scores import flag_report, rules_problem
-        for e in test:
-            if bad := rules_problem(e.conv):
-                raise InputError(f"conversation {e.conv.id}: {bad[1]}", file=e.source, field=bad[0])
+        from qa.model.flag_scores import check_rules, flag_report
+        check_rules(test, clf.rubric.rules)
         report["flags"] = flag_report(clf, convs, analyses, preds)
     for name, by_dim in systems.items():
         report["systems"][name] = {}

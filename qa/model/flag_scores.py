@@ -9,7 +9,7 @@ finding of it. Chats without timestamps are not scored on the timing rule ``slow
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 TIMED = ("slow_first_response",)
 
@@ -22,15 +22,27 @@ def gold_flags(conv, reviewer: str | None = None) -> set[str] | None:
     return set(reviews[0]["rules"]) if reviews else None
 
 
-def rules_problem(conv) -> tuple[str, str] | None:
-    """(field, what is wrong) for the first review whose ``rules`` is not a list of rule names, else None."""
+def rules_problem(conv, known: Collection[str] | None = None) -> tuple[str, str] | None:
+    """(field, what is wrong) for the first review whose ``rules`` is not a list of rule names (of ``known``, the
+    rubric's rule ids, when given: a misspelt name would read as a rule the reviewer did not flag), else None."""
     reviews = (conv.labels or {}).get("reviews") or []
     for i, r in enumerate(reviews if isinstance(reviews, list) else ()):
         rules = r.get("rules") if isinstance(r, dict) else None
         if isinstance(r, dict) and "rules" in r and not (isinstance(rules, list)
                                                          and all(isinstance(x, str) for x in rules)):
             return f"labels.reviews[{i}].rules", f"{rules!r} is not a list of rule names"
+        if known is not None and isinstance(rules, list) and (bad := [x for x in rules if x not in known]):
+            return f"labels.reviews[{i}].rules", f"{bad[0]!r} is not a rule of this rubric"
     return None
+
+
+def check_rules(examples: Iterable, known: Collection[str]) -> None:
+    """Raise ``InputError`` naming the file, conversation and field of the first review whose ``rules`` is not a
+    list of ``known`` rule ids."""
+    from qa.errors import InputError
+    for e in examples:
+        if bad := rules_problem(e.conv, known):
+            raise InputError(f"conversation {e.conv.id}: {bad[1]}", file=e.source or None, field=bad[0])
 
 
 def counts(convs: Sequence, fired: Iterable[set[str]], rules: Sequence[str], reviewer: str | None = None):

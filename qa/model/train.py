@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.errors import ModelError
+from qa.model.flag_scores import check_rules
 from qa.resources import data_root
 from qa.rubric import load_rubric
 
@@ -329,6 +330,7 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
     else:
         train_ex, dev_ex = split(examples, args.dev_fraction, args.seed)
     check_split(train_ex, dims)
+    check_rules(train_ex + dev_ex, rubric.rules)
     original_train = train_ex
     if args.augment or args.excerpt:
         train_ex = (train_ex + (augmented(train_ex, args.augment, args.seed) if args.augment else [])
