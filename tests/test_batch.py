@@ -129,6 +129,31 @@ def test_batch_resume_refuses_other_reading_options_and_a_default_run_keeps_its_
         grade_files([src], plain, GradeSettings(model="none"), workers=1, resume=True)
 
 
+def test_grade_resume_reads_a_column_profile_by_what_it_says_not_how_its_path_is_typed(tmp_path, monkeypatch):
+    """--columns was stamped as typed: the same profile by another path was refused, an edited one accepted."""
+    from typer.testing import CliRunner
+
+    from qa.cli import app
+    prof = tmp_path / "p.yaml"
+    prof.write_text((ROOT / "qa" / "io" / "profiles" / "qianniu.yaml").read_text("utf-8"), "utf-8")
+    src, out = ROOT / "data" / "samples" / "qianniu.csv", tmp_path / "r.jsonl"
+
+    def grade(columns: str, *more: str):
+        return CliRunner().invoke(app, ["grade", str(src), "--model", "none", "--workers", "1", "--columns", columns,
+                                        "--out", str(out), *more])
+    assert grade(str(prof)).exit_code == 0
+    stamp = _rows(out)[0]["stamp"]["read"]["columns"]
+    assert stamp.startswith("qianniu sha256:") and str(tmp_path) not in stamp
+    out.write_text("".join(out.read_text(encoding="utf-8").splitlines(keepends=True)[:2]), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    r = grade("./p.yaml", "--resume")
+    assert r.exit_code == 0, r.output
+    prof.write_text(prof.read_text("utf-8") + "timezone: UTC\n", "utf-8")   # naive times read in another zone
+    out.write_text("".join(out.read_text(encoding="utf-8").splitlines(keepends=True)[:2]), encoding="utf-8")
+    r = grade("./p.yaml", "--resume")
+    assert r.exit_code == 2 and "different reading options" in r.output, r.output
+
+
 def test_batch_parquet_output_matches_jsonl(tmp_path):
     pq = pytest.importorskip("pyarrow.parquet")
     from qa.grade import read_records

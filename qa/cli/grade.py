@@ -81,6 +81,7 @@ def grade_cli(
 ) -> None:
     """Grade every conversation: model dimensions, rule findings and timing → score, band and deductions."""
     from qa.grader import GradeSettings
+    from qa.io.profiles import profile_stamp
     if engine not in ("local", "ray"):
         raise typer.BadParameter("must be local or ray", param_hint="--engine")
     if engine == "local" and (address or object_store_mb):
@@ -105,7 +106,8 @@ def grade_cli(
         fail(f"--object-store-mb {object_store_mb}: must be from {OBJECT_STORE_MIN_MB} (Ray's least){most}")
     with cli_errors():
         try:
-            read = tuple((k, str(v)) for k, v in (("platform", platform), ("tz", tz), ("columns", columns)) if v)
+            read = tuple((k, str(v)) for k, v in (("platform", platform), ("tz", tz),
+                                                   ("columns", columns and profile_stamp(columns))) if v)
             settings = GradeSettings(rubric=str(rubric) if rubric else None, profile=profile, model=model,
                                      batch_size=batch_size, messages=messages, read=read)
         except ValueError as e:

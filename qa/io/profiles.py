@@ -8,6 +8,8 @@ by writing such a file and passing its path with ``--columns``. See docs/ingest.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +89,16 @@ def load_profile(path: Path) -> Profile:
 @functools.lru_cache(maxsize=1)
 def shipped_profiles() -> dict[str, Profile]:
     return {p.name: p for p in (load_profile(f) for f in sorted(PROFILE_DIR.glob("*.yaml")))}
+
+
+def profile_stamp(spec: str | Path) -> str:
+    """``--columns`` as a results stamp records it: a shipped name as given, a YAML file as its profile's name and a
+    digest of what it says (not its path: the same file typed two ways is one setup, an edited one another)."""
+    if Path(spec).suffix not in (".yaml", ".yml"):
+        return str(spec)
+    prof = load_profile(Path(spec))
+    body = json.dumps(prof.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    return f"{prof.name} sha256:{hashlib.sha256(body.encode()).hexdigest()[:16]}"
 
 
 def resolve_profile(spec: str | Path | None, header: list[str], file: str, line: int = 1) -> Profile:
