@@ -15,6 +15,8 @@ Use these for any new human-facing artefact (docs/security.md):
   ``unneutralise_cell`` undoes it exactly (a value that already began with ``'`` before such a character
   gets one more ``'``, so the round trip is lossless).
 - ``printable`` (part of ``neutralise_cell``) — control characters no sheet can hold become U+FFFD.
+- ``mask_messages`` — a chat's messages masked one by one and across what one sender sends in a row (a number
+  typed over two messages).
 - ``clip`` — text cut short for a record or a list (evidence, questions), never inside a number masking needs whole.
 - ``clip_cell`` — text longer than Excel's cell limit (32,767 characters) is cut with a note.
 - ``safe_row`` / ``write_csv`` — all three over a flat row, and a CSV writer (UTF-8 with BOM) that applies them.
@@ -144,6 +146,31 @@ def _mask_once(text: str) -> str:
     text = _NAME.sub(lambda m: m.group(0)[: m.start("name") - m.start(0)] + _stars(m.group("name")), text)
     text = _CITY_STREET.sub(_city_street, _ADDRESS.sub(_address, text))
     return _STREET_NO.sub(lambda m: m.group(0)[: m.start("detail") - m.start(0)] + "*" * len(m.group("detail")), text)
+
+
+def mask_messages(messages: list[Any]) -> list[Any]:
+    """Messages (dicts with ``role`` and ``text``, text masked already or not) masked, and masked across the
+    messages one sender sends in a row too: a number typed in two messages (「138」「1234 5678」) is masked in both.
+    Each run's texts are masked joined by a space, and a character masked there is masked in its message."""
+    out = [dict(m) if isinstance(m, dict) else m for m in messages]
+    for m in out:
+        if isinstance(m, dict) and isinstance(m.get("text"), str):
+            m["text"] = mask_text(m["text"])
+    i = 0
+    while i < len(out):
+        j = i + 1
+        role = out[i].get("role") if isinstance(out[i], dict) else None
+        while j < len(out) and isinstance(out[j], dict) and out[j].get("role") == role:
+            j += 1
+        run = [m for m in out[i:j] if isinstance(m, dict) and isinstance(m.get("text"), str) and m["text"]]
+        if len(run) > 1:
+            joined = mask_text(" ".join(m["text"] for m in run))
+            at = 0
+            for m in run:
+                part, at = joined[at:at + len(m["text"])], at + len(m["text"]) + 1
+                m["text"] = "".join("*" if b == "*" else a for a, b in zip(m["text"], part))
+        i = j
+    return out
 
 
 def clip(text: str, n: int) -> str:

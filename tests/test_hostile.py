@@ -531,3 +531,12 @@ def test_hostile_ids_with_control_and_bidi_characters_round_trip_through_a_revie
     assert r.exit_code == 0 and "accepted 3 · rejected 0" in r.output, r.output
     got = [json.loads(ln)["id"] for ln in (tmp_path / "lab.jsonl").read_text("utf-8").splitlines()]
     assert sorted(got) == sorted(ids)
+
+
+def test_hostile_a_number_typed_over_two_messages_is_masked_in_both():
+    from qa.review.mask import mask_record
+    msgs = [("customer", "我电话138"), ("customer", "1234 5678"), ("agent", "好的"), ("customer", "收件人："),
+            ("customer", "张三"), ("customer", "要3个"), ("customer", "2件"), ("agent", "138"), ("customer", "12345678")]
+    got = [m["text"] for m in mask_record({"id": "x", "messages": [{"role": r, "text": t} for r, t in msgs]})["messages"]]
+    # one sender's run is masked as one text; another sender's digits are not joined to it
+    assert got == ["我电话138", "**** 5678", "好的", "收件人：", "张*", "要3个", "2件", "138", "12345678"]
