@@ -52,9 +52,9 @@ def service_seconds(start: dt.datetime, end: dt.datetime, hours: Hours) -> float
     for day in days:
         w0 = dt.datetime.combine(day, hours.start, tzinfo=zone)
         w1 = dt.datetime.combine(day + wrap, hours.end, tzinfo=zone)
-        lo, hi = max(a, w0), min(b, w1)
+        lo, hi = max(a.timestamp(), w0.timestamp()), min(b.timestamp(), w1.timestamp())   # absolute time (DST)
         if hi > lo:
-            total += (hi - lo).total_seconds()
+            total += hi - lo
     return total
 
 

@@ -1,4 +1,5 @@
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -174,3 +175,50 @@ def test_slow_first_response_counts_the_wall_clock_unless_the_rubric_says_servic
     (tmp_path / "bad.yaml").write_text(text.replace("params: {clock: wall}", "params: {clock: sundial}"), "utf-8")
     with pytest.raises(RubricError, match=r"params -> clock\] wall or service, not .sundial"):
         RuleEngine(load_rubric(tmp_path / "bad.yaml"))
+
+
+# -- daylight saving (fuzzing, session 41): epoch and naive times read in a zone that changes its clock ----------
+
+def _utc(*a) -> int:
+    return int(dt.datetime(*a, tzinfo=dt.timezone.utc).timestamp())
+
+
+def test_timing_across_a_clock_change_is_absolute_time(tmp_path):
+    """--tz America/New_York: a 90 s reply over the spring change read 3,690 s; four messages sent in order on the
+    night the clock goes back were flagged out of order and re-sorted; a reply 23.5 real hours later missed 24 h."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from qa.cli import app
+    s, f, t0 = _utc(2026, 3, 8, 6, 59), _utc(2026, 11, 1, 5, 50), _utc(2026, 3, 7, 12, 0)
+    chats = [{"id": "spring", "messages": [{"role": "customer", "text": "hi", "ts": s},
+                                           {"role": "agent", "text": "hello", "ts": s + 90}]},
+             {"id": "back", "messages": [{"role": "customer", "text": "Q1", "ts": f},
+                                         {"role": "agent", "text": "A1", "ts": f + 60},
+                                         {"role": "customer", "text": "Q2", "ts": f + 900},
+                                         {"role": "agent", "text": "A2", "ts": f + 960}]},
+             {"id": "day", "messages": [{"role": "customer", "text": "hi", "ts": t0},
+                                        {"role": "agent", "text": "sorry", "ts": t0 + 23 * 3600 + 1800}]}]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(c) + "\n" for c in chats), "utf-8")
+    r = CliRunner().invoke(app, ["metrics", str(src), "--out", str(tmp_path / "m"), "--tz", "America/New_York"])
+    assert r.exit_code == 0, r.output
+    got = {t["id"]: t for t in map(json.loads, (tmp_path / "m" / "timing.jsonl").read_text("utf-8").splitlines())}
+    assert got["spring"]["first_response_wall_s"] == 90 and got["spring"]["handle_s"] == 90
+    assert got["back"]["handle_s"] == 960 and got["back"]["human_start"] == "2026-11-01T01:50:00-04:00"
+    assert not got["back"].get("warnings")
+    assert got["day"]["responded_24h"] is True
+
+
+def test_service_seconds_in_a_zone_with_daylight_saving_match_a_minute_count():
+    from qa.rubric import Hours
+    from qa.timing import service_seconds
+    zone = ZoneInfo("America/New_York")
+    hours = Hours(start=dt.time(20), end=dt.time(4), tz="America/New_York")
+    utc = dt.timezone.utc
+    for a, b in ((dt.datetime(2026, 3, 7, 18, 0, tzinfo=utc), dt.datetime(2026, 3, 9, 12, 0, tzinfo=utc)),
+                 (dt.datetime(2026, 10, 31, 18, 0, tzinfo=utc), dt.datetime(2026, 11, 2, 12, 0, tzinfo=utc))):
+        minutes = sum(1 for k in range(int((b - a).total_seconds() // 60))
+                      if not dt.time(4) <= (a + dt.timedelta(minutes=k)).astimezone(zone).time() < dt.time(20))
+        assert service_seconds(a, b, hours) == minutes * 60
