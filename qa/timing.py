@@ -120,7 +120,7 @@ def compute_timing(conv: Conversation, rubric: Rubric) -> Timing:
     else:
         start_i, source = None, None
     bot_only = not has_agent and has_bot and transfer is None
-    human_service = start_i is not None and not bot_only
+    human_service = start_i is not None and not bot_only and bool(customer)   # a transfer alone asks nothing
     human_start = msgs[start_i].ts if start_i is not None else None
 
     first_s = first_wall = None

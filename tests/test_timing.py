@@ -58,6 +58,14 @@ def test_timing_transfer_to_human_starts_human_service(rubric):
     assert t.reply_runs == 0  # the run before the transfer belongs to the bot
 
 
+def test_timing_a_transfer_without_a_customer_message_is_no_human_service(rubric):
+    """It counted as human service and as a failed first response: 2 good chats + 2 such gave a 2-minute rate 0.5."""
+    for c in (make_conv(("system", "transfer_to_human", 0)),
+              make_conv(("system", "transfer_to_human", 0), ("agent", "您好亲", 400))):
+        t = compute_timing(c, rubric)
+        assert t.human_service is False and t.first_response_ok is None
+
+
 def test_timing_first_response_exactly_two_minutes_passes(rubric):
     c = make_conv(("customer", "在吗", 0), ("agent", "在的", 120))
     assert compute_timing(c, rubric).first_response_ok is True
