@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +59,13 @@ def read_stats(path: str | Path) -> list[dict[str, Any]]:
                 raise InputError(f"column missing (a shop-stats CSV has {', '.join(COLUMNS)})", file=str(path),
                                  field=missing[0])
             rows = []
+            width = len(reader.fieldnames or [])
             for raw in reader:
                 line = reader.line_num
+                if None in raw or None in raw.values():   # cells past the header, or a row cut short
+                    n = width + len(raw.get(None) or ()) - sum(v is None for k, v in raw.items() if k is not None)
+                    raise InputError(f"{n} cells where the header has {width} (a row cut short, or an unquoted "
+                                     "comma inside a value such as 1,234)", file=str(path), line=line)
                 r = {header[k]: (v or "").strip() for k, v in raw.items() if k in header}
                 long = next((k for k, v in r.items() if len(v) > MAX_CELL), None)
                 if long is not None:   # whatever csv's field limit is in this process (a library may raise it)
@@ -96,7 +102,10 @@ def _shown(text: str) -> str:
 
 
 def _count(text: str, **where: Any) -> int:
+    """A whole count; blank is 0, and thousands separators (1,234) are read as Excel writes them."""
     shown = _shown(text)
+    if re.fullmatch(r"\d{1,3}(,\d{3})+(\.0*)?", text):
+        text = text.replace(",", "")
     try:
         v = float(text or 0)
     except ValueError:
@@ -104,7 +113,9 @@ def _count(text: str, **where: Any) -> int:
     if not math.isfinite(v) or v > MAX_COUNT:
         raise InputError(f"not a plausible count: {shown!r} (at most {MAX_COUNT:,})", **where)
     if v < 0:
-        raise InputError(f"negative count {int(v)}", **where)
+        raise InputError(f"negative count {shown!r}", **where)
+    if not v.is_integer():   # a rate pasted into a count column, or a broken cell: not cut down silently
+        raise InputError(f"not a whole count: {shown!r}", **where)
     return int(v)
 
 

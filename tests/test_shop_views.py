@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -17,6 +18,7 @@ from typer.testing import CliRunner
 
 from qa.alerts import alerts
 from qa.chatrecords import Chat, Msg
+from qa.errors import InputError
 from qa.rubric import load_rubric
 from qa.shopscore import score_row, shop_scores
 from qa.staffing import erlang_c, service_level, servers_needed, staffing
@@ -83,6 +85,32 @@ def test_shop_score_csv_and_cli(tmp_path):
     bad.write_text("shop,day,orders\nA,2026-03-02,1\n", encoding="utf-8")
     res = CliRunner().invoke(app, ["shop-score", str(bad)])
     assert res.exit_code == 2 and "reviews_5" in res.output
+
+
+HEADER = "shop,day,orders,reviews_5,reviews_4,reviews_3,reviews_2,reviews_1,complaints,refunds\n"
+
+
+@pytest.mark.parametrize("row, message", [
+    ("C,2026-03-01,100\n", "3 cells where the header has 10"),                 # cut short: read as a perfect 100
+    ("B,2026-03-01,1,234,80,10,5,3,2,1,20\n", "11 cells where the header has 10"),   # every column shifted
+    ("A,2026-03-01,2.9,0,0,0,0,0,0.9,0\n", "orders: not a whole count: '2.9'"),  # cut to 2, the complaint to 0
+    ("A,2026-03-01,10,0,0,0,0,0,-0.5,0\n", "complaints: negative count '-0.5'"),  # said "negative count 0"
+])
+def test_shop_score_refuses_a_ragged_row_or_a_fractional_count(tmp_path, row, message):
+    from qa.shopscore import read_stats
+    path = tmp_path / "s.csv"
+    path.write_text(HEADER + row, encoding="utf-8")
+    with pytest.raises(InputError, match=re.escape(f"s.csv:2: {message}")):
+        read_stats(path)
+
+
+def test_shop_score_reads_thousands_separators_and_blank_trailing_cells(tmp_path):
+    from qa.shopscore import read_stats
+    path = tmp_path / "s.csv"
+    path.write_text(HEADER + 'A,2026-03-01,"1,234",80,10,5,3,2,1,\n', encoding="utf-8")
+    assert read_stats(path)[0] | {"shop": "A"} == {"shop": "A", "day": "2026-03-01", "orders": 1234, "reviews_5": 80,
+                                                  "reviews_4": 10, "reviews_3": 5, "reviews_2": 3, "reviews_1": 2,
+                                                  "complaints": 1, "refunds": 0}
 
 
 # ---------------------------------------------------------------- staffing
