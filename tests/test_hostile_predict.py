@@ -64,3 +64,40 @@ def test_a_misspelt_rule_in_a_review_is_one_line(tmp_path, capsys, command):
     code, _, err = run_main(capsys, command, *args)
     one_line_error(code, err, "labelled.jsonl", ".rules", "'vague_replies' is not a rule of this rubric")
     assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())
+
+
+def test_eval_scores_each_readable_labelled_chat_once_and_says_what_it_left_out(tmp_path, capsys):
+    """Bad lines, chats without grades, a chat of system events only (NaN → level 5, counted a hit) and a repeated
+    id (n inflated) were dropped or scored silently; grades written 5.0 were 'not a level'."""
+    from tests.test_hostile_config import labelled
+
+    good = [json.loads(ln) for ln in labelled(tmp_path, n=6).read_text("utf-8").splitlines()]
+    for r in good[:3]:
+        r["labels"]["reviews"][0]["grades"] = {k: float(v) for k, v in r["labels"]["reviews"][0]["grades"].items()}
+    events = {**good[0], "id": "events-only", "messages": [
+        {"role": "system", "type": "event", "event": "session_start", "ts": "2026-03-02T10:00:00+08:00"}]}
+    nogrades = {**good[1], "id": "nogrades", "labels": {"reviews": [{"reviewer": "a", "rules": []}]}}
+    data = tmp_path / "mixed.jsonl"
+    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in [*good, events, nogrades, good[2]])
+                    + "{not json\n", "utf-8")
+    code, _, err = run_main(capsys, "eval", ROOT / "models" / "default", data, "--no-baselines",
+                            "--out", tmp_path / "e.json")
+    assert code == 0, err
+    report = json.loads((tmp_path / "e.json").read_text("utf-8"))
+    assert report["n"] == 6 and report["rejected"] == 4
+    reasons = " | ".join(r["reason"] for r in report["rejected_first"])
+    assert "no customer, agent or bot message" in reasons and "no grades" in reasons
+    assert f"duplicate conversation id {good[2]['id']!r}" in reasons
+    assert "evaluated 6 conversations · rejected 4" in err
+
+
+def test_calibrate_counts_a_repeated_chat_once(tmp_path, capsys):
+    """One chat 20 times passed --min-chats 20 and a calibration was fitted and saved from it."""
+    from tests.test_hostile_config import labelled
+
+    one = labelled(tmp_path, n=1).read_text("utf-8")
+    data = tmp_path / "dup.jsonl"
+    data.write_text(one * 20, "utf-8")
+    code, _, err = run_main(capsys, "calibrate", ROOT / "models" / "default", data, "--out", tmp_path / "cal")
+    assert code == 2 and "1 reviewed chats" in err, err
+    assert not (tmp_path / "cal").exists()

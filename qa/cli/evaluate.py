@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from qa.cli.common import PLATFORM, check_inputs, check_not_inputs, check_out, cli_errors, console
+from qa.cli.common import PLATFORM, check_inputs, check_not_inputs, check_out, cli_errors, console, err_console
 
 
 def eval_cli(
@@ -35,6 +35,13 @@ def eval_cli(
         report = evaluate(model, [str(p) for p in data], train_paths=[str(p) for p in train] if train else None,
                           baselines=not no_baselines, platform=platform)
     report["command"] = "qa eval " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    for r in report["rejected_first"][:5]:
+        where = ":".join(str(x) for x in (r.get("file"), r.get("line")) if x is not None)
+        err_console.print(f"rejected {where}: {r.get('field') + ': ' if r.get('field') else ''}{r['reason']}",
+                          highlight=False, markup=False)
+    err_console.print(f"evaluated {report['n']} conversations · rejected {report['rejected']}"
+                      + (" (the first hundred, with why, in the report)" if report["rejected"] > 5 else ""),
+                      highlight=False)
     levels = report["levels"]
     for d in report["dimensions"]:
         t = Table(title=f"{d} (n={report['systems']['model'][d]['n']})", title_justify="left", header_style="bold")

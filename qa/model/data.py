@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -41,8 +42,12 @@ class Example:
 
 
 def _level_key(v, levels):
+    """The level ``v`` names: as written (4, "4", " 4 "), or as a sheet or script writes a whole number (4.0, "4.0")."""
+    text = str(v).strip()
+    if not isinstance(v, bool) and re.fullmatch(r"-?\d+\.0+", text):
+        text = text.split(".")[0]
     for lv in levels:
-        if str(lv) == str(v).strip():
+        if str(lv) == text:
             return lv
     return None
 
@@ -122,18 +127,28 @@ def file_weight(path: str, weights: dict[str, float] | None) -> float:
 
 def load_examples(paths: Iterable[str], dimensions: dict[str, list], *, stats: ReadStats | None = None,
                   rejects: list[Reject] | None = None, nuggets: dict[str, list[str]] | None = None,
-                  weights: dict[str, float] | None = None, platform: str | None = None) -> list[Example]:
-    """Every labelled conversation in ``paths``, each knowing its file (``source``) and that file's weight;
-    unlabelled ones and read rejects are counted in ``rejects``. ``platform``: as ``qa.io.read_path``'s."""
+                  weights: dict[str, float] | None = None, platform: str | None = None,
+                  unique: bool = False) -> list[Example]:
+    """Every labelled conversation in ``paths`` that the model can read (one with no customer, agent or bot message
+    would get NaN probabilities), each knowing its file (``source``) and that file's weight; unlabelled and
+    unreadable ones and read rejects are counted in ``rejects``. ``unique``: a conversation whose id was read
+    already is rejected too (evaluation and calibration count each chat once; training files may repeat a chat on
+    purpose). ``platform``: as ``qa.io.read_path``'s."""
+    from qa.model.inputs import turns
     paths = list(paths)
     out = []
+    first: dict[str, str] = {}
     for p in paths:
         problems: list[str] = []
         for item in read_many([p], stats, platform=platform):
-            if isinstance(item, Reject):
+            if isinstance(item, Reject) or not turns(item) or (unique and item.id in first):
                 if rejects is not None:
-                    rejects.append(item)
+                    rejects.append(item if isinstance(item, Reject) else Reject(
+                        str(p), None, f"duplicate conversation id {item.id!r} (first read in {first[item.id]})"
+                        if unique and item.id in first else "no customer, agent or bot message for the model to read",
+                        field="id" if unique and item.id in first else "messages", id=item.id))
                 continue
+            first.setdefault(item.id, str(p))
             found: list[str] = []
             t = targets(item, dimensions, found)
             if found:
@@ -143,7 +158,7 @@ def load_examples(paths: Iterable[str], dimensions: dict[str, list], *, stats: R
                 out.append(Example(item, t, nugget_targets(item, nuggets) if nuggets else {},
                                    weight=file_weight(p, weights), source=str(p)))
             elif rejects is not None:
-                rejects.append(Reject("", None, f"conversation {item.id}: no grades for {', '.join(dimensions)}",
+                rejects.append(Reject(str(p), None, f"conversation {item.id}: no grades for {', '.join(dimensions)}",
                                       field="labels.reviews", id=item.id))
         if problems:
             log.warning("%s: skipped malformed labels in %d conversation(s), e.g. %s", p, len(problems), problems[0])

@@ -84,12 +84,14 @@ def training_split(model_dir: Path, dims: dict[str, list], train_paths: Sequence
 def evaluate(model_dir: str | Path | None, data: Sequence[str], *, train_paths: Sequence[str] | None = None,
              baselines: bool = True, batch_size: int = 32, platform: str | None = None, flags: bool = True) -> dict:
     """Per dimension: accuracy, within-one, macro-F1, QWK and confusion for the model and the baselines
-    (``platform``: the platform of chats whose records name none); with ``flags``, the rule flags against the
+    (``platform``: the platform of chats whose records name none), over each readable labelled chat once (the rest
+    in ``rejected``: unreadable lines, no grades, nothing for the model to read, an id read already); with ``flags``, the rule flags against the
     reviews' (``qa.model.flag_scores``: rules alone, and rules + model as ``qa grade`` combines them)."""
     from qa.model.predict import Classifier
     clf = Classifier(model_dir)
     dims = clf.dimensions
-    test = load_examples(data, dims, platform=platform)
+    rejects: list = []
+    test = load_examples(data, dims, platform=platform, rejects=rejects, unique=True)
     ungraded = [d for d in dims if not any(d in e.targets for e in test)]
     if ungraded:   # no reference to score the model against
         raise InputError(f"no conversation has a usable grade for {', '.join(ungraded)} (each must be one of "
@@ -105,7 +107,8 @@ def evaluate(model_dir: str | Path | None, data: Sequence[str], *, train_paths: 
         systems["majority"] = {d: [_majority(train, d, lv)] * len(test) for d, lv in dims.items()}
         systems["ngram_lr"] = ngram_baseline(train, test, dims)
     report = {"model": str(clf.path), "data": [str(p) for p in data], "n": len(test), "dimensions": list(dims),
-              "levels": dims, "systems": {}}
+              "levels": dims, "systems": {}, "rejected": len(rejects),   # not scored, and the first hundred: why
+              "rejected_first": [r.to_record() for r in rejects[:100]]}
     if flags:
         from qa.model.flag_scores import check_rules, flag_report
         check_rules(test, clf.rubric.rules)

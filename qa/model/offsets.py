@@ -162,7 +162,7 @@ def calibrate(model_dir: str | Path, data: Sequence[str], out: str | Path, *, pl
         raise ModelError(f"{clf.path} decides levels by argmax: a shop calibration moves cutpoints; retrain it")
     dims = {d: lv for d, lv in clf.dimensions.items() if d in clf.config.cutpoints and _step(lv)}
     stats, skipped = ReadStats(), []
-    examples = load_examples(data, clf.dimensions, platform=platform, stats=stats, rejects=skipped)
+    examples = load_examples(data, clf.dimensions, platform=platform, stats=stats, rejects=skipped, unique=True)
     if len(examples) < max(min_chats, 2):   # its report is cross-validated: two chats at the least
         raise InputError(f"{len(examples)} reviewed chats: a shop calibration needs at least {max(min_chats, 2)}",
                          file=str(data[0]))
