@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -221,8 +222,26 @@ def test_hostile_config_a_broken_model_file_is_a_model_error_naming_it(tmp_path,
         Classifier(m)
 
 
+@pytest.mark.parametrize("missing, named", [
+    ("tokenizer.json", "tokenizer.json: missing"),          # a tokenizer of 8 special tokens: every character [UNK]
+    ("ridge.json", "ridge.json: missing (ridge.safetensors is there)"),      # the ridge channel dropped silently
+    ("turnflags.json", "turnflags.json: missing (turnflags.safetensors is there)"),    # a KeyError when grading
+    ("ngrams.json", "ngrams.json: missing (the network reads"),               # an AttributeError when grading
+])
+def test_hostile_config_a_missing_model_file_is_a_model_error_naming_it(tmp_path, missing, named):
+    pytest.importorskip("torch")
+    from qa.model.predict import Classifier
+    m = model_copy(tmp_path)
+    (m / missing).unlink()
+    with pytest.raises(ModelError, match=re.escape(f"cannot load model from {m}: {named}")):
+        Classifier(m)
+
+
 @pytest.mark.parametrize("key, value", [("cutpoints", {"attitude": [float("nan"), 1.3, 1.6]}),
-                                        ("temperatures", {"attitude": float("inf")})])
+                                        ("temperatures", {"attitude": float("inf")}),
+                                        ("cutpoints", {"attitude": [0.5]}),                  # only 5 and 4 reachable
+                                        ("cutpoints_ungated", {"attitude": [0.1, 0.5, 1.0, 1.5, 2.0]}),   # IndexError
+                                        ("cutpoints", {"attitude": [1.6, 1.3, 0.76]})])
 def test_hostile_config_nan_calibration_numbers_in_config_are_a_model_error(tmp_path, key, value):
     pytest.importorskip("torch")
     from qa.model.predict import Classifier

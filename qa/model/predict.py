@@ -83,6 +83,34 @@ def _check_numbers(config) -> None:
             for x in value if isinstance(value, list) else [value]:
                 if isinstance(x, bool) or not isinstance(x, (int, float)) or not np.isfinite(x):
                     raise ValueError(f"{name}.{key}: {x!r} is not a finite number")
+    for name in ("cutpoints", "cutpoints_ungated"):   # k levels take k − 1 thresholds, in increasing order
+        for key, value in (getattr(config, name, None) or {}).items():
+            levels = config.dimensions.get(key)
+            if levels is None:
+                raise ValueError(f"{name}.{key}: not a dimension of the model")
+            if not isinstance(value, list) or len(value) != len(levels) - 1:
+                raise ValueError(f"{name}.{key}: {len(value) if isinstance(value, list) else 1} values where "
+                                 f"{len(levels)} levels take {len(levels) - 1}")
+            if any(b < a for a, b in zip(value, value[1:])):
+                raise ValueError(f"{name}.{key}: {value} is not in increasing order")
+
+
+def _check_parts(path: Path, config, ridge) -> None:
+    """The files the model's parts need are all there: a half-copied folder grades differently without a word
+    (a tokenizer of special tokens only reads every character as [UNK]; a ridge channel without its JSON is
+    dropped)."""
+    for a, b in (("ridge.json", "ridge.safetensors"), ("turnflags.json", "turnflags.safetensors")):
+        if (path / a).is_file() != (path / b).is_file():
+            missing, there = (a, b) if (path / b).is_file() else (b, a)
+            raise ModelError(f"cannot load model from {path}: {missing}: missing ({there} is there)")
+    if ridge is not None and (ridge.struct or {}).get("flags") and ridge.turn_flags is None:
+        raise ModelError(f"cannot load model from {path}: turnflags.json: missing (the ridge channel reads the "
+                         "turn models' flags)")
+    if config.use_encoder and not (path / "tokenizer.json").is_file():
+        raise ModelError(f"cannot load model from {path}: tokenizer.json: missing")
+    if config.n_ngrams and not (path / "ngrams.json").is_file():
+        raise ModelError(f"cannot load model from {path}: ngrams.json: missing (the network reads "
+                         f"{config.n_ngrams:,} n-grams)")
 
 
 def load_reason(e: BaseException, folder: Path | None = None) -> str:
@@ -130,6 +158,7 @@ class Classifier:
         self._load("config.json", functools.partial(_check_numbers, self.config))
         self.ridge = self._load("ridge.json, ridge.safetensors, turnflags.json",   # None: no ridge channel
                                 lambda: RidgeChannel.load(self.path))
+        _check_parts(self.path, self.config, self.ridge)
         self.offsets = self._load("offsets.json", lambda: Offsets.load(self.path))   # a shop's calibration or None
         tok = None
         if self.config.use_encoder:
