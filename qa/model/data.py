@@ -141,12 +141,19 @@ def load_examples(paths: Iterable[str], dimensions: dict[str, list], *, stats: R
     for p in paths:
         problems: list[str] = []
         for item in read_many([p], stats, platform=platform):
-            if isinstance(item, Reject) or not turns(item) or (unique and item.id in first):
+            if isinstance(item, Reject):
+                reject = item
+            elif not turns(item):
+                reject = Reject(str(p), None, "no customer, agent or bot message for the model to read",
+                                field="messages", id=item.id)
+            elif unique and item.id in first:
+                reject = Reject(str(p), None, f"duplicate conversation id {item.id!r} (first read in "
+                                f"{first[item.id]})", field="id", id=item.id)
+            else:
+                reject = None
+            if reject is not None:
                 if rejects is not None:
-                    rejects.append(item if isinstance(item, Reject) else Reject(
-                        str(p), None, f"duplicate conversation id {item.id!r} (first read in {first[item.id]})"
-                        if unique and item.id in first else "no customer, agent or bot message for the model to read",
-                        field="id" if unique and item.id in first else "messages", id=item.id))
+                    rejects.append(reject)
                 continue
             first.setdefault(item.id, str(p))
             found: list[str] = []

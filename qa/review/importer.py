@@ -201,6 +201,8 @@ def _xlsx_rows(path: Path) -> list[tuple[Any, ...]]:
         ws = wb[REVIEW_SHEET] if REVIEW_SHEET in wb.sheetnames else wb.worksheets[0]
         rows = [[getattr(v, "text", v) for v in r] for r in ws.iter_rows(values_only=True)]
         for rng in ws.merged_cells.ranges:
+            if rng.min_row > len(rows) or rng.min_col > len(rows[rng.min_row - 1]):
+                continue
             value = rows[rng.min_row - 1][rng.min_col - 1]
             for r in range(rng.min_row - 1, min(rng.max_row, len(rows))):
                 for c in range(rng.min_col - 1, min(rng.max_col, len(rows[r]))):
