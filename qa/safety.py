@@ -77,7 +77,7 @@ _CITY_STREET = re.compile(
     rf"(?P<detail>[{_HAN}]{{1,10}}?(?:路|街|大道|巷|弄|胡同)[{_HAN}A-Za-z0-9#＃\-－()（）]{{1,50}})")
 # a numbered street with neither city nor district before it: 建国路88号3栋2单元501室
 _STREET_NO = re.compile(
-    rf"[{_HAN}]{{1,8}}?(?:路|街|大道|巷|弄|胡同)(?P<detail>[0-9]{{1,5}}[号弄](?:[0-9]+|[A-Za-z#＃\-－]|号楼|栋|幢|座|单元"
+    rf"[{_HAN}]{{1,8}}?(?:路|街|大道|巷|弄|胡同)(?P<detail>[0-9]{{1,5}}[号弄](?:[0-9A-Za-z#＃\-－]|号楼|栋|幢|座|单元"
     rf"|楼|层|室|号|院)*)")
 # a name after the label a shipping form gives it: 收件人：张三, 联系人是李小明 (the surname stays)
 _NAME = re.compile(rf"(?:收件人|收货人|联系人|寄件人|真实姓名|姓名)(?:姓名)?\s*(?:[:：]|是|为|叫)\s*"
