@@ -227,6 +227,29 @@ def test_topics_dedupe_terms_faq():
     assert res.rows[1]["mean_score"] == pytest.approx((84 + 85 + 86) / 3, abs=0.01)
 
 
+@pytest.mark.parametrize("text, question", [
+    ("hi, high heels", "high heels"), ("history of my order", "history of my order"),   # hi stripped from history
+    ("宝宝几个月能穿", "宝宝几个月能穿"), ("亲子装有没有大码", "亲子装有没有大码"), ("宝贝什么时候发货", "宝贝什么时候发货"),
+    ("客服电话多少", "客服电话多少"), ("亲，能发顺丰吗", "能发顺丰吗"), ("美女在吗 有货吗", "有货吗"),
+    ("客服 在吗?怎么退货", "怎么退货"),
+])
+def test_topics_greetings_are_stripped_only_as_whole_words(text, question):
+    from qa.topics.questions import clean_question
+    assert clean_question(text) == question
+
+
+def test_topics_read_traditional_chinese_as_simplified():
+    """怎麼退貨 and 怎么退货 were two questions with the key terms 退貨 and 退货."""
+    from qa.topics import build_topics
+
+    qs = ["怎么退货", "怎麼退貨", "怎么退货呀", "怎麼退貨呀", "什么时候发货", "什麼時候發貨"]
+    chats = [chat(f"q{i}", "A", [("customer", "10:00", q), ("agent", "10:01", "好的亲")]) for i, q in enumerate(qs)]
+    res = build_topics(chats, k=2, backend="lsa")
+    assert res.distinct == 3
+    terms = " ".join(r["key_terms"] for r in res.rows)
+    assert "退货" in terms and "退貨" not in terms and "發貨" not in terms
+
+
 # ---------------------------------------------------------------- report sections
 
 def result_record(c: Chat, rub) -> dict:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from qa.chatrecords import Chat
+from qa.text import normalize
 from qa.topics.embed import char_tfidf, embed, resolve
 from qa.topics.questions import answered, dedupe_key, question_and_answer
 from qa.topics.terms import ctfidf
@@ -157,7 +158,8 @@ def build_topics(chats: Sequence[Chat], *, k: int | None = None, backend: str = 
 
     b = resolve(backend)
     t1 = time.perf_counter()
-    vecs = embed([texts[i] for i in head], b, seed=seed) if head else np.zeros((0, 1), np.float32)
+    plain = [normalize(t) for t in texts]   # read in simplified Chinese (怎麼退貨 = 怎么退货), shown as first written
+    vecs = embed([plain[i] for i in head], b, seed=seed) if head else np.zeros((0, 1), np.float32)
     secs["embed"] = time.perf_counter() - t1
     t2 = time.perf_counter()
     kk = k or default_k(len(head))
@@ -165,7 +167,7 @@ def build_topics(chats: Sequence[Chat], *, k: int | None = None, backend: str = 
     label = np.zeros(len(texts), int)
     label[head] = head_labels
     if tail:
-        near = _nearest([texts[i] for i in tail], [texts[i] for i in head], texts)
+        near = _nearest([plain[i] for i in tail], [plain[i] for i in head], plain)
         label[tail] = head_labels[near]
     secs["cluster"] = time.perf_counter() - t2
 
@@ -186,7 +188,7 @@ def build_topics(chats: Sequence[Chat], *, k: int | None = None, backend: str = 
     for j, it in enumerate(items):
         by_topic[topic_of[int(label[of_item[j]])]].append(it)
     topics = sorted(members)
-    terms = ctfidf([[(texts[i], counts[i]) for i in members[t]] for t in topics], top=n_terms)
+    terms = ctfidf([[(plain[i], counts[i]) for i in members[t]] for t in topics], top=n_terms)
     centroid_rank = _central(vecs, head, label, topic_of)
     rows = []
     for t, tt in zip(topics, terms):

@@ -7,12 +7,17 @@ import unicodedata
 
 from qa.chatrecords import Chat
 from qa.safety import clip
+from qa.text import normalize
 
 MAX_CHARS = 80
 # greetings and fillers a customer opens with (在吗, 你好, 亲…) and an agent greets with; stripped before judging
+# A word that is also the start of a question (亲子装, 宝宝几个月能穿, 宝贝什么时候发, 客服电话多少, history) is a
+# greeting only when a break or another greeting follows it.
+_SURE = r"在吗|在不在|在么|有人吗|有人在吗|你好|您好|哈喽|嗨|亲亲|请问|问一下|问下|咨询一下|咨询下"
+_BREAK = r"\s|[,.!?~，。！？～、…]|$"
 _CUSTOMER_FILLER = re.compile(
-    r"^(?:\s|[,.!?~，。！？～、…]|在吗|在不在|在么|有人吗|有人在吗|你好|您好|hello|hi|哈喽|嗨|亲亲|亲|宝宝|宝|客服|老板|"
-    r"姐妹|美女|小姐姐|请问|问一下|问下|咨询一下|咨询下|\[[^\]]{1,6}\])+", re.I)
+    rf"^(?:{_BREAK}|{_SURE}|(?:hello|hi)(?![a-z])|(?:亲|宝宝|宝|客服|老板|姐妹|美女|小姐姐)(?={_BREAK}|{_SURE})|"
+    r"\[[^\]]{1,6}\])+", re.I)
 _AGENT_GREETING = re.compile(
     r"亲亲|亲爱的|亲|您好|你好|在的|在呢|欢迎光临|欢迎|很高兴为您服务|很高兴为你服务|我是[^，。,!！~]{0,8}|客服|"
     r"请问有什么可以帮(?:到)?您的?|有什么可以帮(?:到)?您的?|呢|哦|哈|呀|\[[^\]]{1,6}\]|[^\w]", re.I)
@@ -26,8 +31,9 @@ def clean_question(text: str) -> str:
 
 
 def dedupe_key(text: str) -> str:
-    """Questions that differ only in case, width, spacing, punctuation or emoji share a key."""
-    t = unicodedata.normalize("NFKC", text).lower()
+    """Questions that differ only in case, width, spacing, punctuation, emoji or script (怎麼退貨 = 怎么退货) share a
+    key."""
+    t = unicodedata.normalize("NFKC", normalize(text)).lower()
     return "".join(c for c in t if unicodedata.category(c)[0] not in _PUNCT_CATS)
 
 
