@@ -71,7 +71,7 @@ class DimensionGrade:
     level: int
     base_level: int
     points: float
-    expected: float | None = None       # model: Σ p·level
+    expected: float | None = None       # model: Σ p·level, moved by the stack / a calibration (probs are not)
     probs: Mapping[str, float] | None = None   # model: level (as a string) → probability
     confidence: float | None = None     # model: probability of base_level
     evidence: tuple[int, ...] = ()      # model: message indexes of the agent turns that weighed most

@@ -29,7 +29,19 @@ def test_predict_rejects_a_chat_of_system_events_only(tmp_path, capsys, fmt, out
            else [r["id"] for r in json.loads(text)])
     assert ids == ["ok"]
     rejects = [json.loads(ln) for ln in (tmp_path / out).with_name("p.rejects.jsonl").read_text().splitlines()]
-    assert [(r["id"], r["field"]) for r in rejects] == [("sys", "messages")]
+    assert [(r["id"], r["field"], r["file"]) for r in rejects] == [("sys", "messages", str(data))]
+
+
+def test_predict_names_the_file_of_an_unreadable_chat_among_several(tmp_path, capsys):
+    """The reject gave every input joined ('a.jsonl, b.jsonl'), not the chat's own file."""
+    a = write_jsonl(tmp_path / "a.jsonl", [
+        {"id": "ok", "platform": "douyin", "messages": [_msg("customer", "在吗", 0), _msg("agent", "在的", 5)]}])
+    b = write_jsonl(tmp_path / "b.jsonl", [{"id": "sys", "platform": "douyin", "messages": [
+        {"role": "system", "type": "event", "event": "session_start", "ts": "2026-03-02T10:00:00+08:00"}]}])
+    code, _, err = run_main(capsys, "predict", a, b, "--out", tmp_path / "p.jsonl")
+    assert code == 0, err
+    rejects = [json.loads(ln) for ln in (tmp_path / "p.rejects.jsonl").read_text().splitlines()]
+    assert [(r["id"], r["file"]) for r in rejects] == [("sys", str(b))]
 
 
 # -- qa eval: a review's rules must be a list of rule names --------------------------------------------------------

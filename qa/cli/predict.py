@@ -11,7 +11,8 @@ import typer
 
 from qa.cli.common import COLUMNS, INPUTS, PLATFORM, TZ, at_least, check_inputs, check_not_inputs, check_out, \
     cli_errors, console, one_of, print_stats, progress
-from qa.io import ReadStats, Reject, read_many
+from qa.io import ReadStats, Reject
+from qa.io.read import read_sourced
 from qa.io.write import JsonlWriter
 
 FORMATS = ("jsonl", "dialeval")
@@ -32,9 +33,9 @@ def predict(inputs: list[Path], out: Path, *, model: Path | None = None, fmt: st
     rejects_path = rejects_file(out)
     dialeval: list[dict] = []
     with JsonlWriter(rejects_path) as rej, (JsonlWriter(out) if fmt == "jsonl" else _Null()) as w:
-        chats = read_many(inputs, stats, columns=columns, tz=tz, platform=platform, unique_ids=True)
+        chats = read_sourced(inputs, stats, columns=columns, tz=tz, platform=platform, unique_ids=True)
         for chunk in _chunks(chats, batch_size):
-            chunk = [_unreadable(c, inputs, stats) or c for c in chunk]
+            chunk = [_unreadable(c, src, stats) or c for src, c in chunk]
             convs = [c for c in chunk if not isinstance(c, Reject)]
             for r in chunk:
                 if isinstance(r, Reject):
@@ -57,7 +58,7 @@ def predict(inputs: list[Path], out: Path, *, model: Path | None = None, fmt: st
     return stats, rejects_path
 
 
-def _unreadable(conv, inputs, stats) -> Reject | None:
+def _unreadable(conv, source: str, stats) -> Reject | None:
     """A reject for a conversation with no message the model reads (system events only): its probabilities would
     be NaN. Counted as rejected, not accepted."""
     from qa.model.inputs import turns
@@ -65,7 +66,7 @@ def _unreadable(conv, inputs, stats) -> Reject | None:
         return None
     stats.accepted -= 1
     stats.rejected += 1
-    return Reject(", ".join(map(str, inputs)), None, "no customer, agent or bot message for the model to read",
+    return Reject(source, None, "no customer, agent or bot message for the model to read",
                   "messages", conv.id)
 
 

@@ -116,6 +116,12 @@ def read_many(paths: Iterable[str | Path], stats: ReadStats | None = None, *, un
     With ``unique_ids`` (what the commands that grade or count use) a conversation whose id was already read in
     this call — in the same file or an earlier one — becomes a reject (``field: id``) naming where it was first
     read; the first one is kept (docs/ingest.md). Without it (training data) repeats are kept."""
+    return (item for _, item in read_sourced(paths, stats, unique_ids=unique_ids, **kw))
+
+
+def read_sourced(paths: Iterable[str | Path], stats: ReadStats | None = None, *, unique_ids: bool = False,
+                 **kw) -> Iterator[tuple[str, Conversation | Reject]]:
+    """``read_many``, each item with the file it came from (a later check's reject can name it)."""
     seen: dict[str, int] = {}
     names: list[str] = []
     for p in paths:
@@ -131,4 +137,4 @@ def read_many(paths: Iterable[str | Path], stats: ReadStats | None = None, *, un
                                   "kept", field="id", id=item.id)
             if stats is not None:
                 stats.count(item)
-            yield item
+            yield str(p), item

@@ -24,7 +24,7 @@ DEFAULT_MODEL = default_model_dir()      # package data in a wheel, models/defau
 class DimensionPrediction:
     probs: dict            # level → probability (calibrated), best level first
     level: object          # decided level (argmax or rounded expectation, as the model card says)
-    expected: float        # Σ p · level
+    expected: float        # Σ p · level, moved by the real-side stack / a shop calibration (probs are not)
     confidence: float      # probability of ``level``
     evidence: list[int]    # message indexes of the agent turns that weighed most
 
