@@ -525,3 +525,44 @@ def test_hostile_config_damaged_pretraining_files_are_model_errors(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps({"sources": {"tiny": {"chars": 3}}}), encoding="utf-8")
     with pytest.raises(ModelError, match="not a corpus manifest"):
         C.load_manifest(tmp_path)
+
+
+@pytest.mark.parametrize("source, shard, message", [
+    ({"shards": "tiny-0.txt"}, "在吗\n", "sources.tiny.shards: a list of file names"),   # read letter by letter
+    ({"shards": ["tiny-0.txt"], "weight": "1.0x"}, "在吗\n", "sources.tiny.weight: a finite number"),
+    ({"shards": ["tiny-0.txt"]}, "", "its shard .* is empty"),                         # datasets' traceback
+    ({"shards": ["tiny-1.txt"]}, "在吗\n", "its shard .* is missing"),
+])
+def test_hostile_config_a_corpus_manifest_of_the_wrong_shape_is_one_model_error(tmp_path, source, shard, message):
+    from qa.model import corpus as C
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "tiny-0.txt").write_text(shard, encoding="utf-8")
+    (tmp_path / "manifest.json").write_text(json.dumps({"sources": {"tiny": {"chars": 3, **source}},
+                                                        "total": {"chars": 3}}), encoding="utf-8")
+    with pytest.raises(ModelError, match=message):
+        C.load_manifest(tmp_path)
+
+
+def test_hostile_config_a_shard_not_in_utf8_is_one_model_error(tmp_path):
+    from qa.model import corpus as C
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "tiny-0.txt").write_bytes("怎么退货\n".encode("gb18030"))
+    manifest = {"sources": {"tiny": {"chars": 4, "shards": ["tiny-0.txt"]}}, "total": {"chars": 4}}
+    with pytest.raises(ModelError, match="tiny-0.txt: not UTF-8 text"):
+        C.char_counts(tmp_path, manifest)
+
+
+def test_hostile_config_pretrain_chats_that_cannot_be_read_are_counted_and_none_is_an_error(tmp_path, caplog):
+    """Rejected chat files joined the corpus as 0 characters, and the run ended 'wrote' with exit 0."""
+    from qa.model.pretrain import conversation_texts
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"id": "b", "messages": [{"role": "shopper", "text": "发货呀"}]}) + "\n{not json\n",
+                   encoding="utf-8")
+    with pytest.raises(ModelError, match="bad.jsonl: no conversation could be read"):
+        conversation_texts([str(bad)])
+    good = tmp_path / "good.jsonl"
+    good.write_text(json.dumps({"id": "g", "messages": [{"role": "customer", "text": "发货呀"}]}) + "\n",
+                    encoding="utf-8")
+    with caplog.at_level(logging.INFO, logger="qa.model.pretrain"):
+        texts, _ = conversation_texts([str(good), str(bad)])
+    assert len(texts) == 1 and "read 3 · accepted 1 · rejected 2" in caplog.text and "unknown role" in caplog.text

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import zipfile
 from collections import Counter
@@ -46,6 +47,16 @@ def load_manifest(corpus: str | Path) -> dict:
         if not all(isinstance(s.get("chars"), int) for s in manifest["sources"].values()) or \
                 not isinstance(manifest["total"]["chars"], int):
             raise ValueError("each source and the total need a whole number of chars")
+        for name, s in manifest["sources"].items():
+            shards, w = s.get("shards", []), s.get("weight", 1.0)
+            if not isinstance(shards, list) or not all(isinstance(f, str) for f in shards):
+                raise ValueError(f"sources.{name}.shards: a list of file names, not {shards!r:.40}")
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
+                raise ValueError(f"sources.{name}.weight: a finite number ≥ 0, not {w!r:.40}")
+            for f in shards:   # a shard lost or left empty by an interrupted build
+                shard = Path(corpus) / "train" / f
+                if not shard.is_file() or shard.stat().st_size == 0:
+                    raise ValueError(f"sources.{name}: its shard {shard} is {'empty' if shard.is_file() else 'missing'}")
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise ModelError(f"{path}: not a corpus manifest ({type(e).__name__}: {e}); build the corpus again with "
                          "`python scripts/build_corpus.py`") from None
@@ -65,9 +76,13 @@ def char_counts(corpus: str | Path, manifest: dict, extra: Iterable[str] = ()) -
     for name, files in source_files(corpus, manifest).items():
         c: Counter = Counter()
         for f in files:
-            with open(f, encoding="utf-8") as fh:
-                for line in fh:
-                    c.update(line.rstrip("\n").lower())
+            try:
+                with open(f, encoding="utf-8") as fh:
+                    for line in fh:
+                        c.update(line.rstrip("\n").lower())
+            except UnicodeDecodeError as e:   # a shard saved again in another encoding (GB18030 on Windows)
+                raise ModelError(f"{f}: not UTF-8 text ({e.reason}); build the corpus "
+                                 "again with `python scripts/build_corpus.py`") from None
         w = float(manifest["sources"][name].get("weight", 1.0))
         for ch, n in c.items():
             total[ch] += n * w

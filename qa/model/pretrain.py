@@ -115,17 +115,29 @@ def autocast(device):
 
 
 def conversation_texts(paths: list[str]) -> tuple[list[str], list[str]]:
-    """(texts, role markers) of the text messages of the given conversation files."""
+    """(texts, role markers) of the text messages of the given conversation files. What was read is logged
+    (``read N · accepted A · rejected R``, the first rejects with file, line and reason); files that give no
+    conversation at all are a ``ModelError``, not a corpus silently without them."""
     from qa.io.build import Reject
-    from qa.io.read import read_many
+    from qa.io.read import ReadStats, read_many
     from qa.model.inputs import ROLE_TOKENS
-    texts, roles = [], []
-    for item in read_many(paths):
-        if not isinstance(item, Reject):
-            for m in item.messages:
-                if m.type == "text" and m.text and m.role in ROLE_TOKENS:
-                    texts.append(m.norm)
-                    roles.append(ROLE_TOKENS[m.role])
+    texts, roles, stats, rejects = [], [], ReadStats(), []
+    for item in read_many(paths, stats):
+        if isinstance(item, Reject):
+            rejects.append(item)
+            continue
+        for m in item.messages:
+            if m.type == "text" and m.text and m.role in ROLE_TOKENS:
+                texts.append(m.norm)
+                roles.append(ROLE_TOKENS[m.role])
+    for r in rejects[:5]:
+        log.warning("rejected %s: %s%s", ":".join(str(x) for x in (r.file, r.line) if x is not None),
+                    f"{r.field}: " if r.field else "", r.reason)
+    log.info("chats: read %d · accepted %d · rejected %d · %d text messages", stats.read, stats.accepted,
+             stats.rejected, len(texts))
+    if not stats.accepted:
+        first = f" (e.g. {rejects[0].reason})" if rejects else ""
+        raise ModelError(f"{', '.join(map(str, paths))}: no conversation could be read{first}")
     return texts, roles
 
 
