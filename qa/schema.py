@@ -144,7 +144,7 @@ def _fixed(t: dt.datetime) -> dt.datetime:
     if isinstance(t.tzinfo, dt.timezone):
         return t
     off = t.utcoffset()
-    return t if off is None else t.astimezone(dt.timezone(off))
+    return t if off is None else t.replace(tzinfo=dt.timezone(off))   # the same instant (no conversion: year 1 fits)
 
 
 def _parse(value: Any, tz: str) -> dt.datetime:
@@ -308,10 +308,16 @@ class Conversation(BaseModel):
 
     @model_validator(mode="after")
     def _repair(self) -> "Conversation":
-        """Flag empty texts and missing times; put out-of-order messages back in time order (stable); join the words
+        """Flag empty texts and missing times; read a chat listed newest first in reverse, and put out-of-order
+        messages back in time order (stable); join the words
         of a word-segmented chat (both sides spaced word by word, as corpus exports are) back into plain text."""
         warnings = list(self.warnings)
         msgs = list(self.messages)
+        timed = [m.ts for m in msgs if m.ts is not None]
+        if len(timed) > 1 and timed[0] > timed[-1] and all(b <= a for a, b in zip(timed, timed[1:])):
+            msgs.reverse()   # an export listed newest first: reversed whole, messages of one second keep their order
+            warnings.append("newest_first")
+            object.__setattr__(self, "messages", tuple(msgs))
         keys, last = [], None
         for m in msgs:  # a message without a time keeps its place after the one before it
             last = m.ts or last

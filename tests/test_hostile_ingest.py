@@ -84,6 +84,31 @@ def _write_csv(path, header, rows):
     return path
 
 
+def test_hostile_ingest_csv_times_as_excel_day_counts_are_dates_not_1970(tmp_path):
+    """A CSV saved from a sheet whose time cells lost their format holds 46083.3127: read as epoch seconds, every
+    chat fell on 1970-01-01 and a 30 s reply took 0.0003 s."""
+    rows = _rows(2)
+    for r in rows:   # 2026-03-02 09:1i:00 / :30 as Excel's day count
+        h, m, sec = map(int, r[1].split()[1].split(":"))
+        r[1] = f"{46083 + (h * 3600 + m * 60 + sec) / 86400:.8f}"
+    items, _ = _read(_write_csv(tmp_path / "serial.csv", HEADER, rows))
+    c = items[0]
+    assert c.messages[0].ts.isoformat() == "2026-03-02T09:10:00+08:00"
+    assert (c.messages[1].ts - c.messages[0].ts).total_seconds() == pytest.approx(30, abs=0.01)
+
+
+def test_hostile_ingest_a_chat_listed_newest_first_keeps_messages_of_one_second_in_order(tmp_path):
+    """Re-sorted by time, an instant reply (same second) came before the question it answers: 270 s, failed."""
+    rows = [["tb-1", "2026-03-02 10:05:00", "卖家", "小柚", "文本", "有的亲", "花间", "小柚"],
+            ["tb-1", "2026-03-02 10:04:30", "买家", "", "文本", "这个有S码吗", "花间", "小柚"],
+            ["tb-1", "2026-03-02 10:00:00", "卖家", "小柚", "文本", "在的亲", "花间", "小柚"],
+            ["tb-1", "2026-03-02 10:00:00", "买家", "", "文本", "在吗", "花间", "小柚"]]
+    items, _ = _read(_write_csv(tmp_path / "desc.csv", HEADER, rows))
+    c = items[0]
+    assert [m.text for m in c.messages] == ["在吗", "在的亲", "这个有S码吗", "有的亲"]
+    assert "newest_first" in c.warnings and "out_of_order_ts" not in c.warnings
+
+
 # -- times out of range ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("ts0,ts1,field", [

@@ -134,10 +134,12 @@ def test_timing_missing_timestamps_are_left_out(rubric):
 
 
 def test_timing_out_of_order_messages_are_sorted(rubric):
-    c = make_conv(("agent", "在的亲", 30), ("customer", "在吗", 0))
+    c = make_conv(("customer", "在吗", 0), ("customer", "有货吗", 60), ("agent", "在的亲", 30))
     assert "out_of_order_ts" in c.warnings
-    assert [m.role for m in c.messages] == ["customer", "agent"]
+    assert [m.text for m in c.messages] == ["在吗", "在的亲", "有货吗"]
     assert compute_timing(c, rubric).first_response_s == 30
+    c = make_conv(("agent", "在的亲", 30), ("customer", "在吗", 0))   # every time earlier than the one before
+    assert "newest_first" in c.warnings and [m.role for m in c.messages] == ["customer", "agent"]
 
 
 @pytest.mark.parametrize("delay,level", [(600, 5), (601, 4), (1800, 4), (3600, 3), (3601, 2)])

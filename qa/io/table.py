@@ -232,7 +232,10 @@ def _message(line: int, row: dict[str, Any], p: Profile) -> dict[str, Any]:
 
 def _sheet_time(v: Any) -> Any:
     """A number a sheet holds in a time column below Excel's last day (2,958,466: 9999-12-31) is the day count Excel
-    stores a time as (a time cell that lost its date format), not epoch seconds, which are in the billions."""
+    stores a time as (a time cell that lost its date format; in a CSV saved from such a sheet, its text 46083.31),
+    not epoch seconds, which are in the billions."""
+    if isinstance(v, str) and re.fullmatch(r"\d{1,7}(\.\d+)?", v):
+        v = float(v)
     if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 2958466:
         from openpyxl.utils.datetime import from_excel
         return from_excel(v)
