@@ -97,6 +97,43 @@ def test_hostile_ingest_csv_times_as_excel_day_counts_are_dates_not_1970(tmp_pat
     assert (c.messages[1].ts - c.messages[0].ts).total_seconds() == pytest.approx(30, abs=0.01)
 
 
+def test_hostile_ingest_xlsx_conversation_ids_merged_over_their_rows(tmp_path):
+    """A sheet with each chat's id merged over its rows read 1 message per chat and rejected every other row."""
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(HEADER)
+    rows = _rows(3)
+    for r in rows:
+        ws.append(r)
+    for i in range(3):   # rows 2–3, 4–5, 6–7: one id each, merged
+        ws.merge_cells(start_row=2 + 2 * i, start_column=1, end_row=3 + 2 * i, end_column=1)
+    ws.merge_cells("G2:G7")   # the shop over every row
+    wb.save(tmp_path / "merged.xlsx")
+    items, stats = _read(tmp_path / "merged.xlsx")
+    assert (stats.accepted, stats.rejected) == (3, 0)
+    assert [len(c.messages) for c in items] == [2, 2, 2] and {c.shop for c in items} == {"花间"}
+
+
+def test_hostile_ingest_a_renamed_optional_column_and_a_second_sheet_are_said(tmp_path, caplog):
+    """消息内容 renamed read every message as empty, and chats on Sheet2 were skipped, both without a word."""
+    header = [h if h != "聊天内容" else "Message Content" for h in HEADER]
+    with caplog.at_level("WARNING"):
+        items, _ = _read(_write_csv(tmp_path / "renamed.csv", header, _rows(2)))
+    assert "'聊天内容' (text)" in caplog.text and "not in the header" in caplog.text
+    wb = openpyxl.Workbook()
+    wb.active.append(HEADER)
+    for r in _rows(2):
+        wb.active.append(r)
+    more = wb.create_sheet("Sheet2")
+    more.append(HEADER)
+    more.append(["tb-9", "2026-03-02 09:19:00", "买家", "", "文本", "在吗", "花间", "小柚"])
+    wb.save(tmp_path / "two.xlsx")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        items, stats = _read(tmp_path / "two.xlsx")
+    assert stats.accepted == 2 and "sheet 'Sheet2' is not read" in caplog.text
+
+
 def test_hostile_ingest_a_chat_listed_newest_first_keeps_messages_of_one_second_in_order(tmp_path):
     """Re-sorted by time, an instant reply (same second) came before the question it answers: 270 s, failed."""
     rows = [["tb-1", "2026-03-02 10:05:00", "卖家", "小柚", "文本", "有的亲", "花间", "小柚"],

@@ -142,18 +142,53 @@ def _xlsx_rows(path: Path, sheet: str | None, uncached: dict[int, dict[str, str]
         header = ["" if h is None else str(h).strip() for h in first]
         if any(header):
             break
+    if not sheet and ws is not None:   # one sheet is read: say so of any later one that holds rows
+        for other in wb.worksheets[wb.worksheets.index(ws) + 1:]:
+            other.reset_dimensions()
+            if any(r and any(map(_filled, r)) for r in other.iter_rows(max_row=200, values_only=True)):
+                log.warning("%s: sheet %r is not read (one sheet per file: the first with a header, %r, or the "
+                            "profile's `sheet:`); save it as its own file to grade it", path, other.title, ws.title)
     member = getattr(ws, "_worksheet_path", None)   # the sheet's XML in the zip, as openpyxl reads it
     if uncached is not None and member:
         uncached.update(_uncached_formulas(path, member, header))
+    merged = _merged_ranges(path, member) if member else []
+    top: dict[tuple[int, int, int, int], Any] = {}   # a merged range → the value of its top-left cell
 
     def rows() -> Iterator[Row]:
         try:
             for n, cells in it:   # a missing row comes as (), a row as far as its last cell
+                for rng in merged:   # a merged cell (one conversation id over its rows) holds for every row
+                    c0, r0, c1, r1 = rng
+                    if n == r0:
+                        top[rng] = cells[c0 - 1] if c0 <= len(cells) else None
+                    elif r0 < n <= r1 and top.get(rng) is not None:
+                        cells = list(cells) + [None] * max(0, c1 - len(cells))
+                        cells[c0 - 1:c1] = [top[rng]] * (c1 - c0 + 1)
                 if cells and any(map(_filled, cells)):   # blank as a CSV row is blank: whitespace only
                     yield n, dict(zip(header, cells))
         finally:
             wb.close()
     return header, at, rows()
+
+
+_MERGE = re.compile(rb'<(?:\w+:)?mergeCell\s+ref="([A-Z]+[0-9]+):([A-Z]+[0-9]+)"')
+
+
+def _merged_ranges(path: Path, member: str) -> list[tuple[int, int, int, int]]:
+    """(min col, min row, max col, max row) of each merged range of a sheet, read from its XML (the read-only
+    reader does not know them); they sit after the rows, so the XML is scanned once in chunks."""
+    from openpyxl.utils.cell import coordinate_to_tuple
+
+    out, tail = [], b""
+    with zipfile.ZipFile(path) as z, z.open(member) as f:
+        while chunk := f.read(1 << 20):
+            data = tail + chunk
+            cut = data.rfind(b"<")   # a tag cut by the chunk's end is read whole with the next chunk
+            for m in _MERGE.finditer(data, 0, cut if cut > 0 else len(data)):
+                (r0, c0), (r1, c1) = coordinate_to_tuple(m[1].decode()), coordinate_to_tuple(m[2].decode())
+                out.append((min(c0, c1), min(r0, r1), max(c0, c1), max(r0, r1)))
+            tail = data[cut:] if cut > 0 else b""
+    return out
 
 
 def _filled(cell: Any) -> bool:
@@ -296,6 +331,10 @@ def read_table(path: Path, *, tz: str | None = None, columns: str | Path | None 
                      f"{profile.name!r} reads it, so which one holds the data is ambiguous: rename or delete the "
                      "extra one (no row of the file was read)", field=twice[0])
         return
+    absent = [f"{col!r} ({field})" for field, col in profile.columns.items() if col not in header]
+    if absent:   # an optional column renamed or left out reads as empty in every row: said, not silent
+        log.warning("%s: profile %r reads column(s) %s, not in the header: read as empty in every row (rename the "
+                    "column, or pass --columns with a profile that names it)", name, profile.name, ", ".join(absent))
     tz = tz or profile.timezone
     yield from _grouped(name, _group(name, rows, profile, uncached), profile, tz, uncached)
 
