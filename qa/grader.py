@@ -178,6 +178,14 @@ class Grader:
         clf = None
         if settings.model != "none" and rubric.model_dimensions:
             clf = load_classifier(settings.model, rubric, threads=settings.threads)
+        if clf is None:   # a profile that weighs only model dimensions has nothing to score without the model
+            from qa.score import weights_for
+            for name in [settings.profile] if settings.profile else list(rubric.profiles) or [None]:
+                w = weights_for(rubric, name)
+                if w and all(rubric.dimensions[d].source == "model" for d, x in w.items() if x > 0):
+                    raise RubricError(f"profile {name!r} weighs only model dimensions ({', '.join(w)}): graded "
+                                      "without a model (--model none) nothing is left to score", file=str(rubric.path),
+                                      key=f"profiles -> {name} -> weights")
         stamp = {"rubric": rubric_hash(rubric), "model": model_hash(clf.path.resolve()) if clf else None,
                  "profile": settings.profile, **read_stamp(settings)}
         return cls(rubric, settings.profile, default_engine(rubric), clf, settings.batch_size, settings.messages,

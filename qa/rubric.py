@@ -43,6 +43,10 @@ class Dimension(_Model):
                 raise ValueError(f"a timing dimension needs metric: one of {', '.join(TIMING_METRICS)}")
             if not self.bands or self.bands[-1][0] is not None:
                 raise ValueError("a timing dimension needs bands ending in [null, LEVEL]")
+        bounds = [b for b, _ in self.bands or ()]
+        finite = bounds[:-1] if bounds[-1:] == [None] else bounds
+        if None in finite or any(b <= a for a, b in zip(finite, finite[1:])):   # a 17 s reply read as level 4
+            raise ValueError(f"bands are read in order, each bound above the one before and null only last: {bounds}")
         return self
 
     def band_level(self, seconds: float | None) -> int | None:
@@ -80,8 +84,10 @@ class Hours(_Model):
     @field_validator("start", "end", mode="before")
     @classmethod
     def _time(cls, v: Any) -> Any:
-        if isinstance(v, int):  # YAML reads 08:00 unquoted as sexagesimal minutes
-            return dt.time(v // 60 % 24, v % 60)
+        if isinstance(v, int) and not isinstance(v, bool):  # YAML reads 08:00 unquoted as sexagesimal minutes
+            if not 0 <= v < 24 * 60:   # 25:00 read as 01:00 before; a day ends at 00:00, not 24:00
+                raise ValueError(f"{v // 60}:{v % 60:02d} is not a time of day (00:00 to 23:59)")
+            return dt.time(v // 60, v % 60)
         return v
 
     @field_validator("tz")
@@ -132,6 +138,14 @@ class Profile(_Model):
         unknown = set(v) - set(KPIS)
         if unknown:
             raise ValueError(f"unknown KPI(s) {sorted(unknown)} (known: {', '.join(KPIS)})")
+        for k, t in v.items():
+            for x in (t.min, t.max):
+                if x is not None and k != "avg_reply_s" and not 0 <= x <= 1:   # 85 for 85 %: nobody would pass
+                    raise ValueError(f"{k}: a rate's threshold is a share from 0 to 1 (0.85 for 85 %), not {x:g}")
+                if x is not None and x < 0:
+                    raise ValueError(f"{k}: a threshold of {x:g} seconds")
+            if t.min is not None and t.max is not None and t.min > t.max:
+                raise ValueError(f"{k}: min {t.min:g} is above max {t.max:g}: no value passes")
         return v
 
     @field_validator("weights")
@@ -161,7 +175,7 @@ class Rubric(_Model):
     version: int = 1
     scale: list[int] = Field(min_length=2)
     lexicon: str | None = None
-    dimensions: dict[str, Dimension]
+    dimensions: dict[str, Dimension] = Field(min_length=1)
     timing: Timing = Timing()
     rules: dict[str, Rule] = {}
     profiles: dict[str, Profile] = {}

@@ -35,10 +35,11 @@ __all__ = ["band", "grade", "weights_for", "messages_record"]
 
 
 def weights_for(rubric: Rubric, profile: str | None) -> dict[str, float]:
-    """The profile's weights, or equal weights over every dimension when the rubric has no profiles."""
-    if profile:
+    """The profile's weights, or equal weights over every dimension when the rubric has no profiles or the profile
+    sets none (one that only sets KPI thresholds scored every chat 0 before)."""
+    if profile and rubric.profile(profile).weights:
         return dict(rubric.profile(profile).weights)
-    if rubric.profiles:
+    if rubric.profiles and not profile:
         raise RubricError("a profile is needed to weigh the dimensions (one of: " + ", ".join(rubric.profiles)
                           + ")", file=str(rubric.path), key="profiles")
     return {d: 100 / len(rubric.dimensions) for d in rubric.dimensions}

@@ -20,6 +20,57 @@ def _variant(tmp_path: Path, edit) -> Path:
     return p
 
 
+def _bands(d, bands):
+    d["dimensions"]["reply_speed"]["bands"] = bands
+
+
+@pytest.mark.parametrize("edit,key,msg", [   # fuzzing, session 41: each passed validation and graded wrongly
+    (lambda d: _bands(d, [[1800, 3], [600, 4], [3600, 2], [None, 2]]), "dimensions -> reply_speed",
+     "each bound above the one before"),
+    (lambda d: _bands(d, [[600, 5], [None, 4], [3600, 2], [None, 2]]), "dimensions -> reply_speed", "null only last"),
+    (lambda d: d["timing"]["service_hours"].update(start=1500), "timing -> service_hours -> start",   # 25:00
+     "25:00 is not a time of day"),
+    (lambda d: d["profiles"]["douyin"]["kpis"].update(first_response_rate_2min={"min": 85}),
+     "profiles -> douyin -> kpis", "a share from 0 to 1"),
+    (lambda d: d["profiles"]["douyin"]["kpis"].update(reply_rate_3min={"min": 0.9, "max": 0.8}),
+     "profiles -> douyin -> kpis", "no value passes"),
+    (lambda d: d.update(dimensions={}), "dimensions", "at least 1"),
+])
+def test_rubric_settings_that_graded_wrongly_are_refused(tmp_path, edit, key, msg):
+    p = _variant(tmp_path, edit)
+    with pytest.raises(RubricError) as e:
+        load_rubric(p)
+    assert key in str(e.value) and msg in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("spec, key, msg", [
+    ({"regex": [""]}, "x -> regex -> 0", "would match every message"),
+    ({"regex": ["^"]}, "x -> regex -> 0", "can match nothing"),
+    ({"regex": ["(?:哈+)+嘛"]}, "x -> regex -> 0", "exponential time"),       # one message hung `qa check`
+    ({"phrases": ["  "]}, "x -> phrases -> 0", "would match every message"),
+    ({"phrases": ["滚"], "exlude": ["滚动"]}, "x -> exlude", "unknown key 'exlude'"),   # silently not applied
+])
+def test_lexicon_entries_that_match_everything_hang_or_are_misspelt_are_refused(spec, key, msg):
+    from qa.rules.lexicon import Lexicon
+    with pytest.raises(RubricError) as e:
+        Lexicon({"x": spec}, source="lex.yaml")
+    assert key in str(e.value) and msg in str(e.value), str(e.value)
+
+
+def test_lexicon_phrases_in_traditional_characters_match():
+    from qa.rules.lexicon import Lexicon
+    from qa.text import normalize
+    hits = Lexicon({"x": {"phrases": ["加我微信", "退貨"]}}).scan([normalize("亲 加我微信吧"), normalize("怎么退货")])
+    assert [(h.message, h.text) for h in hits["x"]] == [(0, "加我微信"), (1, "退货")]
+
+
+def test_rule_params_regex_that_matches_nothing_is_refused(tmp_path):
+    def edit(d):
+        d["rules"]["off_platform_diversion"]["params"]["intent"] = ["加", "^"]
+    with pytest.raises(RubricError, match="can match nothing"):
+        RuleEngine(load_rubric(_variant(tmp_path, edit)))
+
+
 @pytest.mark.parametrize("edit,key,msg", [
     (lambda d: d["rules"]["vague_reply"].update(severity="fatal"), "rules -> vague_reply -> severity", "red_line"),
     (lambda d: d["rules"]["overpromise"]["effects"][0].update(dimension="speed"),
@@ -90,3 +141,23 @@ def test_rules_check_cli_writes_one_line_per_conversation(tmp_path):
     recs = {json.loads(x)["id"]: json.loads(x) for x in lines}
     assert any(f["rule"] == "off_platform_diversion" for f in recs["dy-0008"]["findings"])
     assert not any(f["rule"] == "off_platform_diversion" for f in recs["tt-0008"]["findings"])
+
+
+def test_a_profile_without_weights_weighs_every_dimension_equally_and_model_only_weights_need_a_model(tmp_path):
+    """A profile that set only KPI thresholds scored every chat 0 with no deduction; one weighing only model
+    dimensions did the same under --model none."""
+    import json
+    src = Path(__file__).parents[1] / "data" / "samples" / "samples.jsonl"
+    one = tmp_path / "one.jsonl"
+    one.write_text(src.read_text("utf-8").splitlines()[0] + "\n", "utf-8")
+    p = _variant(tmp_path, lambda d: d["profiles"]["douyin"].pop("weights"))
+    r = CliRunner().invoke(app, ["grade", str(one), "--rubric", str(p), "--model", "none", "--workers", "1",
+                                 "--out", str(tmp_path / "r.jsonl")])
+    assert r.exit_code == 0, r.output
+    rec = json.loads((tmp_path / "r.jsonl").read_text("utf-8"))
+    assert rec["profile"] == "douyin" and rec["score"] > 90 and len({d["weight"] for d in rec["dimensions"].values()}) == 1
+    (tmp_path / "q").mkdir()   # another path: rubrics are cached by path
+    q = _variant(tmp_path / "q", lambda d: d["profiles"]["douyin"].update(weights={"attitude": 50, "etiquette": 50}))
+    r = CliRunner().invoke(app, ["grade", str(one), "--rubric", str(q), "--model", "none", "--workers", "1",
+                                 "--out", str(tmp_path / "q.jsonl")])
+    assert r.exit_code == 2 and "weighs only model dimensions" in r.output, r.output

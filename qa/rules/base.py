@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from qa.rules.lexicon import Hit
+from qa.rules.lexicon import Hit, regex_problem
 from qa.schema import Conversation, Message
 from qa.timing import Timing
 
@@ -159,8 +159,11 @@ def _regexes(value: Any) -> list:
     for i, v in enumerate(_strings(value)):
         try:
             re.compile(v)
+            why = regex_problem(v)
         except re.error as e:
             raise ParamError(f"bad regex {v!r}: {e}", str(i)) from None
+        if why:
+            raise ParamError(f"regex {v!r}: {why}", str(i))
     try:
         re.compile("|".join(f"(?:{p})" for p in value))
     except re.error as e:

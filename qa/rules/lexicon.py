@@ -16,6 +16,7 @@ from collections import defaultdict
 from typing import Any, NamedTuple
 
 from qa.errors import RubricError
+from qa.text import normalize
 
 try:
     from re import _constants as _sre, _parser as _sre_parse  # Python ≥ 3.11
@@ -23,7 +24,37 @@ except ImportError:  # Python 3.10
     import sre_constants as _sre
     import sre_parse as _sre_parse
 
+_KEYS = frozenset({"phrases", "regex", "exclude", "negated_by", "window"})
 _CLAUSE_END = re.compile(r"[，,。.!！?？;；~\n]")
+_REPEATS = tuple(getattr(_sre, n) for n in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") if hasattr(_sre, n))
+
+
+def regex_problem(pattern: str) -> str | None:
+    """Why a user's regex cannot be a rule pattern, or None: one that can match nothing (``^``, ``a*``, an empty
+    string: a finding with an empty span on every message), or an unbounded repetition of a repetition
+    (``(?:哈+)+嘛``: its failed matches take exponential time, and one message stops the run)."""
+    tree = _sre_parse.parse(pattern)
+    if tree.getwidth()[0] == 0:
+        return "it can match nothing (every message would match, with an empty span)"
+
+    def nested(items, unbounded: bool) -> bool:
+        for op, av in items:
+            if op in _REPEATS:
+                lo, hi, sub = av
+                if unbounded and hi > 1:
+                    return True
+                if nested(sub, unbounded or hi == _sre.MAXREPEAT):
+                    return True
+            elif op == _sre.SUBPATTERN and nested(av[-1], unbounded):
+                return True
+            elif op == _sre.BRANCH and any(nested(b, unbounded) for b in av[1]):
+                return True
+            elif op in (_sre.ASSERT, _sre.ASSERT_NOT) and nested(av[1], unbounded):
+                return True
+        return False
+    if nested(tree, False):
+        return "a repetition inside an unbounded repetition ((?:a+)+) can take exponential time on a long message"
+    return None
 _NON_SPACE = re.compile(r"[^ \t\r\f\v\u3000]+")
 
 
@@ -86,16 +117,27 @@ class Lexicon:
         for name, spec in (data or {}).items():
             if not isinstance(spec, dict):
                 raise RubricError("a lexicon category is a mapping", file=source, key=name)
+            unknown = sorted(set(spec) - _KEYS, key=str)
+            if unknown:   # a misspelt key (exlude:) would be a list silently not applied
+                raise RubricError(f"unknown key {unknown[0]!r} (a category has {', '.join(sorted(_KEYS))})",
+                                  file=source, key=f"{name} -> {unknown[0]}")
             for field in ("regex", "phrases", "exclude"):
                 _check_list(spec.get(field), source, f"{name} -> {field}")
+                for i, p in enumerate(spec.get(field) or ()):
+                    if not str(p).strip():
+                        raise RubricError("an empty phrase or regex would match every message", file=source,
+                                          key=f"{name} -> {field} -> {i}")
             regexes = []
             for i, r in enumerate(spec.get("regex") or ()):
                 try:
                     # a negated class never runs into the next message: the texts are scanned joined by newlines,
                     # and a match across two (dropped) would swallow the one inside the second
                     regexes.append(re.compile(str(r).replace("[^", "[^\n"), re.M))
+                    why = regex_problem(str(r))
                 except re.error as e:
                     raise RubricError(f"bad regex {r!r}: {e}", file=source, key=f"{name} -> regex -> {i}") from None
+                if why:
+                    raise RubricError(f"regex {r!r}: {why}", file=source, key=f"{name} -> regex -> {i}")
             neg = spec.get("negated_by")
             if neg is not None and (not isinstance(neg, str) or neg not in data):
                 raise RubricError(f"unknown category {neg!r}", file=source, key=f"{name} -> negated_by")
@@ -108,7 +150,8 @@ class Lexicon:
                                               window)
             for key, phrases in ((name, spec.get("phrases")), (name + "!exclude", spec.get("exclude"))):
                 if phrases:
-                    self.matcher.add(key, [self._doc(str(p).lower()) for p in phrases])
+                    # as the text is scanned: simplified, half-width, lower case (a phrase in 繁體 matches too)
+                    self.matcher.add(key, [self._doc(normalize(str(p))) for p in phrases])
                     self._labels[self.vocab.strings[key]] = key
         self._regexes = tuple((name, *r) for name, cat in self.categories.items() for r in cat.regexes)
 
