@@ -151,7 +151,8 @@ class Lexicon:
             for key, phrases in ((name, spec.get("phrases")), (name + "!exclude", spec.get("exclude"))):
                 if phrases:
                     # as the text is scanned: simplified, half-width, lower case (a phrase in 繁體 matches too)
-                    self.matcher.add(key, [self._doc(normalize(str(p))) for p in phrases])
+                    # and without spaces, as the text's tokens are its non-space characters ("thank you")
+                    self.matcher.add(key, [self._doc("".join(normalize(str(p)).split())) for p in phrases])
                     self._labels[self.vocab.strings[key]] = key
         self._regexes = tuple((name, *r) for name, cat in self.categories.items() for r in cat.regexes)
 
