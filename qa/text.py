@@ -31,7 +31,10 @@ def normalize(text: str) -> str:
         if len(converted) != len(text):  # a phrase mapping changed the length: convert char by char
             converted = "".join(c if len(s := _t2s().convert(c)) != 1 else s for c in text)
         text = converted
-    return text.lower()
+    low = text.lower()
+    if len(low) != len(text):   # İ lower-cases to two characters: every span after it would shift
+        low = "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
+    return low
 
 
 # Chinese characters, CJK punctuation and full-width forms: a space beside one of them is a word-segmentation space

@@ -125,6 +125,13 @@ def test_rules_span_points_into_original_traditional_text(rubric):
     assert f and all(c.messages[x.message].text[x.span[0]:x.span[1]] == x.evidence for x in f)
 
 
+def test_rules_span_after_a_dotted_capital_i_points_at_the_evidence(rubric):
+    """İ lower-cases to two characters: every span after it pointed one character too far (「傻」 shown, 「尺」 marked)."""
+    c = make_conv(("customer", "İSTANBUL 尺码偏大吗", 0), ("agent", "İstanbul仓发货 你傻吗 尺码标准", 20))
+    f = [x for x in RuleEngine(rubric).check(c) if x.rule == "uncivil_language"]
+    assert f and all(c.messages[x.message].text[x.span[0]:x.span[1]] == x.evidence == "傻" for x in f)
+
+
 def test_rules_customer_mentioning_wechat_is_not_diversion(rubric):
     c = make_conv(("customer", "可以加你微信吗", 0), ("agent", "亲亲抱歉，平台规定不能加微信哦，有问题在这里问我就好", 20))
     assert not [x for x in RuleEngine(rubric).check(c) if x.rule == "off_platform_diversion"]
