@@ -4,9 +4,10 @@
 - First response: the first human-agent message after that start; its delay counts service hours only.
 - Replies: every run of consecutive customer messages from the start of human service (bot and system
   messages do not break a run) is answered by the next human-agent message; each delay counts service
-  hours only.
+  hours only. A message that only acknowledges (好的 谢谢, 嗯嗯, ok, 收到, an emoji) needs no reply, as the platforms'
+  "无需回复" rule has it: a run starts at the first message that is more, and a run of nothing more is no run.
 - 24-hour response: a human-agent message within 24 h (wall clock) of the first customer message, or a
-  bot answer in that time after which the customer wrote nothing more.
+  bot answer in that time after which the customer wrote nothing more than an acknowledgement.
 - Handling time: wall clock from the first customer message to the last reply (agent, or the bot in a
   bot-only chat); the reply-speed and chat-time levels come from the rubric's bands.
 Messages without a time are left out of every timing figure.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from zoneinfo import ZoneInfo
 
 from qa.rubric import Hours, Rubric
@@ -24,6 +26,19 @@ from qa.schema import Conversation, Message
 
 # Times are clamped into this span before service hours are counted, so that no local date falls off the
 # calendar (readers already reject times outside qa.schema.TS_MIN .. TS_MAX; this guards direct callers).
+# a customer message that only acknowledges or thanks (on the normalised text: simplified, lower case)
+_ACK = re.compile(r"(?:好的?|好滴|好嘞|好吧|好哒|好哦|好滴呢|嗯+|恩+|哦+|噢+|ok|okay|谢谢|谢了|多谢|感谢|thx|thanks|thank you|"
+                  r"收到|知道了|明白了?|了解了?|懂了|行吧|行|没问题|没事了|没有了|没了|拜拜|再见|bye|[\s\W_]|"
+                  r"\[[^\]]{1,8}\]|[亲啦呀哈了呢滴哒嘛的])+")
+
+
+def needs_reply(m: Message) -> bool:
+    """A customer message asks for something: not an emoji alone, nor text that only acknowledges."""
+    if m.type == "emoji":
+        return False
+    return not (m.type == "text" and m.text and _ACK.fullmatch(m.norm))
+
+
 _FIRST = dt.datetime(1, 1, 3, tzinfo=dt.timezone.utc)
 _LAST = dt.datetime(9999, 12, 29, tzinfo=dt.timezone.utc)
 
@@ -138,7 +153,7 @@ def compute_timing(conv: Conversation, rubric: Rubric) -> Timing:
     if human_service:
         i, n = start_i, len(msgs)
         while i < n:
-            if msgs[i].role != "customer":
+            if msgs[i].role != "customer" or not needs_reply(msgs[i]):
                 i += 1
                 continue
             runs += 1
@@ -157,7 +172,8 @@ def compute_timing(conv: Conversation, rubric: Rubric) -> Timing:
     if customer:
         t0 = msgs[customer[0]].ts
         deadline = t0 + dt.timedelta(seconds=cfg.response_window_s)
-        last_customer = msgs[customer[-1]].ts
+        asking = [i for i in customer if needs_reply(msgs[i])] or customer
+        last_customer = msgs[asking[-1]].ts
         agent_ts = [m.ts for m in msgs[customer[0]:] if m.role == "agent"]
         bot_final = [m.ts for m in msgs[customer[0]:] if m.role == "bot" and m.ts >= last_customer]
         responded = any(t <= deadline for t in agent_ts) or any(t <= deadline for t in bot_final)

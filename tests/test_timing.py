@@ -43,8 +43,9 @@ def test_timing_first_response_from_first_customer_message(rubric):
     t = compute_timing(c, rubric)
     assert t.human_start_source == "first_customer"
     assert t.first_response_s == 90 and t.first_response_ok
-    assert t.reply_runs == 2 and t.reply_delays_s == (90, 300)
-    assert t.replies_ok == 1 and t.avg_reply_s == 195
+    # 好的 only acknowledges (the platforms' 无需回复): no reply run of its own
+    assert t.reply_runs == 1 and t.reply_delays_s == (90,)
+    assert t.replies_ok == 1 and t.avg_reply_s == 90
     assert t.responded_24h and t.handle_s == 400
     assert t.reply_speed_level == 5 and t.chat_time_level == 5
 
@@ -64,6 +65,19 @@ def test_timing_a_transfer_without_a_customer_message_is_no_human_service(rubric
               make_conv(("system", "transfer_to_human", 0), ("agent", "您好亲", 400))):
         t = compute_timing(c, rubric)
         assert t.human_service is False and t.first_response_ok is None
+
+
+def test_timing_a_closing_thanks_needs_no_reply_and_a_bot_answer_thanked_is_a_response(rubric):
+    """好的 谢谢 at the end was an unanswered run (a 3-minute reply rate of 50 % for a chat answered in 20 s), and after
+    a bot's answer it made the chat 'never responded' (reply speed and chat time at the worst level)."""
+    c = make_conv(("customer", "几天发货", 0), ("agent", "亲 48小时内发货哦", 20), ("customer", "好的 谢谢[比心]", 40))
+    t = compute_timing(c, rubric)
+    assert (t.reply_runs, t.unanswered_runs, t.replies_ok) == (1, 0, 1)
+    c = make_conv(("customer", "几天发货", 0), ("bot", "亲 48小时内发货哦", 2), ("customer", "ok 收到", 10))
+    t = compute_timing(c, rubric)
+    assert t.responded_24h and t.reply_speed_level == 5 and t.chat_time_level == 5
+    c = make_conv(("customer", "几天发货", 0), ("bot", "亲 48小时内发货哦", 2), ("customer", "那能发顺丰吗", 10))
+    assert compute_timing(c, rubric).responded_24h is False   # a new question the bot left open
 
 
 def test_timing_first_response_exactly_two_minutes_passes(rubric):

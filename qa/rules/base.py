@@ -68,18 +68,27 @@ class Context:
     @functools.cached_property
     def runs(self) -> list[tuple[list[int], int | None]]:
         """Customer runs (consecutive customer messages, bot/system ignored) and the next agent message."""
+        return self.runs_by(("agent",))
+
+    def runs_by(self, responders: tuple[str, ...]) -> list[tuple[list[int], int | None]]:
+        """Customer runs ended by a message of one of ``responders`` (a bot in a chat no agent joined), and that
+        message's index."""
+        key = ("runs", responders)
+        if key in self._memo:
+            return self._memo[key]
         out, i, n = [], 0, len(self.msgs)
         while i < n:
             if self.roles[i] != "customer":
                 i += 1
                 continue
             run, j = [], i
-            while j < n and self.roles[j] != "agent":
+            while j < n and self.roles[j] not in responders:
                 if self.roles[j] == "customer":
                     run.append(j)
                 j += 1
             out.append((run, j if j < n else None))
             i = j + 1
+        self._memo[key] = out
         return out
 
     def hits_in(self, category: str, i: int) -> list[Hit]:

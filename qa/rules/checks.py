@@ -380,7 +380,7 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
     wh_q = _any_of(tuple(params.get("wh_question", (r"[\s\S]",))))  # no list: every question asks a fact
     filler = _any_of(tuple(params.get("filler_words", ())))   # words that carry no fact: 这个, 一般, 都 …
     responders = ("agent",) if ctx.side(("agent",)) else AGENT_SIDE
-    runs = _runs(ctx)
+    runs = ctx.runs_by(responders)   # in a chat no agent joined, the bot's answer ends the customer's run
     min_len, sim = int(params.get("min_chars", 6)), float(params.get("similarity", 0.8))
     kinds = answer_kinds(params.get("answer_types") or {})
     bare = _any_of(tuple(params.get("bare_answer", ())))
