@@ -34,6 +34,9 @@ from qa.schema import Conversation
 __all__ = ["band", "grade", "weights_for", "messages_record"]
 
 
+_METRIC_NAMES = {"avg_reply_s": "平均回复时长", "first_response_s": "首次响应时长", "handle_s": "会话时长"}
+
+
 def weights_for(rubric: Rubric, profile: str | None) -> dict[str, float]:
     """The profile's weights, or equal weights over every dimension when the rubric has no profiles or the profile
     sets none (one that only sets KPI thresholds scored every chat 0 before)."""
@@ -105,9 +108,11 @@ def grade(conv: Conversation, rubric: Rubric, analysis: Analysis, *, profile: st
             if src == "model":
                 reason = f"模型评为 {row['base_level']} 级"
             elif row["value"] is None:
-                reason = f"{rubric.dimensions[dim].metric}：未回复，{row['base_level']} 级"
+                reason = f"{_METRIC_NAMES.get(rubric.dimensions[dim].metric, rubric.dimensions[dim].metric)}：未回复，" \
+                         f"{row['base_level']} 级"
             else:
-                reason = f"{rubric.dimensions[dim].metric} = {row['value']:.0f} s，{row['base_level']} 级"
+                reason = f"{_METRIC_NAMES.get(rubric.dimensions[dim].metric, rubric.dimensions[dim].metric)} " \
+                         f"{row['value']:.0f} 秒，{row['base_level']} 级"
             deductions.append(Deduction(dim, round(lost, 2), reason, src, None,
                                         row["evidence"][0] if row["evidence"] else None, None, row["confidence"]))
     findings = analysis.findings

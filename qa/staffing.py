@@ -29,6 +29,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from qa.chatrecords import Chat
+from qa.timing import is_acknowledgement
 
 HOUR = dt.timedelta(hours=1)
 DEFAULT_SERVICE_LEVEL = 0.80
@@ -95,8 +96,8 @@ def chat_times(chat: Chat) -> _ChatTimes:
     first = next((m.ts for m in msgs[start:] if m.role == "agent"), None)
     runs = []
     i, n = start, len(msgs)
-    while i < n:
-        if msgs[i].role != "customer":
+    while i < n:   # runs as the KPIs count them: a message that only acknowledges (好的, 谢谢) needs no reply
+        if msgs[i].role != "customer" or is_acknowledgement(msgs[i].type, msgs[i].text):
             i += 1
             continue
         j = i + 1

@@ -28,12 +28,20 @@ from qa.schema import Conversation, Message
 # calendar (readers already reject times outside qa.schema.TS_MIN .. TS_MAX; this guards direct callers).
 # a customer message that only acknowledges or thanks (on the normalised text: simplified, lower case)
 _ACK = re.compile(r"(?:好的?|好滴|好嘞|好吧|好哒|好哦|好滴呢|嗯+|恩+|哦+|噢+|ok|okay|谢谢|谢了|多谢|感谢|thx|thanks|thank you|"
-                  r"收到|知道了|明白了?|了解了?|懂了|行吧|行|没问题|没事了|没有了|没了|拜拜|再见|bye|[\s\W_]|"
-                  r"\[[^\]]{1,8}\]|[亲啦呀哈了呢滴哒嘛的])+")
+                  r"收到|知道了|明白了?|了解了?|懂了|行吧|行|没问题|没事了|没有了|没了|拜拜|再见|bye|晚安|88+|886|"
+                  r"我(?:再)?考虑(?:一)?下|考虑考虑|我再看看|再看看|先这样|先不用了|不用了|[\s\W_]|"
+                  r"\[[^\]]{1,8}\]|[亲啦呀哈了呢滴哒嘛的吧那])+")
+
+
+def is_acknowledgement(mtype: str, text: str | None) -> bool:
+    """A customer message that needs no reply: an emoji alone, or text that only acknowledges, thanks or signs off
+    (好的 谢谢, ok, 收到, 晚安, 我再看看)."""
+    from qa.text import normalize
+    return mtype == "emoji" or (mtype == "text" and bool(text) and _ACK.fullmatch(normalize(text)) is not None)
 
 
 def needs_reply(m: Message) -> bool:
-    """A customer message asks for something: not an emoji alone, nor text that only acknowledges."""
+    """A customer message asks for something (``is_acknowledgement`` on the message's normalised text)."""
     if m.type == "emoji":
         return False
     return not (m.type == "text" and m.text and _ACK.fullmatch(m.norm))
@@ -167,6 +175,8 @@ def compute_timing(conv: Conversation, rubric: Rubric) -> Timing:
                 unanswered += 1
             i = j + 1
     avg = sum(delays) / len(delays) if delays else None
+    if avg is None and not runs and first_s is not None:
+        avg = first_s   # nothing asked after the first response (好的 only): that reply is the one to time
 
     responded = handle = None
     if customer:

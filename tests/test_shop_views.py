@@ -149,7 +149,8 @@ def test_staffing_by_hand(rub):
     # p90 of [60, 180, 1200]: position 1.8 → 180 + 0.8 × 1020 = 996
     assert h10["first_wait_p90_s"] == 996.0
     # runs at 10: c1 10:00 (60 ok), c1 10:05 (300 fail), c2 10:02 (180 ok), c2 10:20 (never), c3 10:50 (1200)
-    assert (h10["reply_runs"], h10["reply_fail"]) == (5, 3) and (h11["reply_runs"], h11["reply_fail"]) == (2, 1)
+    # at 11: c4 11:30 (never); c3's 好的 needs no reply, as the KPIs count it
+    assert (h10["reply_runs"], h10["reply_fail"]) == (5, 3) and (h11["reply_runs"], h11["reply_fail"]) == (1, 1)
     # agents with a message in the hour: A at 10, B at 11
     assert (h10["agents_active_mean"], h11["agents_active_mean"], h10["agents_active_max"]) == (1.0, 1.0, 1)
     # A open [10:01, 10:10] and [10:05, 10:20]: 240 s × 1 + 300 s × 2 + 600 s × 1 = 1440 over 1140 busy s

@@ -78,6 +78,17 @@ def test_timing_a_closing_thanks_needs_no_reply_and_a_bot_answer_thanked_is_a_re
     assert t.responded_24h and t.reply_speed_level == 5 and t.chat_time_level == 5
     c = make_conv(("customer", "几天发货", 0), ("bot", "亲 48小时内发货哦", 2), ("customer", "那能发顺丰吗", 10))
     assert compute_timing(c, rubric).responded_24h is False   # a new question the bot left open
+    for bye in ("晚安", "88", "我考虑下", "好吧 那我再看看", "不用了谢谢"):   # signing off asks nothing either
+        c = make_conv(("customer", "几天发货", 0), ("agent", "48小时内", 20), ("customer", bye, 40))
+        assert compute_timing(c, rubric).unanswered_runs == 0, bye
+
+
+def test_timing_an_agent_reply_to_a_chat_that_then_only_thanks_is_timed_by_it(rubric):
+    """Transfer, agent replies in 12 s, the customer only says 好的: no reply run, and the reply speed read 未回复."""
+    c = make_conv(("customer", "退货", 0), ("system", "transfer_to_human", 5), ("agent", "您好 我来帮您", 17),
+                  ("customer", "好的", 30))
+    t = compute_timing(c, rubric)
+    assert t.reply_runs == 0 and t.avg_reply_s == 12 and t.reply_speed_level == 5
 
 
 def test_timing_first_response_exactly_two_minutes_passes(rubric):
