@@ -383,7 +383,10 @@ class Classifier:
         evidence = []
         if attn is not None:
             ranked = sorted(range(len(turns)), key=lambda j: -attn[j])
-            evidence = sorted(turns[j].index for j in ranked[:2] if attn[j] > 0 and turns[j].role != "customer")
+            # the agent's own messages: a bot's (the transfer notice) is not what the agent is graded on
+            agents = [j for j in ranked if attn[j] > 0 and turns[j].role == "agent"] or \
+                [j for j in ranked if attn[j] > 0 and turns[j].role != "customer"]
+            evidence = sorted(turns[j].index for j in agents[:2])
         return DimensionPrediction({lv: float(q) for lv, q in zip(levels, p)}, levels[k], expected,
                                    float(p[k]), evidence)
 
