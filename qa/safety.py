@@ -206,8 +206,8 @@ _FORMULA = re.compile(r"[ \n\u3000\u00a0\u202f\u200b-\u200d\u2060\ufeff]*[=+\-@Ô
 
 
 def is_formula_like(value: Any) -> bool:
-    """True for text a spreadsheet could read as a formula."""
-    return isinstance(value, str) and _FORMULA.match(value) is not None
+    """True for text a spreadsheet could read as a formula (a lone dash, the placeholder for nobody, cannot)."""
+    return isinstance(value, str) and _FORMULA.match(value) is not None and value.strip() not in ("-", "Ôºç")
 
 
 # characters XML 1.0, and so XLSX, has no place for (openpyxl refuses them), and the bidi overrides and isolates
