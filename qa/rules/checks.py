@@ -200,6 +200,8 @@ def no_proactive_confirmation(ctx: Context, params: dict[str, Any]) -> Iterator[
         if not kinds or any(t not in NON_TEXT for t in kinds):
             continue
         before = [k for k in range(run[0]) if ctx.msgs[k].role in AGENT_SIDE]
+        if before and all(t == "emoji" for t in kinds):
+            continue  # an emoji after the agent spoke reacts to it ([赞], [OK] once it is solved): nothing to confirm
         if before and ctx.has("request_media", before[-1]):
             continue  # the agent asked for this photo/order
         if any(ctx.has("question", k) or ctx.content_len(k, "greeting") >= stated for k in asked if k < run[0]):
