@@ -136,7 +136,7 @@ def test_review_sample_reasons_quotas_and_full_records(rubric):
     assert max(per_agent.values()) <= 9 and len(per_agent) == 5
     assert [r["pick_rank"] for r in s.records] == list(range(1, 41))
     red = [r for r in s.records if r["pick_reason"] == "red_line"]
-    assert all(r["failed"] and "uncivil_language" in r["pick_detail"] for r in red)
+    assert all(r["failed"] and "不文明用语" in r["pick_detail"] for r in red)
 
 
 def test_review_sample_stratified_fill_spreads_over_agents_and_bands(rubric):
@@ -154,16 +154,16 @@ def test_review_sample_stratified_fill_spreads_over_agents_and_bands(rubric):
 def test_review_sample_flags_say_why(rubric):
     capped = result("x1", levels={"professionalism": 3}, base={"professionalism": 5},
                     findings=[{**UNCIVIL, "rule": "vague_reply", "severity": "major", "dims": ["professionalism"]}])
-    assert flags(capped, rubric) == {"disagreement": "professionalism 模型5→规则3"}
+    assert flags(capped, rubric) == {"disagreement": "专业水平 模型5→规则3"}
     low_no_rule = result("x2", levels={"clarity": 3})
-    assert flags(low_no_rule, rubric) == {"disagreement": "clarity 模型3 无规则发现"}
+    assert flags(low_no_rule, rubric) == {"disagreement": "语言沟通能力 模型评3级，没有规则涉及该维度"}
     low_with_rule = result("x3", levels={"clarity": 3}, findings=[{**UNCIVIL, "rule": "mechanical_repetition",
                                                                     "severity": "minor", "dims": []}])
     assert flags(low_with_rule, rubric) == {}                # mechanical_repetition caps clarity: explained
     unsure = result("x4", conf={"etiquette": 0.41})
-    assert flags(unsure, rubric) == {"low_confidence": "etiquette 置信度 0.41"}
+    assert flags(unsure, rubric) == {"low_confidence": "礼仪 置信度 0.41"}
     red = flags(result("x5", findings=[UNCIVIL], failed=True, levels={"attitude": 2}, base={"attitude": 5}), rubric)
-    assert red["red_line"] == "uncivil_language" and "attitude 模型5→规则2" in red["disagreement"]
+    assert red["red_line"] == "不文明用语" and "服务态度 模型5→规则2" in red["disagreement"]
 
 
 def test_review_sample_reads_parquet_like_jsonl(tmp_path):

@@ -72,7 +72,9 @@ def flags(rec: dict[str, Any], rubric: Rubric, confidence_below: float = 0.5) ->
     """The targeted categories a record falls into, each with a short why (in Chinese, for reviewers)."""
     out: dict[str, str] = {}
     findings = [f for f in rec.get("findings") or [] if isinstance(f, dict)]
-    red = [f.get("rule", "?") for f in findings if f.get("severity") == "red_line"]
+    name = lambda k: rubric.dimensions[k].name if k in rubric.dimensions else k   # noqa: E731 — in Chinese
+    red = [rubric.rules[f["rule"]].name if f.get("rule") in rubric.rules else f.get("name") or f.get("rule", "?")
+           for f in findings if f.get("severity") == "red_line"]
     if red or rec.get("failed"):
         out["red_line"] = ", ".join(dict.fromkeys(red)) or "failed"
     touched = {e.dimension for f in findings if f.get("rule") in rubric.rules for e in rubric.rules[f["rule"]].effects}
@@ -83,16 +85,16 @@ def flags(rec: dict[str, Any], rubric: Rubric, confidence_below: float = 0.5) ->
         base, level = d.get("base_level"), d.get("level")
         if base in scale and level in scale:
             if scale.index(level) - scale.index(base) >= 2:
-                why.append(f"{k} 模型{base}→规则{level}")
+                why.append(f"{name(k)} 模型{base}→规则{level}")
             elif scale.index(base) >= half and k not in touched:
-                why.append(f"{k} 模型{base} 无规则发现")
+                why.append(f"{name(k)} 模型评{base}级，没有规则涉及该维度")
         if isinstance(d.get("confidence"), (int, float)):
             confs.append((d["confidence"], k))
     if why:
         out["disagreement"] = "; ".join(why)
     if confs and min(confs)[0] < confidence_below:
         c, k = min(confs)
-        out["low_confidence"] = f"{k} 置信度 {c:.2f}"
+        out["low_confidence"] = f"{name(k)} 置信度 {c:.2f}"
     return out
 
 
