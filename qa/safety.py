@@ -82,6 +82,15 @@ _STREET_NO = re.compile(
 # a name after the label a shipping form gives it: 收件人：张三, 联系人是李小明 (the surname stays)
 _NAME = re.compile(rf"(?:收件人|收货人|联系人|寄件人|真实姓名|姓名)(?:姓名)?\s*(?:[:：]|是|为|叫)\s*"
                    rf"(?![什多哪谁啥怎写填的不没要有对错改])(?P<name>[{_HAN}·]{{2,4}})")
+# numbers outside the mainland (TikTok Shop MY/SG/TH…): after a country code (+60 12-738 4291, +65 9123 4567), and a
+# Malaysian mobile written locally (012-738 4291, 011-2345 6789)
+_INTL_PHONE = re.compile(r"(?<![\d+])\+(?!86)\d{1,3}[ \-]?(?P<p>\(?\d\)?(?:[ \-]?\d){6,11})(?!\d)")
+_MY_MOBILE = re.compile(r"(?<![\d\-])(?P<p>01\d[ \-]\d{3,4}[ \-]?\d{4})(?!\d)")   # written with its dash (no tracking no.)
+# an address written the Latin way: the street and its number (Jalan Dedap 12), the house (No. 28, Lot 5, Blk 3)
+_LATIN_STREET = re.compile(r"(?i)\b(?:jalan|jln|lorong|persiaran|street|road|avenue|lane|soi|thanon)\b"
+                           r"(?P<detail>[ A-Za-z/\-]{1,30}?\d[0-9A-Za-z/\-]*)")
+_ESTATE = re.compile(r"(?i)\b(?:taman|kampung|kg|bandar|desa|condo|apartment)\b")   # a house number only beside these
+_LATIN_HOUSE = re.compile(r"(?i)\b(?:no|lot|unit|blk|block|house)\.?[ ]?(?P<detail>\d+[0-9A-Za-z/\-]*)")
 # bidi controls: text between them shows reversed (‮87654321831 reads as a phone number)
 _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
 _DETAIL_MARK = re.compile(r"\d|路|街|巷|弄|村|号|栋|幢|单元|室|小区|苑|大厦|公寓|花园|广场|社区|楼")
@@ -131,7 +140,8 @@ def mask_text(text: str | None) -> str | None:
 def _mask_once(text: str) -> str:
     chars, norm = list(text), list(text.translate(_NUMERALS))
     for rx, group, head, tail in ((_ID, 0, 3, 4), (_ID15, 0, 3, 3), (_CARD, 0, 4, 4), (_PHONE, "p", 3, 4),
-                                  (_PHONE_GROUPED, "p", 3, 4), (_LANDLINE, "p", None, 2)):
+                                  (_PHONE_GROUPED, "p", 3, 4), (_LANDLINE, "p", None, 2), (_INTL_PHONE, "p", 2, 2),
+                                  (_MY_MOBILE, "p", 3, 2)):
         for m in list(rx.finditer("".join(norm))):
             _hide(chars, norm, *m.span(group), len(m.group("area")) if head is None else head, tail)
     if _BIDI.search(text):   # what shows reversed is read reversed too
@@ -145,6 +155,9 @@ def _mask_once(text: str) -> str:
     text = _IM.sub(lambda m: m.group(0)[: m.start("id") - m.start(0)] + _stars(m.group("id")), text)
     text = _NAME.sub(lambda m: m.group(0)[: m.start("name") - m.start(0)] + _stars(m.group("name")), text)
     text = _CITY_STREET.sub(_city_street, _ADDRESS.sub(_address, text))
+    for rx in (_LATIN_STREET, _LATIN_HOUSE) if _LATIN_STREET.search(text) or _ESTATE.search(text) else ():
+        text = rx.sub(lambda m: m.group(0)[: m.start("detail") - m.start(0)]
+                      + "".join(c if c == " " else "*" for c in m.group("detail")), text)
     return _STREET_NO.sub(lambda m: m.group(0)[: m.start("detail") - m.start(0)] + "*" * len(m.group("detail")), text)
 
 

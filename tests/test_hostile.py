@@ -181,6 +181,10 @@ def test_hostile_xlsx_workbook_does_not_recalculate_and_import_reads_formula_ids
     ("建国路88号发货吗", "建国路***发货吗"),
     ("坐5路公交", "坐5路公交"),
     ("\u202e87654321831", "\u202e8765****831"),                  # shown reversed: 138****5678
+    ("电话 012-738 4291", "电话 012-*** **91"),                     # a Malaysian mobile (TikTok Shop MY)
+    ("手机 +65 9123 4567", "手机 +65 91** **67"),
+    ("Taman Johor Jaya, Jalan Dedap 12, No. 28", "Taman Johor Jaya, Jalan ***** **, No. **"),
+    ("尺码 No.1 推荐", "尺码 No.1 推荐"),                            # a rank, no house
 ])
 def test_hostile_mask_covers_every_form_and_keeps_length(text, kept):
     assert mask_text(text) == kept and len(kept) == len(text)
