@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import openpyxl
@@ -226,3 +227,14 @@ def test_import_review_reads_csv_as_excel_saves_it(tmp_path, capsys, rubric, for
         csv.writer(f, delimiter="\t" if "tab" in form else ",").writerows(rows)
     imp = import_reviews([out], rubric)
     assert (imp.read, imp.accepted, imp.rejected) == (6, 6, 0), imp.problems[:3]
+
+
+def test_the_review_guide_gives_levels_in_chinese_as_the_grading_guide_reads_them(tmp_path, capsys):
+    """The 说明 tab gave 服务态度 3 as 无礼 (harsher than 2's 不礼貌) and 礼仪 4 as 缺乏尊重, half in English."""
+    _, wb = _filled_export(tmp_path, capsys, n=1)
+    guide = {r[0]: r[1] for r in wb["说明"].iter_rows(values_only=True) if r[0]}
+    attitude, etiquette = guide["服务态度"], guide["礼仪"]
+    assert "3: 冷淡、敷衍" in attitude and "2: 粗鲁、嘲讽" in attitude and "无礼" not in attitude
+    assert "4: 缺少其中一项礼仪" in etiquette and "缺乏尊重" not in etiquette
+    assert not re.search(r"[A-Za-z]{4,}", attitude + etiquette + guide["专业水平"] + guide["语言沟通能力"])
+    assert guide["不文明用语"].endswith("红线（整单不合格）")

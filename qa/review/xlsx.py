@@ -117,6 +117,9 @@ def _messages(ws, masked: list[dict[str, Any]]) -> None:
     _one_page_wide(ws)
 
 
+_SEVERITY = {"red_line": "红线（整单不合格）", "major": "重要", "minor": "一般"}
+
+
 def _guide(ws, rubric: Rubric, meta: dict[str, Any]) -> None:
     levels = "/".join(str(x) for x in meta["scale"])
     ws.column_dimensions["A"].width, ws.column_dimensions["B"].width = 22, 90
@@ -126,9 +129,10 @@ def _guide(ws, rubric: Rubric, meta: dict[str, Any]) -> None:
             ("隐私", "手机号、身份证号、银行卡号、详细地址已打码。"), ("", "")]
     for k in rubric.model_dimensions:
         d = rubric.dimensions[k]
-        rows.append((f"{d.name} ({k})", "\n".join(f"{lvl}: {desc}" for lvl, desc in d.levels.items())))
+        # the Chinese half of "中文 — English": the sheet is for Chinese reviewers
+        rows.append((d.name, "\n".join(f"{lvl}: {str(desc).split(' — ')[0]}" for lvl, desc in d.levels.items())))
     rows.append(("", ""))
-    rows += [(f"{r.name}", f"{rid} · {r.severity}") for rid, r in rubric.rules.items()]
+    rows += [(f"{r.name}", f"{rid} · {_SEVERITY.get(r.severity, r.severity)}") for rid, r in rubric.rules.items()]
     for a, b in rows:
         ws.append([clip_cell(safe_cell(a)), clip_cell(safe_cell(b))])
         ws.cell(ws.max_row, 1).font = Font(bold=True)
