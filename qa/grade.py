@@ -169,7 +169,7 @@ _FINDING = {"rule": "str|null", "name": "str|null", "severity": "str|null", "exp
             "message": "int|null", "span": "span|null", "evidence": "str|null", "source": "str|null"}
 _DEDUCTION = {"dimension": "str|null", "points": "num", "reason": "str|null", "source": "str|null",
               "rule": "str|null", "message": "int|null", "span": "span|null", "confidence": "num|null"}
-_MESSAGE = {"role": "str|null", "type": "str|null", "text": "str|null", "ts": "str|null"}
+_MESSAGE = {"role": "str|null", "type": "str|null", "text": "str|null", "ts": "str|null", "event": "str|null"}
 _RATING = {"stars": "num|null", "label": "str|null"}
 _TIMING = {"human_start": "str|null", "human_start_source": "str|null", "human_service": "bool|null",
            "first_response_s": "num|null", "first_response_wall_s": "num|null", "first_response_ok": "bool|null",

@@ -74,8 +74,9 @@ def _base(rubric: Rubric, dim: str, analysis: Analysis, prediction: Mapping | No
 
 
 def messages_record(conv: Conversation) -> tuple[dict[str, Any], ...]:
-    return tuple({"role": m.role, "type": m.type, "text": m.text, "ts": m.ts.isoformat() if m.ts else None}
-                 for m in conv.messages)
+    """The messages as a record keeps them; an event with its name (transfer_to_human), for the reviewer."""
+    return tuple({"role": m.role, "type": m.type, "text": m.text, "ts": m.ts.isoformat() if m.ts else None,
+                  **({"event": m.event} if m.type == "event" and m.event else {})} for m in conv.messages)
 
 
 def grade(conv: Conversation, rubric: Rubric, analysis: Analysis, *, profile: str | None,

@@ -22,7 +22,7 @@ from typing import Any
 from qa.errors import InputError
 from qa.io.write import write_json
 from qa.review.mask import clip_cell, mask_record, safe_cell
-from qa.review.render import chat_segments, findings_text, model_text, pick_text, plain
+from qa.review.render import chat_segments, deductions_text, findings_text, model_text, pick_text, plain
 from qa.review.records import model_dimensions
 from qa.rubric import Rubric
 from qa.safety import is_formula_like
@@ -61,6 +61,7 @@ def columns(rubric: Rubric, *, blind: bool = False) -> list[Column]:
     if not blind:
         cols += [Column("规则发现", 40, "model")] + [Column(f"模型·{d}", 8, "model") for d in dims]
         cols.append(Column("模型说明", 30, "model"))
+        cols.append(Column("扣分明细", 36, "model"))   # every point taken off: timing dimensions too
     cols += [Column(h, 9, "review") for h in review_meta(rubric)["grades"]]
     cols += [Column(RULES, 18, "review"), Column(REVIEWER, 10, "review"), Column(COMMENT, 30, "review")]
     cols.append(Column(KEY, 12))   # last: what import-review keys the row by; leave it as it is
@@ -84,6 +85,7 @@ def row_values(rec: dict[str, Any], index: int, rubric: Rubric) -> dict[str, Any
         "平台": rec.get("platform"), "店铺": rec.get("shop"), "客服": rec.get("agent"), "日期": rec.get("day"),
         "总分": rec.get("score"), "等级": rec.get("band"), "红线": "是" if rec.get("failed") else "",
         "对话": plain(chat_segments(rec)), "规则发现": findings_text(rec), "模型说明": model_text(rec),
+        "扣分明细": deductions_text(rec),
         KEY: rec.get("review_key")}
     for k in rubric.model_dimensions:
         row[f"模型·{rubric.dimensions[k].name}"] = (dims.get(k) or {}).get("level")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from qa.review.mask import safe_cell
-from qa.review.render import findings_text, message_lines, model_text, pick_text
+from qa.review.render import deductions_text, findings_text, message_lines, model_text, pick_text
 from qa.rubric import Rubric
 
 CSS = """
@@ -39,7 +39,8 @@ def _card(rec: dict[str, Any], index: int, blind: bool) -> str:
         parts.append(f"<div class=\"{cls}\"><span class=head>{escape(line[0])}</span>{text}</div>")
     if not blind:
         parts.append(f"<div class=cols><div><b>模型</b><pre>{escape(model_text(rec))}</pre></div>"
-                     f"<div><b>规则发现</b><pre>{escape(findings_text(rec)) or '无'}</pre></div></div>")
+                     f"<div><b>规则发现</b><pre>{escape(findings_text(rec)) or '无'}</pre></div>"
+                     f"<div><b>扣分明细</b><pre>{escape(deductions_text(rec)) or '无'}</pre></div></div>")
     return "<section>" + "\n".join(parts) + "</section>"
 
 

@@ -18,6 +18,7 @@ from qa.grade import numbered_records, read_records
 ROLE_ZH = {"customer": "客户", "agent": "客服", "bot": "机器人", "system": "系统"}
 TYPE_ZH = {"image": "图片", "video": "视频", "emoji": "表情", "product_card": "商品卡片", "order_card": "订单卡片",
            "event": "事件"}
+EVENT_ZH = {"transfer_to_human": "转人工", "session_start": "会话开始", "session_end": "会话结束"}
 
 
 def read_results(paths: Iterable[str | Path]) -> Iterator[dict[str, Any]]:

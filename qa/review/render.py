@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from qa.review.records import ROLE_ZH, TYPE_ZH, model_dimensions
+from qa.review.records import EVENT_ZH, ROLE_ZH, TYPE_ZH, model_dimensions
 from qa.review.sample import REASON_ZH
 
 MARK_OPEN, MARK_CLOSE, POINTER = "【", "】", "▶"
@@ -69,7 +69,9 @@ def message_lines(rec: dict[str, Any]) -> list[tuple[Segment, list[Segment]]]:
         body: list[Segment] = []
         mtype, text = m.get("type") or "text", m.get("text") or ""
         if mtype != "text":
-            body.append((f"[{TYPE_ZH.get(mtype, mtype)}]" + (" " if text else ""), None))
+            event = m.get("event") if mtype == "event" else None
+            label = TYPE_ZH.get(mtype, mtype) + (f" {EVENT_ZH.get(event, event)}" if event else "")
+            body.append((f"[{label}]" + (" " if text else ""), None))
         pos = 0
         for s, e in spans.get(i, []):
             s, e = max(s, pos), min(e, len(text))
@@ -101,6 +103,19 @@ def findings_text(rec: dict[str, Any]) -> str:
         ev = f" {MARK_OPEN}{f['evidence']}{MARK_CLOSE}" if f.get("evidence") else ""
         lines.append(f"[{SEVERITY_ZH.get(f.get('severity'), f.get('severity'))}] {f.get('name') or f.get('rule')}"
                      f"{where}{ev}: {f.get('explanation') or ''}")
+    return "\n".join(lines)
+
+
+def deductions_text(rec: dict[str, Any]) -> str:
+    """One line per point taken off, as the score was made: points, dimension, reason and message (``#N``)."""
+    names = {k: (d or {}).get("name") or k for k, d in (rec.get("dimensions") or {}).items()}
+    lines = []
+    for d in rec.get("deductions") or []:
+        if not isinstance(d, dict):
+            continue
+        where = f" #{d['message']}" if isinstance(d.get("message"), int) else ""
+        dim = names.get(d.get("dimension"), d.get("dimension") or "总分")
+        lines.append(f"-{d.get('points', 0):g} {dim}{where}: {d.get('reason') or ''}")
     return "\n".join(lines)
 
 
