@@ -52,7 +52,9 @@ def combine(findings: Iterable[Finding], raised: Iterable, rubric: Rubric, conv=
         if conv is not None and r.message is not None and 0 <= r.message < len(conv.messages):
             evidence = clip(conv.messages[r.message].text or "", 60) or None   # masked on export: no number cut
         why = f"；{r.why}" if getattr(r, "why", None) else ""
-        out.append(Finding(r.rule, rule.severity, rule.name, f"模型判断（概率 {r.prob:.2f} ≥ 阈值 {r.threshold:.2f}{why}）",
+        where = f"消息 #{r.message}，" if r.message is not None else ""
+        out.append(Finding(r.rule, rule.severity, rule.name,
+                           f"模型判断为{rule.name}（{where}概率 {r.prob:.2f} ≥ 阈值 {r.threshold:.2f}{why}；规则未命中，请复核）",
                            r.message, None, evidence, source="model"))
         fired.add(r.rule)
     return out
