@@ -129,7 +129,13 @@ def model_text(rec: dict[str, Any]) -> str:
             extra.append(f"模型{d['base_level']}")
         if isinstance(d.get("confidence"), (int, float)):
             extra.append(f"置信{d['confidence']:.2f}")
-        rules = [x.get("rule") for x in rec.get("deductions") or []
+        probs = d.get("probs") if isinstance(d.get("probs"), dict) else {}
+        top = max(probs.items(), key=lambda kv: kv[1], default=None) if probs else None
+        if top and isinstance(top[1], (int, float)) and str(top[0]) != str(d.get("base_level")):
+            # the calibrated level (cutpoints over the expected grade) is not the single most likely one
+            extra.append(f"最可能{top[0]} {top[1]:.2f}")
+        names = {f.get("rule"): f.get("name") for f in rec.get("findings") or [] if isinstance(f, dict)}
+        rules = [names.get(x.get("rule")) or x.get("rule") for x in rec.get("deductions") or []
                  if x.get("dimension") == k and x.get("source") == "rule" and x.get("rule")]
         if rules:
             extra.append("规则: " + ", ".join(dict.fromkeys(rules)))
