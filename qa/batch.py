@@ -10,9 +10,12 @@ grader fails the run on the first batch with its error (typed errors keep their 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import multiprocessing as mp
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -58,6 +61,7 @@ class Worker:
 
     @classmethod
     def start(cls, settings: GradeSettings) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C stops the parent, which ends the pool: no traceback
         cls.current = cls(settings)
 
     @classmethod
@@ -170,12 +174,43 @@ def check_stamp(where: Path, old: dict | None, new: dict) -> None:
                      "--rubric/--model/--profile/--platform/--tz/--columns", file=str(where))
 
 
+@contextlib.contextmanager
+def output_lock(out: Path) -> Iterator[None]:
+    """Hold ``<out>.lock`` for a run: a second run writing the same output (a cron job started again while the last
+    one runs) stops with one line instead of deleting or doubling the first one's records."""
+    try:
+        import fcntl
+    except ImportError:   # Windows: no advisory locks; one run per output is the user's to keep
+        yield
+        return
+    lock = out.with_name(out.name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(f"another qa grade is writing this output now (it holds {lock.name}); wait for it to "
+                             "end or choose another --out", file=str(out)) from None
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)
+
+
 def grade_files(inputs: list[Path], out: Path, settings: GradeSettings, *, workers: int = 2, resume: bool = False,
                 columns: str | None = None, tz: str | None = None, platform: str | None = None,
                 on_batch: Callable[[int], None] | None = None) -> GradeRun:
     """Grade every conversation of ``inputs`` into ``out`` (.jsonl or .parquet) and ``<out>.rejects.jsonl``."""
     if out.suffix not in (".jsonl", ".parquet"):
         raise InputError("output must end in .jsonl or .parquet", file=str(out))
+    with output_lock(out):
+        return _grade_files(inputs, out, settings, workers=workers, resume=resume, columns=columns, tz=tz,
+                            platform=platform, on_batch=on_batch)
+
+
+def _grade_files(inputs: list[Path], out: Path, settings: GradeSettings, *, workers: int, resume: bool,
+                 columns: str | None, tz: str | None, platform: str | None,
+                 on_batch: Callable[[int], None] | None) -> GradeRun:
     started = time.perf_counter()
     journal = journal_path(out)
     done, old_stamp, keep = _done(journal) if resume else ([], None, 0)
@@ -236,15 +271,15 @@ def grade_files(inputs: list[Path], out: Path, settings: GradeSettings, *, worke
         head = list(islice(batches, workers))
         workers = max(1, len(head))
         batches = chain(head, batches)
-    if workers > 1:
-        pool = mp.get_context("spawn").Pool(workers, initializer=Worker.start, initargs=(settings,))
-        results = pool.imap(Worker.run, throttled(batches), chunksize=1)
-    else:
-        worker = Worker(settings)
-        if worker.error is not None:
-            raise worker.error
-        results = map(worker, batches)
     try:
+        if workers > 1:
+            pool = _pool(workers, settings)
+            results = pool.imap(Worker.run, throttled(batches), chunksize=1)
+        else:
+            worker = Worker(settings)
+            if worker.error is not None:
+                raise worker.error
+            results = map(worker, batches)
         with JsonlWriter(journal, append=True) as w:
             for lines, st in results:
                 if pool is not None:
@@ -274,13 +309,26 @@ def grade_files(inputs: list[Path], out: Path, settings: GradeSettings, *, worke
     return GradeRun(stats, graded, skipped, out, rejects_path, time.perf_counter() - started, stages)
 
 
+def _pool(workers: int, settings: GradeSettings):
+    """The worker pool, its processes born ignoring Ctrl-C (a SIGINT while they start, before their initializer
+    runs, killed one and left the run waiting for ever for its batch); the parent stops them."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        return mp.get_context("spawn").Pool(workers, initializer=Worker.start, initargs=(settings,))
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
+
+
 def jsonl_to_parquet(src: Path, dst: Path, rows_per_group: int = 5000) -> None:
     """Graded JSONL → Parquet with the schema derived from ``qa.grade.Grade``: nested fields become JSON
     strings (docs/results.md), streamed in row groups."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     schema = arrow_schema()
-    writer = pq.ParquetWriter(dst, schema)
+    tmp = dst.with_name(dst.name + ".tmp")   # renamed at the end: an interrupted conversion leaves the old file
+    writer = pq.ParquetWriter(tmp, schema)
     try:
         with open(src, encoding="utf-8") as f:
             for chunk in _batches(f, rows_per_group):
@@ -288,5 +336,8 @@ def jsonl_to_parquet(src: Path, dst: Path, rows_per_group: int = 5000) -> None:
                 cols = {name: [r.get(name) for r in recs] for name in schema.names if name not in NESTED}
                 cols.update({k: [dumps(r.get(k)) if r.get(k) is not None else None for r in recs] for k in NESTED})
                 writer.write_table(pa.Table.from_pydict(cols, schema=schema))
+        writer.close()
+        os.replace(tmp, dst)
     finally:
         writer.close()
+        tmp.unlink(missing_ok=True)

@@ -232,12 +232,24 @@ def grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, w
                     tz: str | None = None, platform: str | None = None, object_store_memory: int | None = None,
                     unique_ids: bool = True):
     """Grade every conversation of ``inputs`` on Ray into ``out`` (a folder of Parquet parts, or one
-    ``.parquet`` file) and ``<out>.rejects.jsonl``; returns a ``qa.batch.GradeRun``."""
-    from qa.batch import GradeRun, check_stamp, run_stamp
-    from qa.io.write import JsonlWriter
+    ``.parquet`` file) and ``<out>.rejects.jsonl``; returns a ``qa.batch.GradeRun``. One run per output at a time
+    (``qa.batch.output_lock``)."""
+    from qa.batch import output_lock
 
     if out.suffix not in ("", ".parquet"):
         raise InputError("the Ray engine writes Parquet: give a folder or a .parquet file", file=str(out))
+    with output_lock(out):
+        return _grade_files_ray(inputs, out, settings, workers=workers, address=address, resume=resume,
+                                columns=columns, tz=tz, platform=platform, object_store_memory=object_store_memory,
+                                unique_ids=unique_ids)
+
+
+def _grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, workers: int, address: str | None,
+                     resume: bool, columns: str | None, tz: str | None, platform: str | None,
+                     object_store_memory: int | None, unique_ids: bool):
+    from qa.batch import GradeRun, check_stamp, run_stamp
+    from qa.io.write import JsonlWriter
+
     if workers < 1:
         raise ValueError("workers must be ≥ 1")
     ray = _ray()

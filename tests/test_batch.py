@@ -249,3 +249,53 @@ def test_the_model_stamp_reads_every_file_grading_reads(tmp_path):
     ridge = json.loads((model / "ridge.json").read_text(encoding="utf-8"))
     (model / "ridge.json").write_text(json.dumps({**ridge, "beta": {}}), encoding="utf-8")
     assert model_hash(model) not in (first, second)
+
+
+def test_a_second_run_into_the_same_output_stops_with_one_line(tmp_path):
+    """Two runs into one --out: the second deleted the first one's journal (its records lost, exit 0 both), or with
+    --resume both appended (ids twice). The output is held for the run."""
+    import fcntl
+
+    from qa.batch import output_lock
+    src, out = _mixed_input(tmp_path), tmp_path / "r.jsonl"
+    with open(tmp_path / "r.jsonl.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)   # another run holds it
+        with pytest.raises(InputError, match="another qa grade is writing this output"):
+            grade_files([src], out, GradeSettings(model="none"), workers=1)
+    assert not out.exists()
+    grade_files([src], out, GradeSettings(model="none"), workers=1)
+    assert out.exists() and not (tmp_path / "r.jsonl.lock").exists()
+    with output_lock(out), pytest.raises(InputError):
+        with output_lock(out):
+            pass
+
+
+def test_parquet_output_is_renamed_into_place_whole(tmp_path, monkeypatch):
+    """The conversion wrote straight into results.parquet: interrupted, it left a valid file of a quarter of the rows,
+    or wiped the complete one there before."""
+    pytest.importorskip("pyarrow.parquet")
+    import pyarrow.parquet as pq
+
+    from qa import batch
+    src, out = _mixed_input(tmp_path), tmp_path / "r.parquet"
+    grade_files([src], out, GradeSettings(model="none"), workers=1)
+    rows = pq.read_table(out).num_rows
+    journal = tmp_path / "j.jsonl"
+    journal.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in _rows_of(out)), encoding="utf-8")
+    calls = []
+
+    def dying(self, table, *a, **k):   # the second row group never comes
+        calls.append(1)
+        if len(calls) > 1:
+            raise KeyboardInterrupt
+        return real(self, table, *a, **k)
+    real = pq.ParquetWriter.write_table
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", dying)
+    with pytest.raises(KeyboardInterrupt):
+        batch.jsonl_to_parquet(journal, out, rows_per_group=1)
+    assert pq.read_table(out).num_rows == rows and not list(tmp_path.glob("*.tmp"))
+
+
+def _rows_of(path):
+    import pyarrow.parquet as pq
+    return pq.read_table(path).to_pylist()
