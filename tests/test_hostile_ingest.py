@@ -24,6 +24,7 @@ from qa.io import ReadStats, Reject, read_many
 from qa.rubric import Hours
 from qa.schema import Conversation
 from qa.timing import service_seconds
+from tests.conftest import ROOT
 
 
 def _chat(cid: str, *, ts0="2026-03-02T10:15:03+08:00", ts1="2026-03-02T10:15:33+08:00", **extra) -> dict:
@@ -576,3 +577,13 @@ def test_hostile_ingest_dialeval_deep_or_without_an_id_is_one_reject(tmp_path, t
     p.write_text(text, encoding="utf-8")
     (rej,), stats = _read(p)
     assert reason in rej.reason + str(rej.field) and stats.rejected == 1
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_hostile_ingest_a_compressed_file_is_one_reject(tmp_path, suffix):
+    """A gzip file named .jsonl read as 177 lines of binary: 177 rejects of garbage for 64 chats."""
+    import gzip
+    p = tmp_path / f"in{suffix}"
+    p.write_bytes(gzip.compress((ROOT / "data" / "samples" / "samples.jsonl").read_bytes()))
+    items, stats = _read(p)
+    assert (stats.read, stats.rejected) == (1, 1) and "a gzip file" in items[0].reason

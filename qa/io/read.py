@@ -87,13 +87,24 @@ def _named_platform(conv: Conversation) -> bool:
     return any(w.startswith("unknown_platform:") for w in conv.warnings)
 
 
+_PACKED = ((b"\x1f\x8b", "a gzip file"), (b"PK\x03\x04", "a ZIP archive"), (b"BZh", "a bzip2 file"),
+           (b"\xfd7zX", "an xz file"), (b"\x28\xb5\x2f\xfd", "a zstd file"), (b"7z\xbc\xaf", "a 7z archive"))
+
+
 def _read_path(path: Path, tz: str | None, columns: str | Path | None) -> Iterator[Conversation | Reject]:
     if not path.is_file():
         raise InputError("is a directory, not a file" if path.is_dir() else "no such file", file=str(path))
     try:
         fmt = input_format(path)
+        with open(path, "rb") as f:
+            head = f.read(4)
     except (UnicodeError, OSError) as e:
         yield Reject(str(path), None, unreadable(e, path))
+        return
+    packed = next((what for magic, what in _PACKED if head.startswith(magic)), None)
+    if packed and not (packed == "a ZIP archive" and path.suffix.lower() in (".xlsx", ".xlsm")):
+        # one reject for the file, not one per line of binary read as text
+        yield Reject(str(path), None, f"{packed}, not {path.suffix or 'text'} text: unpack it and give the file inside")
         return
     try:
         if fmt == "table":
