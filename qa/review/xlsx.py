@@ -109,10 +109,12 @@ def _messages(ws, masked: list[dict[str, Any]]) -> None:
     ws.column_dimensions["A"].width, ws.column_dimensions["B"].width = 16, 100
     for c in ws[1]:
         c.font, c.fill = Font(bold=True), FILLS["header"]
+    row = 1   # counted here: ws.max_row scans every cell, so asking it per message made the export quadratic
     for rec in masked:
         for head, body in message_lines(rec):
             ws.append([clip_cell(safe_cell(rec["id"])), rich([head, *body])])
-            ws.cell(ws.max_row, 2).alignment = WRAP
+            row += 1
+            ws.cell(row, 2).alignment = WRAP
     ws.freeze_panes = "A2"
     _one_page_wide(ws)
 
