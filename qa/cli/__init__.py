@@ -134,4 +134,8 @@ def main() -> None:
         sys.exit(e.exit_code)
     except typer.Abort:
         sys.exit(130)
+    except Exception as e:   # DuckDB turns Ctrl-C into its own exception (qa report): an interrupt all the same
+        if type(e).__name__ == "InterruptException" or (isinstance(e, RuntimeError) and str(e) == "Query interrupted"):
+            sys.exit(130)
+        raise
     sys.exit(rc if isinstance(rc, int) else 0)
