@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from qa.rubric import Hours, Rubric
 from qa.schema import Conversation, Message
+from qa.text import normalize
 
 
 # Times are clamped into this span before service hours are counted, so that no local date falls off the
@@ -36,7 +37,6 @@ _ACK = re.compile(r"(?:好的?|好滴|好嘞|好吧|好哒|好哦|好滴呢|嗯+
 def is_acknowledgement(mtype: str, text: str | None) -> bool:
     """A customer message that needs no reply: an emoji alone, or text that only acknowledges, thanks or signs off
     (好的 谢谢, ok, 收到, 晚安, 我再看看)."""
-    from qa.text import normalize
     return mtype == "emoji" or (mtype == "text" and bool(text) and _ACK.fullmatch(normalize(text)) is not None)
 
 

@@ -149,9 +149,9 @@ def _xlsx_rows(path: Path, sheet: str | None, uncached: dict[int, dict[str, str]
                 log.warning("%s: sheet %r is not read (one sheet per file: the first with a header, %r, or the "
                             "profile's `sheet:`); save it as its own file to grade it", path, other.title, ws.title)
     member = getattr(ws, "_worksheet_path", None)   # the sheet's XML in the zip, as openpyxl reads it
-    if uncached is not None and member:
+    merged, formulas = _scan_sheet(path, member) if member else ([], False)
+    if uncached is not None and formulas:
         uncached.update(_uncached_formulas(path, member, header))
-    merged = _merged_ranges(path, member) if member else []
     top: dict[tuple[int, int, int, int], Any] = {}   # a merged range → the value of its top-left cell
 
     def rows() -> Iterator[Row]:
@@ -174,21 +174,25 @@ def _xlsx_rows(path: Path, sheet: str | None, uncached: dict[int, dict[str, str]
 _MERGE = re.compile(rb'<(?:\w+:)?mergeCell\s+ref="([A-Z]+[0-9]+):([A-Z]+[0-9]+)"')
 
 
-def _merged_ranges(path: Path, member: str) -> list[tuple[int, int, int, int]]:
-    """(min col, min row, max col, max row) of each merged range of a sheet, read from its XML (the read-only
-    reader does not know them); they sit after the rows, so the XML is scanned once in chunks."""
+def _scan_sheet(path: Path, member: str) -> tuple[list[tuple[int, int, int, int]], bool]:
+    """One pass over a sheet's XML, in chunks (regular expressions: C speed): (min col, min row, max col, max row)
+    of each merged range (the read-only reader does not know them; they sit after the rows), and whether a formula
+    cell was saved with no cached value (only then is the sheet walked cell by cell, ``_uncached_formulas``)."""
     from openpyxl.utils.cell import coordinate_to_tuple
 
-    out, tail = [], b""
+    out, tail, overlap, formulas = [], b"", b"", False
     with zipfile.ZipFile(path) as z, z.open(member) as f:
         while chunk := f.read(1 << 20):
+            formulas = formulas or any(r.search(overlap + chunk) for r in _UNCACHED)   # a cell split by the cut too
+            overlap = chunk[-4096:]
             data = tail + chunk
             cut = data.rfind(b"<")   # a tag cut by the chunk's end is read whole with the next chunk
-            for m in _MERGE.finditer(data, 0, cut if cut > 0 else len(data)):
+            end = cut if cut > 0 else len(data)
+            for m in _MERGE.finditer(data, 0, end):
                 (r0, c0), (r1, c1) = coordinate_to_tuple(m[1].decode()), coordinate_to_tuple(m[2].decode())
                 out.append((min(c0, c1), min(r0, r1), max(c0, c1), max(r0, r1)))
             tail = data[cut:] if cut > 0 else b""
-    return out
+    return out, formulas
 
 
 def _filled(cell: Any) -> bool:
@@ -204,23 +208,14 @@ _UNCACHED = (re.compile(rb"f>" + _NO_VALUE), re.compile(rb"/>" + _NO_VALUE))
 
 def _uncached_formulas(path: Path, member: str, header: list[str]) -> dict[int, dict[str, str]]:
     """Line → {column: cell} of the sheet's formula cells under a header that were saved with no cached value
-    (or an empty one): what ``data_only`` reads as empty. The XML is first searched for such a formula, in chunks
-    (a regular expression: C speed); only a sheet that has one is walked cell by cell (cells without an ``r``
-    reference are not named)."""
+    (or an empty one): what ``data_only`` reads as empty; called when ``_scan_sheet`` found one (cells without an
+    ``r`` reference are not named)."""
     from xml.etree.ElementTree import iterparse
 
     from openpyxl.utils.cell import coordinate_to_tuple
 
     out: dict[int, dict[str, str]] = {}
     with zipfile.ZipFile(path) as z:
-        with z.open(member) as f:
-            tail = b""
-            while chunk := f.read(1 << 20):
-                if any(r.search(tail + chunk) for r in _UNCACHED):
-                    break
-                tail = chunk[-4096:]
-            else:
-                return out
         with z.open(member) as f:
             for _, el in iterparse(f):
                 tag = el.tag.rpartition("}")[2]
