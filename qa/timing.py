@@ -41,10 +41,8 @@ def is_acknowledgement(mtype: str, text: str | None) -> bool:
 
 
 def needs_reply(m: Message) -> bool:
-    """A customer message asks for something (``is_acknowledgement`` on the message's normalised text)."""
-    if m.type == "emoji":
-        return False
-    return not (m.type == "text" and m.text and _ACK.fullmatch(m.norm))
+    """A customer message asks for something: not ``is_acknowledgement`` (its normalised text is cached)."""
+    return not (m.type == "emoji" or (m.type == "text" and m.text and _ACK.fullmatch(m.norm)))
 
 
 _FIRST = dt.datetime(1, 1, 3, tzinfo=dt.timezone.utc)
