@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import html
 import json
+import os
 import re
 from pathlib import Path
 
@@ -544,3 +545,23 @@ def test_hostile_a_number_typed_over_two_messages_is_masked_in_both():
     got = [m["text"] for m in mask_record({"id": "x", "messages": [{"role": r, "text": t} for r, t in msgs]})["messages"]]
     # one sender's run is masked as one text; another sender's digits are not joined to it
     assert got == ["我电话138", "**** 5678", "好的", "收件人：", "张*", "要3个", "2件", "138", "12345678"]
+
+
+@pytest.mark.parametrize("command", ["check", "grade", "metrics"])
+def test_hostile_a_pipe_or_device_input_is_named_not_missing(tmp_path, capsys, command):
+    fifo = tmp_path / "p.jsonl"
+    os.mkfifo(fifo)
+    for path, why in ((fifo, "not a regular file"), (Path("/dev/null"), "not a regular file"),
+                      (Path("-"), "standard input is not read")):
+        code, _, err = run_main(capsys, command, path, "--out", tmp_path / "o")
+        assert_one_line_error(code, err)
+        assert why in err and str(path) in err and "no such" not in err.replace("no such input file: -", "")
+
+
+def test_hostile_a_write_error_without_a_path_names_the_output():
+    from qa.cli.common import os_error_message
+    full = OSError(28, "No space left on device")          # what a buffered flush on a full disk raises
+    assert os_error_message(full, Path("qa_out/r.jsonl")) == "writing qa_out/r.jsonl: No space left on device"
+    ro = OSError(30, "Read-only file system")
+    ro.filename = "qa_out/r.rejects.jsonl"
+    assert os_error_message(ro, Path("qa_out/r.jsonl")) == "qa_out/r.rejects.jsonl: Read-only file system"

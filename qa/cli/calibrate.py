@@ -33,7 +33,7 @@ def calibrate_cli(
     check_not_inputs(data, [out], inside=[model])
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         fail(f"--out {out}: exists and is not an empty folder (pick a new folder for the calibrated model)")
-    with cli_errors():
+    with cli_errors(out):
         rep = calibrate(model, [str(p) for p in data], out, platform=platform, prior=prior, min_chats=min_chats,
                         min_flagged=min_flagged)
     console.print(f"read {rep['read']} · used {rep['chats']} reviewed chats ("

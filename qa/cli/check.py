@@ -79,7 +79,7 @@ def check_cli(
     check_inputs(inputs, chats=True, columns=columns, tz=tz, platform=platform)
     check_out(out)
     check_not_inputs(inputs, [out, rejects_file(out)])
-    with cli_errors():
+    with cli_errors(out):
         res = check(inputs, out, rubric=rubric, columns=columns, tz=tz, platform=platform,
                     on_conversation=None if quiet else _print)
     t = Table(title="Conversations with each finding", title_justify="left", header_style="bold")

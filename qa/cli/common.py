@@ -60,24 +60,28 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
-def os_error_message(e: OSError) -> str:
+def os_error_message(e: OSError, out: Path | None = None) -> str:
+    """One line naming the path; an error a buffered write raises names none (a full disk), so ``out``, the
+    command's output, is named instead."""
     what = e.filename if e.filename is not None else ""
     why = e.strerror or type(e).__name__
     if isinstance(e, (NotADirectoryError, FileExistsError)) and what:
         why += " (a parent of this path is a file, not a folder)" if isinstance(e, NotADirectoryError) else ""
+    if not what and out is not None and e.strerror:
+        return f"writing {out}: {why}"
     return f"{what}: {why}" if what else f"{why}: {e}"
 
 
 @contextlib.contextmanager
-def cli_errors() -> Iterator[None]:
+def cli_errors(out: Path | None = None) -> Iterator[None]:
     """Turn qa's typed errors and any OSError (a read-only or missing output folder, a full disk…) into a
-    one-line message and exit code 2."""
+    one-line message and exit code 2; an error without a path names ``out``."""
     try:
         yield
     except QAError as e:
         fail(str(e))
     except OSError as e:
-        fail(os_error_message(e))
+        fail(os_error_message(e, out))
 
 
 def check_inputs(paths: list[Path], *, chats: bool = False, columns: str | None = None, tz: str | None = None,
@@ -87,9 +91,14 @@ def check_inputs(paths: list[Path], *, chats: bool = False, columns: str | None 
     dirs = [str(p) for p in paths if p.is_dir()]
     if dirs:
         fail(f"{noun} is a directory: {', '.join(dirs)} (pass the files in it, e.g. {dirs[0]}/*.jsonl)")
+    odd = [str(p) for p in paths if p.exists() and not p.is_file()]
+    if odd:
+        fail(f"{noun} is not a regular file: {', '.join(odd)} (a pipe, a device or standard input; qa reads "
+             "files: write it to a file first)")
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
-        fail(f"no such {noun}: {', '.join(missing)}")
+        fail(f"no such {noun}: {', '.join(missing)}" + (" (standard input is not read: write it to a file first)"
+                                                        if "-" in missing else ""))
     if chats:
         from qa.io.read import input_format
 

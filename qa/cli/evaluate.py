@@ -31,7 +31,7 @@ def eval_cli(
     if out is not None:
         check_out(out)
         check_not_inputs([*data, *(train or [])], [out], inside=[model])
-    with cli_errors():
+    with cli_errors(out):
         report = evaluate(model, [str(p) for p in data], train_paths=[str(p) for p in train] if train else None,
                           baselines=not no_baselines, platform=platform)
     report["command"] = "qa eval " + " ".join(shlex.quote(a) for a in sys.argv[2:])
@@ -57,7 +57,7 @@ def eval_cli(
     if report.get("flags"):
         console.print(flag_table(report["flags"]))
     text = json.dumps(report, ensure_ascii=False, indent=1)
-    with cli_errors():                                  # an unwritable --out or model folder: one line
+    with cli_errors(out):                               # an unwritable --out or model folder: one line
         if out:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(text, encoding="utf-8")

@@ -104,7 +104,7 @@ def grade_cli(
     if object_store_mb is not None and not OBJECT_STORE_MIN_MB <= object_store_mb <= (memory_mb or object_store_mb):
         most = f" to this machine's memory ({memory_mb:,} MB)" if memory_mb else " up"
         fail(f"--object-store-mb {object_store_mb}: must be from {OBJECT_STORE_MIN_MB} (Ray's least){most}")
-    with cli_errors():
+    with cli_errors(out):
         try:
             read = tuple((k, str(v)) for k, v in (("platform", platform), ("tz", tz),
                                                    ("columns", columns and profile_stamp(columns))) if v)

@@ -102,7 +102,7 @@ def metrics_cli(
         one_of("--by", level, ("platform", "shop", "agent", "day"))
     check_out(out, folder=True)
     check_not_inputs(inputs, [out, *output_files(out).values()])
-    with cli_errors():
+    with cli_errors(out):
         res = metrics(inputs, out, rubric=rubric, profile=profile, columns=columns, tz=tz, platform=platform)
     for level in by:
         console.print(render(res.rows, level))

@@ -119,7 +119,7 @@ def predict_cli(
     check_out(out)
     from qa.resources import default_model_dir
     check_not_inputs(inputs, [out, rejects_file(out)], inside=[model or default_model_dir()])
-    with cli_errors(), progress() as bar:
+    with cli_errors(out), progress() as bar:
         task = bar.add_task("predict", total=None, rate="")
         stats, rejects = predict(inputs, out, model=model, fmt=fmt, columns=columns, tz=tz, platform=platform,
                                  batch_size=batch_size,

@@ -58,7 +58,7 @@ def pretrain_cli(
         at_least(option, value, low)
     logging.basicConfig(format="%(message)s")
     logging.getLogger("qa.model").setLevel(logging.INFO)   # one line per 50 steps and per evaluation
-    with cli_errors():
+    with cli_errors(out):
         try:
             args = PretrainArgs(out=str(out), corpus=str(corpus) if corpus else None,
                                 conversations=[str(p) for p in conversations or []], steps=steps, minutes=minutes,

@@ -65,7 +65,7 @@ def report_cli(
     check_inputs(results, noun="results file")
     check_out(out, folder=True)
     check_not_inputs([*results, shop_stats], [out, *(out / name for name in REPORT_FILES)])
-    with cli_errors():
+    with cli_errors(out):
         rep = build_report(results, out, rubric=rubric, profile=profile, topics=topics, shop_stats=shop_stats)
     console.print(summary(rep))
     kinds = collections.Counter(k for w in rep.warnings for k in w["kinds"].split(";"))

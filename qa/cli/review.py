@@ -69,7 +69,7 @@ def sample_cli(
     check_inputs(inputs)
     check_out(out)
     check_not_inputs(inputs, [out])
-    with cli_errors():
+    with cli_errors(out):
         s, res = sample_results(inputs, out, SampleSpec(n=n, seed=seed, per_agent=per_agent,
                                                         confidence_below=confidence_below), rubric=rubric)
     t = Table(title=f"Sample of {len(s.records)} from {s.population} conversations", title_justify="left",
@@ -101,7 +101,7 @@ def export_cli(
     fmt = review_format(fmt, out)
     check_out(out)
     check_not_inputs(inputs, [out, *([] if fmt == "xlsx" else [out.with_name(out.name + ".records.json")])])
-    with cli_errors():
+    with cli_errors(out):
         read = read_unique(inputs)
         res: Exported = export_review(read.records, out, load_rubric(rubric), fmt=fmt, blind=blind)
     print_read(read, "exported")
@@ -162,7 +162,7 @@ def import_cli(
     read = [*files, *(records or []), *(f.with_name(f.name + ".records.json") for f in files)]  # + CSV sidecars
     check_not_inputs(read, [out])
     check_not_inputs(read, [report], option="--report")
-    with cli_errors():
+    with cli_errors(out):
         imp, rep = import_to_files(files, out, report, records=records or [], rubric=rubric, top=top)
     t = Table(title=f"Agreement · {len(rep['reviewers'])} reviewers · {rep['conversations']} conversations",
               title_justify="left", header_style="bold")

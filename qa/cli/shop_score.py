@@ -28,7 +28,7 @@ def shop_score_cli(
     if out is not None:
         check_out(out)
         check_not_inputs([stats], [out])
-    with cli_errors():
+    with cli_errors(out):
         rows = shop_scores(read_stats(stats), complaint_cap=complaint_cap, refund_cap=refund_cap)
     t = Table(title="服务体验分", title_justify="left", header_style="bold")
     for col in ("shop", "day", "评价分", "投诉分", "退款分", "体验分"):
@@ -39,6 +39,6 @@ def shop_score_cli(
                   f(r["review_score"]), f(r["complaint_score"]), f(r["refund_score"]), f(r["total"]))
     console.print(t)
     if out is not None:
-        with cli_errors():                              # /proc/x.csv, a full disk, a read-only folder: one line
+        with cli_errors(out):                           # /proc/x.csv, a full disk, a read-only folder: one line
             write_rows(out, rows)
         console.print(f"wrote {out}", highlight=False)

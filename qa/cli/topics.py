@@ -41,7 +41,7 @@ def topics_cli(
     check_out(out, folder=True)
     check_not_inputs(inputs, [out, *(out / name for name in TOPICS_FILES)])
     t0 = time.perf_counter()
-    with cli_errors():
+    with cli_errors(out):
         chats, rejected = load_chats(inputs, rubric=rubric, tz=tz, columns=columns, platform=platform)
     t_read = time.perf_counter() - t0
     try:
@@ -49,7 +49,7 @@ def topics_cli(
     except (ValueError, RuntimeError) as e:
         err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
         raise typer.Exit(2) from None
-    with cli_errors():                                  # /proc/x, a full disk, a read-only folder: one line
+    with cli_errors(out):                               # /proc/x, a full disk, a read-only folder: one line
         out.mkdir(parents=True, exist_ok=True)
         write_rows(out / "topics.csv", res.rows, TOPIC_COLUMNS)
         write_rows(out / "topic_shops.csv", res.shops)

@@ -73,7 +73,7 @@ def train_cli(
     if from_model and not (from_model / "config.json").is_file():
         raise typer.BadParameter(f"{from_model}: not a model directory (no config.json)", param_hint="--from-model")
     logging.getLogger("qa.model").setLevel(logging.INFO)   # one line per epoch / 25 steps
-    with cli_errors():
+    with cli_errors(out):
         try:
             args = TrainArgs(data=[str(p) for p in data], out=str(out), rubric=str(rubric) if rubric else None,
                              base_model=base_model, dev=[str(p) for p in dev] if dev else None,
