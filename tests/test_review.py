@@ -178,6 +178,21 @@ def test_review_sample_reads_parquet_like_jsonl(tmp_path):
                                                                                           recs)]))
 
 
+def test_review_sample_cli_holds_summaries_and_picks_what_sample_picks(tmp_path, rubric):
+    """`qa sample` chooses on summaries and reads the picks again: the same picks, full records, as ``sample``."""
+    from qa.cli.review import sample_results
+    from qa.review.sample import summary
+
+    pop = population()
+    assert len(json.dumps(summary(pop[0], rubric))) < 400            # what is held per chat, whatever its length
+    a, b = write_jsonl(tmp_path / "a.jsonl", pop[:50]), write_jsonl(tmp_path / "b.jsonl", pop[40:])   # 10 ids twice
+    spec = SampleSpec(n=30, seed=5, per_agent=8)
+    s, res = sample_results([a, b], tmp_path / "s.jsonl", spec)
+    want = sample(pop, rubric, spec)
+    assert s.records == want.records and len(res.duplicates) == 10 and res.read == len(pop) + 10
+    assert [json.loads(ln) for ln in (tmp_path / "s.jsonl").read_text("utf-8").splitlines()] == want.records
+
+
 # -- masking and neutralising ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("text,masked", [

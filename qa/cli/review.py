@@ -12,8 +12,9 @@ from rich.table import Table
 from qa.cli.common import RUBRIC, check_inputs, check_not_inputs, check_out, cli_errors, console, err_console, fail
 from qa.io.write import JsonlWriter, write_json
 from qa.review import (Exported, Imported, Sample, SampleSpec, UniqueResults, agreement_report, export_review,
-                       import_reviews, read_unique, sample)
-from qa.review.sample import REASON_ZH, TARGETED
+                       import_reviews, read_unique)
+from qa.review.records import first_records
+from qa.review.sample import REASON_ZH, TARGETED, choose, summary
 from qa.rubric import load_rubric
 
 # review formats and the suffixes their files may have (the first: what to suggest)
@@ -46,8 +47,14 @@ def sample_results(inputs: list[Path], out: Path, spec: SampleSpec, *,
                    rubric: Path | None = None) -> tuple[Sample, UniqueResults]:
     """Sample the result records of ``inputs`` (the first of each id: ``read_unique``) and write the picks (full
     record + pick fields) as JSONL; returns the sample and what was read."""
-    res = read_unique(inputs)
-    s = sample(res.records, load_rubric(rubric), spec)
+    rules = load_rubric(rubric)
+    res = read_unique(inputs, keep=lambda r: summary(r, rules, spec.confidence_below))   # a summary, not the chat
+    s = choose(res.records, spec)
+    full = first_records(inputs, (p["id"] for p in s.records))   # read again: only the picks are held whole
+    if len(full) < len(s.records):
+        fail(f"{', '.join(map(str, inputs))}: changed while it was read (a picked conversation is gone); run again")
+    s.records = [{**full[p["id"]], **p} for p in s.records]
+    s.duplicates = len(res.duplicates)
     with JsonlWriter(out) as w:
         for rec in s.records:
             w.write(rec)

@@ -9,7 +9,7 @@ every later one is left out as a ``Duplicate`` naming its file and line, so no c
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +54,11 @@ class UniqueResults:
         return len(self.records) + len(self.duplicates)
 
 
-def read_unique(paths: Iterable[str | Path]) -> UniqueResults:
+def read_unique(paths: Iterable[str | Path],
+                keep: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> UniqueResults:
     """Every record of every file, checked as ``read_results``, keeping the first of each id (across the files,
-    as ``qa report`` counts them; docs/ingest.md); later ones are listed, not returned."""
+    as ``qa report`` counts them; docs/ingest.md); later ones are listed, not returned. ``keep`` maps each kept
+    record to what is held of it (``qa sample`` holds a summary, not the chat)."""
     seen: dict[str, str] = {}
     out = UniqueResults([], [])
     for path in paths:
@@ -64,10 +66,22 @@ def read_unique(paths: Iterable[str | Path]) -> UniqueResults:
             first = seen.get(rec["id"])
             if first is None:
                 seen[rec["id"]] = f"{path}:{line}"
-                out.records.append(rec)
+                out.records.append(keep(rec) if keep else rec)
             else:
                 out.duplicates.append(Duplicate(rec["id"], str(path), line, first))
     return out
+
+
+def first_records(paths: Iterable[str | Path], ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The first record of each of ``ids`` (the one ``read_unique`` keeps), read again from the files."""
+    want, found = set(ids), {}
+    for path in paths:
+        for _, rec in numbered_records(path, need_messages=True):
+            if rec["id"] in want and rec["id"] not in found:
+                found[rec["id"]] = rec
+                if len(found) == len(want):
+                    return found
+    return found
 
 
 def model_dimensions(rec: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -107,6 +107,13 @@ def _min_confidence(rec: dict[str, Any]) -> float:
                 if isinstance(d.get("confidence"), (int, float))), default=1.0)
 
 
+def summary(rec: dict[str, Any], rubric: Rubric, confidence_below: float = 0.5) -> dict[str, Any]:
+    """What choosing needs of a record (a few hundred bytes, whatever the chat's length): ``choose`` reads these,
+    so a results file of any size is sampled in memory that grows with its ids only."""
+    return {"id": rec["id"], "shop": rec.get("shop"), "agent": rec.get("agent"), "band": rec.get("band"),
+            "why": flags(rec, rubric, confidence_below), "confidence": _min_confidence(rec)}
+
+
 class _Picker:
     """The picks so far, in order, with the per-agent counts the cap and the fill need."""
 
@@ -127,13 +134,13 @@ class _Picker:
         self.picked[cid] = (reason, detail)
         self.n_agent[agent_key(self.pop[cid])] += 1
 
-    def targeted(self, reason: str, candidates: list[str], why: dict[str, dict[str, str]]) -> None:
+    def targeted(self, reason: str, candidates: list[str]) -> None:
         quota = min(self.spec.quota(reason), self.left)
         for cid in candidates:
             if quota <= 0:
                 return
             if self.room(cid):
-                self.take(cid, reason, why[cid].get(reason, REASON_ZH[reason]))
+                self.take(cid, reason, self.pop[cid]["why"].get(reason, REASON_ZH[reason]))
                 quota -= 1
 
     def fill(self, order: list[str]) -> None:
@@ -164,27 +171,35 @@ class _Picker:
             n_shop[s[0]] += 1
 
 
-def sample(records: Iterable[dict[str, Any]], rubric: Rubric, spec: SampleSpec = SampleSpec()) -> Sample:
-    """Pick ``spec.n`` records (fewer if the population or the per-agent cap runs out)."""
-    pop: dict[str, dict[str, Any]] = {}
-    duplicates = 0
-    for r in records:
-        if r["id"] in pop:
-            duplicates += 1
-        else:
-            pop[r["id"]] = r
+def choose(summaries: Iterable[dict[str, Any]], spec: SampleSpec = SampleSpec()) -> Sample:
+    """Pick ``spec.n`` of the records ``summaries`` describe (one per id; fewer if the population or the per-agent
+    cap runs out). The sample's records are the picks' pick fields and id, in pick order."""
+    pop = {r["id"]: r for r in summaries}
     key = {cid: _key(spec.seed, cid) for cid in pop}
-    why = {cid: flags(r, rubric, spec.confidence_below) for cid, r in pop.items()}
     order = sorted(pop, key=key.__getitem__)
     p = _Picker(pop, spec)
-    p.targeted("control", order, why)
-    p.targeted("red_line", [c for c in order if "red_line" in why[c]], why)
-    p.targeted("disagreement", [c for c in order if "disagreement" in why[c]], why)
-    p.targeted("low_confidence", sorted((c for c in order if "low_confidence" in why[c]),
-                                        key=lambda c: (_min_confidence(pop[c]), key[c])), why)
+    p.targeted("control", order)
+    for reason in ("red_line", "disagreement"):
+        p.targeted(reason, [c for c in order if reason in pop[c]["why"]])
+    p.targeted("low_confidence", sorted((c for c in order if "low_confidence" in pop[c]["why"]),
+                                        key=lambda c: (pop[c]["confidence"], key[c])))
     p.fill(order)
-    out = [{**pop[cid], "pick_reason": reason, "pick_detail": detail, "pick_flags": sorted(why[cid]),
+    out = [{"id": cid, "pick_reason": reason, "pick_detail": detail, "pick_flags": sorted(pop[cid]["why"]),
             "pick_rank": rank, "pick_seed": spec.seed}
            for rank, (cid, (reason, detail)) in enumerate(p.picked.items(), 1)]
-    candidates = {c: sum(c in w for w in why.values()) for c in TARGETED}
-    return Sample(out, len(pop), duplicates, candidates)
+    candidates = {c: sum(c in r["why"] for r in pop.values()) for c in TARGETED}
+    return Sample(out, len(pop), 0, candidates)
+
+
+def sample(records: Iterable[dict[str, Any]], rubric: Rubric, spec: SampleSpec = SampleSpec()) -> Sample:
+    """``choose`` over records in memory (the first of each id), the picks given back as full records with their
+    pick fields."""
+    full: dict[str, dict[str, Any]] = {}
+    duplicates = 0
+    for r in records:
+        if r["id"] in full:
+            duplicates += 1
+        else:
+            full[r["id"]] = r
+    s = choose((summary(r, rubric, spec.confidence_below) for r in full.values()), spec)
+    return Sample([{**full[p["id"]], **p} for p in s.records], s.population, duplicates, s.candidates)
