@@ -271,10 +271,16 @@ def _grade_files(inputs: list[Path], out: Path, settings: GradeSettings, *, work
         head = list(islice(batches, workers))
         workers = max(1, len(head))
         batches = chain(head, batches)
+    interrupted = threading.Event()
+    previous = None
     try:
         if workers > 1:
             pool = _pool(workers, settings)
-            results = pool.imap(Worker.run, throttled(batches), chunksize=1)
+            if threading.current_thread() is threading.main_thread():
+                # Ctrl-C only sets a flag the loop below reads: a KeyboardInterrupt raised inside one of the
+                # pool's locks (imap's next, the task queue) could leave terminate() waiting for ever.
+                previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
+            results = _until(pool.imap(Worker.run, throttled(batches), chunksize=1), interrupted)
         else:
             worker = Worker(settings)
             if worker.error is not None:
@@ -296,8 +302,12 @@ def _grade_files(inputs: list[Path], out: Path, settings: GradeSettings, *, work
                     on_batch(len(lines))
     finally:
         stop.set()
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
         if pool is not None:
             pool.terminate()
+    if interrupted.is_set():
+        raise KeyboardInterrupt
     if out.suffix == ".parquet":
         t = time.perf_counter()
         jsonl_to_parquet(journal, out)
@@ -307,6 +317,17 @@ def _grade_files(inputs: list[Path], out: Path, settings: GradeSettings, *, work
         raise InputError(f"cannot resume: the journal has {len(done)} conversations but the input only "
                          f"{skipped}", file=str(journal))
     return GradeRun(stats, graded, skipped, out, rejects_path, time.perf_counter() - started, stages)
+
+
+def _until(results: Iterator, interrupted: threading.Event, poll: float = 0.2) -> Iterator:
+    """``results`` (a pool's imap) until they end or ``interrupted`` is set, waiting at most ``poll`` s at a time."""
+    while not interrupted.is_set():
+        try:
+            yield results.next(timeout=poll)
+        except mp.TimeoutError:
+            continue
+        except StopIteration:
+            return
 
 
 def _pool(workers: int, settings: GradeSettings):

@@ -32,6 +32,8 @@ import json
 import logging
 import os
 import pickle
+import signal
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -197,6 +199,10 @@ def _rows_in(files) -> int:
 
 # --- the job ---------------------------------------------------------------------------------------------------
 
+def _terminated(signum, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
 def _init(ray, address: str | None, workers: int, object_store_memory: int | None) -> bool:
     """Connect to ``address`` or start a local Ray with ``workers`` CPUs; True when this call started it."""
     if ray.is_initialized():
@@ -273,8 +279,14 @@ def _grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, 
             p.unlink()
 
     t = time.perf_counter()
+    on_term = signal.getsignal(signal.SIGTERM)
     ours = _init(ray, address, workers, object_store_memory)
     stages["ray start"] = time.perf_counter() - t
+    # Ray's own SIGTERM handler dumps a native stack and aborts the driver: a SIGTERM (a job scheduler, `kill`)
+    # ends the run as an interrupt instead, after ray.shutdown(); the parts written so far are resumable.
+    main = threading.current_thread() is threading.main_thread()
+    if main:
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         from ray.data import DataContext
         ctx = DataContext.get_current()
@@ -362,6 +374,8 @@ def _grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, 
     finally:
         if ours:
             ray.shutdown()
+        if main:
+            signal.signal(signal.SIGTERM, on_term if on_term is not None else signal.SIG_DFL)
 
     # 3. one file, when asked for one
     result = parts

@@ -167,3 +167,30 @@ def test_ray_never_takes_someone_elses_parquet_for_a_part(tmp_path, resume):
     with pytest.raises(InputError, match="not a qa results part"):   # refused before Ray starts
         grade_files_ray([SAMPLES], folder, NO_MODEL, workers=1, resume=resume)
     assert sorted(p.name for p in folder.iterdir()) == ["orders.parquet", "torn.parquet"]
+
+
+@needs_ray
+def test_ray_sigterm_stops_the_run_as_an_interrupt_without_a_native_dump(tmp_path):
+    """Ray's own SIGTERM handler printed a native stack and aborted the driver (exit 134); now the run ends as an
+    interrupt (exit 143) after ``ray.shutdown()``."""
+    import os
+    import signal
+    import time
+
+    recs = [json.loads(ln) for ln in SAMPLES.read_text("utf-8").splitlines()]
+    src = tmp_path / "c.jsonl"
+    src.write_text("".join(json.dumps({**recs[i % len(recs)], "id": f"c{i:05d}"}, ensure_ascii=False) + "\n"
+                           for i in range(3000)), encoding="utf-8")
+    p = subprocess.Popen([sys.executable, "-c", "from qa.cli import main; main()", "grade", str(src), "--model", "none",
+                          "--engine", "ray", "--workers", "2", "--object-store-mb", "256", "--out", str(tmp_path / "r")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while p.poll() is None and time.monotonic() < deadline and not (tmp_path / "r.rejects.jsonl").exists():
+        time.sleep(0.1)                              # the scan has run: Ray is up
+    os.killpg(p.pid, signal.SIGTERM)
+    try:
+        rc = p.wait(timeout=60)
+    finally:
+        p.kill()
+    err = p.stderr.read()
+    assert rc == 143 and "SIGTERM received" not in err and "Traceback" not in err, err[-2000:]
