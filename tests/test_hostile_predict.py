@@ -113,3 +113,22 @@ def test_calibrate_counts_a_repeated_chat_once(tmp_path, capsys):
     code, _, err = run_main(capsys, "calibrate", ROOT / "models" / "default", data, "--out", tmp_path / "cal")
     assert code == 2 and "1 reviewed chats" in err, err
     assert not (tmp_path / "cal").exists()
+
+
+def test_a_100000_character_message_is_read_as_its_first_1000(tmp_path, capsys):
+    """The n-gram, ridge and turn-level channels count lengths: read whole, a 100,000-character message of ordinary
+    text raised a privacy red line from the model alone and took professionalism to 2."""
+    base = "您好，这款衣服是纯棉的，尺码标准，建议按平时尺码拍。"
+    chats = []
+    for cid, n in (("long", 100_000), ("cut", 1000)):
+        chats.append({"id": cid, "platform": "douyin", "messages": [
+            _msg("customer", "这个衣服是什么面料？", 0), _msg("agent", (base * (n // len(base) + 1))[:n], 30),
+            _msg("customer", "好的谢谢", 59)]})
+    src = write_jsonl(tmp_path / "c.jsonl", chats)
+    code, _, err = run_main(capsys, "grade", src, "--out", tmp_path / "r.jsonl", "--workers", "1")
+    assert code == 0, err
+    long, cut = (json.loads(ln) for ln in (tmp_path / "r.jsonl").read_text("utf-8").splitlines())
+    assert not long["failed"] and not [f for f in long["findings"] if f.get("source") != "rule"]
+    same = ("score", "band", "dimensions")
+    assert {k: long[k] for k in same} == {k: cut[k] for k in same}
+    assert [(f["rule"], f["source"]) for f in long["findings"]] == [(f["rule"], f["source"]) for f in cut["findings"]]

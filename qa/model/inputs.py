@@ -26,6 +26,19 @@ class Turn:
     text: str           # normalised text the encoder reads
 
 
+MAX_CHARS = 1000   # the longest message the model reads whole; no training message is longer than 320 characters
+
+
+def clipped(conv: Conversation, max_chars: int = MAX_CHARS) -> Conversation:
+    """``conv`` with every text cut to ``max_chars``: the n-gram, ridge and turn-level channels count lengths and
+    n-grams, and a 100,000-character message read whole lies far outside what they were fitted on (it raised a
+    privacy red line by length alone). No text that long: ``conv`` itself."""
+    if all(len(m.text or "") <= max_chars for m in conv.messages):
+        return conv
+    out = tuple(m.with_text(m.text[:max_chars]) if len(m.text or "") > max_chars else m for m in conv.messages)
+    return conv.model_copy(update={"messages": out})
+
+
 def joined(conv: Conversation) -> tuple[Conversation, list[list[int]]]:
     """The chat as the classifier reads it: each run of the agent's (or bot's) consecutive text messages joined
     into one, with a space, as the JD training chats join them. Platform exports split a reply into several

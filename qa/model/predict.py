@@ -12,7 +12,7 @@ import numpy as np
 
 from qa.errors import ModelError, QAError
 from qa.model.decision import chat_cuts, decide
-from qa.model.inputs import joined
+from qa.model.inputs import clipped, joined
 from qa.resources import default_model_dir
 from qa.rubric import load_rubric
 from qa.schema import Conversation
@@ -232,11 +232,12 @@ class Classifier:
         if timings is None and (self.config.feature_names or (self.ridge and self.ridge.needs_findings)):
             analyses = self.analyse(convs)   # the caller passed none (``qa predict``): the shared step, once
             findings, timings = [a.findings for a in analyses], [a.timing for a in analyses]
-        views = [joined(c) for c in convs]
+        cut = [clipped(c) for c in convs]
+        views = [joined(c) for c in cut]
         preds = self._predict_read([v for v, _ in views], findings, timings)
         split = [b for b, (v, _) in enumerate(views) if v is not convs[b]]
         labels = {f: t.partition(".")[2] for f, t in self.config.flag_turns.items() if t}
-        for b, fine in zip(split, self._message_labels([convs[b] for b in split])):
+        for b, fine in zip(split, self._message_labels([cut[b] for b in split])):
             preds[b] = _unjoin(preds[b], views[b][1], convs[b], fine, labels)
         return preds
 
