@@ -86,6 +86,10 @@ _NAME = re.compile(rf"(?:收件人|收货人|联系人|寄件人|真实姓名|�
 # Malaysian mobile written locally (012-738 4291, 011-2345 6789)
 _INTL_PHONE = re.compile(r"(?<![\d+])\+(?!86)\d{1,3}[ \-]?(?P<p>\(?\d\)?(?:[ \-]?\d){6,11})(?!\d)")
 _MY_MOBILE = re.compile(r"(?<![\d\-])(?P<p>01\d[ \-]\d{3,4}[ \-]?\d{4})(?!\d)")   # written with its dash (no tracking no.)
+# a Singapore mobile written locally (8 digits from 8 or 9): grouped 4 + 4 as Singapore writes it, or after a word
+# that says it is a number to call
+_SG_MOBILE = re.compile(r"(?<![\d+\-])(?<!\d[ \-])(?P<p>[89]\d{3}[ \-]\d{4})(?![ \-]?\d|\-|\s*[件个元块米克斤台套只条双份次天年月日号%])|(?i:电话|手机|号码|联系|致电|call|phone|tel|"
+                        r"hp|mobile|whats\s?app|wa)[^\d\n]{0,8}(?<![\d+\-])(?P<q>[89]\d{7})(?!\d)")
 # an address written the Latin way: the street and its number (Jalan Dedap 12), the house (No. 28, Lot 5, Blk 3)
 _LATIN_STREET = re.compile(r"(?i)\b(?:jalan|jln|lorong|persiaran|street|road|avenue|lane|soi|thanon)\b"
                            r"(?P<detail>[ A-Za-z/\-]{1,30}?\d[0-9A-Za-z/\-]*)")
@@ -141,9 +145,10 @@ def _mask_once(text: str) -> str:
     chars, norm = list(text), list(text.translate(_NUMERALS))
     for rx, group, head, tail in ((_ID, 0, 3, 4), (_ID15, 0, 3, 3), (_CARD, 0, 4, 4), (_PHONE, "p", 3, 4),
                                   (_PHONE_GROUPED, "p", 3, 4), (_LANDLINE, "p", None, 2), (_INTL_PHONE, "p", 2, 2),
-                                  (_MY_MOBILE, "p", 3, 2)):
+                                  (_MY_MOBILE, "p", 3, 2), (_SG_MOBILE, "p", 2, 2), (_SG_MOBILE, "q", 2, 2)):
         for m in list(rx.finditer("".join(norm))):
-            _hide(chars, norm, *m.span(group), len(m.group("area")) if head is None else head, tail)
+            if m.group(group) is not None:
+                _hide(chars, norm, *m.span(group), len(m.group("area")) if head is None else head, tail)
     if _BIDI.search(text):   # what shows reversed is read reversed too
         n = len(norm)
         for rx, group, head, tail in ((_ID, 0, 3, 4), (_ID15, 0, 3, 3), (_CARD, 0, 4, 4), (_PHONE, "p", 3, 4)):

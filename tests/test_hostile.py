@@ -184,6 +184,11 @@ def test_hostile_xlsx_workbook_does_not_recalculate_and_import_reads_formula_ids
     ("\u202e87654321831", "\u202e8765****831"),                  # shown reversed: 138****5678
     ("电话 012-738 4291", "电话 012-*** **91"),                     # a Malaysian mobile (TikTok Shop MY)
     ("手机 +65 9123 4567", "手机 +65 91** **67"),
+    ("电话 9123 4567 住Tampines", "电话 91** **67 住Tampines"),        # a Singapore mobile written locally
+    ("whatsapp me 98765432", "whatsapp me 98****32"),
+    ("订单 9981 2230 6614", "订单 9981 2230 6614"),                  # groups of a longer number: no mobile
+    ("数量 8000 1000件", "数量 8000 1000件"),
+    ("快递单号 9123456789", "快递单号 9123456789"),
     ("Taman Johor Jaya, Jalan Dedap 12, No. 28", "Taman Johor Jaya, Jalan ***** **, No. **"),
     ("尺码 No.1 推荐", "尺码 No.1 推荐"),                            # a rank, no house
 ])
