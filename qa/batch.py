@@ -23,7 +23,7 @@ from itertools import chain, islice
 from pathlib import Path
 
 from qa.errors import InputError, ModelError
-from qa.grade import NESTED, arrow_schema
+from qa.grade import NESTED, arrow_schema, read_records
 from qa.grader import GradeSettings, Grader
 from qa.io import ReadStats, Reject, read_many
 from qa.io.write import JsonlWriter, dumps
@@ -155,6 +155,21 @@ def _done(journal: Path) -> tuple[list[str], dict | None, int]:
     return ids, stamp, good
 
 
+def _journal_from(out: Path, journal: Path, stamp: dict) -> None:
+    """The records of a finished Parquet output written back as the journal, once their stamp is this run's (a
+    resume under another setup is refused before anything is written)."""
+    recs = read_records([out])
+    first = next(recs, None)
+    if first is None:
+        return
+    check_stamp(out, first.get("stamp"), stamp)
+    tmp = journal.with_name(journal.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for rec in chain([first], recs):
+            f.write(dumps(rec) + "\n")
+    os.replace(tmp, journal)
+
+
 def _cut(journal: Path, keep: int) -> None:
     """Drop what follows the journal's last complete record (a torn or damaged last line)."""
     if journal.is_file() and journal.stat().st_size > keep:
@@ -213,6 +228,8 @@ def _grade_files(inputs: list[Path], out: Path, settings: GradeSettings, *, work
                  on_batch: Callable[[int], None] | None) -> GradeRun:
     started = time.perf_counter()
     journal = journal_path(out)
+    if resume and out.suffix == ".parquet" and out.is_file() and not journal.exists():
+        _journal_from(out, journal, run_stamp(settings))   # a finished run: its records are what a resume extends
     done, old_stamp, keep = _done(journal) if resume else ([], None, 0)
     if done:
         check_stamp(journal, old_stamp, run_stamp(settings))

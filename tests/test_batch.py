@@ -108,6 +108,30 @@ def test_batch_resume_refuses_a_different_stamp(tmp_path):
                     resume=True)
 
 
+def test_batch_resume_of_a_finished_parquet_checks_its_stamp_and_extends_it(tmp_path):
+    """A finished Parquet run has no journal: a --resume regraded everything under any setup and overwrote it."""
+    pytest.importorskip("pyarrow.parquet")
+    import pyarrow.parquet as pq
+
+    lines = (ROOT / "data" / "samples" / "samples.jsonl").read_text(encoding="utf-8").splitlines()
+    first, more = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first.write_text("\n".join(lines[:12]) + "\n", encoding="utf-8")
+    more.write_text("\n".join(lines[:30]) + "\n", encoding="utf-8")
+    out = tmp_path / "r.parquet"
+    grade_files([first], out, GradeSettings(model="none", profile="douyin"), workers=1)
+    before = out.read_bytes()
+    with pytest.raises(InputError, match="different profile"):
+        grade_files([more], out, GradeSettings(model="none", profile="taobao"), workers=1, resume=True)
+    assert out.read_bytes() == before and not list(tmp_path.glob("r.parquet.partial*"))
+    run = grade_files([more], out, GradeSettings(model="none", profile="douyin"), workers=1, resume=True)
+    assert (run.resumed, run.graded) == (12, 18)
+    whole = tmp_path / "whole.parquet"
+    grade_files([more], whole, GradeSettings(model="none", profile="douyin"), workers=1)
+    drop = {"elapsed_ms"}
+    assert ([{k: v for k, v in r.items() if k not in drop} for r in pq.read_table(out).to_pylist()]
+            == [{k: v for k, v in r.items() if k not in drop} for r in pq.read_table(whole).to_pylist()])
+
+
 def test_batch_resume_refuses_other_reading_options_and_a_default_run_keeps_its_stamp(tmp_path):
     src = _mixed_input(tmp_path)
     out = tmp_path / "results.jsonl"
