@@ -11,7 +11,10 @@ import functools
 import re
 
 # Full-width ASCII variants (！ to ～) and the ideographic space fold one-to-one onto ASCII.
-_FULLWIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+# Invisible characters (zero-width spaces and joiners, the word joiner, BOM, soft hyphen) read as a space, as a
+# plain space between the characters of 加 我 微 信 is read: hidden in a word they split what the rules look for.
+_FULLWIDTH = ({cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+              | dict.fromkeys((0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF, 0x00AD, 0x180E), 0x20))
 
 
 @functools.lru_cache(maxsize=1)
