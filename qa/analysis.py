@@ -35,6 +35,7 @@ class Analysis:
     findings: tuple[Finding, ...] = ()
     timing_levels: Mapping[str, int | None] = dataclasses.field(default_factory=dict)   # timing dimension → level
     has_reply: bool = True              # an agent or bot message exists (else there is nobody to grade)
+    has_customer: bool = True           # a customer message exists, timed or not (else there is nothing to time)
 
     @property
     def fired(self) -> frozenset[str]:
@@ -59,7 +60,8 @@ def analyse(conv: Conversation, rubric: Rubric, engine=None) -> Analysis:
     findings = tuple(engine.check(conv, timing)) if engine is not None else ()
     levels = {name: timing_level(rubric, d, timing) for name, d in rubric.dimensions.items()
               if d.source == "timing"}
-    return Analysis(timing, findings, levels, any(m.role in REPLY_ROLES for m in conv.messages))
+    return Analysis(timing, findings, levels, any(m.role in REPLY_ROLES for m in conv.messages),
+                    any(m.role == "customer" for m in conv.messages))
 
 
 def analyse_many(convs: Sequence[Conversation], rubric: Rubric, engine=None) -> list[Analysis]:

@@ -114,7 +114,7 @@ class Grade:
     messages: tuple[Mapping[str, Any], ...] | None = _nested(default=None)
     warnings: tuple[str, ...] = _nested(default=())
     # weighted dimensions left out of the score, and why: "no_model" (graded without the classifier),
-    # "no_reply_turn" (no agent or bot message to grade), "no_customer" (nothing to time)
+    # "no_reply_turn" (no agent or bot message to grade), "no_customer" / "no_timestamps" (nothing to time)
     not_graded: Mapping[str, str] = _nested(default_factory=dict)
     # what graded it: {"rubric": sha256 prefix, "model": sha256 prefix | null, "profile": name | null}
     stamp: Mapping[str, Any] | None = _nested(default=None)

@@ -15,8 +15,9 @@ taking another step off would count the missing greeting twice. A dimension earn
 every weighted dimension applies, clamped to 0–100 (rounded points can add up to a few hundredths over 100). Weights of dimensions that do not apply are spread over the rest, and the record says why
 in ``not_graded``: ``no_model`` (graded without a classifier), ``no_reply_turn`` (no agent or bot message: the
 model dimensions grade an agent who never spoke, so they are left out and the chat is scored on timing —
-unanswered is the worst level — and rules), ``no_customer`` (no customer message: nothing to time). A red-line
-finding fails the conversation: score 0. Every point lost is listed with its evidence in ``deductions``.
+unanswered is the worst level — and rules), ``no_customer`` (no customer message: nothing to time),
+``no_timestamps`` (customer messages without times: nothing to time either). A red-line finding fails the
+conversation: score 0. Every point lost is listed with its evidence in ``deductions``.
 """
 
 from __future__ import annotations
@@ -67,8 +68,8 @@ def _base(rubric: Rubric, dim: str, analysis: Analysis, prediction: Mapping | No
                 "evidence": tuple(p.evidence)}, None
     if d.source == "timing":
         level = analysis.timing_levels.get(dim)
-        if level is None:
-            return None, "no_customer"
+        if level is None:   # no customer message, or none with a time (an export or corpus without times)
+            return None, "no_customer" if not analysis.has_customer else "no_timestamps"
         return {"base_level": level, "value": getattr(analysis.timing, d.metric, None)}, None
     return {"base_level": rubric.best}, None
 

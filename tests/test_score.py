@@ -175,3 +175,18 @@ def test_score_stays_within_100_after_rounding_each_dimension(rubric):
     r = _grade(_conv(), rub, "even", prediction=_pred())
     assert sum(d["points"] for d in r["dimensions"].values()) > 100          # the rounding this test is about
     assert r["score"] == 100 and r["band"] == "优秀" and not r["failed"]
+
+
+def test_score_a_chat_without_times_is_not_timed_and_says_so(rubric):
+    """Customer messages without times left the timing dimensions out as `no_customer`: the chat has a customer."""
+    from qa.schema import Conversation
+    from qa.score import weights_for
+
+    def chat(msgs):
+        return Conversation.model_validate({"id": "x", "platform": "douyin", "messages": msgs})
+    untimed = chat([{"role": "customer", "text": "在吗 这个有货吗"}, {"role": "agent", "text": "您好 有货的亲"}])
+    alone = chat([{"role": "agent", "text": "您好 有货的亲", "ts": "2026-03-02T10:00:00+08:00"}])
+    for conv, why in ((untimed, "no_timestamps"), (alone, "no_customer")):
+        g = grade(conv, rubric, analyse(conv, rubric), profile="douyin")
+        timed = [d for d in weights_for(rubric, "douyin") if rubric.dimensions[d].source == "timing"]
+        assert timed and all(g.not_graded[d] == why for d in timed)
