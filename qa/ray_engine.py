@@ -80,21 +80,24 @@ def rejects_path(out: Path) -> Path:
 # --- step 1: scan ----------------------------------------------------------------------------------------------
 
 def _scan_file(path: str, tz: str | None, columns: str | None, platform: str | None = None
-               ) -> tuple[list[str | None], list[tuple[int, Reject]], list[int]]:
-    """Per item of one file, in order: its id (None for a reject); the rejects with their positions; the
+               ) -> tuple[list[str | None], list[int | None], list[tuple[int, Reject]], list[int]]:
+    """Per item of one file, in order: its id (None for a reject) and line; the rejects with their positions; the
     positions of repaired conversations."""
     ids: list[str | None] = []
+    lines: list[int | None] = []
     rejects: list[tuple[int, Reject]] = []
     repaired: list[int] = []
     for seq, item in enumerate(read_path(path, tz=tz, columns=columns, platform=platform)):
         if isinstance(item, Reject):
             ids.append(None)
+            lines.append(item.line)
             rejects.append((seq, item))
         else:
             ids.append(item.id)
+            lines.append(item._line)
             if item.warnings:
                 repaired.append(seq)
-    return ids, rejects, repaired
+    return ids, lines, rejects, repaired
 
 
 # --- step 2: read and grade ------------------------------------------------------------------------------------
@@ -301,13 +304,13 @@ def _grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, 
         scanned = ray.get([scan.remote(str(p), tz, columns, platform) for p in inputs])
         stats = ReadStats()
         done_set = set(done)
-        seen: dict[str, int] = {}
+        seen: dict[str, tuple[int, int | None]] = {}
         skips: list[set[int]] = []
         resumed = 0
         rej_path = rejects_path(out)
         rej_path.parent.mkdir(parents=True, exist_ok=True)
         with JsonlWriter(rej_path) as rej:
-            for fi, (path, (ids, rejects, repaired)) in enumerate(zip(inputs, scanned)):
+            for fi, (path, (ids, lines, rejects, repaired)) in enumerate(zip(inputs, scanned)):
                 reject_at = dict(rejects)
                 repaired_at = set(repaired)
                 skip: set[int] = set()
@@ -323,13 +326,15 @@ def _grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, 
                     if unique_ids:
                         first = seen.get(cid)
                         if first is not None:
-                            where = "earlier in this file" if first == fi else f"first read in {names[first]}"
+                            at = f" at line {first[1]}" if first[1] is not None else ""
+                            where = (f"earlier in this file{at}" if first[0] == fi
+                                     else f"first read in {names[first[0]]}{at}")
                             stats.rejected += 1
                             skip.add(seq)
-                            rej.write(Reject(names[fi], None, f"duplicate conversation id {cid!r} "
+                            rej.write(Reject(names[fi], lines[seq], f"duplicate conversation id {cid!r} "
                                              f"({where}); the first one is kept", field="id", id=cid).to_record())
                             continue
-                        seen[cid] = fi
+                        seen[cid] = (fi, lines[seq])
                     stats.accepted += 1
                     stats.repaired += seq in repaired_at
                     if cid in done_set:

@@ -12,7 +12,7 @@ import re
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from qa.text import normalize, unsegment, word_segmented
 
@@ -286,6 +286,13 @@ class Conversation(BaseModel):
     rating: Rating | None = None
     labels: dict[str, Any] | None = None
     warnings: tuple[str, ...] = ()
+    _line: int | None = PrivateAttr(default=None)   # where the reader found it: a later reject of it names the line
+
+    def __eq__(self, other: object) -> bool:
+        """Equal in content, wherever each was read."""
+        if not isinstance(other, Conversation):
+            return NotImplemented
+        return self.__dict__ == other.__dict__ and self.__pydantic_extra__ == other.__pydantic_extra__
 
     @field_validator("id", mode="before")
     @classmethod

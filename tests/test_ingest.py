@@ -7,7 +7,7 @@ import pytest
 from qa.errors import InputError
 from qa.io import ReadStats, Reject, read_many, read_path
 from qa.schema import Conversation, parse_ts
-from tests.conftest import STC3
+from tests.conftest import ROOT, STC3
 
 GOOD = {"id": "g1", "platform": "douyin", "shop": "小鹿女装", "order_id": "A123",
         "messages": [{"role": "customer", "type": "text", "text": "請問這個有現貨嗎", "ts": "2026-03-02T10:00:00+08:00"},
@@ -317,3 +317,13 @@ def test_export_voice_file_and_link_messages_are_kept_as_text(tmp_path):
     assert not isinstance(conv, Reject)
     assert [m.type for m in conv.messages] == ["text", "product_card", "text", "text"]
     assert conv.messages[0].text == "[语音]"
+
+
+def test_a_repeated_id_is_rejected_with_its_line_and_the_first_ones(tmp_path):
+    lines = (ROOT / "data" / "samples" / "samples.jsonl").read_text("utf-8").splitlines()
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text("\n".join([lines[0], lines[1], lines[0]]) + "\n", encoding="utf-8")
+    b.write_text("\n".join([lines[2], lines[1]]) + "\n", encoding="utf-8")
+    got = [r for r in read_many([a, b], ReadStats(), unique_ids=True) if isinstance(r, Reject)]
+    assert [(r.file, r.line, r.field) for r in got] == [(str(a), 3, "id"), (str(b), 2, "id")]
+    assert "earlier in this file at line 1" in got[0].reason and f"first read in {a} at line 2" in got[1].reason

@@ -56,7 +56,9 @@ def build(obj: Any, *, file: str, line: int | None, tz: str = DEFAULT_TZ) -> Con
     if not isinstance(obj, dict):
         return Reject(file, line, "record is not a JSON object", raw=_short(obj))
     try:
-        return Conversation.model_validate(obj, context={"tz": tz})
+        conv = Conversation.model_validate(obj, context={"tz": tz})
+        conv._line = line
+        return conv
     except ValidationError as e:
         field, reason = _explain(e.errors()[0])
         return Reject(file, line, reason, field=field, id=rid, raw=_short(obj))

@@ -133,7 +133,7 @@ def read_many(paths: Iterable[str | Path], stats: ReadStats | None = None, *, un
 def read_sourced(paths: Iterable[str | Path], stats: ReadStats | None = None, *, unique_ids: bool = False,
                  **kw) -> Iterator[tuple[str, Conversation | Reject]]:
     """``read_many``, each item with the file it came from (a later check's reject can name it)."""
-    seen: dict[str, int] = {}
+    seen: dict[str, tuple[int, int | None]] = {}
     names: list[str] = []
     for p in paths:
         names.append(str(p))
@@ -141,11 +141,13 @@ def read_sourced(paths: Iterable[str | Path], stats: ReadStats | None = None, *,
             if unique_ids and not isinstance(item, Reject):
                 first = seen.get(item.id)
                 if first is None:
-                    seen[item.id] = len(names) - 1
+                    seen[item.id] = (len(names) - 1, item._line)
                 else:
-                    where = "earlier in this file" if first == len(names) - 1 else f"first read in {names[first]}"
-                    item = Reject(str(p), None, f"duplicate conversation id {item.id!r} ({where}); the first one is "
-                                  "kept", field="id", id=item.id)
+                    at = f" at line {first[1]}" if first[1] is not None else ""
+                    where = (f"earlier in this file{at}" if first[0] == len(names) - 1
+                             else f"first read in {names[first[0]]}{at}")
+                    item = Reject(str(p), item._line, f"duplicate conversation id {item.id!r} ({where}); the first "
+                                  "one is kept", field="id", id=item.id)
             if stats is not None:
                 stats.count(item)
             yield str(p), item
