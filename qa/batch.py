@@ -24,8 +24,9 @@ from pathlib import Path
 
 from qa.errors import InputError, ModelError
 from qa.grade import NESTED, arrow_schema, read_records
-from qa.grader import GradeSettings, Grader
-from qa.io import ReadStats, Reject, read_many
+from qa.grader import GradeSettings, Grader, ungradable
+from qa.io import ReadStats, Reject
+from qa.io.read import read_sourced
 from qa.io.write import JsonlWriter, dumps
 
 __all__ = ["GradeRun", "GradeSettings", "Worker", "check_stamp", "grade_files", "journal_path", "jsonl_to_parquet",
@@ -245,7 +246,11 @@ def _grade_files(inputs: list[Path], out: Path, settings: GradeSettings, *, work
         cut = not resume   # a resumed journal is cut to its complete records only once they all match the input
         with JsonlWriter(rejects_path) as rej:
             t = time.perf_counter()
-            for item in read_many(inputs, stats, columns=columns, tz=tz, platform=platform, unique_ids=True):
+            for source, item in read_sourced(inputs, stats, columns=columns, tz=tz, platform=platform,
+                                             unique_ids=True):
+                if not isinstance(item, Reject) and (nobody := ungradable(item, source)) is not None:
+                    stats.refuse(item)
+                    item = nobody
                 if isinstance(item, Reject):
                     rej.write(item.to_record())
                     continue

@@ -24,6 +24,7 @@ from typing import Any
 
 from qa.errors import ModelError, RubricError
 from qa.grade import Grade
+from qa.io.build import Reject
 from qa.rubric import Rubric, load_rubric
 from qa.schema import Conversation
 
@@ -71,6 +72,14 @@ def profile_for(rubric: Rubric, platform: str | None, explicit: str | None = Non
         raise RubricError(f"no profile for platform {platform!r} and no default_profile (profiles: "
                           f"{', '.join(rubric.profiles)})", file=str(rubric.path), key="default_profile")
     return None
+
+
+def ungradable(conv, file: str) -> Reject | None:
+    """A reject for a chat with nobody in it (system events only: a session opened and closed): it has nothing to
+    grade, and scored it would be 100 on resolution alone. ``qa predict`` refuses it too."""
+    if any(m.role in ("customer", "agent", "bot") for m in conv.messages):
+        return None
+    return Reject(file, conv._line, "no customer, agent or bot message: nothing to grade", field="messages", id=conv.id)
 
 
 def rubric_hash(rubric: Rubric) -> str:

@@ -40,7 +40,7 @@ from pathlib import Path
 
 from qa.errors import InputError, QAError
 from qa.grade import NESTED, arrow_schema, dumps
-from qa.grader import GradeSettings
+from qa.grader import GradeSettings, ungradable
 from qa.io.read import ReadStats, Reject, read_path
 
 __all__ = ["grade_files_ray", "parts_dir", "rejects_path", "ray_available"]
@@ -80,13 +80,16 @@ def rejects_path(out: Path) -> Path:
 # --- step 1: scan ----------------------------------------------------------------------------------------------
 
 def _scan_file(path: str, tz: str | None, columns: str | None, platform: str | None = None
-               ) -> tuple[list[str | None], list[int | None], list[tuple[int, Reject]], list[int]]:
+               ) -> tuple[list[str | None], list[int | None], list[tuple[int, Reject]], list[int],
+                          dict[int, Reject]]:
     """Per item of one file, in order: its id (None for a reject) and line; the rejects with their positions; the
-    positions of repaired conversations."""
+    positions of repaired conversations; the rejects of chats with nobody in them (``ungradable``), refused after
+    the id check as the local engine refuses them."""
     ids: list[str | None] = []
     lines: list[int | None] = []
     rejects: list[tuple[int, Reject]] = []
     repaired: list[int] = []
+    nobody: dict[int, Reject] = {}
     for seq, item in enumerate(read_path(path, tz=tz, columns=columns, platform=platform)):
         if isinstance(item, Reject):
             ids.append(None)
@@ -97,7 +100,9 @@ def _scan_file(path: str, tz: str | None, columns: str | None, platform: str | N
             lines.append(item._line)
             if item.warnings:
                 repaired.append(seq)
-    return ids, lines, rejects, repaired
+            if (r := ungradable(item, path)) is not None:
+                nobody[seq] = r
+    return ids, lines, rejects, repaired, nobody
 
 
 # --- step 2: read and grade ------------------------------------------------------------------------------------
@@ -310,7 +315,7 @@ def _grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, 
         rej_path = rejects_path(out)
         rej_path.parent.mkdir(parents=True, exist_ok=True)
         with JsonlWriter(rej_path) as rej:
-            for fi, (path, (ids, lines, rejects, repaired)) in enumerate(zip(inputs, scanned)):
+            for fi, (path, (ids, lines, rejects, repaired, nobody)) in enumerate(zip(inputs, scanned)):
                 reject_at = dict(rejects)
                 repaired_at = set(repaired)
                 skip: set[int] = set()
@@ -335,6 +340,11 @@ def _grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, 
                                              f"({where}); the first one is kept", field="id", id=cid).to_record())
                             continue
                         seen[cid] = (fi, lines[seq])
+                    if seq in nobody:
+                        stats.rejected += 1
+                        skip.add(seq)
+                        rej.write(dataclasses.replace(nobody[seq], file=names[fi]).to_record())
+                        continue
                     stats.accepted += 1
                     stats.repaired += seq in repaired_at
                     if cid in done_set:

@@ -357,3 +357,18 @@ def test_ctrl_c_in_a_multi_worker_run_exits_130_and_resumes(tmp_path):
     assert r.returncode == 0, r.stderr
     ids = [json.loads(ln)["id"] for ln in out.read_text("utf-8").splitlines()]
     assert sorted(ids) == [f"c{i:05d}" for i in range(4000)]
+
+
+def test_a_chat_with_nobody_in_it_is_rejected_not_scored_100(tmp_path):
+    """System events only (a session opened and closed): it was scored 100 / 优秀 on resolution alone."""
+    good = (ROOT / "data" / "samples" / "samples.jsonl").read_text(encoding="utf-8").splitlines()[:3]
+    nobody = json.dumps({"id": "nobody", "messages": [
+        {"role": "system", "type": "event", "event": "session_start", "ts": "2026-03-02T10:00:00+08:00"},
+        {"role": "system", "type": "event", "event": "session_end", "ts": "2026-03-02T10:00:20+08:00"}]})
+    src = tmp_path / "c.jsonl"
+    src.write_text("\n".join([good[0], nobody, *good[1:]]) + "\n", encoding="utf-8")
+    run = grade_files([src], tmp_path / "r.jsonl", GradeSettings(model="none"), workers=1)
+    assert (run.stats.read, run.stats.accepted, run.stats.rejected, run.graded) == (4, 3, 1, 3)
+    rejects = _rows(tmp_path / "r.rejects.jsonl")
+    assert [(r["id"], r["line"], r["field"]) for r in rejects] == [("nobody", 2, "messages")]
+    assert "nobody" not in {r["id"] for r in _rows(tmp_path / "r.jsonl")}

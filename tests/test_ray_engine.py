@@ -42,7 +42,8 @@ def test_nothing_in_the_core_imports_ray():
 
 def _mixed_input(tmp_path):
     good = SAMPLES.read_text(encoding="utf-8").splitlines()[:20]
-    bad = ['{"id": "broken-1", "messages": "not a list"}', "{this is not json", '{"messages": []}']
+    bad = ['{"id": "broken-1", "messages": "not a list"}', "{this is not json", '{"messages": []}',
+           '{"id": "nobody", "messages": [{"role": "system", "type": "event", "event": "session_start"}]}']
     lines = good[:7] + bad[:1] + good[7:15] + bad[1:] + good[15:]
     p = tmp_path / "mixed.jsonl"
     p.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -85,7 +86,8 @@ def test_ray_counts_and_rejects_equal_the_local_engines_on_broken_input(tmp_path
     run = grade_files_ray([src], tmp_path / "ray.parquet", NO_MODEL, workers=2)
     assert run.out.is_file() and not parts_dir(run.out).exists()
     assert run.stats == local.stats
-    assert (run.stats.read, run.stats.accepted, run.stats.rejected) == (23, 20, 3)
+    assert (run.stats.read, run.stats.accepted, run.stats.rejected) == (24, 20, 4)
+    assert '"id":"nobody"' in run.rejects.read_text(encoding="utf-8").replace(" ", "")
     assert run.graded == 20 and run.resumed == 0
     assert run.rejects.read_text(encoding="utf-8") == local.rejects.read_text(encoding="utf-8")
     assert _by_id(run.out) == _by_id(local.out)

@@ -64,9 +64,8 @@ def _unreadable(conv, source: str, stats) -> Reject | None:
     from qa.model.inputs import turns
     if isinstance(conv, Reject) or turns(conv):
         return None
-    stats.accepted -= 1
-    stats.rejected += 1
-    return Reject(source, None, "no customer, agent or bot message for the model to read",
+    stats.refuse(conv)
+    return Reject(source, conv._line, "no customer, agent or bot message for the model to read",
                   "messages", conv.id)
 
 

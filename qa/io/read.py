@@ -35,6 +35,12 @@ class ReadStats:
             self.accepted += 1
             self.repaired += bool(item.warnings)
 
+    def refuse(self, conv: Conversation) -> None:
+        """Count an accepted conversation that a later check rejects as rejected instead."""
+        self.accepted -= 1
+        self.rejected += 1
+        self.repaired -= bool(conv.warnings)
+
     def as_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)
 
