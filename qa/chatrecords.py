@@ -44,6 +44,7 @@ class Chat:
     slow_replies: int = 0               # answered reply runs over the rubric's reply_s
     unanswered_runs: int = 0
     file: str = ""
+    has_messages: bool = True           # False for a result graded with --no-messages
 
     @property
     def review(self) -> str | None:
@@ -88,7 +89,8 @@ def chat_from_result(r: dict[str, Any], file: str = "") -> Chat:
                 stars=rating.get("stars"), label=rating.get("label"), human_service=bool(t.get("human_service")),
                 first_response_ok=t.get("first_response_ok"), first_response_s=t.get("first_response_s"),
                 slow_replies=max(0, len(delays) - int(t.get("replies_ok") or 0)),
-                unanswered_runs=int(t.get("unanswered_runs") or 0), file=file)
+                unanswered_runs=int(t.get("unanswered_runs") or 0), file=file,
+                has_messages=isinstance(r.get("messages"), list))
 
 
 def chat_from_conversation(conv: Any, rubric: Any, file: str = "") -> Chat:
@@ -119,16 +121,17 @@ def is_results_file(path: Path) -> bool:
                     first = json.loads(line)
                 except ValueError:
                     return False
-                return isinstance(first, dict) and {"score", "band", "messages"} <= first.keys()
+                return isinstance(first, dict) and {"score", "band", "dimensions"} <= first.keys()
     return False
 
 
-def _read_results(path: Path) -> Iterator[Chat]:
+def _read_results(path: Path, need_messages: bool = False) -> Iterator[Chat]:
     """Through ``qa.grade.numbered_records``, the one reader of results files: each record is checked (types,
-    score 0–100) before a view reads it, and a bad one raises ``InputError`` naming file, line and field."""
+    score 0–100) before a view reads it, and a bad one (or, with ``need_messages``, one graded with
+    ``--no-messages``) raises ``InputError`` naming file, line and field."""
     from qa.grade import numbered_records
 
-    for line, r in numbered_records(path):
+    for line, r in numbered_records(path, need_messages=need_messages):
         try:
             chat = chat_from_result(r, str(path))
         except (ValueError, KeyError, TypeError, AttributeError) as e:   # checked above: should not happen
@@ -137,8 +140,10 @@ def _read_results(path: Path) -> Iterator[Chat]:
 
 
 def load_chats(paths: Iterable[str | Path], *, rubric: Any = None, tz: str | None = None,
-               columns: str | Path | None = None, platform: str | None = None) -> tuple[list[Chat], int]:
-    """Every chat of the files (results or raw inputs, mixed); returns (chats, rejected raw conversations)."""
+               columns: str | Path | None = None, platform: str | None = None,
+               need_messages: bool = False) -> tuple[list[Chat], int]:
+    """Every chat of the files (results or raw inputs, mixed); returns (chats, rejected raw conversations).
+    ``need_messages``: a result graded with ``--no-messages`` is an error (``qa topics`` reads the questions)."""
     from qa.rubric import load_rubric
 
     rub = rubric if rubric is not None and not isinstance(rubric, (str, Path)) else load_rubric(rubric)
@@ -148,7 +153,7 @@ def load_chats(paths: Iterable[str | Path], *, rubric: Any = None, tz: str | Non
         if not p.is_file():
             raise InputError("no such file", file=str(p))
         if is_results_file(p):
-            chats.extend(_read_results(p))
+            chats.extend(_read_results(p, need_messages))
             continue
         from qa.io import Reject, read_path
 

@@ -21,7 +21,7 @@ from qa.kpis import aggregate
 from qa.report import build_report
 from qa.rubric import KPIS
 from qa.timing import compute_timing
-from tests.conftest import make_conv
+from tests.conftest import ROOT, make_conv, run_main
 
 WEIGHTS = {"attitude": 20, "etiquette": 15, "professionalism": 25, "clarity": 10, "reply_speed": 15,
            "chat_time": 5, "resolution": 10}
@@ -325,3 +325,16 @@ def test_report_html_renders_in_chromium(report, tmp_path):
     assert dom.split('<h2 id="alerts"')[0].count("<svg") == 4 and "<rect" in dom and "<polyline" in dom
     assert "客服质检报告" in dom and "&lt;script&gt;alert(1)&lt;/script&gt;" in dom
     shutil.rmtree(tmp_path / "profile", ignore_errors=True)
+
+
+def test_results_graded_without_messages_are_named_in_the_report_and_refused_by_topics(tmp_path, capsys):
+    """The staffing table, alerts and question types read the messages: a --no-messages file gave 0 arrivals and 0
+    questions without a word."""
+    src = ROOT / "data" / "samples" / "samples.jsonl"
+    bare = tmp_path / "r.jsonl"
+    code, _, err = run_main(capsys, "grade", src, "--model", "none", "--no-messages", "--out", bare, "--workers", "1")
+    assert code == 0, err
+    rep = build_report([bare], tmp_path / "rep")
+    assert any("64 results were graded with --no-messages" in n for n in rep.notes)
+    code, _, err = run_main(capsys, "topics", bare, "--out", tmp_path / "top")
+    assert code == 2 and "messages" in err and "--no-messages" in err and "Traceback" not in err

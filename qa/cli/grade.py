@@ -56,7 +56,7 @@ def preflight(settings) -> None:
 def grade_cli(
     inputs: list[Path] = INPUTS,
     out: Path = typer.Option(None, "--out", "-o", help="results.jsonl or results.parquet (--engine ray: a folder "
-                             "of Parquet parts, or one .parquet file) [default: qa_out/results.jsonl; ray: "
+                             "of Parquet parts, or one .parquet file) \\[default: qa_out/results.jsonl; ray: "
                              "qa_out/results]"),
     profile: str = typer.Option(None, "--profile", "-p", help="Profile of the rubric for every conversation, e.g. "
                                 "douyin, kuaishou, tiktok, taobao (default: each conversation's platform's profile, "
@@ -67,7 +67,7 @@ def grade_cli(
     workers: int = typer.Option(min(2, os.cpu_count() or 1), help="Worker processes, at most 4 per CPU and never "
                                 "more than there are batches (--engine ray: grading actors, at most 1024)"),
     engine: str = typer.Option("local", "--engine", help="local: worker processes on this machine; ray: Ray Data "
-                               "actors, on this machine or a cluster (needs pip install 'qa[ray]'; docs/scale.md)"),
+                               "actors, on this machine or a cluster (needs pip install 'qa\\[ray]'; docs/scale.md)"),
     address: str = typer.Option(None, "--address", help="--engine ray: the cluster to join (auto, or "
                                 "ray://HOST:10001); default: start Ray here with --workers CPUs"),
     object_store_mb: int = typer.Option(None, "--object-store-mb", help="--engine ray without --address: Ray's "

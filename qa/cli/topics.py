@@ -42,7 +42,8 @@ def topics_cli(
     check_not_inputs(inputs, [out, *(out / name for name in TOPICS_FILES)])
     t0 = time.perf_counter()
     with cli_errors(out):
-        chats, rejected = load_chats(inputs, rubric=rubric, tz=tz, columns=columns, platform=platform)
+        chats, rejected = load_chats(inputs, rubric=rubric, tz=tz, columns=columns, platform=platform,
+                                     need_messages=True)
     t_read = time.perf_counter() - t0
     try:
         res = build_topics(chats, k=k, backend=backend, max_embed=max_embed, seed=seed)

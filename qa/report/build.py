@@ -64,6 +64,11 @@ def build_report(inputs: list[Path], out: Path, *, rubric: Path | None = None,
         chats, _ = load_chats(inputs, rubric=rub)
         queries.prepare(con)
         notes: list[str] = []
+        bare = sum(not c.has_messages for c in chats)
+        if bare:
+            notes.append(f"{bare} results were graded with --no-messages: the staffing table, the alerts' evidence "
+                         "and the question types read the messages and leave those chats out (grade again without "
+                         "--no-messages to have them)")
         dupes = queries.duplicate_count(con)
         if dupes:
             n -= dupes
