@@ -109,7 +109,8 @@ def chat_from_conversation(conv: Any, rubric: Any, file: str = "") -> Chat:
 
 
 def is_results_file(path: Path) -> bool:
-    """Parquet files are graded results; a JSONL file is when its first record has score, band and messages."""
+    """Parquet files are graded results; a JSONL file is when its first record has score, band and messages or
+    dimensions."""
     if path.suffix.lower() in RESULT_SUFFIXES:
         return True
     if path.suffix.lower() not in (".jsonl", ".ndjson", ".jl"):
@@ -121,14 +122,15 @@ def is_results_file(path: Path) -> bool:
                     first = json.loads(line)
                 except ValueError:
                     return False
-                return isinstance(first, dict) and {"score", "band", "dimensions"} <= first.keys()
+                return (isinstance(first, dict) and {"score", "band"} <= first.keys()
+                        and not {"messages", "dimensions"}.isdisjoint(first))   # --no-messages: no messages
     return False
 
 
-def _read_results(path: Path, need_messages: bool = False) -> Iterator[Chat]:
+def _read_results(path: Path, need_messages: bool = False) -> Iterator[tuple[int, Chat]]:
     """Through ``qa.grade.numbered_records``, the one reader of results files: each record is checked (types,
     score 0–100) before a view reads it, and a bad one (or, with ``need_messages``, one graded with
-    ``--no-messages``) raises ``InputError`` naming file, line and field."""
+    ``--no-messages``) raises ``InputError`` naming file, line and field. (line, chat) per record."""
     from qa.grade import numbered_records
 
     for line, r in numbered_records(path, need_messages=need_messages):
@@ -136,30 +138,40 @@ def _read_results(path: Path, need_messages: bool = False) -> Iterator[Chat]:
             chat = chat_from_result(r, str(path))
         except (ValueError, KeyError, TypeError, AttributeError) as e:   # checked above: should not happen
             raise InputError(f"not a graded-result record ({e})", file=str(path), line=line) from None
-        yield chat
+        yield line, chat
 
 
 def load_chats(paths: Iterable[str | Path], *, rubric: Any = None, tz: str | None = None,
                columns: str | Path | None = None, platform: str | None = None,
-               need_messages: bool = False) -> tuple[list[Chat], int]:
-    """Every chat of the files (results or raw inputs, mixed); returns (chats, rejected raw conversations).
-    ``need_messages``: a result graded with ``--no-messages`` is an error (``qa topics`` reads the questions)."""
+               need_messages: bool = False) -> tuple[list[Chat], list[Any]]:
+    """Every chat of the files (results or raw inputs, mixed), the first of each id across them all (as ``qa
+    grade`` and ``qa report`` count them); returns (chats, rejects: ``qa.io.Reject`` for each raw conversation
+    that could not be read and each repeated id, with file and line). ``need_messages``: a result graded with
+    ``--no-messages`` is an error (``qa topics`` reads the questions)."""
+    from qa.io import Reject, read_path
     from qa.rubric import load_rubric
 
     rub = rubric if rubric is not None and not isinstance(rubric, (str, Path)) else load_rubric(rubric)
     chats: list[Chat] = []
-    rejected = 0
+    rejects: list[Reject] = []
+    seen: dict[str, str] = {}
     for p in map(Path, paths):
         if not p.is_file():
             raise InputError("no such file", file=str(p))
         if is_results_file(p):
-            chats.extend(_read_results(p, need_messages))
-            continue
-        from qa.io import Reject, read_path
-
-        for item in read_path(p, tz=tz, columns=columns, platform=platform):
+            items = _read_results(p, need_messages)
+        else:
+            items = ((item.line, item) if isinstance(item, Reject) else (item._line, item)
+                     for item in read_path(p, tz=tz, columns=columns, platform=platform))
+        for line, item in items:
             if isinstance(item, Reject):
-                rejected += 1
-            else:
-                chats.append(chat_from_conversation(item, rub, str(p)))
-    return chats, rejected
+                rejects.append(item)
+                continue
+            first = seen.get(item.id)
+            if first is not None:
+                rejects.append(Reject(str(p), line, f"duplicate conversation id {item.id!r} (first read at {first}); "
+                                      "the first one is kept", field="id", id=item.id))
+                continue
+            seen[item.id] = f"{p}:{line}" if line is not None else str(p)
+            chats.append(item if isinstance(item, Chat) else chat_from_conversation(item, rub, str(p)))
+    return chats, rejects

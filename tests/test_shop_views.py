@@ -361,3 +361,17 @@ def test_shop_stats_day_that_is_no_date_is_refused_not_printed(tmp_path, day):
     with pytest.raises(InputError, match="line 2|:2:") as e:
         read_stats(p)
     assert "not a day" in str(e.value) and e.value.field == "day"
+
+
+def test_topics_reads_each_id_once_and_writes_its_rejects(tmp_path, capsys):
+    """The same chat given twice was two chats in every count, and unreadable lines were only counted."""
+    from tests.conftest import ROOT, run_main
+    lines = (ROOT / "data" / "samples" / "samples.jsonl").read_text("utf-8").splitlines()
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text("\n".join(lines[:12]) + "\n", encoding="utf-8")
+    b.write_text("\n".join([lines[3], "{bad"]) + "\n", encoding="utf-8")
+    code, out, err = run_main(capsys, "topics", a, b, "--backend", "lsa", "--out", tmp_path / "t")
+    assert code == 0, err
+    rejects = [json.loads(ln) for ln in (tmp_path / "t" / "rejects.jsonl").read_text("utf-8").splitlines()]
+    assert [(r["file"], r["line"]) for r in rejects] == [(str(b), 1), (str(b), 2)]
+    assert f"first read at {a}:4" in rejects[0]["reason"] and "12 chats (2 rejected)" in " ".join(out.split())

@@ -9,8 +9,9 @@ import typer
 
 from qa.cli.common import COLUMNS, PLATFORM, RUBRIC, TZ, check_inputs, check_not_inputs, check_out, cli_errors, \
     console, err_console
+from qa.io.write import JsonlWriter
 
-TOPICS_FILES = ("topics.csv", "topic_shops.csv", "questions.csv")
+TOPICS_FILES = ("topics.csv", "topic_shops.csv", "questions.csv", "rejects.jsonl")
 
 
 def topics_cli(
@@ -42,8 +43,8 @@ def topics_cli(
     check_not_inputs(inputs, [out, *(out / name for name in TOPICS_FILES)])
     t0 = time.perf_counter()
     with cli_errors(out):
-        chats, rejected = load_chats(inputs, rubric=rubric, tz=tz, columns=columns, platform=platform,
-                                     need_messages=True)
+        chats, rejects = load_chats(inputs, rubric=rubric, tz=tz, columns=columns, platform=platform,
+                                    need_messages=True)
     t_read = time.perf_counter() - t0
     try:
         res = build_topics(chats, k=k, backend=backend, max_embed=max_embed, seed=seed)
@@ -55,6 +56,9 @@ def topics_cli(
         write_rows(out / "topics.csv", res.rows, TOPIC_COLUMNS)
         write_rows(out / "topic_shops.csv", res.shops)
         write_rows(out / "questions.csv", res.assignments)
+        with JsonlWriter(out / "rejects.jsonl") as w:            # every conversation not read, with why
+            for r in rejects:
+                w.write(r.to_record())
     t = Table(title=f"qa topics · {res.k} types · {res.backend}", title_justify="left", header_style="bold")
     for col in ("#", "key terms", "conv", "share", "好评率", "未回复", "example"):
         t.add_column(col, justify="right" if col in ("#", "conv", "share", "好评率", "未回复") else "left")
@@ -65,6 +69,7 @@ def topics_cli(
                   escape(mask_text(r["examples"].split(" | ")[0]) or ""))
     console.print(t)
     secs = " · ".join(f"{k2} {v:.1f}s" for k2, v in {"read": t_read, **res.seconds}.items())
-    console.print(f"{len(chats)} chats ({rejected} rejected) · {res.questions} questions · {res.distinct} distinct · "
+    console.print(f"{len(chats)} chats ({len(rejects)} rejected) · {res.questions} questions · {res.distinct} distinct · "
                   f"{res.embedded} embedded · {secs}", highlight=False)
-    console.print(f"wrote {out / 'topics.csv'}, {out / 'topic_shops.csv'}, {out / 'questions.csv'}", highlight=False)
+    console.print(f"wrote {out / 'topics.csv'}, {out / 'topic_shops.csv'}, {out / 'questions.csv'}"
+                  + (f", {out / 'rejects.jsonl'} (reasons)" if rejects else ""), highlight=False)
