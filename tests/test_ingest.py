@@ -327,3 +327,14 @@ def test_a_repeated_id_is_rejected_with_its_line_and_the_first_ones(tmp_path):
     got = [r for r in read_many([a, b], ReadStats(), unique_ids=True) if isinstance(r, Reject)]
     assert [(r.file, r.line, r.field) for r in got] == [(str(a), 3, "id"), (str(b), 2, "id")]
     assert "earlier in this file at line 1" in got[0].reason and f"first read in {a} at line 2" in got[1].reason
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+def test_a_json_list_of_our_own_records_is_read_as_records(tmp_path, indent):
+    """It fell through to the JSONL reader: one 'bad JSON' reject per line, or one for the whole list."""
+    recs = [json.loads(ln) for ln in (ROOT / "data" / "samples" / "samples.jsonl").read_text("utf-8").splitlines()[:3]]
+    p = tmp_path / "chats.json"
+    p.write_text(json.dumps([*recs, {"id": "bad", "messages": "x"}], ensure_ascii=False, indent=indent), "utf-8")
+    got = list(read_path(p))
+    assert [c.id for c in got[:3]] == [r["id"] for r in recs] and [c._line for c in got[:3]] == [1, 2, 3]
+    assert isinstance(got[3], Reject) and (got[3].line, got[3].field) == (4, "messages")

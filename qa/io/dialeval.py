@@ -20,11 +20,11 @@ SENDER_ROLE = {"customer": "customer", "helpdesk": "agent"}
 
 
 def looks_like_dialeval(path: Path) -> bool:
-    """A JSON array (no JSONL file starts with one) that is not, by its opening, an array of our own records: a
-    dialogue's ``turns`` may come after a long ``annotations`` block, so their absence says nothing."""
+    """A JSON array (no JSONL file starts with one): read by ``read_dialeval``, whose items may be DialEval dialogues
+    or our own records (``messages``), an export written as one JSON list."""
     with open(path, encoding="utf-8-sig", errors="replace") as f:
         head = f.read(4096).lstrip()
-    return head.startswith("[") and ('"turns"' in head or '"messages"' not in head)
+    return head.startswith("[")
 
 
 def to_record(d: dict[str, Any]) -> dict[str, Any]:
@@ -61,9 +61,12 @@ def read_dialeval(path: Path, *, tz: str) -> Iterator[Conversation | Reject]:
             return
     data = whole_characters(data)
     if not isinstance(data, list):
-        yield Reject(name, 1, "a DialEval file is a JSON list of dialogues")
+        yield Reject(name, 1, "a .json input is a JSON list of dialogues (DialEval) or of conversation records")
         return
     for i, d in enumerate(data, 1):  # "line" is the record number for a JSON list
+        if isinstance(d, dict) and "messages" in d and "turns" not in d:   # one of our own records
+            yield build(d, file=name, line=i, tz=tz)
+            continue
         try:
             rec = to_record(d)
         except Exception as e:  # noqa: BLE001 — any malformed dialogue costs that dialogue only
