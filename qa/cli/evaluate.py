@@ -21,7 +21,8 @@ def eval_cli(
     out: Path = typer.Option(None, "--out", "-o", help="Write the full report (with confusion matrices) as JSON"),
     card: bool = typer.Option(False, "--card", help="Also save the report as MODEL/eval.json and refresh "
                               "MODEL_CARD.md"),
-    no_baselines: bool = typer.Option(False, "--no-baselines"), platform: str = PLATFORM,
+    no_baselines: bool = typer.Option(False, "--no-baselines", help="Score the model only: no majority or TF-IDF "
+                                      "baseline is trained"), platform: str = PLATFORM,
 ) -> None:
     """Exact and within-one accuracy, macro-F1, quadratic weighted kappa and confusion, per dimension; rule-flag
     precision, recall and F1 (rules alone, and rules + model as qa grade combines them) where reviews list rules."""
