@@ -59,10 +59,13 @@ def main() -> None:
                 ws.append(r)
             wb.save(path)
         else:
-            with open(path, "w", encoding=enc, errors="replace", newline="") as f:
+            # ¥ (U+00A5) is not in GBK: a GBK export writes the full-width ￥, as 飞鸽's does (it was written "?")
+            fix = str.maketrans({"¥": "￥"}) if enc.lower() in ("gbk", "gb18030") else {}
+            with open(path, "w", encoding=enc, newline="") as f:
                 w = csv.writer(f)
                 w.writerow(header)
-                w.writerows(["" if v is None else v for v in r] for r in rows)
+                w.writerows(["" if v is None else v.translate(fix) if isinstance(v, str) else v for v in r]
+                            for r in rows)
         print(f"wrote {path}: {len(rows)} rows")
 
 
