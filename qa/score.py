@@ -145,6 +145,7 @@ def grade(conv: Conversation, rubric: Rubric, analysis: Analysis, *, profile: st
                                         tuple(f.span) if f.span else None, None))
     for row in dims.values():
         row["points"] = round(row["weight"] * scale_w * _position(rubric, row["level"]), 2)
+        row["weight"] = round(row["weight"] * scale_w, 2)   # the weight it earned with: others' spread over it
     red = next((f for f in findings if f.severity == "red_line"), None)
     failed = red is not None
     # the sum of rounded points can pass 100 by a few hundredths (seven weights of 100/7 give 7 × 14.29): clamp
