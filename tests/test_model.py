@@ -97,8 +97,39 @@ def test_model_resume_continues_from_checkpoint(tmp_path):
         train(TrainArgs(epochs=1, **args))
     finally:
         train_mod.shutil.rmtree = orig
+    from qa.errors import ModelError
+    for other in ({"batch_size": 2}, {"seed": 4}):          # another run's checkpoint: refused, not mixed in
+        with pytest.raises(ModelError, match="other data, dev split or options"):
+            train(TrainArgs(epochs=2, resume=True, **{**args, **other}))
     resumed = train(TrainArgs(epochs=2, resume=True, **args))
     assert [h["epoch"] for h in resumed["history"]] == [1, 2]
+
+
+def test_model_checkpoint_is_renamed_into_place_and_a_damaged_one_is_named(tmp_path, monkeypatch):
+    """torch.save wrote straight onto state.pt: a Ctrl-C mid-write left a truncated file that --resume crashed on."""
+    from qa.errors import ModelError
+    from qa.model import train as train_mod
+    from qa.model.train import TrainArgs, train
+    data = _subset(tmp_path, 12)
+    args = dict(data=[str(data)], out=str(tmp_path / "m"), base_model="none", batch_size=4, dev_fraction=0.25,
+                patience=5, seed=3)
+    real = train_mod.os.replace
+
+    def interrupted(src, dst):                             # Ctrl-C as the first checkpoint is put in place
+        real(src, dst)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(train_mod.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainArgs(epochs=2, **args))
+    monkeypatch.setattr(train_mod.os, "replace", real)
+    ckpt = tmp_path / "m" / "checkpoint"
+    assert sorted(p.name for p in ckpt.iterdir()) == ["state.pt"]
+    good = (ckpt / "state.pt").read_bytes()
+    (ckpt / "state.pt").write_bytes(good[:len(good) // 3])
+    with pytest.raises(ModelError, match="cannot be read"):
+        train(TrainArgs(epochs=2, resume=True, **args))
+    (ckpt / "state.pt").write_bytes(good)
+    assert [h["epoch"] for h in train(TrainArgs(epochs=2, resume=True, **args))["history"]] == [1, 2]
 
 
 def test_model_label_map_follows_a_custom_rubric(tmp_path):
@@ -338,3 +369,14 @@ def test_dev_ids_pick_the_dev_split_whatever_files_are_added(tmp_path):
         split_by_ids(load_examples([str(a)], dims), str(tmp_path / "other.txt"))
     with pytest.raises(ValueError, match="not both"):
         TrainArgs(data=[str(a)], out=str(tmp_path / "m"), dev=[str(b)], dev_ids=str(tmp_path / "dev_ids.txt"))
+
+
+def test_train_resume_into_a_finished_model_folder_is_refused(tmp_path, capsys):
+    """A finished (or calibrated) model keeps no checkpoint: --resume trained a new model over it."""
+    from tests.conftest import run_main
+    done = tmp_path / "m"
+    shutil.copytree(ROOT / "models" / "default", done)
+    code, _, err = run_main(capsys, "train", ROOT / "data" / "labelled" / "eval" / "eval_eval-f.jsonl", "--out", done,
+                            "--resume")
+    assert code == 2 and "holds no checkpoint" in " ".join(err.split())
+    assert (done / "model.safetensors").read_bytes() == (ROOT / "models" / "default" / "model.safetensors").read_bytes()

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from qa.cli.common import RUBRIC, check_inputs, cli_errors, console
+from qa.cli.common import RUBRIC, check_inputs, cli_errors, console, err_console
 from qa.cli.model_common import step_progress
 
 
@@ -70,6 +70,10 @@ def train_cli(
         raise typer.BadParameter(f"{out} is not empty ({', '.join(held[:4])}{' …' if len(held) > 4 else ''}): files "
                                  "of another model left there would load with the new one; choose a new folder, or "
                                  "--resume to continue the run it holds", param_hint="--out")
+    if resume and out.is_dir() and any(out.iterdir()) and not (out / "checkpoint" / "state.pt").is_file():
+        raise typer.BadParameter(f"{out} holds no checkpoint to continue (checkpoint/state.pt): the run there "
+                                 "finished (its checkpoint goes at the end) or it is no training folder; train into "
+                                 "a new folder", param_hint="--resume")
     if from_model and not (from_model / "config.json").is_file():
         raise typer.BadParameter(f"{from_model}: not a model directory (no config.json)", param_hint="--from-model")
     logging.getLogger("qa.model").setLevel(logging.INFO)   # one line per epoch / 25 steps
@@ -90,8 +94,13 @@ def train_cli(
                              from_model=str(from_model) if from_model else None)
         except ValueError as e:
             raise typer.BadParameter(str(e)) from None
-        with step_progress("train") as update:
-            metrics = train(args, progress=lambda ep, s, n, loss: update(s, n, loss, f"epoch {ep + 1}"))
+        try:
+            with step_progress("train") as update:
+                metrics = train(args, progress=lambda ep, s, n, loss: update(s, n, loss, f"epoch {ep + 1}"))
+        except KeyboardInterrupt:
+            err_console.print("interrupted: the same command with --resume continues from the last finished epoch "
+                              f"({out / 'checkpoint'})", highlight=False, soft_wrap=True)
+            raise
     t = Table(title="Dev split", title_justify="left", header_style="bold")
     for c in ("dimension", "QWK", "accuracy", "within one", "macro-F1"):
         t.add_column(c, justify="left" if c == "dimension" else "right")

@@ -7,9 +7,11 @@ epoch (``--resume`` continues from it); the best epoch's weights are what gets s
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import math
+import os
 import random
 import re
 import shutil
@@ -410,8 +412,13 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
     ckpt = out / "checkpoint"
     state = {"epoch": 0, "step": 0, "best": None, "bad": 0, "history": []}
     best_state = None
+    run_key = _run_key(args, train_ex, dev_ex)
     if args.resume and (ckpt / "state.pt").is_file():
-        saved = torch.load(ckpt / "state.pt", weights_only=False, map_location=device)
+        saved = _load_checkpoint(ckpt, device)
+        if saved.get("run") not in (None, run_key):
+            raise ModelError(f"cannot resume: {ckpt / 'state.pt'} was written by a run with other data, dev split or "
+                             "options (files, their order, --batch-size, --lr, --seed…); resume with the same "
+                             "command, or train into a new folder")
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optimizer"])
         sched.load_state_dict(saved["scheduler"])
@@ -486,10 +493,13 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
             state["bad"] += 1
         state["epoch"] = epoch + 1
         ckpt.mkdir(exist_ok=True)
+        # written whole to a temporary name, then renamed: a Ctrl-C mid-write left a truncated state.pt that no
+        # --resume could read, in place of the last good one
         torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                    "best_state": best_state, "state": state,
+                    "best_state": best_state, "state": state, "run": run_key,
                     "rng": {"python": random.getstate(), "numpy": np.random.get_state(),
-                            "torch": torch.get_rng_state()}}, ckpt / "state.pt")
+                            "torch": torch.get_rng_state()}}, ckpt / "state.pt.tmp")
+        os.replace(ckpt / "state.pt.tmp", ckpt / "state.pt")
         if stop or state["bad"] >= args.patience:
             break
 
@@ -833,10 +843,30 @@ def choose_flag_thresholds(flag_logits: np.ndarray, dev_ex, flags: list[str], fi
 
 def _checkpoint_epoch(ckpt: Path) -> int:
     """Epochs a checkpoint holds (0 when there is none)."""
-    import torch
     if not (ckpt / "state.pt").is_file():
         return 0
-    return int(torch.load(ckpt / "state.pt", weights_only=False)["state"]["epoch"])
+    return int(_load_checkpoint(ckpt, "cpu")["state"]["epoch"])
+
+
+def _load_checkpoint(ckpt: Path, device) -> dict:
+    """The checkpoint, or a ``ModelError`` saying it cannot be read (a file cut short by a kill)."""
+    import torch
+    try:
+        saved = torch.load(ckpt / "state.pt", weights_only=False, map_location=device)
+        saved["state"]["epoch"]
+    except Exception as e:  # noqa: BLE001 — torch raises RuntimeError, EOFError, UnpicklingError… on a bad file
+        raise ModelError(f"cannot resume: {ckpt / 'state.pt'} cannot be read ({type(e).__name__}: "
+                         f"{str(e)[:200]}); delete {ckpt} to train from the start") from None
+    return saved
+
+
+def _run_key(args: TrainArgs, train_ex, dev_ex) -> str:
+    """What a checkpoint must match to be resumed: the options that shape training and the chats on each side,
+    in order (not --epochs, --patience or --max-steps, which a resume may raise)."""
+    opts = {k: v for k, v in dataclasses.asdict(args).items()
+            if k not in ("resume", "epochs", "patience", "max_steps", "threads", "device", "out")}
+    ids = [[e.conv.id for e in train_ex], [e.conv.id for e in dev_ex]]
+    return hashlib.sha256(json.dumps([opts, ids], sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 NGRAM_FIT_VERSION = 2    # part of the n-gram fit's cache key: bump when the fit itself changes (C grid, folds…)
