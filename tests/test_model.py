@@ -380,3 +380,19 @@ def test_train_resume_into_a_finished_model_folder_is_refused(tmp_path, capsys):
                             "--resume")
     assert code == 2 and "holds no checkpoint" in " ".join(err.split())
     assert (done / "model.safetensors").read_bytes() == (ROOT / "models" / "default" / "model.safetensors").read_bytes()
+
+
+def test_fit_soft_lr_survives_a_fold_without_a_rare_flags_positive():
+    """A flag raised in 1 of 60 chats: the C search's hold-out split or a fold kept no positive, and scikit-learn
+    stopped the whole training run (some seeds only)."""
+    from scipy import sparse
+
+    from qa.model.ngrams import fit_soft_lr
+    rng = np.random.default_rng(0)
+    x = sparse.csr_matrix(rng.random((60, 8)))
+    y = np.zeros((60, 2), dtype=np.float32)
+    y[:, 0] = 1
+    y[7] = (0, 1)
+    for seed in range(6):
+        coef, inter, c, oof = fit_soft_lr(x, y, seed=seed, folds=5, jobs=1)
+        assert coef.shape == (2, 8) and oof.shape == (60, 2) and np.isfinite(oof).all()

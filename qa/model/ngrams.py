@@ -82,6 +82,8 @@ def fit_soft_lr(x, targets: np.ndarray, c_grid: Sequence[float] = (3.0, 10.0, 30
 
     def fit(rows, c):
         xs, ys, ws = expand(rows)
+        if len(np.unique(ys)) < 2:   # a hold-out or fold of a rare flag's chats kept none of its positives
+            return _Constant(int(ys[0]) if len(ys) else 0, x.shape[1])
         clf = LogisticRegression(C=c, max_iter=2000)
         clf.fit(xs, ys, sample_weight=ws)
         return clf
@@ -123,6 +125,17 @@ def fit_soft_lr(x, targets: np.ndarray, c_grid: Sequence[float] = (3.0, 10.0, 30
     if folds >= 2:
         oof = x @ coef.T + inter
     return coef, inter, best, oof
+
+
+class _Constant:
+    """``fit_soft_lr``'s fit of rows that hold one level only: that level, whatever the input."""
+
+    def __init__(self, level: int, n: int):
+        self.classes_ = np.array([level])
+        self.coef_, self.intercept_ = np.zeros((1, n), dtype=np.float32), np.zeros(1, dtype=np.float32)
+
+    def predict_proba(self, x) -> np.ndarray:
+        return np.ones((x.shape[0], 1))
 
 
 def _weights(clf, k: int, n: int) -> tuple[np.ndarray, np.ndarray]:
