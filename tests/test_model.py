@@ -13,7 +13,7 @@ from tests.conftest import ROOT
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from qa.model.data import Example, targets  # noqa: E402
+from qa.model.data import Example, load_examples, targets  # noqa: E402
 from qa.model.metrics import grade_metrics  # noqa: E402
 
 HAND = ROOT / "data" / "labelled" / "hand" / "train_hand-a.jsonl"
@@ -396,3 +396,29 @@ def test_fit_soft_lr_survives_a_fold_without_a_rare_flags_positive():
     for seed in range(6):
         coef, inter, c, oof = fit_soft_lr(x, y, seed=seed, folds=5, jobs=1)
         assert coef.shape == (2, 8) and oof.shape == (60, 2) and np.isfinite(oof).all()
+
+
+def test_split_keeps_a_conversations_copies_on_one_side():
+    """Two reviewers' files of the same chats: copies landed on both sides, and dev QWK scored trained-on chats."""
+    from qa.model.data import split
+    ex = load_examples([str(ROOT / "data" / "labelled" / "eval" / "eval_eval-f.jsonl")] * 2,
+                       {d: [5, 4, 3, 2] for d in ("attitude", "etiquette", "professionalism", "clarity")})
+    train_ex, dev_ex = split(ex, 0.2, 3)
+    assert len(dev_ex) == round(len(ex) * 0.2) and not {e.conv.id for e in train_ex} & {e.conv.id for e in dev_ex}
+
+
+def test_eval_baselines_train_on_the_models_own_split(tmp_path):
+    """--dev-ids was ignored: the baselines trained on the model's dev chats, and a relative path was read from
+    wherever qa eval ran."""
+    from qa.model.evaluate import training_split
+    dims = {d: [5, 4, 3, 2] for d in ("attitude", "etiquette", "professionalism", "clarity")}
+    data = ROOT / "data" / "labelled" / "eval" / "eval_eval-f.jsonl"
+    shutil.copy(data, tmp_path / "d.jsonl")
+    ids = [json.loads(ln)["id"] for ln in data.read_text("utf-8").splitlines()[:30]]
+    (tmp_path / "dev.txt").write_text("\n".join(ids) + "\n", encoding="utf-8")
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "training_args.json").write_text(json.dumps({"data": ["d.jsonl"], "dev_ids": "dev.txt", "seed": 1,
+                                                          "dev_fraction": 0.1, "cwd": str(tmp_path)}), "utf-8")
+    got = training_split(model, dims, None)
+    assert len(got) == len(data.read_text("utf-8").splitlines()) - 30 and not {e.conv.id for e in got} & set(ids)

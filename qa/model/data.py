@@ -186,9 +186,21 @@ def split_by_ids(examples: list[Example], path: str) -> tuple[list[Example], lis
 
 
 def split(examples: list[Example], dev_fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
-    """A seeded random train/dev split (dev gets at least one example when there are two or more)."""
-    idx = list(range(len(examples)))
-    random.Random(seed).shuffle(idx)
-    n_dev = min(max(1, round(len(idx) * dev_fraction)), len(idx) - 1) if len(idx) > 1 and dev_fraction > 0 else 0
-    dev = set(idx[:n_dev])
+    """A seeded random train/dev split of whole conversations (dev gets at least one example when there are two or
+    more): the examples of one id — two reviewers' files of the same chats — land on the same side, or the dev
+    split would score chats the model trained on. With unique ids it is the split it always was."""
+    groups: dict[str, list[int]] = {}
+    for i, e in enumerate(examples):
+        groups.setdefault(e.conv.id, []).append(i)
+    keys = list(groups)
+    order = list(range(len(keys)))
+    random.Random(seed).shuffle(order)
+    n = len(examples)
+    n_dev = min(max(1, round(n * dev_fraction)), n - 1) if n > 1 and dev_fraction > 0 else 0
+    dev: set[int] = set()
+    for g in order:
+        if len(dev) >= n_dev:
+            break
+        if len(dev) + len(groups[keys[g]]) < n:     # never the whole data
+            dev.update(groups[keys[g]])
     return [e for i, e in enumerate(examples) if i not in dev], [examples[i] for i in sorted(dev)]

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.errors import InputError, ModelError
-from qa.model.data import Example, load_examples, split
+from qa.model.data import Example, load_examples, split, split_by_ids
 from qa.model.inputs import flat_text
 from qa.model.metrics import grade_metrics
 
@@ -67,18 +67,33 @@ def training_split(model_dir: Path, dims: dict[str, list], train_paths: Sequence
             raise ValueError("not a JSON object")
         if not isinstance(args["data"], list) or not isinstance(args.get("weights") or {}, dict):
             raise ValueError("data must be a list of files and weights a mapping")
-        args["data"] = [str(Path(p).expanduser()) for p in args["data"]]   # real chats live in ~/.cache/qa
-        if not args.get("dev"):
+        args["data"] = [_where(p, args.get("cwd")) for p in args["data"]]   # real chats live in ~/.cache/qa
+        if args.get("dev_ids"):
+            args["dev_ids"] = _where(args["dev_ids"], args.get("cwd"))
+        elif not args.get("dev"):
             float(args["dev_fraction"]), int(args["seed"])
     except (ValueError, KeyError, TypeError) as e:
         from qa.model.predict import load_reason
         raise ModelError(f"cannot load model from {model_dir}: training_args.json: {load_reason(e)} (pass --train "
                          "FILES, or --no-baselines)") from None
-    missing = [p for p in args["data"] if not Path(p).is_file()]
+    missing = [p for p in args["data"] + ([args["dev_ids"]] if args.get("dev_ids") else []) if not Path(p).is_file()]
     if missing:
         raise ModelError(f"training data of {model_dir} not found ({', '.join(missing)}): pass --train FILES")
     examples = load_examples(args["data"], dims, weights=args.get("weights"))
-    return examples if args.get("dev") else split(examples, args["dev_fraction"], args["seed"])[0]
+    if args.get("dev"):
+        return examples
+    if args.get("dev_ids"):                         # the model's own split: its dev chats are not baseline training
+        return split_by_ids(examples, args["dev_ids"])[0]
+    return split(examples, args["dev_fraction"], args["seed"])[0]
+
+
+def _where(path: str, cwd: str | None) -> str:
+    """A training file's path: relative ones are found where ``qa train`` ran (recorded since session 42), else
+    here."""
+    p = Path(path).expanduser()
+    if not p.is_absolute() and cwd and (Path(cwd) / p).is_file():
+        return str(Path(cwd) / p)
+    return str(p)
 
 
 def evaluate(model_dir: str | Path | None, data: Sequence[str], *, train_paths: Sequence[str] | None = None,

@@ -969,7 +969,8 @@ def save(model, tokenizer, ngrams, rubric, out: Path, metrics: dict, args: Train
             shutil.copy((rubric.path.parent / rubric.lexicon).resolve(), lex)
     (out / "labels.json").write_text(json.dumps(model.config.dimensions, ensure_ascii=False, indent=1),
                                      encoding="utf-8")
-    (out / "training_args.json").write_text(json.dumps(dataclasses.asdict(args), ensure_ascii=False, indent=1),
-                                            encoding="utf-8")
+    # with the folder it ran in: `qa eval` finds relative data paths there, wherever it is run from
+    (out / "training_args.json").write_text(json.dumps({**dataclasses.asdict(args), "cwd": os.getcwd()},
+                                                       ensure_ascii=False, indent=1), encoding="utf-8")
     (out / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=1), encoding="utf-8")
     write_card(out)
