@@ -422,3 +422,20 @@ def test_eval_baselines_train_on_the_models_own_split(tmp_path):
                                                           "dev_fraction": 0.1, "cwd": str(tmp_path)}), "utf-8")
     got = training_split(model, dims, None)
     assert len(got) == len(data.read_text("utf-8").splitlines()) - 30 and not {e.conv.id for e in got} & set(ids)
+
+
+def test_train_refuses_a_weight_pattern_that_matches_no_file_and_patience_0(tmp_path, capsys):
+    """A --weight pattern that matched nothing weighed nothing while the card said it was applied; --patience 0
+    trained one epoch whatever --epochs said."""
+    from tests.conftest import run_main
+    data = ROOT / "data" / "labelled" / "eval" / "eval_eval-f.jsonl"
+    code, _, err = run_main(capsys, "train", data, "--out", tmp_path / "a", "--weight", "./data/x.jsonl=2")
+    assert code == 2 and "matches none of the training files" in err and not (tmp_path / "a").exists()
+    code, _, err = run_main(capsys, "train", data, "--out", tmp_path / "b", "--patience", "0")
+    assert code == 2 and "--patience" in err
+
+
+def test_macro_f1_leaves_out_a_level_nobody_used():
+    from qa.model.metrics import grade_metrics
+    m = grade_metrics(references=[5, 4, 5, 4], predictions=[5, 4, 5, 4], levels=[5, 4, 3, 2])
+    assert m["macro_f1"] == 1.0 and m["accuracy"] == 1.0

@@ -23,7 +23,7 @@ def train_cli(
     dev_ids: Path = typer.Option(None, help="File of conversation ids (one a line): those chats of the data are "
                                  "the dev split, the same one however many files are added"),
     dev_fraction: float = typer.Option(0.1), epochs: int = typer.Option(8), batch_size: int = typer.Option(16),
-    lr: float = typer.Option(3e-4), encoder_lr: float = typer.Option(1e-4), patience: int = typer.Option(2),
+    lr: float = typer.Option(3e-4), encoder_lr: float = typer.Option(1e-4), patience: int = typer.Option(2, min=1),
     seed: int = typer.Option(13),
     no_encoder: bool = typer.Option(False, "--no-encoder", help="Ablation: n-grams and features only"),
     no_ngrams: bool = typer.Option(False, "--no-ngrams", help="Ablation: no char n-gram channel"),
@@ -107,7 +107,8 @@ def train_cli(
     for d, m in (metrics.get("dev") or {}).items():
         t.add_row(d, f"{m['qwk']:.3f}", f"{m['accuracy']:.3f}", f"{m['within_one']:.3f}", f"{m['macro_f1']:.3f}")
     console.print(t)
-    console.print(f"{metrics['train_examples']} train / {metrics['dev_examples']} dev conversations, "
+    copies = f" (+ {metrics['train_copies']} augmented copies)" if metrics.get("train_copies") else ""
+    console.print(f"{metrics['train_conversations']} train{copies} / {metrics['dev_examples']} dev conversations, "
                   f"{metrics['rejected']} without usable labels; {metrics['seconds']} s; wrote {out}",
                   highlight=False)
 

@@ -53,10 +53,32 @@ def _command(args: dict) -> str:
         parts += ["--augment", f"{args['augment']:g}"]
     if args.get("excerpt"):
         parts += ["--excerpt", f"{args['excerpt']:g}"]
+        if args.get("excerpt_dim", "etiquette") != "etiquette":
+            parts += ["--excerpt-dim", args["excerpt_dim"]]
     for flag, key in (("--no-encoder", "use_encoder"), ("--no-ngrams", "use_ngrams"), ("--no-features", "use_features")):
         if args.get(key) is False:
             parts.append(flag)
+    given = {"max_ngrams": 30000, "max_tokens": 64, "max_messages": 40, "ngram_init": "lr", "device": "auto"}
+    for key in ("dev_ids", "from_model", "teacher", "max_steps", "max_ngrams", "max_tokens", "max_messages",
+                "ngram_init", "device"):   # the rest of what the run was given, where it was not the default
+        if args.get(key) not in (None, given.get(key)):
+            parts += [f"--{key.replace('_', '-')}", str(args[key])]
+    for key in ("dev", "ridge_on", "turns_on"):
+        for v in args.get(key) or ():
+            parts += [f"--{key.replace('_', '-')}", str(v)]
+    for key in ("keep_beta", "keep_decision"):
+        if args.get(key):
+            parts.append(f"--{key.replace('_', '-')}")
     return " ".join(parts)
+
+
+def _split(args: dict) -> str:
+    """How the dev split was drawn, in words."""
+    if args.get("dev"):
+        return f"the dev files {', '.join(args['dev'])}"
+    if args.get("dev_ids"):
+        return f"the dev chats listed in {args['dev_ids']}"
+    return f"a seeded {args.get('dev_fraction')} dev split"
 
 
 def write_card(model_dir: str | Path) -> Path:
@@ -100,9 +122,11 @@ def write_card(model_dir: str | Path) -> Path:
              f"- Command: `{_command(args)}`",
              f"- Base model: `{args.get('base_model')}`; epochs ≤ {args.get('epochs')}, batch {args.get('batch_size')}, "
              f"lr {args.get('lr')} (encoder {args.get('encoder_lr')}), seed {args.get('seed')}, early stopping "
-             f"(patience {args.get('patience')}) on a {args.get('dev_fraction')} dev split.",
-             f"- {metrics.get('train_examples')} training / {metrics.get('dev_examples')} dev conversations; "
-             f"{metrics.get('seconds')} s.", ""]
+             f"(patience {args.get('patience')}) on {_split(args)}.",
+             f"- {metrics.get('train_conversations', metrics.get('train_examples'))} training / "
+             f"{metrics.get('dev_examples')} dev conversations"
+             + (f" (+ {metrics['train_copies']} real-looking or excerpt copies of training chats)"
+                if metrics.get("train_copies") else "") + f"; {metrics.get('seconds')} s.", ""]
     if metrics.get("dev"):
         lines += ["Dev split (used for early stopping and calibration, so optimistic):", "",
                   "| dimension | QWK | accuracy | within one | macro-F1 |", "|---|---:|---:|---:|---:|"]

@@ -32,7 +32,9 @@ def grade_metrics(*, references: Sequence, predictions: Sequence, levels: Sequen
         "n": int(len(ref)),
         "accuracy": exact(references, predictions),
         "within_one": within_one(references, predictions, levels),
-        "macro_f1": float(f1_score(ref, pred, labels=list(range(len(levels))), average="macro", zero_division=0)),
+        # over the levels used (by the reference or the prediction): a level nobody gave is no class scored 0
+        "macro_f1": float(f1_score(ref, pred, labels=sorted(set(ref) | set(pred)), average="macro",
+                                   zero_division=0)),
         "qwk": 0.0 if kappa is None else kappa,
         "qwk_defined": kappa is not None,
         "confusion": confusion_matrix(ref, pred, labels=list(range(len(levels)))).tolist(),

@@ -80,8 +80,8 @@ class TrainArgs:
     def __post_init__(self) -> None:
         if not self.data:
             raise ValueError("no training data given")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be ≥ 1")
+        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
+            raise ValueError("epochs, batch_size and patience must be ≥ 1")
         for name, low in (("lr", ">"), ("encoder_lr", ">"), ("weight_decay", "≥"), ("ngram_l2", "≥")):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0 or (value == 0 and low == ">"):
@@ -303,7 +303,7 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
     import torch
 
     from qa.model.batching import Batcher
-    from qa.model.data import load_examples, split, split_by_ids
+    from qa.model.data import load_examples, matches, split, split_by_ids
     from qa.model.features import feature_names
     from qa.model.flags import flag_targets, flag_tensors, turn_targets, turn_tensors
     from qa.model.inputs import flat_text
@@ -323,6 +323,11 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
     if args.excerpt and args.excerpt_dim not in (*dims, "none"):
         raise ModelError(f"excerpt_dim {args.excerpt_dim!r} is not a dimension of rubric {rubric.name!r} "
                          f"({', '.join(dims)}) or none")
+    unmatched = [w for w in args.weights or {} if not any(matches(f, w) for f in [*args.data, *(args.dev or [])])]
+    if unmatched:   # it would weigh nothing, and the card would say it did
+        raise ModelError(f"--weight {unmatched[0]!r} matches none of the training files ({', '.join(args.data[:3])}"
+                         f"{' …' if len(args.data) > 3 else ''}): a pattern matches a file's path as given or its "
+                         "name, e.g. 'data/gen/*' or 'gen*.jsonl'")
     rejects: list = []
     examples = load_examples(args.data, dims, rejects=rejects, nuggets=rubric.nuggets, weights=args.weights)
     if args.dev:
@@ -505,7 +510,9 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
 
     if best_state is not None:
         model.load_state_dict(best_state)
-    metrics = {"train_examples": len(train_ex), "dev_examples": len(dev_ex), "rejected": len(rejects),
+    metrics = {"train_examples": len(train_ex), "train_conversations": len(original_train),
+               "train_copies": len(train_ex) - len(original_train), "dev_examples": len(dev_ex),
+               "rejected": len(rejects),
                "history": state["history"], "seconds": round(time.time() - started, 1)}
     ridge = (fit_ridge(args, original_train, dev_ex, dims, config.flag_turns,
                        train_feats[0][:len(original_train)] if engine else None, list(rubric.rules))
