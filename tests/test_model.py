@@ -439,3 +439,20 @@ def test_macro_f1_leaves_out_a_level_nobody_used():
     from qa.model.metrics import grade_metrics
     m = grade_metrics(references=[5, 4, 5, 4], predictions=[5, 4, 5, 4], levels=[5, 4, 3, 2])
     assert m["macro_f1"] == 1.0 and m["accuracy"] == 1.0
+
+
+def test_from_model_without_ridge_on_keeps_the_models_channel_and_grades(tmp_path):
+    """Without --ridge-on the refit dropped the model's ridge channel and turn models: with --keep-decision ("its
+    grades") 10-18 of 80 levels still moved."""
+    from qa.model.predict import Classifier
+    from qa.model.train import TrainArgs, train
+    lines = (ROOT / "data" / "labelled" / "eval" / "eval_eval-g.jsonl").read_text("utf-8").splitlines()
+    own = tmp_path / "own.jsonl"
+    own.write_text("\n".join(lines[:40]) + "\n", encoding="utf-8")
+    default = ROOT / "models" / "default"
+    train(TrainArgs(data=[str(own)], out=str(tmp_path / "m"), from_model=str(default), keep_decision=True, seed=1))
+    assert {"ridge.json", "turnflags.json"} <= {p.name for p in (tmp_path / "m").iterdir()}
+    convs = [e.conv for e in load_examples([str(own)], {"attitude": [5, 4, 3, 2]})[:20]]
+    a, b = Classifier(default).predict_all(convs), Classifier(tmp_path / "m").predict_all(convs)
+    assert [{d: g.level for d, g in p.grades.items()} for p in a] == [{d: g.level for d, g in p.grades.items()}
+                                                                      for p in b]

@@ -108,6 +108,8 @@ def train_cli(
         t.add_row(d, f"{m['qwk']:.3f}", f"{m['accuracy']:.3f}", f"{m['within_one']:.3f}", f"{m['macro_f1']:.3f}")
     console.print(t)
     copies = f" (+ {metrics['train_copies']} augmented copies)" if metrics.get("train_copies") else ""
+    if from_model:
+        copies += f" (network kept from {from_model}: nothing trained)"
     console.print(f"{metrics['train_conversations']} train{copies} / {metrics['dev_examples']} dev conversations, "
                   f"{metrics['rejected']} without usable labels; {metrics['seconds']} s; wrote {out}",
                   highlight=False)

@@ -514,14 +514,19 @@ def train(args: TrainArgs, progress: Callable | None = None) -> dict:
                "train_copies": len(train_ex) - len(original_train), "dev_examples": len(dev_ex),
                "rejected": len(rejects),
                "history": state["history"], "seconds": round(time.time() - started, 1)}
+    from qa.model.ridge import RidgeChannel
     ridge = (fit_ridge(args, original_train, dev_ex, dims, config.flag_turns,
                        train_feats[0][:len(original_train)] if engine else None, list(rubric.rules))
              if args.ridge_on else None)
+    whole = ridge is None and args.from_model is not None   # no --ridge-on: the model's own channel, as it is
+    if whole:
+        ridge = RidgeChannel.load(args.from_model)
+        if ridge is not None:
+            ridge.info["kept_from"] = Path(args.from_model).name
     if dev_ex:
         logits, flag_logits = _predict_logits(model, batcher, dev_ex, dev_feats, with_flags=True)
         if ridge is not None:
-            from qa.model.ridge import RidgeChannel
-            kept = RidgeChannel.load(args.from_model) if args.keep_beta else None
+            kept = RidgeChannel.load(args.from_model) if args.keep_beta or whole else None
             logits = choose_ridge_beta(ridge, logits, dev_ex, dims, dev_feats[0],
                                        fixed=kept.beta if kept is not None else None)
             if kept is not None:
