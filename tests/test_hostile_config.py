@@ -475,7 +475,18 @@ def test_hostile_config_the_default_base_model_is_found_from_any_folder(tmp_path
     from qa.model.train import DEFAULT_BASE, base_source
     monkeypatch.chdir(tmp_path)
     assert Path(base_source(DEFAULT_BASE)) == ROOT / "models" / "base"
+    from qa.model import train as train_mod
+    monkeypatch.setattr(train_mod, "_hub_unreachable", lambda: None)
     assert base_source("hfl/rbt3") == "hfl/rbt3"   # a hub id is passed on (only a user's own choice reaches it)
+
+
+def test_hostile_config_a_hub_id_without_a_hub_fails_in_one_line_at_once(monkeypatch, tmp_path):
+    """No network: the hub client retried for 54 s, each warning printed twice, before its error."""
+    from qa.model.train import base_source
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError, match="cannot be reached .HF_HUB_OFFLINE is set"):
+        base_source("someone/nomodel")
 
 
 def test_hostile_config_calibrate_one_chat_and_a_read_only_model(tmp_path, capsys):

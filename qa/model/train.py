@@ -166,10 +166,29 @@ def base_source(base: str) -> str:
     if base == DEFAULT_BASE and (data_root() / DEFAULT_BASE).is_dir():
         return str(data_root() / DEFAULT_BASE)
     if base != DEFAULT_BASE and HUB_ID.fullmatch(base) and not Path(base.split("/")[0]).exists():
+        why = _hub_unreachable()
+        if why:   # one line now, not a minute of the hub client's retries
+            raise ModelError(f"base model {base!r} is no local folder here, and the Hugging Face Hub cannot be "
+                             f"reached ({why}): give a local folder in save_pretrained layout (a misspelt path "
+                             "reads as a hub id)")
         log.warning("base model %r is no local folder: fetching it from the Hugging Face Hub", base)
         return base
     raise ModelError(f"base model {base!r} not found: no such folder here (a local folder, or a hub id such as "
                      "hfl/rbt3); run `qa pretrain` to build the default one")
+
+
+def _hub_unreachable(timeout: float = 3.0) -> str | None:
+    """Why the Hub (``$HF_ENDPOINT``, e.g. a mirror, else huggingface.co) cannot be reached, or None."""
+    import socket
+    from urllib.parse import urlparse
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return "HF_HUB_OFFLINE is set"
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        socket.create_connection((url.hostname or "huggingface.co", url.port or 443), timeout=timeout).close()
+    except OSError as e:
+        return f"{url.hostname}: {e.strerror or e}"
+    return None
 
 
 def scratch_encoder(texts, hidden: int = 64, layers: int = 1):
