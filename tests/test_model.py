@@ -456,3 +456,10 @@ def test_from_model_without_ridge_on_keeps_the_models_channel_and_grades(tmp_pat
     a, b = Classifier(default).predict_all(convs), Classifier(tmp_path / "m").predict_all(convs)
     assert [{d: g.level for d, g in p.grades.items()} for p in a] == [{d: g.level for d, g in p.grades.items()}
                                                                       for p in b]
+
+
+@pytest.mark.parametrize("value,level", [("４", 4), (" 4 ", 4), (4.0, 4), ("3.0", 3), (4.5, None), (True, None),
+                                         (6, None)])
+def test_a_grade_is_read_as_import_review_reads_it(value, level):
+    from qa.model.data import _level_key
+    assert _level_key(value, [5, 4, 3, 2]) == level

@@ -10,6 +10,7 @@ import dataclasses
 import logging
 import random
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -42,8 +43,9 @@ class Example:
 
 
 def _level_key(v, levels):
-    """The level ``v`` names: as written (4, "4", " 4 "), or as a sheet or script writes a whole number (4.0, "4.0")."""
-    text = str(v).strip()
+    """The level ``v`` names: as written (4, "4", " 4 ", full-width "４" as ``qa import-review`` reads it), or as a
+    sheet or script writes a whole number (4.0, "4.0")."""
+    text = unicodedata.normalize("NFKC", str(v)).strip()
     if not isinstance(v, bool) and re.fullmatch(r"-?\d+\.0+", text):
         text = text.split(".")[0]
     for lv in levels:
