@@ -160,8 +160,10 @@ def _check_dimensions(path, dimensions, rubric: Rubric) -> None:
     else:
         bad = next(d for d in want if want[d] != have[d])
         parts.append(f"dimension {bad!r} has levels {have[bad]} in the model but {want[bad]} in the rubric")
+    own = Path(path) / "rubric.yaml"
+    hint = f"--rubric {own} (the rubric it was trained with), " if own.is_file() else ""
     raise ModelError(f"model {path} does not fit rubric {rubric.name!r} ({rubric.path}): "
-                     + "; ".join(parts) + " — pass the model trained for this rubric (--model) or --model none")
+                     + "; ".join(parts) + f" — pass {hint}the model trained for this rubric (--model) or --model none")
 
 
 @dataclasses.dataclass
