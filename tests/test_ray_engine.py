@@ -149,10 +149,10 @@ def test_ray_cli_counts_line_and_a_repeated_id_across_files(tmp_path):
     r = CliRunner().invoke(app, ["grade", str(src), str(again), "--engine", "ray", "--workers", "1",
                                  "--model", "none", "--profile", "douyin", "--out", str(out)])
     assert r.exit_code == 0, r.output
-    assert "read 24 · accepted 20 · rejected 4 · repaired 0" in r.output and "graded 20 conversations" in r.output
+    assert "read 25 · accepted 20 · rejected 5 · repaired 0" in r.output and "graded 20 conversations" in r.output
     assert len(_by_id(out)) == 20
     rej = [json.loads(x) for x in (tmp_path / "res.rejects.jsonl").read_text(encoding="utf-8").splitlines()]
-    assert len(rej) == 4 and rej[-1]["field"] == "id" and rej[-1]["file"] == str(again) and str(src) in rej[-1]["reason"]
+    assert len(rej) == 5 and rej[-1]["line"] == 1 and rej[-1]["field"] == "id" and rej[-1]["file"] == str(again) and str(src) in rej[-1]["reason"]
     r = CliRunner().invoke(app, ["grade", str(src), "--engine", "ray", "--out", str(tmp_path / "r.jsonl")])
     assert r.exit_code == 2 and "Parquet" in r.output
 
