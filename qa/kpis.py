@@ -86,7 +86,9 @@ class KpiTable:
             self._groups.setdefault(key, _Acc()).add(conv, timing)
 
     def _profile_for(self, platform: str):
-        name = self.profile or (platform if platform in self.rubric.profiles else None)
+        """The profile ``qa grade`` weighs the platform's chats under (``qa.grader.profile_for``): --profile, else the
+        platform's own, else the rubric's default_profile, so ``qa report`` judges the same group alike."""
+        name = self.profile or (platform if platform in self.rubric.profiles else self.rubric.default_profile)
         return self.rubric.profile(name) if name else None
 
     def rows(self) -> list[dict[str, Any]]:

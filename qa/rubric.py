@@ -109,6 +109,18 @@ class Timing(_Model):
     service_hours: Hours = Hours()
     shop_hours: dict[str, Hours] = {}
 
+    @model_validator(mode="before")
+    @classmethod
+    def _shop_tz(cls, data: Any) -> Any:
+        """A shop's hours without a ``tz`` are on the clock of ``service_hours`` (not Shanghai's): a New York
+        rubric's shop read its 09:00–21:00 in Beijing time."""
+        if isinstance(data, dict) and isinstance(data.get("shop_hours"), dict):
+            tz = (data.get("service_hours") or {}).get("tz") if isinstance(data.get("service_hours"), dict) else None
+            if tz:
+                data = {**data, "shop_hours": {k: {"tz": tz, **v} if isinstance(v, dict) and "tz" not in v else v
+                                               for k, v in data["shop_hours"].items()}}
+        return data
+
     def hours_for(self, shop: str | None) -> Hours:
         return self.shop_hours.get(shop or "", self.service_hours)
 

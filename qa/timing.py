@@ -28,21 +28,32 @@ from qa.text import normalize
 # Times are clamped into this span before service hours are counted, so that no local date falls off the
 # calendar (readers already reject times outside qa.schema.TS_MIN .. TS_MAX; this guards direct callers).
 # a customer message that only acknowledges or thanks (on the normalised text: simplified, lower case)
+# (a sticker's placeholder such as [捂脸] is one; an export's placeholder for a voice message, a file, a location, a
+# link, a red packet or a transfer is not: what it says is unknown, and it asks for an answer)
 _ACK = re.compile(r"(?:好的?|好滴|好嘞|好吧|好哒|好哦|好滴呢|嗯+|恩+|哦+|噢+|ok|okay|谢谢|谢了|多谢|感谢|thx|thanks|thank you|"
                   r"收到|知道了|明白了?|了解了?|懂了|行吧|行|没问题|没事了|没有了|没了|拜拜|再见|bye|晚安|88+|886|"
                   r"我(?:再)?考虑(?:一)?下|考虑考虑|我再看看|再看看|先这样|先不用了|不用了|[\s\W_]|"
-                  r"\[[^\]]{1,8}\]|[亲啦呀哈了呢滴哒嘛的吧那])+")
+                  r"\[(?!语音|文件|位置|定位|链接|红包|转账|音频|通话|视频|图片|截图|商品|订单|卡片|小程序)[^\]]{1,8}\]|"
+                  r"[亲啦呀哈了呢滴哒嘛的吧那])+")
+# what is left once punctuation and particles go: nothing (亲, 那呢, 。。) is a call for the agent, not an acknowledgement
+_PARTICLES = re.compile(r"[\s\u3000-\u303f!-/:-@\[-`{-~\u2026亲啦呀了呢滴哒嘛的吧那]*")
+
+
+def _acknowledges(norm: str) -> bool:
+    """Normalised text that only acknowledges, thanks or signs off. A question mark anywhere (？, 亲？, 那呢？: a
+    customer chasing an answer) and particles alone (亲) ask for a reply."""
+    return "?" not in norm and _ACK.fullmatch(norm) is not None and _PARTICLES.fullmatch(norm) is None
 
 
 def is_acknowledgement(mtype: str, text: str | None) -> bool:
     """A customer message that needs no reply: an emoji alone, or text that only acknowledges, thanks or signs off
     (好的 谢谢, ok, 收到, 晚安, 我再看看)."""
-    return mtype == "emoji" or (mtype == "text" and bool(text) and _ACK.fullmatch(normalize(text)) is not None)
+    return mtype == "emoji" or (mtype == "text" and bool(text) and _acknowledges(normalize(text)))
 
 
 def needs_reply(m: Message) -> bool:
     """A customer message asks for something: not ``is_acknowledgement`` (its normalised text is cached)."""
-    return not (m.type == "emoji" or (m.type == "text" and m.text and _ACK.fullmatch(m.norm)))
+    return not (m.type == "emoji" or (m.type == "text" and bool(m.text) and _acknowledges(m.norm)))
 
 
 _FIRST = dt.datetime(1, 1, 3, tzinfo=dt.timezone.utc)
@@ -183,9 +194,11 @@ def compute_timing(conv: Conversation, rubric: Rubric) -> Timing:
         asking = [i for i in customer if needs_reply(msgs[i])] or customer
         last_customer = msgs[asking[-1]].ts
         agent_ts = [m.ts for m in msgs[customer[0]:] if m.role == "agent"]
-        bot_final = [m.ts for m in msgs[customer[0]:] if m.role == "bot" and m.ts >= last_customer]
+        bot_ts = [m.ts for m in msgs[customer[0]:] if m.role == "bot"]
+        bot_final = [t for t in bot_ts if t >= last_customer]
         responded = any(t <= deadline for t in agent_ts) or any(t <= deadline for t in bot_final)
-        replies = agent_ts or (bot_final if bot_only else [])
+        # the handling time runs to the last reply, the bot's in a bot-only chat, even when the customer wrote on
+        replies = agent_ts or (bot_ts if bot_only else [])
         handle = (replies[-1] - t0).total_seconds() if replies else None
 
     dims = rubric.dimensions

@@ -5,7 +5,7 @@ import pytest
 
 from qa.rubric import Hours
 from qa.timing import compute_timing, service_seconds
-from tests.conftest import make_conv
+from tests.conftest import ROOT, make_conv
 
 CST = dt.timezone(dt.timedelta(hours=8))
 
@@ -257,3 +257,46 @@ def test_service_seconds_in_a_zone_with_daylight_saving_match_a_minute_count():
         minutes = sum(1 for k in range(int((b - a).total_seconds() // 60))
                       if not dt.time(4) <= (a + dt.timedelta(minutes=k)).astimezone(zone).time() < dt.time(20))
         assert service_seconds(a, b, hours) == minutes * 60
+
+
+@pytest.mark.parametrize("text,ack", [("好的 谢谢", True), ("谢谢亲", True), ("[捂脸]", True), ("👍", True), ("哈哈", True),
+                                      ("？", False), ("？？", False), ("亲？", False), ("嗯？", False), ("那呢？", False),
+                                      ("亲", False), ("[语音]", False), ("[文件]", False), ("[位置]", False)])
+def test_a_nudge_or_a_placeholder_needs_a_reply(rubric, text, ack):
+    """？, 亲？ and [语音] were read as acknowledgements: the customer's chase opened no run, and the 3-minute reply
+    rate rose."""
+    from qa.timing import is_acknowledgement
+    assert is_acknowledgement("text", text) is ack
+    c = make_conv(("customer", "这个有货吗", 0), ("agent", "有的", 30), ("customer", text, 60))
+    t = compute_timing(c, rubric)
+    assert (t.reply_runs, t.unanswered_runs) == ((1, 0) if ack else (2, 1))
+
+
+def test_a_bot_only_chat_is_handled_until_the_bots_last_answer(rubric):
+    """The customer wrote on after the bot's last answer: the handling time was empty and chat time the worst."""
+    c = make_conv(("customer", "几天发货", 0), ("bot", "48小时内发货哦", 3), ("customer", "能今天发吗", 30),
+                  ("bot", "亲，今天16点前下单当天发", 40), ("customer", "那我再想想吧 能便宜吗", 90))
+    t = compute_timing(c, rubric)
+    assert t.bot_only and t.handle_s == 40 and t.chat_time_level == rubric.best
+
+
+def test_a_shops_hours_without_a_zone_are_on_the_service_hours_clock(tmp_path):
+    from qa.rubric import load_rubric
+    text = (ROOT / "rubrics" / "default.yaml").read_text(encoding="utf-8")
+    text = text.replace("lexicon: lexicon/zh.yaml", f"lexicon: {ROOT / 'rubrics' / 'lexicon' / 'zh.yaml'}")
+    text = text.replace("shop_hours: {}", 'shop_hours: {"NY Store": {start: "09:00", end: "21:00"}}')
+    text = text.replace("tz: Asia/Shanghai", "tz: America/New_York", 1)
+    (tmp_path / "ny.yaml").write_text(text, encoding="utf-8")
+    r = load_rubric(tmp_path / "ny.yaml")
+    assert r.timing.service_hours.tz == "America/New_York" == r.timing.hours_for("NY Store").tz
+
+
+def test_kpis_of_platform_other_are_judged_under_the_default_profile(rubric):
+    """qa metrics showed no thresholds for platform `other` while qa report judged the same group under douyin."""
+    from qa.kpis import KpiTable
+    table = KpiTable(rubric)
+    c = make_conv(("customer", "在吗", 0), ("agent", "在的", 30)).model_copy(update={"platform": "other"})
+    table.add(c, compute_timing(c, rubric))
+    row = next(r for r in table.rows() if r["level"] == "platform")
+    want = rubric.profile(rubric.default_profile).kpis["first_response_rate_2min"]
+    assert row["first_response_rate_2min_threshold"] == str(want) and row["first_response_rate_2min_pass"] is True
