@@ -228,6 +228,10 @@ class Message(BaseModel):
         return copy
 
 
+LABEL_WORDS = {"好评": "满意", "非常满意": "满意", "很满意": "满意", "满意": "满意", "中评": "一般", "一般": "一般",
+               "差评": "失望", "不满意": "失望", "非常不满意": "失望", "很不满意": "失望", "失望": "失望"}
+
+
 class Rating(BaseModel):
     """The customer's rating: stars 1–5 and/or a label 满意 | 一般 | 失望."""
 
@@ -235,6 +239,16 @@ class Rating(BaseModel):
 
     stars: int | None = Field(default=None, ge=1, le=5)
     label: Literal["满意", "一般", "失望"] | None = None
+
+    @field_validator("label", mode="before")
+    @classmethod
+    def _label(cls, v: Any) -> Any:
+        """The words exports use for the three labels (好评 / 中评 / 差评, 非常满意, 不满意…), and a blank cell as none; any
+        other value stays an error that names the field."""
+        if isinstance(v, str):
+            v = v.strip()
+            return LABEL_WORDS.get(v, v) or None
+        return v
 
     @property
     def satisfied(self) -> bool | None:

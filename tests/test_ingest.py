@@ -338,3 +338,11 @@ def test_a_json_list_of_our_own_records_is_read_as_records(tmp_path, indent):
     got = list(read_path(p))
     assert [c.id for c in got[:3]] == [r["id"] for r in recs] and [c._line for c in got[:3]] == [1, 2, 3]
     assert isinstance(got[3], Reject) and (got[3].line, got[3].field) == (4, "messages")
+
+
+@pytest.mark.parametrize("word,label", [("好评", "满意"), ("非常满意", "满意"), ("中评", "一般"), ("差评", "失望"),
+                                        ("不满意", "失望"), (" 满意 ", "满意"), ("", None)])
+def test_an_exports_word_for_a_rating_label_is_read_as_the_label(word, label):
+    c = Conversation.model_validate({"id": "x", "messages": [{"role": "customer", "text": "在吗"}],
+                                     "rating": {"label": word}})
+    assert c.rating.label == label
