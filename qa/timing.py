@@ -39,7 +39,7 @@ _ACK = re.compile(r"(?:好的?|好滴|好嘞|好吧|好哒|好哦|好滴呢|嗯+
 _PARTICLES = re.compile(r"[\s\u3000-\u303f!-/:-@\[-`{-~\u2026亲啦呀了呢滴哒嘛的吧那]*")
 
 
-def _acknowledges(norm: str) -> bool:
+def acknowledges(norm: str) -> bool:
     """Normalised text that only acknowledges, thanks or signs off. A question mark anywhere (？, 亲？, 那呢？: a
     customer chasing an answer) and particles alone (亲) ask for a reply."""
     return "?" not in norm and _ACK.fullmatch(norm) is not None and _PARTICLES.fullmatch(norm) is None
@@ -48,12 +48,12 @@ def _acknowledges(norm: str) -> bool:
 def is_acknowledgement(mtype: str, text: str | None) -> bool:
     """A customer message that needs no reply: an emoji alone, or text that only acknowledges, thanks or signs off
     (好的 谢谢, ok, 收到, 晚安, 我再看看)."""
-    return mtype == "emoji" or (mtype == "text" and bool(text) and _acknowledges(normalize(text)))
+    return mtype == "emoji" or (mtype == "text" and bool(text) and acknowledges(normalize(text)))
 
 
 def needs_reply(m: Message) -> bool:
     """A customer message asks for something: not ``is_acknowledgement`` (its normalised text is cached)."""
-    return not (m.type == "emoji" or (m.type == "text" and bool(m.text) and _acknowledges(m.norm)))
+    return not (m.type == "emoji" or (m.type == "text" and bool(m.text) and acknowledges(m.norm)))
 
 
 _FIRST = dt.datetime(1, 1, 3, tzinfo=dt.timezone.utc)

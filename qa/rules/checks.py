@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from qa.rules.base import AGENT_SIDE, Context, Draft, hit_draft, register
+from qa.timing import acknowledges
 
 NON_TEXT = ("image", "video", "emoji", "product_card", "order_card")
 _PUNCT = re.compile(r"\[[^\]]{1,6}\]|[\s\W_]")
@@ -302,15 +303,18 @@ def _yes_no_answered(ctx: Context, k: int, tokens: tuple[str, ...], questions: l
 def mechanical_repetition(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     """The same or nearly the same canned text sent again to another question: character-bigram Jaccard ≥
     ``similarity``, or the one text whole inside the other (real agents resend a reply with a word or a closing
-    offer added). A message that is only courtesy (a stock greeting, closing offer or apology sent twice) is not
-    a repeated answer. An exact pre-test comes first: each character only one text has puts it in a bigram only
+    offer added). A message that is only courtesy (a stock greeting, closing offer or apology sent twice) or a hold
+    (请稍等，我帮您查一下) is not a repeated answer, nor is a text that answered an acknowledgement (好的 谢谢: a closing
+    said to it twice answers no question; session 42). An exact pre-test comes first: each character only one text has puts it in a bigram only
     that text has, so Jaccard ≥ sim needs |chars(a) ^ chars(b)| ≤ 2 (1 − sim) (|a| + |b| − 2); bigrams are
     built only for the pairs that pass."""
     min_len, sim = int(params.get("min_chars", 6)), float(params.get("similarity", 0.8))
     seen: list[tuple[int, str, str]] = []  # (index, text, customer text it answered)
     flagged: set[int] = set()
     for i, (t, last_customer, _) in _agent_texts(ctx).items():
-        if len(t) < min_len or ctx.content_len(i, "greeting", "closing", "apology") < min_len:
+        if len(t) < min_len or ctx.content_len(i, *_COURTESY) < min_len:   # courtesy only: no answer
+            continue
+        if ctx.content_len(i, *_COURTESY, "holding") < min_len:   # a hold is said again by design
             continue
         for j in range(max(0, len(seen) - _LOOK_BACK), len(seen)):
             k, other, asked = seen[j]
@@ -321,10 +325,15 @@ def mechanical_repetition(ctx: Context, params: dict[str, Any]) -> Iterator[Draf
                 continue
             if _same_question(asked, last_customer):  # tested last: it is the costliest test
                 continue
+            if acknowledges(asked) or acknowledges(last_customer):   # a closing to 好的 谢谢 answers no question
+                continue
             flagged.add(j)
             yield Draft(f"同一段话术重复发送（第 {k} 条与第 {i} 条）", i, (0, len(ctx.msgs[i].text or "")))
             break
         seen.append((i, t, last_customer))
+
+
+_COURTESY = ("greeting", "closing", "apology")   # what a message says besides its answer
 
 
 # How many earlier agent texts a message is compared with for a resend: every one in any real chat (the longest have
