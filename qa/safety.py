@@ -30,6 +30,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from qa.text import INVISIBLE
+
 # -- masking -----------------------------------------------------------------------------------------
 
 _SEP = r"[ \-－]{0,2}"
@@ -57,8 +59,8 @@ _LANDLINE = re.compile(r"(?<![\d\-－.．])(?P<p>[(（]?(?P<area>010|02\d|0[3-9]
 # Chinese numerals (幺 and 两 as spoken in phone numbers) and full-width digits, one character for one
 _NUMERALS = str.maketrans("零〇○一幺二两三四五六七八九０１２３４５６７８９", "000112234567890123456789")
 # what else is typed between the groups of a number, read as a space: the IME's full-width space, no-break and
-# zero-width spaces, a word joiner or soft hyphen (invisible: 138​1234​5678 shows as one number), _ / and dashes
-_NUMERALS.update(str.maketrans("\u3000\u00a0\u202f\u200b\u200c\u200d\u2060\u00ad_/—–", " " * 12))
+# invisible characters (``qa.text.INVISIBLE``: 138​1234​5678 shows as one number), _ / and dashes
+_NUMERALS.update(str.maketrans("\u3000\u00a0\u202f" + INVISIBLE + "_/—–", " " * (7 + len(INVISIBLE))))
 # the @ may be full-width (＠), the domain's dots full-width (．) or 。
 _EMAIL = re.compile(r"(?<![A-Za-z0-9._%+\-])(?P<user>[A-Za-z0-9._%+\-*]{1,64}|(?<![\u4e00-\u9fff])[\u4e00-\u9fff]{1,4})"
                     r"(?P<at>[@＠])"
@@ -88,8 +90,10 @@ _INTL_PHONE = re.compile(r"(?<![\d+])\+(?!86)\d{1,3}[ \-]?(?P<p>\(?\d\)?(?:[ \-]
 _MY_MOBILE = re.compile(r"(?<![\d\-])(?P<p>01\d[ \-]\d{3,4}[ \-]?\d{4})(?!\d)")   # written with its dash (no tracking no.)
 # a Singapore mobile written locally (8 digits from 8 or 9): grouped 4 + 4 as Singapore writes it, or after a word
 # that says it is a number to call
-_SG_MOBILE = re.compile(r"(?<![\d+\-])(?<!\d[ \-])(?P<p>[89]\d{3}[ \-]\d{4})(?![ \-]?\d|\-|\s*[件个元块米克斤台套只条双份次天年月日号%])|(?i:电话|手机|号码|联系|致电|call|phone|tel|"
-                        r"hp|mobile|whats\s?app|wa)[^\d\n]{0,8}(?<![\d+\-])(?P<q>[89]\d{7})(?!\d)")
+# (with a space, as a phone is written, not a dash, as a range is: 8000-9000; no round thousands: 8000 5000)
+_SG_MOBILE = re.compile(r"(?<![\d+\-])(?<!\d[ \-])(?P<p>[89]\d{3} (?!\d000)\d{4})(?<!000 \d{4})(?![ \-]?\d|\-|"
+                        r"\s*[件个元块米克斤台套只条双份次天年月日号%])|(?:电话|手机|联系|致电|(?<![a-z])(?i:call|phone|tel|hp|"
+                        r"mobile|whats\s?app|wa)(?![a-z]))[^\d\n]{0,8}(?<![\d+\-])(?P<q>[89]\d{7})(?!\d)")
 # an address written the Latin way: the street and its number (Jalan Dedap 12), the house (No. 28, Lot 5, Blk 3)
 _LATIN_STREET = re.compile(r"(?i)\b(?:jalan|jln|lorong|persiaran|street|road|avenue|lane|soi|thanon)\b"
                            r"(?P<detail>[ A-Za-z/\-]{1,30}?\d[0-9A-Za-z/\-]*)")

@@ -11,10 +11,12 @@ import functools
 import re
 
 # Full-width ASCII variants (！ to ～) and the ideographic space fold one-to-one onto ASCII.
-# Invisible characters (zero-width spaces and joiners, the word joiner, BOM, soft hyphen) read as a space, as a
+# Invisible characters (zero-width spaces and joiners, LRM/RLM, the word joiner and invisible operators, BOM, soft
+# hyphen, the Mongolian vowel separator, the grapheme joiner, the Hangul filler) read as a space, as a
 # plain space between the characters of 加 我 微 信 is read: hidden in a word they split what the rules look for.
+INVISIBLE = "\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad\u180e\u034f\u3164"
 _FULLWIDTH = ({cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
-              | dict.fromkeys((0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF, 0x00AD, 0x180E), 0x20))
+              | dict.fromkeys(map(ord, INVISIBLE), 0x20))
 
 
 @functools.lru_cache(maxsize=1)

@@ -20,6 +20,7 @@ import datetime as dt
 import re
 from zoneinfo import ZoneInfo
 
+from qa.io.cards import NOT_STICKER
 from qa.rubric import Hours, Rubric
 from qa.schema import Conversation, Message
 from qa.text import normalize
@@ -29,12 +30,12 @@ from qa.text import normalize
 # calendar (readers already reject times outside qa.schema.TS_MIN .. TS_MAX; this guards direct callers).
 # a customer message that only acknowledges or thanks (on the normalised text: simplified, lower case)
 # (a sticker's placeholder such as [捂脸] is one; an export's placeholder for a voice message, a file, a location, a
-# link, a red packet or a transfer is not: what it says is unknown, and it asks for an answer)
+# link, a red packet or a transfer is not, as ``qa.io.cards`` reads them: what it says is unknown, it asks for an answer)
 _ACK = re.compile(r"(?:好的?|好滴|好嘞|好吧|好哒|好哦|好滴呢|嗯+|恩+|哦+|噢+|ok|okay|谢谢|谢了|多谢|感谢|thx|thanks|thank you|"
                   r"收到|知道了|明白了?|了解了?|懂了|行吧|行|没问题|没事了|没有了|没了|拜拜|再见|bye|晚安|88+|886|"
                   r"我(?:再)?考虑(?:一)?下|考虑考虑|我再看看|再看看|先这样|先不用了|不用了|[\s\W_]|"
-                  r"\[(?!语音|文件|位置|定位|链接|红包|转账|音频|通话|视频|图片|截图|商品|订单|卡片|小程序)[^\]]{1,8}\]|"
-                  r"[亲啦呀哈了呢滴哒嘛的吧那])+")
+                  r"\[[\u4e00-\u9fff]{1,4}\]|[亲啦呀哈了呢滴哒嘛的吧那])+")
+_BRACKETED = re.compile(r"\[([\u4e00-\u9fff]{1,4})\]")
 # what is left once punctuation and particles go: nothing (亲, 那呢, 。。) is a call for the agent, not an acknowledgement
 _PARTICLES = re.compile(r"[\s\u3000-\u303f!-/:-@\[-`{-~\u2026亲啦呀了呢滴哒嘛的吧那]*")
 
@@ -42,7 +43,8 @@ _PARTICLES = re.compile(r"[\s\u3000-\u303f!-/:-@\[-`{-~\u2026亲啦呀了呢滴�
 def acknowledges(norm: str) -> bool:
     """Normalised text that only acknowledges, thanks or signs off. A question mark anywhere (？, 亲？, 那呢？: a
     customer chasing an answer) and particles alone (亲) ask for a reply."""
-    return "?" not in norm and _ACK.fullmatch(norm) is not None and _PARTICLES.fullmatch(norm) is None
+    return ("?" not in norm and _ACK.fullmatch(norm) is not None and _PARTICLES.fullmatch(norm) is None
+            and not any(name in NOT_STICKER for name in _BRACKETED.findall(norm)))
 
 
 def is_acknowledgement(mtype: str, text: str | None) -> bool:

@@ -189,6 +189,10 @@ def test_hostile_xlsx_workbook_does_not_recalculate_and_import_reads_formula_ids
     ("订单 9981 2230 6614", "订单 9981 2230 6614"),                  # groups of a longer number: no mobile
     ("数量 8000 1000件", "数量 8000 1000件"),
     ("快递单号 9123456789", "快递单号 9123456789"),
+    ("预算8000-9000", "预算8000-9000"),                               # a range, not a Singapore mobile
+    ("订单号码 81234567", "订单号码 81234567"),
+    ("Taiwan 91234567", "Taiwan 91234567"),
+    ("电话138\ufeff1234\u180e5678", "电话138\ufeff****\u180e5678"),      # a BOM and a vowel separator between groups
     ("Taman Johor Jaya, Jalan Dedap 12, No. 28", "Taman Johor Jaya, Jalan ***** **, No. **"),
     ("尺码 No.1 推荐", "尺码 No.1 推荐"),                            # a rank, no house
 ])

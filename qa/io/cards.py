@@ -152,7 +152,7 @@ def card_type(text: str | None) -> str | None:
 # unless it names something else an export flattens (a voice message, a file, a location, a red packet …).
 _IMAGE = re.compile(r"^(?:\[(?:图片|照片|截图|图片消息|相册)\]\s*)+$")
 _VIDEO = re.compile(r"^(?:\[(?:视频|视频消息|小视频)\]\s*)+$")
-_NOT_STICKER = frozenset("语音 语音消息 文件 位置 红包 转账 链接 商品 订单 卡片 名片 通话 语音通话 视频通话 撤回 系统消息 消息 "
+NOT_STICKER = frozenset("语音 语音消息 文件 位置 定位 红包 转账 链接 商品 订单 卡片 名片 小程序 音频 通话 语音通话 视频通话 撤回 系统消息 消息 "
                          "图片 照片 截图 视频 地址 姓名 数字 日期 时间 金额 站点".split())
 # an emoji: a base character and its modifiers (variation selector, joiner, skin tone). The skin tones are left out
 # of the bases, so a run of them parses one way only (else a long run backtracks exponentially).
@@ -175,7 +175,7 @@ def media_type(text: str | None) -> str | None:
     if _VIDEO.match(s):
         return "video"
     m = _STICKERS.match(s)
-    if m and not any(name in _NOT_STICKER for name in re.findall(r"\[([\u4e00-\u9fff]{1,4})\]", s)):
+    if m and not any(name in NOT_STICKER for name in re.findall(r"\[([\u4e00-\u9fff]{1,4})\]", s)):
         return "emoji"
     return None
 
