@@ -349,6 +349,7 @@ def _until(results: Iterator, interrupted: threading.Event, poll: float = 0.2) -
         except mp.TimeoutError:
             continue
         except StopIteration:
+            interrupted.clear()   # every batch came back: a Ctrl-C now has nothing left to stop
             return
 
 

@@ -487,6 +487,10 @@ def test_hostile_config_a_hub_id_without_a_hub_fails_in_one_line_at_once(monkeyp
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelError, match="cannot be reached .HF_HUB_OFFLINE is set"):
         base_source("someone/nomodel")
+    from qa.model.train import _hub_unreachable
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    assert _hub_unreachable() is None          # behind a proxy only the hub client can tell
 
 
 def test_hostile_config_calibrate_one_chat_and_a_read_only_model(tmp_path, capsys):

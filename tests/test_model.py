@@ -422,6 +422,11 @@ def test_eval_baselines_train_on_the_models_own_split(tmp_path):
                                                           "dev_fraction": 0.1, "cwd": str(tmp_path)}), "utf-8")
     got = training_split(model, dims, None)
     assert len(got) == len(data.read_text("utf-8").splitlines()) - 30 and not {e.conv.id for e in got} & set(ids)
+    (tmp_path / "gen").mkdir()
+    shutil.copy(data, tmp_path / "gen" / "g.jsonl")       # a weight's pattern names the path as training gave it
+    (model / "training_args.json").write_text(json.dumps({"data": ["gen/g.jsonl"], "weights": {"gen/*": 0.3},
+                                                          "seed": 1, "dev_fraction": 0.1, "cwd": str(tmp_path)}), "utf-8")
+    assert {e.weight for e in training_split(model, dims, None)} == {0.3}
 
 
 def test_train_refuses_a_weight_pattern_that_matches_no_file_and_patience_0(tmp_path, capsys):
@@ -463,3 +468,11 @@ def test_from_model_without_ridge_on_keeps_the_models_channel_and_grades(tmp_pat
 def test_a_grade_is_read_as_import_review_reads_it(value, level):
     from qa.model.data import _level_key
     assert _level_key(value, [5, 4, 3, 2]) == level
+
+
+def test_card_command_names_only_options_qa_train_has():
+    from qa.model.card import _command
+    cmd = _command({"data": ["a.jsonl"], "out": "m", "base_model": None, "max_ngrams": 30000, "max_tokens": 64,
+                    "dev_ids": "d.txt", "from_model": "models/default", "keep_decision": True})
+    assert "None" not in cmd and "--max-" not in cmd
+    assert "--dev-ids d.txt --from-model models/default --keep-decision" in cmd

@@ -288,7 +288,8 @@ def test_a_shops_hours_without_a_zone_are_on_the_service_hours_clock(tmp_path):
     text = text.replace("tz: Asia/Shanghai", "tz: America/New_York", 1)
     (tmp_path / "ny.yaml").write_text(text, encoding="utf-8")
     r = load_rubric(tmp_path / "ny.yaml")
-    assert r.timing.service_hours.tz == "America/New_York" == r.timing.hours_for("NY Store").tz
+    ny = r.timing.shop_hours["NY Store"]                   # the shop's own hours, not the service hours' fallback
+    assert (ny.start, ny.tz) == (dt.time(9), "America/New_York") == (ny.start, r.timing.service_hours.tz)
 
 
 def test_kpis_of_platform_other_are_judged_under_the_default_profile(rubric):

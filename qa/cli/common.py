@@ -7,6 +7,7 @@ written — ends as one line on stderr (``error: …``) and exit code 2, never a
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -67,7 +68,7 @@ def os_error_message(e: OSError, out: Path | None = None) -> str:
     why = e.strerror or type(e).__name__
     if isinstance(e, (NotADirectoryError, FileExistsError)) and what:
         why += " (a parent of this path is a file, not a folder)" if isinstance(e, NotADirectoryError) else ""
-    if not what and out is not None and e.strerror:
+    if not what and out is not None and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):   # a write's error
         return f"writing {out}: {why}"
     return f"{what}: {why}" if what else f"{why}: {e}"
 

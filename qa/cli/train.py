@@ -70,7 +70,7 @@ def train_cli(
         raise typer.BadParameter(f"{out} is not empty ({', '.join(held[:4])}{' …' if len(held) > 4 else ''}): files "
                                  "of another model left there would load with the new one; choose a new folder, or "
                                  "--resume to continue the run it holds", param_hint="--out")
-    if resume and out.is_dir() and any(out.iterdir()) and not (out / "checkpoint" / "state.pt").is_file():
+    if resume and (out / "config.json").is_file() and not (out / "checkpoint" / "state.pt").is_file():
         raise typer.BadParameter(f"{out} holds no checkpoint to continue (checkpoint/state.pt): the run there "
                                  "finished (its checkpoint goes at the end) or it is no training folder; train into "
                                  "a new folder", param_hint="--resume")

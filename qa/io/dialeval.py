@@ -70,7 +70,9 @@ def read_dialeval(path: Path, *, tz: str) -> Iterator[Conversation | Reject]:
         try:
             rec = to_record(d)
         except Exception as e:  # noqa: BLE001 — any malformed dialogue costs that dialogue only
-            yield Reject(name, i, f"malformed DialEval dialogue ({type(e).__name__}: {str(e)[:300]})",
+            what = ("malformed DialEval dialogue" if isinstance(d, dict) and "turns" in d
+                    else "neither a DialEval dialogue (turns) nor a conversation record (messages)")
+            yield Reject(name, i, f"{what} ({type(e).__name__}: {str(e)[:300]})",
                          field=str(e.args[0]) if isinstance(e, KeyError) else None,
                          id=str(d.get("id")) if isinstance(d, dict) and d.get("id") is not None else None)
             continue

@@ -45,7 +45,7 @@ def _command(args: dict) -> str:
     if args.get("rubric"):
         parts += ["--rubric", args["rubric"]]
     for k, default in defaults.items():
-        if args.get(k, default) != default:
+        if args.get(k, default) not in (default, None):
             parts += [f"--{k.replace('_', '-')}", str(args[k])]
     for pattern, w in (args.get("weights") or {}).items():
         parts += ["--weight", f"'{pattern}={w:g}'"]
@@ -58,10 +58,9 @@ def _command(args: dict) -> str:
     for flag, key in (("--no-encoder", "use_encoder"), ("--no-ngrams", "use_ngrams"), ("--no-features", "use_features")):
         if args.get(key) is False:
             parts.append(flag)
-    given = {"max_ngrams": 30000, "max_tokens": 64, "max_messages": 40, "ngram_init": "lr", "device": "auto"}
-    for key in ("dev_ids", "from_model", "teacher", "max_steps", "max_ngrams", "max_tokens", "max_messages",
-                "ngram_init", "device"):   # the rest of what the run was given, where it was not the default
-        if args.get(key) not in (None, given.get(key)):
+    given = {"ngram_init": "lr", "device": "auto"}
+    for key in ("dev_ids", "from_model", "teacher", "max_steps", "ngram_init", "device"):   # the rest of what the run
+        if args.get(key) not in (None, given.get(key)):                                     # was given, not the default
             parts += [f"--{key.replace('_', '-')}", str(args[key])]
     for key in ("dev", "ridge_on", "turns_on"):
         for v in args.get(key) or ():

@@ -46,6 +46,8 @@ def _level_key(v, levels):
     """The level ``v`` names: as written (4, "4", " 4 ", full-width "４" as ``qa import-review`` reads it), or as a
     sheet or script writes a whole number (4.0, "4.0")."""
     text = unicodedata.normalize("NFKC", str(v)).strip()
+    if re.fullmatch(r"0+\d", text):   # 04, as qa import-review reads it
+        text = text.lstrip("0") or "0"
     if not isinstance(v, bool) and re.fullmatch(r"-?\d+\.0+", text):
         text = text.split(".")[0]
     for lv in levels:
@@ -188,9 +190,11 @@ def split_by_ids(examples: list[Example], path: str) -> tuple[list[Example], lis
 
 
 def split(examples: list[Example], dev_fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
-    """A seeded random train/dev split of whole conversations (dev gets at least one example when there are two or
-    more): the examples of one id — two reviewers' files of the same chats — land on the same side, or the dev
-    split would score chats the model trained on. With unique ids it is the split it always was."""
+    """A seeded random train/dev split of whole conversations: the examples of one id — two reviewers' files of the
+    same chats — land on the same side, or the dev split would score chats the model trained on. A conversation
+    joins the dev split only while it stays within ``dev_fraction`` (so dev gets at least one when there are two
+    or more conversations of one example each, and never the larger part); with unique ids it is the split it
+    always was."""
     groups: dict[str, list[int]] = {}
     for i, e in enumerate(examples):
         groups.setdefault(e.conv.id, []).append(i)
@@ -203,6 +207,6 @@ def split(examples: list[Example], dev_fraction: float, seed: int) -> tuple[list
     for g in order:
         if len(dev) >= n_dev:
             break
-        if len(dev) + len(groups[keys[g]]) < n:     # never the whole data
+        if len(dev) + len(groups[keys[g]]) <= n_dev:
             dev.update(groups[keys[g]])
     return [e for i, e in enumerate(examples) if i not in dev], [examples[i] for i in sorted(dev)]

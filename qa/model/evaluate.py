@@ -3,6 +3,7 @@ training split — the majority class and char n-gram TF-IDF + logistic regressi
 
 from __future__ import annotations
 
+import glob
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.errors import InputError, ModelError
-from qa.model.data import Example, load_examples, split, split_by_ids
+from qa.model.data import Example, file_weight, load_examples, split, split_by_ids
 from qa.model.inputs import flat_text
 from qa.model.metrics import grade_metrics
 
@@ -67,7 +68,11 @@ def training_split(model_dir: Path, dims: dict[str, list], train_paths: Sequence
             raise ValueError("not a JSON object")
         if not isinstance(args["data"], list) or not isinstance(args.get("weights") or {}, dict):
             raise ValueError("data must be a list of files and weights a mapping")
-        args["data"] = [_where(p, args.get("cwd")) for p in args["data"]]   # real chats live in ~/.cache/qa
+        given = args["data"]
+        args["data"] = [_where(p, args.get("cwd")) for p in given]   # real chats live in ~/.cache/qa
+        # the weights' patterns match the paths as training gave them: carry each file's weight to where it was found
+        args["weights"] = {glob.escape(found): file_weight(p, args.get("weights"))
+                           for p, found in zip(given, args["data"])}
         if args.get("dev_ids"):
             args["dev_ids"] = _where(args["dev_ids"], args.get("cwd"))
         elif not args.get("dev"):

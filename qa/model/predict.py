@@ -235,7 +235,7 @@ class Classifier:
         cut = [clipped(c) for c in convs]
         views = [joined(c) for c in cut]
         preds = self._predict_read([v for v, _ in views], findings, timings)
-        split = [b for b, (v, _) in enumerate(views) if v is not convs[b]]
+        split = [b for b, (v, _) in enumerate(views) if v is not cut[b]]   # runs joined: read per message below
         labels = {f: t.partition(".")[2] for f, t in self.config.flag_turns.items() if t}
         for b, fine in zip(split, self._message_labels([cut[b] for b in split])):
             preds[b] = _unjoin(preds[b], views[b][1], convs[b], fine, labels)

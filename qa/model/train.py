@@ -183,9 +183,14 @@ def _hub_unreachable(timeout: float = 3.0) -> str | None:
     from urllib.parse import urlparse
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
         return "HF_HUB_OFFLINE is set"
-    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
+                                       "all_proxy")):
+        return None   # reached through a proxy: only the hub client can tell
+    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    url = urlparse(endpoint if "://" in endpoint else "https://" + endpoint)
     try:
-        socket.create_connection((url.hostname or "huggingface.co", url.port or 443), timeout=timeout).close()
+        socket.create_connection((url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)),
+                                 timeout=timeout).close()
     except OSError as e:
         return f"{url.hostname}: {e.strerror or e}"
     return None
