@@ -26,8 +26,6 @@ from qa.schema import Conversation, Message
 from qa.text import normalize
 
 
-# Times are clamped into this span before service hours are counted, so that no local date falls off the
-# calendar (readers already reject times outside qa.schema.TS_MIN .. TS_MAX; this guards direct callers).
 # a customer message that only acknowledges or thanks (on the normalised text: simplified, lower case)
 # (a sticker's placeholder such as [捂脸] is one; an export's placeholder for a voice message, a file, a location, a
 # link, a red packet or a transfer is not, as ``qa.io.cards`` reads them: what it says is unknown, it asks for an answer)
@@ -58,6 +56,8 @@ def needs_reply(m: Message) -> bool:
     return not (m.type == "emoji" or (m.type == "text" and bool(m.text) and acknowledges(m.norm)))
 
 
+# Times are clamped into this span before service hours are counted, so that no local date falls off the
+# calendar (readers already reject times outside qa.schema.TS_MIN .. TS_MAX; this guards direct callers).
 _FIRST = dt.datetime(1, 1, 3, tzinfo=dt.timezone.utc)
 _LAST = dt.datetime(9999, 12, 29, tzinfo=dt.timezone.utc)
 

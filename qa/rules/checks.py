@@ -304,17 +304,19 @@ def mechanical_repetition(ctx: Context, params: dict[str, Any]) -> Iterator[Draf
     """The same or nearly the same canned text sent again to another question: character-bigram Jaccard ≥
     ``similarity``, or the one text whole inside the other (real agents resend a reply with a word or a closing
     offer added). A message that is only courtesy (a stock greeting, closing offer or apology sent twice) or a hold
-    (请稍等，我帮您查一下) is not a repeated answer, nor is a text that answered an acknowledgement (好的 谢谢: a closing
-    said to it twice answers no question; session 42). An exact pre-test comes first: each character only one text has puts it in a bigram only
-    that text has, so Jaccard ≥ sim needs |chars(a) ^ chars(b)| ≤ 2 (1 − sim) (|a| + |b| − 2); bigrams are
-    built only for the pairs that pass."""
+    (请稍等，我帮您查一下) is not a repeated answer, nor is a text that answered an acknowledgement (好的 谢谢: a
+    closing said to it twice answers no question; session 42). An exact pre-test comes first: each character only
+    one text has puts it in a bigram only that text has, so Jaccard ≥ sim needs |chars(a) ^ chars(b)| ≤
+    2 (1 − sim) (|a| + |b| − 2); bigrams are built only for the pairs that pass."""
     min_len, sim = int(params.get("min_chars", 6)), float(params.get("similarity", 0.8))
-    seen: list[tuple[int, str, str]] = []  # (index, text, customer text it answered)
+    seen: list[tuple[int, str, str]] = []  # (index, text, customer text it answered): answers to a question only
     flagged: set[int] = set()
     for i, (t, last_customer, _) in _agent_texts(ctx).items():
         if len(t) < min_len or ctx.content_len(i, *_COURTESY) < min_len:   # courtesy only: no answer
             continue
         if ctx.content_len(i, *_COURTESY, "holding") < min_len:   # a hold is said again by design
+            continue
+        if acknowledges(last_customer):   # said to 好的 谢谢: it answers no question, now or as the earlier text
             continue
         for j in range(max(0, len(seen) - _LOOK_BACK), len(seen)):
             k, other, asked = seen[j]
@@ -324,8 +326,6 @@ def mechanical_repetition(ctx: Context, params: dict[str, Any]) -> Iterator[Draf
             if t not in other and other not in t and not _similar(ctx, i, k, sim):
                 continue
             if _same_question(asked, last_customer):  # tested last: it is the costliest test
-                continue
-            if acknowledges(asked) or acknowledges(last_customer):   # a closing to 好的 谢谢 answers no question
                 continue
             flagged.add(j)
             yield Draft(f"同一段话术重复发送（第 {k} 条与第 {i} 条）", i, (0, len(ctx.msgs[i].text or "")))
