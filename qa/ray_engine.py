@@ -33,6 +33,7 @@ import logging
 import os
 import pickle
 import signal
+import sys
 import threading
 import time
 import warnings
@@ -207,8 +208,19 @@ def _rows_in(files) -> int:
 
 # --- the job ---------------------------------------------------------------------------------------------------
 
+# how long a SIGTERM leaves ray.shutdown() before the driver leaves without it: a scheduler that signals the whole
+# process group takes Ray's own processes down too, and the shutdown then waits a minute on a GCS that is gone
+TERM_GRACE_S = 15.0
+
+
 def _terminated(signum, frame) -> None:
-    raise SystemExit(128 + signum)
+    code = 128 + signum
+    sys.stderr.write(f"qa: stopped by signal {signum}; the parts written so far are kept (--resume goes on)\n")
+    sys.stderr.flush()
+    watchdog = threading.Timer(TERM_GRACE_S, os._exit, args=(code,))
+    watchdog.daemon = True                                  # a clean exit does not wait for it
+    watchdog.start()
+    raise SystemExit(code)
 
 
 def _init(ray, address: str | None, workers: int, object_store_memory: int | None) -> bool:
