@@ -88,7 +88,12 @@ class KpiTable:
     def _profile_for(self, platform: str):
         """The profile ``qa grade`` weighs the platform's chats under (``qa.grader.profile_for``): --profile, else the
         platform's own, else the rubric's default_profile, so ``qa report`` judges the same group alike."""
-        name = self.profile or (platform if platform in self.rubric.profiles else self.rubric.default_profile)
+        from qa.errors import RubricError
+        from qa.grader import profile_for
+        try:
+            name = profile_for(self.rubric, platform, self.profile)
+        except RubricError:                  # no profile for it and no default: no thresholds to judge by
+            return None
         return self.rubric.profile(name) if name else None
 
     def rows(self) -> list[dict[str, Any]]:
