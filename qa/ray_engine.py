@@ -213,10 +213,18 @@ def _rows_in(files) -> int:
 TERM_GRACE_S = 15.0
 
 
+def _quiet_teardown() -> None:
+    """Once a run is stopped (SIGTERM, Ctrl-C), drop the "Exception ignored in …" tracebacks of objects collected
+    half-built: a stop that lands inside Ray Data's ``Dataset.__init__`` leaves one whose ``__del__`` reads an
+    attribute never set. The run is over; a user must see one line, not Ray's teardown."""
+    sys.unraisablehook = lambda unraisable: None
+
+
 def _terminated(signum, frame) -> None:
     code = 128 + signum
     sys.stderr.write(f"qa: stopped by signal {signum}; the parts written so far are kept (--resume goes on)\n")
     sys.stderr.flush()
+    _quiet_teardown()
     watchdog = threading.Timer(TERM_GRACE_S, os._exit, args=(code,))
     watchdog.daemon = True                                  # a clean exit does not wait for it
     watchdog.start()
@@ -398,6 +406,9 @@ def _grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, 
         new_files = set(parts.glob("*.parquet")) - before
         graded = _rows_in(new_files)
         stages["grade+write"] = time.perf_counter() - t
+    except KeyboardInterrupt:
+        _quiet_teardown()
+        raise
     finally:
         if ours:
             ray.shutdown()

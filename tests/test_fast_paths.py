@@ -9,6 +9,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from qa.io import read_path
 from qa.model import tfidf
 from qa.model.ridge import RidgeChannel
+from tests.conftest import ROOT
 
 TEXTS = ["", "亲", "您好  亲，\n\n这款有货吗？", "ABC abc ＡＢＣ", "订单号 4517836444876148 实付¥44 😀😀",
          "\t\u3000空白\r\n混合  ", "完全没见过的字龘靐", "好的好的好的好的"]
@@ -31,8 +32,8 @@ def test_matches_sklearn_on_crafted_texts(ngram_range, sublinear):
 
 
 def test_matches_sklearn_with_the_shipped_vectorizers():
-    chats = list(read_path("data/samples/samples.jsonl"))
-    ridge = RidgeChannel.load("models/default")
+    chats = list(read_path(ROOT / "data" / "samples" / "samples.jsonl"))
+    ridge = RidgeChannel.load(ROOT / "models" / "default")
     texts = [m.norm for c in chats for m in c.messages if m.text] + TEXTS
     for vec in (ridge.text_vec, ridge.gate["vec"], ridge.projection.vec, *ridge.turn_flags.focus.values()):
         _same(vec, texts)
@@ -47,8 +48,8 @@ def test_other_vectorizers_go_to_sklearn():
 def test_encode_matches_the_tokenizer_call():
     from transformers import AutoTokenizer
     from qa.model.batching import encode
-    tok = AutoTokenizer.from_pretrained("models/default")
-    chats = list(read_path("data/samples/samples.jsonl"))
+    tok = AutoTokenizer.from_pretrained(ROOT / "models" / "default")
+    chats = list(read_path(ROOT / "data" / "samples" / "samples.jsonl"))
     texts = [m.norm for c in chats for m in c.messages if m.text] + [t or "[PAD]" for t in TEXTS] + ["长" * 300]
     for n in (8, 64):
         ids, mask = encode(tok, texts, n)
