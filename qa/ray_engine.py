@@ -27,6 +27,7 @@ stamp, same Parquet schema); row order is not kept — key by ``id``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -159,14 +160,9 @@ def _part_names():
 
 
 def _ours(p: Path) -> bool:
-    """A part file of a qa run: named as ours, or (an earlier run's) a Parquet file with the results' id and stamp."""
-    import pyarrow.parquet as pq
-    if p.name.startswith(PART + "_"):
-        return True
-    try:
-        return {"id", "stamp"} <= set(pq.read_schema(p).names)
-    except Exception:  # noqa: BLE001 — unreadable and not named as ours: someone else's file
-        return False
+    """A part file this engine wrote: named as ours. A finished results file kept in the folder (another day's
+    ``qa grade --out qa_out/monday.parquet``) has the results' columns too, and is not a part to delete or resume."""
+    return p.name.startswith(PART + "_")
 
 
 def _check_folder(parts: Path) -> None:
@@ -175,8 +171,49 @@ def _check_folder(parts: Path) -> None:
     foreign = [p for p in sorted(parts.glob("*.parquet")) if not _ours(p)] if parts.is_dir() else []
     if foreign:
         more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
-        raise InputError(f"{foreign[0].name}{more}: not a qa results part; grading into this folder would delete or "
-                         "mix it, so give an empty or new folder", file=str(parts))
+        raise InputError(f"{foreign[0].name}{more}: not a part this engine wrote; grading into this folder would delete "
+                         "or mix it, so give an empty or new folder", file=str(parts))
+
+
+def _finished(out: Path) -> tuple[list[str], dict | None]:
+    """Ids and stamp of a finished results file that ``--resume`` goes on from; ``InputError`` when it is not one
+    (someone's own Parquet file, a damaged one): it is never moved, rewritten or deleted before the run is sound."""
+    import pyarrow.parquet as pq
+    try:
+        t = pq.read_table(out, columns=["id", "stamp"])
+    except Exception as e:  # noqa: BLE001 — not Parquet, or no id/stamp columns
+        raise InputError(f"not a qa results file, so --resume cannot go on from it ({type(e).__name__}); give "
+                         "another --out", file=str(out)) from None
+    ids = t.column("id").to_pylist()
+    return ids, json.loads(t.column("stamp")[0].as_py() or "null") if ids else None
+
+
+def _check_writable(folder: Path) -> None:
+    """The OSError a part write would meet (a read-only folder), before Ray starts: Ray's write task reports it as
+    pages of its own traceback."""
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / f".{PART}-probe-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(folder)) from None     # the folder, not the probe, is the user's
+    probe.unlink()
+
+
+def _check_reachable(address: str) -> None:
+    """``InputError`` when nothing answers at a ``host:port`` (or ``ray://host:port``) address: ``ray.init`` would
+    wait on it for ever. ``auto`` and other forms are left to Ray."""
+    import socket
+    hostport = address.removeprefix("ray://")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_TIMEOUT_S).close()
+    except OSError as e:
+        raise InputError(f"no Ray cluster answers at {address} ({e.strerror or type(e).__name__}); start one "
+                         "(ray start --head) or leave --address out to run Ray on this machine",
+                         field="--address") from None
 
 
 def _written(parts: Path) -> tuple[list[str], dict | None, list[Path]]:
@@ -211,6 +248,7 @@ def _rows_in(files) -> int:
 # how long a SIGTERM leaves ray.shutdown() before the driver leaves without it: a scheduler that signals the whole
 # process group takes Ray's own processes down too, and the shutdown then waits a minute on a GCS that is gone
 TERM_GRACE_S = 15.0
+REACH_TIMEOUT_S = 5.0   # how long --address may take to accept a connection before the run is refused
 
 
 def _quiet_teardown() -> None:
@@ -251,14 +289,16 @@ def _actor_cpus(ray, workers: int) -> float:
 
 
 def _unwrap(e: BaseException) -> BaseException:
-    """The project's own error inside a Ray task/actor error, if there is one."""
-    seen = set()
+    """The project's own error, or an OSError (a full disk), inside a Ray task/actor error, if there is one."""
+    seen, found = set(), None
     while e is not None and id(e) not in seen:
         seen.add(id(e))
         if isinstance(e, QAError):
             return e
+        if isinstance(e, OSError):
+            found = e                                   # the innermost names the path
         e = getattr(e, "cause", None) or e.__cause__
-    return None
+    return found
 
 
 def grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, workers: int = 2,
@@ -273,9 +313,15 @@ def grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, w
     if out.suffix not in ("", ".parquet"):
         raise InputError("the Ray engine writes Parquet: give a folder or a .parquet file", file=str(out))
     with output_lock(out):
-        return _grade_files_ray(inputs, out, settings, workers=workers, address=address, resume=resume,
-                                columns=columns, tz=tz, platform=platform, object_store_memory=object_store_memory,
-                                unique_ids=unique_ids)
+        try:
+            return _grade_files_ray(inputs, out, settings, workers=workers, address=address, resume=resume,
+                                    columns=columns, tz=tz, platform=platform,
+                                    object_store_memory=object_store_memory, unique_ids=unique_ids)
+        except Exception:
+            if out.suffix == ".parquet":                # a refused run leaves no empty FILE.parquet.parts behind
+                with contextlib.suppress(OSError):
+                    parts_dir(Path(out).resolve()).rmdir()
+            raise
 
 
 def _grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, workers: int, address: str | None,
@@ -296,15 +342,21 @@ def _grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, 
 
     # what is there already
     _check_folder(parts)
-    if resume and out.suffix == ".parquet" and out.is_file() and not any(parts.glob("*.parquet")):
-        parts.mkdir(parents=True, exist_ok=True)
-        out.rename(parts / f"{PART}_earlier.parquet")  # a finished file counts as one part
     done, old_stamp, old_files = _written(parts) if resume else ([], None, [])
+    # a finished file goes on as one part when no later run has written parts for it; it is only read here, and
+    # rewritten (with the new parts) once the run is done
+    earlier = out if resume and out.suffix == ".parquet" and out.is_file() and not old_files else None
+    if earlier is not None:
+        done, old_stamp = _finished(earlier)
     if done:
-        check_stamp(parts, old_stamp, run_stamp(settings))
+        check_stamp(earlier or parts, old_stamp, run_stamp(settings))
     if not resume and parts.is_dir():
         for p in parts.glob("*.parquet"):
             p.unlink()
+
+    _check_writable(parts)
+    if address:
+        _check_reachable(address)
 
     t = time.perf_counter()
     on_term = signal.getsignal(signal.SIGTERM)
@@ -419,7 +471,7 @@ def _grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, 
     result = parts
     if out.suffix == ".parquet":
         t = time.perf_counter()
-        _merge(sorted(parts.glob("*.parquet")), out)
+        _merge(([earlier] if earlier is not None else []) + sorted(parts.glob("*.parquet")), out)
         for p in parts.glob("*.parquet"):
             p.unlink()
         try:

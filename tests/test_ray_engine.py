@@ -105,7 +105,7 @@ def test_ray_resume_after_a_kill_neither_loses_nor_duplicates(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     table = pq.read_table(full.out)
-    pq.write_table(table.slice(0, 9), out / "earlier_000000-0.parquet")
+    pq.write_table(table.slice(0, 9), out / "qa-part_earlier_000000-0.parquet")
     torn = out / "qa-part_0f3e_000001-0.parquet"          # named as the engine names its parts
     pq.write_table(table.slice(9, 5), torn)
     data = torn.read_bytes()
@@ -138,6 +138,69 @@ def test_ray_resume_into_one_parquet_file_and_refusing_another_stamp(tmp_path):
 
 @needs_ray
 @pytest.mark.usefixtures("local_ray")
+def test_ray_a_refused_resume_leaves_the_finished_file_as_it_was(tmp_path):
+    """A resume refused for another profile, or for an input that lost chats, had already moved the finished
+    results.parquet into results.parquet.parts/: the file the user had was gone from where it was."""
+    src = _mixed_input(tmp_path)
+    out = tmp_path / "results.parquet"
+    grade_files_ray([src], out, NO_MODEL, workers=1)
+    data = out.read_bytes()
+    with pytest.raises(InputError, match="profile"):
+        grade_files_ray([src], out, GradeSettings(model="none", profile="taobao"), workers=1, resume=True)
+    fewer = tmp_path / "fewer.jsonl"
+    fewer.write_text("".join(src.read_text("utf-8").splitlines(keepends=True)[:5]), encoding="utf-8")
+    with pytest.raises(InputError, match="input changed"):
+        grade_files_ray([fewer], out, NO_MODEL, workers=1, resume=True)
+    assert out.read_bytes() == data and not parts_dir(out).exists()
+
+
+@needs_ray
+@pytest.mark.usefixtures("local_ray")
+def test_ray_never_resumes_from_or_deletes_a_parquet_file_it_did_not_write(tmp_path):
+    """--resume --out someone's own Parquet file moved it into the parts folder and deleted it as a torn part; a
+    finished results file of another day in the --out folder was taken for a part and deleted."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    src = _mixed_input(tmp_path)
+    sales = tmp_path / "sales.parquet"
+    pq.write_table(pa.table({"order_id": list(range(100))}), sales)
+    data = sales.read_bytes()
+    with pytest.raises(InputError, match="not a qa results file"):
+        grade_files_ray([src], sales, NO_MODEL, workers=1, resume=True)
+    assert sales.read_bytes() == data and not parts_dir(sales).exists()
+    folder = tmp_path / "qa_out"
+    folder.mkdir()
+    monday = grade_files([src], folder / "monday.parquet", NO_MODEL, workers=1).out   # the local engine's file
+    kept = monday.read_bytes()
+    for resume in (False, True):
+        with pytest.raises(InputError, match="monday.parquet: not a part this engine wrote"):
+            grade_files_ray([src], folder, NO_MODEL, workers=1, resume=resume)
+    assert monday.read_bytes() == kept
+
+
+@needs_ray
+def test_ray_an_address_nobody_answers_at_or_an_unwritable_output_is_one_error_before_ray_starts(tmp_path):
+    """--address to a host:port where no Ray runs waited for ever; a read-only --out folder was pages of Ray's
+    traceback from its write task."""
+    import socket
+    import time
+    src = _mixed_input(tmp_path)
+    with socket.socket() as s:                           # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t = time.monotonic()
+    with pytest.raises(InputError, match=f"no Ray cluster answers at 127.0.0.1:{port}"):
+        grade_files_ray([src], tmp_path / "out", NO_MODEL, workers=1, address=f"127.0.0.1:{port}")
+    assert time.monotonic() - t < 60
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder", encoding="utf-8")
+    with pytest.raises(OSError) as e:
+        grade_files_ray([src], blocker / "out", NO_MODEL, workers=1)
+    assert str(blocker) in str(e.value.filename)
+
+
+@needs_ray
+@pytest.mark.usefixtures("local_ray")
 def test_ray_cli_counts_line_and_a_repeated_id_across_files(tmp_path):
     from typer.testing import CliRunner
 
@@ -166,6 +229,6 @@ def test_ray_never_takes_someone_elses_parquet_for_a_part(tmp_path, resume):
     folder.mkdir()
     pq.write_table(pa.table({"order_id": [1, 2]}), folder / "orders.parquet")
     (folder / "torn.parquet").write_bytes(b"PAR1 not finished")
-    with pytest.raises(InputError, match="not a qa results part"):   # refused before Ray starts
+    with pytest.raises(InputError, match="not a part this engine wrote"):   # refused before Ray starts
         grade_files_ray([SAMPLES], folder, NO_MODEL, workers=1, resume=resume)
     assert sorted(p.name for p in folder.iterdir()) == ["orders.parquet", "torn.parquet"]
