@@ -249,6 +249,22 @@ def _rows_in(files) -> int:
 # process group takes Ray's own processes down too, and the shutdown then waits a minute on a GCS that is gone
 TERM_GRACE_S = 15.0
 REACH_TIMEOUT_S = 5.0   # how long --address may take to accept a connection before the run is refused
+CONNECT_TIMEOUT_S = 120.0  # and how long ray.init may take to join the cluster there
+
+
+class _Deferred:
+    """The SIGINT/SIGTERM handler while ``ray.init`` runs: the first signal is kept and acted on once Ray is up (raised
+    inside the start, it segfaulted or aborted the driver); a second one leaves at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def __call__(self, signum, frame) -> None:
+        if self.signum is not None:
+            os._exit(128 + signum)
+        self.signum = signum
+        sys.stderr.write("qa: stopping once Ray has started (a second Ctrl-C or signal stops at once)\n")
+        sys.stderr.flush()
 
 
 def _quiet_teardown() -> None:
@@ -274,11 +290,30 @@ def _init(ray, address: str | None, workers: int, object_store_memory: int | Non
     if ray.is_initialized():
         return False
     if address:                                         # a running cluster, or ray:// through Ray Client
-        ray.init(address=address, logging_level="WARNING")
-    else:
-        ray.init(num_cpus=workers, object_store_memory=object_store_memory, include_dashboard=False,
+        _check_reachable(address)
+        # something that answers but is not Ray (the dashboard's port) leaves ray.init waiting for ever
+        watchdog = threading.Timer(CONNECT_TIMEOUT_S, _no_cluster, args=(address,))
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            ray.init(address=address, logging_level="WARNING")
+        except (ValueError, ConnectionError, RuntimeError) as e:   # a malformed address, a refused handshake
+            why = str(e.args[0]) if e.args else type(e).__name__
+            raise InputError(f"cannot connect to a Ray cluster at {address}: {why.splitlines()[0]}",
+                             field="--address") from None
+        finally:
+            watchdog.cancel()
+    else:                                               # "local": a new Ray here, even when `ray start` runs one
+        ray.init(address="local", num_cpus=workers, object_store_memory=object_store_memory, include_dashboard=False,
                  logging_level="WARNING")
     return True
+
+
+def _no_cluster(address: str) -> None:
+    sys.stderr.write(f"error: --address: no Ray cluster answered at {address} within {CONNECT_TIMEOUT_S:.0f} s (is it "
+                     "the GCS port, 6379 by default, or ray://HOST:10001?)\n")
+    sys.stderr.flush()
+    os._exit(2)
 
 
 def _actor_cpus(ray, workers: int) -> float:
@@ -286,6 +321,11 @@ def _actor_cpus(ray, workers: int) -> float:
     share of all but ``LEFT_FOR_READS``."""
     total = float(ray.cluster_resources().get("CPU", workers))
     return max(0.01, min(1.0, (total - LEFT_FOR_READS) / workers))
+
+
+def _here(path: str | None) -> str | None:
+    """``path`` made absolute when it names something here (a hub id, ``none`` or a built-in name stays as given)."""
+    return str(Path(path).resolve()) if path and Path(path).exists() else path
 
 
 def _unwrap(e: BaseException) -> BaseException:
@@ -310,8 +350,10 @@ def grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, w
     (``qa.batch.output_lock``)."""
     from qa.batch import output_lock
 
+    out = Path(out).resolve()                           # `.` has no name to put a lock or rejects file beside
     if out.suffix not in ("", ".parquet"):
-        raise InputError("the Ray engine writes Parquet: give a folder or a .parquet file", file=str(out))
+        raise InputError("the Ray engine writes Parquet: give a folder (a name without a dot, e.g. out/2026-12-04) "
+                         "or a .parquet file", file=str(out))
     with output_lock(out):
         try:
             return _grade_files_ray(inputs, out, settings, workers=workers, address=address, resume=resume,
@@ -336,6 +378,10 @@ def _grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, 
     started = time.perf_counter()
     names = [str(p) for p in inputs]                    # rejects name the files as given, as qa.batch does
     inputs = [Path(p).resolve() for p in inputs]       # every node reads the same (shared) paths
+    # so do the rubric, model and column profile: a relative path is opened from the folder `ray start` ran in on a
+    # cluster's node, which graded with that folder's file of the same name
+    settings = dataclasses.replace(settings, rubric=_here(settings.rubric), model=_here(settings.model))
+    columns = _here(columns)
     out = Path(out).resolve()
     parts = parts_dir(out)
     stages: dict[str, float] = {}
@@ -343,13 +389,19 @@ def _grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, 
     # what is there already
     _check_folder(parts)
     done, old_stamp, old_files = _written(parts) if resume else ([], None, [])
-    # a finished file goes on as one part when no later run has written parts for it; it is only read here, and
-    # rewritten (with the new parts) once the run is done
-    earlier = out if resume and out.suffix == ".parquet" and out.is_file() and not old_files else None
-    if earlier is not None:
-        done, old_stamp = _finished(earlier)
+    stamp = run_stamp(settings) if resume else None
     if done:
-        check_stamp(earlier or parts, old_stamp, run_stamp(settings))
+        check_stamp(parts, old_stamp, stamp)
+    # a finished file goes on as one more part: it is only read here, and rewritten with the new parts once the run
+    # is done. Its chats that parts hold too (a run without --resume was stopped after writing some) come from the
+    # parts; the rest are kept, not graded again
+    earlier = out if resume and out.suffix == ".parquet" and out.is_file() else None
+    regraded: set[str] = set(done)
+    if earlier is not None:
+        ids, earlier_stamp = _finished(earlier)
+        if ids:
+            check_stamp(earlier, earlier_stamp, stamp)
+        done += [i for i in ids if i not in regraded]
     if not resume and parts.is_dir():
         for p in parts.glob("*.parquet"):
             p.unlink()
@@ -358,16 +410,29 @@ def _grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, 
     if address:
         _check_reachable(address)
 
-    t = time.perf_counter()
-    on_term = signal.getsignal(signal.SIGTERM)
-    ours = _init(ray, address, workers, object_store_memory)
-    stages["ray start"] = time.perf_counter() - t
     # Ray's own SIGTERM handler dumps a native stack and aborts the driver: a SIGTERM (a job scheduler, `kill`)
-    # ends the run as an interrupt instead, after ray.shutdown(); the parts written so far are resumable.
+    # ends the run as an interrupt instead, after ray.shutdown(); the parts written so far are resumable. While
+    # ray.init runs, a Ctrl-C or SIGTERM raised inside it segfaulted or aborted the driver: it waits for the start.
     main = threading.current_thread() is threading.main_thread()
+    deferred = _Deferred()
     if main:
-        signal.signal(signal.SIGTERM, _terminated)
+        on_int = signal.signal(signal.SIGINT, deferred)
+        on_term = signal.signal(signal.SIGTERM, deferred)
+    ours = False
     try:
+        t = time.perf_counter()
+        try:
+            ours = _init(ray, address, workers, object_store_memory)
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, on_int if on_int is not None else signal.default_int_handler)
+                signal.signal(signal.SIGTERM, _terminated)
+        stages["ray start"] = time.perf_counter() - t
+        if deferred.signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        if deferred.signum is not None:
+            _terminated(deferred.signum, None)
+
         from ray.data import DataContext
         ctx = DataContext.get_current()
         ctx.enable_progress_bars = False
@@ -471,7 +536,7 @@ def _grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, 
     result = parts
     if out.suffix == ".parquet":
         t = time.perf_counter()
-        _merge(([earlier] if earlier is not None else []) + sorted(parts.glob("*.parquet")), out)
+        _merge(sorted(parts.glob("*.parquet")), out, earlier=earlier, drop=regraded)
         for p in parts.glob("*.parquet"):
             p.unlink()
         try:
@@ -483,16 +548,24 @@ def _grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, 
     return GradeRun(stats, graded, resumed, result, rej_path, time.perf_counter() - started, stages)
 
 
-def _merge(files: list[Path], dst: Path) -> None:
-    """Part files → one Parquet file, streamed by row group."""
+def _merge(files: list[Path], dst: Path, *, earlier: Path | None = None, drop: set[str] = frozenset()) -> None:
+    """An ``earlier`` finished file (less its rows whose id is in ``drop``) and the part files → one Parquet file,
+    streamed by row group."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
+    schema = arrow_schema()
     tmp = dst.with_name(dst.name + ".tmp")
-    writer = pq.ParquetWriter(tmp, arrow_schema())
+    writer = pq.ParquetWriter(tmp, schema)
+    gone = pa.array(sorted(drop), pa.string())
     try:
-        for p in files:
+        for p in ([earlier] if earlier is not None else []) + files:
             pf = pq.ParquetFile(p)
             for i in range(pf.num_row_groups):
-                writer.write_table(pf.read_row_group(i).select(arrow_schema().names).cast(arrow_schema()))
+                t = pf.read_row_group(i).select(schema.names).cast(schema)
+                if p == earlier and len(gone):
+                    t = t.filter(pc.invert(pc.is_in(t.column("id"), value_set=gone)))
+                writer.write_table(t)
     finally:
         writer.close()
     os.replace(tmp, dst)

@@ -156,6 +156,97 @@ def test_ray_a_refused_resume_leaves_the_finished_file_as_it_was(tmp_path):
 
 @needs_ray
 @pytest.mark.usefixtures("local_ray")
+def test_ray_resume_goes_on_from_a_finished_file_and_the_parts_a_stopped_run_left(tmp_path):
+    """A finished results.parquet extended with --resume, that run stopped after writing a part: the next resume
+    left the finished file out and graded its chats again. Now its chats are kept, and a chat both hold (a run
+    without --resume stopped after regrading it) is written once, from the part."""
+    import pyarrow.parquet as pq
+    src = _mixed_input(tmp_path)
+    more = tmp_path / "more.jsonl"
+    recs = [json.loads(x) for x in SAMPLES.read_text("utf-8").splitlines()[20:30]]
+    more.write_text("".join(json.dumps({**r, "id": f"m{i}"}, ensure_ascii=False) + "\n" for i, r in enumerate(recs)),
+                    encoding="utf-8")
+    local = grade_files([src, more], tmp_path / "local.parquet", NO_MODEL, workers=1)
+    expected = _by_id(local.out)
+    out = tmp_path / "results.parquet"
+    grade_files_ray([src], out, NO_MODEL, workers=1)
+    table = pq.read_table(local.out)
+    parts = parts_dir(out)
+    parts.mkdir()
+    ids = table.column("id").to_pylist()
+    rows = [ids.index(i) for i in ("m0", "m1", "m2", "m3")] + [0, 1]   # 4 new chats, and 2 graded again
+    pq.write_table(table.take(rows), parts / "qa-part_stopped_000000-0.parquet")
+    run = grade_files_ray([src, more], out, NO_MODEL, workers=1, resume=True)
+    assert run.resumed == 24 and run.graded == 6 and run.stats.accepted == 30
+    assert _by_id(out) == expected and not parts.exists()
+
+
+@needs_ray
+@pytest.mark.usefixtures("local_ray")
+def test_ray_reads_a_relative_rubric_from_where_qa_runs_not_where_ray_started(tmp_path, monkeypatch):
+    """On a cluster a relative --rubric (and --model, --columns) was opened from the folder `ray start` ran in on
+    each node, which graded with that folder's file of the name, or failed with Ray's traceback."""
+    src = _mixed_input(tmp_path)
+    rub = tmp_path / "rub"
+    shutil.copytree(ROOT / "rubrics", rub)
+    (rub / "default.yaml").rename(rub / "mine.yaml")
+    monkeypatch.chdir(tmp_path)                          # the module's Ray started in another folder
+    mine = GradeSettings(rubric="rub/mine.yaml", model="none", profile="douyin", batch_size=4)
+    run = grade_files_ray([src], tmp_path / "out", mine, workers=1)
+    assert run.graded == 20
+    local = grade_files([src], tmp_path / "local.jsonl", mine, workers=1)
+    assert _by_id(tmp_path / "out") == _by_id(local.out)
+
+
+@needs_ray
+def test_ray_a_ctrl_c_while_ray_starts_is_acted_on_once_it_has_started(tmp_path, monkeypatch):
+    """A Ctrl-C raised inside ray.init segfaulted the driver (2 tries in 4): the signal is kept until the start is
+    over, then the run stops as an interrupt, with the handlers as they were."""
+    import os
+    import signal
+    import time
+
+    import qa.ray_engine as eng
+
+    def init_hit_by_ctrl_c(*a, **k):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)                                  # the handler runs here, between bytecodes
+        return False
+    monkeypatch.setattr(eng, "_init", init_hit_by_ctrl_c)
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        grade_files_ray([_mixed_input(tmp_path)], tmp_path / "out", NO_MODEL, workers=1)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+@needs_ray
+def test_ray_cli_a_malformed_address_is_one_line(tmp_path):
+    """``--address bogus`` printed Ray's traceback (and ``--out .`` raised ValueError: a path with no name, below)."""
+    src = _mixed_input(tmp_path)
+    run = subprocess.run([sys.executable, "-c", "from qa.cli import main; main()", "grade", str(src), "--engine", "ray",
+                          "--workers", "1", "--model", "none", "--address", "bogus", "--out", str(tmp_path / "o")],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "cannot connect to a Ray cluster at bogus" in run.stderr
+    assert "Traceback" not in run.stderr, run.stderr[-2000:]
+
+
+@needs_ray
+@pytest.mark.usefixtures("local_ray")
+def test_ray_cli_grades_into_dot(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from qa.cli import app
+    src = _mixed_input(tmp_path)
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    r = CliRunner().invoke(app, ["grade", str(src), "--engine", "ray", "--workers", "1", "--model", "none", "--out", "."])
+    assert r.exit_code == 0, r.output
+    assert len(_by_id(here)) == 20 and (tmp_path / "here.rejects.jsonl").is_file()
+
+
+@needs_ray
+@pytest.mark.usefixtures("local_ray")
 def test_ray_never_resumes_from_or_deletes_a_parquet_file_it_did_not_write(tmp_path):
     """--resume --out someone's own Parquet file moved it into the parts folder and deleted it as a torn part; a
     finished results file of another day in the --out folder was taken for a part and deleted."""

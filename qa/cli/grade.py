@@ -88,9 +88,12 @@ def grade_cli(
         raise typer.BadParameter("only with --engine ray", param_hint="--address" if address else "--object-store-mb")
     if out is None:
         out = Path("qa_out/results" if engine == "ray" else "qa_out/results.jsonl")
+    if out.name in ("", ".."):                          # `.`: a folder with no name to put the rejects file beside
+        out = out.resolve()
     check_inputs(inputs, chats=True, columns=columns, tz=tz, platform=platform)   # exit 2, one line (qa.cli.common)
     if engine == "ray" and out.suffix not in ("", ".parquet"):
-        raise typer.BadParameter("the Ray engine writes Parquet: a folder or a .parquet file", param_hint="--out")
+        raise typer.BadParameter("the Ray engine writes Parquet: a folder (a name without a dot, e.g. "
+                                 "out/2026-12-04) or a .parquet file", param_hint="--out")
     check_out(out, folder=engine == "ray" and out.suffix == "")
     from qa.resources import default_model_dir
     check_not_inputs(inputs, grade_outputs(out, engine),
