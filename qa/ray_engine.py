@@ -147,6 +147,7 @@ class GradeActor:
 # --- resume ----------------------------------------------------------------------------------------------------
 
 PART = "qa-part"   # how the part files this engine writes are named: qa-part_<write>_<task>….parquet
+BASE_MARK = ".qa-resumes-the-file"   # in FILE.parquet.parts: these parts go on from the finished FILE.parquet
 
 
 def _part_names():
@@ -184,8 +185,16 @@ def _finished(out: Path) -> tuple[list[str], dict | None]:
     except Exception as e:  # noqa: BLE001 — not Parquet, or no id/stamp columns
         raise InputError(f"not a qa results file, so --resume cannot go on from it ({type(e).__name__}); give "
                          "another --out", file=str(out)) from None
+    missing = [c for c in arrow_schema().names if c not in pq.read_schema(out).names]
     ids = t.column("id").to_pylist()
-    return ids, json.loads(t.column("stamp")[0].as_py() or "null") if ids else None
+    try:
+        stamp = json.loads(t.column("stamp")[0].as_py() or "null") if ids else None
+    except (ValueError, TypeError):
+        missing.append("stamp (not JSON)")
+    if missing:
+        raise InputError(f"not a qa results file, so --resume cannot go on from it (no {', '.join(missing[:3])}"
+                         f"{' …' if len(missing) > 3 else ''}); give another --out", file=str(out))
+    return ids, stamp
 
 
 def _check_writable(folder: Path) -> None:
@@ -267,6 +276,40 @@ class _Deferred:
         sys.stderr.flush()
 
 
+class _StuckWatch:
+    """Ends the process ``grace`` seconds after a SIGINT or SIGTERM unless ``close()`` comes first. The signal's
+    number arrives through ``signal.set_wakeup_fd``, which the interpreter writes at once, not when the main thread
+    next runs Python: a SIGTERM to the whole process group takes Ray's own processes down, and the main thread can
+    then sit inside Ray's C++ for a minute, where no Python handler runs. Main thread only."""
+
+    def __init__(self, grace: float) -> None:
+        self._r, self._w = os.pipe()
+        os.set_blocking(self._w, False)
+        self._old = signal.set_wakeup_fd(self._w, warn_on_full_buffer=False)
+        self._closed = threading.Event()
+        self._grace = grace
+        threading.Thread(target=self._watch, daemon=True, name="qa-stuck-watch").start()
+
+    def _watch(self) -> None:
+        while True:
+            try:
+                data = os.read(self._r, 1)
+            except OSError:
+                return
+            if not data or self._closed.is_set():
+                return
+            if data[0] in (signal.SIGINT, signal.SIGTERM) and not self._closed.wait(self._grace):
+                sys.stderr.write(f"qa: Ray did not stop within {self._grace:.0f} s of the signal; leaving without it "
+                                 "(the parts written so far are kept)\n")
+                sys.stderr.flush()
+                os._exit(128 + data[0])
+
+    def close(self) -> None:
+        self._closed.set()
+        signal.set_wakeup_fd(self._old)
+        os.close(self._w)                                   # the watcher's read ends
+
+
 def _quiet_teardown() -> None:
     """Once a run is stopped (SIGTERM, Ctrl-C), drop the "Exception ignored in …" tracebacks of objects collected
     half-built: a stop that lands inside Ray Data's ``Dataset.__init__`` leaves one whose ``__del__`` reads an
@@ -290,7 +333,6 @@ def _init(ray, address: str | None, workers: int, object_store_memory: int | Non
     if ray.is_initialized():
         return False
     if address:                                         # a running cluster, or ray:// through Ray Client
-        _check_reachable(address)
         # something that answers but is not Ray (the dashboard's port) leaves ray.init waiting for ever
         watchdog = threading.Timer(CONNECT_TIMEOUT_S, _no_cluster, args=(address,))
         watchdog.daemon = True
@@ -323,9 +365,19 @@ def _actor_cpus(ray, workers: int) -> float:
     return max(0.01, min(1.0, (total - LEFT_FOR_READS) / workers))
 
 
-def _here(path: str | None) -> str | None:
-    """``path`` made absolute when it names something here (a hub id, ``none`` or a built-in name stays as given)."""
-    return str(Path(path).resolve()) if path and Path(path).exists() else path
+def _here(path: str | None, kind: str) -> str | None:
+    """``path`` made absolute when it names a file (``kind`` "file") or model folder ("model") here; a column
+    profile's name (``kuaishou``), ``none`` and a hub id stay as given, even beside a folder of that name."""
+    if not path:
+        return path
+    p = Path(path)
+    if kind == "model":
+        here = path != "none" and p.is_dir()
+    elif kind == "columns":
+        here = p.suffix in (".yaml", ".yml") and p.is_file()
+    else:
+        here = p.is_file()
+    return str(p.resolve()) if here else path
 
 
 def _unwrap(e: BaseException) -> BaseException:
@@ -360,9 +412,11 @@ def grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, w
                                     columns=columns, tz=tz, platform=platform,
                                     object_store_memory=object_store_memory, unique_ids=unique_ids)
         except Exception:
-            if out.suffix == ".parquet":                # a refused run leaves no empty FILE.parquet.parts behind
-                with contextlib.suppress(OSError):
-                    parts_dir(Path(out).resolve()).rmdir()
+            parts = parts_dir(out)
+            if out.suffix == ".parquet" and not any(parts.glob("*.parquet")):   # a refused run leaves no empty
+                with contextlib.suppress(OSError):                                # FILE.parquet.parts behind
+                    (parts / BASE_MARK).unlink(missing_ok=True)
+                    parts.rmdir()
             raise
 
 
@@ -380,8 +434,8 @@ def _grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, 
     inputs = [Path(p).resolve() for p in inputs]       # every node reads the same (shared) paths
     # so do the rubric, model and column profile: a relative path is opened from the folder `ray start` ran in on a
     # cluster's node, which graded with that folder's file of the same name
-    settings = dataclasses.replace(settings, rubric=_here(settings.rubric), model=_here(settings.model))
-    columns = _here(columns)
+    settings = dataclasses.replace(settings, rubric=_here(settings.rubric, "file"), model=_here(settings.model, "model"))
+    columns = _here(columns, "columns")
     out = Path(out).resolve()
     parts = parts_dir(out)
     stages: dict[str, float] = {}
@@ -393,9 +447,12 @@ def _grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, 
     if done:
         check_stamp(parts, old_stamp, stamp)
     # a finished file goes on as one more part: it is only read here, and rewritten with the new parts once the run
-    # is done. Its chats that parts hold too (a run without --resume was stopped after writing some) come from the
-    # parts; the rest are kept, not graded again
-    earlier = out if resume and out.suffix == ".parquet" and out.is_file() else None
+    # is done. Parts beside it go on from it only when a resume wrote them (BASE_MARK): a stopped run without
+    # --resume replaces the file, which may hold another day's chats or another stamp. A chat both hold comes from
+    # the parts; the rest are kept, not graded again
+    base = parts / BASE_MARK
+    earlier = (out if resume and out.suffix == ".parquet" and out.is_file() and (not old_files or base.exists())
+               else None)
     regraded: set[str] = set(done)
     if earlier is not None:
         ids, earlier_stamp = _finished(earlier)
@@ -407,6 +464,10 @@ def _grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, 
             p.unlink()
 
     _check_writable(parts)
+    if earlier is not None:
+        base.touch()                                    # the parts of this run go on from the finished file
+    else:
+        base.unlink(missing_ok=True)
     if address:
         _check_reachable(address)
 
@@ -418,6 +479,7 @@ def _grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, 
     if main:
         on_int = signal.signal(signal.SIGINT, deferred)
         on_term = signal.signal(signal.SIGTERM, deferred)
+        stuck = _StuckWatch(TERM_GRACE_S)
     ours = False
     try:
         t = time.perf_counter()
@@ -530,6 +592,7 @@ def _grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, 
         if ours:
             ray.shutdown()
         if main:
+            stuck.close()
             signal.signal(signal.SIGTERM, on_term if on_term is not None else signal.SIG_DFL)
 
     # 3. one file, when asked for one
@@ -539,6 +602,7 @@ def _grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, 
         _merge(sorted(parts.glob("*.parquet")), out, earlier=earlier, drop=regraded)
         for p in parts.glob("*.parquet"):
             p.unlink()
+        base.unlink(missing_ok=True)
         try:
             parts.rmdir()
         except OSError:

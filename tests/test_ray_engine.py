@@ -14,6 +14,7 @@ from qa.batch import grade_files
 from qa.errors import InputError
 from qa.grade import read_records
 from qa.grader import GradeSettings
+import qa.ray_engine as eng
 from qa.ray_engine import grade_files_ray, parts_dir, ray_available
 from tests.conftest import ROOT
 
@@ -176,9 +177,39 @@ def test_ray_resume_goes_on_from_a_finished_file_and_the_parts_a_stopped_run_lef
     ids = table.column("id").to_pylist()
     rows = [ids.index(i) for i in ("m0", "m1", "m2", "m3")] + [0, 1]   # 4 new chats, and 2 graded again
     pq.write_table(table.take(rows), parts / "qa-part_stopped_000000-0.parquet")
+    (parts / eng.BASE_MARK).touch()                      # what the stopped resume wrote when it started
     run = grade_files_ray([src, more], out, NO_MODEL, workers=1, resume=True)
     assert run.resumed == 24 and run.graded == 6 and run.stats.accepted == 30
     assert _by_id(out) == expected and not parts.exists()
+
+
+@needs_ray
+@pytest.mark.usefixtures("local_ray")
+def test_ray_resume_after_a_stopped_run_without_resume_replaces_the_file(tmp_path):
+    """Parts that a run without --resume left (it was stopped) replace the finished file: a resume goes on from the
+    parts alone, even when the file holds another stamp (it was refused) or another day's chats."""
+    import pyarrow.parquet as pq
+    src = _mixed_input(tmp_path)
+    out = tmp_path / "results.parquet"
+    grade_files_ray([src], out, GradeSettings(model="none", profile="taobao"), workers=1)   # yesterday's, other stamp
+    local = grade_files([src], tmp_path / "local.parquet", NO_MODEL, workers=1)
+    parts = parts_dir(out)
+    parts.mkdir()
+    pq.write_table(pq.read_table(local.out).slice(0, 7), parts / "qa-part_stopped_000000-0.parquet")
+    run = grade_files_ray([src], out, NO_MODEL, workers=1, resume=True)
+    assert run.resumed == 7 and run.graded == 13 and _by_id(out) == _by_id(local.out)
+
+
+def test_ray_makes_paths_absolute_but_not_names(tmp_path, monkeypatch):
+    """A column profile's name or ``none`` beside a folder of that name stays a name (the whole file was rejected)."""
+    monkeypatch.chdir(tmp_path)
+    for d in ("kuaishou", "none", "models/mine"):
+        (tmp_path / d).mkdir(parents=True)
+    (tmp_path / "rub.yaml").write_text("x", encoding="utf-8")
+    assert eng._here("kuaishou", "columns") == "kuaishou" and eng._here("none", "model") == "none"
+    assert eng._here("models/mine", "model") == str(tmp_path / "models" / "mine")
+    assert eng._here("rub.yaml", "file") == str(tmp_path / "rub.yaml") and eng._here("rub.yaml", "columns") == str(
+        tmp_path / "rub.yaml")
 
 
 @needs_ray
@@ -208,14 +239,19 @@ def test_ray_a_ctrl_c_while_ray_starts_is_acted_on_once_it_has_started(tmp_path,
 
     import qa.ray_engine as eng
 
+    finished = []
+
     def init_hit_by_ctrl_c(*a, **k):
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.2)                                  # the handler runs here, between bytecodes
+        finished.append(True)                            # not reached when the Ctrl-C is raised inside the start
         return False
     monkeypatch.setattr(eng, "_init", init_hit_by_ctrl_c)
+    monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)    # the stop quiets it; put it back after
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     with pytest.raises(KeyboardInterrupt):
         grade_files_ray([_mixed_input(tmp_path)], tmp_path / "out", NO_MODEL, workers=1)
+    assert finished == [True]
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
 
 
@@ -228,6 +264,12 @@ def test_ray_cli_a_malformed_address_is_one_line(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "cannot connect to a Ray cluster at bogus" in run.stderr
     assert "Traceback" not in run.stderr, run.stderr[-2000:]
+    from typer.testing import CliRunner
+
+    from qa.cli import app
+    r = CliRunner().invoke(app, ["grade", str(src), "--engine", "ray", "--address", "auto", "--object-store-mb", "512",
+                                 "--out", str(tmp_path / "o2")])
+    assert r.exit_code == 2 and "--object-store-mb" in r.output and "cluster's own" in r.output
 
 
 @needs_ray
@@ -259,6 +301,11 @@ def test_ray_never_resumes_from_or_deletes_a_parquet_file_it_did_not_write(tmp_p
     with pytest.raises(InputError, match="not a qa results file"):
         grade_files_ray([src], sales, NO_MODEL, workers=1, resume=True)
     assert sales.read_bytes() == data and not parts_dir(sales).exists()
+    thin = tmp_path / "thin.parquet"                     # id and stamp, nothing else: failed in the merge, after grading
+    pq.write_table(pa.table({"id": ["x"], "stamp": ["{not json"]}), thin)
+    with pytest.raises(InputError, match="not a qa results file, so --resume cannot go on from it \\(no platform"):
+        grade_files_ray([src], thin, NO_MODEL, workers=1, resume=True)
+    assert not parts_dir(thin).exists()
     folder = tmp_path / "qa_out"
     folder.mkdir()
     monday = grade_files([src], folder / "monday.parquet", NO_MODEL, workers=1).out   # the local engine's file
@@ -271,8 +318,9 @@ def test_ray_never_resumes_from_or_deletes_a_parquet_file_it_did_not_write(tmp_p
 
 @needs_ray
 def test_ray_an_address_nobody_answers_at_or_an_unwritable_output_is_one_error_before_ray_starts(tmp_path):
-    """--address to a host:port where no Ray runs waited for ever; a read-only --out folder was pages of Ray's
-    traceback from its write task."""
+    """--address to a host:port where no Ray runs waited for ever; an output that cannot be written (a read-only
+    folder was pages of Ray's traceback from its write task; here a parent that is a file, refused as early) is one
+    OSError naming it."""
     import socket
     import time
     src = _mixed_input(tmp_path)

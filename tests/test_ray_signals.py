@@ -113,3 +113,32 @@ def test_a_stop_inside_ray_datas_pipeline_building_prints_no_teardown_traceback(
         pytest.skip("this Ray has no ray.data.dataset.usage_lib to land the signal in")
     assert run.returncode == 0 and "exit 143" in run.stdout, run.stderr[-2000:]
     assert "Traceback" not in run.stderr and "Exception ignored" not in run.stderr, run.stderr[-2000:]
+
+
+STUCK = """
+import os, signal, sys, time
+from qa.ray_engine import _StuckWatch
+signal.signal(signal.SIGTERM, lambda s, f: time.sleep(60))   # the main thread never gets to act on the signal
+w = _StuckWatch(1.0)
+if sys.argv[1] == "closed":
+    w.close()
+os.kill(os.getpid(), signal.SIGTERM)
+print("alive", flush=True)
+"""
+
+
+@pytest.mark.parametrize("closed", [False, True])
+def test_a_signal_ends_the_run_even_when_the_main_thread_is_stuck(closed):
+    """CI: after a SIGTERM to the process group the driver sat a minute inside Ray's C++ (its GCS gone), where no
+    Python handler runs, so the grace timer the handler starts never started. The signal's byte now reaches a
+    watcher thread at once; a watch closed at the run's end leaves the process alone."""
+    import time
+    t = time.monotonic()
+    try:
+        run = subprocess.run([sys.executable, "-c", STUCK, "closed" if closed else "open"], capture_output=True,
+                             text=True, timeout=40 if not closed else 5)
+    except subprocess.TimeoutExpired:
+        assert closed, "the watch did not end the stuck process"
+        return                                              # closed: the handler's 60 s sleep ran on; nothing ended it
+    assert not closed, f"a closed watch ended the process: {run.returncode} {run.stderr}"
+    assert run.returncode == 143 and "did not stop within 1 s" in run.stderr and time.monotonic() - t < 30

@@ -42,8 +42,8 @@ class SafeConsole(Console):
             yield seg
 
 
-console = SafeConsole()
-err_console = SafeConsole(stderr=True)
+console = SafeConsole(emoji=False)                 # `--address localhost:abc` is not an emoji code
+err_console = SafeConsole(stderr=True, emoji=False)
 
 INPUTS = typer.Argument(..., help="Chat files: .jsonl, .json (DialEval), .csv/.tsv, .xlsx")
 COLUMNS = typer.Option(None, "--columns", help="Column profile for CSV/XLSX: a shipped name or a YAML file "

@@ -86,6 +86,9 @@ def grade_cli(
         raise typer.BadParameter("must be local or ray", param_hint="--engine")
     if engine == "local" and (address or object_store_mb):
         raise typer.BadParameter("only with --engine ray", param_hint="--address" if address else "--object-store-mb")
+    if address and object_store_mb:
+        raise typer.BadParameter("sets the store of the Ray this run starts; with --address the cluster's own applies "
+                                 "(ray start --object-store-memory)", param_hint="--object-store-mb")
     if out is None:
         out = Path("qa_out/results" if engine == "ray" else "qa_out/results.jsonl")
     if out.name in ("", ".."):                          # `.`: a folder with no name to put the rejects file beside
