@@ -181,16 +181,12 @@ def _finished(out: Path) -> tuple[list[str], dict | None]:
     (someone's own Parquet file, a damaged one): it is never moved, rewritten or deleted before the run is sound."""
     import pyarrow.parquet as pq
     try:
+        missing = [c for c in arrow_schema().names if c not in pq.read_schema(out).names]
         t = pq.read_table(out, columns=["id", "stamp"])
-    except Exception as e:  # noqa: BLE001 — not Parquet, or no id/stamp columns
-        raise InputError(f"not a qa results file, so --resume cannot go on from it ({type(e).__name__}); give "
-                         "another --out", file=str(out)) from None
-    missing = [c for c in arrow_schema().names if c not in pq.read_schema(out).names]
-    ids = t.column("id").to_pylist()
-    try:
+        ids = t.column("id").to_pylist()
         stamp = json.loads(t.column("stamp")[0].as_py() or "null") if ids else None
-    except (ValueError, TypeError):
-        missing.append("stamp (not JSON)")
+    except Exception as e:  # noqa: BLE001 — not Parquet, no id/stamp columns, a stamp that is not JSON
+        missing = [f"readable id and stamp ({type(e).__name__})"]
     if missing:
         raise InputError(f"not a qa results file, so --resume cannot go on from it (no {', '.join(missing[:3])}"
                          f"{' …' if len(missing) > 3 else ''}); give another --out", file=str(out))
@@ -254,8 +250,9 @@ def _rows_in(files) -> int:
 
 # --- the job ---------------------------------------------------------------------------------------------------
 
-# how long a SIGTERM leaves ray.shutdown() before the driver leaves without it: a scheduler that signals the whole
-# process group takes Ray's own processes down too, and the shutdown then waits a minute on a GCS that is gone
+# how long a SIGINT/SIGTERM leaves the run to stop cleanly before the driver leaves without it (_StuckWatch): a
+# scheduler that signals the whole process group takes Ray's own processes down too, and ray.shutdown() or a wait
+# inside Ray's C++ then lasts a minute on a GCS that is gone
 TERM_GRACE_S = 15.0
 REACH_TIMEOUT_S = 5.0   # how long --address may take to accept a connection before the run is refused
 CONNECT_TIMEOUT_S = 120.0  # and how long ray.init may take to join the cluster there
@@ -322,10 +319,7 @@ def _terminated(signum, frame) -> None:
     sys.stderr.write(f"qa: stopped by signal {signum}; the parts written so far are kept (--resume goes on)\n")
     sys.stderr.flush()
     _quiet_teardown()
-    watchdog = threading.Timer(TERM_GRACE_S, os._exit, args=(code,))
-    watchdog.daemon = True                                  # a clean exit does not wait for it
-    watchdog.start()
-    raise SystemExit(code)
+    raise SystemExit(code)                                  # _StuckWatch bounds how long the stop may take
 
 
 def _init(ray, address: str | None, workers: int, object_store_memory: int | None) -> bool:

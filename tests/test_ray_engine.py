@@ -302,10 +302,11 @@ def test_ray_never_resumes_from_or_deletes_a_parquet_file_it_did_not_write(tmp_p
         grade_files_ray([src], sales, NO_MODEL, workers=1, resume=True)
     assert sales.read_bytes() == data and not parts_dir(sales).exists()
     thin = tmp_path / "thin.parquet"                     # id and stamp, nothing else: failed in the merge, after grading
-    pq.write_table(pa.table({"id": ["x"], "stamp": ["{not json"]}), thin)
-    with pytest.raises(InputError, match="not a qa results file, so --resume cannot go on from it \\(no platform"):
-        grade_files_ray([src], thin, NO_MODEL, workers=1, resume=True)
-    assert not parts_dir(thin).exists()
+    for stamp, why in (("{}", "no platform"), ("{not json", "no readable id and stamp")):
+        pq.write_table(pa.table({"id": ["x"], "stamp": [stamp]}), thin)
+        with pytest.raises(InputError, match=f"not a qa results file, so --resume cannot go on from it \\({why}"):
+            grade_files_ray([src], thin, NO_MODEL, workers=1, resume=True)
+        assert not parts_dir(thin).exists()
     folder = tmp_path / "qa_out"
     folder.mkdir()
     monday = grade_files([src], folder / "monday.parquet", NO_MODEL, workers=1).out   # the local engine's file

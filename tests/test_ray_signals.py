@@ -90,7 +90,6 @@ import gc, sys, threading
 import ray, ray.data
 from ray.data import dataset
 import qa.ray_engine as eng
-threading.Timer = lambda *a, **k: type("NoWatchdog", (), {"daemon": False, "start": lambda self: None})()
 if not hasattr(dataset, "usage_lib"):
     sys.exit(3)
 ray.init(num_cpus=1, include_dashboard=False, logging_level="ERROR", object_store_memory=128 << 20)
