@@ -232,16 +232,19 @@ def _confirm_window(ctx: Context, reply: int) -> list[int]:
 
 
 @register("vague_reply.v1", params={"min_fact_chars": "count", "filler_words": "regexes", "yes_no_question": "regexes",
-                                   "yes_no_answer": "strings", "wh_question": "regexes"})
+                                   "yes_no_answer": "strings", "wh_question": "regexes", "answer_after_hold": "regexes"})
 def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     """A question answered with a non-answer and too few other characters to hold a fact, counted over the whole
     reply (an export splits one); or a reply the customer says did not answer; or a "let me look" with nothing after
-    it. A yes or a no to a yes/no question is an answer even with reassurance beside it (会掉色吗 → 不会掉色的 放心哦)."""
+    it. A yes or a no to a yes/no question is an answer even with reassurance beside it (会掉色吗 → 不会掉色的 放心哦);
+    so is a hold that goes on in its own message with a number (``answer_after_hold``: 我看下哦 5月7日) or, to a
+    yes/no question, with a yes or a no (稍等一下呢 没有这个功能的哦)."""
     min_fact = int(params.get("min_fact_chars", 8))
     filler = _any_of(tuple(params.get("filler_words", ())))   # words around a non-answer that carry no fact
     yes_no_q = _any_of(tuple(params.get("yes_no_question", ())))
     yes_no_a = tuple(params.get("yes_no_answer", ()))
     wh_q = _any_of(tuple(params.get("wh_question", (r"[\s\S]",))))
+    after_hold = _any_of(tuple(params.get("answer_after_hold", ())))
     runs = _runs(ctx)
     for n, (run, reply) in enumerate(runs):
         if reply is None or not any(ctx.has("question", k) for k in run):
@@ -267,8 +270,25 @@ def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
             later = [k for k in range(holding[-1] + 1, len(ctx.msgs)) if ctx.msgs[k].role == "agent"
                      and ctx.msgs[k].has_text and ctx.content_len(k, "holding", "greeting", "apology", "closing") >= min_fact]
             rest = [k for k in answer if k != holding[-1] and ctx.content_len(k, "holding", "greeting", "apology") >= min_fact]
-            if not later and not rest and ctx.content_len(holding[-1], "holding", "greeting", "apology") < min_fact:
+            if not later and not rest and ctx.content_len(holding[-1], "holding", "greeting", "apology") < min_fact \
+                    and not _answered_after_hold(ctx, holding[-1], after_hold, yes_no_a, yes_no_q, wh_q, run):
                 yield hit_draft(ctx.hits_in("holding", holding[-1])[0], "说了“帮您看看”之后再无下文")
+
+
+_LEAD = " \t\n，,。.!！?？~～；;、:：亲嗯恩哦噢呢哈呀啊的"
+
+
+def _answered_after_hold(ctx: Context, k: int, after_hold: re.Pattern, yes_no: tuple[str, ...], yes_no_q: re.Pattern,
+                         wh_q: re.Pattern, run: list[int]) -> bool:
+    """The text after message k's last hold phrase answers: it holds a number (``after_hold``), or, when the
+    customer asked a yes/no question, it opens with a yes or a no (稍等一下呢 没有这个功能的哦)."""
+    after = ctx.norms[k][ctx.hits_in("holding", k)[-1].end:].lstrip(_LEAD)
+    if not after:
+        return False
+    if after_hold.search(after):
+        return True
+    asked_yes_no = any(yes_no_q.search(t) or not wh_q.search(t) for t in (ctx.norms[i] for i in run if ctx.has("question", i)))
+    return asked_yes_no and any(after.startswith(t) and (len(t) > 1 or _CLAUSE_TAIL.match(after, 1)) for t in yes_no)
 
 
 _CLAUSE_TAIL = re.compile(r"[的哦呢哈呀啊滴嘛啦噢亲]{0,3}(?:$|[\s，,。.!！?？~～；;、])")
