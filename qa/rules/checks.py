@@ -232,7 +232,8 @@ def _confirm_window(ctx: Context, reply: int) -> list[int]:
 
 
 @register("vague_reply.v1", params={"min_fact_chars": "count", "filler_words": "regexes", "yes_no_question": "regexes",
-                                   "yes_no_answer": "strings", "wh_question": "regexes", "answer_after_hold": "regexes"})
+                                   "yes_no_answer": "strings", "wh_question": "regexes", "answer_after_hold": "regexes",
+                                   "min_followup_chars": "count"})
 def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     """A question answered with a non-answer and too few other characters to hold a fact, counted over the whole
     reply (an export splits one); or a reply the customer says did not answer; or a "let me look" with nothing after
@@ -240,6 +241,7 @@ def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     so is a hold that goes on in its own message with a number (``answer_after_hold``: 我看下哦 5月7日) or, to a
     yes/no question, with a yes or a no (稍等一下呢 没有这个功能的哦)."""
     min_fact = int(params.get("min_fact_chars", 8))
+    followup = int(params.get("min_followup_chars", min_fact))   # a later message that ends a hold (已经到达站点了)
     filler = _any_of(tuple(params.get("filler_words", ())))   # words around a non-answer that carry no fact
     yes_no_q = _any_of(tuple(params.get("yes_no_question", ())))
     yes_no_a = tuple(params.get("yes_no_answer", ()))
@@ -268,7 +270,7 @@ def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
         holding = [k for k in answer if ctx.has("holding", k)]
         if holding:
             later = [k for k in range(holding[-1] + 1, len(ctx.msgs)) if ctx.msgs[k].role == "agent"
-                     and ctx.msgs[k].has_text and ctx.content_len(k, "holding", "greeting", "apology", "closing") >= min_fact]
+                     and ctx.msgs[k].has_text and ctx.content_len(k, "holding", "greeting", "apology", "closing") >= followup]
             rest = [k for k in answer if k != holding[-1] and ctx.content_len(k, "holding", "greeting", "apology") >= min_fact]
             if not later and not rest and ctx.content_len(holding[-1], "holding", "greeting", "apology") < min_fact \
                     and not _answered_after_hold(ctx, holding[-1], after_hold, yes_no_a, yes_no_q, wh_q, run):
