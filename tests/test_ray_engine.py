@@ -372,3 +372,30 @@ def test_ray_never_takes_someone_elses_parquet_for_a_part(tmp_path, resume):
     with pytest.raises(InputError, match="not a part this engine wrote"):   # refused before Ray starts
         grade_files_ray([SAMPLES], folder, NO_MODEL, workers=1, resume=resume)
     assert sorted(p.name for p in folder.iterdir()) == ["orders.parquet", "torn.parquet"]
+
+
+def test_ray_cli_caps_workers_by_this_machines_cpus_when_ray_starts_here(tmp_path, monkeypatch, capsys):
+    """``--engine ray --workers 500`` without --address started Ray here with 500 actors, each loading the model: on
+    a 2-core box, out of memory. Without --address the local engine's cap applies (4 per CPU); with one, 1,024."""
+    import os
+
+    from tests.conftest import one_line_error, run_main
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    started = []
+
+    def stub(inputs, out, settings, *, workers, address, **kw):   # the run itself is not this test's
+        started.append((workers, address))
+        raise InputError("stub run")
+    monkeypatch.setattr(eng, "grade_files_ray", stub)
+    src = _mixed_input(tmp_path)
+    base = ["grade", src, "--engine", "ray", "--model", "none", "--out", tmp_path / "o"]
+    code, _, err = run_main(capsys, *base, "--workers", "9")
+    one_line_error(code, err, "--workers 9: must be from 1 to 8", "4 per CPU", "this machine has 2",
+                   "without --address Ray starts here")
+    code, _, err = run_main(capsys, *base, "--workers", "500", "--address", "auto")
+    one_line_error(code, err, "stub run")
+    code, _, err = run_main(capsys, *base, "--workers", "1025", "--address", "auto")
+    one_line_error(code, err, "--workers 1025: must be from 1 to 1024", "actors on the cluster")
+    code, _, err = run_main(capsys, *base, "--workers", "8")
+    one_line_error(code, err, "stub run")
+    assert started == [(500, "auto"), (8, None)] and not (tmp_path / "o").exists()

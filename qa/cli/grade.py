@@ -15,10 +15,11 @@ OBJECT_STORE_MIN_MB = 75   # Ray refuses an object store under 75 MiB
 MAX_RAY_WORKERS = 1024          # Ray actors may live on a cluster: bounded, not by this machine's CPUs
 
 
-def max_workers(engine: str) -> int:
+def max_workers(engine: str, address: str | None = None) -> int:
     """The most worker processes ``--workers`` may ask for: 4 per CPU here (grading is CPU-bound; more only
-    queue up and each costs a model load), or ``MAX_RAY_WORKERS`` actors for Ray."""
-    return MAX_RAY_WORKERS if engine == "ray" else 4 * (os.cpu_count() or 1)
+    queue up and each costs a model load), also for Ray without ``address`` (it starts here, one actor per worker,
+    each loading the model), or ``MAX_RAY_WORKERS`` actors on a cluster."""
+    return MAX_RAY_WORKERS if engine == "ray" and address else 4 * (os.cpu_count() or 1)
 
 
 def grade_outputs(out: Path, engine: str = "local") -> list[Path]:
@@ -65,7 +66,8 @@ def grade_cli(
                               "'none' grades without the classifier"),
     rubric: Path = RUBRIC,
     workers: int = typer.Option(min(2, os.cpu_count() or 1), help="Worker processes, at most 4 per CPU and never "
-                                "more than there are batches (--engine ray: grading actors, at most 1024)"),
+                                "more than there are batches (--engine ray: grading actors, as many, or at most 1024 "
+                                "with --address)"),
     engine: str = typer.Option("local", "--engine", help="local: worker processes on this machine; ray: Ray Data "
                                "actors, on this machine or a cluster (needs pip install 'qa\\[ray]'; docs/scale.md)"),
     address: str = typer.Option(None, "--address", help="--engine ray: the cluster to join (auto, or "
@@ -101,9 +103,11 @@ def grade_cli(
     from qa.resources import default_model_dir
     check_not_inputs(inputs, grade_outputs(out, engine),
                      inside=[None if model == "none" else Path(model) if model else default_model_dir()])
-    if not 1 <= workers <= max_workers(engine):
-        fail(f"--workers {workers}: must be from 1 to {max_workers(engine)}"
-             + (f" (4 per CPU; this machine has {os.cpu_count() or 1})" if engine == "local" else ""))
+    most = max_workers(engine, address)
+    if not 1 <= workers <= most:
+        why = ("actors on the cluster" if address else f"4 per CPU; this machine has {os.cpu_count() or 1}"
+               + ("; without --address Ray starts here, each actor loading the model" if engine == "ray" else ""))
+        fail(f"--workers {workers}: must be from 1 to {most} ({why})")
     if not 1 <= batch_size <= MAX_BATCH_SIZE:
         fail(f"--batch-size {batch_size}: must be from 1 to {MAX_BATCH_SIZE:,}")
     memory_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20 if hasattr(os, "sysconf") else None
