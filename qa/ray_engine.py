@@ -400,18 +400,43 @@ def grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, w
     if out.suffix not in ("", ".parquet"):
         raise InputError("the Ray engine writes Parquet: give a folder (a name without a dot, e.g. out/2026-12-04) "
                          "or a .parquet file", file=str(out))
-    with output_lock(out):
-        try:
-            return _grade_files_ray(inputs, out, settings, workers=workers, address=address, resume=resume,
-                                    columns=columns, tz=tz, platform=platform,
-                                    object_store_memory=object_store_memory, unique_ids=unique_ids)
-        except Exception:
-            parts = parts_dir(out)
-            if out.suffix == ".parquet" and not any(parts.glob("*.parquet")):   # a refused run leaves no empty
-                with contextlib.suppress(OSError):                                # FILE.parquet.parts behind
-                    (parts / BASE_MARK).unlink(missing_ok=True)
-                    parts.rmdir()
-            raise
+    parts = parts_dir(out)
+    made = _missing(parts)
+    try:
+        with output_lock(out):
+            try:
+                return _grade_files_ray(inputs, out, settings, workers=workers, address=address, resume=resume,
+                                        columns=columns, tz=tz, platform=platform,
+                                        object_store_memory=object_store_memory, unique_ids=unique_ids)
+            except Exception:
+                if out.suffix == ".parquet" and not any(parts.glob("*.parquet")):   # a refused run leaves no
+                    with contextlib.suppress(OSError):                                # empty FILE.parquet.parts
+                        (parts / BASE_MARK).unlink(missing_ok=True)
+                        parts.rmdir()
+                raise
+    except BaseException:                               # refused, failed, or stopped (Ctrl-C, SIGTERM): once the
+        _remove_empty(made, parts)                      # lock is gone, no empty folder of this run's is left
+        raise
+
+
+def _missing(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first: the folders a run creates."""
+    made = []
+    for p in [folder, *folder.parents]:
+        if p.exists():
+            break
+        made.append(p)
+    return made
+
+
+def _remove_empty(made: list[Path], parts: Path) -> None:
+    """Remove the folders in ``made`` (this run created them) that are empty, or hold only the resume mark this
+    run wrote in ``parts``; a folder holding anything else (a part, the rejects) is kept."""
+    for d in made:
+        with contextlib.suppress(OSError):
+            if d == parts and [p.name for p in d.iterdir()] == [BASE_MARK]:
+                (d / BASE_MARK).unlink()
+            d.rmdir()
 
 
 def _grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, workers: int, address: str | None,

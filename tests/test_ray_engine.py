@@ -51,6 +51,15 @@ def _mixed_input(tmp_path):
     return p
 
 
+def _more_input(tmp_path):
+    """10 chats of the samples that ``_mixed_input`` does not hold, ids m0…m9."""
+    more = tmp_path / "more.jsonl"
+    recs = [json.loads(x) for x in SAMPLES.read_text("utf-8").splitlines()[20:30]]
+    more.write_text("".join(json.dumps({**r, "id": f"m{i}"}, ensure_ascii=False) + "\n" for i, r in enumerate(recs)),
+                    encoding="utf-8")
+    return more
+
+
 def _by_id(path):
     files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
     recs = list(read_records(files))
@@ -162,11 +171,7 @@ def test_ray_resume_goes_on_from_a_finished_file_and_the_parts_a_stopped_run_lef
     left the finished file out and graded its chats again. Now its chats are kept, and a chat both hold (a run
     without --resume stopped after regrading it) is written once, from the part."""
     import pyarrow.parquet as pq
-    src = _mixed_input(tmp_path)
-    more = tmp_path / "more.jsonl"
-    recs = [json.loads(x) for x in SAMPLES.read_text("utf-8").splitlines()[20:30]]
-    more.write_text("".join(json.dumps({**r, "id": f"m{i}"}, ensure_ascii=False) + "\n" for i, r in enumerate(recs)),
-                    encoding="utf-8")
+    src, more = _mixed_input(tmp_path), _more_input(tmp_path)
     local = grade_files([src, more], tmp_path / "local.parquet", NO_MODEL, workers=1)
     expected = _by_id(local.out)
     out = tmp_path / "results.parquet"
@@ -399,3 +404,37 @@ def test_ray_cli_caps_workers_by_this_machines_cpus_when_ray_starts_here(tmp_pat
     code, _, err = run_main(capsys, *base, "--workers", "8")
     one_line_error(code, err, "stub run")
     assert started == [(500, "auto"), (8, None)] and not (tmp_path / "o").exists()
+
+
+@needs_ray
+@pytest.mark.usefixtures("local_ray")
+def test_ray_a_stopped_run_leaves_no_empty_folder_it_made(tmp_path, monkeypatch):
+    """A Ctrl-C or SIGTERM before any part was written left the empty FILE.parquet.parts or --out folder, and the
+    folders made for them. The folders this run made are removed when empty (the resume mark it wrote aside);
+    a folder that was there, or that holds a file (the rejects), is kept."""
+    monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)    # the stop quiets it; put it back after
+    src = _mixed_input(tmp_path)
+    done = tmp_path / "done.parquet"
+    grade_files_ray([src], done, NO_MODEL, workers=1)   # a finished file that a resume goes on from
+    data = done.read_bytes()
+
+    def ctrl_c(*a, **k):
+        raise KeyboardInterrupt
+    with monkeypatch.context() as m:                     # stopped while Ray starts: nothing written yet
+        m.setattr(eng, "_init", ctrl_c)
+        with pytest.raises(KeyboardInterrupt):
+            grade_files_ray([src], tmp_path / "a" / "b" / "r.parquet", NO_MODEL, workers=1)
+        mine = tmp_path / "mine"                         # the user's own empty folder
+        mine.mkdir()
+        with pytest.raises(KeyboardInterrupt):
+            grade_files_ray([src], mine, NO_MODEL, workers=1)
+    assert not (tmp_path / "a").exists() and mine.is_dir()
+    with monkeypatch.context() as m:                     # SIGTERM after the scan, before the first part
+        m.setattr(eng, "_actor_cpus", lambda *a: eng._terminated(15, None))
+        with pytest.raises(SystemExit) as e:
+            grade_files_ray([src], tmp_path / "c" / "res", NO_MODEL, workers=1)
+        assert e.value.code == 143
+        with pytest.raises(SystemExit):
+            grade_files_ray([src, _more_input(tmp_path)], done, NO_MODEL, workers=1, resume=True)
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["res.rejects.jsonl"]
+    assert not parts_dir(done).exists() and done.read_bytes() == data
