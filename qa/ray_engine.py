@@ -499,7 +499,8 @@ def _grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, 
         on_int = signal.signal(signal.SIGINT, deferred)
         on_term = signal.signal(signal.SIGTERM, deferred)
         stuck = _StuckWatch(TERM_GRACE_S)
-    ours = False
+    ours = merging = False
+    after = on_term if main and on_term is not None else signal.SIG_DFL   # SIGTERM's handler once the run is over
     try:
         t = time.perf_counter()
         try:
@@ -604,6 +605,7 @@ def _grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, 
         new_files = set(parts.glob("*.parquet")) - before
         graded = _rows_in(new_files)
         stages["grade+write"] = time.perf_counter() - t
+        merging = main and out.suffix == ".parquet"     # SIGTERM stays _terminated through the merge (below)
     except KeyboardInterrupt:
         _quiet_teardown()
         raise
@@ -612,20 +614,26 @@ def _grade_files_ray(inputs: list[Path], out: Path, settings: GradeSettings, *, 
             ray.shutdown()
         if main:
             stuck.close()
-            signal.signal(signal.SIGTERM, on_term if on_term is not None else signal.SIG_DFL)
+            # ray.shutdown() puts back the default action underneath Python's handler: set again, also for the merge
+            signal.signal(signal.SIGTERM, _terminated if merging else after)
 
-    # 3. one file, when asked for one
+    # 3. one file, when asked for one. A SIGTERM here stops the run as one while grading does (before, Python's
+    # default action ended the driver); the parts are deleted only once the file is whole, so --resume goes on
     result = parts
     if out.suffix == ".parquet":
         t = time.perf_counter()
-        _merge(sorted(parts.glob("*.parquet")), out, earlier=earlier, drop=regraded)
-        for p in parts.glob("*.parquet"):
-            p.unlink()
-        base.unlink(missing_ok=True)
         try:
-            parts.rmdir()
-        except OSError:
-            pass
+            _merge(sorted(parts.glob("*.parquet")), out, earlier=earlier, drop=regraded)
+            for p in parts.glob("*.parquet"):
+                p.unlink()
+            base.unlink(missing_ok=True)
+            try:
+                parts.rmdir()
+            except OSError:
+                pass
+        finally:
+            if merging:
+                signal.signal(signal.SIGTERM, after)
         result = out
         stages["merge"] = time.perf_counter() - t
     return GradeRun(stats, graded, resumed, result, rej_path, time.perf_counter() - started, stages)
@@ -639,16 +647,20 @@ def _merge(files: list[Path], dst: Path, *, earlier: Path | None = None, drop: s
     import pyarrow.parquet as pq
     schema = arrow_schema()
     tmp = dst.with_name(dst.name + ".tmp")
-    writer = pq.ParquetWriter(tmp, schema)
     gone = pa.array(sorted(drop), pa.string())
     try:
-        for p in ([earlier] if earlier is not None else []) + files:
-            pf = pq.ParquetFile(p)
-            for i in range(pf.num_row_groups):
-                t = pf.read_row_group(i).select(schema.names).cast(schema)
-                if p == earlier and len(gone):
-                    t = t.filter(pc.invert(pc.is_in(t.column("id"), value_set=gone)))
-                writer.write_table(t)
-    finally:
-        writer.close()
-    os.replace(tmp, dst)
+        writer = pq.ParquetWriter(tmp, schema)
+        try:
+            for p in ([earlier] if earlier is not None else []) + files:
+                pf = pq.ParquetFile(p)
+                for i in range(pf.num_row_groups):
+                    t = pf.read_row_group(i).select(schema.names).cast(schema)
+                    if p == earlier and len(gone):
+                        t = t.filter(pc.invert(pc.is_in(t.column("id"), value_set=gone)))
+                    writer.write_table(t)
+        finally:
+            writer.close()
+        os.replace(tmp, dst)
+    except BaseException:                               # stopped or failed: no half-written .tmp is left
+        tmp.unlink(missing_ok=True)
+        raise

@@ -141,3 +141,42 @@ def test_a_signal_ends_the_run_even_when_the_main_thread_is_stuck(closed):
         return                                              # closed: the handler's 60 s sleep ran on; nothing ended it
     assert not closed, f"a closed watch ended the process: {run.returncode} {run.stderr}"
     assert run.returncode == 143 and "did not stop within 1 s" in run.stderr and time.monotonic() - t < 30
+
+
+MERGE_STOPPED = """
+import signal, sys
+import pyarrow.parquet as pq
+from qa.cli import main
+write = pq.ParquetWriter.write_table
+def stopped(self, *a, **k):                         # the driver writes Parquet only in the merge
+    signal.raise_signal(signal.SIGTERM)
+    return write(self, *a, **k)
+pq.ParquetWriter.write_table = stopped
+sys.argv = ["qa", *sys.argv[1:]]
+main()
+"""
+
+
+@needs_ray
+def test_ray_sigterm_during_the_merge_stops_cleanly_and_keeps_the_parts(tmp_path):
+    """A SIGTERM while the parts were merged into FILE.parquet met Python's default action (the driver killed,
+    status -15), not the clean stop (143) it gets while grading. Now it is that stop: no traceback, no results file
+    and no half-written .tmp, every part kept, and a --resume writes the file without grading anything again."""
+    recs = [json.loads(ln) for ln in SAMPLES.read_text("utf-8").splitlines()]
+    src = tmp_path / "c.jsonl"
+    src.write_text("".join(json.dumps({**recs[i], "id": f"c{i:03d}"}, ensure_ascii=False) + "\n"
+                           for i in range(30)), encoding="utf-8")
+    out = tmp_path / "r.parquet"
+    args = ["grade", src, "--model", "none", "--engine", "ray", "--workers", "1", "--object-store-mb", "128",
+            "--out", out]
+    run = subprocess.run([sys.executable, "-c", MERGE_STOPPED, *map(str, args)], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 143 and "stopped by signal 15" in run.stderr, (run.returncode, run.stderr[-2000:])
+    assert "Traceback" not in run.stderr, run.stderr[-2000:]
+    assert not out.exists() and not out.with_name(out.name + ".tmp").exists()
+    assert len(_by_id(out.with_name(out.name + ".parts"))) == 30
+    run = subprocess.run(_qa(*args, "--resume"), capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and "graded 0 conversations" in run.stdout, run.stderr[-2000:]
+    from qa.grade import read_records
+    assert sorted(r["id"] for r in read_records([out])) == [f"c{i:03d}" for i in range(30)]
+    assert not out.with_name(out.name + ".parts").exists()
