@@ -284,12 +284,13 @@ def _answered_after_hold(ctx: Context, k: int, after_hold: re.Pattern, yes_no: t
                          wh_q: re.Pattern, run: list[int]) -> bool:
     """The text after message k's last hold phrase answers: it holds a number (``after_hold``), or, when the
     customer asked a yes/no question, it opens with a yes or a no (稍等一下呢 没有这个功能的哦)."""
-    after = ctx.norms[k][ctx.hits_in("holding", k)[-1].end:].lstrip(_LEAD)
+    after = ctx.norms[k][max(h.end for h in ctx.hits_in("holding", k)):].lstrip(_LEAD)   # hits may overlap
     if not after:
         return False
     if after_hold.search(after):
         return True
-    asked_yes_no = any(yes_no_q.search(t) or not wh_q.search(t) for t in (ctx.norms[i] for i in run if ctx.has("question", i)))
+    asked_yes_no = any(yes_no_q.search(ctx.norms[i]) or not wh_q.search(ctx.norms[i])
+                       for i in run if ctx.has("question", i))
     return asked_yes_no and any(after.startswith(t) and (len(t) > 1 or _CLAUSE_TAIL.match(after, 1)) for t in yes_no)
 
 
