@@ -237,7 +237,8 @@ def _confirm_window(ctx: Context, reply: int) -> list[int]:
 def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     """A question answered with a non-answer and too few other characters to hold a fact, counted over the whole
     reply (an export splits one); or a reply the customer says did not answer; or a "let me look" with nothing after
-    it. A yes or a no to a yes/no question is an answer even with reassurance beside it (会掉色吗 → 不会掉色的 放心哦);
+    it, to a question or to a request to check (``check_request``: 您帮我看下我已经拍下 → 稍等). A yes or a no to a
+    yes/no question is an answer even with reassurance beside it (会掉色吗 → 不会掉色的 放心哦);
     so is a hold that goes on in its own message with a number (``answer_after_hold``: 我看下哦 5月7日) or, to a
     yes/no question, with a yes or a no (稍等一下呢 没有这个功能的哦)."""
     min_fact = int(params.get("min_fact_chars", 8))
@@ -249,16 +250,19 @@ def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     after_hold = _any_of(tuple(params.get("answer_after_hold", ())))
     runs = _runs(ctx)
     for n, (run, reply) in enumerate(runs):
-        if reply is None or not any(ctx.has("question", k) for k in run):
+        asked = any(ctx.has("question", k) for k in run)
+        if reply is None or not (asked or any(ctx.has("check_request", k) for k in run)):
             continue
         nxt_customer = next((k for k in range(reply, len(ctx.msgs)) if ctx.msgs[k].role == "customer"), len(ctx.msgs))
         answer = [k for k in range(reply, nxt_customer) if ctx.msgs[k].role == "agent" and ctx.msgs[k].has_text]
-        pushed = n + 1 < len(runs) and any(ctx.has("ignored", k) for k in runs[n + 1][0])
+        if not asked and not (answer and ctx.has("holding", answer[-1])):
+            continue   # a request to check (您帮我看下 → 稍等) is left unmet only by a hold with nothing after it
+        pushed = asked and n + 1 < len(runs) and any(ctx.has("ignored", k) for k in runs[n + 1][0])
         if answer and pushed:  # the customer says the reply did not answer them
             yield Draft("回复没有回答顾客的问题，顾客随即追问", answer[-1], (0, len(ctx.msgs[answer[-1]].text or "")))
             continue
         # the fact may come in another message of the same reply (an export splits 请耐心等待 / 明天发货)
-        if any(ctx.has("nonanswer", k) for k in answer) and sum(
+        if asked and any(ctx.has("nonanswer", k) for k in answer) and sum(
                 ctx.content_len(k, "nonanswer", "deferral", "greeting", "apology", "closing", drop=filler)
                 for k in answer) < min_fact:
             q = [ctx.norms[k] for k in run if ctx.has("question", k)]
