@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
-from qa.rules.base import AGENT_SIDE, Context, Draft, hit_draft, register
+from qa.rules.base import _FILLER, AGENT_SIDE, Context, Draft, hit_draft, register
 from qa.timing import acknowledges
 
 NON_TEXT = ("image", "video", "emoji", "product_card", "order_card")
@@ -341,7 +341,7 @@ def mechanical_repetition(ctx: Context, params: dict[str, Any]) -> Iterator[Draf
     for i, (t, last_customer, _) in _agent_texts(ctx).items():
         if len(t) < min_len or ctx.content_len(i, *_COURTESY) < min_len:   # courtesy only: no answer
             continue
-        if ctx.content_len(i, *_COURTESY, "holding") < min_len:   # a hold is said again by design
+        if ctx.has("holding", i) and _hold_only(ctx, i, min_len):   # a hold is said again by design
             continue
         if acknowledges(last_customer):   # said to 好的 谢谢: it answers no question, now or as the earlier text
             continue
@@ -361,6 +361,27 @@ def mechanical_repetition(ctx: Context, params: dict[str, Any]) -> Iterator[Draf
 
 
 _COURTESY = ("greeting", "closing", "apology")   # what a message says besides its answer
+_CLAUSE = re.compile(r"[^\s，,。.!！?？~～；;、]+")
+_HOLD_WORDS = 6   # the hold's own words around its phrase in a clause: 小妹正在火速(为您查询), 我这边马上(为您查询)下下哦
+
+
+def _hold_only(ctx: Context, i: int, min_len: int) -> bool:
+    """Agent message i is a hold and courtesy alone: fewer than ``min_len`` characters are left once its courtesy
+    phrases are removed and each clause holding a hold phrase goes whole when the clause says at most ``_HOLD_WORDS``
+    characters besides it (亲爱滴~，我这边马上为您查询下下哦~，请您稍等下哦: JD's stock holds wrap the phrase in words
+    of their own). A clause that goes on to a fact (稍等 已发货 明天到) keeps it."""
+    text = list(ctx.norms[i])
+    for cat in _COURTESY:
+        for h in ctx.hits_in(cat, i):
+            text[h.start:h.end] = [" "] * (h.end - h.start)
+    holds = ctx.hits_in("holding", i)
+    for h in holds:
+        text[h.start:h.end] = [" "] * (h.end - h.start)
+    flat = "".join(text)
+    for m in _CLAUSE.finditer(ctx.norms[i]):
+        if any(m.start() <= h.start < m.end() for h in holds) and len(_FILLER.sub("", flat[m.start():m.end()])) <= _HOLD_WORDS:
+            text[m.start():m.end()] = [" "] * (m.end() - m.start())
+    return len(_FILLER.sub("", "".join(text))) < min_len
 
 
 # How many earlier agent texts a message is compared with for a resend: every one in any real chat (the longest have
