@@ -215,8 +215,9 @@ def no_proactive_confirmation(ctx: Context, params: dict[str, Any]) -> Iterator[
 
 
 def _confirm_window(ctx: Context, reply: int) -> list[int]:
-    """The agent's first two messages from ``reply`` on, past a customer's bare greeting in between (card → 您好 →
-    你好 → 有什么问题我可以帮您处理呢: the agent still asks before the customer has said anything)."""
+    """The agent's first two messages from ``reply`` on, past a customer's bare greeting or another card in between
+    (card → 您好 → 你好 → 有什么问题我可以帮您处理呢; card → 您好 → card → 有什么可以帮助您的亲: the agent still asks
+    before the customer has said anything)."""
     window = []
     for k in range(reply, len(ctx.msgs)):
         role = ctx.msgs[k].role
@@ -226,7 +227,7 @@ def _confirm_window(ctx: Context, reply: int) -> list[int]:
                 break
         elif role == "customer":
             bare_greeting = ctx.is_text[k] and not ctx.has("question", k) and ctx.content_len(k, "greeting") <= 2
-            if not bare_greeting:
+            if not bare_greeting and ctx.msgs[k].type not in NON_TEXT:   # another card: the ask after it covers both
                 break
     return window
 
