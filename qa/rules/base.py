@@ -17,6 +17,11 @@ AGENT_SIDE = ("agent", "bot")
 _FILLER = re.compile(r"\[[^\]]{1,6}\]|[\s\W_]|[哦呢哈啊呀吧嘛啦哟噢嗯亲的了~]")
 
 
+def content_chars(text: str) -> int:
+    """Characters of ``text`` that can carry a fact: no punctuation, particles or masks ([数字x] …)."""
+    return len(_FILLER.sub("", text))
+
+
 @dataclasses.dataclass(frozen=True)
 class Finding:
     """One rule finding with its evidence: the message, the character span in its original text."""
@@ -111,17 +116,21 @@ class Context:
             self._memo[key] = [i for i, r in enumerate(self.roles) if r in roles and self.is_text[i]]
         return self._memo[key]
 
+    def blanked(self, i: int, *strip: str) -> str:
+        """Message i's normalised text with the given categories' hits blanked out (same length, same offsets)."""
+        text = list(self.norms[i])
+        for cat in strip:
+            for h in self.hits_in(cat, i):
+                text[h.start:h.end] = [" "] * (h.end - h.start)
+        return "".join(text)
+
     def content_len(self, i: int, *strip: str, drop: re.Pattern | None = None) -> int:
         """Characters of message i left after removing the given categories' hits, ``drop``'s matches,
         punctuation and particles."""
         key = (i, strip, drop)
         if key not in self._memo:
-            text = list(self.norms[i])
-            for cat in strip:
-                for h in self.hits_in(cat, i):
-                    text[h.start:h.end] = [" "] * (h.end - h.start)
-            text = "".join(text)
-            self._memo[key] = len(_FILLER.sub("", drop.sub("", text) if drop else text))
+            text = self.blanked(i, *strip)
+            self._memo[key] = content_chars(drop.sub("", text) if drop else text)
         return self._memo[key]
 
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
-from qa.rules.base import _FILLER, AGENT_SIDE, Context, Draft, hit_draft, register
+from qa.rules.base import AGENT_SIDE, Context, Draft, content_chars, hit_draft, register
 from qa.timing import acknowledges
 
 NON_TEXT = ("image", "video", "emoji", "product_card", "order_card")
@@ -267,7 +267,7 @@ def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
                 ctx.content_len(k, "nonanswer", "deferral", "greeting", "apology", "closing", drop=filler)
                 for k in answer) < min_fact:
             q = [ctx.norms[k] for k in run if ctx.has("question", k)]
-            said_yes_no = bool(yes_no_a) and any(yes_no_q.search(t) or not wh_q.search(t) for t in q) and \
+            said_yes_no = bool(yes_no_a) and _asks_yes_no(q, yes_no_q, wh_q) and \
                 any(_yes_no_answered(ctx, k, yes_no_a, q) for k in answer)
             for k in answer if not said_yes_no else ():
                 if ctx.has("nonanswer", k):
@@ -282,6 +282,11 @@ def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
                 yield hit_draft(ctx.hits_in("holding", holding[-1])[0], "说了“帮您看看”之后再无下文")
 
 
+def _asks_yes_no(questions: list[str], yes_no_q: re.Pattern, wh_q: re.Pattern) -> bool:
+    """One of the questions asks for a yes or a no: a yes/no pattern, or no wh-word at all (所以这样就行？)."""
+    return any(yes_no_q.search(t) or not wh_q.search(t) for t in questions)
+
+
 _LEAD = " \t\n，,。.!！?？~～；;、:：亲嗯恩哦噢呢哈呀啊的"
 
 
@@ -294,8 +299,7 @@ def _answered_after_hold(ctx: Context, k: int, after_hold: re.Pattern, yes_no: t
         return False
     if after_hold.search(after):
         return True
-    asked_yes_no = any(yes_no_q.search(ctx.norms[i]) or not wh_q.search(ctx.norms[i])
-                       for i in run if ctx.has("question", i))
+    asked_yes_no = _asks_yes_no([ctx.norms[i] for i in run if ctx.has("question", i)], yes_no_q, wh_q)
     return asked_yes_no and any(after.startswith(t) and (len(t) > 1 or _CLAUSE_TAIL.match(after, 1)) for t in yes_no)
 
 
@@ -371,18 +375,12 @@ def _hold_only(ctx: Context, i: int, min_len: int) -> bool:
     phrases are removed and each clause holding a hold phrase goes whole when the clause says at most ``_HOLD_WORDS``
     characters besides it (亲爱滴~，我这边马上为您查询下下哦~，请您稍等下哦: JD's stock holds wrap the phrase in words
     of their own). A clause that goes on to a fact (稍等 已发货 明天到) keeps it."""
-    text = list(ctx.norms[i])
-    for cat in _COURTESY:
-        for h in ctx.hits_in(cat, i):
-            text[h.start:h.end] = [" "] * (h.end - h.start)
+    text = ctx.blanked(i, *_COURTESY, "holding")
     holds = ctx.hits_in("holding", i)
-    for h in holds:
-        text[h.start:h.end] = [" "] * (h.end - h.start)
-    flat = "".join(text)
     for m in _CLAUSE.finditer(ctx.norms[i]):
-        if any(m.start() <= h.start < m.end() for h in holds) and len(_FILLER.sub("", flat[m.start():m.end()])) <= _HOLD_WORDS:
-            text[m.start():m.end()] = [" "] * (m.end() - m.start())
-    return len(_FILLER.sub("", "".join(text))) < min_len
+        if any(m.start() <= h.start < m.end() for h in holds) and content_chars(text[m.start():m.end()]) <= _HOLD_WORDS:
+            text = text[:m.start()] + " " * (m.end() - m.start()) + text[m.end():]
+    return content_chars(text) < min_len
 
 
 # How many earlier agent texts a message is compared with for a resend: every one in any real chat (the longest have
@@ -472,7 +470,7 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
                 elif (yes_no_a and not ctx.has("nonanswer", k) and any(map(ctx.norms[k].__contains__, yes_no_a))) or (
                         beside and ctx.has("nonanswer", k) and _yes_no_answered(ctx, k, beside, [ctx.norms[j] for j in q])):
                     if yes_no is None:  # a yes/no pattern, or a question with no wh-word (所以这样就行？)
-                        yes_no = any(yes_no_q.search(ctx.norms[j]) or not wh_q.search(ctx.norms[j]) for j in q)
+                        yes_no = _asks_yes_no([ctx.norms[j] for j in q], yes_no_q, wh_q)
                     has_fact = yes_no
                 if has_fact and _resent(ctx, k, min_len, sim, min_fact, filler):
                     has_fact = False   # a canned text sent before to another question
