@@ -234,7 +234,8 @@ def _confirm_window(ctx: Context, reply: int) -> list[int]:
 
 @register("vague_reply.v1", params={"min_fact_chars": "count", "filler_words": "regexes", "yes_no_question": "regexes",
                                    "yes_no_answer": "strings", "wh_question": "regexes", "answer_after_hold": "regexes",
-                                   "min_followup_chars": "count"})
+                                   "min_followup_chars": "count", "answer_types": "answer_types",
+                                   "bare_answer": "regexes"})
 def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     """A question answered with a non-answer and too few other characters to hold a fact, counted over the whole
     reply (an export splits one); or a reply the customer says did not answer; or a "let me look" with nothing after
@@ -249,6 +250,8 @@ def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     yes_no_a = tuple(params.get("yes_no_answer", ()))
     wh_q = _any_of(tuple(params.get("wh_question", (r"[\s\S]",))))
     after_hold = _any_of(tuple(params.get("answer_after_hold", ())))
+    kinds = answer_kinds(params.get("answer_types") or {})
+    bare = _any_of(tuple(params.get("bare_answer", ())))   # a number answers whatever kind was asked (T+3, 到手189)
     runs = _runs(ctx)
     for n, (run, reply) in enumerate(runs):
         asked = any(ctx.has("question", k) for k in run)
@@ -263,15 +266,17 @@ def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
             yield Draft("回复没有回答顾客的问题，顾客随即追问", answer[-1], (0, len(ctx.msgs[answer[-1]].text or "")))
             continue
         # the fact may come in another message of the same reply (an export splits 请耐心等待 / 明天发货)
-        if asked and any(ctx.has("nonanswer", k) for k in answer) and sum(
-                ctx.content_len(k, "nonanswer", "deferral", "greeting", "apology", "closing", drop=filler)
-                for k in answer) < min_fact:
+        non = [k for k in answer if ctx.has("nonanswer", k)] if asked else []
+        short = non and sum(ctx.content_len(k, "nonanswer", "deferral", "greeting", "apology", "closing", drop=filler)
+                            for k in answer) < min_fact
+        # a price, a time or a size asked and a non-answer given with no such fact (什么时候退回 → 会尽快处理的)
+        wants = _wants(ctx, run, kinds) if non and not short else []
+        if short or (wants and not any(a.search(ctx.norms[k]) for a in (*wants, bare) for k in answer)):
             q = [ctx.norms[k] for k in run if ctx.has("question", k)]
             said_yes_no = bool(yes_no_a) and _asks_yes_no(q, yes_no_q, wh_q) and \
                 any(_yes_no_answered(ctx, k, yes_no_a, q) for k in answer)
-            for k in answer if not said_yes_no else ():
-                if ctx.has("nonanswer", k):
-                    yield hit_draft(ctx.hits_in("nonanswer", k)[0], "对具体问题给出敷衍的非回答")
+            for k in (non if short else non[:1]) if not said_yes_no else ():
+                yield hit_draft(ctx.hits_in("nonanswer", k)[0], "对具体问题给出敷衍的非回答")
         holding = [k for k in answer if ctx.has("holding", k)]
         if holding:
             later = [k for k in range(holding[-1] + 1, len(ctx.msgs)) if ctx.msgs[k].role == "agent"
@@ -280,6 +285,14 @@ def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
             if not later and not rest and ctx.content_len(holding[-1], "holding", "greeting", "apology") < min_fact \
                     and not _answered_after_hold(ctx, holding[-1], after_hold, yes_no_a, yes_no_q, wh_q, run):
                 yield hit_draft(ctx.hits_in("holding", holding[-1])[0], "说了“帮您看看”之后再无下文")
+
+
+def _wants(ctx: Context, run: list[int], kinds: _Kinds) -> list[re.Pattern]:
+    """The answer patterns of the kinds of fact (``answer_types``: a price, a time, a size) the run's questions ask."""
+    q = [ctx.norms[k] for k in run if ctx.has("question", k)]
+    if not any(kinds.any_ask.search(t) for t in q):
+        return []
+    return [a for ask, a in kinds.pairs if any(ask.search(t) for t in q)]
 
 
 def _asks_yes_no(questions: list[str], yes_no_q: re.Pattern, wh_q: re.Pattern) -> bool:
