@@ -477,9 +477,9 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
             for k in seg:
                 if ctx.content_len(k, *no_fact, drop=filler) >= min_fact:
                     # a price, a time or a size asked for: only a reply that names one answers it
-                    has_fact = not wants or any(a.search(ctx.norms[k]) for a in named)
-                elif wants and not ctx.has("nonanswer", k):
-                    has_fact = any(a.search(ctx.norms[k]) for a in named)   # 明天, 3天内, m码
+                    has_fact = not wants or any(a.search(ctx.blanked(k, "holding")) for a in named)
+                elif wants and not ctx.has("nonanswer", k):   # 明天, 3天内, m码; not a hold's 马上为您查询
+                    has_fact = any(a.search(ctx.blanked(k, "holding")) for a in named)
                 elif (yes_no_a and not ctx.has("nonanswer", k) and any(map(ctx.norms[k].__contains__, yes_no_a))) or (
                         beside and ctx.has("nonanswer", k) and _yes_no_answered(ctx, k, beside, [ctx.norms[j] for j in q])):
                     if yes_no is None:  # a yes/no pattern, or a question with no wh-word (所以这样就行？)
