@@ -271,7 +271,7 @@ def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
                             for k in answer) < min_fact
         # a price, a time or a size asked and a non-answer given with no such fact (什么时候退回 → 会尽快处理的)
         wants = _wants(ctx, run, kinds) if non and not short else []
-        if short or (wants and not any(a.search(ctx.norms[k]) for a in (*wants, bare) for k in answer)):
+        if short or (wants and not any(a.search(ctx.blanked(k, "holding")) for a in (*wants, bare) for k in answer)):
             q = [ctx.norms[k] for k in run if ctx.has("question", k)]
             said_yes_no = bool(yes_no_a) and _asks_yes_no(q, yes_no_q, wh_q) and \
                 any(_yes_no_answered(ctx, k, yes_no_a, q) for k in answer)
