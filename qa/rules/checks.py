@@ -573,9 +573,16 @@ def missing_greeting(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     if not agent:
         return
     # counted in runs of messages, so a reply split over several messages (请稍等 / 亲爱的 / 您好) counts once
-    first = _flat(_replies(ctx)[:max(int(params.get("first_messages", 2)), 1)])
-    if not any(ctx.has("greeting", k) for k in first):
-        yield Draft("人工客服接待开始时没有问候语", first[0])
+    replies = _replies(ctx)[:max(int(params.get("first_messages", 2)), 1)]
+    # a later reply's greeting opens the service only after a hold or a bare 嗯 (稍等 → 您好，…): once the agent
+    # has answered or asked for the order number without one (可以叠加的 → 您好~), the greeting did not come at the start
+    opened = [replies[0]]
+    for run in replies[1:]:
+        if not all(ctx.has("holding", k) or not ctx.content_len(k) for k in opened[-1]):
+            break
+        opened.append(run)
+    if not any(ctx.has("greeting", k) for k in _flat(opened)):
+        yield Draft("人工客服接待开始时没有问候语", replies[0][0])
 
 
 @register("missing_closing.v1", params={"last_agent_messages": "positive"})
