@@ -405,10 +405,11 @@ def test_hostile_rubric_weights_must_sum_to_100(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("old, new, why, rule", [
-    ("ask: ['多少钱',", "ask: ['(多少钱',", "bad regex", "unanswered_question"),   # answer_types' question pattern
-    # the yes/no questions are written once (a YAML anchor in vague_reply) and shared with unanswered_question
+    # answer_types and the yes/no questions are written once (YAML anchors in vague_reply) and shared with
+    # unanswered_question: the first rule that reads a bad pattern is named
+    ("ask: ['多少钱',", "ask: ['(多少钱',", "bad regex", "vague_reply"),   # answer_types' question pattern
     ("yes_no_question: &yes_no_question ['吗',", "yes_no_question: &yes_no_question ['[吗',", "bad regex", "vague_reply"),
-    ("      answer_types:\n", "      answer_types: [price]\n      old_answer_types:\n", "a mapping of name",
+    ("      answer_types: *answer_types\n", "      answer_types: [price]\n", "a mapping of name",
      "unanswered_question"),
 ])
 def test_hostile_rubric_rule_params_a_check_cannot_use(tmp_path, capsys, old, new, why, rule):

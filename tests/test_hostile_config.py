@@ -158,7 +158,7 @@ def test_hostile_config_every_regex_and_number_param_is_checked_on_load(tmp_path
 
 def test_hostile_config_answer_types_regexes_are_checked(tmp_path):
     p = rubric_copy(tmp_path, lambda t: t.replace("          answer: ['(?:[0-9]|", "          answer: ['(元', '(?:[0-9]|", 1))
-    with pytest.raises(RubricError, match="unanswered_question -> params -> answer_types -> price -> answer -> 0"):
+    with pytest.raises(RubricError, match="vague_reply -> params -> answer_types -> price -> answer -> 0"):
         RuleEngine(load_rubric(p))
 
 
