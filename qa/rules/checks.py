@@ -437,7 +437,7 @@ def _same_question(a: str, b: str) -> bool:
 @register("unanswered_question.v1", params={
     "min_fact_chars": "count", "yes_no_question": "regexes", "yes_no_answer": "strings", "wh_question": "regexes",
     "filler_words": "regexes", "min_chars": "count", "similarity": "fraction", "answer_types": "answer_types",
-    "bare_answer": "regexes", "yes_no_beside_non_answer": "strings"})
+    "bare_answer": "regexes", "yes_no_beside_non_answer": "strings", "count_question": "regexes"})
 def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     """A question run counts as answered by a reply segment with a fact in it (or, to a yes/no question, a
     short yes or no) that the customer does not then push back on (我问的是…, 还没回答…). Only the replies up
@@ -455,6 +455,7 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
     min_len, sim = int(params.get("min_chars", 6)), float(params.get("similarity", 0.8))
     kinds = answer_kinds(params.get("answer_types") or {})
     bare = _any_of(tuple(params.get("bare_answer", ())))
+    count_q = _any_of(tuple(params.get("count_question", ())))   # 多少, 几个: a number answers, however short
     for n, (run, _) in enumerate(runs):
         q = [k for k in run if ctx.has("question", k)]
         if not q:
@@ -462,6 +463,7 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
         asked = [(ask, answer) for ask, answer in kinds.pairs if any(ask.search(ctx.norms[j]) for j in q)] \
             if kinds.pairs and any(kinds.any_ask.search(ctx.norms[j]) for j in q) else []
         asks, wants = [a for a, _ in asked], [a for _, a in asked]
+        counts = not wants and any(count_q.search(ctx.norms[j]) for j in q)
         # a sales pitch answers only a question about the deal (有优惠吗 → 满99减10)
         no_fact = _NO_FACT if any(ctx.has("promo_ask", j) for j in run) else _NO_FACT + ("promo",)
         yes_no = None  # whether the run asks a yes/no question: looked up only for a short reply
@@ -480,6 +482,8 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
                     has_fact = not wants or any(a.search(ctx.blanked(k, "holding")) for a in named)
                 elif wants and not ctx.has("nonanswer", k):   # 明天, 3天内, m码; not a hold's 马上为您查询
                     has_fact = any(a.search(ctx.blanked(k, "holding")) for a in named)
+                elif counts and fresh and not ctx.has("nonanswer", k) and bare.search(ctx.norms[k]):
+                    has_fact = True   # 点数多少 → 6%左右, 几个 → 3
                 elif (yes_no_a and not ctx.has("nonanswer", k) and any(map(ctx.norms[k].__contains__, yes_no_a))) or (
                         beside and ctx.has("nonanswer", k) and _yes_no_answered(ctx, k, beside, [ctx.norms[j] for j in q])):
                     if yes_no is None:  # a yes/no pattern, or a question with no wh-word (所以这样就行？)
