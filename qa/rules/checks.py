@@ -542,12 +542,28 @@ def _resent(ctx: Context, k: int, min_len: int, sim: float, min_fact: int, fille
     if keys is None:   # once per conversation: _resent runs for every reply
         keys = ctx._memo["agent_text_keys"] = list(texts)
     at = bisect.bisect_left(keys, k)
+    answering = _after_question(ctx)
     for j in keys[max(0, at - _LOOK_BACK):at]:
+        if j not in answering and ctx.content_len(j, *_NO_FACT, drop=filler) >= min_fact:
+            continue   # a fact first sent after no question (a number, 好的): this is its first use as an answer
         other, asked_j, _ = texts[j]
         copied = t in other or (other in t and ctx.content_len(k, *_NO_FACT, drop=filler) - len(other) < min_fact)
         if (copied or _similar(ctx, k, j, sim)) and not _same_question(asked_j, asked):
             return True
     return False
+
+
+def _after_question(ctx: Context) -> set[int]:
+    """Agent-side messages whose last customer message before them asked a question."""
+    if "after_question" not in ctx._memo:
+        out, asked = set(), False
+        for i, m in enumerate(ctx.msgs):
+            if m.role == "customer":
+                asked = ctx.has("question", i)
+            elif asked:
+                out.add(i)
+        ctx._memo["after_question"] = out
+    return ctx._memo["after_question"]
 
 
 def _agent_texts(ctx: Context) -> dict[int, tuple[str, str, set[str]]]:
