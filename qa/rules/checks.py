@@ -484,6 +484,8 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
                     has_fact = any(a.search(ctx.blanked(k, "holding")) for a in named)
                 elif counts and fresh and not ctx.has("nonanswer", k) and bare.search(ctx.norms[k]):
                     has_fact = True   # 点数多少 → 6%左右, 几个 → 3
+                elif not wants and not ctx.has("nonanswer", k) and _choice_answered(ctx, k, q):
+                    has_fact = True   # 闲聊还是工作 → 基本都是工作, 这两款哪个耐用 → 都是一样的
                 elif (yes_no_a and not ctx.has("nonanswer", k) and any(map(ctx.norms[k].__contains__, yes_no_a))) or (
                         beside and ctx.has("nonanswer", k) and _yes_no_answered(ctx, k, beside, [ctx.norms[j] for j in q])):
                     if yes_no is None:  # a yes/no pattern, or a question with no wh-word (所以这样就行？)
@@ -501,6 +503,27 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
                 break  # the customer has moved on to another question (a price, a time or a size asked stays open)
         if not answered:
             yield Draft("顾客的问题到最后都没有得到回答", q[0], (0, len(ctx.msgs[q[0]].text or "")))
+
+
+_EITHER = re.compile(r"([^\s，,。.!！?？~～；;、]{1,6})还是([^\s，,。.!！?？~～；;、]{1,6})")
+_WHICH = re.compile(r"哪(?:个|款|种|一个|一款|一种|样)")
+_SAME = re.compile(r"一样|没(?:有|什么|啥)?区别")
+
+
+def _choice_answered(ctx: Context, k: int, q: list[int]) -> bool:
+    """Agent message k answers a choice the customer asked: it names one side of an A还是B question (闲聊还是工作 →
+    工作; two characters of either side), or says the options are the same (哪个耐用 → 都一样)."""
+    reply = ctx.norms[k]
+    for j in q:
+        t = ctx.norms[j]
+        if _WHICH.search(t) and _SAME.search(reply):
+            return True
+        for m in _EITHER.finditer(t):
+            sides = [side for side in m.groups() if not side.startswith(("是", "呢"))] + [m.group(1)[1:]]
+            if any(side[i:i + 2] in reply for side in sides for i in range(len(side) - 1)
+                   if content_chars(side[i:i + 2]) == 2):
+                return True
+    return False
 
 
 class _Kinds(NamedTuple):
@@ -547,6 +570,8 @@ def _resent(ctx: Context, k: int, min_len: int, sim: float, min_fact: int, fille
         if j not in answering and ctx.content_len(j, *_NO_FACT, drop=filler) >= min_fact:
             continue   # a fact first sent after no question (a number, 好的): this is its first use as an answer
         other, asked_j, _ = texts[j]
+        if not other:
+            continue   # a masked number or an emoticon alone ([数字x]) is in every text
         copied = t in other or (other in t and ctx.content_len(k, *_NO_FACT, drop=filler) - len(other) < min_fact)
         if (copied or _similar(ctx, k, j, sim)) and not _same_question(asked_j, asked):
             return True
