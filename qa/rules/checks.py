@@ -499,8 +499,11 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
             if has_fact and not pushed:
                 answered = True
                 break
-            if m > n and not wants and any(ctx.has("question", k) for k in runs[m][0]) and not pushed:
-                break  # the customer has moved on to another question (a price, a time or a size asked stays open)
+            if m > n and not wants and not pushed and any(
+                    ctx.has("question", k) and not any(_same_question(ctx.norms[k], ctx.norms[j]) for j in q)
+                    for k in runs[m][0]):
+                break  # the customer has moved on to another question (a price, a time or a size asked stays open;
+                # the same question asked again stays open too: its answer answers both)
         if not answered:
             yield Draft("顾客的问题到最后都没有得到回答", q[0], (0, len(ctx.msgs[q[0]].text or "")))
 
