@@ -477,7 +477,8 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
             seg = [k for k in range(runs[m][0][-1] + 1, end) if ctx.msgs[k].role in responders and ctx.msgs[k].has_text]
             has_fact = False
             for k in seg:
-                if ctx.content_len(k, *no_fact, drop=filler) >= min_fact:
+                if ctx.content_len(k, *no_fact, drop=filler) >= min_fact and _fact_besides_asking(ctx, k, no_fact, filler,
+                                                                                                 min_fact):
                     # a price, a time or a size asked for: only a reply that names one answers it
                     has_fact = not wants or any(a.search(ctx.blanked(k, "holding")) for a in named)
                 elif wants and not ctx.has("nonanswer", k):   # 明天, 3天内, m码; not a hold's 马上为您查询
@@ -495,11 +496,14 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
                     has_fact = False   # a canned text sent before to another question
                 if has_fact:
                     break
+            # the agent asked something back (是哪个订单呢?): the customer's next message answers it, not a new question
+            asked_back = any(ctx.has("question", k) and not ctx.has("closing", k) and not ctx.has("greeting", k)
+                             for k in seg)
             pushed = m + 1 < len(runs) and any(ctx.has("ignored", k) for k in runs[m + 1][0])
             if has_fact and not pushed:
                 answered = True
                 break
-            if m > n and not wants and not pushed and any(
+            if m > n and not wants and not pushed and not asked_back and any(
                     ctx.has("question", k) and not any(_same_question(ctx.norms[k], ctx.norms[j]) for j in q)
                     for k in runs[m][0]):
                 break  # the customer has moved on to another question (a price, a time or a size asked stays open;
@@ -527,6 +531,22 @@ def _choice_answered(ctx: Context, k: int, q: list[int]) -> bool:
                    if content_chars(side[i:i + 2]) == 2):
                 return True
     return False
+
+
+def _fact_besides_asking(ctx: Context, k: int, no_fact: tuple[str, ...], filler: re.Pattern, min_fact: int) -> bool:
+    """Agent message k still has ``min_fact`` characters of fact once the clauses in which it asks the customer
+    something back (您拍了吗, 是哪个订单呢) are removed: a question back is no answer."""
+    asks = [h.start for h in ctx.hits_in("question", k)]
+    if not asks:
+        return True
+    text = ctx.blanked(k, *no_fact)
+    for m in _ASK_BACK.finditer(ctx.norms[k]):
+        if any(m.start() <= h < m.end() for h in asks):
+            text = text[:m.start()] + " " * (m.end() - m.start()) + text[m.end():]
+    return content_chars(filler.sub("", text)) >= min_fact
+
+
+_ASK_BACK = re.compile(r"[^\s，,。.!！；;~～]+[?？]*")
 
 
 class _Kinds(NamedTuple):
