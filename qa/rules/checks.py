@@ -496,7 +496,8 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
                     has_fact = False   # a canned text sent before to another question
                 if has_fact:
                     break
-            # the agent asked something back (是哪个订单呢?): the customer's next message answers it, not a new question
+            # the customer's new question met by a question back (是哪个订单呢?): the matter is still being worked out,
+            # so the earlier question stays open
             asked_back = any(ctx.has("question", k) and not ctx.has("closing", k) and not ctx.has("greeting", k)
                              for k in seg)
             pushed = m + 1 < len(runs) and any(ctx.has("ignored", k) for k in runs[m + 1][0])
