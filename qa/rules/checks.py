@@ -536,18 +536,20 @@ def _choice_answered(ctx: Context, k: int, q: list[int]) -> bool:
 
 def _fact_besides_asking(ctx: Context, k: int, no_fact: tuple[str, ...], filler: re.Pattern, min_fact: int) -> bool:
     """Agent message k still has ``min_fact`` characters of fact once the clauses in which it asks the customer
-    something back (您拍了吗, 是哪个订单呢) are removed: a question back is no answer."""
+    something back (您拍了吗, 是哪个订单呢; with 吗, 呢, 么, 嘛 or a question mark) are removed: a question back is
+    no answer."""
     asks = [h.start for h in ctx.hits_in("question", k)]
     if not asks:
         return True
     text = ctx.blanked(k, *no_fact)
     for m in _ASK_BACK.finditer(ctx.norms[k]):
-        if any(m.start() <= h < m.end() for h in asks):
+        if any(m.start() <= h < m.end() for h in asks) and _ASKING.search(m.group()):
             text = text[:m.start()] + " " * (m.end() - m.start()) + text[m.end():]
     return content_chars(filler.sub("", text)) >= min_fact
 
 
 _ASK_BACK = re.compile(r"[^\s，,。.!！；;~～]+[?？]*")
+_ASKING = re.compile(r"[吗呢么嘛?？]")   # a question put to the customer, not a retort (爱信不信)
 
 
 class _Kinds(NamedTuple):
