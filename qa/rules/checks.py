@@ -7,12 +7,13 @@ Each check reads the shared ``Context`` and yields ``Draft`` findings; threshold
 from __future__ import annotations
 
 import bisect
+import difflib
 import functools
 import re
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
-from qa.rules.base import AGENT_SIDE, Context, Draft, content_chars, hit_draft, register
+from qa.rules.base import _FILLER, AGENT_SIDE, Context, Draft, content_chars, hit_draft, register
 from qa.timing import acknowledges
 
 NON_TEXT = ("image", "video", "emoji", "product_card", "order_card")
@@ -344,20 +345,26 @@ def _yes_no_answered(ctx: Context, k: int, tokens: tuple[str, ...], questions: l
     return False
 
 
-@register("mechanical_repetition.v1", params={"min_chars": "count", "similarity": "fraction"})
+@register("mechanical_repetition.v1", params={"min_chars": "count", "similarity": "fraction", "courtesy": "regexes",
+                                             "min_block": "count"})
 def mechanical_repetition(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     """The same or nearly the same canned text sent again to another question: character-bigram Jaccard ≥
     ``similarity``, or the one text whole inside the other (real agents resend a reply with a word or a closing
-    offer added). A message that is only courtesy (a stock greeting, closing offer or apology sent twice) or a hold
-    (请稍等，我帮您查一下) is not a repeated answer, nor is a text that answered an acknowledgement (好的 谢谢: a
-    closing said to it twice answers no question; session 42). An exact pre-test comes first: each character only
-    one text has puts it in a bigram only that text has, so Jaccard ≥ sim needs |chars(a) ^ chars(b)| ≤
-    2 (1 − sim) (|a| + |b| − 2); bigrams are built only for the pairs that pass."""
+    offer added), or both holding the same block of at least ``min_block`` characters besides courtesy (JD's log
+    joins an agent's run into one message, so a resent paragraph comes back with other words before and after it;
+    session 45). A message that is only courtesy (a stock greeting, closing offer or apology sent twice, or the
+    stock wording of ``courtesy``: 感谢您对京东的支持, 您客气的呢; session 45) or a hold (请稍等，我帮您查一下) is not a
+    repeated answer, nor is a text that answered an acknowledgement (好的 谢谢: a closing said to it twice answers no
+    question; session 42). An exact pre-test comes first: each character only one text has puts it in a bigram only
+    that text has, so Jaccard ≥ sim needs |chars(a) ^ chars(b)| ≤ 2 (1 − sim) (|a| + |b| − 2); bigrams are built
+    only for the pairs that pass."""
     min_len, sim = int(params.get("min_chars", 6)), float(params.get("similarity", 0.8))
+    block = int(params.get("min_block", 0))   # 0: no block test
+    stock = _any_of(tuple(params.get("courtesy", ())))
     seen: list[tuple[int, str, str]] = []  # (index, text, customer text it answered): answers to a question only
     flagged: set[int] = set()
     for i, (t, last_customer, _) in _agent_texts(ctx).items():
-        if len(t) < min_len or ctx.content_len(i, *_COURTESY) < min_len:   # courtesy only: no answer
+        if len(t) < min_len or len(_answer_text(ctx, i, stock)) < min_len:   # courtesy only: no answer
             continue
         if ctx.has("holding", i) and _hold_only(ctx, i, min_len):   # a hold is said again by design
             continue
@@ -368,7 +375,8 @@ def mechanical_repetition(ctx: Context, params: dict[str, Any]) -> Iterator[Draf
             if j in flagged:
                 continue
             # equal, or one whole inside the other, or nearly the same: a repeat
-            if t not in other and other not in t and not _similar(ctx, i, k, sim):
+            if t not in other and other not in t and not _similar(ctx, i, k, sim) and not (
+                    block and _shared_block(_answer_text(ctx, i, stock), _answer_text(ctx, k, stock), block)):
                 continue
             if _same_question(asked, last_customer):  # tested last: it is the costliest test
                 continue
@@ -379,6 +387,31 @@ def mechanical_repetition(ctx: Context, params: dict[str, Any]) -> Iterator[Draf
 
 
 _COURTESY = ("greeting", "closing", "apology")   # what a message says besides its answer
+
+
+def _answer_text(ctx: Context, i: int, stock: re.Pattern) -> str:
+    """Agent message i's characters that can carry a fact, once its courtesy hits and the ``stock`` courtesy matches
+    (found on the text itself: 感谢您对京东的支持 holds the closing hit 感谢) are removed."""
+    key = ("answer_text", i)
+    if key not in ctx._memo:
+        text = ctx.blanked(i, *_COURTESY)
+        for m in stock.finditer(ctx.norms[i]):
+            text = text[:m.start()] + " " * (m.end() - m.start()) + text[m.end():]
+        ctx._memo[key] = _FILLER.sub("", text)   # content_chars counts these
+    return ctx._memo[key]
+
+
+def _shared_block(a: str, b: str, n: int) -> bool:
+    """a and b hold a common block of at least n characters. Pre-test: such a block contains one of the shorter
+    text's aligned chunks of n // 2 characters whole, so a pair with no chunk of one inside the other has none."""
+    if len(a) > len(b):
+        a, b = b, a
+    if len(a) < n:
+        return False
+    half = n // 2
+    if not any(a[j:j + half] in b for j in range(0, len(a) - half + 1, half)):
+        return False
+    return difflib.SequenceMatcher(None, a, b, autojunk=False).find_longest_match(0, len(a), 0, len(b)).size >= n
 _CLAUSE = re.compile(r"[^\s，,。.!！?？~～；;、]+")
 _HOLD_WORDS = 6   # the hold's own words around its phrase in a clause: 小妹正在火速(为您查询), 我这边马上(为您查询)下下哦
 
@@ -723,7 +756,7 @@ def _duration(seconds: float) -> str:
     return f"{s // 3600} 小时 {s % 3600 // 60} 分"
 
 
-@register("negative_emotion_unsoothed.v1", params={"warmth": "regexes"})
+@register("negative_emotion_unsoothed.v1", params={"warmth": "regexes", "request": "regexes", "reported": "regexes"})
 def negative_emotion_unsoothed(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     upset = [h for h in ctx.hits.get("upset", ()) if ctx.msgs[h.message].role == "customer"]
     # a plainly reported problem (坏了, 掉色, 质量问题) counts unless the customer asks in the same message how to
@@ -733,11 +766,17 @@ def negative_emotion_unsoothed(ctx: Context, params: dict[str, Any]) -> Iterator
     # exclamation runs and crying faces count only in a message that does not praise or thank (五分好评!!)
     upset += [h for h in ctx.hits.get("upset_marks", ())
               if ctx.msgs[h.message].role == "customer" and not ctx.has("pleased", h.message)]
+    # a merchant or a courier passing on what their buyer said (客户这边反馈…有点质量问题, 用户表示…还没到货) is not
+    # upset themselves (session 45)
+    reported = _any_of(tuple(params.get("reported", ())))
+    upset = [h for h in upset if not reported.search(ctx.norms[h.message])]
     if not upset:
         return
     first = min(upset, key=lambda h: (h.message, h.start))
     warm = _any_of(tuple(params.get("warmth", ())))   # 不客气, 有问题随时找我, [比心]: the agent's warmth soothes too
-    soothed = any(ctx.has("apology", k) or warm.search(ctx.norms[k]) for k in ctx.texts(AGENT_SIDE) if k > first.message)
+    ask = _any_of(tuple(params.get("request", ())))   # 辛苦您提供下订单号, 辛苦您给小妹评价: a polite ask soothes no one
+    soothed = any(any(not ask.match(ctx.norms[k], h.start) for h in ctx.hits_in("apology", k)) or warm.search(ctx.norms[k])
+                  for k in ctx.texts(AGENT_SIDE) if k > first.message)
     if not soothed:
         yield hit_draft(first, "顾客情绪不满，客服没有道歉或安抚")
 
