@@ -17,9 +17,14 @@ AGENT_SIDE = ("agent", "bot")
 _FILLER = re.compile(r"\[[^\]]{1,6}\]|[\s\W_]|[哦呢哈啊呀吧嘛啦哟噢嗯亲的了~]")
 
 
+def fact_chars(text: str) -> str:
+    """``text`` without what carries no fact: punctuation, particles and masks ([数字x] …)."""
+    return _FILLER.sub("", text)
+
+
 def content_chars(text: str) -> int:
-    """Characters of ``text`` that can carry a fact: no punctuation, particles or masks ([数字x] …)."""
-    return len(_FILLER.sub("", text))
+    """How many characters of ``text`` can carry a fact (``fact_chars``)."""
+    return len(fact_chars(text))
 
 
 @dataclasses.dataclass(frozen=True)

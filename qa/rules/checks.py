@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
-from qa.rules.base import _FILLER, AGENT_SIDE, Context, Draft, content_chars, hit_draft, register
+from qa.rules.base import AGENT_SIDE, Context, Draft, content_chars, fact_chars, hit_draft, register
 from qa.timing import acknowledges
 
 NON_TEXT = ("image", "video", "emoji", "product_card", "order_card")
@@ -397,7 +397,7 @@ def _answer_text(ctx: Context, i: int, stock: re.Pattern) -> str:
         text = ctx.blanked(i, *_COURTESY)
         for m in stock.finditer(ctx.norms[i]):
             text = text[:m.start()] + " " * (m.end() - m.start()) + text[m.end():]
-        ctx._memo[key] = _FILLER.sub("", text)   # content_chars counts these
+        ctx._memo[key] = fact_chars(text)
     return ctx._memo[key]
 
 
@@ -412,6 +412,8 @@ def _shared_block(a: str, b: str, n: int) -> bool:
     if not any(a[j:j + half] in b for j in range(0, len(a) - half + 1, half)):
         return False
     return difflib.SequenceMatcher(None, a, b, autojunk=False).find_longest_match(0, len(a), 0, len(b)).size >= n
+
+
 _CLAUSE = re.compile(r"[^\s，,。.!！?？~～；;、]+")
 _HOLD_WORDS = 6   # the hold's own words around its phrase in a clause: 小妹正在火速(为您查询), 我这边马上(为您查询)下下哦
 
