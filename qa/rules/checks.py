@@ -376,7 +376,8 @@ def mechanical_repetition(ctx: Context, params: dict[str, Any]) -> Iterator[Draf
                 continue
             # equal, or one whole inside the other, or nearly the same: a repeat
             if t not in other and other not in t and not _similar(ctx, i, k, sim) and not (
-                    block and _shared_block(_answer_text(ctx, i, stock), _answer_text(ctx, k, stock), block)):
+                    block and len(t) >= block and len(other) >= block   # (cheap bounds first: t, other hold the blocks)
+                    and _shared_block(_answer_text(ctx, i, stock), _answer_text(ctx, k, stock), block)):
                 continue
             if _same_question(asked, last_customer):  # tested last: it is the costliest test
                 continue
@@ -531,15 +532,14 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
                     has_fact = False   # a canned text sent before to another question
                 if has_fact:
                     break
-            # the customer's new question met by a question back (是哪个订单呢?): the matter is still being worked out,
-            # so the earlier question stays open
-            asked_back = any(ctx.has("question", k) and not ctx.has("closing", k) and not ctx.has("greeting", k)
-                             for k in seg)
             pushed = m + 1 < len(runs) and any(ctx.has("ignored", k) for k in runs[m + 1][0])
             if has_fact and not pushed:
                 answered = True
                 break
-            if m > n and not wants and not pushed and not asked_back and any(
+            # the customer's new question met by a question back (是哪个订单呢?): the matter is still being worked out,
+            # so the earlier question stays open
+            if m > n and not wants and not pushed and not any(
+                    ctx.has("question", k) and not ctx.has("closing", k) and not ctx.has("greeting", k) for k in seg) and any(
                     ctx.has("question", k) and not any(_same_question(ctx.norms[k], ctx.norms[j]) for j in q)
                     for k in runs[m][0]):
                 break  # the customer has moved on to another question (a price, a time or a size asked stays open;
@@ -626,16 +626,14 @@ def _resent(ctx: Context, k: int, min_len: int, sim: float, min_fact: int, fille
     if keys is None:   # once per conversation: _resent runs for every reply
         keys = ctx._memo["agent_text_keys"] = list(texts)
     at = bisect.bisect_left(keys, k)
-    answering = _after_question(ctx)
     for j in keys[max(0, at - _LOOK_BACK):at]:
-        if j not in answering and ctx.content_len(j, *_NO_FACT, drop=filler) >= min_fact:
-            continue   # a fact first sent after no question (a number, 好的): this is its first use as an answer
         other, asked_j, _ = texts[j]
         if not other:
             continue   # a masked number or an emoticon alone ([数字x]) is in every text
         copied = t in other or (other in t and ctx.content_len(k, *_NO_FACT, drop=filler) - len(other) < min_fact)
-        if (copied or _similar(ctx, k, j, sim)) and not _same_question(asked_j, asked):
-            return True
+        if (copied or _similar(ctx, k, j, sim)) and not _same_question(asked_j, asked) and (
+                j in _after_question(ctx) or ctx.content_len(j, *_NO_FACT, drop=filler) < min_fact):
+            return True   # (a fact first sent after no question, a number or 好的, is first used as an answer here)
     return False
 
 
@@ -682,13 +680,12 @@ def missing_greeting(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     replies = _replies(ctx)[:max(int(params.get("first_messages", 2)), 1)]
     # a later reply's greeting opens the service only after a hold or a bare 嗯 (稍等 → 您好，…): once the agent
     # has answered or asked for the order number without one (可以叠加的 → 您好~), the greeting did not come at the start
-    opened = [replies[0]]
-    for run in replies[1:]:
-        if not all(ctx.has("holding", k) or not ctx.content_len(k) for k in opened[-1]):
+    for run in replies:
+        if any(ctx.has("greeting", k) for k in run):
+            return
+        if not all(ctx.has("holding", k) or not ctx.content_len(k) for k in run):
             break
-        opened.append(run)
-    if not any(ctx.has("greeting", k) for k in _flat(opened)):
-        yield Draft("人工客服接待开始时没有问候语", replies[0][0])
+    yield Draft("人工客服接待开始时没有问候语", replies[0][0])
 
 
 @register("missing_closing.v1", params={"last_agent_messages": "positive"})
