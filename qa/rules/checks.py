@@ -236,7 +236,7 @@ def _confirm_window(ctx: Context, reply: int) -> list[int]:
 @register("vague_reply.v1", params={"min_fact_chars": "count", "filler_words": "regexes", "yes_no_question": "regexes",
                                    "yes_no_answer": "strings", "wh_question": "regexes", "answer_after_hold": "regexes",
                                    "min_followup_chars": "count", "answer_types": "answer_types",
-                                   "bare_answer": "regexes"})
+                                   "bare_answer": "regexes", "weak_answer": "regexes", "later_promise": "regexes"})
 def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     """A question answered with a non-answer and too few other characters to hold a fact, counted over the whole
     reply (an export splits one); or a reply the customer says did not answer; or a "let me look" with nothing after
@@ -253,6 +253,8 @@ def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     after_hold = _any_of(tuple(params.get("answer_after_hold", ())))
     kinds = answer_kinds(params.get("answer_types") or {})
     bare = _any_of(tuple(params.get("bare_answer", ())))   # a number answers whatever kind was asked (T+3, 到手189)
+    weak = _any_of(tuple(params.get("weak_answer", ())))   # words of a kind that do not name it in a short reply (已经)
+    promise = _any_of(tuple(params.get("later_promise", ())))   # 会短信通知您的: no price, time or size, only "later"
     runs = _runs(ctx)
     for n, (run, reply) in enumerate(runs):
         asked = any(ctx.has("question", k) for k in run)
@@ -268,16 +270,28 @@ def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
             continue
         # the fact may come in another message of the same reply (an export splits 请耐心等待 / 明天发货)
         non = [k for k in answer if ctx.has("nonanswer", k)] if asked else []
+        promised = []   # a price, a time or a size asked and only a "we will let you know" given (几时有结果 → 会短信通知您的)
+        if asked and not non and answer and any(promise.search(ctx.norms[k]) for k in answer) and not any(
+                ctx.has("question", k) or ctx.has("request_media", k) for k in answer) and _wants(ctx, run, kinds):
+            promised = [k for k in answer if promise.search(ctx.norms[k])]
         short = non and sum(ctx.content_len(k, "nonanswer", "deferral", "greeting", "apology", "closing", drop=filler)
                             for k in answer) < min_fact
         # a price, a time or a size asked and a non-answer given with no such fact (什么时候退回 → 会尽快处理的)
-        wants = _wants(ctx, run, kinds) if non and not short else []
-        if short or (wants and not any(a.search(ctx.blanked(k, "holding")) for a in (*wants, bare) for k in answer)):
+        wants = _wants(ctx, run, kinds) if non or promised else []
+        named = bool(wants) and any(a.search(ctx.blanked(k, "holding")) for a in wants for k in answer)
+        # the kind asked named outright, however short the reply (寄什么快递 → 快递随机哦 具体按仓库发货为准), is no
+        # non-answer; a weak word of it (已经在安排了 耐心等待, 预售款按付款顺序发货) is (session 45)
+        if short and named and any(a.search(weak.sub(" ", ctx.blanked(k, "holding"))) for a in wants for k in answer):
+            short = False
+        if short or (wants and not named and not any(bare.search(ctx.blanked(k, "holding")) for k in answer)):
             q = [ctx.norms[k] for k in run if ctx.has("question", k)]
             said_yes_no = bool(yes_no_a) and _asks_yes_no(q, yes_no_q, wh_q) and \
                 any(_yes_no_answered(ctx, k, yes_no_a, q) for k in answer)
             for k in (non if short else non[:1]) if not said_yes_no else ():
                 yield hit_draft(ctx.hits_in("nonanswer", k)[0], "对具体问题给出敷衍的非回答")
+            for k in promised[:1] if not said_yes_no else ():
+                m = promise.search(ctx.norms[k])
+                yield Draft(f"对具体问题给出敷衍的非回答：「{m.group()}」", k, m.span())
         holding = [k for k in answer if ctx.has("holding", k)]
         if holding:
             later = [k for k in range(holding[-1] + 1, len(ctx.msgs)) if ctx.msgs[k].role == "agent"
