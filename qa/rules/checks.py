@@ -243,7 +243,10 @@ def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     it, to a question or to a request to check (``check_request``: 您帮我看下我已经拍下 → 稍等). A yes or a no to a
     yes/no question is an answer even with reassurance beside it (会掉色吗 → 不会掉色的 放心哦);
     so is a hold that goes on in its own message with a number (``answer_after_hold``: 我看下哦 5月7日) or, to a
-    yes/no question, with a yes or a no (稍等一下呢 没有这个功能的哦)."""
+    yes/no question, with a yes or a no (稍等一下呢 没有这个功能的哦). A price, a time, a size or a courier asked
+    (``answer_types``) and met by a non-answer, or only by a promise for later (``later_promise``: 会短信通知您的), with
+    no fact of that kind and no number is vague however long the reply; one that names the kind asked outright (寄什么
+    快递 → 快递随机) answers it however short, but not with a ``weak_answer`` word alone (已经在安排了 耐心等待)."""
     min_fact = int(params.get("min_fact_chars", 8))
     followup = int(params.get("min_followup_chars", min_fact))   # a later message that ends a hold (已经到达站点了)
     filler = _any_of(tuple(params.get("filler_words", ())))   # words around a non-answer that carry no fact
