@@ -22,6 +22,14 @@ def fact_chars(text: str) -> str:
     return _FILLER.sub("", text)
 
 
+def blank(text: str, spans: Iterable[tuple[int, int]]) -> str:
+    """``text`` with each (start, end) span turned to spaces: same length, same offsets."""
+    chars = list(text)
+    for start, end in spans:
+        chars[start:end] = [" "] * (end - start)
+    return "".join(chars)
+
+
 def content_chars(text: str) -> int:
     """How many characters of ``text`` can carry a fact (``fact_chars``)."""
     return len(fact_chars(text))
@@ -123,11 +131,10 @@ class Context:
 
     def blanked(self, i: int, *strip: str) -> str:
         """Message i's normalised text with the given categories' hits blanked out (same length, same offsets)."""
-        text = list(self.norms[i])
-        for cat in strip:
-            for h in self.hits_in(cat, i):
-                text[h.start:h.end] = [" "] * (h.end - h.start)
-        return "".join(text)
+        key = ("blanked", i, strip)
+        if key not in self._memo:
+            self._memo[key] = blank(self.norms[i], ((h.start, h.end) for cat in strip for h in self.hits_in(cat, i)))
+        return self._memo[key]
 
     def content_len(self, i: int, *strip: str, drop: re.Pattern | None = None) -> int:
         """Characters of message i left after removing the given categories' hits, ``drop``'s matches,

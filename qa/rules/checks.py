@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
-from qa.rules.base import AGENT_SIDE, Context, Draft, content_chars, fact_chars, hit_draft, register
+from qa.rules.base import AGENT_SIDE, Context, Draft, blank, content_chars, fact_chars, hit_draft, register
 from qa.timing import acknowledges
 
 NON_TEXT = ("image", "video", "emoji", "product_card", "order_card")
@@ -273,10 +273,10 @@ def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
             continue
         # the fact may come in another message of the same reply (an export splits 请耐心等待 / 明天发货)
         non = [k for k in answer if ctx.has("nonanswer", k)] if asked else []
-        promised = []   # a price, a time or a size asked and only a "we will let you know" given (几时有结果 → 会短信通知您的)
-        if asked and not non and answer and any(promise.search(ctx.norms[k]) for k in answer) and not any(
-                ctx.has("question", k) or ctx.has("request_media", k) for k in answer) and _wants(ctx, run, kinds):
-            promised = [k for k in answer if promise.search(ctx.norms[k])]
+        # a price, a time or a size asked and only a "we will let you know" given (几时有结果 → 会短信通知您的), with
+        # nothing asked back: counted only when the kind asked is named nowhere (below)
+        promised = [k for k in answer if promise.search(ctx.norms[k])] if asked and not non and not any(
+            ctx.has("question", k) or ctx.has("request_media", k) for k in answer) else []
         short = non and sum(ctx.content_len(k, "nonanswer", "deferral", "greeting", "apology", "closing", drop=filler)
                             for k in answer) < min_fact
         # a price, a time or a size asked and a non-answer given with no such fact (什么时候退回 → 会尽快处理的)
@@ -412,10 +412,7 @@ def _answer_text(ctx: Context, i: int, stock: re.Pattern) -> str:
     (found on the text itself: 感谢您对京东的支持 holds the closing hit 感谢) are removed."""
     key = ("answer_text", i)
     if key not in ctx._memo:
-        text = ctx.blanked(i, *_COURTESY)
-        for m in stock.finditer(ctx.norms[i]):
-            text = text[:m.start()] + " " * (m.end() - m.start()) + text[m.end():]
-        ctx._memo[key] = fact_chars(text)
+        ctx._memo[key] = fact_chars(blank(ctx.blanked(i, *_COURTESY), (m.span() for m in stock.finditer(ctx.norms[i]))))
     return ctx._memo[key]
 
 
@@ -594,10 +591,8 @@ def _fact_besides_asking(ctx: Context, k: int, no_fact: tuple[str, ...], filler:
     asks = [h.start for h in ctx.hits_in("question", k)]
     if not asks:
         return True
-    text = ctx.blanked(k, *no_fact)
-    for m in _ASK_BACK.finditer(ctx.norms[k]):
-        if any(m.start() <= h < m.end() for h in asks) and _ASKING.search(m.group()):
-            text = text[:m.start()] + " " * (m.end() - m.start()) + text[m.end():]
+    text = blank(ctx.blanked(k, *no_fact), (m.span() for m in _ASK_BACK.finditer(ctx.norms[k])
+                                            if any(m.start() <= h < m.end() for h in asks) and _ASKING.search(m.group())))
     return content_chars(filler.sub("", text)) >= min_fact
 
 
