@@ -538,7 +538,8 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
                 elif not wants and not ctx.has("nonanswer", k) and _choice_answered(ctx, k, q):
                     has_fact = True   # 闲聊还是工作 → 基本都是工作, 这两款哪个耐用 → 都是一样的
                 elif (yes_no_a and not ctx.has("nonanswer", k) and any(map(ctx.norms[k].__contains__, yes_no_a))
-                      and any(map(ctx.blanked(k, "closing").__contains__, yes_no_a))) or (   # not the 可以 of 还有什么可以帮您
+                      and any(map(_besides_asking_back(ctx, k).__contains__, yes_no_a))) or (
+                        # not the 可以 of 还有什么可以帮您, nor the 是 / 可以 of a question back (是这个订单吗, 您看可以吗)
                         beside and ctx.has("nonanswer", k) and _yes_no_answered(ctx, k, beside, [ctx.norms[j] for j in q])):
                     if yes_no is None:  # a yes/no pattern, or a question with no wh-word (所以这样就行？)
                         yes_no = _asks_yes_no([ctx.norms[j] for j in q], yes_no_q, wh_q)
@@ -596,6 +597,21 @@ def _fact_besides_asking(ctx: Context, k: int, no_fact: tuple[str, ...], filler:
     return content_chars(filler.sub("", text)) >= min_fact
 
 
+def _besides_asking_back(ctx: Context, k: int) -> str:
+    """Agent message k's text with its closing phrases and the clauses in which it asks the customer something back
+    blanked (是这个订单吗, 您看可以吗, 是哪个订单呢; not a clause with a closing offer or a greeting in it: 是的哦还有什么问题吗,
+    有什么问题我可以帮您的?)."""
+    text = ctx.blanked(k, "closing")
+    asks = [h.start for h in ctx.hits_in("question", k)]
+    if not asks:
+        return text
+    offers = [h.start for h in (*ctx.hits_in("closing", k), *ctx.hits_in("greeting", k))]
+    return blank(text, (m.span() for m in _ASK_BACK.finditer(ctx.norms[k])
+                        if any(m.start() <= h < m.end() for h in asks) and not any(m.start() <= h < m.end() for h in offers)
+                        and _ASKED_BACK.search(m.group())))
+
+
+_ASKED_BACK = re.compile(r"[吗么嘛?？]|哪|什么|啥|几")   # a question put to the customer (是这个吗, 是哪个呢); 可以的呢 answers
 _ASK_BACK = re.compile(r"[^\s，,。.!！；;~～]+[?？]*")
 _ASKING = re.compile(r"[吗呢么嘛?？]")   # a question put to the customer, not a retort (爱信不信)
 
