@@ -487,7 +487,8 @@ def _same_question(a: str, b: str) -> bool:
 @register("unanswered_question.v1", params={
     "min_fact_chars": "count", "yes_no_question": "regexes", "yes_no_answer": "strings", "wh_question": "regexes",
     "filler_words": "regexes", "min_chars": "count", "similarity": "fraction", "answer_types": "answer_types",
-    "bare_answer": "regexes", "yes_no_beside_non_answer": "strings", "count_question": "regexes"})
+    "bare_answer": "regexes", "yes_no_beside_non_answer": "strings", "count_question": "regexes", "courtesy": "regexes",
+    "praise": "regexes"})
 def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     """A question run counts as answered by a reply segment with a fact in it (or, to a yes/no question, a
     short yes or no) that the customer does not then push back on (我问的是…, 还没回答…). Only the replies up
@@ -499,7 +500,10 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
     yes_no_a = tuple(params.get("yes_no_answer", ()))
     beside = tuple(params.get("yes_no_beside_non_answer", ()))   # 不会的亲 放心哦: read as vague_reply reads it
     wh_q = _any_of(tuple(params.get("wh_question", (r"[\s\S]",))))  # no list: every question asks a fact
-    filler = _any_of(tuple(params.get("filler_words", ())))   # words that carry no fact: 这个, 一般, 都 …
+    # stock courtesy (感谢您对京东的支持, 有您这样的客户真是我们的福气): no fact, no number, no yes
+    stock = tuple(params.get("courtesy", ())) + tuple(params.get("praise", ()))
+    filler = _any_of(tuple(params.get("filler_words", ())) + stock)   # words that carry no fact: 这个, 一般, 都 …
+    stock = _any_of(stock)
     responders = ("agent",) if ctx.side(("agent",)) else AGENT_SIDE
     runs = ctx.runs_by(responders)   # in a chat no agent joined, the bot's answer ends the customer's run
     min_len, sim = int(params.get("min_chars", 6)), float(params.get("similarity", 0.8))
@@ -530,15 +534,15 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
                 if ctx.content_len(k, *no_fact, drop=filler) >= min_fact and _fact_besides_asking(ctx, k, no_fact, filler,
                                                                                                  min_fact):
                     # a price, a time or a size asked for: only a reply that names one answers it
-                    has_fact = not wants or any(a.search(ctx.blanked(k, "holding")) for a in named)
+                    has_fact = not wants or any(a.search(_besides_stock(ctx, k, stock)) for a in named)
                 elif wants and not ctx.has("nonanswer", k):   # 明天, 3天内, m码; not a hold's 马上为您查询
-                    has_fact = any(a.search(ctx.blanked(k, "holding")) for a in named)
+                    has_fact = any(a.search(_besides_stock(ctx, k, stock)) for a in named)
                 elif counts and fresh and not ctx.has("nonanswer", k) and bare.search(ctx.norms[k]):
                     has_fact = True   # 点数多少 → 6%左右, 几个 → 3
                 elif not wants and not ctx.has("nonanswer", k) and _choice_answered(ctx, k, q):
                     has_fact = True   # 闲聊还是工作 → 基本都是工作, 这两款哪个耐用 → 都是一样的
                 elif (yes_no_a and not ctx.has("nonanswer", k) and any(map(ctx.norms[k].__contains__, yes_no_a))
-                      and any(map(_besides_asking_back(ctx, k).__contains__, yes_no_a))) or (
+                      and any(map(_besides_asking_back(ctx, k, stock).__contains__, yes_no_a))) or (
                         # not the 可以 of 还有什么可以帮您, nor the 是 / 可以 of a question back (是这个订单吗, 您看可以吗)
                         beside and ctx.has("nonanswer", k) and _yes_no_answered(ctx, k, beside, [ctx.norms[j] for j in q])):
                     if yes_no is None:  # a yes/no pattern, or a question with no wh-word (所以这样就行？)
@@ -585,6 +589,14 @@ def _choice_answered(ctx: Context, k: int, q: list[int]) -> bool:
     return False
 
 
+def _without_stock(ctx: Context, k: int, no_fact: tuple[str, ...], stock: re.Pattern) -> str:
+    """Agent message k's text with the ``no_fact`` categories' hits and the ``stock`` courtesy blanked."""
+    key = ("without_stock", k, no_fact)
+    if key not in ctx._memo:
+        ctx._memo[key] = blank(ctx.blanked(k, *no_fact), (m.span() for m in stock.finditer(ctx.norms[k])))
+    return ctx._memo[key]
+
+
 def _fact_besides_asking(ctx: Context, k: int, no_fact: tuple[str, ...], filler: re.Pattern, min_fact: int) -> bool:
     """Agent message k still has ``min_fact`` characters of fact once the clauses in which it asks the customer
     something back (您拍了吗, 是哪个订单呢; with 吗, 呢, 么, 嘛 or a question mark) are removed: a question back is
@@ -597,11 +609,17 @@ def _fact_besides_asking(ctx: Context, k: int, no_fact: tuple[str, ...], filler:
     return content_chars(filler.sub("", text)) >= min_fact
 
 
-def _besides_asking_back(ctx: Context, k: int) -> str:
-    """Agent message k's text with its closing phrases and the clauses in which it asks the customer something back
-    blanked (是这个订单吗, 您看可以吗, 是哪个订单呢; not a clause with a closing offer or a greeting in it: 是的哦还有什么问题吗,
-    有什么问题我可以帮您的?)."""
-    text = ctx.blanked(k, "closing")
+def _besides_stock(ctx: Context, k: int, stock: re.Pattern) -> str:
+    """Agent message k's text with its hold phrases and the ``stock`` courtesy blanked: 马上为您查询 gives no time,
+    感谢您对[数字x]的支持 no number."""
+    return _without_stock(ctx, k, ("holding",), stock)
+
+
+def _besides_asking_back(ctx: Context, k: int, stock: re.Pattern) -> str:
+    """Agent message k's text with its closing phrases, its ``stock`` courtesy (遇到您这样的客户真是对我莫大的支持) and the
+    clauses in which it asks the customer something back blanked (是这个订单吗, 您看可以吗, 是哪个订单呢; not a clause
+    with a closing offer or a greeting in it: 是的哦还有什么问题吗, 有什么问题我可以帮您的?)."""
+    text = _without_stock(ctx, k, ("closing",), stock)
     asks = [h.start for h in ctx.hits_in("question", k)]
     if not asks:
         return text
