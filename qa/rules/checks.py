@@ -488,7 +488,7 @@ def _same_question(a: str, b: str) -> bool:
     "min_fact_chars": "count", "yes_no_question": "regexes", "yes_no_answer": "strings", "wh_question": "regexes",
     "filler_words": "regexes", "min_chars": "count", "similarity": "fraction", "answer_types": "answer_types",
     "bare_answer": "regexes", "yes_no_beside_non_answer": "strings", "count_question": "regexes", "courtesy": "regexes",
-    "praise": "regexes"})
+    "praise": "regexes", "weak_answer": "regexes"})
 def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     """A question run counts as answered by a reply segment with a fact in it (or, to a yes/no question, a
     short yes or no) that the customer does not then push back on (我问的是…, 还没回答…). Only the replies up
@@ -510,6 +510,7 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
     kinds = answer_kinds(params.get("answer_types") or {})
     bare = _any_of(tuple(params.get("bare_answer", ())))
     count_q = _any_of(tuple(params.get("count_question", ())))   # 多少, 几个: a number answers, however short
+    weak = _any_of(tuple(params.get("weak_answer", ())))   # words of a kind that name none (已经, 马上)
     for n, (run, _) in enumerate(runs):
         q = [k for k in run if ctx.has("question", k)]
         if not q:
@@ -518,6 +519,8 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
             if kinds.pairs and any(kinds.any_ask.search(ctx.norms[j]) for j in q) else []
         asks, wants = [a for a, _ in asked], [a for _, a in asked]
         counts = not wants and any(count_q.search(ctx.norms[j]) for j in q)
+        # a value the question names (今天可以到吗, 是m码吗, 发邮政吗): another of its kind answers (明天吧, l码, 发韵达)
+        offered = [] if wants else [a for _, a in kinds.pairs if any(a.search(weak.sub(" ", ctx.norms[j])) for j in q)]
         # a sales pitch answers only a question about the deal (有优惠吗 → 满99减10)
         no_fact = _NO_FACT if any(ctx.has("promo_ask", j) for j in run) else _NO_FACT + ("promo",)
         yes_no = None  # whether the run asks a yes/no question: looked up only for a short reply
@@ -541,6 +544,11 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
                     has_fact = True   # 点数多少 → 6%左右, 几个 → 3
                 elif not wants and not ctx.has("nonanswer", k) and _choice_answered(ctx, k, q):
                     has_fact = True   # 闲聊还是工作 → 基本都是工作, 这两款哪个耐用 → 都是一样的
+                elif offered and not ctx.has("nonanswer", k) and any(
+                        a.search(weak.sub(" ", _besides_stock(ctx, k, stock))) for a in offered):
+                    if yes_no is None:
+                        yes_no = _asks_yes_no([ctx.norms[j] for j in q], yes_no_q, wh_q)
+                    has_fact = yes_no   # 今天可以到吗 → 明天吧
                 elif (yes_no_a and not ctx.has("nonanswer", k) and any(map(ctx.norms[k].__contains__, yes_no_a))
                       and any(map(_besides_asking_back(ctx, k, stock).__contains__, yes_no_a))) or (
                         # not the 可以 of 还有什么可以帮您, nor the 是 / 可以 of a question back (是这个订单吗, 您看可以吗)
