@@ -550,7 +550,7 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
                         yes_no = _asks_yes_no([ctx.norms[j] for j in q], yes_no_q, wh_q)
                     has_fact = yes_no   # 今天可以到吗 → 明天吧
                 elif (yes_no_a and not ctx.has("nonanswer", k) and any(map(ctx.norms[k].__contains__, yes_no_a))
-                      and any(map(_besides_asking_back(ctx, k, stock).__contains__, yes_no_a))) or (
+                      and any(map(_besides_asking_back(ctx, k, stock, yes_no_a).__contains__, yes_no_a))) or (
                         # not the 可以 of 还有什么可以帮您, nor the 是 / 可以 of a question back (是这个订单吗, 您看可以吗)
                         beside and ctx.has("nonanswer", k) and _yes_no_answered(ctx, k, beside, [ctx.norms[j] for j in q])):
                     if yes_no is None:  # a yes/no pattern, or a question with no wh-word (所以这样就行？)
@@ -623,18 +623,31 @@ def _besides_stock(ctx: Context, k: int, stock: re.Pattern) -> str:
     return _without_stock(ctx, k, ("holding",), stock)
 
 
-def _besides_asking_back(ctx: Context, k: int, stock: re.Pattern) -> str:
+def _besides_asking_back(ctx: Context, k: int, stock: re.Pattern, yes_no: tuple[str, ...]) -> str:
     """Agent message k's text with its closing phrases, its ``stock`` courtesy (遇到您这样的客户真是对我莫大的支持) and the
     clauses in which it asks the customer something back blanked (是这个订单吗, 您看可以吗, 是哪个订单呢; not a clause
-    with a closing offer or a greeting in it: 是的哦还有什么问题吗, 有什么问题我可以帮您的?)."""
+    with a closing offer or a greeting in it: 是的哦还有什么问题吗, 有什么问题我可以帮您的?). A yes that opens such a
+    clause stays (可以的亲要拍几件呢: Taobao's messages often have no punctuation)."""
     text = _without_stock(ctx, k, ("closing",), stock)
     asks = [h.start for h in ctx.hits_in("question", k)]
     if not asks:
         return text
     offers = [h.start for h in (*ctx.hits_in("closing", k), *ctx.hits_in("greeting", k))]
-    return blank(text, (m.span() for m in _ASK_BACK.finditer(ctx.norms[k])
+    return blank(text, ((m.start() + _opening_yes(m.group(), yes_no), m.end()) for m in _ASK_BACK.finditer(ctx.norms[k])
                         if any(m.start() <= h < m.end() for h in asks) and not any(m.start() <= h < m.end() for h in offers)
                         and _ASKED_BACK.search(m.group())))
+
+
+def _opening_yes(clause: str, yes_no: tuple[str, ...]) -> int:
+    """How many characters of ``clause`` a yes or a no opens it with (可以的亲要拍几件呢 → 可以): a word of two
+    characters or more, or one that ends its run of words (是的 but not 是这个订单吗); 0 if none."""
+    head = clause.lstrip(_LEAD)
+    skip = len(clause) - len(head)
+    for t in yes_no:
+        if head.startswith(t) and (len(t) > 1 or _CLAUSE_TAIL.match(head, 1) or head[1:2] in "的哦呢哈呀啊滴啦噢亲") \
+                and head[len(t):len(t) + 1] not in ("吗", "么", "嘛", "?", "？"):
+            return skip + len(t)
+    return 0
 
 
 _ASKED_BACK = re.compile(r"[吗么嘛?？]|哪|什么|啥|几")   # a question put to the customer (是这个吗, 是哪个呢); 可以的呢 answers
