@@ -519,8 +519,6 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
             if kinds.pairs and any(kinds.any_ask.search(ctx.norms[j]) for j in q) else []
         asks, wants = [a for a, _ in asked], [a for _, a in asked]
         counts = not wants and any(count_q.search(ctx.norms[j]) for j in q)
-        # a value the question names (今天可以到吗, 是m码吗, 发邮政吗): another of its kind answers (明天吧, l码, 发韵达)
-        offered = [] if wants else [a for _, a in kinds.pairs if any(a.search(weak.sub(" ", ctx.norms[j])) for j in q)]
         # a sales pitch answers only a question about the deal (有优惠吗 → 满99减10)
         no_fact = _NO_FACT if any(ctx.has("promo_ask", j) for j in run) else _NO_FACT + ("promo",)
         yes_no = None  # whether the run asks a yes/no question: looked up only for a short reply
@@ -544,8 +542,7 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
                     has_fact = True   # 点数多少 → 6%左右, 几个 → 3
                 elif not wants and not ctx.has("nonanswer", k) and _choice_answered(ctx, k, q):
                     has_fact = True   # 闲聊还是工作 → 基本都是工作, 这两款哪个耐用 → 都是一样的
-                elif offered and not ctx.has("nonanswer", k) and any(
-                        a.search(weak.sub(" ", _besides_stock(ctx, k, stock))) for a in offered):
+                elif not wants and not ctx.has("nonanswer", k) and _names_offered(ctx, k, q, kinds, weak, stock):
                     if yes_no is None:
                         yes_no = _asks_yes_no([ctx.norms[j] for j in q], yes_no_q, wh_q)
                     has_fact = yes_no   # 今天可以到吗 → 明天吧
@@ -579,6 +576,15 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
 _EITHER = re.compile(r"([^\s，,。.!！?？~～；;、]{1,6})还是([^\s，,。.!！?？~～；;、]{1,6})")
 _WHICH = re.compile(r"哪(?:个|款|种|一个|一款|一种|样)")
 _SAME = re.compile(r"一样|没(?:有|什么|啥)?区别")
+
+
+def _names_offered(ctx: Context, k: int, q: list[int], kinds: "_Kinds", weak: re.Pattern, stock: re.Pattern) -> bool:
+    """Agent message k names a value of a kind that customer questions q name one of (今天可以到吗 → 明天吧, 是m码吗 →
+    l码); a ``weak`` word (现在, 已经) names none. The kinds the questions name are looked up once per question run."""
+    key = ("offered", q[0])
+    if key not in ctx._memo:
+        ctx._memo[key] = [a for _, a in kinds.pairs if any(a.search(weak.sub(" ", ctx.norms[j])) for j in q)]
+    return any(a.search(weak.sub(" ", _besides_stock(ctx, k, stock))) for a in ctx._memo[key])
 
 
 def _choice_answered(ctx: Context, k: int, q: list[int]) -> bool:
