@@ -250,6 +250,8 @@ def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     min_fact = int(params.get("min_fact_chars", 8))
     followup = int(params.get("min_followup_chars", min_fact))   # a later message that ends a hold (已经到达站点了)
     filler = _any_of(tuple(params.get("filler_words", ())))   # words around a non-answer that carry no fact
+    # a promise for later beside a non-answer adds no fact either (我这边不清楚呢 白天的客服会联系您哦)
+    no_fact = _any_of(tuple(params.get("filler_words", ())) + tuple(params.get("later_promise", ())))
     yes_no_q = _any_of(tuple(params.get("yes_no_question", ())))
     yes_no_a = tuple(params.get("yes_no_answer", ()))
     wh_q = _any_of(tuple(params.get("wh_question", (r"[\s\S]",))))
@@ -277,7 +279,7 @@ def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
         # nothing asked back: counted only when the kind asked is named nowhere (below)
         promised = [k for k in answer if promise.search(ctx.norms[k])] if asked and not non and not any(
             ctx.has("question", k) or ctx.has("request_media", k) for k in answer) else []
-        short = non and sum(ctx.content_len(k, "nonanswer", "deferral", "greeting", "apology", "closing", drop=filler)
+        short = non and sum(ctx.content_len(k, "nonanswer", "deferral", "greeting", "apology", "closing", drop=no_fact)
                             for k in answer) < min_fact
         # a price, a time or a size asked and a non-answer given with no such fact (什么时候退回 → 会尽快处理的)
         wants = _wants(ctx, run, kinds) if non or promised else []
