@@ -274,7 +274,8 @@ def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
             yield Draft("回复没有回答顾客的问题，顾客随即追问", answer[-1], (0, len(ctx.msgs[answer[-1]].text or "")))
             continue
         # the fact may come in another message of the same reply (an export splits 请耐心等待 / 明天发货)
-        non = [k for k in answer if ctx.has("nonanswer", k)] if asked else []
+        # a non-answer said while the agent goes to look (请您耐心等待下呢，妹子帮您查询下哦) is a hold, judged below
+        non = [k for k in answer if ctx.has("nonanswer", k) and not ctx.has("holding", k)] if asked else []
         # a price, a time or a size asked and only a "we will let you know" given (几时有结果 → 会短信通知您的), with
         # nothing asked back: counted only when the kind asked is named nowhere (below)
         promised = [k for k in answer if promise.search(ctx.norms[k])] if asked and not non and not any(
