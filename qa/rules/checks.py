@@ -249,8 +249,7 @@ def vague_reply(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     快递 → 快递随机) answers it however short, but not with a ``weak_answer`` word alone (已经在安排了 耐心等待)."""
     min_fact = int(params.get("min_fact_chars", 8))
     followup = int(params.get("min_followup_chars", min_fact))   # a later message that ends a hold (已经到达站点了)
-    filler = _any_of(tuple(params.get("filler_words", ())))   # words around a non-answer that carry no fact
-    # a promise for later beside a non-answer adds no fact either (我这边不清楚呢 白天的客服会联系您哦)
+    # words around a non-answer that carry no fact, and a promise for later beside it (我这边不清楚呢 白天的客服会联系您哦)
     no_fact = _any_of(tuple(params.get("filler_words", ())) + tuple(params.get("later_promise", ())))
     yes_no_q = _any_of(tuple(params.get("yes_no_question", ())))
     yes_no_a = tuple(params.get("yes_no_answer", ()))
