@@ -831,13 +831,18 @@ def _duration(seconds: float) -> str:
     return f"{s // 3600} 小时 {s % 3600 // 60} 分"
 
 
-@register("negative_emotion_unsoothed.v1", params={"warmth": "regexes", "request": "regexes", "reported": "regexes"})
+@register("negative_emotion_unsoothed.v1", params={"warmth": "regexes", "request": "regexes", "reported": "regexes",
+                                                  "fix_request": "regexes"})
 def negative_emotion_unsoothed(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     upset = [h for h in ctx.hits.get("upset", ()) if ctx.msgs[h.message].role == "customer"]
     # a plainly reported problem (坏了, 掉色, 质量问题) counts unless the customer asks in the same message how to
     # fix it (坏了怎么保修, 充电仓坏了 保修吗): that is a practical request, not an upset customer
+    # nor when it asks for the repair itself (我想要申请售后服务 屏幕裂了) or answers the agent's own question about the
+    # fault (哪里出问题了呢 → 屏幕裂了; session 46)
+    fix = _any_of(tuple(params.get("fix_request", ())))
     upset += [h for h in ctx.hits.get("upset_weak", ())
-              if ctx.msgs[h.message].role == "customer" and not ctx.has("question", h.message)]
+              if ctx.msgs[h.message].role == "customer" and not ctx.has("question", h.message)
+              and not fix.search(ctx.norms[h.message]) and not _answers_agent(ctx, h.message)]
     # exclamation runs and crying faces count only in a message that does not praise or thank (五分好评!!)
     upset += [h for h in ctx.hits.get("upset_marks", ())
               if ctx.msgs[h.message].role == "customer" and not ctx.has("pleased", h.message)]
@@ -854,6 +859,14 @@ def negative_emotion_unsoothed(ctx: Context, params: dict[str, Any]) -> Iterator
                   for k in ctx.texts(AGENT_SIDE) if k > first.message)
     if not soothed:
         yield hit_draft(first, "顾客情绪不满，客服没有道歉或安抚")
+
+
+def _answers_agent(ctx: Context, i: int) -> bool:
+    """The agent's last message before customer message i asks a question that is not a greeting's or a closing's
+    offer of help (请问您的手机哪里出问题了呢, 申请的理由是什么呢; not 有什么问题我可以帮您处理或解决呢?)."""
+    k = next((k for k in range(i - 1, -1, -1) if ctx.roles[k] in AGENT_SIDE), None)
+    return (k is not None and ctx.has("question", k) and not ctx.has("greeting", k)
+            and not ctx.has("closing_offer", k))
 
 
 @register("overpromise.v1")
