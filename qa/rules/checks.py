@@ -365,7 +365,7 @@ def _yes_no_answered(ctx: Context, k: int, tokens: tuple[str, ...], questions: l
 
 
 @register("mechanical_repetition.v1", params={"min_chars": "count", "similarity": "fraction", "courtesy": "regexes",
-                                             "min_block": "count"})
+                                             "min_block": "count", "extract_chars": "count"})
 def mechanical_repetition(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]:
     """The same or nearly the same canned text sent again to another question: character-bigram Jaccard ≥
     ``similarity``, or the one text whole inside the other (real agents resend a reply with a word or a closing
@@ -374,11 +374,15 @@ def mechanical_repetition(ctx: Context, params: dict[str, Any]) -> Iterator[Draf
     session 45). A message that is only courtesy (a stock greeting, closing offer or apology sent twice, or the
     stock wording of ``courtesy``: 感谢您对京东的支持, 您客气的呢; session 45) or a hold (请稍等，我帮您查一下) is not a
     repeated answer, nor is a text that answered an acknowledgement (好的 谢谢: a closing said to it twice answers no
-    question; session 42). An exact pre-test comes first: each character only one text has puts it in a bigram only
-    that text has, so Jaccard ≥ sim needs |chars(a) ^ chars(b)| ≤ 2 (1 − sim) (|a| + |b| − 2); bigrams are built
-    only for the pairs that pass."""
+    question; session 42). Nor is a shorter text found whole inside an earlier answer that says at least
+    ``extract_chars`` more characters besides courtesy (手机碎屏是不支持保修的…涉及费用，售后会联系您确认的哟, then
+    售后会联系您确认的哟 to 现在能确定价格吗: one fact of a fuller answer said again to the question it answers; session
+    46). An exact pre-test comes first: each character only one text has puts it in a bigram only that text has,
+    so Jaccard ≥ sim needs |chars(a) ^ chars(b)| ≤ 2 (1 − sim) (|a| + |b| − 2); bigrams are built only for the
+    pairs that pass."""
     min_len, sim = int(params.get("min_chars", 6)), float(params.get("similarity", 0.8))
     block = int(params.get("min_block", 0))   # 0: no block test
+    extract = int(params.get("extract_chars", 0))   # 0: an extract is a repeat too
     stock = _any_of(tuple(params.get("courtesy", ())))
     seen: list[tuple[int, str, str]] = []  # (index, text, customer text it answered): answers to a question only
     flagged: set[int] = set()
@@ -398,6 +402,8 @@ def mechanical_repetition(ctx: Context, params: dict[str, Any]) -> Iterator[Draf
                     block and len(t) >= block and len(other) >= block   # (cheap bounds first: t, other hold the blocks)
                     and _shared_block(_answer_text(ctx, i, stock), _answer_text(ctx, k, stock), block)):
                 continue
+            if extract and t != other and t in other and _extract(ctx, i, k, stock, extract):
+                continue
             if _same_question(asked, last_customer):  # tested last: it is the costliest test
                 continue
             flagged.add(j)
@@ -416,6 +422,12 @@ def _answer_text(ctx: Context, i: int, stock: re.Pattern) -> str:
     if key not in ctx._memo:
         ctx._memo[key] = fact_chars(blank(ctx.blanked(i, *_COURTESY), (m.span() for m in stock.finditer(ctx.norms[i]))))
     return ctx._memo[key]
+
+
+def _extract(ctx: Context, i: int, k: int, stock: re.Pattern, n: int) -> bool:
+    """Agent text i, found inside the earlier agent text k, is an extract of it: k's answer says at least n
+    characters more than i's (a fuller answer, not the same reply with a closing offer added)."""
+    return len(_answer_text(ctx, k, stock)) - len(_answer_text(ctx, i, stock)) >= n
 
 
 def _shared_block(a: str, b: str, n: int) -> bool:
