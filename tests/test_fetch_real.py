@@ -208,6 +208,12 @@ def test_sha256_mismatch_is_an_error(monkeypatch):
     ("https://mobile.yangkeduo.com/goods2.html?goods_id=123456789&page_from=23", "product_card"),
     ("https://v.kuaishou.com/Ab12Cd 看看这个", "product_card"),
     ("https://vt.tiktok.com/ZSabc123/", "product_card"),
+    # session 46: the Taobao app's newer share text (a price-like prefix, a spaced code, 我在淘宝发现了【title】) and item
+    # pages under a.m.taobao.com/i….htm and world.taobao.com/item/…
+    ("88¥ CZ3457 MJUe3ZKjpB3¥ https://m.tb.cn/h.gP0Bx6A  我在淘宝发现了【夏季冰丝阔腿裤】", "product_card"),
+    ("https://a.m.taobao.com/i612345678901.htm", "product_card"),
+    ("https://world.taobao.com/item/612345678901.htm", "product_card"),
+    ("https://m.tb.cn/h.gP0Bx6A 我在淘宝发现了这个 能便宜点吗", None),
     ("[商品] 2024新款纯棉T恤 ¥59", "product_card"), ("【商品卡片】纯棉T恤", "product_card"),
     ("[订单]订单号：1234567890123456 待发货", "order_card"), ("[订单x]这个", None),
     ("https://www.kuaishou.com", None),          # a site, not an item

@@ -38,7 +38,7 @@ _ITEM_IN_URL = re.compile(
     r"(?:item\.htm|[?&]id=\d|[?&]goods_id=\d|item\.(?:m\.)?jd\.(?:com|hk)/\d|/product/|/detail|/goods|"
     r"^(?:https?://)?(?:m\.tb\.cn|tb\.cn|s\.tb\.cn|e\.tb\.cn|u\.jd\.com|3\.cn|v\.douyin\.com|v\.kuaishou\.com|"
     r"(?:vt|vm)\.tiktok\.com)/|"
-    r"item\.taobao\.com|detail\.tmall\.(?:com|hk)|chaoshi\.detail\.tmall\.com|haohuo\.jinritemai\.com)",
+    r"item\.taobao\.com|/i\d{6,20}\.htm|/item/\d{6,20}|detail\.tmall\.(?:com|hk)|chaoshi\.detail\.tmall\.com|haohuo\.jinritemai\.com)",
     re.I,
 )
 
@@ -73,7 +73,7 @@ _SHARE_NOISE = re.compile(
     r"「[^」]{0,80}」|【[^】]{0,30}】|《[^》]{0,80}》|[￥$€₤¢₳₴](?:[A-Za-z0-9]{4,20})[￥$€₤¢₳₴]|[A-Za-z0-9]{4,}|"
     r"点击链接直接打开|或者?\s*(?:淘宝|天猫)搜索直接打开|复制(?:这条|此条|整段|本条)(?:信息|消息|内容)?|长按复制此条消息|"
     r"(?:打开|去)(?:👉)?(?:手机)?(?:淘宝|天猫|抖音|京东|快手|tiktok)(?:👈)?(?:app|搜索|看看)?|查看商品详情|"
-    r"复制链接|链接|看看|商品|宝贝|分享|给你|推荐",
+    r"我在(?:淘宝|天猫|抖音|京东|拼多多)发现了|复制链接|链接|看看|商品|宝贝|分享|给你|推荐",
     re.I)
 _SHARE_HINT = re.compile(r"[./￥$€₤¢₳₴]")   # a link's dot or slash, a share code's sign: most texts have none
 _SHARE_CODE = re.compile(r"[￥$€₤¢₳₴][A-Za-z0-9]{6,20}[￥$€₤¢₳₴]")
