@@ -78,16 +78,18 @@ _SHARE_NOISE = re.compile(
 _SHARE_HINT = re.compile(r"[./￥$€₤¢₳₴]")   # a link's dot or slash, a share code's sign: most texts have none
 _SHARE_CODE = re.compile(r"[￥$€₤¢₳₴][A-Za-z0-9]{6,20}[￥$€₤¢₳₴]")
 _SHARE_LEFT = re.compile(r"[\u4e00-\u9fff]")   # what a share text may not keep much of: words
+_SHARE_ASK = re.compile(r"[吗么嘛?？]")   # a question beside the link (有s码吗 https://item.taobao.com/…) is a message
 
 
 def _share_card(text: str) -> str | None:
     """The card an app's share text stands for: an item (or order) link, and nothing left beside it but the
-    app's boilerplate, a bracketed title and a share code (at most four characters of words)."""
+    app's boilerplate, a bracketed title and a share code (at most four characters of words, and no question:
+    链接 有货吗 asks something)."""
     urls = [u for u in _URL_IN_TEXT.findall(text) if _ITEM_IN_URL.search(u) or _ORDER_IN_URL.search(u)]
     if not urls and not _SHARE_CODE.search(text):   # a Taobao share code (淘口令) stands for an item too
         return None
     rest = _SHARE_NOISE.sub("", _URL_IN_TEXT.sub("", text))
-    if len(_SHARE_LEFT.findall(rest)) > 4:
+    if len(_SHARE_LEFT.findall(rest)) > 4 or _SHARE_ASK.search(rest):
         return None
     return "order_card" if any(_ORDER_IN_URL.search(u) for u in urls) else "product_card"
 
