@@ -508,7 +508,8 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
     short yes or no) that the customer does not then push back on (我问的是…, 还没回答…). Only the replies up
     to the one after the customer's next question count: a fact given later answers something else.
     A question for a price, a time or a size (``answer_types``) wants a fact of that kind (59元, 明天, m码) and
-    stays open until one comes; a bare number (``bare_answer``) answers it only before another question."""
+    stays open until one comes; a bare number (``bare_answer``) answers it only before another question. A run that
+    asks two such kinds (多少钱 什么时候发货) and gets only one of them by the end (→ 明天发) leaves the other open."""
     min_fact = int(params.get("min_fact_chars", 4))
     yes_no_q = _any_of(tuple(params.get("yes_no_question", ())))
     yes_no_a = tuple(params.get("yes_no_answer", ()))
@@ -585,6 +586,31 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
                 # the same question asked again stays open too: its answer answers both)
         if not answered:
             yield Draft("顾客的问题到最后都没有得到回答", q[0], (0, len(ctx.msgs[q[0]].text or "")))
+        elif len(asked) > 1 and (unmet := _unmet_part(ctx, run, q, asked, responders, bare, stock)):
+            j, ask = unmet
+            yield Draft(f"顾客同时问的「{ask.group()}」到最后都没有得到回答", j, ask.span())
+
+
+def _unmet_part(ctx: Context, run: list[int], q: list[int], asked: list[tuple[re.Pattern, re.Pattern]],
+                responders: tuple[str, ...], bare: re.Pattern, stock: re.Pattern) -> tuple[int, re.Match] | None:
+    """Of two kinds of fact or more that the run asks (多少钱 什么时候发货), one that no later reply names while
+    another is named, and that no other number in the replies before the customer's next message could be (→ 明天发,
+    not 59 明天发): the customer message and the words that ask it. A kind asked again is judged with that question."""
+    later = [k for k in range(run[-1] + 1, len(ctx.msgs))
+             if ctx.msgs[k].role in responders and ctx.msgs[k].has_text]
+    met = [a for _, a in asked if any(a.search(_besides_stock(ctx, k, stock)) for k in later)]
+    if not met or len(met) == len(asked):
+        return None
+    nxt = next((k for k in range(run[-1] + 1, len(ctx.msgs)) if ctx.msgs[k].role == "customer"), len(ctx.msgs))
+    for k in (k for k in later if k < nxt):
+        text = _besides_stock(ctx, k, stock)
+        if bare.search(blank(text, (m.span() for a in met for m in a.finditer(text)))):
+            return None   # 59 明天发: a number the named kind does not take may be the other answer
+    for ask, a in asked:
+        if a not in met and not any(ask.search(ctx.norms[k]) for k in range(nxt, len(ctx.msgs))
+                                    if ctx.msgs[k].role == "customer"):
+            return next((j, m) for j in q if (m := ask.search(ctx.norms[j])))
+    return None
 
 
 _EITHER = re.compile(r"([^\s，,。.!！?？~～；;、]{1,6})还是([^\s，,。.!！?？~～；;、]{1,6})")
