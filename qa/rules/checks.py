@@ -609,7 +609,7 @@ def _unmet_part(ctx: Context, run: list[int], q: list[int], asked: list[tuple[re
     for ask, a in asked:
         if a not in met and not any(ask.search(ctx.norms[k]) for k in range(nxt, len(ctx.msgs))
                                     if ctx.msgs[k].role == "customer"):
-            return next((j, m) for j in q if (m := ask.search(ctx.norms[j])))
+            return next(((j, m) for j in q if (m := ask.search(ctx.norms[j]))), None)
     return None
 
 
