@@ -779,7 +779,7 @@ def _agent_texts(ctx: Context) -> dict[int, tuple[str, str, set[str]]]:
     return ctx._memo["agent_texts"]
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=64)   # one entry per list of patterns: the default rubric has 26
 def _any_of(patterns: tuple[str, ...]) -> re.Pattern:
     """One regex for a list of the rubric's patterns (never matching when there are none)."""
     return re.compile("|".join(f"(?:{p})" for p in patterns) or r"(?!)")
