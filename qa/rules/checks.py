@@ -418,9 +418,9 @@ _COURTESY = ("greeting", "closing", "apology")   # what a message says besides i
 def _answer_text(ctx: Context, i: int, stock: re.Pattern) -> str:
     """Agent message i's characters that can carry a fact, once its courtesy hits and the ``stock`` courtesy matches
     (found on the text itself: 感谢您对京东的支持 holds the closing hit 感谢) are removed."""
-    key = ("answer_text", i)
+    key = ("answer_text", i, stock.pattern)
     if key not in ctx._memo:
-        ctx._memo[key] = fact_chars(blank(ctx.blanked(i, *_COURTESY), (m.span() for m in stock.finditer(ctx.norms[i]))))
+        ctx._memo[key] = fact_chars(_without_stock(ctx, i, _COURTESY, stock))
     return ctx._memo[key]
 
 
@@ -643,11 +643,11 @@ def _choice_answered(ctx: Context, k: int, q: list[int]) -> bool:
     return False
 
 
-def _without_stock(ctx: Context, k: int, no_fact: tuple[str, ...], stock: re.Pattern) -> str:
-    """Agent message k's text with the ``no_fact`` categories' hits and the ``stock`` courtesy blanked."""
-    key = ("without_stock", k, no_fact)
+def _without_stock(ctx: Context, k: int, strip: tuple[str, ...], stock: re.Pattern) -> str:
+    """Agent message k's text with the ``strip`` categories' hits and the ``stock`` courtesy blanked."""
+    key = ("without_stock", k, strip, stock.pattern)   # checks read different stock lists
     if key not in ctx._memo:
-        ctx._memo[key] = blank(ctx.blanked(k, *no_fact), (m.span() for m in stock.finditer(ctx.norms[k])))
+        ctx._memo[key] = blank(ctx.blanked(k, *strip), (m.span() for m in stock.finditer(ctx.norms[k])))
     return ctx._memo[key]
 
 
