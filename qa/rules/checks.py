@@ -655,12 +655,25 @@ def _fact_besides_asking(ctx: Context, k: int, no_fact: tuple[str, ...], filler:
     """Agent message k still has ``min_fact`` characters of fact once the clauses in which it asks the customer
     something back (您拍了吗, 是哪个订单呢; with 吗, 呢, 么, 嘛 or a question mark) are removed: a question back is
     no answer."""
-    asks = [h.start for h in ctx.hits_in("question", k)]
-    if not asks:
+    if not ctx.has("question", k):
         return True
-    text = blank(ctx.blanked(k, *no_fact), (m.span() for m in _ASK_BACK.finditer(ctx.norms[k])
-                                            if any(m.start() <= h < m.end() for h in asks) and _ASKING.search(m.group())))
+    text = blank(ctx.blanked(k, *no_fact), (m.span() for m in _asking_clauses(ctx, k) if _ASKING.search(m.group())))
     return content_chars(filler.sub("", text)) >= min_fact
+
+
+def _asking_clauses(ctx: Context, k: int) -> list[re.Match]:
+    """Message k's clauses (``_ASK_BACK``) in which one of its question hits starts."""
+    key = ("asking_clauses", k)
+    if key not in ctx._memo:
+        asks = sorted(h.start for h in ctx.hits_in("question", k))
+        ctx._memo[key] = [m for m in _ASK_BACK.finditer(ctx.norms[k]) if _starts_in(asks, m.start(), m.end())]
+    return ctx._memo[key]
+
+
+def _starts_in(starts: list[int], start: int, end: int) -> bool:
+    """One of the sorted ``starts`` lies in [start, end)."""
+    i = bisect.bisect_left(starts, start)
+    return i < len(starts) and starts[i] < end
 
 
 def _besides_stock(ctx: Context, k: int, stock: re.Pattern) -> str:
@@ -675,13 +688,11 @@ def _besides_asking_back(ctx: Context, k: int, stock: re.Pattern, yes_no: tuple[
     with a closing offer or a greeting in it: 是的哦还有什么问题吗, 有什么问题我可以帮您的?). A yes that opens such a
     clause stays (可以的亲要拍几件呢: Taobao's messages often have no punctuation)."""
     text = _without_stock(ctx, k, ("closing",), stock)
-    asks = [h.start for h in ctx.hits_in("question", k)]
-    if not asks:
+    if not ctx.has("question", k):
         return text
-    offers = [h.start for h in (*ctx.hits_in("closing", k), *ctx.hits_in("greeting", k))]
-    return blank(text, ((m.start() + _opening_yes(m.group(), yes_no), m.end()) for m in _ASK_BACK.finditer(ctx.norms[k])
-                        if any(m.start() <= h < m.end() for h in asks) and not any(m.start() <= h < m.end() for h in offers)
-                        and _ASKED_BACK.search(m.group())))
+    offers = sorted(h.start for h in (*ctx.hits_in("closing", k), *ctx.hits_in("greeting", k)))
+    return blank(text, ((m.start() + _opening_yes(m.group(), yes_no), m.end()) for m in _asking_clauses(ctx, k)
+                        if not _starts_in(offers, m.start(), m.end()) and _ASKED_BACK.search(m.group())))
 
 
 def _opening_yes(clause: str, yes_no: tuple[str, ...]) -> int:
