@@ -550,9 +550,9 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
                 if ctx.content_len(k, *no_fact, drop=filler) >= min_fact and _fact_besides_asking(ctx, k, no_fact, filler,
                                                                                                  min_fact):
                     # a price, a time or a size asked for: only a reply that names one answers it
-                    has_fact = not wants or any(a.search(_besides_stock(ctx, k, stock)) for a in named)
+                    has_fact = not wants or any(a.search(_besides_hold_and_stock(ctx, k, stock)) for a in named)
                 elif wants and not ctx.has("nonanswer", k):   # 明天, 3天内, m码; not a hold's 马上为您查询
-                    has_fact = any(a.search(_besides_stock(ctx, k, stock)) for a in named)
+                    has_fact = any(a.search(_besides_hold_and_stock(ctx, k, stock)) for a in named)
                 elif counts and fresh and not ctx.has("nonanswer", k) and bare.search(ctx.norms[k]):
                     has_fact = True   # 点数多少 → 6%左右, 几个 → 3
                 elif not wants and not ctx.has("nonanswer", k) and _choice_answered(ctx, k, q):
@@ -598,12 +598,12 @@ def _unmet_part(ctx: Context, run: list[int], q: list[int], asked: list[tuple[re
     not 59 明天发): the customer message and the words that ask it. A kind asked again is judged with that question."""
     later = [k for k in range(run[-1] + 1, len(ctx.msgs))
              if ctx.msgs[k].role in responders and ctx.msgs[k].has_text]
-    met = [a for _, a in asked if any(a.search(_besides_stock(ctx, k, stock)) for k in later)]
+    met = [a for _, a in asked if any(a.search(_besides_hold_and_stock(ctx, k, stock)) for k in later)]
     if not met or len(met) == len(asked):
         return None
     nxt = next((k for k in range(run[-1] + 1, len(ctx.msgs)) if ctx.msgs[k].role == "customer"), len(ctx.msgs))
     for k in (k for k in later if k < nxt):
-        text = _besides_stock(ctx, k, stock)
+        text = _besides_hold_and_stock(ctx, k, stock)
         if bare.search(blank(text, (m.span() for a in met for m in a.finditer(text)))):
             return None   # 59 明天发: a number the named kind does not take may be the other answer
     for ask, a in asked:
@@ -618,13 +618,13 @@ _WHICH = re.compile(r"哪(?:个|款|种|一个|一款|一种|样)")
 _SAME = re.compile(r"一样|没(?:有|什么|啥)?区别")
 
 
-def _names_offered(ctx: Context, k: int, q: list[int], kinds: "_Kinds", weak: re.Pattern, stock: re.Pattern) -> bool:
+def _names_offered(ctx: Context, k: int, q: list[int], kinds: _Kinds, weak: re.Pattern, stock: re.Pattern) -> bool:
     """Agent message k names a value of a kind that customer questions q name one of (今天可以到吗 → 明天吧, 是m码吗 →
     l码); a ``weak`` word (现在, 已经) names none. The kinds the questions name are looked up once per question run."""
     key = ("offered", q[0])
     if key not in ctx._memo:
         ctx._memo[key] = [a for _, a in kinds.pairs if any(a.search(weak.sub(" ", ctx.norms[j])) for j in q)]
-    return any(a.search(weak.sub(" ", _besides_stock(ctx, k, stock))) for a in ctx._memo[key])
+    return any(a.search(weak.sub(" ", _besides_hold_and_stock(ctx, k, stock))) for a in ctx._memo[key])
 
 
 def _choice_answered(ctx: Context, k: int, q: list[int]) -> bool:
@@ -676,7 +676,7 @@ def _starts_in(starts: list[int], start: int, end: int) -> bool:
     return i < len(starts) and starts[i] < end
 
 
-def _besides_stock(ctx: Context, k: int, stock: re.Pattern) -> str:
+def _besides_hold_and_stock(ctx: Context, k: int, stock: re.Pattern) -> str:
     """Agent message k's text with its hold phrases and the ``stock`` courtesy blanked: 马上为您查询 gives no time,
     感谢您对[数字x]的支持 no number."""
     return _without_stock(ctx, k, ("holding",), stock)
