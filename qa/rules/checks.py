@@ -557,12 +557,10 @@ def unanswered_question(ctx: Context, params: dict[str, Any]) -> Iterator[Draft]
                     has_fact = True   # 点数多少 → 6%左右, 几个 → 3
                 elif not wants and not ctx.has("nonanswer", k) and _choice_answered(ctx, k, q):
                     has_fact = True   # 闲聊还是工作 → 基本都是工作, 这两款哪个耐用 → 都是一样的
-                elif not wants and not ctx.has("nonanswer", k) and _names_offered(ctx, k, q, kinds, weak, stock):
-                    if yes_no is None:
-                        yes_no = _asks_yes_no([ctx.norms[j] for j in q], yes_no_q, wh_q)
-                    has_fact = yes_no   # 今天可以到吗 → 明天吧
-                elif (yes_no_a and not ctx.has("nonanswer", k) and any(map(ctx.norms[k].__contains__, yes_no_a))
-                      and any(map(_besides_asking_back(ctx, k, stock, yes_no_a).__contains__, yes_no_a))) or (
+                elif (not wants and not ctx.has("nonanswer", k) and _names_offered(ctx, k, q, kinds, weak, stock)) or (
+                        # another value of the kind the yes/no question names (今天可以到吗 → 明天吧), or a yes or a no
+                        yes_no_a and not ctx.has("nonanswer", k) and any(map(ctx.norms[k].__contains__, yes_no_a))
+                        and any(map(_besides_asking_back(ctx, k, stock, yes_no_a).__contains__, yes_no_a))) or (
                         # not the 可以 of 还有什么可以帮您, nor the 是 / 可以 of a question back (是这个订单吗, 您看可以吗)
                         beside and ctx.has("nonanswer", k) and _yes_no_answered(ctx, k, beside, [ctx.norms[j] for j in q])):
                     if yes_no is None:  # a yes/no pattern, or a question with no wh-word (所以这样就行？)
